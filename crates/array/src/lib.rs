@@ -1,0 +1,3 @@
+//! Typed numpy arrays over memory maps of an mmappickle file.
+
+#![deny(missing_docs)]

@@ -1,0 +1,3 @@
+//! Arrays allocated on disk without touching RAM.
+
+#![deny(missing_docs)]
