@@ -13,7 +13,7 @@ pub struct Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// The input ended inside an opcode or before `STOP`.
+    /// The input ended inside an opcode, or before `STOP` (`opcode` is `None`).
     UnexpectedEof {
         /// The opcode being read, if one had started.
         opcode: Option<&'static str>,
@@ -26,6 +26,60 @@ pub enum ErrorKind {
         opcode: &'static str,
         /// What was expected.
         expected: &'static str,
+    },
+    /// A declared length runs past the end of the input.
+    LengthTooLarge {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+        /// The declared length.
+        length: u64,
+        /// The bytes that were left in the input.
+        available: usize,
+    },
+    /// An opcode needs more values than the stack holds above the last `MARK`.
+    StackUnderflow {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+    },
+    /// An opcode that consumes up to a `MARK` found none.
+    MissingMark {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+    },
+    /// A `GET` of a memo index that was never `PUT`.
+    MemoMissing {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+        /// The memo index asked for.
+        index: u64,
+    },
+    /// A bound of [`Limits`](crate::Limits) was exceeded.
+    LimitExceeded {
+        /// Which bound: `"max_depth"`, `"max_memo"` or `"max_elements"`.
+        limit: &'static str,
+        /// The bound's value.
+        max: usize,
+    },
+    /// A valid opcode that this safe unpickler refuses.
+    Unsupported {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A container that would contain itself (a value tree cannot hold a cycle).
+    Recursive {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+    },
+    /// An opcode was applied to a value of the wrong type.
+    WrongType {
+        /// The opcode's `pickletools` name.
+        opcode: &'static str,
+        /// The type the opcode needs.
+        expected: &'static str,
+        /// The type that was found.
+        found: &'static str,
     },
 }
 
@@ -65,6 +119,36 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadArgument { opcode, expected } => {
                 write!(f, "bad argument to {opcode}: expected {expected}")
             }
+            ErrorKind::LengthTooLarge {
+                opcode,
+                length,
+                available,
+            } => write!(
+                f,
+                "{opcode} declares {length} bytes but only {available} remain"
+            ),
+            ErrorKind::StackUnderflow { opcode } => {
+                write!(f, "{opcode} needs more values than the stack holds")
+            }
+            ErrorKind::MissingMark { opcode } => write!(f, "{opcode} expected a MARK"),
+            ErrorKind::MemoMissing { opcode, index } => {
+                write!(f, "{opcode} reads memo index {index}, which was never set")
+            }
+            ErrorKind::LimitExceeded { limit, max } => {
+                write!(f, "limit {limit} = {max} exceeded")
+            }
+            ErrorKind::Unsupported { opcode, reason } => {
+                write!(f, "{opcode} is not supported: {reason}")
+            }
+            ErrorKind::Recursive { opcode } => write!(
+                f,
+                "{opcode} would make a container contain itself (recursive structures are not supported)"
+            ),
+            ErrorKind::WrongType {
+                opcode,
+                expected,
+                found,
+            } => write!(f, "{opcode} expected {expected}, found {found}"),
         }
     }
 }
@@ -76,3 +160,18 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_opcode_and_offset() {
+        let error = Error::new(ErrorKind::StackUnderflow { opcode: "APPEND" }, 7);
+        assert_eq!(
+            error.to_string(),
+            "APPEND needs more values than the stack holds at byte offset 7"
+        );
+        assert_eq!(error.shifted(3).offset(), 10);
+    }
+}

@@ -1,13 +1,39 @@
 //! A safe, zero-copy codec for Python's pickle format, protocols 0 to 5.
 //!
-//! (Crate docs with a runnable example: to be written by the codec work.)
+//! - [`parse_op`] / [`ops`] decode opcodes one at a time (arguments borrow
+//!   from the input), [`encode_op`] writes them back.
+//! - [`loads`] / [`loads_with`] unpickle a whole stream into a [`Value`] tree
+//!   without running or importing anything: a global stays a [`Global`], an
+//!   object built by `REDUCE` / `NEWOBJ` / `BUILD` stays an [`Object`] node.
+//!   It is an iterative stack machine bounded by [`Limits`]; no input makes it
+//!   panic, recurse on input depth, or allocate by an unchecked length.
+//! - [`dumps`] pickles a [`Value`]; [`dis`] disassembles a stream like
+//!   `pickletools.dis`.
+//!
+//! ```
+//! use mmappickle_codec::{dis, loads, Value};
+//!
+//! // pickle.dumps({'a': [1, True]}, 2)
+//! let data = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01]q\x02(K\x01\x88es.";
+//! let Value::Dict(pairs) = loads(data)? else { panic!("not a dict") };
+//! assert_eq!(pairs[0].0, Value::from("a"));
+//! assert_eq!(pairs[0].1, Value::List(vec![Value::Int(1), Value::Bool(true)]));
+//!
+//! let listing = dis(data);
+//! assert!(listing.lines().any(|line| line.contains("SHORT_BINUNICODE") || line.contains("BINUNICODE")));
+//! # Ok::<(), mmappickle_codec::Error>(())
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod bigint;
 mod dis;
 mod entry;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod op;
 mod pickler;
 mod unpickler;
@@ -17,7 +43,7 @@ pub use crate::{
     dis::dis,
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
-    op::Op,
+    op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
     pickler::dumps,
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},

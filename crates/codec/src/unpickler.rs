@@ -1,15 +1,34 @@
-//! The safe unpickler (placeholder).
+//! The safe unpickler: an iterative stack machine that builds a [`Value`] tree
+//! and never runs or imports anything.
+//!
+//! Memo and mutation: Python memoizes a container (a list right after
+//! `EMPTY_LIST`) before filling it, and a later `GET` must see it full. A
+//! memoized container therefore stays *pending* (a reference to its stack
+//! slot) while it is on the stack and is copied into the memo when it leaves
+//! the stack, complete. A `GET` of a pending container copies it as it is
+//! then and remembers which slot it came from (its *taint*): if that copy is
+//! later put into the very container it came from, the structure is
+//! recursive and that is an error.
+//!
+//! A pre-scan finds the memo indices that some `GET` reads; other memo
+//! entries are only counted (for `MEMOIZE` numbering), never copied.
 
-use crate::{Error, ErrorKind, Value};
+use std::collections::HashMap;
+
+use crate::bigint::parse_decimal;
+use crate::op::{parse_op, Op, TextInt};
+use crate::{BigInt, Construct, Error, ErrorKind, Global, Object, Value};
 
 /// Bounds on what the unpickler will build.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Maximum nesting depth of containers.
+    /// Maximum nesting depth of containers (and of open `MARK`s). Keep it
+    /// modest: dropping a value recurses once per level.
     pub max_depth: usize,
     /// Maximum number of memo entries.
     pub max_memo: usize,
-    /// Maximum number of values built in total.
+    /// Maximum number of values built in total (a memo `GET` or `DUP`
+    /// counts every value it copies).
     pub max_elements: usize,
 }
 
@@ -28,7 +47,916 @@ pub fn loads(data: &[u8]) -> Result<Value, Error> {
     loads_with(data, &Limits::default())
 }
 
-/// Unpickles a whole stream within `limits`.
-pub fn loads_with(_data: &[u8], _limits: &Limits) -> Result<Value, Error> {
-    Err(Error::new(ErrorKind::UnexpectedEof { opcode: None }, 0))
+/// Unpickles a whole stream within `limits`. Bytes after `STOP` are ignored,
+/// as Python does.
+///
+/// Every global stays a [`Value::Global`], every constructed object an
+/// [`Object`] node. `PERSID`, `BINPERSID`, `EXT1/2/4`, `NEXT_BUFFER` and
+/// `READONLY_BUFFER` are errors. Protocol 0-2 strings (`STRING`,
+/// `BINSTRING`, `SHORT_BINSTRING`) give [`Value::Str`] when ASCII and
+/// [`Value::Bytes`] otherwise.
+pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
+    let wanted = WantedIndices::scan(data);
+    let mut machine = Machine {
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Memo::default(),
+        pending: Vec::new(),
+        wanted,
+        limits,
+        elements: 0,
+        opcode: "",
+    };
+    machine.run(data)
+}
+
+/// `taint` of a slot that refers to no open container.
+const NO_TAINT: usize = usize::MAX;
+
+/// A value on the stack with what the checks need to know about it.
+#[derive(Debug)]
+struct Slot {
+    value: Value,
+    /// Nesting depth of `value` (0 for a scalar).
+    depth: usize,
+    /// Lowest stack position of an open container that `value` holds a copy of.
+    taint: usize,
+}
+
+impl Slot {
+    fn scalar(value: Value) -> Self {
+        Slot {
+            value,
+            depth: 0,
+            taint: NO_TAINT,
+        }
+    }
+}
+
+/// One memo entry that some `GET` reads.
+#[derive(Debug)]
+enum MemoEntry {
+    /// A value that is final.
+    Ready { value: Value, depth: usize },
+    /// A container still on the stack at `position`.
+    Pending { position: usize },
+}
+
+/// Memo index -> entry id (or [`UNREAD`]); ids index `entries`.
+#[derive(Debug, Default)]
+struct Memo {
+    /// Indices 0, 1, 2, ... as `MEMOIZE` gives them.
+    dense: Vec<u32>,
+    /// Any other index (a `PUT` with an arbitrary number).
+    sparse: HashMap<u64, u32>,
+    entries: Vec<MemoEntry>,
+}
+
+/// Marks a memo index that was set but that no `GET` reads.
+const UNREAD: u32 = u32::MAX;
+
+impl Memo {
+    fn len(&self) -> usize {
+        self.dense.len() + self.sparse.len()
+    }
+
+    fn slot(&self, index: u64) -> Option<u32> {
+        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
+            Some(&id) => Some(id),
+            None => self.sparse.get(&index).copied(),
+        }
+    }
+
+    fn get(&self, index: u64) -> Option<&MemoEntry> {
+        self.slot(index)
+            .and_then(|id| self.entries.get(id as usize))
+    }
+
+    /// Sets `index` to `entry` (`None`: present but unread).
+    fn set(&mut self, index: u64, entry: Option<MemoEntry>) -> Result<(), ()> {
+        let id = match entry {
+            None => UNREAD,
+            Some(entry) => match self.slot(index) {
+                Some(id) if id != UNREAD => {
+                    let place = self.entries.get_mut(id as usize).ok_or(())?;
+                    *place = entry;
+                    return Ok(());
+                }
+                _ => {
+                    let id = u32::try_from(self.entries.len())
+                        .ok()
+                        .filter(|&id| id != UNREAD)
+                        .ok_or(())?;
+                    self.entries.push(entry);
+                    id
+                }
+            },
+        };
+        match usize::try_from(index) {
+            Ok(i) if i < self.dense.len() => {
+                if let Some(place) = self.dense.get_mut(i) {
+                    *place = id;
+                }
+            }
+            Ok(i) if i == self.dense.len() && !self.sparse.contains_key(&index) => {
+                self.dense.push(id);
+            }
+            _ => {
+                self.sparse.insert(index, id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The memo indices that some `GET` of the stream reads.
+#[derive(Debug, Default)]
+struct WantedIndices {
+    /// Bit `i` set: index `i` is read (for indices below the input length).
+    dense_bits: Vec<u64>,
+    sparse: std::collections::HashSet<u64>,
+    bound: u64,
+}
+
+impl WantedIndices {
+    /// Walks the ops without decoding their payloads (no UTF-8 checks), up to
+    /// `STOP` or the first error (which the real run reports).
+    fn scan(data: &[u8]) -> Self {
+        let mut wanted = WantedIndices {
+            bound: data.len() as u64,
+            ..WantedIndices::default()
+        };
+        let mut offset = 0;
+        while let Some(rest) = data.get(offset..) {
+            let Some((&code, args)) = rest.split_first() else {
+                break;
+            };
+            let counted = |width: usize| -> Option<usize> {
+                let bytes = args.get(..width)?;
+                let mut word = [0u8; 8];
+                word.get_mut(..width)?.copy_from_slice(bytes);
+                let length = usize::try_from(u64::from_le_bytes(word)).ok()?;
+                length.checked_add(1 + width)
+            };
+            // Strings and bytes are skipped by their length; other ops are parsed.
+            let used = match code {
+                b'U' | b'C' | 0x8c | 0x8a => counted(1),
+                b'T' | b'B' | b'X' | 0x8b => counted(4),
+                0x8d | 0x8e | 0x96 => counted(8),
+                _ => match parse_op(rest) {
+                    Ok((Op::Stop, _)) | Err(_) => break,
+                    Ok((Op::Get(index), used)) => {
+                        wanted.insert(index);
+                        Some(used)
+                    }
+                    Ok((Op::BinGet(index), used)) => {
+                        wanted.insert(index.into());
+                        Some(used)
+                    }
+                    Ok((Op::LongBinGet(index), used)) => {
+                        wanted.insert(index.into());
+                        Some(used)
+                    }
+                    Ok((_, used)) => Some(used),
+                },
+            };
+            match used.and_then(|used| offset.checked_add(used)) {
+                Some(next) if next <= data.len() => offset = next,
+                _ => break,
+            }
+        }
+        wanted
+    }
+
+    fn insert(&mut self, index: u64) {
+        if index < self.bound {
+            let word = (index / 64) as usize;
+            if word >= self.dense_bits.len() {
+                self.dense_bits.resize(word + 1, 0);
+            }
+            if let Some(bits) = self.dense_bits.get_mut(word) {
+                *bits |= 1 << (index % 64);
+            }
+        } else {
+            self.sparse.insert(index);
+        }
+    }
+
+    fn contains(&self, index: u64) -> bool {
+        if index < self.bound {
+            self.dense_bits
+                .get((index / 64) as usize)
+                .is_some_and(|bits| bits & (1 << (index % 64)) != 0)
+        } else {
+            self.sparse.contains(&index)
+        }
+    }
+}
+
+/// Number of nodes in `value` (iterative: no recursion on depth).
+fn node_count(value: &Value) -> usize {
+    let mut count = 0usize;
+    let mut todo = vec![value];
+    while let Some(value) = todo.pop() {
+        count = count.saturating_add(1);
+        match value {
+            Value::List(items)
+            | Value::Tuple(items)
+            | Value::Set(items)
+            | Value::FrozenSet(items) => {
+                todo.extend(items.iter());
+            }
+            Value::Dict(pairs) => todo.extend(pairs.iter().flat_map(|(k, v)| [k, v])),
+            Value::Object(object) => {
+                todo.push(&object.callable);
+                todo.extend(object.args.iter());
+                todo.extend(object.kwargs.iter().flat_map(|(k, v)| [k, v]));
+                todo.extend(object.list_items.iter());
+                todo.extend(object.dict_items.iter().flat_map(|(k, v)| [k, v]));
+                todo.extend(object.state.iter());
+            }
+            _ => {}
+        }
+    }
+    count
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::None => "None",
+        Value::Bool(_) => "bool",
+        Value::Int(_) | Value::BigInt(_) => "int",
+        Value::Float(_) => "float",
+        Value::Str(_) => "str",
+        Value::Bytes(_) => "bytes",
+        Value::ByteArray(_) => "bytearray",
+        Value::List(_) => "list",
+        Value::Tuple(_) => "tuple",
+        Value::Dict(_) => "dict",
+        Value::Set(_) => "set",
+        Value::FrozenSet(_) => "frozenset",
+        Value::Global(_) => "global",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Appends alternating keys and values (`item_count` of them, even) as pairs.
+fn push_pairs(
+    pairs: &mut Vec<(Value, Value)>,
+    mut values: impl Iterator<Item = Value>,
+    item_count: usize,
+) {
+    pairs.reserve(item_count / 2);
+    while let (Some(key), Some(value)) = (values.next(), values.next()) {
+        pairs.push((key, value));
+    }
+}
+
+/// Whether ops can change `value` after it was memoized.
+fn is_mutable_container(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::List(_) | Value::Dict(_) | Value::Set(_) | Value::Object(_)
+    )
+}
+
+/// A string argument of a protocol 0-2 `STRING` op: `str` when ASCII.
+fn old_string(bytes: &[u8]) -> Value {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if bytes.is_ascii() => Value::Str(text.to_owned()),
+        _ => Value::Bytes(bytes.to_vec()),
+    }
+}
+
+struct Machine<'l> {
+    stack: Vec<Slot>,
+    /// Stack lengths at each open `MARK`.
+    marks: Vec<usize>,
+    memo: Memo,
+    /// Pending memo entries `(stack position, memo index)`, by position.
+    pending: Vec<(usize, u64)>,
+    wanted: WantedIndices,
+    limits: &'l Limits,
+    elements: usize,
+    /// Name of the op being run, for errors.
+    opcode: &'static str,
+}
+
+impl Machine<'_> {
+    fn run(&mut self, data: &[u8]) -> Result<Value, Error> {
+        let mut offset = 0;
+        loop {
+            let rest = data.get(offset..).unwrap_or_default();
+            let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
+            self.opcode = op.name();
+            let after = offset + used;
+            match self.step(op, data.len() - after) {
+                Ok(Some(value)) => return Ok(value),
+                Ok(None) => {}
+                Err(kind) => return Err(Error::new(kind, offset)),
+            }
+            offset = after;
+        }
+    }
+
+    /// Runs one op; `Some` at `STOP`. `remaining` is the input after the op.
+    fn step(&mut self, op: Op<'_>, remaining: usize) -> Result<Option<Value>, ErrorKind> {
+        match op {
+            Op::Stop => return self.pop().map(|slot| Some(slot.value)),
+            Op::Proto(version) => {
+                if version > 5 {
+                    return Err(self.bad("a protocol from 0 to 5"));
+                }
+            }
+            Op::Frame(length) => {
+                // As CPython's C loader: the frame must be in the input; ops may cross its end.
+                if length > remaining as u64 {
+                    return Err(ErrorKind::LengthTooLarge {
+                        opcode: self.opcode,
+                        length,
+                        available: remaining,
+                    });
+                }
+            }
+            Op::Mark => {
+                if self.marks.len() >= self.limits.max_depth {
+                    return Err(self.limit("max_depth", self.limits.max_depth));
+                }
+                self.marks.push(self.stack.len());
+            }
+            Op::Pop => {
+                if self.marks.last() == Some(&self.stack.len()) {
+                    self.marks.pop();
+                } else {
+                    self.pop()?;
+                }
+            }
+            Op::PopMark => {
+                let mark = self.pop_mark()?;
+                self.settle(mark)?;
+                self.stack.truncate(mark);
+            }
+            Op::Dup => {
+                let top = self.peek(1)?;
+                let position = self.stack.len() - 1;
+                // In Python both are one object: the copy refers to the open original.
+                let taint = if is_mutable_container(&top.value) {
+                    top.taint.min(position)
+                } else {
+                    top.taint
+                };
+                let (value, depth) = (top.value.clone(), top.depth);
+                self.charge(node_count(&value))?;
+                self.stack.push(Slot {
+                    value,
+                    depth,
+                    taint,
+                });
+            }
+            Op::Float(value) | Op::BinFloat(value) => self.push_scalar(Value::Float(value))?,
+            Op::Int(TextInt::Bool(flag)) => self.push_scalar(Value::Bool(flag))?,
+            Op::Int(TextInt::Decimal(text)) | Op::Long(text) => {
+                let value = parse_decimal(text).ok_or_else(|| self.bad("at most 4300 digits"))?;
+                self.push_scalar(value)?;
+            }
+            Op::BinInt(value) => self.push_scalar(Value::Int(value.into()))?,
+            Op::BinInt1(value) => self.push_scalar(Value::Int(value.into()))?,
+            Op::BinInt2(value) => self.push_scalar(Value::Int(value.into()))?,
+            Op::Long1(bytes) | Op::Long4(bytes) => {
+                self.push_scalar(BigInt::value_from_le_bytes(bytes))?;
+            }
+            Op::None => self.push_scalar(Value::None)?,
+            Op::NewTrue => self.push_scalar(Value::Bool(true))?,
+            Op::NewFalse => self.push_scalar(Value::Bool(false))?,
+            Op::PersId(_) | Op::BinPersId => {
+                return Err(self.unsupported("persistent ids need a persistent_load callback"));
+            }
+            Op::Ext1(_) | Op::Ext2(_) | Op::Ext4(_) => {
+                return Err(self.unsupported("extension codes need copyreg's extension registry"));
+            }
+            Op::NextBuffer | Op::ReadonlyBuffer => {
+                return Err(self.unsupported("out-of-band buffers were not given"));
+            }
+            Op::String(bytes) => self.push_scalar(old_string(&bytes))?,
+            Op::BinString(bytes) | Op::ShortBinString(bytes) => {
+                self.push_scalar(old_string(bytes))?;
+            }
+            Op::Unicode(text) => self.push_scalar(Value::Str(text.into_owned()))?,
+            Op::BinUnicode(text) | Op::ShortBinUnicode(text) | Op::BinUnicode8(text) => {
+                self.push_scalar(Value::Str(text.to_owned()))?;
+            }
+            Op::BinBytes(bytes) | Op::ShortBinBytes(bytes) | Op::BinBytes8(bytes) => {
+                self.push_scalar(Value::Bytes(bytes.to_vec()))?;
+            }
+            Op::ByteArray8(bytes) => self.push_scalar(Value::ByteArray(bytes.to_vec()))?,
+            Op::EmptyList => self.push_container(Value::List(Vec::new()))?,
+            Op::EmptyDict => self.push_container(Value::Dict(Vec::new()))?,
+            Op::EmptySet => self.push_container(Value::Set(Vec::new()))?,
+            Op::EmptyTuple => self.push_container(Value::Tuple(Vec::new()))?,
+            Op::List | Op::Tuple | Op::FrozenSet | Op::Dict => {
+                let mark = self.pop_mark()?;
+                let (items, depth, taint) = self.drain_from(mark)?;
+                let value = match op {
+                    Op::List => Value::List(items),
+                    Op::Tuple => Value::Tuple(items),
+                    Op::FrozenSet => Value::FrozenSet(items),
+                    _ => Value::Dict(self.pairs(items)?),
+                };
+                self.push_built(value, depth, taint)?;
+            }
+            Op::Tuple1 | Op::Tuple2 | Op::Tuple3 => {
+                let count = match op {
+                    Op::Tuple1 => 1,
+                    Op::Tuple2 => 2,
+                    _ => 3,
+                };
+                self.peek(count)?;
+                let start = self.stack.len() - count;
+                let (items, depth, taint) = self.drain_from(start)?;
+                self.push_built(Value::Tuple(items), depth, taint)?;
+            }
+            Op::Append | Op::SetItem => {
+                let count = if matches!(op, Op::Append) { 1 } else { 2 };
+                self.peek(count + 1)?;
+                let start = self.stack.len() - count;
+                self.fill(start - 1, start, &op)?;
+            }
+            Op::Appends | Op::SetItems | Op::AddItems => {
+                let mark = self.pop_mark()?;
+                let target = mark.checked_sub(1).ok_or(ErrorKind::StackUnderflow {
+                    opcode: self.opcode,
+                })?;
+                self.fill(target, mark, &op)?;
+            }
+            Op::Get(index) => self.get(index)?,
+            Op::BinGet(index) => self.get(index.into())?,
+            Op::LongBinGet(index) => self.get(index.into())?,
+            Op::Put(index) => self.put(index)?,
+            Op::BinPut(index) => self.put(index.into())?,
+            Op::LongBinPut(index) => self.put(index.into())?,
+            Op::Memoize => self.put(self.memo.len() as u64)?,
+            Op::Global { module, name } => {
+                self.push_scalar(Value::Global(Global::new(module, name)))?;
+            }
+            Op::StackGlobal => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (module.value, name.value) {
+                    (Value::Str(module), Value::Str(name)) => {
+                        self.push_scalar(Value::Global(Global { module, name }))?;
+                    }
+                    (module, name) => {
+                        let found = if matches!(module, Value::Str(_)) {
+                            type_name(&name)
+                        } else {
+                            type_name(&module)
+                        };
+                        return Err(self.wrong_type("two str", found));
+                    }
+                }
+            }
+            Op::Reduce | Op::NewObj => {
+                self.peek(2)?;
+                let start = self.stack.len() - 2;
+                let (mut items, depth, taint) = self.drain_from(start)?;
+                let args = self.tuple_items(items.pop())?;
+                let callable = items.pop().unwrap_or(Value::None);
+                let construct = if matches!(op, Op::Reduce) {
+                    Construct::Reduce
+                } else {
+                    Construct::NewObj
+                };
+                let object = Object::new(construct, callable, args);
+                self.push_built(Value::Object(Box::new(object)), depth, taint)?;
+            }
+            Op::NewObjEx => {
+                self.peek(3)?;
+                let start = self.stack.len() - 3;
+                let (mut items, depth, taint) = self.drain_from(start)?;
+                let kwargs = match items.pop() {
+                    Some(Value::Dict(pairs)) => pairs,
+                    other => {
+                        return Err(
+                            self.wrong_type("a dict", other.as_ref().map_or("nothing", type_name))
+                        )
+                    }
+                };
+                let args = self.tuple_items(items.pop())?;
+                let callable = items.pop().unwrap_or(Value::None);
+                let mut object = Object::new(Construct::NewObjEx, callable, args);
+                object.kwargs = kwargs;
+                self.push_built(Value::Object(Box::new(object)), depth, taint)?;
+            }
+            Op::Inst { module, name } => {
+                let mark = self.pop_mark()?;
+                let (args, depth, taint) = self.drain_from(mark)?;
+                let callable = Value::Global(Global::new(module, name));
+                let object = Object::new(Construct::Inst, callable, args);
+                self.push_built(Value::Object(Box::new(object)), depth, taint)?;
+            }
+            Op::Obj => {
+                let mark = self.pop_mark()?;
+                let (mut items, depth, taint) = self.drain_from(mark)?;
+                if items.is_empty() {
+                    return Err(ErrorKind::StackUnderflow {
+                        opcode: self.opcode,
+                    });
+                }
+                let callable = items.remove(0);
+                let object = Object::new(Construct::Obj, callable, items);
+                self.push_built(Value::Object(Box::new(object)), depth, taint)?;
+            }
+            Op::Build => {
+                let state = self.pop()?;
+                self.peek(1)?;
+                let target = self.stack.len() - 1;
+                self.absorb(target, state.depth, state.taint)?;
+                let opcode = self.opcode;
+                match self.stack.get_mut(target).map(|slot| &mut slot.value) {
+                    Some(Value::Object(object)) if object.state.is_none() => {
+                        object.state = Some(state.value);
+                    }
+                    Some(Value::Object(_)) => {
+                        return Err(ErrorKind::Unsupported {
+                            opcode,
+                            reason: "a second BUILD on one object",
+                        })
+                    }
+                    other => {
+                        let found = other.map_or("nothing", |value| type_name(value));
+                        return Err(self.wrong_type("an object", found));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn bad(&self, expected: &'static str) -> ErrorKind {
+        ErrorKind::BadArgument {
+            opcode: self.opcode,
+            expected,
+        }
+    }
+
+    fn limit(&self, limit: &'static str, max: usize) -> ErrorKind {
+        ErrorKind::LimitExceeded { limit, max }
+    }
+
+    fn unsupported(&self, reason: &'static str) -> ErrorKind {
+        ErrorKind::Unsupported {
+            opcode: self.opcode,
+            reason,
+        }
+    }
+
+    fn wrong_type(&self, expected: &'static str, found: &'static str) -> ErrorKind {
+        ErrorKind::WrongType {
+            opcode: self.opcode,
+            expected,
+            found,
+        }
+    }
+
+    /// The lowest stack position that ops may touch: the last mark.
+    fn fence(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    /// Counts `count` new values against `max_elements`.
+    fn charge(&mut self, count: usize) -> Result<(), ErrorKind> {
+        self.elements = self.elements.saturating_add(count);
+        if self.elements > self.limits.max_elements {
+            return Err(self.limit("max_elements", self.limits.max_elements));
+        }
+        Ok(())
+    }
+
+    fn push_scalar(&mut self, value: Value) -> Result<(), ErrorKind> {
+        self.charge(1)?;
+        self.stack.push(Slot::scalar(value));
+        Ok(())
+    }
+
+    fn push_container(&mut self, value: Value) -> Result<(), ErrorKind> {
+        self.push_built(value, 0, NO_TAINT)
+    }
+
+    /// Pushes a container whose items had `item_depth` at most.
+    fn push_built(
+        &mut self,
+        value: Value,
+        item_depth: usize,
+        taint: usize,
+    ) -> Result<(), ErrorKind> {
+        self.charge(1)?;
+        let depth = item_depth + 1;
+        if depth > self.limits.max_depth {
+            return Err(self.limit("max_depth", self.limits.max_depth));
+        }
+        self.stack.push(Slot {
+            value,
+            depth,
+            taint,
+        });
+        Ok(())
+    }
+
+    /// The `count`-th value from the top, which must be above the fence.
+    fn peek(&self, count: usize) -> Result<&Slot, ErrorKind> {
+        let underflow = ErrorKind::StackUnderflow {
+            opcode: self.opcode,
+        };
+        let position = self
+            .stack
+            .len()
+            .checked_sub(count)
+            .ok_or(underflow.clone())?;
+        if position < self.fence() {
+            return Err(underflow);
+        }
+        self.stack.get(position).ok_or(underflow)
+    }
+
+    fn pop(&mut self) -> Result<Slot, ErrorKind> {
+        self.peek(1)?;
+        self.settle(self.stack.len() - 1)?;
+        self.stack.pop().ok_or(ErrorKind::StackUnderflow {
+            opcode: self.opcode,
+        })
+    }
+
+    fn pop_mark(&mut self) -> Result<usize, ErrorKind> {
+        self.marks.pop().ok_or(ErrorKind::MissingMark {
+            opcode: self.opcode,
+        })
+    }
+
+    /// Removes the values from `start` up: their values, the largest depth
+    /// and the lowest taint below `start` (taints at or above it are resolved).
+    fn drain_from(&mut self, start: usize) -> Result<(Vec<Value>, usize, usize), ErrorKind> {
+        self.settle(start)?;
+        let mut depth = 0;
+        let mut taint = NO_TAINT;
+        let values = self
+            .stack
+            .drain(start..)
+            .map(|slot| {
+                depth = depth.max(slot.depth);
+                if slot.taint < start {
+                    taint = taint.min(slot.taint);
+                }
+                slot.value
+            })
+            .collect();
+        Ok((values, depth, taint))
+    }
+
+    /// Copies into the memo every pending container at position `start` or above,
+    /// as they are about to leave the stack.
+    fn settle(&mut self, start: usize) -> Result<(), ErrorKind> {
+        while let Some(&(position, index)) = self.pending.last() {
+            if position < start {
+                break;
+            }
+            self.pending.pop();
+            let still_pending = matches!(
+                self.memo.get(index),
+                Some(MemoEntry::Pending { position: p }) if *p == position
+            );
+            let Some(slot) = self.stack.get(position) else {
+                continue;
+            };
+            if still_pending {
+                let count = node_count(&slot.value);
+                let entry = MemoEntry::Ready {
+                    value: slot.value.clone(),
+                    depth: slot.depth,
+                };
+                self.charge(count)?;
+                self.memo
+                    .set(index, Some(entry))
+                    .map_err(|()| self.limit("max_memo", self.limits.max_memo))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that putting an item of `item_depth` / `item_taint` into the
+    /// container at `target` keeps within the limits and makes no cycle.
+    fn absorb(
+        &mut self,
+        target: usize,
+        item_depth: usize,
+        item_taint: usize,
+    ) -> Result<(), ErrorKind> {
+        let opcode = self.opcode;
+        let max_depth = self.limits.max_depth;
+        let slot = self
+            .stack
+            .get_mut(target)
+            .ok_or(ErrorKind::StackUnderflow { opcode })?;
+        if item_taint == target {
+            return Err(ErrorKind::Recursive { opcode });
+        }
+        if item_taint < target {
+            slot.taint = slot.taint.min(item_taint);
+        }
+        slot.depth = slot.depth.max(item_depth + 1);
+        if slot.depth > max_depth {
+            return Err(ErrorKind::LimitExceeded {
+                limit: "max_depth",
+                max: max_depth,
+            });
+        }
+        Ok(())
+    }
+
+    fn target_value(&mut self, target: usize) -> Result<&mut Value, ErrorKind> {
+        let opcode = self.opcode;
+        self.stack
+            .get_mut(target)
+            .map(|slot| &mut slot.value)
+            .ok_or(ErrorKind::StackUnderflow { opcode })
+    }
+
+    /// Moves the values from `start` up into the container at `target`:
+    /// `APPEND(S)` into a list (or an object's `list_items`), `SETITEM(S)`
+    /// into a dict (or an object's `dict_items`), `ADDITEMS` into a set.
+    fn fill(&mut self, target: usize, start: usize, op: &Op<'_>) -> Result<(), ErrorKind> {
+        self.settle(start)?;
+        let items = self.stack.get(start..).unwrap_or_default();
+        let mut depth = 0;
+        let mut taint = NO_TAINT;
+        for slot in items {
+            depth = depth.max(slot.depth);
+            if slot.taint < start {
+                taint = taint.min(slot.taint);
+            }
+        }
+        let item_count = items.len();
+        if matches!(op, Op::SetItems) && item_count % 2 != 0 {
+            return Err(self.bad("an even number of keys and values"));
+        }
+        self.absorb(target, depth, taint)?;
+        // The container leaves its slot while the items move, so that both can be borrowed.
+        let mut container = std::mem::replace(self.target_value(target)?, Value::None);
+        let expected = {
+            let values = self.stack.drain(start..).map(|slot| slot.value);
+            match (op, &mut container) {
+                (Op::Append | Op::Appends, Value::List(list)) => {
+                    list.extend(values);
+                    None
+                }
+                (Op::Append | Op::Appends, Value::Object(object)) => {
+                    object.list_items.extend(values);
+                    None
+                }
+                (Op::SetItem | Op::SetItems, Value::Dict(pairs)) => {
+                    push_pairs(pairs, values, item_count);
+                    None
+                }
+                (Op::SetItem | Op::SetItems, Value::Object(object)) => {
+                    push_pairs(&mut object.dict_items, values, item_count);
+                    None
+                }
+                (Op::AddItems, Value::Set(set)) => {
+                    set.extend(values);
+                    None
+                }
+                (Op::Append | Op::Appends, _) => Some("a list or an object"),
+                (Op::SetItem | Op::SetItems, _) => Some("a dict or an object"),
+                _ => Some("a set"),
+            }
+        };
+        let found = type_name(&container);
+        *self.target_value(target)? = container;
+        match expected {
+            None => Ok(()),
+            Some(expected) => Err(self.wrong_type(expected, found)),
+        }
+    }
+
+    /// Pairs up alternating keys and values.
+    fn pairs(&self, items: Vec<Value>) -> Result<Vec<(Value, Value)>, ErrorKind> {
+        if items.len() % 2 != 0 {
+            return Err(self.bad("an even number of keys and values"));
+        }
+        let mut pairs = Vec::with_capacity(items.len() / 2);
+        let mut iter = items.into_iter();
+        while let (Some(key), Some(value)) = (iter.next(), iter.next()) {
+            pairs.push((key, value));
+        }
+        Ok(pairs)
+    }
+
+    fn tuple_items(&self, value: Option<Value>) -> Result<Vec<Value>, ErrorKind> {
+        match value {
+            Some(Value::Tuple(items)) => Ok(items),
+            other => Err(self.wrong_type(
+                "a tuple of arguments",
+                other.as_ref().map_or("nothing", type_name),
+            )),
+        }
+    }
+
+    fn get(&mut self, index: u64) -> Result<(), ErrorKind> {
+        let missing = ErrorKind::MemoMissing {
+            opcode: self.opcode,
+            index,
+        };
+        let (value, depth, taint) = match self.memo.get(index) {
+            Some(MemoEntry::Ready { value, depth }) => (value, *depth, NO_TAINT),
+            Some(MemoEntry::Pending { position }) => {
+                let slot = self.stack.get(*position).ok_or(missing)?;
+                (&slot.value, slot.depth, *position)
+            }
+            None => return Err(missing),
+        };
+        let count = node_count(value);
+        let value = value.clone();
+        self.charge(count)?;
+        self.stack.push(Slot {
+            value,
+            depth,
+            taint,
+        });
+        Ok(())
+    }
+
+    fn put(&mut self, index: u64) -> Result<(), ErrorKind> {
+        let top = self.peek(1)?;
+        let is_new = self.memo.slot(index).is_none();
+        if is_new && self.memo.len() >= self.limits.max_memo {
+            return Err(self.limit("max_memo", self.limits.max_memo));
+        }
+        let position = self.stack.len() - 1;
+        let entry = if !self.wanted.contains(index) {
+            None
+        } else if is_mutable_container(&top.value) {
+            Some(MemoEntry::Pending { position })
+        } else {
+            let count = node_count(&top.value);
+            let entry = MemoEntry::Ready {
+                value: top.value.clone(),
+                depth: top.depth,
+            };
+            self.charge(count)?;
+            Some(entry)
+        };
+        if matches!(entry, Some(MemoEntry::Pending { .. })) {
+            self.pending.push((position, index));
+        }
+        self.memo
+            .set(index, entry)
+            .map_err(|()| self.limit("max_memo", self.limits.max_memo))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memoized_list_seen_full_by_later_get() {
+        // l = [1]; pickle.dumps({'a': l, 'b': l}, 2)
+        let data =
+            b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02K\x01aX\x01\x00\x00\x00bq\x03h\x02u.";
+        let list = Value::List(vec![Value::Int(1)]);
+        assert_eq!(
+            loads(data),
+            Ok(Value::Dict(vec![
+                (Value::from("a"), list.clone()),
+                (Value::from("b"), list)
+            ]))
+        );
+    }
+
+    #[test]
+    fn recursive_list_is_an_error() {
+        // l = []; l.append(l); pickle.dumps(l, 4)
+        let error = loads(b"\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00]\x94h\x00a.").unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::Recursive { opcode: "APPEND" });
+    }
+
+    #[test]
+    fn dup_of_a_list_appended_to_itself_is_recursive() {
+        let error = loads(b"]2a.").unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::Recursive { opcode: "APPEND" });
+        assert_eq!(
+            loads(b"K\x012\x86."),
+            Ok(Value::Tuple(vec![Value::Int(1), Value::Int(1)]))
+        );
+    }
+
+    #[test]
+    fn pop_takes_a_mark_first() {
+        assert_eq!(loads(b"K\x01(0."), Ok(Value::Int(1)));
+    }
+
+    #[test]
+    fn unread_memo_entries_still_number_memoize() {
+        // MEMOIZE twice then GET 1 reads the second value.
+        assert_eq!(loads(b"K\x01\x94K\x02\x94h\x01."), Ok(Value::Int(2)));
+    }
 }

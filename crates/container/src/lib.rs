@@ -1,3 +1,58 @@
 //! The mmappickle file layout: header, entries, terminator, locking, commit number, vacuum, fsck.
+//!
+//! A file is `header | entry | ... | entry | terminator` (see the workspace's `FORMAT.md`);
+//! this crate knows that layout and nothing of numpy: an entry's value is a byte range.
+//!
+//! - [`scan`] is a pure function from the file's bytes to its [`Table`] of entries.
+//! - [`Container`] is an open file: an exclusive `flock` (compatible with Python's
+//!   `fcntl.flock`) around every operation, a cached table re-read only when the commit number,
+//!   the length or the identity of the file changed, and crash-safe changes: [`Container::append`]
+//!   (with the value written straight into the file), [`Container::remove`],
+//!   [`Container::vacuum`] (by rename) and [`Container::fsck`].
+//!
+//! `FORMAT-NOTES.md` beside this crate's manifest describes the padding entries, the crash
+//! safety protocol and vacuum-by-rename.
+//!
+//! ```
+//! use mmappickle_container::{Container, NewEntry};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("example.mmdpickle");
+//! let mut container = Container::open(&path)?;
+//! // The value `K\x2a` is the pickle opcode BININT1 42: the entry's value is the int 42.
+//! let new = NewEntry { key: "answer", value_len: 2, memo_max: container.memo_start()?, align: None };
+//! let entry = container.append(new, |sink| sink.write_all(b"K\x2a"))?;
+//! assert_eq!(container.read_value(&entry)?, b"K\x2a");
+//! assert_eq!(container.keys()?, ["answer"]);
+//!
+//! // The whole file is a pickle of {'answer': 42}; the pure scan reads its layout back.
+//! let table = mmappickle_container::scan(&std::fs::read(&path)?)?;
+//! assert_eq!(table.get("answer").map(|entry| entry.value_len()), Some(2));
+//!
+//! assert!(container.remove("answer")?);
+//! assert_eq!(container.vacuum()?.removed_entries, 1);
+//! assert!(container.keys()?.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![deny(missing_docs)]
+
+mod container;
+mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+mod layout;
+mod map;
+
+pub use crate::{
+    container::{
+        next_commit_number, Alignment, Container, ContainerOptions, Durability, FsckReport,
+        NewEntry, VacuumReport, ValueSink, MAX_ALIGN, VACUUM_ALIGNMENT,
+    },
+    error::{Error, ErrorKind},
+    layout::{
+        encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, HEADER_LEN,
+        MIN_PADDING_LEN, TERMINATOR,
+    },
+};

@@ -1,0 +1,193 @@
+//! The array layer's error type: what went wrong, and at which byte offset.
+
+use std::fmt;
+
+/// An error of the array layer: its kind and the byte offset (within the value
+/// being parsed, or within the file for map errors) where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    offset: u64,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The value ended while more bytes were expected.
+    UnexpectedEof {
+        /// What was being read.
+        expected: &'static str,
+    },
+    /// A byte that is not the opcode the array expression needs there.
+    UnexpectedOpcode {
+        /// What was expected.
+        expected: &'static str,
+        /// The byte found.
+        found: u8,
+    },
+    /// Something that should be part of an array is not what it should be.
+    Malformed {
+        /// What was expected.
+        expected: &'static str,
+    },
+    /// A dtype name that is not understood (or cannot be written).
+    BadDType(String),
+    /// A dtype that has no fixed-size, writable form (structured, object, ...).
+    UnsupportedDType(String),
+    /// The raw data length does not match the shape and item size.
+    LengthMismatch {
+        /// The raw length found.
+        found: u64,
+        /// `product(shape) * itemsize`.
+        expected: u64,
+    },
+    /// A shape, length or offset overflows.
+    Overflow,
+    /// More dimensions than numpy allows (32).
+    TooManyDims(usize),
+    /// A negative dimension in a shape.
+    NegativeDim(i64),
+    /// The dtype is not the one the Rust element type stands for.
+    DTypeMismatch {
+        /// The dtype of the array.
+        dtype: String,
+        /// The Rust element type asked for.
+        element: &'static str,
+    },
+    /// The data is not aligned for a slice of the element type.
+    Misaligned {
+        /// The alignment the element type needs.
+        align: usize,
+    },
+    /// The data is not in the machine's byte order, so it cannot be a slice.
+    NotNativeEndian(String),
+    /// A `bool` byte that is neither 0 nor 1.
+    InvalidBool(u8),
+    /// The region to map does not lie inside the file.
+    RegionOutOfFile {
+        /// The end of the region.
+        end: u64,
+        /// The file's length.
+        file_len: u64,
+    },
+    /// An element index outside the array.
+    IndexOutOfBounds {
+        /// The index asked for.
+        index: usize,
+        /// The number of elements.
+        len: usize,
+    },
+    /// Not enough free disk space to reserve the array.
+    NoSpace {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// The data given to a writer does not fill the declared shape.
+    DataLength {
+        /// Bytes given.
+        found: u64,
+        /// Bytes the shape and dtype need.
+        expected: u64,
+    },
+    /// An I/O error (mapping, reading or writing the file).
+    Io {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// Its message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// An error of `kind` found at byte `offset`.
+    pub fn new(kind: ErrorKind, offset: u64) -> Self {
+        Error { kind, offset }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The byte offset where the problem was found.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The same error with its offset moved by `base`.
+    pub fn shifted(mut self, base: u64) -> Self {
+        self.offset = self.offset.saturating_add(base);
+        self
+    }
+
+    pub(crate) fn io(err: &std::io::Error, offset: u64) -> Self {
+        Error::new(
+            ErrorKind::Io {
+                kind: err.kind(),
+                message: err.to_string(),
+            },
+            offset,
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorKind::UnexpectedEof { expected } => write!(f, "value ends where {expected} was expected"),
+            ErrorKind::UnexpectedOpcode { expected, found } => {
+                write!(f, "expected {expected}, found byte 0x{found:02x}")
+            }
+            ErrorKind::Malformed { expected } => write!(f, "malformed array: expected {expected}"),
+            ErrorKind::BadDType(name) => write!(f, "unknown numpy dtype {name:?}"),
+            ErrorKind::UnsupportedDType(name) => {
+                write!(f, "dtype {name:?} cannot be written as a memory-mappable array")
+            }
+            ErrorKind::LengthMismatch { found, expected } => write!(
+                f,
+                "raw data is {found} bytes but the shape and item size need {expected}"
+            ),
+            ErrorKind::Overflow => write!(f, "shape or length overflows"),
+            ErrorKind::TooManyDims(n) => write!(f, "{n} dimensions, numpy allows at most 32"),
+            ErrorKind::NegativeDim(d) => write!(f, "negative dimension {d} in shape"),
+            ErrorKind::DTypeMismatch { dtype, element } => {
+                write!(f, "array of dtype {dtype} cannot be read as {element}")
+            }
+            ErrorKind::Misaligned { align } => write!(
+                f,
+                "array data is not aligned to {align} bytes: use get() or to_vec() instead of a slice"
+            ),
+            ErrorKind::NotNativeEndian(name) => write!(
+                f,
+                "dtype {name} is not in the machine's byte order: use get() or to_vec() instead of a slice"
+            ),
+            ErrorKind::InvalidBool(b) => write!(f, "bool byte is {b}, expected 0 or 1"),
+            ErrorKind::RegionOutOfFile { end, file_len } => {
+                write!(f, "array region ends at {end}, past the file's end at {file_len}")
+            }
+            ErrorKind::IndexOutOfBounds { index, len } => {
+                write!(f, "index {index} out of bounds for {len} elements")
+            }
+            ErrorKind::NoSpace { needed, available } => write!(
+                f,
+                "not enough disk space to reserve the array: {needed} bytes needed, {available} available"
+            ),
+            ErrorKind::DataLength { found, expected } => write!(
+                f,
+                "data is {found} bytes but the dtype and shape need {expected}"
+            ),
+            ErrorKind::Io { message, .. } => write!(f, "I/O error: {message}"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte offset {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,657 @@
+//! Memory maps of array regions: the only module of this crate with `unsafe`.
+//!
+//! Each map covers exactly its array's raw bytes (memmap2 maps from the page
+//! boundary below and hands out the region inside). The region is checked
+//! against the file's length when the map is made; the caller holds the
+//! file's lock then (see the safety notes below).
+
+use std::any::Any;
+use std::fmt;
+use std::fs::File;
+use std::marker::PhantomData;
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+
+use crate::dtype::DType;
+use crate::element::Element;
+use crate::error::{Error, ErrorKind};
+use crate::expr::checked_raw_len;
+
+/// Anything a caller attaches to a map to know when it is dropped (e.g. an `Arc<()>` it counts).
+pub type KeepAlive = Box<dyn Any + Send + Sync>;
+
+/// Checks that `data_offset .. + raw_len of (dtype, shape)` lies in `file`, and
+/// returns the region's length as `usize`.
+fn checked_region(
+    file: &File,
+    data_offset: u64,
+    dtype: &DType,
+    shape: &[usize],
+) -> Result<usize, Error> {
+    let raw_len =
+        checked_raw_len(dtype, shape).ok_or(Error::new(ErrorKind::Overflow, data_offset))?;
+    let end = data_offset
+        .checked_add(raw_len)
+        .ok_or(Error::new(ErrorKind::Overflow, data_offset))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(&e, data_offset))?
+        .len();
+    if end > file_len {
+        return Err(Error::new(
+            ErrorKind::RegionOutOfFile { end, file_len },
+            data_offset,
+        ));
+    }
+    usize::try_from(raw_len).map_err(|_| Error::new(ErrorKind::Overflow, data_offset))
+}
+
+/// A read-only map of an array's raw bytes, whatever its dtype (also dtypes
+/// with no Rust element: strings, datetimes, structured).
+pub struct MappedBytes {
+    map: Mmap,
+    dtype: DType,
+    shape: Vec<usize>,
+    data_offset: u64,
+    keep_alive: Option<KeepAlive>,
+}
+
+impl MappedBytes {
+    /// Maps the raw bytes of an array of `dtype` and `shape` at `data_offset` in `file`, read-only.
+    ///
+    /// The caller should hold the file's lock: the region is checked against
+    /// the file's length now, and must stay in the file while the map lives.
+    pub fn map(
+        file: &File,
+        data_offset: u64,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<MappedBytes, Error> {
+        let len = checked_region(file, data_offset, &dtype, shape)?;
+        // SAFETY: memmap2's maps are unsafe because the file could change or
+        // shrink under the map. The region was just checked to lie inside the
+        // file (under the caller's lock). An mmappickle file never shrinks
+        // below a live entry except by vacuum, which the facade refuses while
+        // any map is alive (keep-alive token); writes by other processes to
+        // the array bytes only change values, which every bit pattern of a
+        // `Pod` element allows. A `Mmap` only hands out `&[u8]`.
+        let map = unsafe { MmapOptions::new().offset(data_offset).len(len).map(file) }
+            .map_err(|e| Error::io(&e, data_offset))?;
+        Ok(MappedBytes {
+            map,
+            dtype,
+            shape: shape.to_vec(),
+            data_offset,
+            keep_alive: None,
+        })
+    }
+
+    /// Attaches `token`, dropped with the map.
+    pub fn with_keep_alive(mut self, token: KeepAlive) -> Self {
+        self.keep_alive = Some(token);
+        self
+    }
+
+    /// The raw bytes (C order, in the dtype's byte order).
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> &DType {
+        &self.dtype
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The offset of the raw bytes in the file.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The same map, typed: an error when `T` is not the dtype's element.
+    pub fn typed<T: Element>(self) -> Result<MappedArray<T>, Error> {
+        check_element::<T>(&self.dtype, self.data_offset)?;
+        Ok(MappedArray {
+            raw: self,
+            element: PhantomData,
+        })
+    }
+}
+
+/// A writable map of an array's raw bytes, whatever its dtype: writes go to
+/// the file and are visible to other processes mapping it.
+pub struct MappedBytesMut {
+    map: MmapMut,
+    dtype: DType,
+    shape: Vec<usize>,
+    data_offset: u64,
+    keep_alive: Option<KeepAlive>,
+}
+
+impl MappedBytesMut {
+    /// Maps the raw bytes of an array at `data_offset` in `file`, writable
+    /// (shared). Fails when the file was opened read-only.
+    pub fn map(
+        file: &File,
+        data_offset: u64,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<MappedBytesMut, Error> {
+        let len = checked_region(file, data_offset, &dtype, shape)?;
+        // SAFETY: as for `MappedBytes::map`: the region is inside the file,
+        // which does not shrink under a live map. The map is shared, so
+        // writes by this process and others land in the same page cache; a
+        // concurrent writer can only change element values, and every bit
+        // pattern is a valid `Pod` element.
+        let map = unsafe {
+            MmapOptions::new()
+                .offset(data_offset)
+                .len(len)
+                .map_mut(file)
+        }
+        .map_err(|e| Error::io(&e, data_offset))?;
+        Ok(MappedBytesMut {
+            map,
+            dtype,
+            shape: shape.to_vec(),
+            data_offset,
+            keep_alive: None,
+        })
+    }
+
+    /// Attaches `token`, dropped with the map.
+    pub fn with_keep_alive(mut self, token: KeepAlive) -> Self {
+        self.keep_alive = Some(token);
+        self
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The raw bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> &DType {
+        &self.dtype
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The offset of the raw bytes in the file.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the changed pages to the file and waits for it.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.map
+            .flush()
+            .map_err(|e| Error::io(&e, self.data_offset))
+    }
+
+    /// The same map, typed: an error when `T` is not the dtype's element.
+    pub fn typed<T: Element>(self) -> Result<MappedArrayMut<T>, Error> {
+        check_element::<T>(&self.dtype, self.data_offset)?;
+        Ok(MappedArrayMut {
+            raw: self,
+            element: PhantomData,
+        })
+    }
+}
+
+fn check_element<T: Element>(dtype: &DType, offset: u64) -> Result<(), Error> {
+    if T::matches(dtype) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::DTypeMismatch {
+                dtype: dtype.name(),
+                element: T::RUST_NAME,
+            },
+            offset,
+        ))
+    }
+}
+
+fn slice_of<'a, T: Element>(bytes: &'a [u8], dtype: &DType, offset: u64) -> Result<&'a [T], Error> {
+    if !dtype.is_native() {
+        return Err(Error::new(ErrorKind::NotNativeEndian(dtype.name()), offset));
+    }
+    bytemuck::try_cast_slice(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::Misaligned {
+                align: std::mem::align_of::<T>(),
+            },
+            offset,
+        )
+    })
+}
+
+fn element_at<T: Element>(bytes: &[u8], dtype: &DType, index: usize) -> Result<T, Error> {
+    let size = std::mem::size_of::<T>();
+    let len = bytes.len() / size.max(1);
+    let chunk = index
+        .checked_mul(size)
+        .and_then(|start| bytes.get(start..start.checked_add(size)?))
+        .ok_or(Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0))?;
+    let value: T = bytemuck::pod_read_unaligned(chunk);
+    Ok(if dtype.is_native() {
+        value
+    } else {
+        value.swap_bytes()
+    })
+}
+
+fn elements<T: Element>(bytes: &[u8], dtype: &DType) -> Vec<T> {
+    let native = dtype.is_native();
+    bytes
+        .chunks_exact(std::mem::size_of::<T>())
+        .map(|chunk| {
+            let value: T = bytemuck::pod_read_unaligned(chunk);
+            if native {
+                value
+            } else {
+                value.swap_bytes()
+            }
+        })
+        .collect()
+}
+
+/// A read-only map of an array of `T`.
+pub struct MappedArray<T: Element> {
+    raw: MappedBytes,
+    element: PhantomData<T>,
+}
+
+impl<T: Element> MappedArray<T> {
+    /// Maps the array of `dtype` (whose element must be `T`) and `shape` at `data_offset` in `file`.
+    pub fn map(
+        file: &File,
+        data_offset: u64,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<Self, Error> {
+        check_element::<T>(&dtype, data_offset)?;
+        MappedBytes::map(file, data_offset, dtype, shape)?.typed()
+    }
+
+    /// Attaches `token`, dropped with the map.
+    pub fn with_keep_alive(self, token: KeepAlive) -> Self {
+        MappedArray {
+            raw: self.raw.with_keep_alive(token),
+            element: PhantomData,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.raw.shape()
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> &DType {
+        self.raw.dtype()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.bytes()
+    }
+
+    /// The elements as a slice (C order): an error when the data is not
+    /// aligned for `T` or not in the machine's byte order.
+    pub fn as_slice(&self) -> Result<&[T], Error> {
+        slice_of(self.raw.bytes(), self.raw.dtype(), self.raw.data_offset)
+    }
+
+    /// Element `index` (C order), for any alignment and byte order.
+    pub fn get(&self, index: usize) -> Result<T, Error> {
+        element_at(self.raw.bytes(), self.raw.dtype(), index)
+    }
+
+    /// All elements, copied, for any alignment and byte order.
+    pub fn to_vec(&self) -> Vec<T> {
+        elements(self.raw.bytes(), self.raw.dtype())
+    }
+
+    /// The untyped map.
+    pub fn into_bytes(self) -> MappedBytes {
+        self.raw
+    }
+
+    /// An ndarray view (needs an aligned, native-endian map, as [`Self::as_slice`]).
+    #[cfg(feature = "ndarray")]
+    pub fn view(&self) -> Result<ndarray::ArrayViewD<'_, T>, Error> {
+        let slice = self.as_slice()?;
+        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.shape()), slice)
+            .map_err(|_| Error::new(ErrorKind::Overflow, self.raw.data_offset))
+    }
+}
+
+/// A writable map of an array of `T`: writes go to the file.
+pub struct MappedArrayMut<T: Element> {
+    raw: MappedBytesMut,
+    element: PhantomData<T>,
+}
+
+impl<T: Element> MappedArrayMut<T> {
+    /// Maps the array writable; fails when the file was opened read-only.
+    pub fn map(
+        file: &File,
+        data_offset: u64,
+        dtype: DType,
+        shape: &[usize],
+    ) -> Result<Self, Error> {
+        check_element::<T>(&dtype, data_offset)?;
+        MappedBytesMut::map(file, data_offset, dtype, shape)?.typed()
+    }
+
+    /// Attaches `token`, dropped with the map.
+    pub fn with_keep_alive(self, token: KeepAlive) -> Self {
+        MappedArrayMut {
+            raw: self.raw.with_keep_alive(token),
+            element: PhantomData,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.raw.shape()
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> &DType {
+        self.raw.dtype()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.raw.bytes()
+    }
+
+    /// The elements as a slice: an error when not aligned or not native-endian.
+    pub fn as_slice(&self) -> Result<&[T], Error> {
+        slice_of(self.raw.bytes(), self.raw.dtype(), self.raw.data_offset)
+    }
+
+    /// The elements as a writable slice: an error when not aligned or not native-endian.
+    pub fn as_slice_mut(&mut self) -> Result<&mut [T], Error> {
+        let offset = self.raw.data_offset;
+        if !self.raw.dtype().is_native() {
+            return Err(Error::new(
+                ErrorKind::NotNativeEndian(self.raw.dtype().name()),
+                offset,
+            ));
+        }
+        bytemuck::try_cast_slice_mut(self.raw.bytes_mut()).map_err(|_| {
+            Error::new(
+                ErrorKind::Misaligned {
+                    align: std::mem::align_of::<T>(),
+                },
+                offset,
+            )
+        })
+    }
+
+    /// Element `index`, for any alignment and byte order.
+    pub fn get(&self, index: usize) -> Result<T, Error> {
+        element_at(self.raw.bytes(), self.raw.dtype(), index)
+    }
+
+    /// Sets element `index`, for any alignment and byte order.
+    pub fn set(&mut self, index: usize, value: T) -> Result<(), Error> {
+        let size = std::mem::size_of::<T>();
+        let native = self.raw.dtype().is_native();
+        let bytes = self.raw.bytes_mut();
+        let len = bytes.len() / size.max(1);
+        let chunk = index
+            .checked_mul(size)
+            .and_then(|start| bytes.get_mut(start..start.checked_add(size)?))
+            .ok_or(Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0))?;
+        let value = if native { value } else { value.swap_bytes() };
+        chunk.copy_from_slice(bytemuck::bytes_of(&value));
+        Ok(())
+    }
+
+    /// All elements, copied.
+    pub fn to_vec(&self) -> Vec<T> {
+        elements(self.raw.bytes(), self.raw.dtype())
+    }
+
+    /// Writes the changed pages to the file and waits for it.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.raw.flush()
+    }
+
+    /// The untyped map.
+    pub fn into_bytes(self) -> MappedBytesMut {
+        self.raw
+    }
+
+    /// An ndarray view (needs an aligned, native-endian map).
+    #[cfg(feature = "ndarray")]
+    pub fn view(&self) -> Result<ndarray::ArrayViewD<'_, T>, Error> {
+        let slice = self.as_slice()?;
+        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.shape()), slice)
+            .map_err(|_| Error::new(ErrorKind::Overflow, self.raw.data_offset))
+    }
+
+    /// A writable ndarray view (needs an aligned, native-endian map).
+    #[cfg(feature = "ndarray")]
+    pub fn view_mut(&mut self) -> Result<ndarray::ArrayViewMutD<'_, T>, Error> {
+        let shape = self.shape().to_vec();
+        let offset = self.raw.data_offset;
+        let slice = self.as_slice_mut()?;
+        ndarray::ArrayViewMutD::from_shape(ndarray::IxDyn(&shape), slice)
+            .map_err(|_| Error::new(ErrorKind::Overflow, offset))
+    }
+}
+
+macro_rules! debug_map {
+    ($($t:ident $(<$g:ident: Element>)?),*) => {$(
+        impl$(<$g: Element>)? fmt::Debug for $t$(<$g>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($t))
+                    .field("dtype", &self.dtype().name())
+                    .field("shape", &self.shape())
+                    .field("len_bytes", &self.bytes().len())
+                    .finish()
+            }
+        }
+    )*};
+}
+debug_map!(MappedBytes, MappedBytesMut, MappedArray<T: Element>, MappedArrayMut<T: Element>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::Bool;
+    use std::io::Write;
+
+    fn file_with(bytes: &[u8]) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        File::create(&path).unwrap().write_all(bytes).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        (dir, file)
+    }
+
+    // An aligned native map is a slice; a misaligned one is an error naming the
+    // alignment, and get/to_vec work at any offset.
+    #[test]
+    fn aligned_and_misaligned() {
+        let values: Vec<f64> = (0..10).map(|i| f64::from(i) * 1.5).collect();
+        let mut bytes = vec![0u8; 8];
+        bytes.extend_from_slice(bytemuck::cast_slice(&values));
+        bytes.push(0);
+        let (_dir, file) = file_with(&bytes);
+        let f8 = DType::parse("float64").unwrap();
+        let aligned = MappedArray::<f64>::map(&file, 8, f8.clone(), &[2, 5]).unwrap();
+        assert_eq!(aligned.as_slice().unwrap(), &values[..]);
+        assert_eq!(aligned.len(), 10);
+        let mut shifted = vec![0u8; 3];
+        shifted.extend_from_slice(bytemuck::cast_slice(&values));
+        let (_dir2, file2) = file_with(&shifted);
+        let misaligned = MappedArray::<f64>::map(&file2, 3, f8, &[10]).unwrap();
+        assert_eq!(
+            misaligned.as_slice().unwrap_err().kind(),
+            &ErrorKind::Misaligned { align: 8 }
+        );
+        assert_eq!(misaligned.to_vec(), values);
+        assert_eq!(misaligned.get(9).unwrap(), 13.5);
+        assert!(matches!(
+            misaligned.get(10).unwrap_err().kind(),
+            ErrorKind::IndexOutOfBounds { index: 10, len: 10 }
+        ));
+    }
+
+    // Big-endian data reads through get/to_vec; a slice is refused.
+    #[test]
+    fn other_byte_order() {
+        let (_dir, file) = file_with(&[0, 0, 1, 2, 0, 0, 0, 3]);
+        let dtype = DType::parse(">i4").unwrap();
+        let big = MappedArray::<i32>::map(&file, 0, dtype, &[2]).unwrap();
+        let expected = if cfg!(target_endian = "little") {
+            vec![0x102, 3]
+        } else {
+            vec![0x0201_0000, 0x0300_0000]
+        };
+        assert_eq!(big.to_vec(), expected);
+        assert!(matches!(
+            big.as_slice().unwrap_err().kind(),
+            ErrorKind::NotNativeEndian(_)
+        ));
+    }
+
+    // A region past the file's end, or the wrong element type, is refused.
+    #[test]
+    fn refused_maps() {
+        let (_dir, file) = file_with(&[0; 16]);
+        let f8 = DType::parse("float64").unwrap();
+        let err = MappedBytes::map(&file, 8, f8.clone(), &[2]).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::RegionOutOfFile {
+                end: 24,
+                file_len: 16
+            }
+        );
+        let err = MappedArray::<i64>::map(&file, 0, f8.clone(), &[2]).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::DTypeMismatch { .. }));
+        let err = MappedBytes::map(&file, u64::MAX, f8, &[2]).unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Overflow);
+    }
+
+    // Writes through a mutable map reach the file; a read-only file refuses a writable map.
+    #[test]
+    fn writes_reach_the_file() {
+        let (dir, file) = file_with(&[0; 12]);
+        let mut map =
+            MappedArrayMut::<Bool>::map(&file, 2, DType::parse("bool").unwrap(), &[3, 2]).unwrap();
+        map.as_slice_mut().unwrap()[1] = Bool::TRUE;
+        map.set(5, Bool::TRUE).unwrap();
+        map.flush().unwrap();
+        drop(map);
+        let on_disk = std::fs::read(dir.path().join("data")).unwrap();
+        assert_eq!(on_disk, [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
+        let read_only = File::open(dir.path().join("data")).unwrap();
+        let err =
+            MappedBytesMut::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::Io { .. }));
+        let ro =
+            MappedArray::<u8>::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]).unwrap();
+        assert_eq!(ro.to_vec(), [0, 0, 0, 1]);
+    }
+
+    // An empty array maps to an empty slice, even at the file's end.
+    #[test]
+    fn empty_map() {
+        let (_dir, file) = file_with(&[1, 2, 3]);
+        let empty =
+            MappedArray::<u64>::map(&file, 3, DType::parse("uint64").unwrap(), &[0, 4]).unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(empty.to_vec(), Vec::<u64>::new());
+    }
+
+    // The keep-alive token lives exactly as long as the map.
+    #[test]
+    fn keep_alive() {
+        let (_dir, file) = file_with(&[0; 8]);
+        let token = std::sync::Arc::new(());
+        let map = MappedBytes::map(&file, 0, DType::parse("uint8").unwrap(), &[8])
+            .unwrap()
+            .with_keep_alive(Box::new(token.clone()));
+        assert_eq!(std::sync::Arc::strong_count(&token), 2);
+        drop(map);
+        assert_eq!(std::sync::Arc::strong_count(&token), 1);
+    }
+
+    // With the `ndarray` feature, maps are ndarray views of the right shape.
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn ndarray_views() {
+        let values: Vec<i32> = (0..6).collect();
+        let (_dir, file) = file_with(bytemuck::cast_slice(&values));
+        let dtype = DType::parse("int32").unwrap();
+        let mut map = MappedArrayMut::<i32>::map(&file, 0, dtype.clone(), &[2, 3]).unwrap();
+        map.view_mut().unwrap()[[1, 2]] = 50;
+        assert_eq!(map.view().unwrap()[[1, 0]], 3);
+        drop(map);
+        let view_source = MappedArray::<i32>::map(&file, 0, dtype, &[2, 3]).unwrap();
+        let view = view_source.view().unwrap();
+        assert_eq!(view.shape(), &[2, 3]);
+        assert_eq!(view[[1, 2]], 50);
+    }
+}

@@ -1,0 +1,310 @@
+//! Arrays: their JSON digest (`{"ndarray": {dtype, shape, sha256}}`) and their
+//! readable summary (dtype, shape, first and last elements), for mapped
+//! entries and for arrays that numpy pickled inside generic values.
+
+use mmappickle_array::{ByteOrder, DType, Kind, OwnedArray};
+use mmappickle_codec::{Construct, Value};
+use serde_json::{json, Value as Json};
+use sha2::{Digest, Sha256};
+
+use crate::pretty;
+
+/// How many elements a summary shows at each end.
+const EDGE_ELEMENTS: usize = 3;
+
+/// `{"dtype", "shape", "sha256"}` of raw C-order bytes.
+pub fn digest(dtype: &DType, shape: &[usize], raw: &[u8]) -> Json {
+    json!({
+        "dtype": dtype.name(),
+        "shape": shape,
+        "sha256": hex(&Sha256::digest(raw)),
+    })
+}
+
+/// `{"ndarray": digest}`.
+pub fn ndarray_json(dtype: &DType, shape: &[usize], raw: &[u8]) -> Json {
+    json!({ "ndarray": digest(dtype, shape, raw) })
+}
+
+/// `{"masked": {"data": digest, "mask": digest}}`.
+pub fn masked_json(data: Json, mask: Json) -> Json {
+    json!({ "masked": { "data": data, "mask": mask } })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The array `value` stands for, when numpy pickled one there (an undecodable
+/// array, e.g. of Python objects, stays an ordinary value).
+fn owned_array(value: &Value) -> Option<OwnedArray> {
+    OwnedArray::from_value(value)?.ok()
+}
+
+/// `numpy.ma.core.MaskedArray(data, mask)` as mmappickle writes it.
+fn masked_parts(value: &Value) -> Option<(OwnedArray, OwnedArray)> {
+    let Value::Object(object) = value else {
+        return None;
+    };
+    let is_masked_array = matches!(&object.callable, Value::Global(g)
+        if g.module == "numpy.ma.core" && g.name == "MaskedArray");
+    if object.construct != Construct::Reduce
+        || !is_masked_array
+        || object.state.is_some()
+        || !object.list_items.is_empty()
+        || !object.dict_items.is_empty()
+    {
+        return None;
+    }
+    match object.args.as_slice() {
+        [data, mask] => Some((owned_array(data)?, owned_array(mask)?)),
+        _ => None,
+    }
+}
+
+/// The `{"ndarray": ..}` / `{"masked": ..}` description of `value` when it is
+/// an array the way numpy or mmappickle pickles one; `None` otherwise.
+pub fn array_json(value: &Value) -> Option<Json> {
+    if let Some((data, mask)) = masked_parts(value) {
+        return Some(masked_json(
+            digest(&data.dtype, &data.shape, &data.data),
+            digest(&mask.dtype, &mask.shape, &mask.data),
+        ));
+    }
+    let array = owned_array(value)?;
+    Some(ndarray_json(&array.dtype, &array.shape, &array.data))
+}
+
+/// A readable summary of `value` when it is an array; `None` otherwise.
+pub fn array_repr(value: &Value) -> Option<String> {
+    if let Some((data, mask)) = masked_parts(value) {
+        return Some(masked_summary(
+            &data.dtype,
+            &data.shape,
+            &data.data,
+            &mask.shape,
+            &mask.data,
+        ));
+    }
+    let array = owned_array(value)?;
+    Some(summary(&array.dtype, &array.shape, &array.data))
+}
+
+/// `array(dtype=float64, shape=(2, 3), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0])`, with
+/// only the first and last elements of a long array.
+pub fn summary(dtype: &DType, shape: &[usize], raw: &[u8]) -> String {
+    format!(
+        "array(dtype={}, shape={}, {})",
+        dtype.name(),
+        shape_repr(shape),
+        elements_repr(dtype, raw)
+    )
+}
+
+/// `masked_array(dtype=.., shape=.., data=[..], mask=[..])`.
+pub fn masked_summary(
+    dtype: &DType,
+    shape: &[usize],
+    data: &[u8],
+    mask_shape: &[usize],
+    mask: &[u8],
+) -> String {
+    let mask_text = if mask_shape.is_empty() && !shape.is_empty() {
+        // A 0-d mask is numpy's `nomask` written out.
+        format!("{} (no mask)", elements_repr(&bool_dtype(), mask))
+    } else {
+        elements_repr(&bool_dtype(), mask)
+    };
+    format!(
+        "masked_array(dtype={}, shape={}, data={}, mask={})",
+        dtype.name(),
+        shape_repr(shape),
+        elements_repr(dtype, data),
+        mask_text
+    )
+}
+
+fn bool_dtype() -> DType {
+    DType::native(Kind::Bool, 1).unwrap_or_else(|| DType::opaque("bool", 1))
+}
+
+/// A shape as Python prints a tuple.
+pub fn shape_repr(shape: &[usize]) -> String {
+    let as_u64: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+    crate::npy::python_tuple_repr(&as_u64)
+}
+
+/// The elements, flat: all of them when few, else the first and last three.
+fn elements_repr(dtype: &DType, raw: &[u8]) -> String {
+    let item_size = dtype.item_size();
+    if item_size == 0 {
+        return format!("<{} bytes>", raw.len());
+    }
+    let items: Vec<&[u8]> = raw.chunks_exact(item_size).collect();
+    let shown: Vec<String> = if items.len() <= 2 * EDGE_ELEMENTS {
+        items.iter().map(|item| element_repr(dtype, item)).collect()
+    } else {
+        let head = items[..EDGE_ELEMENTS].iter();
+        let tail = items[items.len() - EDGE_ELEMENTS..].iter();
+        head.map(|item| element_repr(dtype, item))
+            .chain(std::iter::once("...".to_owned()))
+            .chain(tail.map(|item| element_repr(dtype, item)))
+            .collect()
+    };
+    format!("[{}]", shown.join(", "))
+}
+
+/// The item's bytes in big-endian order, for reading numbers of any width.
+fn big_endian(dtype: &DType, item: &[u8]) -> Vec<u8> {
+    let mut bytes = item.to_vec();
+    if dtype.byte_order() == ByteOrder::Little {
+        bytes.reverse();
+    }
+    bytes
+}
+
+fn uint_of(dtype: &DType, item: &[u8]) -> Option<u64> {
+    let be = big_endian(dtype, item);
+    let mut buf = [0u8; 8];
+    buf.get_mut(8usize.checked_sub(be.len())?..)?
+        .copy_from_slice(&be);
+    Some(u64::from_be_bytes(buf))
+}
+
+fn int_of(dtype: &DType, item: &[u8]) -> Option<i64> {
+    let unsigned = uint_of(dtype, item)?;
+    let bits = item.len() * 8;
+    if bits == 64 {
+        return Some(unsigned as i64);
+    }
+    // Sign-extend from the item's width.
+    let shift = 64 - bits;
+    Some(((unsigned << shift) as i64) >> shift)
+}
+
+fn float_of(dtype: &DType, item: &[u8]) -> Option<f64> {
+    let bits = uint_of(dtype, item)?;
+    match item.len() {
+        2 => Some(half_to_f64(bits as u16)),
+        4 => Some(f64::from(f32::from_bits(bits as u32))),
+        8 => Some(f64::from_bits(bits)),
+        _ => None,
+    }
+}
+
+/// IEEE binary16 to f64.
+fn half_to_f64(bits: u16) -> f64 {
+    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exponent = i32::from((bits >> 10) & 0x1f);
+    let fraction = f64::from(bits & 0x3ff);
+    match exponent {
+        0 => sign * fraction * 2f64.powi(-24),
+        0x1f if fraction == 0.0 => sign * f64::INFINITY,
+        0x1f => f64::NAN,
+        _ => sign * (1.0 + fraction / 1024.0) * 2f64.powi(exponent - 15),
+    }
+}
+
+fn element_repr(dtype: &DType, item: &[u8]) -> String {
+    let shown = match dtype.kind() {
+        Kind::Bool => Some(if item.iter().any(|&b| b != 0) { "True" } else { "False" }.to_owned()),
+        Kind::Int => int_of(dtype, item).map(|n| n.to_string()),
+        Kind::UInt => uint_of(dtype, item).map(|n| n.to_string()),
+        Kind::Float => float_of(dtype, item).map(pretty::float_repr),
+        Kind::Complex => {
+            let (re, im) = item.split_at(item.len() / 2);
+            let part = DType::native(Kind::Float, re.len()).map(|native| {
+                if dtype.byte_order() == native.byte_order() {
+                    native
+                } else {
+                    native.byte_swapped()
+                }
+            });
+            part.and_then(|part| {
+                let (re, im) = (float_of(&part, re)?, float_of(&part, im)?);
+                let sign = if im.is_sign_negative() { "-" } else { "+" };
+                Some(format!(
+                    "({}{sign}{}j)",
+                    pretty::float_repr(re),
+                    pretty::float_repr(im.abs())
+                ))
+            })
+        }
+        Kind::Bytes => {
+            let end = item.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+            Some(pretty::bytes_repr(&item[..end]))
+        }
+        Kind::Unicode => {
+            let text: String = item
+                .chunks_exact(4)
+                .filter_map(|unit| {
+                    let code = uint_of(dtype, unit)? as u32;
+                    char::from_u32(code)
+                })
+                .collect();
+            Some(pretty::str_repr(text.trim_end_matches('\0')))
+        }
+        Kind::DateTime | Kind::TimeDelta => {
+            int_of(dtype, item).map(|n| format!("{n}{}", unit_suffix(dtype)))
+        }
+        _ => None,
+    };
+    shown.unwrap_or_else(|| format!("0x{}", hex(item)))
+}
+
+fn unit_suffix(dtype: &DType) -> String {
+    if dtype.unit().is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", dtype.unit())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dtype(name: &str) -> DType {
+        DType::parse(name).unwrap()
+    }
+
+    #[test]
+    fn long_arrays_show_their_ends() {
+        let raw: Vec<u8> = (0..10i32).flat_map(|n| n.to_le_bytes()).collect();
+        assert_eq!(
+            summary(&dtype("<i4"), &[2, 5], &raw),
+            "array(dtype=int32, shape=(2, 5), [0, 1, 2, ..., 7, 8, 9])"
+        );
+        let raw: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(
+            summary(&dtype("float64"), &[2], &raw),
+            "array(dtype=float64, shape=(2,), [1.5, -2.0])"
+        );
+    }
+
+    #[test]
+    fn elements_of_every_kind_read_right() {
+        assert_eq!(element_repr(&dtype(">i4"), &(-3i32).to_be_bytes()), "-3");
+        assert_eq!(element_repr(&dtype("uint16"), &[0xff, 0xff]), "65535");
+        assert_eq!(element_repr(&dtype("int8"), &[0x80]), "-128");
+        assert_eq!(element_repr(&dtype("float16"), &[0x00, 0x3c]), "1.0");
+        assert_eq!(element_repr(&dtype("float16"), &[0x00, 0xc0]), "-2.0");
+        assert_eq!(element_repr(&dtype(">f8"), &0.25f64.to_be_bytes()), "0.25");
+        let complex: Vec<u8> = [1.0f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert_eq!(element_repr(&dtype("complex64"), &complex), "(1.0-2.0j)");
+        assert_eq!(element_repr(&dtype("bool"), &[1]), "True");
+        assert_eq!(element_repr(&dtype("|S3"), b"ab\0"), "b'ab'");
+        let text: Vec<u8> = "hé\0".chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        assert_eq!(element_repr(&dtype("<U3"), &text), "'hé'");
+    }
+
+    #[test]
+    fn digests_hash_the_raw_bytes() {
+        // sha256 of the empty input.
+        assert_eq!(
+            digest(&dtype("float64"), &[0, 3], &[]),
+            json!({"dtype": "float64", "shape": [0, 3],
+                   "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"})
+        );
+    }
+}

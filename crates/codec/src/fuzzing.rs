@@ -1,0 +1,332 @@
+//! Fuzz target bodies: the cargo-fuzz targets in `fuzz/` are one call into
+//! these, so `cargo test` replays exactly what the fuzzer ran.
+//!
+//! Each body returns `Err(description)` when a promise of this crate fails
+//! on the input; a panic, an abort or an allocation failure inside it is a
+//! finding too. Not part of the public API (compiled with the `fuzzing`
+//! feature, or in this crate's own tests).
+
+use arbitrary::{Arbitrary, Unstructured};
+
+use crate::{
+    decode_entry_value, dis, dumps, encode_entry_value, encode_op, loads_with, parse_op, BigInt,
+    Construct, Error, Global, Limits, Object, Value,
+};
+
+/// What a fuzz body reports when a property fails.
+pub type Verdict = Result<(), String>;
+
+/// Deepest nesting of containers that [`FuzzValue`] builds.
+pub const MAX_FUZZ_DEPTH: usize = 5;
+/// Most items of a generic container that [`FuzzValue`] builds.
+const MAX_FUZZ_ITEMS: usize = 8;
+/// Most copies of one item in a long list (past the 1000-item batches).
+const MAX_REPEATED_ITEMS: usize = 2100;
+/// Longest payload of a big `str` / `bytes` (past the 64 KiB frames).
+const MAX_BIG_PAYLOAD: usize = 140_000;
+
+/// The limits the `loads` target runs with: the defaults, which every
+/// reader in the project uses.
+pub fn fuzz_limits() -> Limits {
+    Limits::default()
+}
+
+/// `ops` target: decodes every op of `data`.
+///
+/// The op iterator stops at the first error; decoding then resumes one byte
+/// further, so every byte offset that starts an op is reached. The
+/// disassembler runs over the same bytes. Checked: error offsets lie within
+/// the input, and each op re-encodes to bytes that decode to itself.
+pub fn ops(data: &[u8]) -> Verdict {
+    let _listing = dis(data);
+    let mut offset = 0;
+    while let Some(rest) = data.get(offset..).filter(|rest| !rest.is_empty()) {
+        match parse_op(rest) {
+            Ok((op, used)) => {
+                if used == 0 || used > rest.len() {
+                    return Err(format!(
+                        "op at {offset} claims {used} of {} bytes",
+                        rest.len()
+                    ));
+                }
+                check_op_reencodes(&op, offset)?;
+                offset += used;
+            }
+            Err(error) => {
+                check_error_offset(&error, rest.len())?;
+                offset += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `encode_op` promises that `parse_op` of its output gives the op back.
+fn check_op_reencodes(op: &crate::Op<'_>, offset: usize) -> Verdict {
+    let mut encoded = Vec::new();
+    encode_op(op, &mut encoded);
+    let (reparsed, used) = parse_op(&encoded)
+        .map_err(|error| format!("op {op:?} at {offset} re-encodes to {encoded:?}: {error}"))?;
+    // Encodings are compared, not ops: a FLOAT NaN is not equal to itself.
+    let mut reencoded = Vec::new();
+    encode_op(&reparsed, &mut reencoded);
+    if used != encoded.len() || reencoded != encoded {
+        return Err(format!(
+            "op {op:?} at {offset} encodes to {encoded:?}, which decodes to {reparsed:?} ({used} bytes)"
+        ));
+    }
+    Ok(())
+}
+
+/// An error's offset must point into the input (or just past its end).
+fn check_error_offset(error: &Error, input_len: usize) -> Verdict {
+    if error.offset() > input_len {
+        return Err(format!(
+            "error {error} at offset {} past the input's {input_len} bytes",
+            error.offset()
+        ));
+    }
+    // Display must not panic either.
+    let _message = error.to_string();
+    Ok(())
+}
+
+/// `loads` target: the safe unpickler on `data` as a whole stream and as an
+/// entry's value bytes, within [`fuzz_limits`]. Checked: no panic, error
+/// offsets within the input, and a value read back is written and read
+/// again without error.
+pub fn loads(data: &[u8]) -> Verdict {
+    let limits = fuzz_limits();
+    match loads_with(data, &limits) {
+        Ok(value) => check_rewrites(&value)?,
+        Err(error) => check_error_offset(&error, data.len())?,
+    }
+    match decode_entry_value(data, &limits) {
+        Ok(value) => check_rewrites(&value),
+        Err(error) => check_error_offset(&error, data.len()),
+    }
+}
+
+/// A value the unpickler built can be pickled, and that pickle loads.
+fn check_rewrites(value: &Value) -> Verdict {
+    let bytes = dumps(value);
+    loads_with(&bytes, &Limits::default())
+        .map(drop)
+        .map_err(|error| format!("dumps of a loaded value does not load: {error}"))
+}
+
+/// An arbitrary [`Value`] in the form the pickler writes back unchanged,
+/// and a memo start for the entry encoding.
+///
+/// Depth-bounded ([`MAX_FUZZ_DEPTH`]). Objects are `REDUCE`, `NEWOBJ` (no
+/// keyword arguments) or `NEWOBJ_EX`: `INST` and `OBJ` nodes are written as
+/// `REDUCE`, by design, so they do not come back as they were.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FuzzValue {
+    /// The value to round-trip.
+    pub value: Value,
+    /// The memo start given to the entry encoding.
+    pub memo_start: u32,
+}
+
+impl<'a> Arbitrary<'a> for FuzzValue {
+    fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
+        let memo_start = u32::arbitrary(u)?;
+        let value = arbitrary_value(u, MAX_FUZZ_DEPTH)?;
+        Ok(FuzzValue { value, memo_start })
+    }
+}
+
+fn arbitrary_value(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Value> {
+    if depth == 0 || u.is_empty() {
+        return arbitrary_scalar(u);
+    }
+    let below = depth - 1;
+    Ok(match u.int_in_range(0u8..=9)? {
+        0 => Value::List(arbitrary_items(u, below)?),
+        1 => Value::Tuple(arbitrary_items(u, below)?),
+        2 => Value::Set(arbitrary_items(u, below)?),
+        3 => Value::FrozenSet(arbitrary_items(u, below)?),
+        4 => Value::Dict(arbitrary_pairs(u, below)?),
+        5 => Value::Object(Box::new(arbitrary_object(u, below)?)),
+        6 => {
+            // Many copies of one item: the 1000-item batches and their edges.
+            let count = u.int_in_range(0..=MAX_REPEATED_ITEMS)?;
+            let item = arbitrary_scalar(u)?;
+            let items = vec![item; count];
+            match u.int_in_range(0u8..=4)? {
+                0 => Value::List(items),
+                1 => Value::Tuple(items),
+                2 => Value::Set(items),
+                3 => Value::FrozenSet(items),
+                _ => Value::Dict(items.iter().cloned().zip(items.iter().cloned()).collect()),
+            }
+        }
+        _ => arbitrary_scalar(u)?,
+    })
+}
+
+fn arbitrary_scalar(u: &mut Unstructured<'_>) -> arbitrary::Result<Value> {
+    Ok(match u.int_in_range(0u8..=10)? {
+        0 => Value::None,
+        1 => Value::Bool(bool::arbitrary(u)?),
+        2 => Value::Int(i64::arbitrary(u)?),
+        3 => {
+            let len = u.int_in_range(0..=300)?;
+            BigInt::value_from_le_bytes(u.bytes(len.min(u.len()))?)
+        }
+        4 => Value::Float(f64::arbitrary(u)?),
+        5 => Value::Str(String::arbitrary(u)?),
+        6 => Value::Bytes(Vec::arbitrary(u)?),
+        7 => Value::ByteArray(Vec::arbitrary(u)?),
+        8 => Value::Global(Global::new(String::arbitrary(u)?, String::arbitrary(u)?)),
+        9 => {
+            // A payload past the 64 KiB frame size, written outside frames.
+            let len = u.int_in_range(0..=MAX_BIG_PAYLOAD)?;
+            let fill = u8::arbitrary(u)?;
+            if bool::arbitrary(u)? {
+                Value::Bytes(vec![fill; len])
+            } else {
+                Value::Str(char::from(fill & 0x7f).to_string().repeat(len))
+            }
+        }
+        _ => Value::Int(i64::from(i32::arbitrary(u)? >> u.int_in_range(0..=31)?)),
+    })
+}
+
+fn arbitrary_items(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Vec<Value>> {
+    let count = u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
+    (0..count).map(|_| arbitrary_value(u, depth)).collect()
+}
+
+fn arbitrary_pairs(
+    u: &mut Unstructured<'_>,
+    depth: usize,
+) -> arbitrary::Result<Vec<(Value, Value)>> {
+    let count = u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
+    (0..count)
+        .map(|_| Ok((arbitrary_value(u, depth)?, arbitrary_value(u, depth)?)))
+        .collect()
+}
+
+fn arbitrary_object(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Object> {
+    let construct = *u.choose(&[Construct::Reduce, Construct::NewObj, Construct::NewObjEx])?;
+    let callable = if bool::arbitrary(u)? {
+        Value::Global(Global::new(String::arbitrary(u)?, String::arbitrary(u)?))
+    } else {
+        arbitrary_value(u, depth)?
+    };
+    let mut object = Object::new(construct, callable, arbitrary_items(u, depth)?);
+    if construct == Construct::NewObjEx {
+        object.kwargs = arbitrary_pairs(u, depth)?;
+    }
+    object.list_items = arbitrary_items(u, depth)?;
+    object.dict_items = arbitrary_pairs(u, depth)?;
+    if bool::arbitrary(u)? {
+        object.state = Some(arbitrary_value(u, depth)?);
+    }
+    Ok(object)
+}
+
+/// `roundtrip` target on raw fuzzer bytes: builds a [`FuzzValue`] from them
+/// exactly as `libfuzzer-sys` does for a typed target, then checks
+/// [`roundtrip_value`]. Bytes too short for a value check nothing.
+pub fn roundtrip(data: &[u8]) -> Verdict {
+    match FuzzValue::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(input) => roundtrip_value(&input),
+        Err(_) => Ok(()),
+    }
+}
+
+/// `loads(dumps(v)) == v`, and `decode_entry_value(encode_entry_value(v,
+/// start)) == v` with `memo_max == start`; both encodings also decode op by
+/// op without error.
+pub fn roundtrip_value(input: &FuzzValue) -> Verdict {
+    let value = &input.value;
+    let stream = dumps(value);
+    check_ops_decode(&stream, "dumps")?;
+    let loaded = loads_with(&stream, &Limits::default())
+        .map_err(|error| format!("dumps of {value:?} does not load: {error}"))?;
+    if &loaded != value {
+        return Err(format!("dumps/loads changed {value:?} into {loaded:?}"));
+    }
+
+    let (entry_bytes, memo_max) = encode_entry_value(value, input.memo_start);
+    if memo_max != input.memo_start {
+        return Err(format!(
+            "entry encoding moved the memo from {} to {memo_max}",
+            input.memo_start
+        ));
+    }
+    check_ops_decode(&entry_bytes, "encode_entry_value")?;
+    let decoded = decode_entry_value(&entry_bytes, &Limits::default())
+        .map_err(|error| format!("entry bytes of {value:?} do not decode: {error}"))?;
+    if &decoded != value {
+        return Err(format!("entry encoding changed {value:?} into {decoded:?}"));
+    }
+    Ok(())
+}
+
+/// Every op of bytes this crate wrote decodes.
+fn check_ops_decode(bytes: &[u8], writer: &str) -> Verdict {
+    match crate::ops(bytes).find_map(Result::err) {
+        Some(error) => Err(format!(
+            "{writer} wrote an op that does not decode: {error}"
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Every body accepts the empty input and a few short ones.
+    #[test]
+    fn bodies_accept_short_inputs() {
+        for input in [
+            &b""[..],
+            b".",
+            b"\x80\x04N.",
+            b"(((",
+            b"\x95\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert_eq!(ops(input), Ok(()), "ops {input:?}");
+            assert_eq!(loads(input), Ok(()), "loads {input:?}");
+            assert_eq!(roundtrip(input), Ok(()), "roundtrip {input:?}");
+        }
+    }
+
+    // Values built from pseudo-random bytes round-trip; the generator makes
+    // nested containers (not only scalars) from them.
+    #[test]
+    fn generated_values_roundtrip() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut saw_container = false;
+        for _ in 0..200 {
+            let bytes: Vec<u8> = (0..256)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state.to_le_bytes()[0]
+                })
+                .collect();
+            let input = FuzzValue::arbitrary_take_rest(Unstructured::new(&bytes))
+                .expect("256 bytes make a value");
+            saw_container |= matches!(
+                input.value,
+                Value::List(_) | Value::Tuple(_) | Value::Dict(_) | Value::Object(_)
+            );
+            assert_eq!(roundtrip_value(&input), Ok(()));
+        }
+        assert!(saw_container, "the generator never nested anything");
+    }
+
+    // A bad op does not stop the walk: ops after it are still decoded (and a
+    // broken property would be reported for them).
+    #[test]
+    fn ops_resumes_after_an_error() {
+        assert_eq!(ops(b"\xffK\x01\x00N."), Ok(()));
+    }
+}

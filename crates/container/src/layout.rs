@@ -1,0 +1,718 @@
+//! The file layout of FORMAT.md: header, entries, terminator, and the pure scan of a whole file.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::error::{Error, ErrorKind};
+
+const PROTO: u8 = 0x80;
+const FRAME: u8 = 0x95;
+const BININT: u8 = 0x4a;
+const POP: u8 = 0x30;
+const MARK: u8 = 0x28;
+const NEWTRUE: u8 = 0x88;
+const SHORT_BINUNICODE: u8 = 0x8c;
+const SHORT_BINBYTES: u8 = 0x43;
+const BINBYTES: u8 = 0x42;
+
+/// Length of the header (PROTO 4, FRAME 13, version, commit number, MARK).
+pub const HEADER_LEN: u64 = 24;
+/// Offset of the commit number's i32 inside the header.
+pub const COMMIT_NUMBER_OFFSET: u64 = 18;
+/// The terminator: FRAME 2, DICT, STOP.
+pub const TERMINATOR: [u8; 11] = [FRAME, 2, 0, 0, 0, 0, 0, 0, 0, 0x64, 0x2e];
+/// Length of an entry's head before its key bytes: FRAME + u64 + SHORT_BINUNICODE + u8.
+pub const ENTRY_HEAD_LEN: u64 = 11;
+/// Length of an entry's trailer: BININT memo_max POP, live flag, POP.
+pub const ENTRY_TRAILER_LEN: u64 = 8;
+/// The smallest padding entry: head with an empty key, empty SHORT_BINBYTES, trailer.
+pub const MIN_PADDING_LEN: u64 = ENTRY_HEAD_LEN + 2 + ENTRY_TRAILER_LEN;
+
+/// The header of a new file with the given commit number.
+pub fn encode_header(commit_number: i32) -> [u8; 24] {
+    let mut header = [0u8; 24];
+    header[..3].copy_from_slice(&[PROTO, 4, FRAME]);
+    header[3..11].copy_from_slice(&13u64.to_le_bytes());
+    header[11] = BININT;
+    header[12..16].copy_from_slice(&1i32.to_le_bytes());
+    header[16] = POP;
+    header[17] = BININT;
+    header[18..22].copy_from_slice(&commit_number.to_le_bytes());
+    header[22] = POP;
+    header[23] = MARK;
+    header
+}
+
+/// An entry's first 11 bytes plus its key: FRAME frame_len, SHORT_BINUNICODE len key.
+///
+/// The caller has checked that the key is at most 255 bytes.
+pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
+    let mut head = Vec::with_capacity(11 + key.len());
+    head.push(FRAME);
+    head.extend_from_slice(&frame_len.to_le_bytes());
+    head.push(SHORT_BINUNICODE);
+    head.push(key.len() as u8);
+    head.extend_from_slice(key);
+    head
+}
+
+/// An entry's last 8 bytes: BININT memo_max POP, NEWTRUE or POP, POP.
+pub fn encode_entry_trailer(memo_max: i32, live: bool) -> [u8; 8] {
+    let mut trailer = [0u8; 8];
+    trailer[0] = BININT;
+    trailer[1..5].copy_from_slice(&memo_max.to_le_bytes());
+    trailer[5] = POP;
+    trailer[6] = if live { NEWTRUE } else { POP };
+    trailer[7] = POP;
+    trailer
+}
+
+/// The byte of the live flag for a live or a deleted entry.
+pub fn live_flag(live: bool) -> u8 {
+    if live {
+        NEWTRUE
+    } else {
+        POP
+    }
+}
+
+/// A complete padding entry of exactly `len` bytes (`len >= MIN_PADDING_LEN`): deleted,
+/// empty key, a bytes value, so every reader skips it.
+pub fn encode_padding_entry(len: u64, memo_max: i32) -> Option<Vec<u8>> {
+    let value_len = len.checked_sub(ENTRY_HEAD_LEN + ENTRY_TRAILER_LEN)?;
+    let mut entry = encode_entry_head(b"", len.checked_sub(9)?);
+    entry.reserve(usize::try_from(value_len).ok()?);
+    if value_len < 2 {
+        return None;
+    } else if value_len <= 2 + 255 {
+        entry.push(SHORT_BINBYTES);
+        entry.push((value_len - 2) as u8);
+        entry.resize(entry.len() + (value_len - 2) as usize, 0);
+    } else {
+        let payload = u32::try_from(value_len - 5).ok()?;
+        entry.push(BINBYTES);
+        entry.extend_from_slice(&payload.to_le_bytes());
+        entry.resize(entry.len() + payload as usize, 0);
+    }
+    entry.extend_from_slice(&encode_entry_trailer(memo_max, false));
+    Some(entry)
+}
+
+/// The length of the padding entry to put at `entry_offset` so that the new entry after it has
+/// the byte `value_relative_offset` of its value at a multiple of `align`; 0 when no padding
+/// is needed.
+pub fn padding_len(
+    entry_offset: u64,
+    key_len: u64,
+    value_relative_offset: u64,
+    align: u64,
+) -> Option<u64> {
+    if align <= 1 {
+        return Some(0);
+    }
+    let target = entry_offset
+        .checked_add(ENTRY_HEAD_LEN)?
+        .checked_add(key_len)?
+        .checked_add(value_relative_offset)?;
+    let misalignment = target % align;
+    if misalignment == 0 {
+        return Some(0);
+    }
+    let mut padding = align - misalignment;
+    while padding < MIN_PADDING_LEN {
+        padding = padding.checked_add(align)?;
+    }
+    Some(padding)
+}
+
+/// One entry of the table: where it is, its key, its value's byte range, its flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    key: String,
+    offset: u64,
+    len: u64,
+    value_offset: u64,
+    value_len: u64,
+    memo_max: i32,
+    live: bool,
+}
+
+impl Entry {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Offset of the entry's FRAME opcode.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Length of the whole entry (`9 + frame_len`).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the entry is empty (never: an entry has at least 19 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Offset just past the entry (where the next entry or the terminator starts).
+    pub fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+
+    /// Offset of the value's first byte.
+    pub fn value_offset(&self) -> u64 {
+        self.value_offset
+    }
+
+    /// Length of the value's bytes.
+    pub fn value_len(&self) -> u64 {
+        self.value_len
+    }
+
+    /// The value's byte range in the file.
+    pub fn value_range(&self) -> Range<u64> {
+        self.value_offset..self.value_offset + self.value_len
+    }
+
+    /// The next free memo index after this entry's value.
+    pub fn memo_max(&self) -> i32 {
+        self.memo_max
+    }
+
+    /// Whether the entry is live (NEWTRUE flag) rather than deleted (POP flag).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Whether the entry is alignment padding (deleted, empty key).
+    pub fn is_padding(&self) -> bool {
+        !self.live && self.key.is_empty()
+    }
+
+    /// Offset of the live flag byte.
+    pub(crate) fn live_flag_offset(&self) -> u64 {
+        self.end() - 2
+    }
+
+    pub(crate) fn set_live(&mut self, live: bool) {
+        self.live = live;
+    }
+}
+
+/// The entry table of a file: every entry in file order, the live keys, the commit number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    entries: Vec<Entry>,
+    live_index: HashMap<String, usize>,
+    commit_number: i32,
+    terminator_offset: u64,
+    file_len: u64,
+    memo_start: i32,
+}
+
+impl Table {
+    /// Every entry in file order, deleted and padding entries included.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The live entries in file order.
+    pub fn live_entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(entry_idx, entry)| {
+                entry.live && self.live_index.get(&entry.key) == Some(entry_idx)
+            })
+            .map(|(_, entry)| entry)
+    }
+
+    /// The live keys in file order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.live_entries().map(Entry::key)
+    }
+
+    /// Number of live keys.
+    pub fn n_live(&self) -> usize {
+        self.live_index.len()
+    }
+
+    /// The live entry of `key` (the last one, as `pickle.load` would keep it).
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.live_index
+            .get(key)
+            .and_then(|&entry_idx| self.entries.get(entry_idx))
+    }
+
+    /// The index in [`Table::entries`] of the live entry of `key`.
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+        self.live_index.get(key).copied()
+    }
+
+    /// The commit number read from the header.
+    pub fn commit_number(&self) -> i32 {
+        self.commit_number
+    }
+
+    /// Offset of the terminator (where the next entry goes).
+    pub fn terminator_offset(&self) -> u64 {
+        self.terminator_offset
+    }
+
+    /// Length of the file scanned.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Bytes after the terminator: left by an append that was interrupted before it
+    /// committed; a read-write open truncates them.
+    pub fn trailing_len(&self) -> u64 {
+        self.file_len - self.terminator_offset - TERMINATOR.len() as u64
+    }
+
+    /// The first memo index free for a new value: `max(memo_max of all entries, 1)`.
+    pub fn memo_start(&self) -> i32 {
+        self.memo_start
+    }
+
+    pub(crate) fn set_commit_number(&mut self, commit_number: i32) {
+        self.commit_number = commit_number;
+    }
+
+    pub(crate) fn set_live(&mut self, entry_idx: usize, live: bool) {
+        if let Some(entry) = self.entries.get_mut(entry_idx) {
+            entry.set_live(live);
+            if !live && self.live_index.get(&entry.key) == Some(&entry_idx) {
+                self.live_index.remove(&entry.key);
+            }
+        }
+    }
+
+    /// Records entries appended at the terminator's old place; the file now ends with a
+    /// terminator right after them.
+    pub(crate) fn push_appended(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            self.terminator_offset = entry.end();
+            self.memo_start = self.memo_start.max(entry.memo_max);
+            if entry.live {
+                self.live_index
+                    .insert(entry.key.clone(), self.entries.len());
+            }
+            self.entries.push(entry);
+        }
+        self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+    }
+
+    /// Forgets the bytes after the terminator (after they were truncated).
+    pub(crate) fn drop_trailing(&mut self) {
+        self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+    }
+}
+
+/// Builds the [`Entry`] of a new entry written at `offset`.
+pub(crate) fn new_entry(
+    key: &str,
+    offset: u64,
+    value_len: u64,
+    memo_max: i32,
+    live: bool,
+) -> Option<Entry> {
+    let key_len = key.len() as u64;
+    let value_offset = offset.checked_add(ENTRY_HEAD_LEN)?.checked_add(key_len)?;
+    let len = (ENTRY_HEAD_LEN + key_len)
+        .checked_add(value_len)?
+        .checked_add(ENTRY_TRAILER_LEN)?;
+    offset.checked_add(len)?;
+    Some(Entry {
+        key: key.to_owned(),
+        offset,
+        len,
+        value_offset,
+        value_len,
+        memo_max,
+        live,
+    })
+}
+
+fn byte_at(file: &[u8], offset: u64) -> Option<u8> {
+    file.get(usize::try_from(offset).ok()?).copied()
+}
+
+fn bytes_at(file: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    let end = start.checked_add(usize::try_from(len).ok()?)?;
+    file.get(start..end)
+}
+
+fn u64_at(file: &[u8], offset: u64) -> Option<u64> {
+    let bytes: [u8; 8] = bytes_at(file, offset, 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+fn i32_at(file: &[u8], offset: u64) -> Option<i32> {
+    let bytes: [u8; 4] = bytes_at(file, offset, 4)?.try_into().ok()?;
+    Some(i32::from_le_bytes(bytes))
+}
+
+fn not_a_container(expected: &'static str, offset: u64) -> Error {
+    Error::new(
+        ErrorKind::NotAContainer {
+            expected,
+            plain_pickle: false,
+        },
+        offset,
+    )
+}
+
+/// Checks the 24-byte header in the order the Python library does and returns the commit number.
+pub fn parse_header(file: &[u8]) -> Result<i32, Error> {
+    let expect = |offset: u64, byte: u8, expected: &'static str| {
+        if byte_at(file, offset) == Some(byte) {
+            Ok(())
+        } else {
+            Err(not_a_container(expected, offset))
+        }
+    };
+    expect(0, PROTO, "PROTO opcode (0x80)")?;
+    expect(1, 4, "pickle protocol 4")?;
+    expect(2, FRAME, "FRAME opcode (0x95) opening the header")?;
+    let frame_len =
+        u64_at(file, 3).ok_or_else(|| not_a_container("the header's 8-byte frame length", 3))?;
+    if frame_len != 13 {
+        return Err(not_a_container("header frame length 13", 3));
+    }
+    if file.len() < HEADER_LEN as usize {
+        return Err(not_a_container(
+            "13 bytes of header frame",
+            file.len() as u64,
+        ));
+    }
+    expect(11, BININT, "BININT (format version)")?;
+    expect(16, POP, "POP after the format version")?;
+    if i32_at(file, 12) != Some(1) {
+        return Err(not_a_container("format version 1", 12));
+    }
+    expect(17, BININT, "BININT (commit number)")?;
+    expect(22, POP, "POP after the commit number")?;
+    expect(23, MARK, "MARK opening the dict")?;
+    i32_at(file, COMMIT_NUMBER_OFFSET).ok_or_else(|| not_a_container("commit number", 18))
+}
+
+/// The outcome of parsing one entry at an offset.
+enum Step {
+    /// A complete, well-formed entry.
+    Entry(Entry),
+    /// The terminator starts here.
+    Terminator,
+}
+
+fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
+    let file_len = file.len() as u64;
+    if bytes_at(file, offset, TERMINATOR.len() as u64) == Some(&TERMINATOR[..]) {
+        return Ok(Step::Terminator);
+    }
+    if offset >= file_len {
+        return Err(Error::new(ErrorKind::MissingTerminator, offset));
+    }
+    if byte_at(file, offset) != Some(FRAME) {
+        return Err(Error::bad_entry(
+            "FRAME opcode (0x95) opening an entry",
+            offset,
+        ));
+    }
+    let frame_len = u64_at(file, offset + 1).ok_or(Error::new(
+        ErrorKind::TruncatedEntry {
+            entry_end: offset + 9,
+            file_len,
+        },
+        offset,
+    ))?;
+    let entry_len = frame_len
+        .checked_add(9)
+        .ok_or(Error::overflow(offset + 1))?;
+    let entry_end = offset
+        .checked_add(entry_len)
+        .ok_or(Error::overflow(offset + 1))?;
+    if entry_end > file_len {
+        return Err(Error::new(
+            ErrorKind::TruncatedEntry {
+                entry_end,
+                file_len,
+            },
+            offset,
+        ));
+    }
+    if byte_at(file, offset + 9) != Some(SHORT_BINUNICODE) {
+        return Err(Error::bad_entry(
+            "SHORT_BINUNICODE opcode (0x8c) for the key",
+            offset + 9,
+        ));
+    }
+    let key_len = u64::from(byte_at(file, offset + 10).unwrap_or(0));
+    let value_offset = offset + ENTRY_HEAD_LEN + key_len;
+    let value_end = value_offset
+        .checked_add(ENTRY_TRAILER_LEN)
+        .filter(|&trailer_end| trailer_end <= entry_end)
+        .map(|_| entry_end - ENTRY_TRAILER_LEN)
+        .ok_or_else(|| {
+            Error::bad_entry(
+                "a frame length covering the key and the 8-byte trailer",
+                offset + 1,
+            )
+        })?;
+    let key_bytes = bytes_at(file, offset + ENTRY_HEAD_LEN, key_len)
+        .ok_or_else(|| Error::bad_entry("key bytes", offset + ENTRY_HEAD_LEN))?;
+    let key = std::str::from_utf8(key_bytes)
+        .map_err(|_| Error::bad_entry("a UTF-8 key", offset + ENTRY_HEAD_LEN))?;
+    if byte_at(file, value_end) != Some(BININT) {
+        return Err(Error::bad_entry(
+            "BININT (memo_max) in the trailer",
+            value_end,
+        ));
+    }
+    let memo_max =
+        i32_at(file, value_end + 1).ok_or_else(|| Error::bad_entry("memo_max", value_end + 1))?;
+    if byte_at(file, value_end + 5) != Some(POP) {
+        return Err(Error::bad_entry("POP after memo_max", value_end + 5));
+    }
+    let live = match byte_at(file, value_end + 6) {
+        Some(NEWTRUE) => true,
+        Some(POP) => false,
+        _ => {
+            return Err(Error::bad_entry(
+                "live flag NEWTRUE (0x88) or POP (0x30)",
+                value_end + 6,
+            ))
+        }
+    };
+    if byte_at(file, value_end + 7) != Some(POP) {
+        return Err(Error::bad_entry("POP closing the entry", value_end + 7));
+    }
+    Ok(Step::Entry(Entry {
+        key: key.to_owned(),
+        offset,
+        len: entry_len,
+        value_offset,
+        value_len: value_end - value_offset,
+        memo_max,
+        live,
+    }))
+}
+
+/// Reads the header, walks the entries by their frame lengths, checks each one and the
+/// terminator, and returns the entry table.
+///
+/// Bytes after the terminator (an append interrupted before it committed) are allowed and
+/// reported by [`Table::trailing_len`].
+pub fn scan(file: &[u8]) -> Result<Table, Error> {
+    let commit_number = parse_header(file)?;
+    let mut entries = Vec::new();
+    let mut live_index = HashMap::new();
+    let mut offset = HEADER_LEN;
+    loop {
+        match parse_entry(file, offset)? {
+            Step::Terminator => break,
+            Step::Entry(entry) => {
+                offset = entry.end();
+                if entry.live {
+                    live_index.insert(entry.key.clone(), entries.len());
+                }
+                entries.push(entry);
+            }
+        }
+    }
+    let memo_start = entries
+        .iter()
+        .map(|entry: &Entry| entry.memo_max)
+        .fold(1, i32::max);
+    Ok(Table {
+        entries,
+        live_index,
+        commit_number,
+        terminator_offset: offset,
+        file_len: file.len() as u64,
+        memo_start,
+    })
+}
+
+/// What a walk of a damaged file kept: every complete entry up to the first problem.
+pub(crate) struct Salvage {
+    /// The complete entries.
+    pub entries: Vec<Entry>,
+    /// Where the kept entries end.
+    pub end: u64,
+    /// The first problem, if the walk did not reach a terminator.
+    pub problem: Option<Error>,
+    /// The key of the torn entry at `end`, when its head was readable.
+    pub torn_key: Option<String>,
+}
+
+/// Walks the entries like [`scan`] but stops at the first problem instead of failing.
+pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
+    parse_header(file)?;
+    let mut entries = Vec::new();
+    let mut offset = HEADER_LEN;
+    loop {
+        match parse_entry(file, offset) {
+            Ok(Step::Terminator) => {
+                return Ok(Salvage {
+                    entries,
+                    end: offset,
+                    problem: None,
+                    torn_key: None,
+                })
+            }
+            Ok(Step::Entry(entry)) => {
+                offset = entry.end();
+                entries.push(entry);
+            }
+            Err(problem) => {
+                let torn_key = (byte_at(file, offset + 9) == Some(SHORT_BINUNICODE))
+                    .then(|| {
+                        let key_len = u64::from(byte_at(file, offset + 10)?);
+                        let key = bytes_at(file, offset + ENTRY_HEAD_LEN, key_len)?;
+                        Some(String::from_utf8_lossy(key).into_owned())
+                    })
+                    .flatten();
+                return Ok(Salvage {
+                    entries,
+                    end: offset,
+                    problem: Some(problem),
+                    torn_key,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(entries: &[(&str, &[u8], bool)]) -> Vec<u8> {
+        let mut file = encode_header(7).to_vec();
+        for (key, value, live) in entries {
+            let frame_len = key.len() as u64 + value.len() as u64 + 10;
+            file.extend(encode_entry_head(key.as_bytes(), frame_len));
+            file.extend_from_slice(value);
+            file.extend(encode_entry_trailer(3, *live));
+        }
+        file.extend(TERMINATOR);
+        file
+    }
+
+    #[test]
+    fn empty_file_scans_to_an_empty_table() {
+        let file = file_with(&[]);
+        let table = scan(&file).unwrap();
+        assert_eq!(table.entries().len(), 0);
+        assert_eq!(table.commit_number(), 7);
+        assert_eq!(table.terminator_offset(), HEADER_LEN);
+        assert_eq!(table.memo_start(), 1);
+    }
+
+    #[test]
+    fn entries_give_keys_ranges_and_flags() {
+        let file = file_with(&[
+            ("a", b"K\x01", true),
+            ("bb", b"N", false),
+            ("a", b"N", true),
+        ]);
+        let table = scan(&file).unwrap();
+        assert_eq!(table.entries().len(), 3);
+        let first = &table.entries()[0];
+        assert_eq!(first.offset(), 24);
+        assert_eq!(first.value_offset(), 24 + 11 + 1);
+        assert_eq!(first.value_len(), 2);
+        assert_eq!(&file[first.value_range().start as usize..][..2], b"K\x01");
+        assert!(!table.entries()[1].is_live());
+        // The later live entry of a key wins, as in pickle.load.
+        assert_eq!(
+            table.get("a").unwrap().offset(),
+            table.entries()[2].offset()
+        );
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(table.memo_start(), 3);
+    }
+
+    #[test]
+    fn padding_entries_have_the_requested_length_and_scan_as_padding() {
+        for len in [21u64, 22, 100, 276, 277, 278, 5000] {
+            let padding = encode_padding_entry(len, 1).unwrap();
+            assert_eq!(padding.len() as u64, len);
+            let mut file = encode_header(0).to_vec();
+            file.extend(&padding);
+            file.extend(TERMINATOR);
+            let table = scan(&file).unwrap();
+            assert!(table.entries()[0].is_padding(), "len {len}");
+            assert_eq!(table.entries()[0].len(), len);
+        }
+        assert!(encode_padding_entry(20, 1).is_none());
+    }
+
+    #[test]
+    fn padding_len_aligns_the_requested_byte() {
+        for entry_offset in 24..200u64 {
+            for key_len in [0u64, 1, 5, 255] {
+                let padding = padding_len(entry_offset, key_len, 79, 64).unwrap();
+                assert!(padding == 0 || padding >= MIN_PADDING_LEN);
+                let value_offset = entry_offset + padding + ENTRY_HEAD_LEN + key_len;
+                assert_eq!((value_offset + 79) % 64, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_after_the_terminator_are_reported() {
+        let mut file = file_with(&[("a", b"N", true)]);
+        let clean_len = file.len() as u64;
+        file.extend_from_slice(b"garbage");
+        let table = scan(&file).unwrap();
+        assert_eq!(table.trailing_len(), 7);
+        assert_eq!(table.terminator_offset() + 11, clean_len);
+    }
+
+    #[test]
+    fn malformed_entries_give_their_offset() {
+        let good = file_with(&[("a", b"N", true)]);
+        // Live flag neither NEWTRUE nor POP.
+        let mut bad = good.clone();
+        let flag = good.len() - 11 - 2;
+        bad[flag] = b'X';
+        let error = scan(&bad).unwrap_err();
+        assert_eq!(error.offset(), flag as u64);
+        // Invalid UTF-8 key.
+        let mut bad = good.clone();
+        bad[35] = 0xff;
+        assert_eq!(scan(&bad).unwrap_err().offset(), 35);
+        // Frame length past the end of the file.
+        let mut bad = good.clone();
+        bad[25] = 0xf0;
+        assert!(matches!(
+            scan(&bad).unwrap_err().kind(),
+            ErrorKind::TruncatedEntry { .. }
+        ));
+        // Frame length too short for key and trailer.
+        let mut bad = good.clone();
+        bad[25] = 3;
+        assert!(scan(&bad).is_err());
+        // No terminator.
+        let error = scan(&good[..good.len() - 11]).unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::MissingTerminator));
+        assert_eq!(error.offset(), good.len() as u64 - 11);
+    }
+
+    #[test]
+    fn huge_frame_length_is_an_error_not_an_overflow() {
+        let mut file = file_with(&[]);
+        file.truncate(24);
+        file.push(FRAME);
+        file.extend(u64::MAX.to_le_bytes());
+        file.extend([SHORT_BINUNICODE, 0]);
+        assert!(scan(&file).is_err());
+    }
+}

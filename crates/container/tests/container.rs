@@ -1,0 +1,694 @@
+//! Integration tests of `mmappickle-container`.
+//!
+//! Index:
+//! - `bad_headers_*`: the 13 malformed headers of the Python library's test suite, each an
+//!   error at its offset, the file untouched.
+//! - `plain_pickles_*`: a plain pickle of a dict is reported as convertible.
+//! - `table_is_rescanned_only_*`: the cache is keyed on the commit number and the length.
+//! - `append_*`, `remove_*`, `replace_*`: changes, commit numbers, reopen.
+//! - `readonly_*`: no change, no byte written.
+//! - `alignment_*`: padding entries put the requested byte at a multiple of the alignment.
+//! - `truncation_at_every_offset_*`: a read-only open of every prefix of a sample file.
+//! - `torn_append_*`: bytes after the terminator are ignored, then truncated.
+//! - `vacuum_*`: compaction by rename, the commit number rule, other handles follow.
+//! - `fsck_*`: repair of torn files.
+//! - `lock_*`: the flock excludes another handle; it is re-entrant.
+//! - `processes_*`: 4 processes x 200 inserts; SIGKILL at many points of changes.
+//!
+//! The multi-process tests re-run this test binary with `worker_process` as the only test and
+//! the worker's job in `MMAPPICKLE_CONTAINER_WORKER`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mmappickle_container::{
+    scan, Alignment, Container, ContainerOptions, Durability, ErrorKind, NewEntry, TERMINATOR,
+};
+
+const WORKER_VARIABLE: &str = "MMAPPICKLE_CONTAINER_WORKER";
+
+/// A pickle value holding `payload` as bytes (SHORT_BINBYTES or BINBYTES).
+fn bytes_value(payload: &[u8]) -> Vec<u8> {
+    let mut value = Vec::new();
+    if payload.len() < 256 {
+        value.push(b'C');
+        value.push(payload.len() as u8);
+    } else {
+        value.push(b'B');
+        value.extend((payload.len() as u32).to_le_bytes());
+    }
+    value.extend_from_slice(payload);
+    value
+}
+
+fn insert(container: &mut Container, key: &str, value: &[u8]) -> mmappickle_container::Entry {
+    let new = NewEntry {
+        key,
+        value_len: value.len() as u64,
+        memo_max: container.memo_start().unwrap(),
+        align: None,
+    };
+    container.append(new, |sink| sink.write_all(value)).unwrap()
+}
+
+/// Every live key and its value bytes.
+fn contents(container: &mut Container) -> BTreeMap<String, Vec<u8>> {
+    let entries: Vec<_> = container.table().unwrap().live_entries().cloned().collect();
+    entries
+        .iter()
+        .map(|entry| (entry.key().to_owned(), container.read_value(entry).unwrap()))
+        .collect()
+}
+
+fn temp_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}
+
+/// A valid header, as Python writes it.
+fn python_header() -> Vec<u8> {
+    let mut header = vec![0x80, 4, 0x95];
+    header.extend(13u64.to_le_bytes());
+    header.extend([0x4a, 1, 0, 0, 0, 0x30, 0x4a, 0, 0, 0, 0, 0x30, 0x28]);
+    header
+}
+
+// The 13 malformed headers: each is refused with the offset of the first wrong byte, and the
+// file is left as it was.
+#[test]
+fn bad_headers_are_refused_at_their_offset_and_left_untouched() {
+    let good = {
+        let mut file = python_header();
+        file.extend(TERMINATOR);
+        file
+    };
+    let with = |offset: usize, byte: u8| {
+        let mut file = good.clone();
+        file[offset] = byte;
+        file
+    };
+    let cases: Vec<(&str, Vec<u8>, u64)> = vec![
+        ("one byte", vec![0x80], 1),
+        ("not a pickle", b"hello world".to_vec(), 0),
+        ("wrong protocol", with(1, 3), 1),
+        ("missing FRAME", with(2, 0x28), 2),
+        ("frame length cut short", good[..7].to_vec(), 3),
+        ("wrong frame length", with(3, 12), 3),
+        ("header frame cut short", good[..20].to_vec(), 20),
+        ("missing version BININT", with(11, 0x4b), 11),
+        ("missing POP after version", with(16, 0x28), 16),
+        ("wrong version", with(12, 2), 12),
+        ("missing commit BININT", with(17, 0x4b), 17),
+        ("missing POP after commit", with(22, 0x28), 22),
+        ("missing MARK", with(23, 0x30), 23),
+    ];
+    assert_eq!(cases.len(), 13);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, offset) in cases {
+        let path = temp_path(&dir, "bad");
+        std::fs::write(&path, &bytes).unwrap();
+        for readonly in [false, true] {
+            let error = ContainerOptions::new()
+                .readonly(readonly)
+                .open(&path)
+                .unwrap_err();
+            // (Some of them are still a plain pickle of `{}`, which the error says.)
+            assert!(
+                matches!(error.kind(), ErrorKind::NotAContainer { .. }),
+                "{name}: {error}"
+            );
+            assert_eq!(error.offset(), offset, "{name}: {error}");
+            assert!(error.to_string().contains("expected"), "{name}: {error}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}: file changed");
+        }
+        // The pure scan agrees with the open.
+        assert_eq!(scan(&bytes).unwrap_err().offset(), offset, "{name}");
+    }
+}
+
+// A plain pickle of a dict is reported as such (the facade converts it); a pickle of
+// something else is not; neither file is touched.
+#[test]
+fn plain_pickles_are_reported_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "plain.pickle");
+    // pickle.dumps({'a': 1}, 2) and pickle.dumps([1], 2).
+    let dict = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s.";
+    let list = b"\x80\x02]q\x00K\x01a.";
+    for (bytes, is_dict) in [(&dict[..], true), (&list[..], false)] {
+        std::fs::write(&path, bytes).unwrap();
+        let error = Container::open(&path).unwrap_err();
+        assert_eq!(error.is_plain_pickle(), is_dict, "{error}");
+        assert_eq!(error.offset(), 1, "{error}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+}
+
+// A new container is created (missing and empty files alike) and holds what was appended.
+#[test]
+fn append_creates_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "new.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    assert_eq!(container.commit_number().unwrap(), 0);
+    insert(&mut container, "a", &bytes_value(b"first"));
+    insert(&mut container, "é", &bytes_value(&[7; 300]));
+    assert_eq!(container.commit_number().unwrap(), 2);
+    drop(container);
+
+    let mut reopened = Container::open(&path).unwrap();
+    let expected: BTreeMap<String, Vec<u8>> = [
+        ("a".to_owned(), bytes_value(b"first")),
+        ("é".to_owned(), bytes_value(&[7; 300])),
+    ]
+    .into();
+    assert_eq!(contents(&mut reopened), expected);
+
+    let empty = temp_path(&dir, "empty.mmdpickle");
+    std::fs::write(&empty, b"").unwrap();
+    let mut created = Container::open(&empty).unwrap();
+    assert!(created.keys().unwrap().is_empty());
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 24 + 11);
+}
+
+// Remove flips the flag (the file keeps its length) and bumps the commit number; replace is
+// append + remove (+2).
+#[test]
+fn remove_and_replace_bump_the_commit_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "c.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    insert(&mut container, "k", &bytes_value(b"1"));
+    let len = container.file_len().unwrap();
+    assert!(container.remove("k").unwrap());
+    assert!(!container.remove("k").unwrap());
+    assert_eq!(container.file_len().unwrap(), len);
+    assert_eq!(container.commit_number().unwrap(), 2);
+    insert(&mut container, "k", &bytes_value(b"2"));
+    insert(&mut container, "k", &bytes_value(b"3"));
+    assert_eq!(container.commit_number().unwrap(), 5);
+    let table = container.table().unwrap();
+    assert_eq!(table.entries().len(), 3);
+    assert_eq!(table.n_live(), 1);
+    assert_eq!(
+        contents(&mut container),
+        [("k".to_owned(), bytes_value(b"3"))].into()
+    );
+}
+
+// The table is cached while the commit number and the length stay the same: a change of the
+// bytes behind our back is not seen (no re-scan) until the commit number moves.
+#[test]
+fn table_is_rescanned_only_when_the_commit_number_or_length_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "cache.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    let entry = insert(&mut container, "key", &bytes_value(b"v"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Rename the key to "kez" without touching the commit number or the length.
+    bytes[entry.offset() as usize + 13] = b'z';
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(container.get("key").unwrap().is_some());
+    assert!(container.get("kez").unwrap().is_none());
+    bytes[18] += 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(container.get("key").unwrap().is_none());
+    assert!(container.get("kez").unwrap().is_some());
+}
+
+// A key over 255 UTF-8 bytes, a value writer that writes too little, too much, or fails: each
+// an error, and the file as before.
+#[test]
+fn append_errors_leave_the_file_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "e.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    insert(&mut container, "keep", &bytes_value(b"x"));
+    let before = std::fs::read(&path).unwrap();
+    let long_key = "é".repeat(128);
+    let new = |key| NewEntry {
+        key,
+        value_len: 10,
+        memo_max: 1,
+        align: None,
+    };
+    let error = container
+        .append(new(&long_key), |sink| sink.write_all(&[0; 10]))
+        .unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::KeyTooLong { len: 256 }));
+    let error = container
+        .append(new("short"), |sink| sink.write_all(&[0; 9]))
+        .unwrap_err();
+    assert!(matches!(
+        error.kind(),
+        ErrorKind::ValueLength {
+            expected: 10,
+            written: 9
+        }
+    ));
+    assert!(container
+        .append(new("long"), |sink| sink.write_all(&[0; 11]))
+        .is_err());
+    assert!(container
+        .append(new("fails"), |_| Err(std::io::Error::other("disk on fire")))
+        .is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(container.keys().unwrap(), ["keep"]);
+}
+
+// A read-only handle refuses every change and never writes, not even to repair a torn tail.
+#[test]
+fn readonly_refuses_changes_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "r.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    insert(&mut container, "a", &bytes_value(b"1"));
+    drop(container);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(b"left by a crash");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let mut readonly = Container::open_readonly(&path).unwrap();
+    assert!(readonly.is_readonly());
+    assert_eq!(readonly.keys().unwrap(), ["a"]);
+    let new = NewEntry {
+        key: "b",
+        value_len: 0,
+        memo_max: 1,
+        align: None,
+    };
+    for error in [
+        readonly.append(new, |_| Ok(())).unwrap_err(),
+        readonly.remove("a").map(|_| ()).unwrap_err(),
+        readonly.vacuum().map(|_| ()).unwrap_err(),
+        readonly.fsck().map(|_| ()).unwrap_err(),
+    ] {
+        assert!(matches!(error.kind(), ErrorKind::ReadOnly), "{error}");
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert!(Container::open_readonly(temp_path(&dir, "missing")).is_err());
+    assert!(!temp_path(&dir, "missing").exists());
+}
+
+// The requested byte of the value lands on a multiple of the alignment, after a padding entry
+// that is deleted, has an empty key, and is shown as padding.
+#[test]
+fn alignment_pads_with_deleted_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "a.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    for (idx, key) in ["x", "yy", "a_longer_key", "z"].iter().enumerate() {
+        let value = bytes_value(&vec![idx as u8; 100 + idx * 7]);
+        let new = NewEntry {
+            key,
+            value_len: value.len() as u64,
+            memo_max: 1,
+            align: Some(Alignment {
+                value_relative_offset: 5,
+                align: 64,
+            }),
+        };
+        let entry = container
+            .append(new, |sink| {
+                assert_eq!((sink.position() + 5) % 64, 0);
+                sink.write_all(&value)
+            })
+            .unwrap();
+        assert_eq!((entry.value_offset() + 5) % 64, 0);
+    }
+    let table = container.table().unwrap().clone();
+    assert_eq!(table.n_live(), 4);
+    assert!(table.entries().iter().any(|entry| entry.is_padding()));
+    assert!(table
+        .entries()
+        .iter()
+        .all(|entry| entry.is_live() || entry.is_padding()));
+    let error = container
+        .append(
+            NewEntry {
+                key: "bad",
+                value_len: 0,
+                memo_max: 1,
+                align: Some(Alignment {
+                    value_relative_offset: 0,
+                    align: 48,
+                }),
+            },
+            |_| Ok(()),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        error.kind(),
+        ErrorKind::BadAlignment { align: 48 }
+    ));
+}
+
+fn sample_file(dir: &tempfile::TempDir) -> (PathBuf, Vec<u8>) {
+    let path = temp_path(dir, "sample.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    insert(&mut container, "a", &bytes_value(b"alpha"));
+    insert(&mut container, "b", &bytes_value(&[1; 40]));
+    container.remove("a").unwrap();
+    insert(&mut container, "c", &bytes_value(b""));
+    drop(container);
+    let bytes = std::fs::read(&path).unwrap();
+    (path, bytes)
+}
+
+// Every prefix of a sample file: a read-only open gives an error or a valid prefix of the
+// entries, never panics, never changes the file.
+#[test]
+fn truncation_at_every_offset_gives_an_error_or_a_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, full) = sample_file(&dir);
+    let full_keys = scan(&full).unwrap();
+    let path = temp_path(&dir, "cut");
+    for cut in 0..full.len() {
+        std::fs::write(&path, &full[..cut]).unwrap();
+        if let Ok(mut container) = Container::open_readonly(&path) {
+            let table = container.table().unwrap();
+            for (entry, full_entry) in table.entries().iter().zip(full_keys.entries()) {
+                assert_eq!(entry, full_entry, "cut at {cut}");
+            }
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), &full[..cut], "cut at {cut}");
+    }
+}
+
+// An append interrupted after writing past the old terminator: read-only sees the old dict,
+// a read-write open truncates the stray bytes.
+#[test]
+fn torn_append_is_ignored_then_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, full) = sample_file(&dir);
+    let mut torn = full.clone();
+    torn.extend(&[0x42; 100]);
+    torn.extend(TERMINATOR);
+    std::fs::write(&path, &torn).unwrap();
+    let mut readonly = Container::open_readonly(&path).unwrap();
+    assert_eq!(readonly.keys().unwrap(), ["b", "c"]);
+    assert_eq!(std::fs::read(&path).unwrap(), torn);
+    let mut container = Container::open(&path).unwrap();
+    assert_eq!(container.keys().unwrap(), ["b", "c"]);
+    assert_eq!(std::fs::read(&path).unwrap(), full);
+}
+
+// Vacuum drops deleted entries, sets the commit number as Python does, keeps aligned data
+// aligned, and a second handle follows the renamed file.
+#[test]
+fn vacuum_compacts_and_other_handles_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "v.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    let mut other = Container::open(&path).unwrap();
+    for key in ["a", "b", "c", "d"] {
+        insert(&mut container, key, &bytes_value(&[9; 1000]));
+    }
+    let aligned_value = bytes_value(&[3; 500]);
+    let aligned = NewEntry {
+        key: "aligned",
+        value_len: aligned_value.len() as u64,
+        memo_max: 1,
+        align: Some(Alignment {
+            value_relative_offset: 5,
+            align: 64,
+        }),
+    };
+    container
+        .append(aligned, |sink| sink.write_all(&aligned_value))
+        .unwrap();
+    container.remove("b").unwrap();
+    container.remove("c").unwrap();
+    let expected = contents(&mut container);
+    assert_ne!(container.commit_number().unwrap(), 0);
+    let report = container.vacuum().unwrap();
+    assert!(report.removed_entries >= 2);
+    assert!(report.len_after < report.len_before);
+    assert_eq!(report.commit_number, 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), report.len_after);
+    assert_eq!(contents(&mut container), expected);
+    let entry = container.get("aligned").unwrap().unwrap();
+    assert_eq!((entry.value_offset() + 5) % 64, 0);
+    // The other handle noticed the new inode.
+    assert_eq!(contents(&mut other), expected);
+    insert(&mut other, "e", &bytes_value(b"after"));
+    assert!(container.get("e").unwrap().is_some());
+    // Nothing to remove: nothing changes. Then 0 becomes 1.
+    let commit = container.commit_number().unwrap();
+    assert_eq!(container.vacuum().unwrap().removed_entries, 0);
+    assert_eq!(container.commit_number().unwrap(), commit);
+    container.remove("e").unwrap();
+    container.commit_number().unwrap();
+    let report = container.vacuum().unwrap();
+    assert_eq!(report.commit_number, 0);
+    container.remove("d").unwrap();
+    std::fs::write(&path, {
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[18..22].copy_from_slice(&0i32.to_le_bytes());
+        bytes
+    })
+    .unwrap();
+    let mut reopened = Container::open(&path).unwrap();
+    assert_eq!(reopened.vacuum().unwrap().commit_number, 1);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no scratch file left behind");
+}
+
+// fsck keeps every complete entry of a torn file, cuts the rest, writes a terminator.
+#[test]
+fn fsck_repairs_torn_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, full) = sample_file(&dir);
+    let table = scan(&full).unwrap();
+    let last = table.entries().last().unwrap().clone();
+    for cut in [full.len() - 11, full.len() - 14, last.offset() as usize + 5] {
+        std::fs::write(&path, &full[..cut]).unwrap();
+        let error = Container::open(&path).unwrap_err();
+        assert!(error.to_string().contains("fsck"), "{error}");
+        let mut container = ContainerOptions::new()
+            .allow_damaged(true)
+            .open(&path)
+            .unwrap();
+        assert!(container.table().is_err());
+        let report = container.fsck().unwrap();
+        let n_entries = table.entries().len();
+        let kept = if cut == full.len() - 11 {
+            n_entries
+        } else {
+            n_entries - 1
+        };
+        assert_eq!(report.kept_entries, kept, "cut at {cut}: {report:?}");
+        assert!(!report.is_clean());
+        let repaired = std::fs::read(&path).unwrap();
+        assert!(repaired.ends_with(&TERMINATOR));
+        let rescanned = scan(&repaired).unwrap();
+        assert_eq!(rescanned.entries(), &table.entries()[..kept]);
+        assert!(container.fsck().unwrap().is_clean());
+    }
+}
+
+// While one handle holds the lock, a second file description cannot take it; the lock is
+// re-entrant inside with_lock.
+#[test]
+fn lock_excludes_other_handles_and_is_reentrant() {
+    use fs2::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "l.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    let probe = std::fs::File::open(&path).unwrap();
+    container
+        .with_lock(|container| {
+            assert!(FileExt::try_lock_exclusive(&probe).is_err());
+            insert(container, "inner", &bytes_value(b"1"));
+            // Still locked after the nested operation released its level.
+            assert!(FileExt::try_lock_exclusive(&probe).is_err());
+        })
+        .unwrap();
+    FileExt::try_lock_exclusive(&probe).unwrap();
+    FileExt::unlock(&probe).unwrap();
+}
+
+fn run_worker(job: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "worker_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WORKER_VARIABLE, job)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The value of the `step`-th change of the churn job.
+fn churn_value(step: usize) -> Vec<u8> {
+    bytes_value(&vec![step as u8; 200 + (step * 131) % 3000])
+}
+
+/// The churn job's `step`-th change applied to a model of the dict.
+fn churn_model_step(model: &mut BTreeMap<String, Vec<u8>>, step: usize) {
+    let key = format!("k{}", step % 5);
+    match step % 3 {
+        1 => {
+            model.remove(&key);
+        }
+        _ => {
+            model.insert(key, churn_value(step));
+        }
+    }
+}
+
+/// The churn job: inserts, deletes and replaces keys, printing each step when it is done.
+fn churn(path: &Path, durability: Durability, steps: usize) {
+    let mut container = ContainerOptions::new()
+        .durability(durability)
+        .open(path)
+        .unwrap();
+    for step in 0..steps {
+        let key = format!("k{}", step % 5);
+        if step % 3 == 1 {
+            container.remove(&key).unwrap();
+        } else {
+            insert(&mut container, &key, &churn_value(step));
+        }
+        println!("{step}");
+    }
+}
+
+fn insert_many(path: &Path, prefix: &str, count: usize) {
+    let mut container = Container::open(path).unwrap();
+    for idx in 0..count {
+        insert(
+            &mut container,
+            &format!("{prefix}-{idx}"),
+            &bytes_value(prefix.as_bytes()),
+        );
+    }
+}
+
+// The body of the child processes. Run directly (no job given), it runs both jobs in-process
+// and checks their result.
+#[test]
+fn worker_process() {
+    match std::env::var(WORKER_VARIABLE) {
+        Ok(job) => {
+            let parts: Vec<&str> = job.split('|').collect();
+            match parts.as_slice() {
+                ["insert", path, prefix, count] => {
+                    insert_many(Path::new(path), prefix, count.parse().unwrap())
+                }
+                ["churn", path, durability] => {
+                    let durability = if *durability == "flush" {
+                        Durability::Flush
+                    } else {
+                        Durability::None
+                    };
+                    churn(Path::new(path), durability, usize::MAX)
+                }
+                _ => panic!("unknown job {job}"),
+            }
+        }
+        Err(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = temp_path(&dir, "w.mmdpickle");
+            insert_many(&path, "p", 10);
+            churn(&path, Durability::None, 20);
+            let mut model = BTreeMap::new();
+            for step in 0..20 {
+                churn_model_step(&mut model, step);
+            }
+            let mut container = Container::open(&path).unwrap();
+            let mut got = contents(&mut container);
+            got.retain(|key, _| key.starts_with('k'));
+            assert_eq!(got, model);
+            assert_eq!(container.keys().unwrap().len(), 10 + model.len());
+        }
+    }
+}
+
+// 4 processes insert 200 keys each into the same file at the same time: every key is there.
+#[test]
+fn processes_insert_concurrently_without_losing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "m.mmdpickle");
+    Container::open(&path).unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|worker| run_worker(&format!("insert|{}|w{worker}|200", path.display())))
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let mut container = Container::open_readonly(&path).unwrap();
+    let keys = container.keys().unwrap();
+    assert_eq!(keys.len(), 800);
+    for worker in 0..4 {
+        for idx in 0..200 {
+            assert!(container
+                .get(&format!("w{worker}-{idx}"))
+                .unwrap()
+                .is_some());
+        }
+    }
+    assert_eq!(container.commit_number().unwrap(), 800);
+}
+
+// SIGKILL a process at many points of a stream of inserts, deletes and replaces: the file
+// always opens read-only (a valid pickle), holds the state after the last change reported done
+// or after the one in flight, and a read-write open leaves it clean.
+#[test]
+fn processes_killed_at_any_point_lose_at_most_one_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "k.mmdpickle");
+    let mut states_checked = 0;
+    for run in 0..40u64 {
+        let _ = std::fs::remove_file(&path);
+        let durability = if run % 3 == 2 { "flush" } else { "none" };
+        let mut child = run_worker(&format!("churn|{}|{durability}", path.display()));
+        let stdout = child.stdout.take().unwrap();
+        // Wait for a few steps, then a varying delay, so the kill lands anywhere.
+        // The test harness prints lines of its own: the steps are the numeric lines.
+        let mut steps = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|line| line.trim().parse::<usize>().ok());
+        let wait_steps = 3 + (run as usize * 7) % 40;
+        let mut last_done = None;
+        for _ in 0..wait_steps {
+            last_done = steps.next();
+        }
+        std::thread::sleep(Duration::from_micros((run * 397) % 3000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        for step in steps {
+            last_done = Some(step);
+        }
+        let done = last_done.map_or(0, |step| step + 1);
+        let mut model = BTreeMap::new();
+        for step in 0..done {
+            churn_model_step(&mut model, step);
+        }
+        let mut model_next = model.clone();
+        churn_model_step(&mut model_next, done);
+
+        let before = std::fs::read(&path).unwrap();
+        let mut readonly = Container::open_readonly(&path).unwrap();
+        let seen = contents(&mut readonly);
+        assert!(
+            seen == model || seen == model_next,
+            "run {run}: after {done} steps, found {:?}",
+            seen.keys().collect::<Vec<_>>()
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let mut container = Container::open(&path).unwrap();
+        assert_eq!(contents(&mut container), seen);
+        assert_eq!(container.table().unwrap().trailing_len(), 0);
+        assert!(container.fsck().unwrap().is_clean());
+        states_checked += 1;
+    }
+    assert_eq!(states_checked, 40);
+}

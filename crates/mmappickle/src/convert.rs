@@ -1,0 +1,134 @@
+//! Converting a plain pickle of a dict (`pickle.dump(d, f)`, any protocol) into the
+//! mmappickle format, as Python's `mmapdict` does when it opens one.
+//!
+//! Python converts in place and can lose the file if it fails halfway; here the new file is
+//! written beside the original (`<path>.converting-<pid>`), synced, and renamed over it, so
+//! the original stays whole until the new file is complete.
+
+use std::fs::File;
+use std::path::Path;
+
+use mmappickle_array::OwnedArray;
+use mmappickle_codec::{loads_with, Limits, Value};
+
+use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
+use crate::error::{Error, ErrorKind};
+
+/// The Python type name of a value, for error messages.
+pub(crate) fn python_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::None => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Int(_) | Value::BigInt(_) => "int",
+        Value::Float(_) => "float",
+        Value::Str(_) => "str",
+        Value::Bytes(_) => "bytes",
+        Value::ByteArray(_) => "bytearray",
+        Value::List(_) => "list",
+        Value::Tuple(_) => "tuple",
+        Value::Dict(_) => "dict",
+        Value::Set(_) => "set",
+        Value::FrozenSet(_) => "frozenset",
+        Value::Global(_) => "global",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Reads `path` as a plain pickle: its pairs when it is a dict with `str` keys only.
+fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io)?;
+    let loaded = loads_with(&bytes, limits).map_err(|error| Error::codec_at(error, 0))?;
+    let Value::Dict(pairs) = loaded else {
+        let found = python_type_name(&loaded);
+        return Err(Error::new(ErrorKind::NotADict { found }, 0));
+    };
+    pairs
+        .into_iter()
+        .map(|(key, value)| match key {
+            Value::Str(key) => Ok((key, value)),
+            other => Err(Error::new(
+                ErrorKind::NonStrKey {
+                    found: python_type_name(&other),
+                },
+                0,
+            )),
+        })
+        .collect()
+}
+
+/// Returns [`ErrorKind::NotADict`] when `path` is a plain pickle of something other than a
+/// dict; `Ok` otherwise (the caller then reports that the file is not an mmappickle file).
+pub(crate) fn refuse_non_dict(path: &Path, limits: &Limits) -> Result<(), Error> {
+    match load_dict(path, limits) {
+        Err(error) if matches!(error.kind(), ErrorKind::NotADict { .. }) => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Converts the plain pickle of a dict at `path` into an mmappickle file with the same keys
+/// in the same order. Top-level numpy arrays (pickled by numpy: `_reconstruct` + `BUILD`,
+/// `_frombuffer`) become mapped array entries; every other value is stored as it is.
+pub(crate) fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Result<(), Error> {
+    let pairs = load_dict(path, &options.open_limits())?;
+    let scratch = scratch_path(path, "converting");
+    // A scratch file left by a crashed convert of the same process id is ours to replace.
+    let _ = std::fs::remove_file(&scratch);
+    let converted = write_converted(&scratch, pairs, options)
+        .and_then(|()| File::open(&scratch).and_then(|file| file.sync_all()).map_err(Error::io))
+        .and_then(|()| std::fs::rename(&scratch, path).map_err(Error::io));
+    if let Err(error) = converted {
+        let _ = std::fs::remove_file(&scratch);
+        return Err(error);
+    }
+    sync_parent_directory(path)
+}
+
+fn write_converted(
+    scratch: &Path,
+    pairs: Vec<(String, Value)>,
+    options: &MmapDictOptions,
+) -> Result<(), Error> {
+    let mut dict = options.clone().readonly(false).open(scratch)?;
+    for (key, value) in pairs {
+        match OwnedArray::from_value(&value) {
+            Some(Ok(array)) if array.dtype.is_writable() => {
+                dict.insert_array_bytes(&key, &array.dtype, &array.shape, &array.data)?
+            }
+            // Not an array, or one that cannot be mapped (object, structured dtypes): the
+            // value is kept as it was pickled.
+            _ => dict.insert(&key, value)?,
+        }
+    }
+    Ok(())
+}
+
+fn sync_parent_directory(path: &Path) -> Result<(), Error> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(directory)
+        .and_then(|directory| directory.sync_all())
+        .map_err(Error::io)
+}
+
+impl MmapDict {
+    /// Converts the plain pickle of a dict at `path` into the mmappickle format, as opening
+    /// it read-write does; for an explicit `convert` command.
+    pub fn convert(path: impl AsRef<Path>, options: &MmapDictOptions) -> Result<(), Error> {
+        convert_plain_pickle(path.as_ref(), options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Type names follow Python's, so messages read like Python's own.
+    #[test]
+    fn python_type_names() {
+        assert_eq!(python_type_name(&Value::from(vec![1i64])), "list");
+        assert_eq!(python_type_name(&Value::Int(1)), "int");
+        assert_eq!(python_type_name(&Value::Tuple(vec![])), "tuple");
+    }
+}

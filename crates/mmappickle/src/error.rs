@@ -1,0 +1,242 @@
+//! The facade's error type: one `Error { kind, offset }` wrapping the layers' errors.
+
+use std::fmt;
+
+/// An error of an [`MmapDict`](crate::MmapDict) operation: what went wrong, and the byte
+/// offset in the file where it was found (0 when the problem is not at a place in the file).
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    offset: u64,
+}
+
+/// What went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A value could not be decoded (malformed pickle opcodes, or a bound of the dict's
+    /// [`Limits`](crate::Limits) exceeded).
+    Codec(mmappickle_codec::Error),
+    /// The file layout is damaged, or the container refused the operation.
+    Container(mmappickle_container::Error),
+    /// An array expression is malformed, cannot be written, or cannot be mapped.
+    Array(mmappickle_array::Error),
+    /// An operating-system error outside the layers (convert, rename, sync).
+    Io(std::io::Error),
+    /// The key is not in the dict.
+    KeyNotFound(String),
+    /// A key longer than 255 bytes once encoded as UTF-8 (the format stores its length in
+    /// one byte).
+    KeyTooLong {
+        /// The key's length in UTF-8 bytes.
+        len: usize,
+    },
+    /// The entry is an array whose dtype is not the element type asked for.
+    WrongElementType {
+        /// The key.
+        key: String,
+        /// The Rust element type asked for.
+        requested: &'static str,
+        /// The dtype of the array in the file (numpy's `str(dtype)`).
+        dtype: String,
+    },
+    /// The entry holds a generic value (or a masked array) where a plain array was asked for.
+    NotAnArray {
+        /// The key.
+        key: String,
+    },
+    /// The entry is not a masked array.
+    NotMasked {
+        /// The key.
+        key: String,
+    },
+    /// A change (insert, remove, vacuum, fsck, a writable map) was asked of a dict opened
+    /// read-only.
+    ReadOnly,
+    /// Vacuum was refused because maps of this file handed out by this dict are still alive
+    /// (vacuum replaces the file, so they would no longer see it).
+    MapsAlive {
+        /// How many maps are alive.
+        count: usize,
+    },
+    /// The file is a plain pickle, but not of a dict: there is nothing to convert.
+    NotADict {
+        /// The Python type of what the pickle holds.
+        found: &'static str,
+    },
+    /// The file is a plain pickle of a dict, which only a read-write open converts.
+    PlainPickleReadOnly,
+    /// The plain pickle to convert has a key that is not a `str` (mmappickle keys are
+    /// strings).
+    NonStrKey {
+        /// The Python type of the key.
+        found: &'static str,
+    },
+    /// `data` and `mask` given to an insert do not have the same number of elements.
+    MaskLength {
+        /// Elements of the data.
+        data: usize,
+        /// Elements of the mask.
+        mask: usize,
+    },
+}
+
+impl Error {
+    /// An error of `kind` found at byte `offset` of the file.
+    pub fn new(kind: ErrorKind, offset: u64) -> Self {
+        Error { kind, offset }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The byte offset in the file where the problem was found.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// A codec error found in a value that starts at `value_offset` in the file.
+    pub(crate) fn codec_at(error: mmappickle_codec::Error, value_offset: u64) -> Self {
+        let offset = value_offset.saturating_add(error.offset() as u64);
+        Error::new(ErrorKind::Codec(error), offset)
+    }
+
+    /// An array error whose offset is relative to a value at `value_offset` in the file.
+    pub(crate) fn array_at(error: mmappickle_array::Error, value_offset: u64) -> Self {
+        let offset = value_offset.saturating_add(error.offset());
+        Error::new(ErrorKind::Array(error), offset)
+    }
+
+    pub(crate) fn io(error: std::io::Error) -> Self {
+        Error::new(ErrorKind::Io(error), 0)
+    }
+}
+
+impl From<mmappickle_container::Error> for Error {
+    /// Keeps the container's offset; its `ReadOnly` and `KeyTooLong` become the facade's.
+    fn from(error: mmappickle_container::Error) -> Self {
+        use mmappickle_container::ErrorKind as Kind;
+        let offset = error.offset();
+        let kind = match error.kind() {
+            Kind::ReadOnly => ErrorKind::ReadOnly,
+            Kind::KeyTooLong { len } => ErrorKind::KeyTooLong { len: *len },
+            _ => ErrorKind::Container(error),
+        };
+        Error::new(kind, offset)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// An I/O error outside the layers, at no particular offset.
+    fn from(error: std::io::Error) -> Self {
+        Error::io(error)
+    }
+}
+
+impl From<mmappickle_array::Error> for Error {
+    /// Map errors carry file offsets already; writer errors carry 0.
+    fn from(error: mmappickle_array::Error) -> Self {
+        let offset = error.offset();
+        Error::new(ErrorKind::Array(error), offset)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The layers' errors print their own offsets (relative to a value for the codec).
+            ErrorKind::Codec(error) => write!(f, "cannot decode the value: {}", error.kind()),
+            ErrorKind::Container(error) => write!(f, "{}", error.kind()),
+            ErrorKind::Array(error) => write!(f, "{}", error.kind()),
+            ErrorKind::Io(error) => write!(f, "I/O error: {error}"),
+            ErrorKind::KeyNotFound(key) => write!(f, "key {key:?} not found: expected a live key"),
+            ErrorKind::KeyTooLong { len } => {
+                write!(f, "key of {len} UTF-8 bytes: expected at most 255")
+            }
+            ErrorKind::WrongElementType {
+                key,
+                requested,
+                dtype,
+            } => write!(
+                f,
+                "key {key:?} holds an array of dtype {dtype}, which cannot be read as {requested}"
+            ),
+            ErrorKind::NotAnArray { key } => {
+                write!(f, "key {key:?} does not hold a plain array: expected one")
+            }
+            ErrorKind::NotMasked { key } => {
+                write!(f, "key {key:?} does not hold a masked array: expected one")
+            }
+            ErrorKind::ReadOnly => write!(f, "the dict is open read-only: changes are refused"),
+            ErrorKind::MapsAlive { count } => write!(
+                f,
+                "vacuum refused: {count} array map(s) of this file are still alive \
+                 (drop them first: vacuum replaces the file)"
+            ),
+            ErrorKind::NotADict { found } => {
+                write!(f, "the file is a plain pickle of a {found}: expected a dict")
+            }
+            ErrorKind::PlainPickleReadOnly => write!(
+                f,
+                "the file is a plain pickle of a dict, not an mmappickle file: \
+                 open it read-write to convert it"
+            ),
+            ErrorKind::NonStrKey { found } => write!(
+                f,
+                "the pickle to convert has a key of type {found}: expected str keys only"
+            ),
+            ErrorKind::MaskLength { data, mask } => write!(
+                f,
+                "mask has {mask} elements: expected {data}, as many as the data"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte offset {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Codec(error) => Some(error),
+            ErrorKind::Container(error) => Some(error),
+            ErrorKind::Array(error) => Some(error),
+            ErrorKind::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The container's read-only refusal becomes the facade's own kind, offset kept.
+    #[test]
+    fn container_read_only_maps_to_facade_kind() {
+        let error = Error::from(mmappickle_container::Error::new(
+            mmappickle_container::ErrorKind::ReadOnly,
+            17,
+        ));
+        assert!(matches!(error.kind(), ErrorKind::ReadOnly));
+        assert_eq!(error.offset(), 17);
+    }
+
+    // A codec error inside a value is reported at its file offset.
+    #[test]
+    fn codec_offsets_are_shifted_to_the_file() {
+        let codec = mmappickle_codec::Error::new(
+            mmappickle_codec::ErrorKind::UnknownOpcode(0xff),
+            3,
+        );
+        let error = Error::codec_at(codec, 100);
+        assert_eq!(error.offset(), 103);
+        assert!(error.to_string().contains("at byte offset 103"));
+    }
+}

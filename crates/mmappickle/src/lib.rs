@@ -1,0 +1,116 @@
+//! A dictionary stored in a file that is at once a Python pickle of the dict and a store of
+//! memory-mapped numpy arrays: the Rust side of Python's [`mmappickle`] 1.0, byte-compatible
+//! with it.
+//!
+//! [`mmappickle`]: https://pypi.org/project/mmappickle/
+//!
+//! [`MmapDict`] feels like the Python library's `mmapdict`: keys are strings, values are
+//! generic pickled [`Value`]s or numpy arrays, and arrays are not loaded but mapped, so an
+//! array far larger than RAM can be read and written in place. The whole file stays one valid
+//! pickle (protocol 4): `pickle.load(open(path, "rb"))` on any machine with numpy returns the
+//! dict.
+//!
+//! ```
+//! use mmappickle::{MmapDict, Value};
+//! use mmappickle::stubs::EmptyArray;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("test.mmdpickle");
+//! let mut m = MmapDict::open(&path)?;                        // creates it if missing
+//! m.insert("a_sample_key", "value")?;
+//! m.insert("other_key", vec![1i64, 2, 3])?;
+//! assert_eq!(m.get("a_sample_key")?, Value::from("value"));
+//! m.remove("a_sample_key")?;
+//! assert_eq!(m.keys()?, ["other_key"]);
+//!
+//! m.insert_array("test", &[1u8, 2, 3], &[3])?;               // read by Python as a numpy.memmap
+//! let mut a = m.array_mut::<u8>("test")?;                     // a writable map of the file
+//! a.as_slice_mut()?[1] = 4;
+//! drop(a);
+//! m.insert_stub("test_large", EmptyArray::new::<f64>(&[300, 300, 300]))?; // no RAM, no disk
+//! m.remove("test_large")?;
+//! m.vacuum()?;                                                // refused while maps are alive
+//!
+//! let mut ro = MmapDict::open_readonly(&path)?;               // every change is an Err
+//! assert_eq!(ro.array::<u8>("test")?.to_vec(), [1, 4, 3]);
+//! assert!(ro.insert("x", 1).is_err());
+//! # Ok::<(), mmappickle::Error>(())
+//! ```
+//!
+//! ## What a key holds
+//!
+//! [`MmapDict::get`] returns an [`Item`]: a generic [`Value`] (decoded without running or
+//! importing anything: a `datetime` stays an object node), a mapped array ([`MappedBytes`],
+//! any dtype), or a mapped masked array. Typed shortcuts: [`MmapDict::value`],
+//! [`MmapDict::array`], [`MmapDict::array_mut`], [`MmapDict::masked`]. Each failure has its
+//! own [`ErrorKind`]: a missing key, an entry of another kind, a wrong element type, an
+//! over-long key (more than 255 UTF-8 bytes), a change to a read-only dict. Keys are `&str`,
+//! so a key is always valid UTF-8; a file whose key bytes are not is reported as a damaged
+//! entry.
+//!
+//! A generic value that holds numpy arrays pickled by numpy itself (say a list of arrays)
+//! stays a [`Value`]; [`OwnedArray::from_value`] reads such arrays into memory.
+//!
+//! ## Maps: what is safe, and what another process changing the file means
+//!
+//! A map covers exactly an array's raw bytes, checked to lie inside the file when it is made
+//! under the file's lock. The file never shrinks under a live entry except by vacuum, and
+//! [`MmapDict::vacuum`] is refused ([`ErrorKind::MapsAlive`]) while any map handed out by that
+//! dict is alive. Vacuum writes the compacted file beside and renames it over the path, so
+//! even a vacuum by another handle or process leaves existing maps valid: they keep mapping
+//! the old file, and no longer see changes. Writes through a map by this or another process
+//! change element values only; every bit pattern is a valid element (`bool` arrays are
+//! [`Bool`] bytes, validated by [`Bool::get`]). Array data is not locked: coordinate
+//! concurrent writers of the same array yourself, as in Python.
+//!
+//! Python's own `vacuum` shifts entries in place: do not vacuum with Python while a Rust
+//! process holds maps of the file.
+//!
+//! ## Threads and processes
+//!
+//! Every operation takes an exclusive `flock` on the file (the lock Python's `fcntl.flock`
+//! takes, so Rust and Python processes exclude each other) and re-reads the entry table only
+//! when the commit number changed. [`MmapDict`] is `Send`; its operations take `&mut self`,
+//! so share one behind a `Mutex`, or open one per thread (each handle locks the file on its
+//! own). Changes made by one handle or process are seen by the others at their next
+//! operation.
+//!
+//! ## Compatibility: who reads what
+//!
+//! | written with | Python `mmapdict` (numpy 1.x) | `pickle.load`, numpy 1.x to 2.2 | `pickle.load`, numpy >= 2.3 |
+//! |---|---|---|---|
+//! | [`ArrayEncoding::Compatible`] (default) | arrays as `numpy.memmap` | yes (deprecation warnings on 2.x) | no (binary `fromstring` was removed) |
+//! | [`ArrayEncoding::Portable`] | arrays as ordinary in-memory arrays | yes | yes |
+//! | masked arrays | `MaskedArray` over memmaps | yes | no |
+//!
+//! Both encodings are mapped by this crate. Stubs are arrays like the others once written.
+//! Opening a plain pickle of a dict (`pickle.dump(d, f)`, any protocol) read-write converts
+//! it, as Python does, numpy arrays becoming mapped entries; read-only it is
+//! [`ErrorKind::PlainPickleReadOnly`].
+//!
+//! ## Crates
+//!
+//! The layers are re-exported as modules: [`codec`] (pickle opcodes, [`Value`]),
+//! [`container`] (file layout, locking, vacuum, fsck), [`array`] (dtypes, maps), [`stubs`]
+//! ([`EmptyArray`](stubs::EmptyArray)).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod convert;
+mod dict;
+mod error;
+
+pub use {
+    crate::{
+        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions, MAX_KEY_LEN},
+        error::{Error, ErrorKind},
+    },
+    mmappickle_array::{
+        self as array, ArrayEncoding, Bool, DType, Element, MappedArray, MappedArrayMut,
+        MappedBytes, OwnedArray,
+    },
+    mmappickle_codec::{self as codec, Limits, Value},
+    mmappickle_container::{self as container, Durability, Entry, FsckReport, VacuumReport},
+    mmappickle_stubs::{self as stubs, EmptyArray},
+};

@@ -1,0 +1,339 @@
+//! `cargo xtask fuzz`: the cargo-fuzz targets of `fuzz/`.
+//!
+//! - `--seed-corpus` writes `fuzz/corpus/<target>/seed-*` from the Python-made
+//!   fixtures (`tests/fixtures/*.mmdpickle`, whole and entry by entry) and the
+//!   codec's golden streams (`crates/codec/tests/golden/golden.json`).
+//! - `--smoke [--time SECONDS]` seeds, then runs every target for a short
+//!   time (30 s each by default); `cargo xtask test` runs it.
+//! - `--target NAME --time SECONDS` runs one campaign.
+//!
+//! cargo-fuzz is installed when missing. With a nightly toolchain the targets
+//! build with the address sanitizer (`cargo +nightly fuzz`); without one they
+//! build on stable with `-s none`. Every run has `-rss_limit_mb=2048`; a
+//! crash, OOM or time-out fails the command and leaves its input in
+//! `fuzz/artifacts/<target>/`: make it a regression test (see
+//! `tests/tests/fuzz_regressions.rs`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{run, step, succeeds, workspace_root, Result};
+
+/// Every target, in the order the smoke runs them.
+pub const TARGETS: &[&str] = &["ops", "loads", "roundtrip", "scan", "array", "open"];
+
+/// Seconds per target in the smoke.
+const SMOKE_SECONDS: u64 = 30;
+
+/// Memory cap of a fuzzed process (libFuzzer reports an OOM past it).
+const RSS_LIMIT_MB: u32 = 2048;
+
+/// Seeds larger than this are left out: they slow every mutation.
+const MAX_SEED_LEN: usize = 64 * 1024;
+
+/// Length of the mmappickle header and of its terminator (FORMAT.md).
+const HEADER_LEN: usize = 24;
+const TERMINATOR_LEN: usize = 11;
+/// The fixed prefix of an array value, and of a masked array value: their
+/// lengths and how they start (FORMAT.md).
+const ARRAY_PREFIX_LEN: usize = 70;
+const MASKED_PREFIX_LEN: usize = 29;
+const ARRAY_PREFIX_START: &[u8] = b"\x8c\x16numpy.core.fromnumeric";
+const MASKED_PREFIX_START: &[u8] = b"\x8c\x0dnumpy.ma.core";
+
+pub fn main(args: &[String]) -> Result {
+    let options = Options::parse(args)?;
+    match options.mode {
+        Mode::SeedCorpus => seed_corpus().map(drop),
+        Mode::Smoke => smoke(options.seconds.unwrap_or(SMOKE_SECONDS)),
+        Mode::Campaign(target) => {
+            let seconds = options
+                .seconds
+                .ok_or("--target needs --time SECONDS")?;
+            let toolchain = Toolchain::prepare()?;
+            seed_corpus()?;
+            campaign(&toolchain, &target, seconds, &options.extra)
+        }
+    }
+}
+
+/// The smoke that `cargo xtask test` runs: every target for `seconds`.
+pub fn smoke(seconds: u64) -> Result {
+    let toolchain = Toolchain::prepare()?;
+    seed_corpus()?;
+    for target in TARGETS {
+        step(&format!("fuzz {target} ({seconds} s)"), || {
+            campaign(&toolchain, target, seconds, &[])
+        })?;
+    }
+    Ok(())
+}
+
+enum Mode {
+    SeedCorpus,
+    Smoke,
+    Campaign(String),
+}
+
+struct Options {
+    mode: Mode,
+    seconds: Option<u64>,
+    /// Arguments after `--`, passed to libFuzzer.
+    extra: Vec<String>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let usage = "expected --seed-corpus, --smoke [--time SECONDS] or \
+                     --target NAME --time SECONDS [-- LIBFUZZER-ARGS]";
+        let (ours, extra) = match args.iter().position(|arg| arg == "--") {
+            Some(split) => (&args[..split], args[split + 1..].to_vec()),
+            None => (args, Vec::new()),
+        };
+        let mut mode = None;
+        let mut seconds = None;
+        let mut words = ours.iter();
+        while let Some(word) = words.next() {
+            match word.as_str() {
+                "--seed-corpus" => mode = Some(Mode::SeedCorpus),
+                "--smoke" => mode = Some(Mode::Smoke),
+                "--target" => {
+                    let name = words.next().ok_or("--target needs a NAME")?;
+                    if !TARGETS.contains(&name.as_str()) {
+                        return Err(format!("unknown target {name:?} (targets: {TARGETS:?})"));
+                    }
+                    mode = Some(Mode::Campaign(name.clone()));
+                }
+                "--time" => {
+                    let value = words.next().ok_or("--time needs SECONDS")?;
+                    let parsed = value
+                        .parse()
+                        .map_err(|_| format!("--time {value:?}: expected whole seconds"))?;
+                    seconds = Some(parsed);
+                }
+                other => return Err(format!("unexpected argument {other:?}: {usage}")),
+            }
+        }
+        let mode = mode.ok_or(usage)?;
+        Ok(Options {
+            mode,
+            seconds,
+            extra,
+        })
+    }
+}
+
+/// How targets are built: with the address sanitizer on nightly, else plain on stable.
+struct Toolchain {
+    nightly: bool,
+}
+
+impl Toolchain {
+    /// Finds nightly and installs cargo-fuzz when missing.
+    fn prepare() -> Result<Toolchain> {
+        let nightly = succeeds(rustup_cargo(true).arg("--version"));
+        if !succeeds(rustup_cargo(nightly).args(["fuzz", "--version"])) {
+            step("installing cargo-fuzz", || {
+                run(rustup_cargo(false).args(["install", "cargo-fuzz", "--locked"]))
+            })?;
+        }
+        if !nightly {
+            println!("no nightly toolchain: fuzzing on stable without a sanitizer (-s none)");
+        }
+        Ok(Toolchain { nightly })
+    }
+
+    /// `cargo [+nightly] fuzz <subcommand> [-s none]` in `fuzz/`.
+    fn fuzz(&self, subcommand: &str) -> Command {
+        let mut command = rustup_cargo(self.nightly);
+        command.args(["fuzz", subcommand]);
+        if !self.nightly {
+            command.args(["-s", "none"]);
+        }
+        command
+    }
+}
+
+/// `cargo` through rustup's proxy (so that `+nightly` works), with the
+/// variables of the cargo that runs xtask removed: they would pin its toolchain.
+fn rustup_cargo(nightly: bool) -> Command {
+    let mut command = Command::new("cargo");
+    if nightly {
+        command.arg("+nightly");
+    }
+    for variable in ["CARGO", "RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO_MANIFEST_DIR"] {
+        command.env_remove(variable);
+    }
+    command.current_dir(fuzz_dir());
+    command
+}
+
+fn fuzz_dir() -> PathBuf {
+    workspace_root().join("fuzz")
+}
+
+/// Runs `target` for `seconds`, its corpus in `fuzz/corpus/<target>/`.
+fn campaign(toolchain: &Toolchain, target: &str, seconds: u64, extra: &[String]) -> Result {
+    let mut command = toolchain.fuzz("run");
+    command
+        .args(["--release", "--debug-assertions", target])
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"))
+        .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
+        .arg("-timeout=10")
+        .arg("-print_final_stats=1")
+        .args(extra);
+    // `run` would go back to the workspace root; cargo-fuzz finds `fuzz/` from the crate dir.
+    println!("$ (in fuzz/) {}", crate::describe(&command));
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "fuzz target {target} found a problem ({status}): its input is in \
+             fuzz/artifacts/{target}/; add it to tests/fuzz-regressions/{target}/"
+        ))
+    }
+}
+
+/// Writes every target's seeds; returns how many each got.
+pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
+    let root = workspace_root();
+    let mut seeds: BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    let mut add = |target: &'static str, name: String, bytes: &[u8]| {
+        if bytes.len() <= MAX_SEED_LEN {
+            seeds.entry(target).or_default().insert(name, bytes.to_vec());
+        }
+    };
+
+    for (name, stream) in golden_streams(&root.join("crates/codec/tests/golden/golden.json"))? {
+        for target in ["ops", "loads", "array"] {
+            add(target, format!("golden-{name}"), &stream);
+        }
+    }
+
+    for (file_name, file) in fixture_files(&root.join("tests/fixtures"))? {
+        for target in ["ops", "scan", "open"] {
+            add(target, format!("fixture-{file_name}"), &file);
+        }
+        if let Some(after_header) = file.get(HEADER_LEN..) {
+            // The scan target prepends a header itself.
+            add("scan", format!("fixture-{file_name}-noheader"), after_header);
+        }
+        for (entry_idx, value) in entry_values(&file).into_iter().enumerate() {
+            let name = format!("fixture-{file_name}-entry{entry_idx}");
+            add("loads", name.clone(), value);
+            add("array", name.clone(), value);
+            // The array target prepends the prefixes itself.
+            if value.starts_with(ARRAY_PREFIX_START) {
+                let rest = value.get(ARRAY_PREFIX_LEN..).unwrap_or_default();
+                add("array", format!("{name}-noprefix"), rest);
+            }
+            if value.starts_with(MASKED_PREFIX_START) {
+                let rest = value.get(MASKED_PREFIX_LEN + ARRAY_PREFIX_LEN..).unwrap_or_default();
+                add("array", format!("{name}-nomaskedprefix"), rest);
+            }
+        }
+    }
+
+    let corpus_root = fuzz_dir().join("corpus");
+    let mut counts = BTreeMap::new();
+    for target in TARGETS {
+        let dir = corpus_root.join(target);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let target_seeds = seeds.remove(target).unwrap_or_default();
+        counts.insert(*target, target_seeds.len());
+        for (name, bytes) in target_seeds {
+            let path = dir.join(format!("seed-{name}"));
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+    }
+    println!("seed corpora in {}: {counts:?}", corpus_root.display());
+    Ok(counts)
+}
+
+/// `(case name, stream)` for every `"pickle":"<hex>"` of the golden file.
+fn golden_streams(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut streams = Vec::new();
+    let marker = "\"pickle\":\"";
+    for (stream_idx, (start, _)) in text.match_indices(marker).enumerate() {
+        let hex_start = start + marker.len();
+        let hex = text[hex_start..].split('"').next().unwrap_or_default();
+        let stream = decode_hex(hex)
+            .ok_or_else(|| format!("{}: bad hex at byte {hex_start}", path.display()))?;
+        streams.push((format!("{stream_idx:04}"), stream));
+    }
+    if streams.is_empty() {
+        return Err(format!("{}: no \"pickle\" streams found", path.display()));
+    }
+    Ok(streams)
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+        .collect()
+}
+
+/// `(file name, bytes)` of every `*.mmdpickle` in `dir`, sorted by name.
+fn fixture_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let listing =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in listing {
+        let path = entry
+            .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|ext| ext == "mmdpickle") {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let name = path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            files.push((name, bytes));
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no *.mmdpickle fixtures in {}", dir.display()));
+    }
+    Ok(files)
+}
+
+/// The value bytes of each entry, walking frames from the header as
+/// FORMAT.md says; stops quietly at the first thing that is not an entry.
+fn entry_values(file: &[u8]) -> Vec<&[u8]> {
+    let mut values = Vec::new();
+    let mut offset = HEADER_LEN;
+    let end_of_entries = file.len().saturating_sub(TERMINATOR_LEN);
+    while offset < end_of_entries {
+        let frame_len = file
+            .get(offset + 1..offset + 9)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u64::from_le_bytes)
+            .and_then(|len| usize::try_from(len).ok());
+        let (Some(frame_len), Some(&key_len)) = (frame_len, file.get(offset + 10)) else {
+            break;
+        };
+        let entry_end = offset.saturating_add(9).saturating_add(frame_len);
+        let value_start = offset + 11 + usize::from(key_len);
+        match file.get(value_start..entry_end.saturating_sub(8)) {
+            Some(value) => values.push(value),
+            None => break,
+        }
+        offset = entry_end;
+    }
+    values
+}

@@ -1,0 +1,50 @@
+//! `cargo xtask test`: THE test command (the README and `.ci/run` give it).
+//!
+//! Fast checks first: formatting, clippy with `-D warnings`; then the Python
+//! environments, the fixture drift check, and `cargo test --workspace` (doc
+//! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
+//! so that the conformance tests run the Python half of the suite. Stops at
+//! the first failing step; within the test step every test binary runs
+//! (`--no-fail-fast`) so that one run reports every failure.
+
+use std::time::Instant;
+
+use crate::{cargo, fixtures, parse_flags, run, step, venv, Result};
+
+pub fn main(args: &[String]) -> Result {
+    parse_flags(args, &[])?;
+    let start = Instant::now();
+    step("formatting (cargo fmt --check)", || {
+        run(cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    step("lints (cargo clippy -D warnings)", || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    let pythons = step("Python environments", venv::ensure_all)?;
+    step(
+        "fixtures drift check (cargo xtask fixtures --check)",
+        fixtures::check,
+    )?;
+    step(
+        "tests (cargo test --workspace, Python conformance included)",
+        || {
+            run(cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .env("MMAPPICKLE_PYTHON", &pythons.mmappickle)
+                .env("MMAPPICKLE_PYTHON_NUMPY2", &pythons.numpy2)
+                .env("PYTHONDONTWRITEBYTECODE", "1"))
+        },
+    )?;
+    println!(
+        "\nall checks passed in {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
