@@ -14,18 +14,20 @@
 //!   with `pickle.load` on numpy 1.23.5 and on numpy 2.x; Python `mmapdict` reads the file
 //!   (its arrays as ordinary values, which is why they are only checked for presence).
 //! - `convert_python_plain_pickles`: `pickle.dump` of a dict with arrays (C and Fortran
-//!   order, several dtypes) in protocols 2 to 5, converted by opening it with `MmapDict`;
-//!   the result reads the same through `MmapDict` and through Python `mmapdict` (arrays as
-//!   `numpy.memmap`).
+//!   order, several dtypes) and masked arrays in protocols 0 to 5, converted by opening it with `MmapDict`;
+//!   the result reads the same through `MmapDict` and through Python `mmapdict` (arrays and
+//!   masked arrays as `numpy.memmap`).
+//! - `python_and_rust_share_a_file`: a Rust handle stays open while a Python process
+//!   changes the file; the handle sees the change at its next operation, and Python sees
+//!   the handle's next change (both take the same `flock`).
 
 use std::ffi::OsStr;
 use std::path::Path;
 
 use mmappickle::{ArrayEncoding, Bool, DType, EmptyArray, Item, MappedBytes, MmapDict, Value};
 use mmappickle_conformance::{
-    check_file_with_python, check_value, fixtures_dir, manifest, numpy2_version,
-    python_mmappickle, python_scripts_dir, run_python, sha256_hex, try_check_file_with_python,
-    PythonReader,
+    check_file_with_python, check_value, fixtures_dir, manifest, numpy2_version, python_mmappickle,
+    python_scripts_dir, run_python, sha256_hex, try_check_file_with_python, PythonReader,
 };
 use serde_json::{json, Value as Json};
 
@@ -86,9 +88,13 @@ fn every_fixture_reads_through_mmapdict() {
     assert!(!files.is_empty());
     for (name, spec) in files {
         let path = fixtures_dir().join(name);
-        let mut dict = MmapDict::open_readonly(&path)
-            .unwrap_or_else(|e| panic!("{name}: open_readonly: {e}"));
-        check_dict(&mut dict, spec["entries"].as_array().expect("entries"), name);
+        let mut dict =
+            MmapDict::open_readonly(&path).unwrap_or_else(|e| panic!("{name}: open_readonly: {e}"));
+        check_dict(
+            &mut dict,
+            spec["entries"].as_array().expect("entries"),
+            name,
+        );
         assert_eq!(
             Some(i64::from(dict.commit_number().unwrap())),
             spec["commit_number"].as_i64(),
@@ -134,34 +140,105 @@ fn write_everything(path: &Path, encoding: ArrayEncoding) -> (Vec<Json>, Vec<Str
         "nested",
         Value::Dict(vec![(
             Value::from("t"),
-            Value::Tuple(vec![Value::None, Value::Float(2.5), Value::from(1u128 << 70)]),
+            Value::Tuple(vec![
+                Value::None,
+                Value::Float(2.5),
+                Value::from(1u128 << 70),
+            ]),
         )]),
     )
     .unwrap();
     entries.push(json!(["nested", {"dict": [["t", {"tuple": [null, 2.5, {"int": "1180591620717411303424"}]}]]}]));
 
-    let mut push_array = |m: &mut MmapDict, key: &str, dtype: &str, shape: &[usize], raw: Vec<u8>| {
-        m.insert_array_bytes(key, &DType::parse(dtype).unwrap(), shape, &raw)
-            .unwrap();
-        entries.push(json!([key, array_description(dtype, shape, &raw)]));
-        array_keys.push(key.to_owned());
-    };
+    let mut push_array =
+        |m: &mut MmapDict, key: &str, dtype: &str, shape: &[usize], raw: Vec<u8>| {
+            m.insert_array_bytes(key, &DType::parse(dtype).unwrap(), shape, &raw)
+                .unwrap();
+            entries.push(json!([key, array_description(dtype, shape, &raw)]));
+            array_keys.push(key.to_owned());
+        };
     push_array(&mut m, "bool", "bool", &[4], vec![1, 0, 0, 1]);
     push_array(&mut m, "int8", "int8", &[2, 2], le_bytes(&[-1i8, 2, -3, 4]));
     push_array(&mut m, "int16", "int16", &[2], le_bytes(&[-300i16, 300]));
-    push_array(&mut m, "int32", "int32", &[3], le_bytes(&[-1i32, 0, 70_000]));
-    push_array(&mut m, "int64", "int64", &[2, 1], le_bytes(&[i64::MIN, i64::MAX]));
+    push_array(
+        &mut m,
+        "int32",
+        "int32",
+        &[3],
+        le_bytes(&[-1i32, 0, 70_000]),
+    );
+    push_array(
+        &mut m,
+        "int64",
+        "int64",
+        &[2, 1],
+        le_bytes(&[i64::MIN, i64::MAX]),
+    );
     push_array(&mut m, "uint8", "uint8", &[3], vec![0, 128, 255]);
     push_array(&mut m, "uint16", "uint16", &[1], le_bytes(&[65_535u16]));
-    push_array(&mut m, "uint32", "uint32", &[2], le_bytes(&[0u32, u32::MAX]));
-    push_array(&mut m, "uint64", "uint64", &[2], le_bytes(&[1u64, u64::MAX]));
-    push_array(&mut m, "float16", "float16", &[2], le_bytes(&[0x3c00u16, 0xc000]));
-    push_array(&mut m, "float32", "float32", &[2, 3], le_bytes(&[1.5f32, -2.0, 0.0, 1e30, -1e-30, 7.0]));
-    push_array(&mut m, "float64", "float64", &[3], le_bytes(&[1.0f64, f64::MAX, -0.5]));
-    push_array(&mut m, "complex64", "complex64", &[1], le_bytes(&[1.0f32, -1.0]));
-    push_array(&mut m, "complex128", "complex128", &[2], le_bytes(&[1.0f64, 2.0, 3.0, 4.0]));
-    push_array(&mut m, "big_endian", ">i4", &[2], vec![0, 0, 1, 2, 255, 255, 255, 255]);
-    push_array(&mut m, "unicode", "<U2", &[1], le_bytes(&[u32::from('a'), u32::from('é')]));
+    push_array(
+        &mut m,
+        "uint32",
+        "uint32",
+        &[2],
+        le_bytes(&[0u32, u32::MAX]),
+    );
+    push_array(
+        &mut m,
+        "uint64",
+        "uint64",
+        &[2],
+        le_bytes(&[1u64, u64::MAX]),
+    );
+    push_array(
+        &mut m,
+        "float16",
+        "float16",
+        &[2],
+        le_bytes(&[0x3c00u16, 0xc000]),
+    );
+    push_array(
+        &mut m,
+        "float32",
+        "float32",
+        &[2, 3],
+        le_bytes(&[1.5f32, -2.0, 0.0, 1e30, -1e-30, 7.0]),
+    );
+    push_array(
+        &mut m,
+        "float64",
+        "float64",
+        &[3],
+        le_bytes(&[1.0f64, f64::MAX, -0.5]),
+    );
+    push_array(
+        &mut m,
+        "complex64",
+        "complex64",
+        &[1],
+        le_bytes(&[1.0f32, -1.0]),
+    );
+    push_array(
+        &mut m,
+        "complex128",
+        "complex128",
+        &[2],
+        le_bytes(&[1.0f64, 2.0, 3.0, 4.0]),
+    );
+    push_array(
+        &mut m,
+        "big_endian",
+        ">i4",
+        &[2],
+        vec![0, 0, 1, 2, 255, 255, 255, 255],
+    );
+    push_array(
+        &mut m,
+        "unicode",
+        "<U2",
+        &[1],
+        le_bytes(&[u32::from('a'), u32::from('é')]),
+    );
     push_array(&mut m, "empty", "float64", &[0, 3], Vec::new());
     push_array(&mut m, "cube", "uint8", &[2, 2, 2, 2], (0..16).collect());
 
@@ -171,7 +248,10 @@ fn write_everything(path: &Path, encoding: ArrayEncoding) -> (Vec<Json>, Vec<Str
     // Stubs: zeros that were never written.
     m.insert_stub("stub", EmptyArray::new::<f64>(&[10, 10]).encoding(encoding))
         .unwrap();
-    entries.push(json!(["stub", array_description("float64", &[10, 10], &[0u8; 800])]));
+    entries.push(json!([
+        "stub",
+        array_description("float64", &[10, 10], &[0u8; 800])
+    ]));
     array_keys.push("stub".to_owned());
 
     if encoding == ArrayEncoding::Compatible {
@@ -237,7 +317,10 @@ fn python_reads_a_portable_file_we_write() {
         .iter_mut()
         .find(|entry| entry[0] == "big_endian")
         .expect("big_endian entry");
-    *changed = json!(["big_endian", array_description("int32", &[2], &[2, 1, 0, 0, 255, 255, 255, 255])]);
+    *changed = json!([
+        "big_endian",
+        array_description("int32", &[2], &[2, 1, 0, 0, 255, 255, 255, 255])
+    ]);
     let spec = json!({"entries": entries, "mmapdict_skip": array_keys});
     check_file_with_python(PythonReader::PickleNumpy1, &path, &spec);
     check_file_with_python(PythonReader::PickleNumpy2, &path, &spec);
@@ -260,6 +343,8 @@ d = {
     "bools": np.array([True, False, True]),
     "matrix": np.linspace(0, 1, 12).reshape(3, 4),
     "big_endian": np.arange(3, dtype=">i4"),
+    "masked": np.ma.masked_array([1.0, 2.0, 3.0], mask=[0, 1, 0]),
+    "masked_2d": np.ma.masked_array(np.arange(6, dtype="int16").reshape(2, 3), mask=[[1, 0, 0], [0, 0, 1]]),
     "s": "text",
 }
 with open(sys.argv[2], "wb") as f:
@@ -280,7 +365,7 @@ print(json.dumps([[k, describe(v)] for k, v in d.items()]))
 
 #[test]
 fn convert_python_plain_pickles() {
-    for protocol in 2..=5u8 {
+    for protocol in 0..=5u8 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("plain-{protocol}.pkl"));
         let entries = write_python_plain_pickle(&path, protocol);
@@ -295,10 +380,64 @@ fn convert_python_plain_pickles() {
                 "{context}: {key} is a mapped array"
             );
         }
-        assert_eq!(dict.array::<i64>("fortran").unwrap().to_vec(), [0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            dict.array::<i64>("fortran").unwrap().to_vec(),
+            [0, 1, 2, 3, 4, 5]
+        );
+        let masked = dict.masked::<i16>("masked_2d").unwrap();
+        assert_eq!(masked.data.to_vec(), [0, 1, 2, 3, 4, 5]);
+        let mask: Vec<u8> = masked
+            .mask
+            .to_vec()
+            .into_iter()
+            .map(|flag| flag.0)
+            .collect();
+        assert_eq!(mask, [1, 0, 0, 0, 0, 1]);
+        drop(masked);
         drop(dict);
         let spec = json!({"entries": entries});
         check_file_with_python(PythonReader::MmapDict, &path, &spec);
         check_file_with_python(PythonReader::PickleNumpy1, &path, &spec);
     }
+}
+
+#[test]
+fn python_and_rust_share_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert("from_rust", 1).unwrap();
+    m.insert_array("array", &[1.0f64, 2.0], &[2]).unwrap();
+    let script = r#"
+import sys
+import numpy as np
+import mmappickle
+m = mmappickle.mmapdict(sys.argv[1])
+assert m["from_rust"] == 1, m["from_rust"]
+m["array"][1] = 5.0
+m["from_python"] = [2, "two"]
+del m["from_rust"]
+print(m.commit_number)
+"#;
+    let output = run_python(&python_mmappickle(), script, &[path.as_os_str()]);
+    let python_commit_number: i32 = output.trim().parse().expect("a commit number");
+    assert_eq!(m.commit_number().unwrap(), python_commit_number);
+    assert_eq!(m.keys().unwrap(), ["array", "from_python"]);
+    assert_eq!(
+        m.value("from_python").unwrap(),
+        Value::List(vec![Value::Int(2), Value::from("two")])
+    );
+    assert_eq!(m.array::<f64>("array").unwrap().to_vec(), [1.0, 5.0]);
+    m.insert("from_rust_again", "hello").unwrap();
+    let script = r#"
+import sys
+import mmappickle
+m = mmappickle.mmapdict(sys.argv[1], readonly=True)
+print(sorted(m.keys()), m["from_rust_again"])
+"#;
+    let output = run_python(&python_mmappickle(), script, &[path.as_os_str()]);
+    assert_eq!(
+        output.trim(),
+        "['array', 'from_python', 'from_rust_again'] hello"
+    );
 }

@@ -5,7 +5,9 @@
 //!   codec's golden streams (`crates/codec/tests/golden/golden.json`).
 //! - `--smoke [--time SECONDS]` seeds, then runs every target for a short
 //!   time (30 s each by default); `cargo xtask test` runs it.
-//! - `--target NAME --time SECONDS` runs one campaign.
+//! - `--target NAME --time SECONDS [--sanitizer none] [-- LIBFUZZER-ARGS]`
+//!   runs one campaign (`--sanitizer none`: several times faster, for the
+//!   targets that reach no `unsafe` code of ours; built in its own target dir).
 //!
 //! cargo-fuzz is installed when missing. With a nightly toolchain the targets
 //! build with the address sanitizer (`cargo +nightly fuzz`); without one they
@@ -51,7 +53,10 @@ pub fn main(args: &[String]) -> Result {
             let seconds = options
                 .seconds
                 .ok_or("--target needs --time SECONDS")?;
-            let toolchain = Toolchain::prepare()?;
+            let mut toolchain = Toolchain::prepare()?;
+            if let Some(sanitizer) = options.sanitizer {
+                toolchain.sanitizer = Some(sanitizer);
+            }
             seed_corpus()?;
             campaign(&toolchain, &target, seconds, &options.extra)
         }
@@ -79,6 +84,8 @@ enum Mode {
 struct Options {
     mode: Mode,
     seconds: Option<u64>,
+    /// `-s` given to cargo-fuzz instead of the toolchain's default.
+    sanitizer: Option<String>,
     /// Arguments after `--`, passed to libFuzzer.
     extra: Vec<String>,
 }
@@ -93,6 +100,7 @@ impl Options {
         };
         let mut mode = None;
         let mut seconds = None;
+        let mut sanitizer = None;
         let mut words = ours.iter();
         while let Some(word) = words.next() {
             match word.as_str() {
@@ -112,6 +120,10 @@ impl Options {
                         .map_err(|_| format!("--time {value:?}: expected whole seconds"))?;
                     seconds = Some(parsed);
                 }
+                "--sanitizer" => {
+                    let name = words.next().ok_or("--sanitizer needs a NAME")?;
+                    sanitizer = Some(name.clone());
+                }
                 other => return Err(format!("unexpected argument {other:?}: {usage}")),
             }
         }
@@ -119,6 +131,7 @@ impl Options {
         Ok(Options {
             mode,
             seconds,
+            sanitizer,
             extra,
         })
     }
@@ -127,6 +140,8 @@ impl Options {
 /// How targets are built: with the address sanitizer on nightly, else plain on stable.
 struct Toolchain {
     nightly: bool,
+    /// `-s` for cargo-fuzz when not its default (`address`).
+    sanitizer: Option<String>,
 }
 
 impl Toolchain {
@@ -141,15 +156,18 @@ impl Toolchain {
         if !nightly {
             println!("no nightly toolchain: fuzzing on stable without a sanitizer (-s none)");
         }
-        Ok(Toolchain { nightly })
+        let sanitizer = (!nightly).then(|| "none".to_owned());
+        Ok(Toolchain { nightly, sanitizer })
     }
 
-    /// `cargo [+nightly] fuzz <subcommand> [-s none]` in `fuzz/`.
+    /// `cargo [+nightly] fuzz <subcommand> [-s SANITIZER]` in `fuzz/`; each
+    /// sanitizer builds in a target dir of its own, so switching rebuilds nothing.
     fn fuzz(&self, subcommand: &str) -> Command {
         let mut command = rustup_cargo(self.nightly);
         command.args(["fuzz", subcommand]);
-        if !self.nightly {
-            command.args(["-s", "none"]);
+        if let Some(sanitizer) = &self.sanitizer {
+            let target_dir = fuzz_dir().join("target").join(format!("sanitizer-{sanitizer}"));
+            command.args(["-s", sanitizer]).arg("--target-dir").arg(target_dir);
         }
         command
     }

@@ -8,6 +8,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mmappickle_array::{ArrayEncoding, ArrayLayout, FileSink, MappedArray};
 
 const N: usize = 32 << 20; // 32 Mi float64 = 256 MiB
+/// Where the value starts so that its raw bytes (at 79) start at 128.
+const ALIGNED_START: u64 = 49;
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();

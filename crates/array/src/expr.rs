@@ -620,8 +620,7 @@ impl<S: ValueSource + ?Sized> Cursor<'_, S> {
             .read_exact_at(at, &mut buf)
             .map_err(|_| self.eof(expected))?;
         self.pos += u64::from(len);
-        String::from_utf8(buf)
-            .map_err(|_| Error::new(ErrorKind::Malformed { expected }, at))
+        String::from_utf8(buf).map_err(|_| Error::new(ErrorKind::Malformed { expected }, at))
     }
 
     /// A `SHORT_BINBYTES` / `BINBYTES` / `BINBYTES8` header: the payload's (offset, length).
@@ -1187,7 +1186,8 @@ mod tests {
             let layout = ArrayLayout::new(&dtype, &shape, encoding).unwrap();
             let raw = vec![0x5a; layout.raw_len() as usize];
             let value = layout.to_value_bytes(&raw).unwrap();
-            proptest::prop_assert_eq!(parse_array_value(&value).unwrap().as_ref(), Some(layout.header()));
+            let header = parse_array_value(&value).unwrap();
+            proptest::prop_assert_eq!(header.as_ref(), Some(layout.header()));
         }
 
         // Arbitrary bytes after the prefix never panic the reader.

@@ -140,15 +140,16 @@ fn elements_repr(dtype: &DType, raw: &[u8]) -> String {
     if item_size == 0 {
         return format!("<{} bytes>", raw.len());
     }
-    let items: Vec<&[u8]> = raw.chunks_exact(item_size).collect();
-    let shown: Vec<String> = if items.len() <= 2 * EDGE_ELEMENTS {
-        items.iter().map(|item| element_repr(dtype, item)).collect()
+    // Only the shown items are touched: a mapped array may be far larger than RAM.
+    let n_items = raw.len() / item_size;
+    let item = |idx: usize| element_repr(dtype, &raw[idx * item_size..(idx + 1) * item_size]);
+    let shown: Vec<String> = if n_items <= 2 * EDGE_ELEMENTS {
+        (0..n_items).map(item).collect()
     } else {
-        let head = items[..EDGE_ELEMENTS].iter();
-        let tail = items[items.len() - EDGE_ELEMENTS..].iter();
-        head.map(|item| element_repr(dtype, item))
+        (0..EDGE_ELEMENTS)
+            .map(item)
             .chain(std::iter::once("...".to_owned()))
-            .chain(tail.map(|item| element_repr(dtype, item)))
+            .chain((n_items - EDGE_ELEMENTS..n_items).map(item))
             .collect()
     };
     format!("[{}]", shown.join(", "))
@@ -207,7 +208,14 @@ fn half_to_f64(bits: u16) -> f64 {
 
 fn element_repr(dtype: &DType, item: &[u8]) -> String {
     let shown = match dtype.kind() {
-        Kind::Bool => Some(if item.iter().any(|&b| b != 0) { "True" } else { "False" }.to_owned()),
+        Kind::Bool => Some(
+            if item.iter().any(|&b| b != 0) {
+                "True"
+            } else {
+                "False"
+            }
+            .to_owned(),
+        ),
         Kind::Int => int_of(dtype, item).map(|n| n.to_string()),
         Kind::UInt => uint_of(dtype, item).map(|n| n.to_string()),
         Kind::Float => float_of(dtype, item).map(pretty::float_repr),
@@ -231,7 +239,10 @@ fn element_repr(dtype: &DType, item: &[u8]) -> String {
             })
         }
         Kind::Bytes => {
-            let end = item.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+            let end = item
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |last| last + 1);
             Some(pretty::bytes_repr(&item[..end]))
         }
         Kind::Unicode => {
@@ -275,7 +286,10 @@ mod tests {
             summary(&dtype("<i4"), &[2, 5], &raw),
             "array(dtype=int32, shape=(2, 5), [0, 1, 2, ..., 7, 8, 9])"
         );
-        let raw: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let raw: Vec<u8> = [1.5f64, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         assert_eq!(
             summary(&dtype("float64"), &[2], &raw),
             "array(dtype=float64, shape=(2,), [1.5, -2.0])"
@@ -290,11 +304,17 @@ mod tests {
         assert_eq!(element_repr(&dtype("float16"), &[0x00, 0x3c]), "1.0");
         assert_eq!(element_repr(&dtype("float16"), &[0x00, 0xc0]), "-2.0");
         assert_eq!(element_repr(&dtype(">f8"), &0.25f64.to_be_bytes()), "0.25");
-        let complex: Vec<u8> = [1.0f32, -2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let complex: Vec<u8> = [1.0f32, -2.0]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
         assert_eq!(element_repr(&dtype("complex64"), &complex), "(1.0-2.0j)");
         assert_eq!(element_repr(&dtype("bool"), &[1]), "True");
         assert_eq!(element_repr(&dtype("|S3"), b"ab\0"), "b'ab'");
-        let text: Vec<u8> = "hé\0".chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        let text: Vec<u8> = "hé\0"
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
         assert_eq!(element_repr(&dtype("<U3"), &text), "'hé'");
     }
 

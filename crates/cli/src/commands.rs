@@ -97,16 +97,16 @@ fn describe_entry(container: &Container, entry: &Entry) -> CliResult<Row> {
             entry.value_len(),
             entry.value_offset(),
         ),
-        Some(EntryKind::Value) => (
-            "value",
-            None,
-            None,
-            entry.value_len(),
-            entry.value_offset(),
-        ),
+        Some(EntryKind::Value) => ("value", None, None, entry.value_len(), entry.value_offset()),
         Some(EntryKind::Array(header)) => {
             let (offset, bytes) = data(header);
-            ("array", Some(&header.dtype), Some(&header.shape), bytes, offset)
+            (
+                "array",
+                Some(&header.dtype),
+                Some(&header.shape),
+                bytes,
+                offset,
+            )
         }
         Some(EntryKind::Masked(header)) => {
             let (offset, bytes) = data(&header.data);
@@ -159,10 +159,16 @@ fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
         rows.push(describe_entry(&container, entry)?);
     }
     if as_json {
-        return print_json(out, &Json::Array(rows.into_iter().map(|r| r.json).collect()));
+        return print_json(
+            out,
+            &Json::Array(rows.into_iter().map(|r| r.json).collect()),
+        );
     }
     let table: Vec<[String; 7]> = std::iter::once(
-        ["KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED"].map(String::from),
+        [
+            "KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED",
+        ]
+        .map(String::from),
     )
     .chain(rows.into_iter().map(|row| {
         [
@@ -245,7 +251,10 @@ fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     if shadowed > 0 {
         writeln!(out, "shadowed entries:   {shadowed} (run fsck)")?;
     }
-    writeln!(out, "reclaimable bytes:  {reclaimable} (an upper bound: vacuum may re-pad)")?;
+    writeln!(
+        out,
+        "reclaimable bytes:  {reclaimable} (an upper bound: vacuum may re-pad)"
+    )?;
     writeln!(out, "file size:          {file_len}")?;
     Ok(())
 }
@@ -354,7 +363,11 @@ fn dis_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliResult 
             Ok(offset) if offset == stop_offset => {} // our STOP
             Ok(offset) => {
                 let file_offset = value_offset.saturating_add(offset as u64);
-                writeln!(out, "{file_offset:>10}:    {}", rest.strip_prefix(' ').unwrap_or(rest))?;
+                writeln!(
+                    out,
+                    "{file_offset:>10}:    {}",
+                    rest.strip_prefix(' ').unwrap_or(rest)
+                )?;
             }
             Err(_) => writeln!(out, "        {line}")?,
         }
@@ -384,7 +397,11 @@ fn dis_large_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliR
         };
         let op_len = next_offset.saturating_sub(offset);
         if op_len > 128 {
-            writeln!(out, "{file_offset:>10}:    {} <{op_len} bytes with its argument>", op.name())?;
+            writeln!(
+                out,
+                "{file_offset:>10}:    {} <{op_len} bytes with its argument>",
+                op.name()
+            )?;
             continue;
         }
         let mut encoded = Vec::with_capacity(op_len + 1);
@@ -392,7 +409,9 @@ fn dis_large_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliR
         encoded.push(b'.');
         let listing = dis(&encoded);
         let first = listing.lines().next().unwrap_or("");
-        let text = first.split_once(':').map_or(first, |(_, rest)| rest.trim_start());
+        let text = first
+            .split_once(':')
+            .map_or(first, |(_, rest)| rest.trim_start());
         writeln!(out, "{file_offset:>10}:    {text}")?;
     }
     Ok(())
@@ -476,9 +495,8 @@ fn set(path: &Path, key: &str, text: &str, encoding: ArrayEncoding) -> CliResult
     } else {
         text.to_owned()
     };
-    let json: Json = serde_json::from_str(&text).map_err(|err| {
-        CliError::new(format!("the value is not valid JSON: {err}"))
-    })?;
+    let json: Json = serde_json::from_str(&text)
+        .map_err(|err| CliError::new(format!("the value is not valid JSON: {err}")))?;
     let value = json_to_value(&json)?;
     let mut dict = store::open_dict(path, encoding)?;
     dict.insert(key, value)?;
@@ -497,7 +515,9 @@ fn rm(path: &Path, key: &str) -> CliResult {
 fn parse_dtype(name: &str) -> CliResult<DType> {
     let dtype = DType::parse(name).map_err(|err| CliError::from(err).context("--dtype"))?;
     if !dtype.is_writable() {
-        return Err(CliError::new(format!("dtype {name:?} cannot be stored as an array")));
+        return Err(CliError::new(format!(
+            "dtype {name:?} cannot be stored as an array"
+        )));
     }
     Ok(dtype)
 }
@@ -650,16 +670,24 @@ fn import_npy(path: &Path, key: &str, npy_path: &Path, encoding: ArrayEncoding) 
     result
 }
 
-fn import_npz(path: &Path, npz_path: &Path, encoding: ArrayEncoding, out: &mut dyn Write) -> CliResult {
+fn import_npz(
+    path: &Path,
+    npz_path: &Path,
+    encoding: ArrayEncoding,
+    out: &mut dyn Write,
+) -> CliResult {
     let in_npz = |err: CliError| err.context(npz_path.display());
     let archive_file = File::open(npz_path).map_err(|err| in_npz(err.into()))?;
     let mut archive =
         zip::ZipArchive::new(BufReader::new(archive_file)).map_err(|err| in_npz(err.into()))?;
     let mut container = store::open_writable(path)?;
     for member_idx in 0..archive.len() {
-        let mut member = archive.by_index(member_idx).map_err(|err| in_npz(err.into()))?;
+        let mut member = archive
+            .by_index(member_idx)
+            .map_err(|err| in_npz(err.into()))?;
         let name = member.name().to_owned();
-        let in_member = |err: CliError| err.context(format!("{}: member {name:?}", npz_path.display()));
+        let in_member =
+            |err: CliError| err.context(format!("{}: member {name:?}", npz_path.display()));
         let Some(key) = name.strip_suffix(".npy") else {
             writeln!(out, "skipped {name:?}: not a .npy member")?;
             continue;
@@ -680,7 +708,9 @@ fn import_npz(path: &Path, npz_path: &Path, encoding: ArrayEncoding, out: &mut d
             // A compressed stream cannot be read out of order: the member is
             // read whole (its length was checked against the archive's).
             let mut data = vec![0u8; usize::try_from(raw_len).unwrap_or(usize::MAX)];
-            member.read_exact(&mut data).map_err(|err| in_member(err.into()))?;
+            member
+                .read_exact(&mut data)
+                .map_err(|err| in_member(err.into()))?;
             let shape = usize_shape(&header.shape)?;
             store::insert_array(&mut container, &key, &layout, |emit| {
                 fortran_to_c(&data, &shape, dtype.item_size(), emit, &bar)
@@ -692,7 +722,12 @@ fn import_npz(path: &Path, npz_path: &Path, encoding: ArrayEncoding, out: &mut d
         };
         bar.finish_and_clear();
         result.map_err(in_member)?;
-        writeln!(out, "imported {key:?}: {} {}", dtype.name(), npy::python_tuple_repr(&header.shape))?;
+        writeln!(
+            out,
+            "imported {key:?}: {} {}",
+            dtype.name(),
+            npy::python_tuple_repr(&header.shape)
+        )?;
     }
     Ok(())
 }
@@ -703,14 +738,20 @@ fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliRe
     let owned;
     let (dtype, shape, bytes): (&DType, &[usize], &[u8]) = match (&item, want_mask) {
         (Item::Array(array), false) => (array.dtype(), array.shape(), array.bytes()),
-        (Item::Masked(masked), false) => {
-            (masked.data.dtype(), masked.data.shape(), masked.data.bytes())
-        }
-        (Item::Masked(masked), true) => {
-            (masked.mask.dtype(), masked.mask.shape(), masked.mask.bytes())
-        }
+        (Item::Masked(masked), false) => (
+            masked.data.dtype(),
+            masked.data.shape(),
+            masked.data.bytes(),
+        ),
+        (Item::Masked(masked), true) => (
+            masked.mask.dtype(),
+            masked.mask.shape(),
+            masked.mask.bytes(),
+        ),
         (_, true) => {
-            return Err(CliError::new(format!("key {key:?} is not a masked array: no --mask")));
+            return Err(CliError::new(format!(
+                "key {key:?} is not a masked array: no --mask"
+            )));
         }
         (Item::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
@@ -723,10 +764,14 @@ fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliRe
         _ => return Err(CliError::new(format!("key {key:?} is not an array"))),
     };
     if !dtype.is_writable() {
-        return Err(CliError::new(format!("dtype {} cannot be written to .npy", dtype.name())));
+        return Err(CliError::new(format!(
+            "dtype {} cannot be written to .npy",
+            dtype.name()
+        )));
     }
     let shape_u64: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
-    let file = File::create(npy_path).map_err(|err| CliError::from(err).context(npy_path.display()))?;
+    let file =
+        File::create(npy_path).map_err(|err| CliError::from(err).context(npy_path.display()))?;
     let mut writer = BufWriter::with_capacity(CHUNK, file);
     writer.write_all(&npy::write_header(&dtype.type_str(), false, &shape_u64))?;
     let bar = progress::bytes_bar(bytes.len() as u64, &format!("exporting {key}"));
@@ -748,7 +793,12 @@ fn fsck(path: &Path, out: &mut dyn Write) -> CliResult {
         .map_err(|err| CliError::from(err).context(path.display()))?;
     let report = dict.fsck()?;
     if report.is_clean() {
-        writeln!(out, "{}: clean, {} entries", path.display(), report.kept_entries)?;
+        writeln!(
+            out,
+            "{}: clean, {} entries",
+            path.display(),
+            report.kept_entries
+        )?;
         return Ok(());
     }
     writeln!(out, "{}: repaired", path.display())?;
@@ -854,12 +904,12 @@ mod tests {
     #[test]
     fn fortran_data_comes_out_in_c_order() {
         // The 2x3 matrix [[0, 1, 2], [3, 4, 5]] in Fortran order is 0 3 1 4 2 5.
-        assert_eq!(collect_c_order(&[0, 3, 1, 4, 2, 5], &[2, 3], 1), [0, 1, 2, 3, 4, 5]);
-        // Two-byte items keep their bytes together: [[a, b], [c, d]] is a c b d in Fortran order.
         assert_eq!(
-            collect_c_order(b"aaccbbdd", &[2, 2], 2),
-            b"aabbccdd"
+            collect_c_order(&[0, 3, 1, 4, 2, 5], &[2, 3], 1),
+            [0, 1, 2, 3, 4, 5]
         );
+        // Two-byte items keep their bytes together: [[a, b], [c, d]] is a c b d in Fortran order.
+        assert_eq!(collect_c_order(b"aaccbbdd", &[2, 2], 2), b"aabbccdd");
         // A 2x2x2 cube: element (i, j, k) is at i + 2j + 4k in Fortran order.
         let fortran: Vec<u8> = (0..8).collect();
         let c: Vec<u8> = collect_c_order(&fortran, &[2, 2, 2], 1);

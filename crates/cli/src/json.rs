@@ -18,7 +18,7 @@
 //! digest (use `import-npy`).
 
 use base64::Engine as _;
-use mmappickle_codec::{BigInt, Construct, Global, Object, Value};
+use mmappickle_codec::{Construct, Global, Object, Value};
 use serde_json::{json, Map, Number, Value as Json};
 use std::fmt;
 
@@ -54,7 +54,7 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(n) if n.unsigned_abs() < EXACT_JSON_INT_LIMIT.unsigned_abs() => json!(n),
         Value::Int(n) => json!({ "int": n.to_string() }),
-        Value::BigInt(big) => json!({ "int": bigint_to_decimal(big) }),
+        Value::BigInt(big) => json!({ "int": big.to_decimal() }),
         Value::Float(x) => float_to_json(*x),
         Value::Str(s) => Json::String(s.clone()),
         Value::Bytes(b) => json!({ "bytes": base64_encode(b) }),
@@ -283,8 +283,14 @@ fn tagged_to_value(tag: &str, body: &Json, path: &mut String) -> Result<Value, J
                 Value::ByteArray(bytes)
             })
         }
-        "tuple" => Ok(Value::Tuple(items_to_values(expect_array(body, path)?, path)?)),
-        "set" => Ok(Value::Set(items_to_values(expect_array(body, path)?, path)?)),
+        "tuple" => Ok(Value::Tuple(items_to_values(
+            expect_array(body, path)?,
+            path,
+        )?)),
+        "set" => Ok(Value::Set(items_to_values(
+            expect_array(body, path)?,
+            path,
+        )?)),
         "frozenset" => Ok(Value::FrozenSet(items_to_values(
             expect_array(body, path)?,
             path,
@@ -337,9 +343,11 @@ fn object_to_value(body: &Json, path: &mut String) -> Result<Value, JsonError> {
     };
     let kwargs = match fields.get("kwargs") {
         None => None,
-        Some(kwargs) => Some(nested(path, ".kwargs", |path| match to_value(kwargs, path)? {
-            Value::Dict(pairs) => Ok(pairs),
-            _ => fail(path, "an object of keyword arguments"),
+        Some(kwargs) => Some(nested(path, ".kwargs", |path| {
+            match to_value(kwargs, path)? {
+                Value::Dict(pairs) => Ok(pairs),
+                _ => fail(path, "an object of keyword arguments"),
+            }
         })?),
     };
     let construct = match (is_new, &kwargs) {
@@ -371,88 +379,16 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The decimal text of a big integer (two's complement bytes, little-endian).
-pub fn bigint_to_decimal(big: &BigInt) -> String {
-    let le_bytes = big.to_le_bytes();
-    let negative = big.is_negative();
-    // The magnitude, as little-endian base-2^32 limbs.
-    let mut magnitude: Vec<u32> = Vec::with_capacity(le_bytes.len() / 4 + 1);
-    let mut borrow_or_carry = negative;
-    for chunk in le_bytes.chunks(4) {
-        let mut word = [if negative { 0xff } else { 0 }; 4];
-        word[..chunk.len()].copy_from_slice(chunk);
-        let mut limb = u32::from_le_bytes(word);
-        if negative {
-            // Two's complement negation: invert, then add one with carry.
-            limb = !limb;
-            if borrow_or_carry {
-                let (sum, overflow) = limb.overflowing_add(1);
-                limb = sum;
-                borrow_or_carry = overflow;
-            }
-        }
-        magnitude.push(limb);
-    }
-    // Repeated division by 10^9 gives the decimal digits nine at a time.
-    let mut groups = Vec::new();
-    while magnitude.iter().any(|&limb| limb != 0) {
-        let mut remainder = 0u64;
-        for limb in magnitude.iter_mut().rev() {
-            let current = (remainder << 32) | u64::from(*limb);
-            *limb = (current / 1_000_000_000) as u32;
-            remainder = current % 1_000_000_000;
-        }
-        groups.push(remainder as u32);
-    }
-    let mut text = String::from(if negative { "-" } else { "" });
-    match groups.split_last() {
-        None => text.push('0'),
-        Some((most_significant, rest)) => {
-            text.push_str(&most_significant.to_string());
-            for group in rest.iter().rev() {
-                text.push_str(&format!("{group:09}"));
-            }
-        }
-    }
-    text
-}
-
 /// The integer that `text` (an optional sign, then decimal digits) writes.
+///
+/// The codec's decimal parser (with its digit limit against quadratic time) is
+/// reached through protocol 0's `LONG` opcode, whose argument is that text.
 pub fn decimal_to_value(text: &str) -> Option<Value> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text.strip_prefix('+').unwrap_or(text)),
-    };
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // The magnitude as little-endian base-2^32 limbs, built digit by digit.
-    let mut magnitude: Vec<u32> = vec![0];
-    for digit in digits.bytes() {
-        let mut carry = u64::from(digit - b'0');
-        for limb in magnitude.iter_mut() {
-            let current = u64::from(*limb) * 10 + carry;
-            *limb = current as u32;
-            carry = current >> 32;
-        }
-        if carry != 0 {
-            magnitude.push(carry as u32);
-        }
-    }
-    let mut le_bytes: Vec<u8> = magnitude.iter().flat_map(|l| l.to_le_bytes()).collect();
-    le_bytes.push(0); // room for the sign bit
-    if negative {
-        let mut carry = true;
-        for byte in le_bytes.iter_mut() {
-            *byte = !*byte;
-            if carry {
-                let (sum, overflow) = byte.overflowing_add(1);
-                *byte = sum;
-                carry = overflow;
-            }
-        }
-    }
-    Some(BigInt::value_from_le_bytes(&le_bytes))
+    mmappickle_codec::loads(format!("L{text}L\n.").as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -517,13 +453,16 @@ mod tests {
             let Value::BigInt(big) = Value::from(n) else {
                 panic!("{n} should be a BigInt");
             };
-            assert_eq!(bigint_to_decimal(&big), n.to_string());
+            assert_eq!(big.to_decimal(), n.to_string());
             assert_eq!(decimal_to_value(&n.to_string()), Some(Value::from(n)));
         }
         assert_eq!(decimal_to_value("-0"), Some(Value::Int(0)));
         assert_eq!(decimal_to_value("+17"), Some(Value::Int(17)));
         assert_eq!(decimal_to_value("1e3"), None);
         assert_eq!(decimal_to_value("-"), None);
+        assert_eq!(decimal_to_value("1\n."), None);
+        // More digits than CPython's default `int_max_str_digits` are refused.
+        assert_eq!(decimal_to_value(&"9".repeat(5000)), None);
     }
 
     #[test]
@@ -591,6 +530,9 @@ mod tests {
         let err = json_to_value(&json!({"object": {"args": []}})).unwrap_err();
         assert!(err.expected.contains("callable"), "{err}");
         let err = json_to_value(&json!({"float": "NaN"})).unwrap_err();
-        assert_eq!(err.to_string(), r#"JSON value at $.float: expected "nan", "inf" or "-inf""#);
+        assert_eq!(
+            err.to_string(),
+            r#"JSON value at $.float: expected "nan", "inf" or "-inf""#
+        );
     }
 }

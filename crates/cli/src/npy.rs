@@ -149,8 +149,7 @@ pub fn write_header(descr: &str, fortran_order: bool, shape: &[u64]) -> Vec<u8> 
         let digits = extent.to_string().len();
         dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
     }
-    let (version, len_size) = if dict.is_ascii() && padded_len(&dict, 2) <= usize::from(u16::MAX)
-    {
+    let (version, len_size) = if dict.is_ascii() && padded_len(&dict, 2) <= usize::from(u16::MAX) {
         ((1, 0), 2)
     } else if dict.chars().all(|c| u32::from(c) < 256) {
         ((2, 0), 4)
@@ -282,7 +281,10 @@ impl DictParser<'_> {
         while self.peek().is_some_and(|c| c.is_ascii_alphanumeric()) {
             self.pos += 1;
         }
-        self.chars[start..self.pos].iter().map(|&(_, c)| c).collect()
+        self.chars[start..self.pos]
+            .iter()
+            .map(|&(_, c)| c)
+            .collect()
     }
 
     /// A quoted string literal with the escapes a dtype descr may hold.
@@ -489,7 +491,10 @@ mod tests {
         let err = parse(b"\x93NUMPX\x01\x00").unwrap_err();
         assert_eq!(err.offset, 0);
         let err = parse(b"\x93NUMPY\x04\x00\x00\x00").unwrap_err();
-        assert_eq!((err.offset, err.expected.as_str()), (6, "format version 1.0, 2.0 or 3.0"));
+        assert_eq!(
+            (err.offset, err.expected.as_str()),
+            (6, "format version 1.0, 2.0 or 3.0")
+        );
         // A declared length beyond the file.
         let err = parse(b"\x93NUMPY\x01\x00\xff\x00{}").unwrap_err();
         assert_eq!(err.offset, 10);
@@ -497,11 +502,31 @@ mod tests {
         let err = parse(b"\x93NUMPY\x02\x00\xff\xff\xff\xff").unwrap_err();
         assert_eq!(err.offset, 8);
         let cases: [(&str, usize, &str); 5] = [
-            ("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }", 20, "structured"),
-            ("{'descr': '<f8', 'fortran_order': 0, 'shape': (1,), }", 43, "True or False"),
-            ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", 61, "non-negative"),
-            ("{'descr': '<f8', 'fortran_order': False, }", 10, "'descr', 'fortran_order' and 'shape'"),
-            ("{'descr': '<f8', 'descr': '<f8', }", 27, "'descr' only once"),
+            (
+                "{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (1,), }",
+                20,
+                "structured",
+            ),
+            (
+                "{'descr': '<f8', 'fortran_order': 0, 'shape': (1,), }",
+                43,
+                "True or False",
+            ),
+            (
+                "{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }",
+                61,
+                "non-negative",
+            ),
+            (
+                "{'descr': '<f8', 'fortran_order': False, }",
+                10,
+                "'descr', 'fortran_order' and 'shape'",
+            ),
+            (
+                "{'descr': '<f8', 'descr': '<f8', }",
+                27,
+                "'descr' only once",
+            ),
         ];
         for (dict, offset, expected) in cases {
             let mut bytes = b"\x93NUMPY\x01\x00".to_vec();

@@ -3,7 +3,7 @@
 
 use mmappickle_codec::{Construct, Object, Value};
 
-use crate::{arrays, json};
+use crate::arrays;
 
 /// `value` the way Python's `repr` would print it.
 pub fn repr(value: &Value) -> String {
@@ -22,7 +22,7 @@ fn write_repr(value: &Value, out: &mut String) {
         Value::Bool(true) => out.push_str("True"),
         Value::Bool(false) => out.push_str("False"),
         Value::Int(n) => out.push_str(&n.to_string()),
-        Value::BigInt(big) => out.push_str(&json::bigint_to_decimal(big)),
+        Value::BigInt(big) => out.push_str(&big.to_decimal()),
         Value::Float(x) => out.push_str(&float_repr(*x)),
         Value::Str(s) => out.push_str(&str_repr(s)),
         Value::Bytes(b) => out.push_str(&bytes_repr(b)),
@@ -254,10 +254,7 @@ mod tests {
         );
         ordered.dict_items = vec![(Value::from("a"), Value::Int(1))];
         let value = Value::Dict(vec![
-            (
-                Value::from("t"),
-                Value::Tuple(vec![Value::Int(1)]),
-            ),
+            (Value::from("t"), Value::Tuple(vec![Value::Int(1)])),
             (Value::from("s"), Value::Set(vec![])),
             (Value::from("f"), Value::FrozenSet(vec![Value::None])),
             (Value::from("b"), Value::ByteArray(b"x".to_vec())),

@@ -3,13 +3,15 @@
 use std::fmt::Write;
 
 use crate::op::{ops, Op, TextInt};
+use crate::{Error, ErrorKind};
 
 /// Payloads longer than this are shown cut, with their length.
 const MAX_SHOWN_BYTES: usize = 64;
 
 /// Disassembles a pickle stream in the spirit of `pickletools.dis`: one line
 /// per op with its offset, name and argument, indented by the number of open
-/// `MARK`s. A bad stream ends with an `error:` line; it never panics.
+/// `MARK`s. A bad stream (including one without `STOP`) ends with an
+/// `error:` line; it never panics.
 ///
 /// ```
 /// let listing = mmappickle_codec::dis(b"\x80\x04K\x05.");
@@ -18,14 +20,16 @@ const MAX_SHOWN_BYTES: usize = 64;
 pub fn dis(data: &[u8]) -> String {
     let mut listing = String::new();
     let mut open_marks = 0usize;
+    let mut saw_stop = false;
     for item in ops(data) {
         let (offset, op) = match item {
             Ok(pair) => pair,
             Err(error) => {
                 let _ = writeln!(listing, "error: {error}");
-                break;
+                return listing;
             }
         };
+        saw_stop = op == Op::Stop;
         if closes_mark(&op) {
             open_marks = open_marks.saturating_sub(1);
         }
@@ -38,6 +42,10 @@ pub fn dis(data: &[u8]) -> String {
         if op == Op::Mark {
             open_marks += 1;
         }
+    }
+    if !saw_stop {
+        let error = Error::new(ErrorKind::UnexpectedEof { opcode: None }, data.len());
+        let _ = writeln!(listing, "error: {error}");
     }
     listing
 }
@@ -156,6 +164,14 @@ mod tests {
         assert!(listing.starts_with("    0: PROTO 4\n"));
         let last = listing.lines().last().unwrap_or_default();
         assert!(last.starts_with("error: BINUNICODE declares"), "{last}");
+    }
+
+    #[test]
+    fn missing_stop_is_reported() {
+        assert_eq!(
+            dis(b"N"),
+            "    0: NONE\nerror: input ends before STOP at byte offset 1\n"
+        );
     }
 
     #[test]

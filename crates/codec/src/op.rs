@@ -846,7 +846,10 @@ pub struct Ops<'a> {
 }
 
 /// Iterates over the ops of `data`: `(offset, op)` for each, stopping after
-/// `STOP` or after the first error (offsets are relative to `data`).
+/// `STOP`, at the end of the input, or after the first error (offsets are
+/// relative to `data`). The end of the input between two ops is not an error,
+/// so that a fragment without `STOP` (an entry's value bytes) can be walked;
+/// an op cut short is.
 pub fn ops(data: &[u8]) -> Ops<'_> {
     Ops {
         data,
@@ -859,10 +862,11 @@ impl<'a> Iterator for Ops<'a> {
     type Item = Result<(usize, Op<'a>), Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        let rest = self.data.get(self.offset..).unwrap_or_default();
+        if self.done || rest.is_empty() {
+            self.done = true;
             return None;
         }
-        let rest = self.data.get(self.offset..).unwrap_or_default();
         match parse_op(rest) {
             Ok((op, used)) => {
                 let offset = self.offset;

@@ -55,6 +55,10 @@ pub fn loads(data: &[u8]) -> Result<Value, Error> {
 /// `READONLY_BUFFER` are errors. Protocol 0-2 strings (`STRING`,
 /// `BINSTRING`, `SHORT_BINSTRING`) give [`Value::Str`] when ASCII and
 /// [`Value::Bytes`] otherwise.
+///
+/// The `REDUCE` forms that CPython writes for `bytes` (`_codecs.encode`),
+/// `bytearray`, `set` and `frozenset` at protocols 0 to 4 stay [`Object`]
+/// nodes, like every other `REDUCE`.
 pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
     let wanted = WantedIndices::scan(data);
     let mut machine = Machine {
@@ -526,8 +530,8 @@ impl Machine<'_> {
                 } else {
                     Construct::NewObj
                 };
-                let object = Object::new(construct, callable, args);
-                self.push_built(Value::Object(Box::new(object)), depth, taint)?;
+                let value = Value::Object(Box::new(Object::new(construct, callable, args)));
+                self.push_built(value, depth, taint)?;
             }
             Op::NewObjEx => {
                 self.peek(3)?;

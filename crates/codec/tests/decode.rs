@@ -4,9 +4,10 @@
 //! Index:
 //! - `every_op_round_trips` (proptest): `parse_op(encode_op(op)) == op` for all 68 opcodes.
 //! - `protocol0_text_matches_cpython`: the encoder writes protocol 0 text as CPython does.
-//! - `ops_iterator_gives_offsets`: offsets and the stop after `STOP`.
+//! - `ops_iterator_gives_offsets`: offsets, the stop after `STOP` or at the end, errors.
 //! - `all_protocols_load_the_same_dict`: one dict pickled by CPython at protocols 0 to 5.
-//! - `common_objects_stay_nodes`: `OrderedDict`, sets, `_codecs.encode`, `date`, `bytearray`.
+//! - `common_objects_stay_nodes`: `OrderedDict`, `date`, protocol 2 sets and protocol 0
+//!   bytes stay object nodes; native sets, frozensets, bytes and bytearrays load as values.
 //! - `every_truncation_is_an_error`: each prefix of the streams above is an `Err`.
 //! - `huge_lengths_are_errors`: lengths of 2^63 in `BINBYTES8`, `BINUNICODE8`, `FRAME`.
 //! - `deep_nesting_is_bounded`: a million `MARK`s, a million nested lists.
@@ -266,6 +267,17 @@ fn ops_iterator_gives_offsets() {
             Ok((4, Op::Stop))
         ]
     );
+    // The end of the input between ops ends the walk (an entry's value bytes have no STOP).
+    assert_eq!(ops(b"N").collect::<Vec<_>>(), vec![Ok((0, Op::None))]);
+    // An op cut short is an error.
+    let cut: Vec<_> = ops(b"NJ\x01").collect();
+    assert_eq!(
+        cut.last()
+            .cloned()
+            .and_then(Result::err)
+            .map(|e| e.offset()),
+        Some(1)
+    );
     // An error is the last item, at its absolute offset.
     let items: Vec<_> = ops(b"K\x05\xff").collect();
     let last = items.last().cloned().and_then(Result::err);
@@ -322,14 +334,14 @@ fn common_objects_stay_nodes() {
         loads(FROZENSET_P4),
         Ok(Value::FrozenSet(vec![Value::Int(1)]))
     );
-    // Protocol 2 sets are a REDUCE of builtins.set: an object node.
+    // Protocol 2 sets are a REDUCE of __builtin__.set: an object node.
     let set_p2 = Object::new(
         Construct::Reduce,
         Global::new("__builtin__", "set").into(),
         vec![Value::List(vec![Value::Int(1), Value::Int(2)])],
     );
     assert_eq!(loads(SET_P2), Ok(set_p2.into()));
-    // Protocol 0 bytes are _codecs.encode(text, 'latin1').
+    // Protocol 0 bytes are _codecs.encode(text, 'latin1'): an object node too.
     let bytes_p0 = Object::new(
         Construct::Reduce,
         Global::new("_codecs", "encode").into(),

@@ -290,6 +290,16 @@ fn arbitrary_scalar() -> impl Strategy<Value = Value> {
     ]
 }
 
+fn arbitrary_construct() -> impl Strategy<Value = Construct> {
+    prop_oneof![
+        Just(Construct::Reduce),
+        Just(Construct::NewObj),
+        Just(Construct::NewObjEx),
+        Just(Construct::Inst),
+        Just(Construct::Obj),
+    ]
+}
+
 fn arbitrary_value() -> impl Strategy<Value = Value> {
     arbitrary_scalar().prop_recursive(4, 64, 8, |inner| {
         let items = proptest::collection::vec(inner.clone(), 0..8);
@@ -301,26 +311,35 @@ fn arbitrary_value() -> impl Strategy<Value = Value> {
             items.clone().prop_map(Value::FrozenSet),
             pairs.clone().prop_map(Value::Dict),
             (
+                arbitrary_construct(),
                 inner.clone(),
                 items.clone(),
+                pairs.clone(),
                 items,
                 pairs,
                 proptest::option::of(inner)
             )
-                .prop_map(|(callable, args, list_items, dict_items, state)| {
-                    let mut node = Object::new(Construct::Reduce, callable, args);
-                    node.list_items = list_items;
-                    node.dict_items = dict_items;
-                    node.state = state;
-                    Value::from(node)
-                }),
+                .prop_map(
+                    |(construct, callable, args, kwargs, list_items, dict_items, state)| {
+                        let mut node = Object::new(construct, callable, args);
+                        if construct == Construct::NewObjEx {
+                            node.kwargs = kwargs;
+                        }
+                        node.list_items = list_items;
+                        node.dict_items = dict_items;
+                        node.state = state;
+                        Value::from(node)
+                    }
+                ),
         ]
     })
 }
 
 /// What `loads(dumps(value))` gives: a `bytearray` has no protocol 4 opcode,
-/// so it is written as `builtins.bytearray(bytes)` and reads back as that
-/// object node (as with CPython's own pickles of a bytearray).
+/// so it is written as `builtins.bytearray(b'..')` (`bytearray()` when
+/// empty) and reads back as that object node, as CPython's own pickles of a
+/// bytearray do; an `INST` / `OBJ` object is written, and so reads back, as
+/// a `REDUCE` one.
 fn as_read_back(value: &Value) -> Value {
     let all = |items: &[Value]| items.iter().map(as_read_back).collect();
     let all_pairs = |pairs: &[(Value, Value)]| {
@@ -346,6 +365,9 @@ fn as_read_back(value: &Value) -> Value {
         Value::Dict(pairs) => Value::Dict(all_pairs(pairs)),
         Value::Object(node) => {
             let mut node = (**node).clone();
+            if matches!(node.construct, Construct::Inst | Construct::Obj) {
+                node.construct = Construct::Reduce;
+            }
             node.callable = as_read_back(&node.callable);
             node.args = all(&node.args);
             node.kwargs = all_pairs(&node.kwargs);

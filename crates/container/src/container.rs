@@ -466,8 +466,12 @@ impl Container {
         // The first 11 new bytes overwrite the old terminator: they go last, so until then the
         // file is the old dict followed by bytes after its STOP.
         let (committing_bytes, rest) = bytes_before_value.split_at(TERMINATOR.len());
+        // The new terminator goes first: the file keeps ending with a terminator during the
+        // whole append, so a Python `mmapdict` opening it meanwhile (its constructor checks the
+        // terminator without taking the lock) does not append one of its own.
         let written = self
-            .write_at(rest, terminator_offset + TERMINATOR.len() as u64)
+            .write_at(&TERMINATOR, entry.end())
+            .and_then(|()| self.write_at(rest, terminator_offset + TERMINATOR.len() as u64))
             .and_then(|()| {
                 let mut sink = ValueSink {
                     file: &self.file,
@@ -489,7 +493,6 @@ impl Container {
             .and_then(|()| {
                 let value_end = entry.end() - ENTRY_TRAILER_LEN;
                 self.write_at(&encode_entry_trailer(new.memo_max, true), value_end)?;
-                self.write_at(&TERMINATOR, entry.end())?;
                 // A writer may have reserved space past the entry: the terminator ends the file.
                 if self.current_len()? != new_end {
                     self.file.set_len(new_end).map_err(io_at(new_end))?;

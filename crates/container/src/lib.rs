@@ -13,6 +13,11 @@
 //! `FORMAT-NOTES.md` beside this crate's manifest describes the padding entries, the crash
 //! safety protocol and vacuum-by-rename.
 //!
+//! Limits: Unix only (`flock(2)`, `pwrite`). The scan maps the file read-only under the lock;
+//! a process that truncates the file without taking the lock could make that map fault.
+//! [`Container::read_value`] allocates the value's length (checked against the file's
+//! length): large values are better reached through maps of [`Container::file`].
+//!
 //! ```
 //! use mmappickle_container::{Container, NewEntry};
 //!

@@ -10,10 +10,12 @@
 //! - `alignment_*`: padding entries put the requested byte at a multiple of the alignment.
 //! - `truncation_at_every_offset_*`: a read-only open of every prefix of a sample file.
 //! - `torn_append_*`: bytes after the terminator are ignored, then truncated.
-//! - `vacuum_*`: compaction by rename, the commit number rule, other handles follow.
+//! - `vacuum_*`: compaction by rename, the commit number rule, other handles follow, holes
+//!   stay holes.
 //! - `fsck_*`: repair of torn files.
 //! - `lock_*`: the flock excludes another handle; it is re-entrant.
-//! - `processes_*`: 4 processes x 200 inserts; SIGKILL at many points of changes.
+//! - `processes_*`: 4 processes x 200 inserts; a process dying inside a value write; SIGKILL
+//!   at many points of changes.
 //!
 //! The multi-process tests re-run this test binary with `worker_process` as the only test and
 //! the worker's job in `MMAPPICKLE_CONTAINER_WORKER`.
@@ -456,6 +458,38 @@ fn vacuum_compacts_and_other_handles_follow() {
     assert_eq!(names.len(), 1, "no scratch file left behind");
 }
 
+// A value left as a hole (a stub's data) takes no disk space, before and after a vacuum.
+#[test]
+fn vacuum_keeps_holes() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "h.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    insert(&mut container, "gone", &bytes_value(b"x"));
+    const HOLE: u64 = 16 << 20;
+    let new = NewEntry {
+        key: "stub",
+        value_len: 5 + HOLE,
+        memo_max: 1,
+        align: None,
+    };
+    container
+        .append(new, |sink| {
+            sink.write_all(&[b'B', 0, 0, 0, 1])?;
+            sink.skip(HOLE)
+        })
+        .unwrap();
+    container.remove("gone").unwrap();
+    let allocated = |path: &Path| std::fs::metadata(path).unwrap().blocks() * 512;
+    assert!(allocated(&path) < HOLE / 2, "{} bytes", allocated(&path));
+    assert_eq!(container.vacuum().unwrap().removed_entries, 1);
+    assert!(allocated(&path) < HOLE / 2, "{} bytes", allocated(&path));
+    assert_eq!(
+        container.get("stub").unwrap().unwrap().value_len(),
+        5 + HOLE
+    );
+}
+
 // fsck keeps every complete entry of a torn file, cuts the rest, writes a terminator.
 #[test]
 fn fsck_repairs_torn_files() {
@@ -590,6 +624,21 @@ fn worker_process() {
                     };
                     churn(Path::new(path), durability, usize::MAX)
                 }
+                ["abort-in-value", path] => {
+                    let mut container = Container::open(Path::new(path)).unwrap();
+                    insert(&mut container, "kept", &bytes_value(b"kept"));
+                    let value = bytes_value(&[5; 1000]);
+                    let new = NewEntry {
+                        key: "torn",
+                        value_len: value.len() as u64,
+                        memo_max: 1,
+                        align: None,
+                    };
+                    let _ = container.append(new, |sink| {
+                        sink.write_all(&value[..500])?;
+                        std::process::abort()
+                    });
+                }
                 _ => panic!("unknown job {job}"),
             }
         }
@@ -635,6 +684,30 @@ fn processes_insert_concurrently_without_losing_keys() {
         }
     }
     assert_eq!(container.commit_number().unwrap(), 800);
+}
+
+// A process dies in the middle of writing a value: the file is the dict before the append
+// (read-only), and a read-write open truncates the torn bytes.
+#[test]
+fn processes_dying_inside_a_value_write_lose_only_that_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "abort.mmdpickle");
+    let status = run_worker(&format!("abort-in-value|{}", path.display()))
+        .wait()
+        .unwrap();
+    assert!(!status.success());
+    let torn = std::fs::read(&path).unwrap();
+    let mut readonly = Container::open_readonly(&path).unwrap();
+    assert_eq!(readonly.keys().unwrap(), ["kept"]);
+    let trailing = readonly.table().unwrap().trailing_len();
+    assert!(trailing > 500, "{trailing} bytes after the terminator");
+    assert_eq!(std::fs::read(&path).unwrap(), torn);
+    let mut container = Container::open(&path).unwrap();
+    assert_eq!(container.keys().unwrap(), ["kept"]);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        torn.len() as u64 - trailing
+    );
 }
 
 // SIGKILL a process at many points of a stream of inserts, deletes and replaces: the file

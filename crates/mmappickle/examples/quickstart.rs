@@ -121,13 +121,13 @@ pub fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     println!("keys = {:?}", m.keys()?);
     println!("Python reads this file too:");
     println!(
-        "  python3 -c \"import mmappickle; m = mmappickle.mmapdict({:?}, True); \
+        "  python3 -c \"import mmappickle; m = mmappickle.mmapdict('{}', True); \
          print(m['other_key'], m['test'], type(m['test']))\"",
-        path.display().to_string()
+        path.display()
     );
     println!(
-        "  python3 -c \"import pickle; print(pickle.load(open({:?}, 'rb')))\"",
-        path.display().to_string()
+        "  python3 -c \"import pickle; print(pickle.load(open('{}', 'rb')))\"",
+        path.display()
     );
     Ok(())
 }

@@ -11,8 +11,8 @@ use mmappickle_array::{
 };
 use mmappickle_codec::{decode_entry_value, encode_entry_value, Limits, Value};
 use mmappickle_container::{
-    Alignment, Container, ContainerOptions, Durability, Entry, FsckReport, NewEntry,
-    VacuumReport, ValueSink,
+    Alignment, Container, ContainerOptions, Durability, Entry, FsckReport, NewEntry, VacuumReport,
+    ValueSink,
 };
 use mmappickle_stubs::EmptyArray;
 
@@ -437,16 +437,7 @@ impl MmapDict {
         self.check_writable()?;
         let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
         if layout.raw_len() != raw.len() as u64 {
-            return Err(Error::new(
-                ErrorKind::Array(mmappickle_array::Error::new(
-                    mmappickle_array::ErrorKind::DataLength {
-                        found: raw.len() as u64,
-                        expected: layout.raw_len(),
-                    },
-                    0,
-                )),
-                0,
-            ));
+            return Err(data_length_error(raw.len(), layout.raw_len()));
         }
         let new = NewEntry {
             key,
@@ -454,9 +445,7 @@ impl MmapDict {
             memo_max: 0,
             align: self.alignment(layout.raw_offset()),
         };
-        append_array_value(&mut self.container, new, |sink| {
-            layout.write_to(sink, raw)
-        })?;
+        append_array_value(&mut self.container, new, |sink| layout.write_to(sink, raw))?;
         Ok(())
     }
 
@@ -484,6 +473,18 @@ impl MmapDict {
 
     /// Stores a `numpy.ma.MaskedArray` of `data` and `mask` (same number of elements,
     /// `true` = masked), always in the compatible encoding (the only one Python reads).
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("masked.mmdpickle"))?;
+    /// m.insert_masked("m", &[1.0f64, 2.0, 3.0], &[false, true, false], &[3])?;
+    /// let masked = m.masked::<f64>("m")?;
+    /// assert_eq!(masked.data.to_vec(), [1.0, 2.0, 3.0]);
+    /// assert!(masked.mask.get(1)?.get()?);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
     pub fn insert_masked<T: Element>(
         &mut self,
         key: &str,
@@ -491,8 +492,6 @@ impl MmapDict {
         mask: &[bool],
         shape: &[usize],
     ) -> Result<(), Error> {
-        check_key(key)?;
-        self.check_writable()?;
         if data.len() != mask.len() {
             return Err(Error::new(
                 ErrorKind::MaskLength {
@@ -502,21 +501,28 @@ impl MmapDict {
                 0,
             ));
         }
-        let layout = MaskedLayout::new(&T::dtype(), shape)?;
-        let data_bytes = bytemuck_bytes(data);
-        if layout.header().data.raw_len != data_bytes.len() as u64 {
-            return Err(Error::new(
-                ErrorKind::Array(mmappickle_array::Error::new(
-                    mmappickle_array::ErrorKind::DataLength {
-                        found: data_bytes.len() as u64,
-                        expected: layout.header().data.raw_len,
-                    },
-                    0,
-                )),
-                0,
-            ));
-        }
         let mask_bytes: Vec<u8> = mask.iter().map(|&masked| u8::from(masked)).collect();
+        self.insert_masked_bytes(key, &T::dtype(), shape, bytemuck_bytes(data), &mask_bytes)
+    }
+
+    /// Stores a masked array of any fixed-size `dtype` from the raw bytes of its data and
+    /// of its mask (one byte per element, 0 or 1), both in C order.
+    pub fn insert_masked_bytes(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        data: &[u8],
+        mask: &[u8],
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        self.check_writable()?;
+        let layout = MaskedLayout::new(dtype, shape)?;
+        for (raw, part) in [(data, &layout.header().data), (mask, &layout.header().mask)] {
+            if part.raw_len != raw.len() as u64 {
+                return Err(data_length_error(raw.len(), part.raw_len));
+            }
+        }
         let new = NewEntry {
             key,
             value_len: layout.value_len(),
@@ -524,7 +530,7 @@ impl MmapDict {
             align: self.alignment(layout.raw_offset()),
         };
         append_array_value(&mut self.container, new, |sink| {
-            layout.write_to(sink, data_bytes, &mask_bytes)
+            layout.write_to(sink, data, mask)
         })?;
         Ok(())
     }
@@ -566,6 +572,29 @@ impl MmapDict {
     ///
     /// A generic value that holds numpy arrays pickled by numpy itself stays a
     /// [`Value`]; [`OwnedArray::from_value`](crate::OwnedArray::from_value) reads them.
+    ///
+    /// ```
+    /// use mmappickle::{Item, MmapDict, Value};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("get.mmdpickle"))?;
+    /// m.insert("name", "value")?;
+    /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
+    /// assert_eq!(m.get("name")?, Value::from("value"));
+    /// match m.get("grid")? {
+    ///     Item::Array(map) => {
+    ///         assert_eq!(map.dtype().name(), "int32");
+    ///         assert_eq!(map.shape(), [2, 2]);
+    ///         assert_eq!(map.typed::<i32>()?.to_vec(), [1, 2, 3, 4]);
+    ///     }
+    ///     other => panic!("expected an array, found {other:?}"),
+    /// }
+    /// for entry in m.iter()? {
+    ///     let (key, item) = entry?;
+    ///     println!("{key}: {item:?}");
+    /// }
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
     pub fn get(&mut self, key: &str) -> Result<Item, Error> {
         let limits = self.options.limits.clone();
         let token = Arc::clone(&self.maps);
@@ -591,9 +620,10 @@ impl MmapDict {
                             .map_err(|error| Error::codec_at(error, value_offset))?;
                         Item::Value(value)
                     }
-                    ValueForm::Array(header) => {
-                        Item::Array(map_bytes(container, value_offset, header)?.with_keep_alive(Box::new(token)))
-                    }
+                    ValueForm::Array(header) => Item::Array(
+                        map_bytes(container, value_offset, header)?
+                            .with_keep_alive(Box::new(token)),
+                    ),
                     ValueForm::Masked(header) => Item::Masked(MaskedBytes {
                         data: map_bytes(container, value_offset, header.data)?
                             .with_keep_alive(Box::new(Arc::clone(&token))),
@@ -800,6 +830,17 @@ impl Iterator for Iter<'_> {
         let key = self.keys.next()?;
         Some(self.dict.get(&key).map(|item| (key, item)))
     }
+}
+
+/// Raw bytes given to a writer that do not fill the dtype and shape.
+fn data_length_error(found: usize, expected: u64) -> Error {
+    Error::from(mmappickle_array::Error::new(
+        mmappickle_array::ErrorKind::DataLength {
+            found: found as u64,
+            expected,
+        },
+        0,
+    ))
 }
 
 fn bytemuck_bytes<T: Element>(data: &[T]) -> &[u8] {

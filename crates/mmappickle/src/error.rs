@@ -176,7 +176,10 @@ impl fmt::Display for ErrorKind {
                  (drop them first: vacuum replaces the file)"
             ),
             ErrorKind::NotADict { found } => {
-                write!(f, "the file is a plain pickle of a {found}: expected a dict")
+                write!(
+                    f,
+                    "the file is a plain pickle of a {found}: expected a dict"
+                )
             }
             ErrorKind::PlainPickleReadOnly => write!(
                 f,
@@ -231,10 +234,8 @@ mod tests {
     // A codec error inside a value is reported at its file offset.
     #[test]
     fn codec_offsets_are_shifted_to_the_file() {
-        let codec = mmappickle_codec::Error::new(
-            mmappickle_codec::ErrorKind::UnknownOpcode(0xff),
-            3,
-        );
+        let codec =
+            mmappickle_codec::Error::new(mmappickle_codec::ErrorKind::UnknownOpcode(0xff), 3);
         let error = Error::codec_at(codec, 100);
         assert_eq!(error.offset(), 103);
         assert!(error.to_string().contains("at byte offset 103"));

@@ -91,8 +91,8 @@
 //! ## Crates
 //!
 //! The layers are re-exported as modules: [`codec`] (pickle opcodes, [`Value`]),
-//! [`container`] (file layout, locking, vacuum, fsck), [`array`] (dtypes, maps), [`stubs`]
-//! ([`EmptyArray`](stubs::EmptyArray)).
+//! [`container`] (file layout, locking, vacuum, fsck), [`array`](mod@array) (dtypes, maps),
+//! [`stubs`] ([`EmptyArray`]).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -100,6 +100,9 @@
 mod convert;
 mod dict;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use {
     crate::{

@@ -10,6 +10,7 @@
 //! - vacuum refused while a map is alive, then allowed;
 //! - `MmapDict: Send`; the quick start example runs.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -168,7 +169,7 @@ fn arrays_of_every_dtype_in_both_encodings() {
         check_array_round_trip(&mut m, "c128", &[Complex::new(1.0f64, -2.0)], &[1]);
         check_array_round_trip(&mut m, "empty", &[0f64; 0], &[0, 3]);
         check_array_round_trip(&mut m, "zero_d", &[42i64], &[]);
-        check_array_round_trip(&mut m, "many_dims", &[7u8; 2 * 3 * 2 * 1 * 2], &[2, 3, 2, 1, 2]);
+        check_array_round_trip(&mut m, "many_dims", &[7u8; 24], &[2, 3, 2, 1, 2]);
     }
 }
 
@@ -195,7 +196,12 @@ fn raw_dtypes_round_trip() {
     assert_eq!(map.bytes(), text.as_slice());
 }
 
-fn aligned_round_trip<T: Element>(data: Vec<T>, shape: &[usize], encoding: ArrayEncoding, prefix_len: usize) {
+fn aligned_round_trip<T: Element>(
+    data: Vec<T>,
+    shape: &[usize],
+    encoding: ArrayEncoding,
+    prefix_len: usize,
+) {
     let (_dir, path) = temp_file("prop.mmdpickle");
     let mut m = MmapDict::options().encoding(encoding).open(&path).unwrap();
     // A value of varying length before the array moves its offset in the file.
@@ -240,12 +246,22 @@ proptest! {
 fn masked_arrays_round_trip() {
     let (_dir, path) = temp_file("masked.mmdpickle");
     let mut m = MmapDict::open(&path).unwrap();
-    m.insert_masked("m", &[1.0f64, 2.0, 3.0, 4.0], &[false, true, false, true], &[2, 2])
-        .unwrap();
+    m.insert_masked(
+        "m",
+        &[1.0f64, 2.0, 3.0, 4.0],
+        &[false, true, false, true],
+        &[2, 2],
+    )
+    .unwrap();
     let masked = m.masked::<f64>("m").unwrap();
     assert_eq!(masked.data.to_vec(), [1.0, 2.0, 3.0, 4.0]);
     assert_eq!(masked.data.shape(), [2, 2]);
-    let mask: Vec<bool> = masked.mask.to_vec().into_iter().map(|b| b.get().unwrap()).collect();
+    let mask: Vec<bool> = masked
+        .mask
+        .to_vec()
+        .into_iter()
+        .map(|b| b.get().unwrap())
+        .collect();
     assert_eq!(mask, [false, true, false, true]);
     assert!(matches!(m.get("m").unwrap(), Item::Masked(_)));
 }
@@ -258,10 +274,15 @@ fn stubs_are_holes() {
     let (_dir, path) = temp_file("stub.mmdpickle");
     let mut m = MmapDict::open(&path).unwrap();
     let shape = [1024, 1024, 512]; // 4 GiB of f64
-    m.insert_stub("big", EmptyArray::new::<f64>(&shape)).unwrap();
+    m.insert_stub("big", EmptyArray::new::<f64>(&shape))
+        .unwrap();
     let metadata = std::fs::metadata(&path).unwrap();
     assert!(metadata.len() > 4 << 30);
-    assert!(metadata.blocks() * 512 < 1 << 20, "{} bytes on disk", metadata.blocks() * 512);
+    assert!(
+        metadata.blocks() * 512 < 1 << 20,
+        "{} bytes on disk",
+        metadata.blocks() * 512
+    );
     let mut big = m.array_mut::<f64>("big").unwrap();
     assert_eq!(big.get(123_456_789).unwrap(), 0.0);
     big.set(5, 2.5).unwrap();
@@ -282,10 +303,16 @@ fn vacuum_refused_while_maps_alive() {
     let masked = m.masked::<u8>("m").unwrap();
     assert_eq!(m.live_maps(), 3);
     let refused = m.vacuum().unwrap_err();
-    assert!(matches!(refused.kind(), ErrorKind::MapsAlive { count: 3 }), "{refused}");
+    assert!(
+        matches!(refused.kind(), ErrorKind::MapsAlive { count: 3 }),
+        "{refused}"
+    );
     drop(masked);
     let refused = m.vacuum().unwrap_err();
-    assert!(matches!(refused.kind(), ErrorKind::MapsAlive { count: 1 }), "{refused}");
+    assert!(
+        matches!(refused.kind(), ErrorKind::MapsAlive { count: 1 }),
+        "{refused}"
+    );
     drop(m);
     // The dict is gone, its map is still good.
     assert_eq!(array.to_vec(), [1, 2, 3]);
@@ -341,7 +368,7 @@ fn numpy_pickled_array(values: &[f64]) -> Value {
 }
 
 // Opening a plain pickle of a dict converts it: same keys in order, values equal, numpy
-// arrays become mapped entries, no scratch file left, and the result is a valid pickle.
+// arrays become mapped entries, the permissions are kept, no scratch file is left.
 #[test]
 fn convert_plain_pickle() {
     let (dir, path) = temp_file("plain.pkl");
@@ -351,8 +378,15 @@ fn convert_plain_pickle() {
         (Value::from("list"), Value::from(vec![1i64, 2])),
     ]);
     write_plain_pickle(&path, &dict);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut m = MmapDict::open(&path).unwrap();
     assert_eq!(m.keys().unwrap(), ["a", "array", "list"]);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the converted file keeps the permissions"
+    );
     assert_eq!(m.value("a").unwrap(), Value::Int(1));
     assert_eq!(m.value("list").unwrap(), Value::from(vec![1i64, 2]));
     assert_eq!(m.array::<f64>("array").unwrap().to_vec(), [1.0, 2.0, 3.0]);
@@ -372,7 +406,10 @@ fn convert_refused_read_only() {
     write_plain_pickle(&path, &dict);
     let before = std::fs::read(&path).unwrap();
     let error = MmapDict::open_readonly(&path).unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::PlainPickleReadOnly), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::PlainPickleReadOnly),
+        "{error}"
+    );
     assert!(error.to_string().contains("convert"), "{error}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
@@ -385,14 +422,20 @@ fn convert_refuses_non_dicts_and_non_str_keys() {
     write_plain_pickle(&path, &Value::from(vec![1i64]));
     let before = std::fs::read(&path).unwrap();
     let error = MmapDict::open(&path).unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::NotADict { found: "list" }), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::NotADict { found: "list" }),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
     let (_dir, path) = temp_file("intkey.pkl");
     write_plain_pickle(&path, &Value::Dict(vec![(Value::Int(1), Value::Int(2))]));
     let before = std::fs::read(&path).unwrap();
     let error = MmapDict::open(&path).unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::NonStrKey { found: "int" }), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::NonStrKey { found: "int" }),
+        "{error}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
@@ -408,7 +451,10 @@ fn error_key_not_found() {
         m.masked::<u8>("nope").unwrap_err(),
         m.raw_value("nope").unwrap_err(),
     ] {
-        assert!(matches!(error.kind(), ErrorKind::KeyNotFound(key) if key == "nope"), "{error}");
+        assert!(
+            matches!(error.kind(), ErrorKind::KeyNotFound(key) if key == "nope"),
+            "{error}"
+        );
     }
 }
 
@@ -422,9 +468,13 @@ fn error_key_too_long() {
         m.insert(&long, 1).unwrap_err(),
         m.insert_array(&long, &[1u8], &[1]).unwrap_err(),
         m.insert_masked(&long, &[1u8], &[false], &[1]).unwrap_err(),
-        m.insert_stub(&long, EmptyArray::new::<u8>(&[1])).unwrap_err(),
+        m.insert_stub(&long, EmptyArray::new::<u8>(&[1]))
+            .unwrap_err(),
     ] {
-        assert!(matches!(error.kind(), ErrorKind::KeyTooLong { len: 256 }), "{error}");
+        assert!(
+            matches!(error.kind(), ErrorKind::KeyTooLong { len: 256 }),
+            "{error}"
+        );
     }
     m.insert(&"k".repeat(255), 1).unwrap();
     assert_eq!(m.len().unwrap(), 1);
@@ -438,12 +488,23 @@ fn error_wrong_element_type() {
     m.insert_array("a", &[1.0f64], &[1]).unwrap();
     m.insert_masked("m", &[1.0f32], &[false], &[1]).unwrap();
     let error = m.array::<f32>("a").unwrap_err();
-    let ErrorKind::WrongElementType { key, requested, dtype } = error.kind() else {
+    let ErrorKind::WrongElementType {
+        key,
+        requested,
+        dtype,
+    } = error.kind()
+    else {
         panic!("{error}")
     };
-    assert_eq!((key.as_str(), *requested, dtype.as_str()), ("a", "f32", "float64"));
+    assert_eq!(
+        (key.as_str(), *requested, dtype.as_str()),
+        ("a", "f32", "float64")
+    );
     let error = m.masked::<f64>("m").unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::WrongElementType { .. }), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::WrongElementType { .. }),
+        "{error}"
+    );
 }
 
 // An entry of another kind than asked for.
@@ -454,9 +515,15 @@ fn error_not_an_array_not_masked() {
     m.insert("v", 1).unwrap();
     m.insert_array("a", &[1u8], &[1]).unwrap();
     let error = m.array::<u8>("v").unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::NotAnArray { key } if key == "v"), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::NotAnArray { key } if key == "v"),
+        "{error}"
+    );
     let error = m.masked::<u8>("a").unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::NotMasked { key } if key == "a"), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::NotMasked { key } if key == "a"),
+        "{error}"
+    );
 }
 
 // A read-only dict refuses every change and maps read-only; the file is untouched.
@@ -474,7 +541,8 @@ fn error_read_only() {
         ro.insert("k", 2).unwrap_err(),
         ro.insert_array("b", &[1u8], &[1]).unwrap_err(),
         ro.insert_masked("c", &[1u8], &[true], &[1]).unwrap_err(),
-        ro.insert_stub("d", EmptyArray::new::<u8>(&[1])).unwrap_err(),
+        ro.insert_stub("d", EmptyArray::new::<u8>(&[1]))
+            .unwrap_err(),
         ro.remove("k").unwrap_err(),
         ro.array_mut::<u8>("a").map(drop).unwrap_err(),
         ro.vacuum().unwrap_err(),
@@ -503,7 +571,10 @@ fn error_data_and_mask_lengths() {
     let error = m.insert_array("a", &[1u8, 2], &[3]).unwrap_err();
     assert!(matches!(error.kind(), ErrorKind::Array(_)), "{error}");
     let error = m.insert_masked("m", &[1u8, 2], &[true], &[2]).unwrap_err();
-    assert!(matches!(error.kind(), ErrorKind::MaskLength { data: 2, mask: 1 }), "{error}");
+    assert!(
+        matches!(error.kind(), ErrorKind::MaskLength { data: 2, mask: 1 }),
+        "{error}"
+    );
     assert!(m.is_empty().unwrap());
 }
 
@@ -514,7 +585,10 @@ fn error_not_a_container() {
     std::fs::write(&path, b"this is not a pickle at all").unwrap();
     let error = MmapDict::open(&path).unwrap_err();
     assert!(matches!(error.kind(), ErrorKind::Container(_)), "{error}");
-    assert_eq!(std::fs::read(&path).unwrap(), b"this is not a pickle at all");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"this is not a pickle at all"
+    );
 }
 
 // The dict's limits bound decoding: a nested value deeper than max_depth is an error.
@@ -575,4 +649,21 @@ fn quickstart_example_runs() {
     quickstart::run(&path).unwrap();
     let mut m = MmapDict::open_readonly(&path).unwrap();
     assert_eq!(m.keys().unwrap(), ["other_key", "test"]);
+}
+
+// ndarray in, ndarray view out; a Fortran-ordered array is stored in C order
+// (`cargo test -p mmappickle --features ndarray`).
+#[cfg(feature = "ndarray")]
+#[test]
+fn ndarray_round_trip() {
+    let (_dir, path) = temp_file("ndarray.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    let c_order = ndarray::Array2::from_shape_fn((2, 3), |(i, j)| (i * 10 + j) as f64);
+    m.insert_ndarray("c", &c_order).unwrap();
+    m.insert_ndarray("f", &c_order.t()).unwrap();
+    let map = m.array::<f64>("c").unwrap();
+    assert_eq!(map.view().unwrap(), c_order.view().into_dyn());
+    let map = m.array::<f64>("f").unwrap();
+    assert_eq!(map.shape(), [3, 2]);
+    assert_eq!(map.view().unwrap(), c_order.t().into_dyn());
 }

@@ -12,8 +12,9 @@ Each case: {"name", "exact", "value", "native"?, "protocols": [{"protocol", "pic
 - "pickle": hex of the stream;
 - "value": what a safe unpickler builds from a stream (no global is
   imported or called: globals stay (module, name), REDUCE / NEWOBJ / BUILD
-  stay object nodes), computed by loading the stream with pickle's own
-  pure-Python unpickler whose constructing opcodes are replaced by recorders.
+  stay object nodes, even the REDUCE forms of bytes, bytearray, set and
+  frozenset), computed by loading the stream with pickle's own pure-Python
+  unpickler whose constructing opcodes are replaced by recorders.
   The case's "value" is that of the protocol 4 stream; a protocol's own
   "value" is given only where it differs (bytes at protocols 0-2...);
 - "native": the value described with the codec's native variants (bytearray,
@@ -184,13 +185,13 @@ def describe(value):
         return {"bytearray": value.hex()}
     if isinstance(value, SetNode):
         return {"frozenset" if value.frozen else "set": [describe(v) for v in value]}
-    if isinstance(value, list):
+    if type(value) is list:  # a list subclass is an object, not a list
         return {"list": [describe(v) for v in value]}
-    if isinstance(value, tuple):
+    if type(value) is tuple:
         return {"tuple": [describe(v) for v in value]}
     if type(value) is dict:
         return {"dict": describe_pairs(value.items())}
-    if isinstance(value, (set, frozenset)):
+    if type(value) in (set, frozenset):
         items = [describe(v) for v in value]
         return {"frozenset" if isinstance(value, frozenset) else "set": items}
     if isinstance(value, GlobalRef):

@@ -1,0 +1,362 @@
+//! The Rust side of `cargo xtask bench`: runs one workload of issue 9 through the
+//! facade and prints its timings, one `sample NAME SECONDS` line per run (and
+//! `info NAME VALUE` lines for figures that are not timings). `cargo xtask bench`
+//! runs it beside `xtask/bench/bench_python.py`, which prints the same lines for
+//! Python, and makes the table; see `BENCHMARKS.md`.
+//!
+//! ```text
+//! bench_workloads WORKLOAD --dir DIR --runs N [--entries N] [--gets N] [--mib N] [--gib N] [--file PATH]
+//! ```
+//!
+//! Workloads: `create` (N small int entries, one insert at a time), `open_keys`
+//! (open `--file`, list its keys), `gets` (`--gets` random gets from `--file`),
+//! `array_write` (one `--mib` MiB float64 array), `array_sum` (open + map + sum it,
+//! warm page cache), `stub` (a `--gib` GiB stub, and a 1 TiB one), `vacuum` (delete
+//! half the entries of a copy of `--file`, then vacuum), `pickle` (`loads` of the
+//! pickle `--file`, and `dumps` of the result).
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mmappickle::stubs::EmptyArray;
+use mmappickle::{codec, MmapDict};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn Error>>;
+
+/// The command line: a workload name and `--flag value` pairs.
+struct Args {
+    workload: String,
+    flags: HashMap<String, String>,
+}
+
+impl Args {
+    fn parse() -> Result<Args> {
+        let mut words = std::env::args().skip(1);
+        let workload = words.next().ok_or("missing workload name")?;
+        let mut flags = HashMap::new();
+        while let Some(flag) = words.next() {
+            let name = flag
+                .strip_prefix("--")
+                .ok_or_else(|| format!("expected a --flag, found {flag:?}"))?;
+            let value = words.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            flags.insert(name.to_owned(), value);
+        }
+        Ok(Args { workload, flags })
+    }
+
+    fn text(&self, name: &str) -> Result<&str> {
+        self.flags
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| format!("missing --{name}").into())
+    }
+
+    fn number(&self, name: &str) -> Result<usize> {
+        let text = self.text(name)?;
+        text.parse()
+            .map_err(|e| format!("--{name} {text:?}: {e}").into())
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        self.text(name).map(PathBuf::from)
+    }
+}
+
+fn main() -> Result {
+    let args = Args::parse()?;
+    let dir = args.path("dir")?;
+    let runs = args.number("runs")?.max(1);
+    match args.workload.as_str() {
+        "create" => {
+            let reference = args.path("file").ok();
+            create(&dir, runs, args.number("entries")?, reference.as_deref())
+        }
+        "open_keys" => open_keys(&args.path("file")?, runs),
+        "gets" => gets(&args.path("file")?, runs, args.number("gets")?),
+        "array_write" => array_write(&dir, runs, args.number("mib")?),
+        "array_sum" => array_sum(&dir, runs, args.number("mib")?),
+        "stub" => stub(&dir, runs, args.number("gib")?),
+        "vacuum" => vacuum(&dir, &args.path("file")?, runs),
+        "pickle" => pickle(&args.path("file")?, runs),
+        other => Err(format!("unknown workload {other:?}").into()),
+    }
+}
+
+fn sample(name: &str, seconds: f64) {
+    println!("sample {name} {seconds:e}");
+}
+
+fn info(name: &str, value: impl std::fmt::Display) {
+    println!("info {name} {value}");
+}
+
+/// Runs `body` and returns its result and how long it took, in seconds.
+fn timed<T>(body: impl FnOnce() -> T) -> (T, f64) {
+    let start = Instant::now();
+    let result = body();
+    (result, start.elapsed().as_secs_f64())
+}
+
+fn remove_if_present(path: &Path) -> Result {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Row 1: a new file, then `entries` inserts of small ints (`key{i}` -> i), each its own
+/// operation (own lock, own commit), as `m[key] = i` in Python. Also times single inserts:
+/// the median of inserts 51..=150 ("the 100th") and of the last 100. With `--file`, says
+/// whether the file made is byte for byte the one Python's mmappickle makes (`--file` is
+/// a file of as many entries written by `bench_python.py prepare`).
+fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> Result {
+    let path = dir.join("rust-create.mmdpickle");
+    let mut insert_times = vec![0.0; entries];
+    for _ in 0..runs {
+        remove_if_present(&path)?;
+        // Reading the clock around each insert costs some 50 ns of the microseconds an
+        // insert takes.
+        let (outcome, seconds) = timed(|| -> Result {
+            let mut dict = MmapDict::open(&path)?;
+            for (idx, slot) in insert_times.iter_mut().enumerate() {
+                let key = format!("key{idx}");
+                let start = Instant::now();
+                dict.insert(&key, idx as i64)?;
+                *slot = start.elapsed().as_secs_f64();
+            }
+            Ok(())
+        });
+        outcome?;
+        sample(&format!("create.{entries}"), seconds);
+        if entries >= 200 {
+            sample("insert_100th", median(&insert_times[50..150]));
+            sample("insert_last", median(&insert_times[entries - 100..]));
+        }
+    }
+    if let Some(reference) = reference {
+        let same = std::fs::read(&path)? == std::fs::read(reference)?;
+        info(&format!("create.{entries}.same_bytes_as_python"), same);
+    }
+    remove_if_present(&path)?;
+    Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Row 2: open an existing file read-write (as Python's `mmapdict(path)`) and list its keys.
+fn open_keys(file: &Path, runs: usize) -> Result {
+    for _ in 0..runs {
+        let (keys, seconds) = timed(|| -> Result<usize> {
+            let mut dict = MmapDict::open(file)?;
+            Ok(black_box(dict.keys()?).len())
+        });
+        info("open_keys.n_keys", keys?);
+        sample("open_keys", seconds);
+    }
+    Ok(())
+}
+
+/// A small deterministic generator (xorshift64*), so runs pick the same keys.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, bound: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % bound.max(1)
+    }
+}
+
+/// Row 3: `gets` random gets of small values from an open dict (the open is not timed).
+fn gets(file: &Path, runs: usize, n_gets: usize) -> Result {
+    let mut dict = MmapDict::open(file)?;
+    let keys = dict.keys()?;
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    let picked: Vec<&str> = (0..n_gets)
+        .map(|_| keys[rng.below(keys.len())].as_str())
+        .collect();
+    for _ in 0..runs {
+        let (outcome, seconds) = timed(|| -> Result {
+            for key in &picked {
+                black_box(dict.get(key)?);
+            }
+            Ok(())
+        });
+        outcome?;
+        sample("gets", seconds);
+    }
+    Ok(())
+}
+
+fn array_data(mib: usize) -> Vec<f64> {
+    (0..mib * (1 << 20) / 8).map(|i| i as f64 * 0.5).collect()
+}
+
+/// Row 4: one float64 array of `mib` MiB into a new file, beside `std::fs::write` of the
+/// same bytes (the machine's limit).
+fn array_write(dir: &Path, runs: usize, mib: usize) -> Result {
+    let data = array_data(mib);
+    let shape = [data.len()];
+    let path = dir.join("rust-array.mmdpickle");
+    let plain = dir.join("rust-array.raw");
+    for _ in 0..runs {
+        remove_if_present(&path)?;
+        let (outcome, seconds) = timed(|| -> Result {
+            let mut dict = MmapDict::open(&path)?;
+            dict.insert_array("a", &data, &shape)?;
+            Ok(())
+        });
+        outcome?;
+        sample("array_write", seconds);
+        remove_if_present(&path)?;
+
+        remove_if_present(&plain)?;
+        let (outcome, seconds) = timed(|| std::fs::write(&plain, bytemuck_bytes(&data)));
+        outcome?;
+        sample("std_fs_write", seconds);
+        remove_if_present(&plain)?;
+    }
+    Ok(())
+}
+
+fn bytemuck_bytes(data: &[f64]) -> &[u8] {
+    bytemuck::cast_slice(data)
+}
+
+/// A sum that does not wait on each addition: 8 independent lanes, which the compiler turns
+/// into SIMD adds (numpy's `sum` is pairwise with 8 lanes too). Used for maps and for RAM.
+fn sum_f64(values: &[f64]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, value) in lanes.iter_mut().zip(chunk) {
+            *lane += value;
+        }
+    }
+    lanes.iter().sum::<f64>() + rest.iter().sum::<f64>()
+}
+
+/// Row 5: open the dict (read-only) + map the array + sum it, with the file in the page
+/// cache (it was just written and read once); beside summing a `Vec<f64>` in RAM.
+fn array_sum(dir: &Path, runs: usize, mib: usize) -> Result {
+    let data = array_data(mib);
+    let path = dir.join("rust-sum.mmdpickle");
+    remove_if_present(&path)?;
+    MmapDict::open(&path)?.insert_array("a", &data, &[data.len()])?;
+    // Warm the page cache.
+    black_box(std::fs::read(&path)?.len());
+    let expected = sum_f64(&data);
+    for _ in 0..runs {
+        let (total, seconds) = timed(|| -> Result<f64> {
+            let mut dict = MmapDict::open_readonly(&path)?;
+            let array = dict.array::<f64>("a")?;
+            Ok(sum_f64(array.as_slice()?))
+        });
+        let total = total?;
+        if total != expected {
+            return Err(format!("mapped sum {total} != RAM sum {expected}").into());
+        }
+        sample("map_sum", seconds);
+        let (total, seconds) = timed(|| sum_f64(black_box(&data)));
+        black_box(total);
+        sample("ram_sum", seconds);
+    }
+    remove_if_present(&path)?;
+    Ok(())
+}
+
+/// The process's current and peak resident set, in KiB (from `/proc/self/status`).
+fn rss_kib() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|number| number.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Row 6: a `gib` GiB float64 stub in a new file (open included), its effect on the peak
+/// RSS, and a 1 TiB stub (a hole: no disk space is used).
+fn stub(dir: &Path, runs: usize, gib: usize) -> Result {
+    let path = dir.join("rust-stub.mmdpickle");
+    let (rss_before, _) = rss_kib();
+    for (name, n_elements) in [
+        ("stub", gib << 27), // GiB / 8 bytes
+        ("stub_1tib", 1usize << 37),
+    ] {
+        for _ in 0..runs {
+            remove_if_present(&path)?;
+            let (outcome, seconds) = timed(|| -> Result {
+                let mut dict = MmapDict::open(&path)?;
+                dict.insert_stub("stub", EmptyArray::new::<f64>(&[n_elements]))?;
+                Ok(())
+            });
+            outcome?;
+            sample(name, seconds);
+        }
+    }
+    let (_, peak) = rss_kib();
+    info("stub.peak_rss_kib", peak);
+    info("stub.rss_growth_kib", peak.saturating_sub(rss_before));
+    remove_if_present(&path)?;
+    Ok(())
+}
+
+/// Row 7: on a copy of `file`, delete every other key (each its own operation), then
+/// vacuum; the copy is not timed.
+fn vacuum(dir: &Path, file: &Path, runs: usize) -> Result {
+    let path = dir.join("rust-vacuum.mmdpickle");
+    for _ in 0..runs {
+        std::fs::copy(file, &path)?;
+        let mut dict = MmapDict::open(&path)?;
+        let keys = dict.keys()?;
+        let (outcome, seconds) = timed(|| -> Result {
+            for key in keys.iter().step_by(2) {
+                dict.remove(key)?;
+            }
+            Ok(())
+        });
+        outcome?;
+        sample("delete_half", seconds);
+        let (outcome, seconds) = timed(|| dict.vacuum());
+        outcome?;
+        sample("vacuum", seconds);
+        info("vacuum.n_keys_after", dict.len()?);
+    }
+    remove_if_present(&path)?;
+    Ok(())
+}
+
+/// Row 8: `loads` of a pickle made by CPython (`pickle.dumps(d, 4)`), and `dumps` of the
+/// value it gives.
+fn pickle(file: &Path, runs: usize) -> Result {
+    let bytes = std::fs::read(file)?;
+    let value = codec::loads(&bytes)?;
+    for _ in 0..runs {
+        let (loaded, seconds) = timed(|| codec::loads(black_box(&bytes)));
+        drop(black_box(loaded?));
+        sample("loads", seconds);
+        let (dumped, seconds) = timed(|| codec::dumps(black_box(&value)));
+        info("dumps.len", dumped.len());
+        drop(black_box(dumped));
+        sample("dumps", seconds);
+    }
+    Ok(())
+}
