@@ -50,9 +50,7 @@ pub fn main(args: &[String]) -> Result {
         Mode::SeedCorpus => seed_corpus().map(drop),
         Mode::Smoke => smoke(options.seconds.unwrap_or(SMOKE_SECONDS)),
         Mode::Campaign(target) => {
-            let seconds = options
-                .seconds
-                .ok_or("--target needs --time SECONDS")?;
+            let seconds = options.seconds.ok_or("--target needs --time SECONDS")?;
             let mut toolchain = Toolchain::prepare()?;
             if let Some(sanitizer) = options.sanitizer {
                 toolchain.sanitizer = Some(sanitizer);
@@ -166,8 +164,13 @@ impl Toolchain {
         let mut command = rustup_cargo(self.nightly);
         command.args(["fuzz", subcommand]);
         if let Some(sanitizer) = &self.sanitizer {
-            let target_dir = fuzz_dir().join("target").join(format!("sanitizer-{sanitizer}"));
-            command.args(["-s", sanitizer]).arg("--target-dir").arg(target_dir);
+            let target_dir = fuzz_dir()
+                .join("target")
+                .join(format!("sanitizer-{sanitizer}"));
+            command
+                .args(["-s", sanitizer])
+                .arg("--target-dir")
+                .arg(target_dir);
         }
         command
     }
@@ -180,7 +183,13 @@ fn rustup_cargo(nightly: bool) -> Command {
     if nightly {
         command.arg("+nightly");
     }
-    for variable in ["CARGO", "RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "CARGO_MANIFEST_DIR"] {
+    for variable in [
+        "CARGO",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "CARGO_MANIFEST_DIR",
+    ] {
         command.env_remove(variable);
     }
     command.current_dir(fuzz_dir());
@@ -223,7 +232,10 @@ pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
     let mut seeds: BTreeMap<&'static str, BTreeMap<String, Vec<u8>>> = BTreeMap::new();
     let mut add = |target: &'static str, name: String, bytes: &[u8]| {
         if bytes.len() <= MAX_SEED_LEN {
-            seeds.entry(target).or_default().insert(name, bytes.to_vec());
+            seeds
+                .entry(target)
+                .or_default()
+                .insert(name, bytes.to_vec());
         }
     };
 
@@ -239,7 +251,11 @@ pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
         }
         if let Some(after_header) = file.get(HEADER_LEN..) {
             // The scan target prepends a header itself.
-            add("scan", format!("fixture-{file_name}-noheader"), after_header);
+            add(
+                "scan",
+                format!("fixture-{file_name}-noheader"),
+                after_header,
+            );
         }
         for (entry_idx, value) in entry_values(&file).into_iter().enumerate() {
             let name = format!("fixture-{file_name}-entry{entry_idx}");
@@ -251,7 +267,9 @@ pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
                 add("array", format!("{name}-noprefix"), rest);
             }
             if value.starts_with(MASKED_PREFIX_START) {
-                let rest = value.get(MASKED_PREFIX_LEN + ARRAY_PREFIX_LEN..).unwrap_or_default();
+                let rest = value
+                    .get(MASKED_PREFIX_LEN + ARRAY_PREFIX_LEN..)
+                    .unwrap_or_default();
                 add("array", format!("{name}-nomaskedprefix"), rest);
             }
         }
@@ -314,8 +332,8 @@ fn fixture_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
             .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
             .path();
         if path.extension().is_some_and(|ext| ext == "mmdpickle") {
-            let bytes = std::fs::read(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let name = path
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())

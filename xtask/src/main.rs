@@ -3,6 +3,7 @@
 //! One module per subcommand; a new one is a module plus a line in [`COMMANDS`].
 //! Few dependencies on purpose: arguments are parsed by hand.
 
+mod bench;
 mod fixtures;
 mod fuzz;
 mod test;
@@ -23,6 +24,11 @@ struct Subcommand {
 }
 
 const COMMANDS: &[Subcommand] = &[
+    Subcommand {
+        name: "bench",
+        usage: bench::USAGE,
+        run: bench::main,
+    },
     Subcommand {
         name: "venv",
         usage: "venv                create or reuse the Python environments under target/, print their interpreters",

@@ -1166,6 +1166,33 @@ mod tests {
         );
     }
 
+    // Reading from a file region through the window gives the same header as
+    // the bytes, for values longer than the window, with the file's other bytes around.
+    #[test]
+    fn file_value_reads_like_bytes() {
+        use std::io::Write;
+        for (shape, encoding) in [
+            (vec![3000usize, 2], ArrayEncoding::Compatible),
+            (vec![5], ArrayEncoding::Portable),
+            (vec![1, 2, 3, 4, 5], ArrayEncoding::Portable),
+        ] {
+            let layout = ArrayLayout::new(&f64_dtype(), &shape, encoding).unwrap();
+            let value = layout
+                .to_value_bytes(&vec![1; layout.raw_len() as usize])
+                .unwrap();
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&[9; 100]).unwrap();
+            file.write_all(&value).unwrap();
+            file.write_all(&[9; 100]).unwrap();
+            let mut source = FileValue::new(&file, 100, value.len() as u64);
+            let header = read_array_header(&mut source).unwrap();
+            assert_eq!(header.as_ref(), Some(layout.header()));
+            // A region cut short is an error, not a panic.
+            let mut short = FileValue::new(&file, 100, value.len() as u64 - 3);
+            assert!(read_array_header(&mut short).is_err());
+        }
+    }
+
     proptest::proptest! {
         // Any dtype, shape and encoding reads back to what was written.
         #[test]

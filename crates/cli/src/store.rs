@@ -31,8 +31,12 @@ pub fn open_readonly(path: &Path) -> CliResult<Container> {
     Container::open_readonly(path).map_err(|err| open_error(path, err))
 }
 
-/// Opens `path` read-write, creating an empty file when it is missing.
-pub fn open_writable(path: &Path) -> CliResult<Container> {
+/// Opens `path` read-write, creating an empty file when it is missing and
+/// converting a plain pickle of a dict as the facade does.
+pub fn open_writable(path: &Path, encoding: ArrayEncoding) -> CliResult<Container> {
+    // The facade's open creates or converts; its handle is closed (and its lock
+    // released) before the container takes the file.
+    drop(open_dict(path, encoding)?);
     Container::open(path).map_err(|err| open_error(path, err))
 }
 

@@ -366,6 +366,25 @@ fn set_then_read_back_here_and_in_python() {
         "['k', 's'] again\n{'name': 'x', 'n': [1, 2.5, -99999999999999999999], 't': (True, None), \
          'b': b'\\x00\\x01\\x02', 'd': {(1, 2): {3}}, 'f': -inf}\n"
     );
+    // `--json -` reads the value from stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmappickle"))
+        .args(["set", "new.mmdpickle", "from_stdin", "--json", "-"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        stdin
+            .write_all(b"{\"tuple\": [1e-7]}")
+            .expect("write stdin");
+    }
+    assert!(child.wait().expect("it ends").success());
+    assert_eq!(
+        ok(&["get", "new.mmdpickle", "from_stdin"], dir.path()),
+        "(1e-07,)\n"
+    );
+    ok(&["rm", "new.mmdpickle", "from_stdin"], dir.path());
     // rm, then the key is gone and a second rm fails.
     ok(&["rm", "new.mmdpickle", "s"], dir.path());
     let err = fails(&["rm", "new.mmdpickle", "s"], dir.path(), 1);

@@ -20,6 +20,8 @@ pub type Verdict = Result<(), String>;
 pub const MAX_FUZZ_DEPTH: usize = 5;
 /// Most items of a generic container that [`FuzzValue`] builds.
 const MAX_FUZZ_ITEMS: usize = 8;
+/// Most values in one [`FuzzValue`].
+const MAX_FUZZ_NODES: usize = 4096;
 /// Most copies of one item in a long list (past the 1000-item batches).
 const MAX_REPEATED_ITEMS: usize = 2100;
 /// Longest payload of a big `str` / `bytes` (past the 64 KiB frames).
@@ -118,9 +120,8 @@ fn check_rewrites(value: &Value) -> Verdict {
 /// An arbitrary [`Value`] in the form the pickler writes back unchanged,
 /// and a memo start for the entry encoding.
 ///
-/// Depth-bounded ([`MAX_FUZZ_DEPTH`]). Objects are `REDUCE`, `NEWOBJ` (no
-/// keyword arguments) or `NEWOBJ_EX`: `INST` and `OBJ` nodes are written as
-/// `REDUCE`, by design, so they do not come back as they were.
+/// Depth-bounded ([`MAX_FUZZ_DEPTH`]). `NEWOBJ` objects get no keyword
+/// arguments (only `NEWOBJ_EX` carries them).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FuzzValue {
     /// The value to round-trip.
@@ -132,100 +133,134 @@ pub struct FuzzValue {
 impl<'a> Arbitrary<'a> for FuzzValue {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let memo_start = u32::arbitrary(u)?;
-        let value = arbitrary_value(u, MAX_FUZZ_DEPTH)?;
+        let mut builder = ValueBuilder {
+            u,
+            nodes_left: MAX_FUZZ_NODES,
+            big_payloads_left: 1,
+        };
+        let value = builder.value(MAX_FUZZ_DEPTH)?;
         Ok(FuzzValue { value, memo_start })
     }
 }
 
-fn arbitrary_value(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Value> {
-    if depth == 0 || u.is_empty() {
-        return arbitrary_scalar(u);
-    }
-    let below = depth - 1;
-    Ok(match u.int_in_range(0u8..=9)? {
-        0 => Value::List(arbitrary_items(u, below)?),
-        1 => Value::Tuple(arbitrary_items(u, below)?),
-        2 => Value::Set(arbitrary_items(u, below)?),
-        3 => Value::FrozenSet(arbitrary_items(u, below)?),
-        4 => Value::Dict(arbitrary_pairs(u, below)?),
-        5 => Value::Object(Box::new(arbitrary_object(u, below)?)),
-        6 => {
-            // Many copies of one item: the 1000-item batches and their edges.
-            let count = u.int_in_range(0..=MAX_REPEATED_ITEMS)?;
-            let item = arbitrary_scalar(u)?;
-            let items = vec![item; count];
-            match u.int_in_range(0u8..=4)? {
-                0 => Value::List(items),
-                1 => Value::Tuple(items),
-                2 => Value::Set(items),
-                3 => Value::FrozenSet(items),
-                _ => Value::Dict(items.iter().cloned().zip(items.iter().cloned()).collect()),
-            }
-        }
-        _ => arbitrary_scalar(u)?,
-    })
+/// Builds a value from fuzzer bytes within a budget, so that one input
+/// stays fast to pickle (thousands of executions a second).
+struct ValueBuilder<'u, 'a> {
+    u: &'u mut Unstructured<'a>,
+    /// Values still allowed (repeated items count one each).
+    nodes_left: usize,
+    /// Payloads past the frame size still allowed.
+    big_payloads_left: usize,
 }
 
-fn arbitrary_scalar(u: &mut Unstructured<'_>) -> arbitrary::Result<Value> {
-    Ok(match u.int_in_range(0u8..=10)? {
-        0 => Value::None,
-        1 => Value::Bool(bool::arbitrary(u)?),
-        2 => Value::Int(i64::arbitrary(u)?),
-        3 => {
-            let len = u.int_in_range(0..=300)?;
-            BigInt::value_from_le_bytes(u.bytes(len.min(u.len()))?)
+impl ValueBuilder<'_, '_> {
+    fn value(&mut self, depth: usize) -> arbitrary::Result<Value> {
+        if depth == 0 || self.u.is_empty() || self.nodes_left == 0 {
+            return self.scalar();
         }
-        4 => Value::Float(f64::arbitrary(u)?),
-        5 => Value::Str(String::arbitrary(u)?),
-        6 => Value::Bytes(Vec::arbitrary(u)?),
-        7 => Value::ByteArray(Vec::arbitrary(u)?),
-        8 => Value::Global(Global::new(String::arbitrary(u)?, String::arbitrary(u)?)),
-        9 => {
-            // A payload past the 64 KiB frame size, written outside frames.
-            let len = u.int_in_range(0..=MAX_BIG_PAYLOAD)?;
-            let fill = u8::arbitrary(u)?;
-            if bool::arbitrary(u)? {
+        self.nodes_left -= 1;
+        let below = depth - 1;
+        Ok(match self.u.int_in_range(0u8..=9)? {
+            0 => Value::List(self.items(below)?),
+            1 => Value::Tuple(self.items(below)?),
+            2 => Value::Set(self.items(below)?),
+            3 => Value::FrozenSet(self.items(below)?),
+            4 => Value::Dict(self.pairs(below)?),
+            5 => Value::Object(Box::new(self.object(below)?)),
+            6 => self.repeated()?,
+            _ => self.scalar()?,
+        })
+    }
+
+    /// Many copies of one small item: the 1000-item batches and their edges.
+    fn repeated(&mut self) -> arbitrary::Result<Value> {
+        let count = self
+            .u
+            .int_in_range(0..=MAX_REPEATED_ITEMS)?
+            .min(self.nodes_left);
+        self.nodes_left -= count;
+        let item = self.small_scalar()?;
+        let items = vec![item; count];
+        Ok(match self.u.int_in_range(0u8..=4)? {
+            0 => Value::List(items),
+            1 => Value::Tuple(items),
+            2 => Value::Set(items),
+            3 => Value::FrozenSet(items),
+            _ => Value::Dict(items.iter().cloned().zip(items.iter().cloned()).collect()),
+        })
+    }
+
+    fn scalar(&mut self) -> arbitrary::Result<Value> {
+        if self.big_payloads_left > 0 && self.u.ratio(1u8, 16)? {
+            // A payload past the 64 KiB frame size: written outside frames.
+            self.big_payloads_left -= 1;
+            let len = self.u.int_in_range(0..=MAX_BIG_PAYLOAD)?;
+            let fill = u8::arbitrary(self.u)?;
+            return Ok(if bool::arbitrary(self.u)? {
                 Value::Bytes(vec![fill; len])
             } else {
                 Value::Str(char::from(fill & 0x7f).to_string().repeat(len))
-            }
+            });
         }
-        _ => Value::Int(i64::from(i32::arbitrary(u)? >> u.int_in_range(0..=31)?)),
-    })
-}
-
-fn arbitrary_items(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Vec<Value>> {
-    let count = u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
-    (0..count).map(|_| arbitrary_value(u, depth)).collect()
-}
-
-fn arbitrary_pairs(
-    u: &mut Unstructured<'_>,
-    depth: usize,
-) -> arbitrary::Result<Vec<(Value, Value)>> {
-    let count = u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
-    (0..count)
-        .map(|_| Ok((arbitrary_value(u, depth)?, arbitrary_value(u, depth)?)))
-        .collect()
-}
-
-fn arbitrary_object(u: &mut Unstructured<'_>, depth: usize) -> arbitrary::Result<Object> {
-    let construct = *u.choose(&[Construct::Reduce, Construct::NewObj, Construct::NewObjEx])?;
-    let callable = if bool::arbitrary(u)? {
-        Value::Global(Global::new(String::arbitrary(u)?, String::arbitrary(u)?))
-    } else {
-        arbitrary_value(u, depth)?
-    };
-    let mut object = Object::new(construct, callable, arbitrary_items(u, depth)?);
-    if construct == Construct::NewObjEx {
-        object.kwargs = arbitrary_pairs(u, depth)?;
+        self.small_scalar()
     }
-    object.list_items = arbitrary_items(u, depth)?;
-    object.dict_items = arbitrary_pairs(u, depth)?;
-    if bool::arbitrary(u)? {
-        object.state = Some(arbitrary_value(u, depth)?);
+
+    fn small_scalar(&mut self) -> arbitrary::Result<Value> {
+        let u = &mut *self.u;
+        Ok(match u.int_in_range(0u8..=9)? {
+            0 => Value::None,
+            1 => Value::Bool(bool::arbitrary(u)?),
+            2 => Value::Int(i64::arbitrary(u)?),
+            3 => {
+                let len = u.int_in_range(0..=300usize)?.min(u.len());
+                BigInt::value_from_le_bytes(u.bytes(len)?)
+            }
+            4 => Value::Float(f64::arbitrary(u)?),
+            5 => Value::Str(String::arbitrary(u)?),
+            6 => Value::Bytes(Vec::arbitrary(u)?),
+            7 => Value::ByteArray(Vec::arbitrary(u)?),
+            8 => Value::Global(Global::new(String::arbitrary(u)?, String::arbitrary(u)?)),
+            // Ints near the BININT1 / BININT2 / BININT / LONG1 boundaries.
+            _ => Value::Int(i64::from(i32::arbitrary(u)? >> u.int_in_range(0..=31)?)),
+        })
     }
-    Ok(object)
+
+    fn items(&mut self, depth: usize) -> arbitrary::Result<Vec<Value>> {
+        let count = self.u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
+        (0..count).map(|_| self.value(depth)).collect()
+    }
+
+    fn pairs(&mut self, depth: usize) -> arbitrary::Result<Vec<(Value, Value)>> {
+        let count = self.u.int_in_range(0..=MAX_FUZZ_ITEMS)?;
+        (0..count)
+            .map(|_| Ok((self.value(depth)?, self.value(depth)?)))
+            .collect()
+    }
+
+    fn object(&mut self, depth: usize) -> arbitrary::Result<Object> {
+        let construct = *self.u.choose(&[
+            Construct::Reduce,
+            Construct::NewObj,
+            Construct::NewObjEx,
+            Construct::Inst,
+            Construct::Obj,
+        ])?;
+        let callable = if bool::arbitrary(self.u)? {
+            Value::Global(Global::new(String::arbitrary(self.u)?, String::arbitrary(self.u)?))
+        } else {
+            self.value(depth)?
+        };
+        let mut object = Object::new(construct, callable, self.items(depth)?);
+        if construct == Construct::NewObjEx {
+            object.kwargs = self.pairs(depth)?;
+        }
+        object.list_items = self.items(depth)?;
+        object.dict_items = self.pairs(depth)?;
+        if bool::arbitrary(self.u)? {
+            object.state = Some(self.value(depth)?);
+        }
+        Ok(object)
+    }
 }
 
 /// `roundtrip` target on raw fuzzer bytes: builds a [`FuzzValue`] from them
@@ -238,17 +273,22 @@ pub fn roundtrip(data: &[u8]) -> Verdict {
     }
 }
 
-/// `loads(dumps(v)) == v`, and `decode_entry_value(encode_entry_value(v,
-/// start)) == v` with `memo_max == start`; both encodings also decode op by
-/// op without error.
+/// `loads(dumps(v)) == v` (up to the documented [`as_read_back`]), and
+/// `dumps` of what was loaded is the same bytes; likewise
+/// `decode_entry_value(encode_entry_value(v, start))` with `memo_max ==
+/// start`. Both encodings also decode op by op without error.
 pub fn roundtrip_value(input: &FuzzValue) -> Verdict {
     let value = &input.value;
+    let expected = as_read_back(value);
     let stream = dumps(value);
     check_ops_decode(&stream, "dumps")?;
     let loaded = loads_with(&stream, &Limits::default())
         .map_err(|error| format!("dumps of {value:?} does not load: {error}"))?;
-    if &loaded != value {
+    if loaded != expected {
         return Err(format!("dumps/loads changed {value:?} into {loaded:?}"));
+    }
+    if dumps(&loaded) != stream {
+        return Err(format!("{value:?} and its read-back {loaded:?} pickle differently"));
     }
 
     let (entry_bytes, memo_max) = encode_entry_value(value, input.memo_start);
@@ -261,10 +301,56 @@ pub fn roundtrip_value(input: &FuzzValue) -> Verdict {
     check_ops_decode(&entry_bytes, "encode_entry_value")?;
     let decoded = decode_entry_value(&entry_bytes, &Limits::default())
         .map_err(|error| format!("entry bytes of {value:?} do not decode: {error}"))?;
-    if &decoded != value {
+    if decoded != expected {
         return Err(format!("entry encoding changed {value:?} into {decoded:?}"));
     }
     Ok(())
+}
+
+/// What `loads(dumps(value))` gives, as the pickler documents it: a
+/// `bytearray` has no protocol 4 opcode and reads back as the
+/// `builtins.bytearray(b'..')` object node it is written as (no argument
+/// when empty); an `INST` / `OBJ` object is written, so reads back, as `REDUCE`.
+pub fn as_read_back(value: &Value) -> Value {
+    let all = |items: &[Value]| items.iter().map(as_read_back).collect();
+    let all_pairs = |pairs: &[(Value, Value)]| {
+        pairs
+            .iter()
+            .map(|(key, value)| (as_read_back(key), as_read_back(value)))
+            .collect()
+    };
+    match value {
+        Value::ByteArray(bytes) => {
+            let args = if bytes.is_empty() {
+                Vec::new()
+            } else {
+                vec![Value::Bytes(bytes.clone())]
+            };
+            let callable = Value::Global(Global::new("builtins", "bytearray"));
+            Value::Object(Box::new(Object::new(Construct::Reduce, callable, args)))
+        }
+        Value::List(items) => Value::List(all(items)),
+        Value::Tuple(items) => Value::Tuple(all(items)),
+        Value::Set(items) => Value::Set(all(items)),
+        Value::FrozenSet(items) => Value::FrozenSet(all(items)),
+        Value::Dict(pairs) => Value::Dict(all_pairs(pairs)),
+        Value::Object(object) => {
+            let construct = match object.construct {
+                Construct::Inst | Construct::Obj => Construct::Reduce,
+                other => other,
+            };
+            Value::Object(Box::new(Object {
+                construct,
+                callable: as_read_back(&object.callable),
+                args: all(&object.args),
+                kwargs: all_pairs(&object.kwargs),
+                list_items: all(&object.list_items),
+                dict_items: all_pairs(&object.dict_items),
+                state: object.state.as_ref().map(as_read_back),
+            }))
+        }
+        other => other.clone(),
+    }
 }
 
 /// Every op of bytes this crate wrote decodes.

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use crate::bigint::parse_decimal;
-use crate::op::{parse_op, Op, TextInt};
+use crate::op::{opcode_name, parse_op, Op, TextInt};
 use crate::{BigInt, Construct, Error, ErrorKind, Global, Object, Value};
 
 /// Bounds on what the unpickler will build.
@@ -207,6 +207,30 @@ impl WantedIndices {
                 b'U' | b'C' | 0x8c | 0x8a => counted(1),
                 b'T' | b'B' | b'X' | 0x8b => counted(4),
                 0x8d | 0x8e | 0x96 => counted(8),
+                // MEMOIZE, MARK, APPENDS, SETITEMS, TUPLE1-3, ...: no argument.
+                0x94
+                | b'('
+                | b'e'
+                | b'u'
+                | b'a'
+                | b's'
+                | 0x85..=0x89
+                | b')'
+                | b']'
+                | b'}'
+                | b'N'
+                | b'R'
+                | b'b'
+                | b't'
+                | b'l'
+                | b'd'
+                | 0x8f
+                | 0x90
+                | 0x91
+                | 0x93
+                | b'0'
+                | b'1'
+                | b'2' => Some(1),
                 _ => match parse_op(rest) {
                     Ok((Op::Stop, _)) | Err(_) => break,
                     Ok((Op::Get(index), used)) => {
@@ -352,7 +376,10 @@ impl Machine<'_> {
         loop {
             let rest = data.get(offset..).unwrap_or_default();
             let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
-            self.opcode = op.name();
+            self.opcode = rest
+                .first()
+                .and_then(|&code| opcode_name(code))
+                .unwrap_or("?");
             let after = offset + used;
             match self.step(op, data.len() - after) {
                 Ok(Some(value)) => return Ok(value),
@@ -890,6 +917,17 @@ impl Machine<'_> {
 
     fn put(&mut self, index: u64) -> Result<(), ErrorKind> {
         let top = self.peek(1)?;
+        // Fast path: a MEMOIZE-numbered index that no GET reads only grows the count.
+        if index == self.memo.dense.len() as u64
+            && self.memo.sparse.is_empty()
+            && !self.wanted.contains(index)
+        {
+            if self.memo.len() >= self.limits.max_memo {
+                return Err(self.limit("max_memo", self.limits.max_memo));
+            }
+            self.memo.dense.push(UNREAD);
+            return Ok(());
+        }
         let is_new = self.memo.slot(index).is_none();
         if is_new && self.memo.len() >= self.limits.max_memo {
             return Err(self.limit("max_memo", self.limits.max_memo));

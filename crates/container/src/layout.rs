@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 
@@ -128,7 +129,8 @@ pub fn padding_len(
 /// One entry of the table: where it is, its key, its value's byte range, its flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    key: String,
+    // Shared with the table's index of live keys: one allocation per key.
+    key: Arc<str>,
     offset: u64,
     len: u64,
     value_offset: u64,
@@ -207,7 +209,7 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     entries: Vec<Entry>,
-    live_index: HashMap<String, usize>,
+    live_index: HashMap<Arc<str>, usize>,
     commit_number: i32,
     terminator_offset: u64,
     file_len: u64,
@@ -226,7 +228,7 @@ impl Table {
             .iter()
             .enumerate()
             .filter(|(entry_idx, entry)| {
-                entry.live && self.live_index.get(&entry.key) == Some(entry_idx)
+                entry.live && self.live_index.get(&*entry.key) == Some(entry_idx)
             })
             .map(|(_, entry)| entry)
     }
@@ -286,8 +288,8 @@ impl Table {
     pub(crate) fn set_live(&mut self, entry_idx: usize, live: bool) {
         if let Some(entry) = self.entries.get_mut(entry_idx) {
             entry.set_live(live);
-            if !live && self.live_index.get(&entry.key) == Some(&entry_idx) {
-                self.live_index.remove(&entry.key);
+            if !live && self.live_index.get(&*entry.key) == Some(&entry_idx) {
+                self.live_index.remove(&*entry.key);
             }
         }
     }
@@ -300,7 +302,7 @@ impl Table {
             self.memo_start = self.memo_start.max(entry.memo_max);
             if entry.live {
                 self.live_index
-                    .insert(entry.key.clone(), self.entries.len());
+                    .insert(Arc::clone(&entry.key), self.entries.len());
             }
             self.entries.push(entry);
         }
@@ -328,7 +330,7 @@ pub(crate) fn new_entry(
         .checked_add(ENTRY_TRAILER_LEN)?;
     offset.checked_add(len)?;
     Some(Entry {
-        key: key.to_owned(),
+        key: Arc::from(key),
         offset,
         len,
         value_offset,
@@ -493,7 +495,7 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
         return Err(Error::bad_entry("POP closing the entry", value_end + 7));
     }
     Ok(Step::Entry(Entry {
-        key: key.to_owned(),
+        key: Arc::from(key),
         offset,
         len: entry_len,
         value_offset,
@@ -519,7 +521,7 @@ pub fn scan(file: &[u8]) -> Result<Table, Error> {
             Step::Entry(entry) => {
                 offset = entry.end();
                 if entry.live {
-                    live_index.insert(entry.key.clone(), entries.len());
+                    live_index.insert(Arc::clone(&entry.key), entries.len());
                 }
                 entries.push(entry);
             }

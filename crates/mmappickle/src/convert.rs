@@ -6,10 +6,12 @@
 //! the original stays whole until the new file is complete.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use mmappickle_array::{Kind, OwnedArray};
 use mmappickle_codec::{loads_with, Construct, Global, Limits, Object, Value};
+use mmappickle_container::{parse_header, HEADER_LEN};
 
 use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
@@ -190,9 +192,33 @@ fn sync_parent_directory(path: &Path) -> Result<(), Error> {
 
 impl MmapDict {
     /// Converts the plain pickle of a dict at `path` into the mmappickle format, as opening
-    /// it read-write does; for an explicit `convert` command.
-    pub fn convert(path: impl AsRef<Path>, options: &MmapDictOptions) -> Result<(), Error> {
-        convert_plain_pickle(path.as_ref(), options)
+    /// it read-write does (for an explicit `convert` command). Returns whether it converted:
+    /// a file that already is an mmappickle file is left as it is.
+    ///
+    /// ```
+    /// use mmappickle::{codec, MmapDict, MmapDictOptions, Value};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("plain.pkl");
+    /// // What `pickle.dump({'a': 1}, f, 4)` writes.
+    /// let dict = Value::Dict(vec![(Value::from("a"), Value::Int(1))]);
+    /// std::fs::write(&path, codec::dumps(&dict))?;
+    /// assert!(MmapDict::convert(&path, &MmapDictOptions::new())?);
+    /// assert!(!MmapDict::convert(&path, &MmapDictOptions::new())?);
+    /// assert_eq!(MmapDict::open_readonly(&path)?.value("a")?, Value::Int(1));
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn convert(path: impl AsRef<Path>, options: &MmapDictOptions) -> Result<bool, Error> {
+        let path = path.as_ref();
+        let mut header = Vec::new();
+        File::open(path)
+            .and_then(|file| file.take(HEADER_LEN).read_to_end(&mut header))
+            .map_err(Error::io)?;
+        if parse_header(&header).is_ok() {
+            return Ok(false);
+        }
+        convert_plain_pickle(path, options)?;
+        Ok(true)
     }
 }
 

@@ -189,6 +189,14 @@ impl Item {
             _ => None,
         }
     }
+
+    /// The mapped data and mask, if the key holds a masked array.
+    pub fn as_masked(&self) -> Option<&MaskedBytes> {
+        match self {
+            Item::Masked(masked) => Some(masked),
+            _ => None,
+        }
+    }
 }
 
 impl PartialEq<Value> for Item {

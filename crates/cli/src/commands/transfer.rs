@@ -1,0 +1,308 @@
+//! Arrays in and out: `import-npy`, `import-npz`, `export-npy`.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use mmappickle::{ArrayEncoding, DType, Item, MappedBytes, OwnedArray};
+use mmappickle_array::Kind;
+
+use super::{get_item, CHUNK};
+use crate::error::{CliError, CliResult};
+use crate::npy::{self, NpyHeader};
+use crate::progress;
+use crate::store;
+
+/// The dtype of a `.npy` header, refusing what cannot be mapped.
+fn npy_dtype(header: &NpyHeader) -> CliResult<DType> {
+    let dtype = DType::parse(&header.descr).ok();
+    let Some(dtype) = dtype.filter(|dtype| dtype.is_writable() && dtype.kind() != Kind::Other)
+    else {
+        return Err(CliError::new(format!(
+            "dtype {:?} cannot be stored as a memory-mapped array \
+             (object and structured arrays are not supported)",
+            header.descr
+        )));
+    };
+    Ok(dtype)
+}
+
+/// Copies `len` bytes from `reader` to `emit` in chunks, counting on `bar`.
+fn copy_chunks(
+    reader: &mut dyn Read,
+    len: u64,
+    emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    bar: &indicatif::ProgressBar,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+    let mut left = len;
+    while left > 0 {
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        reader.read_exact(&mut buf[..n]).map_err(|err| {
+            if err.kind() == io::ErrorKind::UnexpectedEof {
+                io::Error::other(format!(
+                    "the .npy data ends {left} bytes early (truncated file?)"
+                ))
+            } else {
+                err
+            }
+        })?;
+        emit(&buf[..n])?;
+        left -= n as u64;
+        bar.inc(n as u64);
+    }
+    Ok(())
+}
+
+/// Emits Fortran-ordered `src` in C order, a chunk at a time.
+fn fortran_to_c(
+    src: &[u8],
+    shape: &[usize],
+    item_size: usize,
+    emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+    bar: &indicatif::ProgressBar,
+) -> io::Result<()> {
+    if src.is_empty() || item_size == 0 {
+        return Ok(());
+    }
+    // Fortran strides: the first axis varies fastest.
+    let mut strides = Vec::with_capacity(shape.len());
+    let mut stride = item_size;
+    for &extent in shape {
+        strides.push(stride);
+        stride = stride.saturating_mul(extent);
+    }
+    let mut index = vec![0usize; shape.len()];
+    let mut src_offset = 0usize;
+    let mut chunk = Vec::with_capacity(CHUNK.min(src.len()));
+    let n_items = src.len() / item_size;
+    for _ in 0..n_items {
+        let item = src
+            .get(src_offset..src_offset + item_size)
+            .ok_or_else(|| io::Error::other("array data shorter than its shape"))?;
+        chunk.extend_from_slice(item);
+        if chunk.len() >= CHUNK {
+            emit(&chunk)?;
+            bar.inc(chunk.len() as u64);
+            chunk.clear();
+        }
+        // Next C-order index: the last axis varies fastest.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            src_offset += strides[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            src_offset -= strides[axis] * shape[axis];
+            index[axis] = 0;
+        }
+    }
+    emit(&chunk)?;
+    bar.inc(chunk.len() as u64);
+    Ok(())
+}
+
+fn usize_shape(shape: &[u64]) -> CliResult<Vec<usize>> {
+    shape
+        .iter()
+        .map(|&n| usize::try_from(n))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|_| CliError::new("a dimension does not fit in memory addresses"))
+}
+
+/// `import-npy`: a `.npy` file streamed into a new aligned array entry.
+pub(super) fn import_npy(
+    path: &Path,
+    key: &str,
+    npy_path: &Path,
+    encoding: ArrayEncoding,
+) -> CliResult {
+    let in_npy = |err: CliError| err.context(npy_path.display());
+    let npy_file = File::open(npy_path).map_err(|err| in_npy(err.into()))?;
+    let mut reader = BufReader::with_capacity(CHUNK, &npy_file);
+    let header = npy::read_header(&mut reader).map_err(|err| in_npy(err.into()))?;
+    let dtype = npy_dtype(&header).map_err(in_npy)?;
+    let layout = store::layout(&dtype, &header.shape, encoding)?;
+    let raw_len = layout.raw_len();
+    let npy_len = npy_file.metadata()?.len();
+    if header.data_offset.saturating_add(raw_len) > npy_len {
+        return Err(in_npy(CliError::new(format!(
+            "the .npy data is {} bytes, but dtype {} and shape {} need {raw_len}",
+            npy_len.saturating_sub(header.data_offset),
+            header.descr,
+            npy::python_tuple_repr(&header.shape)
+        ))));
+    }
+    let mut container = store::open_writable(path, encoding)?;
+    let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
+    let result = if header.fortran_order && raw_len > 0 {
+        // Read the source through a map, in C order.
+        let shape = usize_shape(&header.shape)?;
+        let source = MappedBytes::map(&npy_file, header.data_offset, dtype.clone(), &shape)
+            .map_err(|err| in_npy(err.into()))?;
+        store::insert_array(&mut container, key, &layout, |emit| {
+            fortran_to_c(source.bytes(), &shape, dtype.item_size(), emit, &bar)
+        })
+    } else {
+        store::insert_array(&mut container, key, &layout, |emit| {
+            copy_chunks(&mut reader, raw_len, emit, &bar)
+        })
+    };
+    bar.finish_and_clear();
+    result
+}
+
+/// `import-npz`: every `.npy` member of an archive, one entry each.
+pub(super) fn import_npz(
+    path: &Path,
+    npz_path: &Path,
+    encoding: ArrayEncoding,
+    out: &mut dyn Write,
+) -> CliResult {
+    let in_npz = |err: CliError| err.context(npz_path.display());
+    let archive_file = File::open(npz_path).map_err(|err| in_npz(err.into()))?;
+    let mut archive =
+        zip::ZipArchive::new(BufReader::new(archive_file)).map_err(|err| in_npz(err.into()))?;
+    let mut container = store::open_writable(path, encoding)?;
+    for member_idx in 0..archive.len() {
+        let mut member = archive
+            .by_index(member_idx)
+            .map_err(|err| in_npz(err.into()))?;
+        let name = member.name().to_owned();
+        let in_member =
+            |err: CliError| err.context(format!("{}: member {name:?}", npz_path.display()));
+        let Some(key) = name.strip_suffix(".npy") else {
+            writeln!(out, "skipped {name:?}: not a .npy member")?;
+            continue;
+        };
+        let key = key.to_owned();
+        let header = npy::read_header(&mut member).map_err(|err| in_member(err.into()))?;
+        let dtype = npy_dtype(&header).map_err(in_member)?;
+        let layout = store::layout(&dtype, &header.shape, encoding)?;
+        let raw_len = layout.raw_len();
+        let available = member.size().saturating_sub(header.data_offset);
+        if raw_len > available {
+            return Err(in_member(CliError::new(format!(
+                "the member holds {available} data bytes, but its header needs {raw_len}"
+            ))));
+        }
+        let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
+        let result = if header.fortran_order && raw_len > 0 {
+            // A compressed stream cannot be read out of order: the member is
+            // read whole (its length was checked against the archive's).
+            let mut data = vec![0u8; usize::try_from(raw_len).unwrap_or(usize::MAX)];
+            member
+                .read_exact(&mut data)
+                .map_err(|err| in_member(err.into()))?;
+            let shape = usize_shape(&header.shape)?;
+            store::insert_array(&mut container, &key, &layout, |emit| {
+                fortran_to_c(&data, &shape, dtype.item_size(), emit, &bar)
+            })
+        } else {
+            store::insert_array(&mut container, &key, &layout, |emit| {
+                copy_chunks(&mut member, raw_len, emit, &bar)
+            })
+        };
+        bar.finish_and_clear();
+        result.map_err(in_member)?;
+        writeln!(
+            out,
+            "imported {key:?}: {} {}",
+            dtype.name(),
+            npy::python_tuple_repr(&header.shape)
+        )?;
+    }
+    Ok(())
+}
+
+/// `export-npy`: an array (or a masked array's data or mask) as a C-order `.npy`.
+pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliResult {
+    let mut dict = store::open_dict_readonly(path)?;
+    let item = get_item(&mut dict, key)?;
+    let owned;
+    let (dtype, shape, bytes): (&DType, &[usize], &[u8]) = match (&item, want_mask) {
+        (Item::Array(array), false) => (array.dtype(), array.shape(), array.bytes()),
+        (Item::Masked(masked), false) => (
+            masked.data.dtype(),
+            masked.data.shape(),
+            masked.data.bytes(),
+        ),
+        (Item::Masked(masked), true) => (
+            masked.mask.dtype(),
+            masked.mask.shape(),
+            masked.mask.bytes(),
+        ),
+        (_, true) => {
+            return Err(CliError::new(format!(
+                "key {key:?} is not a masked array: no --mask"
+            )));
+        }
+        (Item::Value(value), false) => match OwnedArray::from_value(value) {
+            Some(array) => {
+                owned = array?;
+                (&owned.dtype, &owned.shape, &owned.data)
+            }
+            None => return Err(CliError::new(format!("key {key:?} is not an array"))),
+        },
+        #[allow(unreachable_patterns)]
+        _ => return Err(CliError::new(format!("key {key:?} is not an array"))),
+    };
+    if !dtype.is_writable() {
+        return Err(CliError::new(format!(
+            "dtype {} cannot be written to .npy",
+            dtype.name()
+        )));
+    }
+    let shape_u64: Vec<u64> = shape.iter().map(|&n| n as u64).collect();
+    let file =
+        File::create(npy_path).map_err(|err| CliError::from(err).context(npy_path.display()))?;
+    let mut writer = BufWriter::with_capacity(CHUNK, file);
+    writer.write_all(&npy::write_header(&dtype.type_str(), false, &shape_u64))?;
+    let bar = progress::bytes_bar(bytes.len() as u64, &format!("exporting {key}"));
+    for chunk in bytes.chunks(CHUNK) {
+        writer.write_all(chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    writer.flush()?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect_c_order(src: &[u8], shape: &[usize], item_size: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        fortran_to_c(
+            src,
+            shape,
+            item_size,
+            &mut |chunk| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            },
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn fortran_data_comes_out_in_c_order() {
+        // The 2x3 matrix [[0, 1, 2], [3, 4, 5]] in Fortran order is 0 3 1 4 2 5.
+        assert_eq!(
+            collect_c_order(&[0, 3, 1, 4, 2, 5], &[2, 3], 1),
+            [0, 1, 2, 3, 4, 5]
+        );
+        // Two-byte items keep their bytes together: [[a, b], [c, d]] is a c b d in Fortran order.
+        assert_eq!(collect_c_order(b"aaccbbdd", &[2, 2], 2), b"aabbccdd");
+        // A 2x2x2 cube: element (i, j, k) is at i + 2j + 4k in Fortran order.
+        let fortran: Vec<u8> = (0..8).collect();
+        let c: Vec<u8> = collect_c_order(&fortran, &[2, 2, 2], 1);
+        let expected: Vec<u8> = (0..2)
+            .flat_map(|i| (0..2).flat_map(move |j| (0..2).map(move |k| i + 2 * j + 4 * k)))
+            .collect();
+        assert_eq!(c, expected);
+    }
+}

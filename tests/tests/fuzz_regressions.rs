@@ -1,0 +1,144 @@
+//! Fuzz findings kept as regression tests, and the fuzz target bodies on
+//! every fixture.
+//!
+//! Each input the fuzzer found (a crash, an OOM, a time-out or a broken
+//! property) is checked in under `tests/fuzz-regressions/<target>/` and
+//! listed in [`FINDINGS`] with what was wrong. The bodies are the library
+//! functions the targets of `fuzz/` call (`fuzzing` modules of the crates),
+//! so these tests run exactly what the fuzzer ran.
+//!
+//! Index of the cases:
+//! - `findings_replay_clean`: every listed input now passes its target's body.
+//! - `every_checked_in_input_is_listed`: no input on disk lacks its comment,
+//!   no listed input is missing.
+//! - `bodies_accept_the_fixtures`: every body passes on every Python-made
+//!   fixture, whole and entry by entry (what the seed corpora start from).
+
+use std::path::{Path, PathBuf};
+
+/// A fuzz target body: `Err` when a property fails.
+type Body = fn(&[u8]) -> Result<(), String>;
+
+/// The body each target runs, by target name.
+const TARGETS: &[(&str, Body)] = &[
+    ("ops", mmappickle_codec::fuzzing::ops),
+    ("loads", mmappickle_codec::fuzzing::loads),
+    ("roundtrip", mmappickle_codec::fuzzing::roundtrip),
+    ("scan", mmappickle_container::fuzzing::scan),
+    ("array", mmappickle_array::fuzzing::array),
+    ("open", mmappickle::fuzzing::open),
+];
+
+/// A checked-in input: its target, its file name, and what was wrong.
+struct Finding {
+    target: &'static str,
+    file: &'static str,
+    what_was_wrong: &'static str,
+}
+
+/// Every input the fuzzer found, with the fix.
+const FINDINGS: &[Finding] = &[];
+
+fn regressions_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz-regressions")
+}
+
+fn body_of(target: &str) -> Body {
+    TARGETS
+        .iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, body)| *body)
+        .unwrap_or_else(|| panic!("unknown fuzz target {target:?}"))
+}
+
+#[test]
+fn findings_replay_clean() {
+    for finding in FINDINGS {
+        let path = regressions_dir().join(finding.target).join(finding.file);
+        let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let verdict = body_of(finding.target)(&input);
+        assert_eq!(
+            verdict,
+            Ok(()),
+            "{}/{} ({}) fails again",
+            finding.target,
+            finding.file,
+            finding.what_was_wrong
+        );
+    }
+}
+
+#[test]
+fn every_checked_in_input_is_listed() {
+    let mut on_disk = Vec::new();
+    if let Ok(targets) = std::fs::read_dir(regressions_dir()) {
+        for target in targets {
+            let target = target.expect("listing tests/fuzz-regressions");
+            let target_name = target.file_name().to_string_lossy().into_owned();
+            if !target.path().is_dir() {
+                continue;
+            }
+            assert!(
+                TARGETS.iter().any(|(name, _)| *name == target_name),
+                "tests/fuzz-regressions/{target_name}/ is not a fuzz target"
+            );
+            for input in std::fs::read_dir(target.path()).expect("listing a target's inputs") {
+                let file = input.expect("listing an input").file_name();
+                on_disk.push(format!("{target_name}/{}", file.to_string_lossy()));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut listed: Vec<String> = FINDINGS
+        .iter()
+        .map(|finding| format!("{}/{}", finding.target, finding.file))
+        .collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "tests/fuzz-regressions/ and FINDINGS disagree");
+    for finding in FINDINGS {
+        assert!(
+            !finding.what_was_wrong.trim().is_empty(),
+            "{}/{} has no comment",
+            finding.target,
+            finding.file
+        );
+    }
+}
+
+/// The value bytes of each entry of a fixture (FORMAT.md: walk the frames).
+fn entry_values(file: &[u8]) -> Vec<&[u8]> {
+    let table = mmappickle_container::scan(file).expect("fixtures are valid files");
+    table
+        .entries()
+        .iter()
+        .map(|entry| {
+            let range = entry.value_range();
+            let start = usize::try_from(range.start).expect("in memory");
+            let end = usize::try_from(range.end).expect("in memory");
+            &file[start..end]
+        })
+        .collect()
+}
+
+#[test]
+fn bodies_accept_the_fixtures() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut n_files = 0;
+    for dir_entry in std::fs::read_dir(&fixtures).expect("tests/fixtures/") {
+        let path = dir_entry.expect("listing fixtures").path();
+        if path.extension().is_none_or(|ext| ext != "mmdpickle") {
+            continue;
+        }
+        n_files += 1;
+        let file = std::fs::read(&path).expect("reading a fixture");
+        for (target, body) in TARGETS {
+            assert_eq!(body(&file), Ok(()), "{target} on {}", path.display());
+        }
+        for (entry_idx, value) in entry_values(&file).into_iter().enumerate() {
+            for (target, body) in TARGETS {
+                assert_eq!(body(value), Ok(()), "{target} on entry {entry_idx} of {}", path.display());
+            }
+        }
+    }
+    assert!(n_files > 0, "no fixtures found in {}", fixtures.display());
+}

@@ -1,0 +1,957 @@
+//! `cargo xtask bench`: the workloads of issue 9, through our crates and through Python,
+//! on the same machine in one run, as one table of medians with the ratio per row.
+//!
+//! The Rust side is the example `crates/mmappickle/examples/bench_workloads.rs` (built
+//! `--release` here, so that `cargo xtask test` never builds it), the Python side is
+//! `xtask/bench/bench_python.py` run by the mmappickle environment of `cargo xtask venv`
+//! (mmappickle 1.0, numpy 1.23.5, CPython's C `_pickle`). Both print the same line
+//! protocol, `sample NAME SECONDS` per run and `info NAME VALUE`; each workload runs in a
+//! process of its own (so peak RSS figures are the workload's), Python first, then Rust.
+//! Inputs both sides share (a 10,000-entry file, a pickled 1,000,000-entry dict) are made
+//! once by `bench_python.py prepare`, into `target/bench/`, removed at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{cargo, run, step, venv, workspace_root, Result};
+
+/// The sizes and settings; `--name value` flags, these defaults from the issue.
+#[derive(Debug, Clone, PartialEq)]
+struct Options {
+    /// Runs per measurement; each figure is their median.
+    runs: usize,
+    /// Python's row 1 is quadratic (about 13 s at 1,000 entries): at most this many runs.
+    python_create_runs: usize,
+    /// Rows 1 (Rust), 2, 3 and 7: entries in the file.
+    entries: usize,
+    /// Row 1 at equal sizes: entries Python (and Rust again) insert.
+    python_entries: usize,
+    /// Row 3: gets.
+    gets: usize,
+    /// Rows 4 and 5: the array's size in MiB.
+    array_mib: usize,
+    /// Row 6: the stub's size in GiB (a 1 TiB stub is timed too).
+    stub_gib: usize,
+    /// Row 8: entries of the pickled dict.
+    dict_entries: usize,
+    /// Where to write the results as JSON.
+    json: Option<PathBuf>,
+    /// Skip Python (the reference columns stay empty, except the machine's limits).
+    rust_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runs: 5,
+            python_create_runs: 3,
+            entries: 10_000,
+            python_entries: 1_000,
+            gets: 1_000,
+            array_mib: 256,
+            stub_gib: 1,
+            dict_entries: 1_000_000,
+            json: None,
+            rust_only: false,
+        }
+    }
+}
+
+pub const USAGE: &str =
+    "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--json FILE] [--rust-only]   the workloads of \
+issue 9 through our crates and through Python, one table of medians (see BENCHMARKS.md)";
+
+fn parse_options(args: &[String]) -> Result<Options> {
+    let mut options = Options::default();
+    let mut words = args.iter();
+    while let Some(flag) = words.next() {
+        if flag == "--rust-only" {
+            options.rust_only = true;
+            continue;
+        }
+        let value = words
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || -> Result<usize> {
+            match value.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(format!("{flag} {value:?}: expected a positive integer")),
+            }
+        };
+        match flag.as_str() {
+            "--runs" => options.runs = number()?,
+            "--python-create-runs" => options.python_create_runs = number()?,
+            "--entries" => options.entries = number()?.max(2),
+            "--python-entries" => options.python_entries = number()?,
+            "--gets" => options.gets = number()?,
+            "--array-mib" => options.array_mib = number()?,
+            "--stub-gib" => options.stub_gib = number()?,
+            "--dict-entries" => options.dict_entries = number()?,
+            "--json" => options.json = Some(PathBuf::from(value)),
+            _ => {
+                return Err(format!(
+                    "unexpected argument {flag:?}\nusage: cargo xtask {USAGE}"
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// Which side measured a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Python,
+    Rust,
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Python => "python",
+            Side::Rust => "rust",
+        }
+    }
+}
+
+/// Everything both drivers printed.
+#[derive(Debug, Default)]
+struct Measurements {
+    samples: BTreeMap<(Side, String), Vec<f64>>,
+    info: BTreeMap<(Side, String), String>,
+}
+
+impl Measurements {
+    /// Reads a driver's output: `sample NAME SECONDS` and `info NAME VALUE` lines.
+    fn parse(&mut self, side: Side, output: &str) -> Result {
+        for line in output.lines() {
+            let mut words = line.splitn(3, ' ');
+            match (words.next(), words.next(), words.next()) {
+                (Some("sample"), Some(name), Some(value)) => {
+                    let seconds: f64 = value
+                        .trim()
+                        .parse()
+                        .map_err(|e| format!("bad sample line {line:?}: {e}"))?;
+                    self.samples
+                        .entry((side, name.to_owned()))
+                        .or_default()
+                        .push(seconds);
+                }
+                (Some("info"), Some(name), Some(value)) => {
+                    self.info
+                        .insert((side, name.to_owned()), value.trim().to_owned());
+                }
+                _ => {
+                    return Err(format!(
+                        "unexpected line from the {} driver: {line:?}",
+                        side.name()
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn samples(&self, side: Side, name: &str) -> &[f64] {
+        self.samples
+            .get(&(side, name.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn info(&self, side: Side, name: &str) -> Option<&str> {
+        self.info.get(&(side, name.to_owned())).map(String::as_str)
+    }
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => sorted.get(n / 2).copied(),
+        _ => Some((sorted.get(n / 2 - 1)? + sorted.get(n / 2)?) / 2.0),
+    }
+}
+
+/// What a row's Rust figure must achieve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Goal {
+    /// No goal: shown for context.
+    None,
+    /// `reference / rust` at least this (10.0: ten times faster; 0.5: at most twice slower).
+    RatioAtLeast(f64),
+    /// The Rust figure under this many seconds.
+    RustUnder(f64),
+}
+
+impl Goal {
+    fn describe(self) -> String {
+        match self {
+            Goal::None => String::new(),
+            Goal::RatioAtLeast(ratio) if ratio >= 1.0 => format!(">= {ratio}x"),
+            Goal::RatioAtLeast(ratio) => format!("within {:.1}x", 1.0 / ratio),
+            Goal::RustUnder(seconds) => format!("< {}", format_seconds(seconds)),
+        }
+    }
+
+    fn met(self, reference: Option<f64>, rust: Option<f64>) -> Option<bool> {
+        match self {
+            Goal::None => None,
+            Goal::RatioAtLeast(at_least) => Some(reference? / rust? >= at_least),
+            Goal::RustUnder(seconds) => Some(rust? < seconds),
+        }
+    }
+}
+
+/// One line of the table: a reference figure against a Rust figure.
+#[derive(Debug, Clone)]
+struct Row {
+    id: &'static str,
+    workload: String,
+    /// What the reference is, and the side and metric that measured it.
+    reference: String,
+    reference_metric: Option<(Side, String)>,
+    rust_metric: String,
+    goal: Goal,
+}
+
+fn rows(options: &Options) -> Vec<Row> {
+    let row =
+        |id, workload: String, reference: &str, metric: Option<(Side, &str)>, rust: &str, goal| {
+            Row {
+                id,
+                workload,
+                reference: reference.to_owned(),
+                reference_metric: metric.map(|(side, name)| (side, name.to_owned())),
+                rust_metric: rust.to_owned(),
+                goal,
+            }
+        };
+    let py = |name| Some((Side::Python, name));
+    let own = |name| Some((Side::Rust, name));
+    let small = options.python_entries;
+    let entries = options.entries;
+    let create_small = format!("create.{small}");
+    let create_entries = format!("create.{entries}");
+    let mib = options.array_mib;
+    let gib = options.stub_gib;
+    vec![
+        row(
+            "1",
+            format!("create, {small} small int entries"),
+            "mmappickle 1.0",
+            py(&create_small),
+            &create_small,
+            Goal::None,
+        ),
+        row(
+            "1",
+            format!("create, {entries} small int entries"),
+            "",
+            None,
+            &create_entries,
+            Goal::RustUnder(1.0),
+        ),
+        row(
+            "1",
+            format!("one insert: #{entries} vs #100"),
+            "insert #100 (Rust)",
+            own("insert_100th"),
+            "insert_last",
+            Goal::RatioAtLeast(0.5),
+        ),
+        row(
+            "2",
+            format!("open + list keys, {entries} entries"),
+            "mmappickle 1.0",
+            py("open_keys"),
+            "open_keys",
+            Goal::RatioAtLeast(100.0),
+        ),
+        row(
+            "3",
+            format!("{} random gets", options.gets),
+            "mmappickle 1.0",
+            py("gets"),
+            "gets",
+            Goal::RatioAtLeast(50.0),
+        ),
+        row(
+            "4",
+            format!("write a {mib} MiB float64 array"),
+            "mmappickle 1.0",
+            py("array_write"),
+            "array_write",
+            Goal::None,
+        ),
+        row(
+            "4",
+            String::new(),
+            "np.save",
+            py("np_save"),
+            "array_write",
+            Goal::RatioAtLeast(1.0),
+        ),
+        row(
+            "4",
+            String::new(),
+            "limit: std::fs::write",
+            own("std_fs_write"),
+            "array_write",
+            Goal::None,
+        ),
+        row(
+            "5",
+            format!("open + map + sum {mib} MiB (warm cache)"),
+            "mmappickle 1.0",
+            py("map_sum"),
+            "map_sum",
+            Goal::None,
+        ),
+        row(
+            "5",
+            String::new(),
+            "np.load(mmap_mode=\"r\")",
+            py("np_load_sum"),
+            "map_sum",
+            Goal::None,
+        ),
+        row(
+            "5",
+            String::new(),
+            "numpy sum in RAM",
+            py("ram_sum"),
+            "map_sum",
+            Goal::None,
+        ),
+        row(
+            "5",
+            String::new(),
+            "limit: Vec<f64> sum in RAM",
+            own("ram_sum"),
+            "map_sum",
+            Goal::RatioAtLeast(1.0 / 1.2),
+        ),
+        row(
+            "6",
+            format!("a {gib} GiB stub"),
+            "mmappickle 1.0",
+            py("stub"),
+            "stub",
+            Goal::RustUnder(1e-3),
+        ),
+        row(
+            "6",
+            "a 1 TiB stub".to_owned(),
+            "mmappickle 1.0",
+            py("stub_1tib"),
+            "stub_1tib",
+            Goal::RustUnder(1e-3),
+        ),
+        row(
+            "7",
+            format!("delete {} of {entries} entries", entries / 2),
+            "mmappickle 1.0",
+            py("delete_half"),
+            "delete_half",
+            Goal::None,
+        ),
+        row(
+            "7",
+            "then vacuum".to_owned(),
+            "mmappickle 1.0",
+            py("vacuum"),
+            "vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "7",
+            "delete half + vacuum".to_owned(),
+            "mmappickle 1.0",
+            py("delete_and_vacuum"),
+            "delete_and_vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "8",
+            format!("loads, {} str -> int dict", options.dict_entries),
+            "pickle.loads (C)",
+            py("loads"),
+            "loads",
+            Goal::RatioAtLeast(1.0),
+        ),
+        row(
+            "8",
+            format!("dumps, {} str -> int dict", options.dict_entries),
+            "pickle.dumps (C)",
+            py("dumps"),
+            "dumps",
+            Goal::RatioAtLeast(1.0),
+        ),
+    ]
+}
+
+/// A row with its figures.
+#[derive(Debug)]
+struct Figures<'a> {
+    row: &'a Row,
+    reference: Option<f64>,
+    rust: Option<f64>,
+    reference_samples: &'a [f64],
+    rust_samples: &'a [f64],
+}
+
+impl Figures<'_> {
+    fn ratio(&self) -> Option<f64> {
+        Some(self.reference? / self.rust?)
+    }
+
+    fn met(&self) -> Option<bool> {
+        self.row.goal.met(self.reference, self.rust)
+    }
+}
+
+fn figures<'a>(rows: &'a [Row], measured: &'a Measurements) -> Vec<Figures<'a>> {
+    rows.iter()
+        .map(|row| {
+            let reference_samples = row
+                .reference_metric
+                .as_ref()
+                .map_or(&[][..], |(side, name)| measured.samples(*side, name));
+            let rust_samples = measured.samples(Side::Rust, &row.rust_metric);
+            Figures {
+                row,
+                reference: median(reference_samples),
+                rust: median(rust_samples),
+                reference_samples,
+                rust_samples,
+            }
+        })
+        .collect()
+}
+
+fn format_seconds(seconds: f64) -> String {
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else if seconds >= 1e-3 {
+        format!("{:.2} ms", seconds * 1e3)
+    } else {
+        format!("{:.1} µs", seconds * 1e6)
+    }
+}
+
+fn format_ratio(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{ratio:.0}x")
+    } else {
+        format!("{ratio:.2}x")
+    }
+}
+
+/// The table, in Markdown (it goes as is into BENCHMARKS.md).
+fn table(figures: &[Figures<'_>]) -> String {
+    let mut lines = vec![
+        "| row | workload | reference | reference | Rust | ratio | goal | met |".to_owned(),
+        "|---|---|---|---:|---:|---:|---|---|".to_owned(),
+    ];
+    let or_dash = |text: Option<String>| text.unwrap_or_else(|| "-".to_owned());
+    for figure in figures {
+        let row = figure.row;
+        lines.push(format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.id,
+            row.workload,
+            if row.reference.is_empty() {
+                "-"
+            } else {
+                &row.reference
+            },
+            or_dash(figure.reference.map(format_seconds)),
+            or_dash(figure.rust.map(format_seconds)),
+            or_dash(figure.ratio().map(format_ratio)),
+            row.goal.describe(),
+            match figure.met() {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "",
+            },
+        ));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Facts from `/proc` and the tools: where and with what the run happened.
+fn machine() -> Vec<(&'static str, String)> {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, name)| name.trim().to_owned())
+        .unwrap_or_default();
+    let cores = cpuinfo
+        .lines()
+        .filter(|line| line.starts_with("processor"))
+        .count();
+    let memory = read("/proc/meminfo")
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .map(|rest| rest.trim().to_owned())
+        .unwrap_or_default();
+    let rustc = Command::new("rustc")
+        .arg("-V")
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_default();
+    vec![
+        ("cpu", cpu),
+        ("cores", cores.to_string()),
+        ("memory", memory),
+        (
+            "kernel",
+            read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        ),
+        ("rustc", rustc),
+    ]
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json_number(value: Option<f64>) -> String {
+    match value {
+        Some(value) if value.is_finite() => format!("{value:e}"),
+        _ => "null".to_owned(),
+    }
+}
+
+fn json_samples(samples: &[f64]) -> String {
+    let items: Vec<String> = samples.iter().map(|&s| json_number(Some(s))).collect();
+    format!("[{}]", items.join(", "))
+}
+
+fn json_object(fields: &[(String, String)]) -> String {
+    let items: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{}: {value}", json_string(name)))
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// The whole run as JSON: machine, options, rows (medians and samples), driver facts.
+fn json(
+    options: &Options,
+    machine: &[(&'static str, String)],
+    figures: &[Figures<'_>],
+    measured: &Measurements,
+) -> String {
+    let machine = json_object(
+        &machine
+            .iter()
+            .map(|(name, value)| (name.to_string(), json_string(value)))
+            .collect::<Vec<_>>(),
+    );
+    let sizes = json_object(&[
+        ("runs".to_owned(), options.runs.to_string()),
+        (
+            "python_create_runs".to_owned(),
+            options.python_create_runs.to_string(),
+        ),
+        ("entries".to_owned(), options.entries.to_string()),
+        (
+            "python_entries".to_owned(),
+            options.python_entries.to_string(),
+        ),
+        ("gets".to_owned(), options.gets.to_string()),
+        ("array_mib".to_owned(), options.array_mib.to_string()),
+        ("stub_gib".to_owned(), options.stub_gib.to_string()),
+        ("dict_entries".to_owned(), options.dict_entries.to_string()),
+    ]);
+    let rows: Vec<String> = figures
+        .iter()
+        .map(|figure| {
+            let row = figure.row;
+            json_object(&[
+                ("row".to_owned(), json_string(row.id)),
+                ("workload".to_owned(), json_string(&row.workload)),
+                ("reference".to_owned(), json_string(&row.reference)),
+                (
+                    "reference_seconds".to_owned(),
+                    json_number(figure.reference),
+                ),
+                ("rust_seconds".to_owned(), json_number(figure.rust)),
+                ("ratio".to_owned(), json_number(figure.ratio())),
+                ("goal".to_owned(), json_string(&row.goal.describe())),
+                (
+                    "met".to_owned(),
+                    figure
+                        .met()
+                        .map_or("null".to_owned(), |met| met.to_string()),
+                ),
+                (
+                    "reference_samples".to_owned(),
+                    json_samples(figure.reference_samples),
+                ),
+                ("rust_samples".to_owned(), json_samples(figure.rust_samples)),
+            ])
+        })
+        .collect();
+    let info = json_object(
+        &measured
+            .info
+            .iter()
+            .map(|((side, name), value)| (format!("{}.{name}", side.name()), json_string(value)))
+            .collect::<Vec<_>>(),
+    );
+    json_object(&[
+        ("machine".to_owned(), machine),
+        ("options".to_owned(), sizes),
+        ("rows".to_owned(), format!("[\n  {}\n]", rows.join(",\n  "))),
+        ("info".to_owned(), info),
+    ]) + "\n"
+}
+
+/// Runs a driver, echoing the command; its stdout, for [`Measurements::parse`].
+fn capture(command: &mut Command) -> Result<String> {
+    command
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    println!("$ {}", crate::describe(command));
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", crate::describe(command)))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`{}` failed ({})",
+            crate::describe(command),
+            output.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// One workload: its name and the flags both drivers take for it.
+struct Workload {
+    name: &'static str,
+    flags: Vec<(&'static str, String)>,
+    python_runs: usize,
+}
+
+fn workloads(options: &Options, dir: &Path) -> Vec<Workload> {
+    let entries_file = dir.join("entries.mmdpickle").display().to_string();
+    let dict_file = dir.join("dict.pickle").display().to_string();
+    let runs = options.runs;
+    let workload = |name, flags: &[(&'static str, String)], python_runs| Workload {
+        name,
+        flags: flags.to_vec(),
+        python_runs,
+    };
+    vec![
+        workload(
+            "create",
+            &[("entries", options.python_entries.to_string())],
+            options.python_create_runs.min(runs),
+        ),
+        workload("open_keys", &[("file", entries_file.clone())], runs),
+        workload(
+            "gets",
+            &[
+                ("file", entries_file.clone()),
+                ("gets", options.gets.to_string()),
+            ],
+            runs,
+        ),
+        workload(
+            "array_write",
+            &[("mib", options.array_mib.to_string())],
+            runs,
+        ),
+        workload("array_sum", &[("mib", options.array_mib.to_string())], runs),
+        workload("stub", &[("gib", options.stub_gib.to_string())], runs),
+        workload("vacuum", &[("file", entries_file)], runs),
+        workload("pickle", &[("file", dict_file)], runs),
+    ]
+}
+
+fn driver_command(
+    program: &Path,
+    prefix: &[&str],
+    workload: &str,
+    dir: &Path,
+    runs: usize,
+) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(prefix)
+        .arg(workload)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--runs")
+        .arg(runs.to_string());
+    command
+}
+
+fn add_flags(command: &mut Command, flags: &[(&str, String)]) {
+    for (name, value) in flags {
+        command.arg(format!("--{name}")).arg(value);
+    }
+}
+
+pub fn main(args: &[String]) -> Result {
+    let options = parse_options(args)?;
+    let root = workspace_root();
+    let python = if options.rust_only {
+        None
+    } else {
+        Some(step("python environment", venv::ensure_mmappickle)?)
+    };
+    step("build the Rust driver (release)", || {
+        run(cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "mmappickle",
+            "--example",
+            "bench_workloads",
+        ]))
+    })?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let driver = target
+        .join("release")
+        .join("examples")
+        .join("bench_workloads");
+    let script = root.join("xtask").join("bench").join("bench_python.py");
+    let dir = root.join("target").join("bench");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+
+    let load_before = load_average();
+    let mut measured = Measurements::default();
+    // The shared inputs come from Python (the pickle must be CPython's own bytes); without
+    // Python, the Rust driver cannot make them.
+    let host_python = PathBuf::from("python3");
+    let prepare_python = python.as_ref().unwrap_or(&host_python);
+    step("prepare the inputs", || {
+        let mut command = driver_command(
+            prepare_python,
+            &[&script.display().to_string()],
+            "prepare",
+            &dir,
+            1,
+        );
+        add_flags(
+            &mut command,
+            &[
+                ("entries", options.entries.to_string()),
+                ("dict-entries", options.dict_entries.to_string()),
+            ],
+        );
+        measured.parse(Side::Python, &capture(&mut command)?)
+    })?;
+    let script_arg = script.display().to_string();
+    for workload in workloads(&options, &dir) {
+        step(workload.name, || {
+            if let Some(python) = &python {
+                let mut command = driver_command(
+                    python,
+                    &[&script_arg],
+                    workload.name,
+                    &dir,
+                    workload.python_runs,
+                );
+                add_flags(&mut command, &workload.flags);
+                measured.parse(Side::Python, &capture(&mut command)?)?;
+            }
+            let mut command = driver_command(&driver, &[], workload.name, &dir, options.runs);
+            add_flags(&mut command, &workload.flags);
+            measured.parse(Side::Rust, &capture(&mut command)?)?;
+            if workload.name == "create" {
+                // Row 1 at the full size, Rust only (Python would take some 20 minutes);
+                // the file is compared with the one Python's writer made.
+                let mut command = driver_command(&driver, &[], "create", &dir, options.runs);
+                add_flags(
+                    &mut command,
+                    &[
+                        ("entries", options.entries.to_string()),
+                        ("file", dir.join("entries.mmdpickle").display().to_string()),
+                    ],
+                );
+                measured.parse(Side::Rust, &capture(&mut command)?)?;
+            }
+            Ok(())
+        })?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let rows = rows(&options);
+    let figures = figures(&rows, &measured);
+    let machine = machine();
+    let mut report = String::new();
+    for (name, value) in &machine {
+        let _ = writeln!(report, "- {name}: {value}");
+    }
+    for name in ["python", "numpy"] {
+        if let Some(version) = measured.info(Side::Python, name) {
+            let _ = writeln!(report, "- {name}: {version}");
+        }
+    }
+    let _ = writeln!(
+        report,
+        "- load average before / after: {load_before} / {}",
+        load_average()
+    );
+    let _ = writeln!(
+        report,
+        "- medians of {} runs (Python's row 1: {})\n",
+        options.runs,
+        options.python_create_runs.min(options.runs)
+    );
+    report.push_str(&table(&figures));
+    report.push('\n');
+    for side in [Side::Python, Side::Rust] {
+        if let (Some(peak), Some(growth)) = (
+            measured.info(side, "stub.peak_rss_kib"),
+            measured.info(side, "stub.rss_growth_kib"),
+        ) {
+            let _ = writeln!(
+                report,
+                "- row 6, {}: peak RSS of the process making the stubs {peak} KiB, {growth} KiB of it grown while making them",
+                side.name()
+            );
+        }
+    }
+    if let Some(same) = measured.info(
+        Side::Rust,
+        &format!("create.{}.same_bytes_as_python", options.entries),
+    ) {
+        let _ = writeln!(
+            report,
+            "- row 1: the file Rust made is byte for byte mmappickle 1.0's: {same}"
+        );
+    }
+    println!("\n{report}");
+    if let Some(path) = &options.json {
+        std::fs::write(path, json(&options, &machine, &figures, &measured))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The median of an even count is the mean of the middle two; none of nothing.
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+    }
+
+    // Flags override the issue's defaults; unknown flags and zero sizes are refused.
+    #[test]
+    fn options_parse_and_refuse() {
+        let args: Vec<String> = ["--runs", "3", "--json", "out.json", "--rust-only"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let options = parse_options(&args).unwrap();
+        assert_eq!(options.runs, 3);
+        assert_eq!(options.json, Some(PathBuf::from("out.json")));
+        assert!(options.rust_only);
+        assert_eq!(options.entries, Options::default().entries);
+        assert!(parse_options(&["--frobnicate".to_owned(), "1".to_owned()]).is_err());
+        assert!(parse_options(&["--runs".to_owned(), "0".to_owned()]).is_err());
+        assert!(parse_options(&["--runs".to_owned()]).is_err());
+    }
+
+    // Driver lines are read per side; anything else is an error, not silently dropped.
+    #[test]
+    fn measurements_parse_the_line_protocol() {
+        let mut measured = Measurements::default();
+        measured
+            .parse(Side::Rust, "sample gets 1e-3\nsample gets 3e-3\ninfo n 5\n")
+            .unwrap();
+        assert_eq!(measured.samples(Side::Rust, "gets"), [1e-3, 3e-3]);
+        assert!(measured.samples(Side::Python, "gets").is_empty());
+        assert_eq!(measured.info(Side::Rust, "n"), Some("5"));
+        assert!(measured
+            .parse(Side::Rust, "Traceback (most recent call last):")
+            .is_err());
+    }
+
+    // A ratio goal compares reference / Rust; a missing figure decides nothing.
+    #[test]
+    fn goals_are_judged_on_the_medians() {
+        assert_eq!(
+            Goal::RatioAtLeast(10.0).met(Some(1.0), Some(0.05)),
+            Some(true)
+        );
+        assert_eq!(
+            Goal::RatioAtLeast(10.0).met(Some(1.0), Some(0.2)),
+            Some(false)
+        );
+        assert_eq!(
+            Goal::RatioAtLeast(0.5).met(Some(1.0), Some(1.9)),
+            Some(true)
+        );
+        assert_eq!(Goal::RustUnder(1e-3).met(None, Some(2e-3)), Some(false));
+        assert_eq!(Goal::RatioAtLeast(1.0).met(None, Some(1.0)), None);
+        assert_eq!(Goal::None.met(Some(1.0), Some(1.0)), None);
+        assert_eq!(Goal::RatioAtLeast(1.0 / 1.2).describe(), "within 1.2x");
+    }
+
+    // JSON strings escape quotes, backslashes and control characters.
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+        assert_eq!(json_number(Some(f64::NAN)), "null");
+    }
+
+    // Every row's Rust metric is one a workload of the driver prints.
+    #[test]
+    fn every_row_has_a_rust_metric_the_driver_prints() {
+        let driver = include_str!("../../crates/mmappickle/examples/bench_workloads.rs");
+        let options = Options::default();
+        for row in rows(&options) {
+            let metric = row.rust_metric.split('.').next().unwrap_or_default();
+            assert!(driver.contains(&format!("\"{metric}")), "{metric}");
+        }
+    }
+}
