@@ -17,6 +17,9 @@
 //!   order, several dtypes) and masked arrays in protocols 0 to 5, converted by opening it with `MmapDict`;
 //!   the result reads the same through `MmapDict` and through Python `mmapdict` (arrays and
 //!   masked arrays as `numpy.memmap`).
+//! - `python_writes_the_bytes_the_facade_writes`: with alignment off, generic values,
+//!   arrays (native and byte-swapped), a replaced key, a masked array and a stub make a
+//!   file byte-identical to the one the Python library writes from the same entries.
 //! - `python_and_rust_share_a_file`: a Rust handle stays open while a Python process
 //!   changes the file; the handle sees the change at its next operation, and Python sees
 //!   the handle's next change (both take the same `flock`).
@@ -26,8 +29,9 @@ use std::path::Path;
 
 use mmappickle::{ArrayEncoding, Bool, DType, EmptyArray, Item, MappedBytes, MmapDict, Value};
 use mmappickle_conformance::{
-    check_file_with_python, check_value, fixtures_dir, manifest, numpy2_version, python_mmappickle,
-    python_scripts_dir, run_python, sha256_hex, try_check_file_with_python, PythonReader,
+    base64_encode, check_file_with_python, check_value, fixtures_dir, manifest, numpy2_version,
+    python_mmappickle, python_scripts_dir, run_python, sha256_hex, try_check_file_with_python,
+    write_file_with_python, PythonReader,
 };
 use serde_json::{json, Value as Json};
 
@@ -440,4 +444,74 @@ print(sorted(m.keys()), m["from_rust_again"])
         output.trim(),
         "['array', 'from_python', 'from_rust_again'] hello"
     );
+}
+
+/// An `{"ndarray": {"dtype", "shape", "base64"}}` description, to build an array in Python.
+fn array_to_build(dtype: &str, shape: &[usize], raw: &[u8]) -> Json {
+    json!({"dtype": dtype, "shape": shape, "base64": base64_encode(raw)})
+}
+
+#[test]
+fn python_writes_the_bytes_the_facade_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.mmdpickle");
+    let theirs = dir.path().join("theirs.mmdpickle");
+    // Python never aligns: with alignment off, the files must match byte for byte.
+    let mut m = MmapDict::options().align(false).open(&ours).unwrap();
+    let mut entries = Vec::new();
+
+    m.insert("text", "héllo").unwrap();
+    entries.push(json!(["text", "héllo"]));
+    m.insert("list", vec![1i64, 2, 3]).unwrap();
+    entries.push(json!(["list", [1, 2, 3]]));
+    let floats = le_bytes(&[1.5f64, -2.0, 0.25, 8.0, 1e300, -0.0]);
+    m.insert_array_bytes(
+        "floats",
+        &DType::parse("float64").unwrap(),
+        &[2, 3],
+        &floats,
+    )
+    .unwrap();
+    entries.push(json!(["floats", {"ndarray": array_to_build("float64", &[2, 3], &floats)}]));
+    let big_endian = vec![0, 0, 1, 2, 255, 255, 255, 255];
+    m.insert_array_bytes(
+        "big_endian",
+        &DType::parse(">i4").unwrap(),
+        &[2],
+        &big_endian,
+    )
+    .unwrap();
+    entries.push(json!(["big_endian", {"ndarray": array_to_build(">i4", &[2], &big_endian)}]));
+    m.insert_array("bools", &[Bool(1), Bool(0)], &[2]).unwrap();
+    entries.push(json!(["bools", {"ndarray": array_to_build("bool", &[2], &[1, 0])}]));
+    m.insert("list", "replaced").unwrap();
+    entries.push(json!(["list", "replaced"]));
+    m.insert_masked("masked", &[1i32, 2, 3], &[true, false, false], &[3])
+        .unwrap();
+    entries.push(json!(["masked", {"masked": {
+        "data": array_to_build("int32", &[3], &le_bytes(&[1i32, 2, 3])),
+        "mask": array_to_build("bool", &[3], &[1, 0, 0]),
+    }}]));
+    m.insert_stub("stub", EmptyArray::new::<f64>(&[4, 5]))
+        .unwrap();
+    entries.push(json!(["stub", {"stub": {"dtype": "float64", "shape": [4, 5]}}]));
+    drop(m);
+
+    write_file_with_python(&theirs, &json!(entries));
+    let (ours, theirs) = (
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap(),
+    );
+    if ours != theirs {
+        let first_difference = ours
+            .iter()
+            .zip(&theirs)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(theirs.len()));
+        panic!(
+            "files differ from byte {first_difference} (ours {} bytes, Python's {} bytes)",
+            ours.len(),
+            theirs.len()
+        );
+    }
 }

@@ -94,7 +94,10 @@ fn every_checked_in_input_is_listed() {
         .map(|finding| format!("{}/{}", finding.target, finding.file))
         .collect();
     listed.sort();
-    assert_eq!(on_disk, listed, "tests/fuzz-regressions/ and FINDINGS disagree");
+    assert_eq!(
+        on_disk, listed,
+        "tests/fuzz-regressions/ and FINDINGS disagree"
+    );
     for finding in FINDINGS {
         assert!(
             !finding.what_was_wrong.trim().is_empty(),
@@ -136,7 +139,12 @@ fn bodies_accept_the_fixtures() {
         }
         for (entry_idx, value) in entry_values(&file).into_iter().enumerate() {
             for (target, body) in TARGETS {
-                assert_eq!(body(value), Ok(()), "{target} on entry {entry_idx} of {}", path.display());
+                assert_eq!(
+                    body(value),
+                    Ok(()),
+                    "{target} on entry {entry_idx} of {}",
+                    path.display()
+                );
             }
         }
     }

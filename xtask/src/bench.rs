@@ -219,20 +219,33 @@ struct Row {
     goal: Goal,
 }
 
+fn row(
+    id: &'static str,
+    workload: String,
+    reference: &str,
+    metric: Option<(Side, &str)>,
+    rust: &str,
+    goal: Goal,
+) -> Row {
+    Row {
+        id,
+        workload,
+        reference: reference.to_owned(),
+        reference_metric: metric.map(|(side, name)| (side, name.to_owned())),
+        rust_metric: rust.to_owned(),
+        goal,
+    }
+}
+
+fn py(name: &str) -> Option<(Side, &str)> {
+    Some((Side::Python, name))
+}
+
+fn own(name: &str) -> Option<(Side, &str)> {
+    Some((Side::Rust, name))
+}
+
 fn rows(options: &Options) -> Vec<Row> {
-    let row =
-        |id, workload: String, reference: &str, metric: Option<(Side, &str)>, rust: &str, goal| {
-            Row {
-                id,
-                workload,
-                reference: reference.to_owned(),
-                reference_metric: metric.map(|(side, name)| (side, name.to_owned())),
-                rust_metric: rust.to_owned(),
-                goal,
-            }
-        };
-    let py = |name| Some((Side::Python, name));
-    let own = |name| Some((Side::Rust, name));
     let small = options.python_entries;
     let entries = options.entries;
     let create_small = format!("create.{small}");

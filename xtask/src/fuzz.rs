@@ -26,7 +26,7 @@ use crate::{run, step, succeeds, workspace_root, Result};
 pub const TARGETS: &[&str] = &["ops", "loads", "roundtrip", "scan", "array", "open"];
 
 /// Seconds per target in the smoke.
-const SMOKE_SECONDS: u64 = 30;
+pub const SMOKE_SECONDS: u64 = 30;
 
 /// Memory cap of a fuzzed process (libFuzzer reports an OOM past it).
 const RSS_LIMIT_MB: u32 = 2048;

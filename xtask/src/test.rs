@@ -42,6 +42,9 @@ pub fn main(args: &[String]) -> Result {
                 .env("PYTHONDONTWRITEBYTECODE", "1"))
         },
     )?;
+    step("fuzz smoke (cargo xtask fuzz --smoke)", || {
+        crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)
+    })?;
     println!(
         "\nall checks passed in {:.1} s",
         start.elapsed().as_secs_f64()

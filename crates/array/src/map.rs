@@ -72,9 +72,12 @@ impl MappedBytes {
         // shrink under the map. The region was just checked to lie inside the
         // file (under the caller's lock). An mmappickle file never shrinks
         // below a live entry except by vacuum, which the facade refuses while
-        // any map is alive (keep-alive token); writes by other processes to
-        // the array bytes only change values, which every bit pattern of a
-        // `Pod` element allows. A `Mmap` only hands out `&[u8]`.
+        // any map is alive (keep-alive token), so no page of the map can
+        // vanish (SIGBUS). What remains is memmap2's documented caveat, shared
+        // with numpy.memmap and accepted by this format: another process (or
+        // a writable map) may change the array bytes while they are borrowed;
+        // every bit pattern is a valid `Pod` element, so such a change can
+        // only alter values, never make them invalid. A `Mmap` only hands out `&[u8]`.
         let map = unsafe { MmapOptions::new().offset(data_offset).len(len).map(file) }
             .map_err(|e| Error::io(&e, data_offset))?;
         Ok(MappedBytes {

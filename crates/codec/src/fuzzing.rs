@@ -246,7 +246,10 @@ impl ValueBuilder<'_, '_> {
             Construct::Obj,
         ])?;
         let callable = if bool::arbitrary(self.u)? {
-            Value::Global(Global::new(String::arbitrary(self.u)?, String::arbitrary(self.u)?))
+            Value::Global(Global::new(
+                String::arbitrary(self.u)?,
+                String::arbitrary(self.u)?,
+            ))
         } else {
             self.value(depth)?
         };
@@ -288,7 +291,9 @@ pub fn roundtrip_value(input: &FuzzValue) -> Verdict {
         return Err(format!("dumps/loads changed {value:?} into {loaded:?}"));
     }
     if dumps(&loaded) != stream {
-        return Err(format!("{value:?} and its read-back {loaded:?} pickle differently"));
+        return Err(format!(
+            "{value:?} and its read-back {loaded:?} pickle differently"
+        ));
     }
 
     let (entry_bytes, memo_max) = encode_entry_value(value, input.memo_start);

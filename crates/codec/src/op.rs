@@ -455,7 +455,6 @@ impl<'a> ArgReader<'a> {
 /// Error offsets are relative to `input` (an error inside an op is reported at
 /// the op's first byte). Declared lengths are checked against the input before
 /// anything is sliced, so a huge length is an error, never an allocation.
-#[inline]
 pub fn parse_op(input: &[u8]) -> Result<(Op<'_>, usize), Error> {
     let Some((&code, args)) = input.split_first() else {
         return Err(Error::new(ErrorKind::UnexpectedEof { opcode: None }, 0));

@@ -47,7 +47,9 @@ fn scratch_path() -> PathBuf {
 }
 
 fn read_every_key(path: &Path) -> Verdict {
-    let Ok(mut dict) = MmapDict::open_readonly(path) else { return Ok(()) };
+    let Ok(mut dict) = MmapDict::open_readonly(path) else {
+        return Ok(());
+    };
     let keys = match dict.keys() {
         Ok(keys) => keys,
         Err(error) => {
@@ -108,8 +110,10 @@ mod tests {
         let path = dir.path().join("written.mmdpickle");
         {
             let mut dict = MmapDict::open(&path).expect("create");
-            dict.insert("value", vec![1i64, 2, 3]).expect("insert value");
-            dict.insert_array("array", &[1u16, 2, 3, 4], &[2, 2]).expect("insert array");
+            dict.insert("value", vec![1i64, 2, 3])
+                .expect("insert value");
+            dict.insert_array("array", &[1u16, 2, 3, 4], &[2, 2])
+                .expect("insert array");
         }
         let bytes = std::fs::read(&path).expect("read back");
         assert_eq!(open(&bytes), Ok(()));
