@@ -28,7 +28,10 @@ pub struct Limits {
     /// Maximum number of memo entries.
     pub max_memo: usize,
     /// Maximum number of values built in total (a memo `GET` or `DUP`
-    /// counts every value it copies).
+    /// counts every value it copies, and a copied `str`, `bytes` or `int`
+    /// one more per 32 bytes of payload). Copies are what lets a small
+    /// pickle build a large tree, so this bounds memory: about 32 bytes per
+    /// value, plus the input's own payloads.
     pub max_elements: usize,
 }
 
@@ -37,7 +40,8 @@ impl Default for Limits {
         Limits {
             max_depth: 1000,
             max_memo: 1 << 24,
-            max_elements: 1 << 28,
+            // 2^24 values of ~32 bytes: a copy bomb stops near 512 MiB.
+            max_elements: 1 << 24,
         }
     }
 }
@@ -286,7 +290,8 @@ fn node_count(value: &Value) -> usize {
     let mut count = 0usize;
     let mut todo = vec![value];
     while let Some(value) = todo.pop() {
-        count = count.saturating_add(1);
+        // A payload counts too: copies of one long `bytes` would escape a count of nodes.
+        count = count.saturating_add(1 + payload_len(value) / PAYLOAD_BYTES_PER_ELEMENT);
         match value {
             Value::List(items)
             | Value::Tuple(items)
@@ -307,6 +312,20 @@ fn node_count(value: &Value) -> usize {
         }
     }
     count
+}
+
+/// Payload bytes that count as one more element against `max_elements`.
+const PAYLOAD_BYTES_PER_ELEMENT: usize = 32;
+
+/// Heap bytes a value holds outside its children.
+fn payload_len(value: &Value) -> usize {
+    match value {
+        Value::Str(text) => text.len(),
+        Value::Bytes(bytes) | Value::ByteArray(bytes) => bytes.len(),
+        Value::BigInt(big) => big.to_le_bytes().len(),
+        Value::Global(global) => global.module.len() + global.name.len(),
+        _ => 0,
+    }
 }
 
 fn type_name(value: &Value) -> &'static str {
