@@ -7,7 +7,9 @@ running anything (the contract shared with the Rust side, see
 - None, bools, str and lists map to themselves;
 - int -> a number when |n| < 2**53, else {"int": "<decimal>"};
 - float -> a number, or {"float": "nan" | "inf" | "-inf"};
-- bytes -> {"bytes": "<base64>"}, tuple -> {"tuple": [...]},
+- bytes -> {"bytes": "<base64>"}, bytearray -> {"bytearray": "<base64>"}
+  (protocol 4 pickles it as a call of builtins.bytearray, which the codec
+  loads as a bytearray), tuple -> {"tuple": [...]},
   dict -> {"dict": [[k, v], ...]}, set / frozenset -> {"set": [...]} /
   {"frozenset": [...]} in pickle order, a class or function ->
   {"global": [module, name]};
@@ -88,6 +90,8 @@ def describe(value):
         return value
     if kind is bytes:
         return {"bytes": base64.b64encode(value).decode("ascii")}
+    if kind is bytearray:
+        return {"bytearray": base64.b64encode(value).decode("ascii")}
     if kind is list:
         return [describe(item) for item in value]
     if kind is tuple:

@@ -43,9 +43,12 @@ def main():
     out = []
     for item in files:
         path = item["path"]
-        entry = {"pickle": read_pickle(path), "mmapdict": None}
-        if item["mmapdict"]:
-            entry["mmapdict"] = read_mmapdict(path)
+        try:
+            entry = {"pickle": read_pickle(path), "mmapdict": None}
+            if item["mmapdict"]:
+                entry["mmapdict"] = read_mmapdict(path)
+        except Exception as error:
+            raise RuntimeError(f"{path}: {error!r}") from error
         out.append(entry)
         gc.collect()  # memmaps hold the file open: let them go
     json.dump(out, sys.stdout)

@@ -2,8 +2,8 @@
 
 Usage: python reliability_writer.py FILE PREFIX COUNT
 
-Opens FILE with `mmappickle.mmapdict`, prints `ready`, waits until FILE.go
-exists (so that every writer has opened the file before any writes: the
+Opens FILE with `mmappickle.mmapdict`, prints `[ready]`, waits until FILE.go
+exists (at most a minute) (so that every writer has opened the file before any writes: the
 library's constructor checks the terminator without taking the lock), then
 for i in 0..COUNT stores key PREFIX-i, replaces it when i % 10 == 3 and
 deletes it when i % 10 == 7. The same plan as the Rust writers
@@ -30,8 +30,11 @@ def value(prefix, i, version):
 def main():
     path, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     m = mmappickle.mmapdict(path)
-    print("ready", flush=True)
+    print("[ready]", flush=True)
+    start = time.monotonic()
     while not os.path.exists(path + ".go"):
+        if time.monotonic() - start > 60:
+            sys.exit(f"no {path}.go after a minute")  # the parent died: do not linger
         time.sleep(0.001)
     for i in range(count):
         key = f"{prefix}-{i}"
@@ -40,7 +43,7 @@ def main():
             m[key] = value(prefix, i, 2)
         if i % 10 == 7:
             del m[key]
-    print("done", flush=True)
+    print("[done]", flush=True)
 
 
 if __name__ == "__main__":

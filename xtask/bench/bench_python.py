@@ -153,13 +153,24 @@ def array_data(mib):
     return np.arange(mib * (1 << 20) // 8, dtype=np.float64) * 0.5
 
 
+def huge_kib():
+    """How much of the process's memory is in transparent huge pages, in KiB."""
+    with open("/proc/self/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
 def array_write(args):
     """Row 4: one float64 array of --mib MiB into a new file; and np.save of it."""
     data = array_data(args.mib)
+    info("array.anon_huge_pages_kib", huge_kib())
     path = os.path.join(args.dir, "python-array.mmdpickle")
     npy = os.path.join(args.dir, "python-array.npy")
     for _ in range(args.runs):
         remove_if_present(path)
+        os.sync()  # no write is timed while the kernel flushes the previous one
         start = time.perf_counter()
         m = mmapdict(path)
         m["a"] = data
@@ -168,6 +179,7 @@ def array_write(args):
         remove_if_present(path)
 
         remove_if_present(npy)
+        os.sync()
         start = time.perf_counter()
         np.save(npy, data)
         sample("np_save", time.perf_counter() - start)

@@ -38,7 +38,8 @@ struct Options {
     dict_entries: usize,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
-    /// Skip Python (the reference columns stay empty, except the machine's limits).
+    /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
+    /// still makes the inputs.
     rust_only: bool,
 }
 
@@ -245,11 +246,26 @@ fn own(name: &str) -> Option<(Side, &str)> {
     Some((Side::Rust, name))
 }
 
+/// `10000` as `10,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut groups = Vec::new();
+    let mut rest = digits.as_str();
+    while rest.len() > 3 {
+        let (head, last_three) = rest.split_at(rest.len() - 3);
+        groups.push(last_three);
+        rest = head;
+    }
+    groups.push(rest);
+    groups.reverse();
+    groups.join(",")
+}
+
 fn rows(options: &Options) -> Vec<Row> {
-    let small = options.python_entries;
-    let entries = options.entries;
-    let create_small = format!("create.{small}");
-    let create_entries = format!("create.{entries}");
+    let small = thousands(options.python_entries);
+    let entries = thousands(options.entries);
+    let create_small = format!("create.{}", options.python_entries);
+    let create_entries = format!("create.{}", options.entries);
     let mib = options.array_mib;
     let gib = options.stub_gib;
     vec![
@@ -287,7 +303,7 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "3",
-            format!("{} random gets", options.gets),
+            format!("{} random gets", thousands(options.gets)),
             "mmappickle 1.0",
             py("gets"),
             "gets",
@@ -344,7 +360,7 @@ fn rows(options: &Options) -> Vec<Row> {
         row(
             "5",
             String::new(),
-            "limit: Vec<f64> sum in RAM",
+            "limit: sum in RAM (Rust)",
             own("ram_sum"),
             "map_sum",
             Goal::RatioAtLeast(1.0 / 1.2),
@@ -367,7 +383,10 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "7",
-            format!("delete {} of {entries} entries", entries / 2),
+            format!(
+                "delete {} of {entries} entries",
+                thousands(options.entries / 2)
+            ),
             "mmappickle 1.0",
             py("delete_half"),
             "delete_half",
@@ -391,7 +410,7 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "8",
-            format!("loads, {} str -> int dict", options.dict_entries),
+            format!("loads, {} str -> int dict", thousands(options.dict_entries)),
             "pickle.loads (C)",
             py("loads"),
             "loads",
@@ -399,7 +418,7 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "8",
-            format!("dumps, {} str -> int dict", options.dict_entries),
+            format!("dumps, {} str -> int dict", thousands(options.dict_entries)),
             "pickle.dumps (C)",
             py("dumps"),
             "dumps",
@@ -580,6 +599,7 @@ fn json_object(fields: &[(String, String)]) -> String {
 
 /// The whole run as JSON: machine, options, rows (medians and samples), driver facts.
 fn json(
+    command_line: &str,
     options: &Options,
     machine: &[(&'static str, String)],
     figures: &[Figures<'_>],
@@ -644,6 +664,7 @@ fn json(
             .collect::<Vec<_>>(),
     );
     json_object(&[
+        ("command".to_owned(), json_string(command_line)),
         ("machine".to_owned(), machine),
         ("options".to_owned(), sizes),
         ("rows".to_owned(), format!("[\n  {}\n]", rows.join(",\n  "))),
@@ -741,11 +762,9 @@ fn add_flags(command: &mut Command, flags: &[(&str, String)]) {
 pub fn main(args: &[String]) -> Result {
     let options = parse_options(args)?;
     let root = workspace_root();
-    let python = if options.rust_only {
-        None
-    } else {
-        Some(step("python environment", venv::ensure_mmappickle)?)
-    };
+    // Even without the Python rows, Python makes the shared inputs (the pickle must be
+    // CPython's own bytes).
+    let python = step("python environment", venv::ensure_mmappickle)?;
     step("build the Rust driver (release)", || {
         run(cargo().args([
             "build",
@@ -772,15 +791,15 @@ pub fn main(args: &[String]) -> Result {
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
 
+    let command_line = std::iter::once("cargo xtask bench".to_owned())
+        .chain(args.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let load_before = load_average();
     let mut measured = Measurements::default();
-    // The shared inputs come from Python (the pickle must be CPython's own bytes); without
-    // Python, the Rust driver cannot make them.
-    let host_python = PathBuf::from("python3");
-    let prepare_python = python.as_ref().unwrap_or(&host_python);
     step("prepare the inputs", || {
         let mut command = driver_command(
-            prepare_python,
+            &python,
             &[&script.display().to_string()],
             "prepare",
             &dir,
@@ -798,9 +817,9 @@ pub fn main(args: &[String]) -> Result {
     let script_arg = script.display().to_string();
     for workload in workloads(&options, &dir) {
         step(workload.name, || {
-            if let Some(python) = &python {
+            if !options.rust_only {
                 let mut command = driver_command(
-                    python,
+                    &python,
                     &[&script_arg],
                     workload.name,
                     &dir,
@@ -833,7 +852,7 @@ pub fn main(args: &[String]) -> Result {
     let rows = rows(&options);
     let figures = figures(&rows, &measured);
     let machine = machine();
-    let mut report = String::new();
+    let mut report = format!("- command: `{command_line}`\n");
     for (name, value) in &machine {
         let _ = writeln!(report, "- {name}: {value}");
     }
@@ -878,8 +897,11 @@ pub fn main(args: &[String]) -> Result {
     }
     println!("\n{report}");
     if let Some(path) = &options.json {
-        std::fs::write(path, json(&options, &machine, &figures, &measured))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(
+            path,
+            json(&command_line, &options, &machine, &figures, &measured),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -948,6 +970,15 @@ mod tests {
         assert_eq!(Goal::RatioAtLeast(1.0).met(None, Some(1.0)), None);
         assert_eq!(Goal::None.met(Some(1.0), Some(1.0)), None);
         assert_eq!(Goal::RatioAtLeast(1.0 / 1.2).describe(), "within 1.2x");
+    }
+
+    // Labels group digits by three.
+    #[test]
+    fn thousands_groups_digits() {
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(123_456), "123,456");
     }
 
     // JSON strings escape quotes, backslashes and control characters.

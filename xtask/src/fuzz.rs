@@ -208,7 +208,7 @@ fn campaign(toolchain: &Toolchain, target: &str, seconds: u64, extra: &[String])
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
-        .arg("-timeout=10")
+        .arg("-timeout=30")
         .arg("-print_final_stats=1")
         .args(extra);
     // `run` would go back to the workspace root; cargo-fuzz finds `fuzz/` from the crate dir.
@@ -313,12 +313,12 @@ fn golden_streams(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    let pairs = hex.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return None;
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|at| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok())
+    pairs
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
         .collect()
 }
 

@@ -6,6 +6,7 @@
 mod bench;
 mod fixtures;
 mod fuzz;
+mod stress;
 mod test;
 mod venv;
 
@@ -43,6 +44,11 @@ const COMMANDS: &[Subcommand] = &[
         name: "fuzz",
         usage: "fuzz --smoke | --target NAME --time SECONDS | --seed-corpus   cargo-fuzz targets of fuzz/ (see xtask/src/fuzz.rs)",
         run: fuzz::main,
+    },
+    Subcommand {
+        name: "stress",
+        usage: "stress [--kills N] [--seed S] [--python-keys K]   long reliability runs: N SIGKILLs (1000), 4+4 concurrent writers (RELIABILITY.md)",
+        run: stress::main,
     },
     Subcommand {
         name: "test",

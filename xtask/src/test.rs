@@ -6,6 +6,7 @@
 //! so that the conformance tests run the Python half of the suite. Stops at
 //! the first failing step; within the test step every test binary runs
 //! (`--no-fail-fast`) so that one run reports every failure.
+//! Last, the fuzz smoke: every target of `fuzz/` for 30 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 

@@ -102,7 +102,11 @@ fn object_to_json(object: &Object) -> Json {
         fields.insert("new".into(), Json::Bool(true));
     }
     if object.construct == Construct::NewObjEx || !object.kwargs.is_empty() {
-        fields.insert("kwargs".into(), kwargs_to_json(&object.kwargs));
+        // A dict like any other (what the fixtures' manifest writes too).
+        fields.insert(
+            "kwargs".into(),
+            json!({ "dict": pairs_to_json(&object.kwargs) }),
+        );
     }
     if let Some(state) = &object.state {
         fields.insert("state".into(), value_to_json(state));
@@ -112,21 +116,6 @@ fn object_to_json(object: &Object) -> Json {
     }
     if !object.dict_items.is_empty() {
         fields.insert("dictitems".into(), pairs_to_json(&object.dict_items));
-    }
-    Json::Object(fields)
-}
-
-/// Keyword arguments as a plain JSON object (Python requires str keywords);
-/// the general `{"dict": ...}` form if some key is not a str.
-fn kwargs_to_json(kwargs: &[(Value, Value)]) -> Json {
-    let mut fields = Map::new();
-    for (key, value) in kwargs {
-        match key {
-            Value::Str(name) if !fields.contains_key(name) => {
-                fields.insert(name.clone(), value_to_json(value));
-            }
-            _ => return json!({ "dict": pairs_to_json(kwargs) }),
-        }
     }
     Json::Object(fields)
 }
@@ -504,6 +493,24 @@ mod tests {
             Value::Object(Box::new(object)),
             Value::Object(Box::new(reduce)),
         ]));
+    }
+
+    #[test]
+    fn keyword_arguments_are_a_dict() {
+        let mut object = Object::new(
+            Construct::NewObjEx,
+            Value::Global(Global::new("m", "C")),
+            vec![],
+        );
+        object.kwargs = vec![(Value::from("k"), Value::Int(1))];
+        let value = Value::Object(Box::new(object));
+        let expected = json!({"object": {"callable": {"global": ["m", "C"]}, "args": [],
+            "new": true, "kwargs": {"dict": [["k", 1]]}}});
+        assert_eq!(value_to_json(&value), expected);
+        // A plain JSON object is read as the same keywords.
+        let plain = json!({"object": {"callable": {"global": ["m", "C"]}, "new": true,
+            "kwargs": {"k": 1}}});
+        assert_eq!(json_to_value(&plain).unwrap(), value);
     }
 
     #[test]

@@ -125,8 +125,8 @@ enum Command {
         /// The dtype, as numpy names it: `float64`, `int32`, `>i4`, `<U5`...
         #[arg(long, default_value = "float64")]
         dtype: String,
-        /// The shape, comma-separated: `300,300,300` (empty for a 0-d array).
-        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        /// The shape, comma-separated: `300,300,300` (`--shape` alone for a 0-d array).
+        #[arg(long, required = true, value_delimiter = ',', num_args = 0..)]
         shape: Vec<u64>,
     },
     /// Store a `.npy` file (versions 1 to 3) as a memory-mappable array.

@@ -28,7 +28,17 @@ pub enum EntryKind {
 
 /// Opens `path` read-only, saying which file could not be opened.
 pub fn open_readonly(path: &Path) -> CliResult<Container> {
+    must_exist(path)?;
     Container::open_readonly(path).map_err(|err| open_error(path, err))
+}
+
+/// A missing file said plainly, before a lower layer words it as an I/O error.
+pub fn must_exist(path: &Path) -> CliResult {
+    if path.exists() {
+        Ok(())
+    } else {
+        Err(CliError::new(format!("{}: no such file", path.display())))
+    }
 }
 
 /// Opens `path` read-write, creating an empty file when it is missing and
@@ -42,6 +52,7 @@ pub fn open_writable(path: &Path, encoding: ArrayEncoding) -> CliResult<Containe
 
 /// Opens `path` through the facade, read-only.
 pub fn open_dict_readonly(path: &Path) -> CliResult<MmapDict> {
+    must_exist(path)?;
     MmapDict::open_readonly(path).map_err(|err| dict_open_error(path, err))
 }
 

@@ -4,7 +4,8 @@
 //! - fixtures: `dump --json` of every Python-made fixture equals its manifest;
 //!   golden `ls`, `ls --all`, `info` and `get` output on fixtures;
 //!   `dis` lists every entry with its key and live flag.
-//! - `unpickle --json` of plain pickles of protocols 0 to 5 made by CPython.
+//! - `unpickle --json` of plain pickles of protocols 0 to 5 made by CPython, and
+//!   of numpy arrays pickled by numpy 1.x and 2.x (digests computed by numpy).
 //! - editing: `set` then `get --json` and Python `mmappickle` read the value;
 //!   `rm`, `stub`, `vacuum`, `fsck` of a torn file, `convert`.
 //! - arrays: `.npy` (versions 1 to 3, Fortran order, big-endian, unicode,
@@ -112,6 +113,33 @@ fn manifest() -> Json {
     json_of(&std::fs::read_to_string(fixture("manifest.json")).expect("the fixtures' manifest"))
 }
 
+/// The manifest as the codec reads values: it may describe a protocol 4
+/// `bytearray` as the call CPython pickles (`builtins.bytearray(b'..')`),
+/// which the codec decodes as the bytearray it builds.
+fn native_builtins(json: &Json) -> Json {
+    match json {
+        Json::Array(items) => Json::Array(items.iter().map(native_builtins).collect()),
+        Json::Object(fields) => {
+            let object = &json["object"];
+            if fields.len() == 1
+                && object.as_object().map(|o| o.len()) == Some(2)
+                && object["callable"] == serde_json::json!({"global": ["builtins", "bytearray"]})
+            {
+                if let Some(bytes) = object["args"][0]["bytes"].as_str() {
+                    return serde_json::json!({ "bytearray": bytes });
+                }
+            }
+            Json::Object(
+                fields
+                    .iter()
+                    .map(|(key, value)| (key.clone(), native_builtins(value)))
+                    .collect(),
+            )
+        }
+        other => other.clone(),
+    }
+}
+
 // Every fixture dumps to exactly its manifest entries, in file order.
 #[test]
 fn dump_json_of_every_fixture_equals_the_manifest() {
@@ -130,7 +158,11 @@ fn dump_json_of_every_fixture_equals_the_manifest() {
         assert_eq!(dumped.len(), expected.len(), "{name}: number of keys");
         for ((key, value), (expected_key, expected_value)) in dumped.into_iter().zip(expected) {
             assert_eq!(key, expected_key, "{name}: key order");
-            assert_eq!(value, expected_value, "{name}: key {key:?}");
+            assert_eq!(
+                value,
+                &native_builtins(expected_value),
+                "{name}: key {key:?}"
+            );
         }
     }
 }
@@ -265,6 +297,12 @@ fn dis_lists_entries_then_opcodes() {
         assert_eq!(listing.matches(key).count(), state, "{key} in\n{listing}");
     }
     assert!(listing.contains("SHORT_BINUNICODE \"numpy.core.fromnumeric\""));
+    // Array entries say where their raw data is (the fixture's manifest agrees
+    // with `ls`, whose offsets are checked above).
+    assert!(
+        listing.contains("= array int64 (4,): 32 raw bytes at 416, not 64-aligned"),
+        "{listing}"
+    );
     assert!(listing
         .trim_end()
         .ends_with("terminator: FRAME 2, DICT, STOP"));
@@ -328,6 +366,36 @@ fn unpickle_reads_every_protocol() {
     );
 }
 
+// Arrays that numpy pickled itself (protocols 2, 4, 5; numpy 1.x and 2.x;
+// Fortran order) are digested as numpy sees them.
+#[test]
+fn unpickle_digests_numpy_arrays() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let script = "import hashlib, json, pickle, numpy as np\n\
+        arrays = [np.arange(6, dtype='>i4').reshape(2, 3), np.asfortranarray(np.arange(12.0).reshape(3, 4)),\n\
+        \x20         np.array(['a', 'bc'], dtype='<U2'), np.array(2.5), np.zeros((0, 2), dtype=bool)]\n\
+        expected = [{'ndarray': {'dtype': str(a.dtype), 'shape': list(a.shape),\n\
+        \x20   'sha256': hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()}} for a in arrays]\n\
+        for protocol in (2, 4, 5):\n\
+        \x20   open('%s-%d.pkl' % (np.__version__[0], protocol), 'wb').write(pickle.dumps(arrays, protocol))\n\
+        print(json.dumps(expected))\n";
+    let mut expectations = Vec::new();
+    for python in [python_mmappickle(), python_numpy2()] {
+        expectations.push(json_of(&run_python(&python, dir.path(), script)));
+    }
+    assert_eq!(
+        expectations[0], expectations[1],
+        "both numpys describe the same arrays"
+    );
+    for major in ["1", "2"] {
+        for protocol in [2, 4, 5] {
+            let file = format!("{major}-{protocol}.pkl");
+            let got = json_of(&ok(&["unpickle", "--json", &file], dir.path()));
+            assert_eq!(got, expectations[0], "{file}");
+        }
+    }
+}
+
 // set stores what JSON describes; get and Python mmappickle read it back.
 #[test]
 fn set_then_read_back_here_and_in_python() {
@@ -338,6 +406,13 @@ fn set_then_read_back_here_and_in_python() {
     ok(&["set", "new.mmdpickle", "k", "--json", value], dir.path());
     ok(
         &["set", "new.mmdpickle", "s", "--json", "\"text\""],
+        dir.path(),
+    );
+    // An object node becomes the call Python makes when it loads it.
+    let ordered_dict = r#"{"object": {"callable": {"global": ["collections", "OrderedDict"]},
+        "args": [], "dictitems": [["z", 1], ["a", 2]]}}"#;
+    ok(
+        &["set", "new.mmdpickle", "od", "--json", ordered_dict],
         dir.path(),
     );
     // Replacing a key keeps one live entry.
@@ -358,12 +433,12 @@ fn set_then_read_back_here_and_in_python() {
         dir.path(),
         "from mmappickle import mmapdict\n\
          m = mmapdict('new.mmdpickle', True)\n\
-         print(sorted(m.keys()), m['s'])\n\
+         print(sorted(m.keys()), m['s'], repr(m['od']))\n\
          print(m['k'])\n",
     );
     assert_eq!(
         printed,
-        "['k', 's'] again\n{'name': 'x', 'n': [1, 2.5, -99999999999999999999], 't': (True, None), \
+        "['k', 'od', 's'] again OrderedDict([('z', 1), ('a', 2)])\n{'name': 'x', 'n': [1, 2.5, -99999999999999999999], 't': (True, None), \
          'b': b'\\x00\\x01\\x02', 'd': {(1, 2): {3}}, 'f': -inf}\n"
     );
     // `--json -` reads the value from stdin.
@@ -393,7 +468,7 @@ fn set_then_read_back_here_and_in_python() {
         json_of(&ok(&["ls", "--json", "new.mmdpickle"], dir.path()))
             .as_array()
             .map(Vec::len),
-        Some(1)
+        Some(2)
     );
 }
 
@@ -531,6 +606,23 @@ fn npy_and_npz_round_trip_through_numpy() {
                 path,
             );
         }
+        // What we export is byte for byte what numpy 2 saves, for C-ordered
+        // arrays numpy writes as version 1.0.
+        for case in [
+            "c_order",
+            "big_endian",
+            "unicode",
+            "zero_d",
+            "empty",
+            "bools",
+        ] {
+            let ours = std::fs::read(path.join(format!("{encoding}_{case}.npy"))).expect("ours");
+            let numpy = std::fs::read(path.join(format!("{case}.npy"))).expect("numpy's");
+            assert!(
+                ours == numpy,
+                "{encoding} {case}: exported bytes differ from numpy's"
+            );
+        }
         // Every written array is aligned for as_slice.
         let rows = json_of(&ok(&["ls", "--json", &file], path));
         assert!(rows
@@ -570,7 +662,17 @@ fn errors_have_exit_codes_and_one_line() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path();
     let err = fails(&["ls", "missing.mmdpickle"], path, 1);
-    assert!(err.contains("missing.mmdpickle"), "{err}");
+    assert_eq!(err, "mmappickle: error: missing.mmdpickle: no such file\n");
+    // Neither an mmappickle file nor a pickle: dis lists what it can, then fails.
+    std::fs::write(path.join("text.txt"), b"hello").expect("write");
+    let output = mmappickle(&["dis", "text.txt"], path);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not a valid pickle"));
+    let err = fails(&["unpickle", "text.txt"], path, 1);
+    assert!(
+        err.contains("text.txt") && err.contains("byte offset"),
+        "{err}"
+    );
     let err = fails(
         &[
             "get",
@@ -612,7 +714,19 @@ fn errors_have_exit_codes_and_one_line() {
         err.contains("bad.npy") && err.contains("byte offset"),
         "{err}"
     );
-    let err = fails(&["stub", "s.mmdpickle", "k", "--dtype", "float7"], path, 1);
+    let err = fails(
+        &[
+            "stub",
+            "s.mmdpickle",
+            "k",
+            "--dtype",
+            "float7",
+            "--shape",
+            "2",
+        ],
+        path,
+        1,
+    );
     assert!(err.contains("float7"), "{err}");
     let err = fails(
         &[
@@ -630,4 +744,5 @@ fn errors_have_exit_codes_and_one_line() {
     fails(&["get", "only-a-file"], path, 2);
     fails(&["--encoding", "fancy", "ls", "x"], path, 2);
     fails(&["stub", "s.mmdpickle", "k", "--shape", "3,x"], path, 2);
+    fails(&["stub", "s.mmdpickle", "k"], path, 2);
 }

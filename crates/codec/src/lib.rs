@@ -7,6 +7,23 @@
 //!   object built by `REDUCE` / `NEWOBJ` / `BUILD` stays an [`Object`] node.
 //!   It is an iterative stack machine bounded by [`Limits`]; no input makes it
 //!   panic, recurse on input depth, or allocate by an unchecked length.
+//!   The calls that CPython writes for builtins that have no opcode at
+//!   older protocols give native values, as Python does, when they are
+//!   exactly that call (same callable, argument count and types, no keyword
+//!   arguments, nothing applied afterwards); any other shape stays an
+//!   object node:
+//!
+//!   | `REDUCE` of | with arguments | gives |
+//!   |---|---|---|
+//!   | `_codecs.encode` | `(str, 'latin1')`, every char below 256 | [`Value::Bytes`] |
+//!   | `builtins.bytes` | `()` | empty [`Value::Bytes`] |
+//!   | `builtins.bytearray` | `()`, `(bytes,)` or `(str, 'latin-1')` | [`Value::ByteArray`] |
+//!   | `builtins.set` | `(list,)` | [`Value::Set`] |
+//!   | `builtins.frozenset` | `(list,)` | [`Value::FrozenSet`] |
+//!
+//!   (`__builtin__` is accepted for `builtins`, as protocols 0-2 write it;
+//!   `'latin1'` and `'latin-1'` for the encoding.) So `loads(&dumps(&v)) == v`
+//!   for every value, and a `bytes` pickled at protocol 2 loads as bytes.
 //! - [`dumps`] pickles a [`Value`]; [`dis`] disassembles a stream like
 //!   `pickletools.dis`.
 //!
@@ -28,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod bigint;
+mod builtins;
 mod dis;
 mod entry;
 mod error;

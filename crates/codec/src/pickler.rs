@@ -72,8 +72,9 @@ mod opcode {
 /// this writer repeats the value instead, which loads to an equal value).
 ///
 /// A [`Value::ByteArray`] is written as protocol 4 writes a `bytearray`,
-/// `builtins.bytearray(b'...')` (`REDUCE`), so it reads back as that object
-/// node. An object built by `INST` / `OBJ` is written with `REDUCE`.
+/// `builtins.bytearray(b'...')` (`REDUCE`), which [`loads`](crate::loads)
+/// reads back as a [`Value::ByteArray`]. An object built by `INST` / `OBJ`
+/// is written with `REDUCE`.
 ///
 /// ```
 /// use mmappickle_codec::{dumps, Value};

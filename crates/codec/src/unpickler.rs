@@ -12,10 +12,16 @@
 //!
 //! A pre-scan finds the memo indices that some `GET` reads; other memo
 //! entries are only counted (for `MEMOIZE` numbering), never copied.
+//!
+//! Builtin calls (`builtins.set([..])`, `_codecs.encode(..)`...) become
+//! native values when they leave the stack (into a container, the memo, or
+//! as the result), not at `REDUCE`: only then is it known that no `BUILD`,
+//! `APPEND` or `SETITEM` was applied to them.
 
 use std::collections::HashMap;
 
 use crate::bigint::parse_decimal;
+use crate::builtins::native_value;
 use crate::op::{opcode_name, parse_op, Op, TextInt};
 use crate::{BigInt, Construct, Error, ErrorKind, Global, Object, Value};
 
@@ -30,8 +36,9 @@ pub struct Limits {
     /// Maximum number of values built in total (a memo `GET` or `DUP`
     /// counts every value it copies, and a copied `str`, `bytes` or `int`
     /// one more per 32 bytes of payload). Copies are what lets a small
-    /// pickle build a large tree, so this bounds memory: about 32 bytes per
-    /// value, plus the input's own payloads.
+    /// pickle build a large tree, so this bounds memory: about 100 bytes
+    /// per value at worst (a tree of one-item tuples), plus the input's own
+    /// payloads.
     pub max_elements: usize,
 }
 
@@ -40,8 +47,9 @@ impl Default for Limits {
         Limits {
             max_depth: 1000,
             max_memo: 1 << 24,
-            // 2^24 values of ~32 bytes: a copy bomb stops near 512 MiB.
-            max_elements: 1 << 24,
+            // A copy bomb (DUP / GET of a growing tree) stops near 2^23
+            // values of 32 bytes plus their allocations: under 1 GiB.
+            max_elements: 1 << 23,
         }
     }
 }
@@ -61,8 +69,11 @@ pub fn loads(data: &[u8]) -> Result<Value, Error> {
 /// [`Value::Bytes`] otherwise.
 ///
 /// The `REDUCE` forms that CPython writes for `bytes` (`_codecs.encode`),
-/// `bytearray`, `set` and `frozenset` at protocols 0 to 4 stay [`Object`]
-/// nodes, like every other `REDUCE`.
+/// `bytearray`, `set` and `frozenset` at protocols 0 to 4 give the native
+/// [`Value::Bytes`], [`Value::ByteArray`], [`Value::Set`] and
+/// [`Value::FrozenSet`] when they are exactly such a call and nothing is
+/// applied to them afterwards (see the crate docs); every other `REDUCE`
+/// stays an [`Object`] node.
 pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
     let wanted = WantedIndices::scan(data);
     let mut machine = Machine {
@@ -77,6 +88,15 @@ pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
     };
     machine.run(data)
 }
+
+// The opcodes that [`Machine::fast_step`] runs.
+const SHORT_BINUNICODE: u8 = 0x8c;
+const BINUNICODE: u8 = b'X';
+const MEMOIZE: u8 = 0x94;
+const BININT1: u8 = b'K';
+const BININT2: u8 = b'M';
+const BININT: u8 = b'J';
+const MARK: u8 = b'(';
 
 /// `taint` of a slot that refers to no open container.
 const NO_TAINT: usize = usize::MAX;
@@ -195,10 +215,22 @@ impl WantedIndices {
             ..WantedIndices::default()
         };
         let mut offset = 0;
-        while let Some(rest) = data.get(offset..) {
-            let Some((&code, args)) = rest.split_first() else {
-                break;
-            };
+        while let Some(&code) = data.get(offset) {
+            // The two ops that big pickles are mostly made of, without the general case's checks
+            // (an offset past the end stops the loop all the same).
+            match (code, data.get(offset + 1)) {
+                (MEMOIZE, _) => {
+                    offset += 1;
+                    continue;
+                }
+                (SHORT_BINUNICODE, Some(&length)) => {
+                    offset += 2 + usize::from(length);
+                    continue;
+                }
+                _ => {}
+            }
+            let rest = data.get(offset..).unwrap_or_default();
+            let args = rest.get(1..).unwrap_or_default();
             let counted = |width: usize| -> Option<usize> {
                 let bytes = args.get(..width)?;
                 let mut word = [0u8; 8];
@@ -274,6 +306,7 @@ impl WantedIndices {
         }
     }
 
+    #[inline]
     fn contains(&self, index: u64) -> bool {
         if index < self.bound {
             self.dense_bits
@@ -394,6 +427,14 @@ impl Machine<'_> {
         let mut offset = 0;
         loop {
             let rest = data.get(offset..).unwrap_or_default();
+            match self.fast_step(rest) {
+                Ok(Some(used)) => {
+                    offset += used;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(kind) => return Err(Error::new(kind, offset)),
+            }
             let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
             self.opcode = rest
                 .first()
@@ -407,6 +448,71 @@ impl Machine<'_> {
             }
             offset = after;
         }
+    }
+
+    /// Runs the first op of `rest` if it is one of the ops that big pickles
+    /// are made of (a string, `MEMOIZE`, a small int, `MARK`) and is
+    /// well-formed, without building an [`Op`]; gives the bytes it used.
+    /// `None`: [`step`](Self::step) runs it (and reports what is wrong).
+    #[inline]
+    fn fast_step(&mut self, rest: &[u8]) -> Result<Option<usize>, ErrorKind> {
+        let used = match *rest {
+            [SHORT_BINUNICODE, length, ref tail @ ..] => {
+                let length = usize::from(length);
+                let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
+                    return Ok(None);
+                };
+                self.opcode = "SHORT_BINUNICODE";
+                self.push_scalar(Value::Str(text.to_owned()))?;
+                2 + length
+            }
+            [BINUNICODE, b0, b1, b2, b3, ref tail @ ..] => {
+                let Ok(length) = usize::try_from(u32::from_le_bytes([b0, b1, b2, b3])) else {
+                    return Ok(None);
+                };
+                let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
+                    return Ok(None);
+                };
+                self.opcode = "BINUNICODE";
+                self.push_scalar(Value::Str(text.to_owned()))?;
+                5 + length
+            }
+            [MEMOIZE, ..] => {
+                self.opcode = "MEMOIZE";
+                self.memoize()?;
+                1
+            }
+            [BININT1, byte, ..] => {
+                self.opcode = "BININT1";
+                self.push_scalar(Value::Int(byte.into()))?;
+                2
+            }
+            [BININT2, b0, b1, ..] => {
+                self.opcode = "BININT2";
+                self.push_scalar(Value::Int(u16::from_le_bytes([b0, b1]).into()))?;
+                3
+            }
+            [BININT, b0, b1, b2, b3, ..] => {
+                self.opcode = "BININT";
+                self.push_scalar(Value::Int(i32::from_le_bytes([b0, b1, b2, b3]).into()))?;
+                5
+            }
+            [MARK, ..] => {
+                self.opcode = "MARK";
+                self.mark()?;
+                1
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(used))
+    }
+
+    fn mark(&mut self) -> Result<(), ErrorKind> {
+        if self.marks.len() >= self.limits.max_depth {
+            return Err(self.limit("max_depth", self.limits.max_depth));
+        }
+        self.marks.push(self.stack.len());
+        Ok(())
     }
 
     /// Runs one op; `Some` at `STOP`. `remaining` is the input after the op.
@@ -428,12 +534,7 @@ impl Machine<'_> {
                     });
                 }
             }
-            Op::Mark => {
-                if self.marks.len() >= self.limits.max_depth {
-                    return Err(self.limit("max_depth", self.limits.max_depth));
-                }
-                self.marks.push(self.stack.len());
-            }
+            Op::Mark => self.mark()?,
             Op::Pop => {
                 if self.marks.last() == Some(&self.stack.len()) {
                     self.marks.pop();
@@ -544,7 +645,7 @@ impl Machine<'_> {
             Op::Put(index) => self.put(index)?,
             Op::BinPut(index) => self.put(index.into())?,
             Op::LongBinPut(index) => self.put(index.into())?,
-            Op::Memoize => self.put(self.memo.len() as u64)?,
+            Op::Memoize => self.memoize()?,
             Op::Global { module, name } => {
                 self.push_scalar(Value::Global(Global::new(module, name)))?;
             }
@@ -731,8 +832,12 @@ impl Machine<'_> {
     fn pop(&mut self) -> Result<Slot, ErrorKind> {
         self.peek(1)?;
         self.settle(self.stack.len() - 1)?;
-        self.stack.pop().ok_or(ErrorKind::StackUnderflow {
+        let slot = self.stack.pop().ok_or(ErrorKind::StackUnderflow {
             opcode: self.opcode,
+        })?;
+        Ok(Slot {
+            value: native_value(slot.value),
+            ..slot
         })
     }
 
@@ -756,7 +861,7 @@ impl Machine<'_> {
                 if slot.taint < start {
                     taint = taint.min(slot.taint);
                 }
-                slot.value
+                native_value(slot.value)
             })
             .collect();
         Ok((values, depth, taint))
@@ -780,7 +885,7 @@ impl Machine<'_> {
             if still_pending {
                 let count = node_count(&slot.value);
                 let entry = MemoEntry::Ready {
-                    value: slot.value.clone(),
+                    value: native_value(slot.value.clone()),
                     depth: slot.depth,
                 };
                 self.charge(count)?;
@@ -852,7 +957,10 @@ impl Machine<'_> {
         // The container leaves its slot while the items move, so that both can be borrowed.
         let mut container = std::mem::replace(self.target_value(target)?, Value::None);
         let expected = {
-            let values = self.stack.drain(start..).map(|slot| slot.value);
+            let values = self
+                .stack
+                .drain(start..)
+                .map(|slot| native_value(slot.value));
             match (op, &mut container) {
                 (Op::Append | Op::Appends, Value::List(list)) => {
                     list.extend(values);
@@ -934,10 +1042,26 @@ impl Machine<'_> {
         Ok(())
     }
 
+    /// `MEMOIZE`: [`put`](Self::put) at the next index, with its common case inline.
+    #[inline]
+    fn memoize(&mut self) -> Result<(), ErrorKind> {
+        let index = self.memo.dense.len();
+        // A value that no GET reads only grows the count.
+        if self.memo.sparse.is_empty()
+            && index < self.limits.max_memo
+            && self.stack.len() > self.fence()
+            && !self.wanted.contains(index as u64)
+        {
+            self.memo.dense.push(UNREAD);
+            return Ok(());
+        }
+        self.put(self.memo.len() as u64)
+    }
+
     fn put(&mut self, index: u64) -> Result<(), ErrorKind> {
-        let top = self.peek(1)?;
         // Fast path: a MEMOIZE-numbered index that no GET reads only grows the count.
-        if index == self.memo.dense.len() as u64
+        if self.stack.len() > self.fence()
+            && index == self.memo.dense.len() as u64
             && self.memo.sparse.is_empty()
             && !self.wanted.contains(index)
         {
@@ -947,6 +1071,7 @@ impl Machine<'_> {
             self.memo.dense.push(UNREAD);
             return Ok(());
         }
+        let top = self.peek(1)?;
         let is_new = self.memo.slot(index).is_none();
         if is_new && self.memo.len() >= self.limits.max_memo {
             return Err(self.limit("max_memo", self.limits.max_memo));
@@ -1013,6 +1138,50 @@ mod tests {
     #[test]
     fn pop_takes_a_mark_first() {
         assert_eq!(loads(b"K\x01(0."), Ok(Value::Int(1)));
+    }
+
+    // The ops that `fast_step` runs load as `step` would, and their bad
+    // forms give `step`'s errors, at the op's offset.
+    #[test]
+    fn fast_ops_match_the_general_path() {
+        let stream = b"(\x8c\x01aX\x02\x00\x00\x00\xc3\xa9K\xffM\xff\xffJ\xfe\xff\xff\xff\x94t.";
+        let expected = Value::tuple([
+            Value::from("a"),
+            Value::from("\u{e9}"),
+            Value::Int(255),
+            Value::Int(65535),
+            Value::Int(-2),
+        ]);
+        assert_eq!(loads(stream), Ok(expected));
+        let error_at = |data: &[u8]| loads(data).map_err(|e| (e.kind().clone(), e.offset()));
+        let bad_utf8 = ErrorKind::BadArgument {
+            opcode: "SHORT_BINUNICODE",
+            expected: "UTF-8 text",
+        };
+        assert_eq!(error_at(b"N\x8c\x01\xff."), Err((bad_utf8, 1)));
+        assert!(matches!(error_at(b"N\x8c\x05ab"), Err((_, 1))));
+        assert!(matches!(error_at(b"NX\x05\x00\x00"), Err((_, 1))));
+        let underflow = ErrorKind::StackUnderflow { opcode: "MEMOIZE" };
+        assert_eq!(error_at(b"N(\x94."), Err((underflow, 2)));
+        let one_entry = Limits {
+            max_memo: 1,
+            ..Limits::default()
+        };
+        let memo_error = loads_with(b"K\x01\x94K\x02\x94.", &one_entry).unwrap_err();
+        assert_eq!(memo_error.offset(), 5);
+        assert!(matches!(
+            memo_error.kind(),
+            ErrorKind::LimitExceeded {
+                limit: "max_memo",
+                ..
+            }
+        ));
+        let shallow = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let depth_error = loads_with(b"(((", &shallow).unwrap_err();
+        assert_eq!(depth_error.offset(), 2);
     }
 
     #[test]

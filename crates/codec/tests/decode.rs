@@ -6,8 +6,9 @@
 //! - `protocol0_text_matches_cpython`: the encoder writes protocol 0 text as CPython does.
 //! - `ops_iterator_gives_offsets`: offsets, the stop after `STOP` or at the end, errors.
 //! - `all_protocols_load_the_same_dict`: one dict pickled by CPython at protocols 0 to 5.
-//! - `common_objects_stay_nodes`: `OrderedDict`, `date`, protocol 2 sets and protocol 0
-//!   bytes stay object nodes; native sets, frozensets, bytes and bytearrays load as values.
+//! - `common_objects_stay_nodes`: `OrderedDict` and `date` stay object nodes; sets,
+//!   frozensets, bytes and bytearrays load as values at every protocol (protocol 0-2
+//!   builtin calls included, even memoized and shared), unless something is applied to them.
 //! - `every_truncation_is_an_error`: each prefix of the streams above is an `Err`.
 //! - `huge_lengths_are_errors`: lengths of 2^63 in `BINBYTES8`, `BINUNICODE8`, `FRAME`.
 //! - `deep_nesting_is_bounded`: a million `MARK`s, a million nested lists.
@@ -334,20 +335,43 @@ fn common_objects_stay_nodes() {
         loads(FROZENSET_P4),
         Ok(Value::FrozenSet(vec![Value::Int(1)]))
     );
-    // Protocol 2 sets are a REDUCE of __builtin__.set: an object node.
-    let set_p2 = Object::new(
+    // Protocol 2 sets are a REDUCE of __builtin__.set, protocol 0 bytes
+    // _codecs.encode(text, 'latin1'): they load as what Python builds.
+    assert_eq!(
+        loads(SET_P2),
+        Ok(Value::Set(vec![Value::Int(1), Value::Int(2)]))
+    );
+    assert_eq!(loads(BYTES_P0), Ok(Value::Bytes(b"ab\0".to_vec())));
+    // s = {1}; pickle.dumps([s, s], 2): the GET copies the set while it is
+    // still on the stack, as the object node, and both load native.
+    let shared_set = b"\x80\x02]q\x00(c__builtin__\nset\nq\x01]q\x02K\x01a\x85q\x03Rq\x04h\x04e.";
+    let set = Value::Set(vec![Value::Int(1)]);
+    assert_eq!(loads(shared_set), Ok(Value::List(vec![set.clone(), set])));
+    // pickle.dumps([b'ab', b'ab', bytearray(b'ab')], 2): memoized bytes, and
+    // a bytearray whose argument is itself a _codecs.encode call.
+    let shared_bytes = b"\x80\x02]q\x00(c_codecs\nencode\nq\x01X\x02\x00\x00\x00abq\x02X\x06\x00\x00\x00latin1q\x03\x86q\x04Rq\x05h\x05c__builtin__\nbytearray\nq\x06h\x01X\x02\x00\x00\x00abq\x07h\x03\x86q\x08Rq\t\x85q\nRq\x0be.";
+    let ab = Value::bytes(*b"ab");
+    assert_eq!(
+        loads(shared_bytes),
+        Ok(Value::List(vec![ab.clone(), ab, Value::bytearray(*b"ab")]))
+    );
+    // A BUILD (even of None) or an APPEND applied to the call keeps the object node.
+    let mut built = Object::new(
         Construct::Reduce,
         Global::new("__builtin__", "set").into(),
-        vec![Value::List(vec![Value::Int(1), Value::Int(2)])],
+        vec![Value::List(vec![Value::Int(1)])],
     );
-    assert_eq!(loads(SET_P2), Ok(set_p2.into()));
-    // Protocol 0 bytes are _codecs.encode(text, 'latin1'): an object node too.
-    let bytes_p0 = Object::new(
-        Construct::Reduce,
-        Global::new("_codecs", "encode").into(),
-        vec![Value::from("ab\0"), Value::from("latin1")],
+    built.state = Some(Value::None);
+    assert_eq!(
+        loads(b"\x80\x02c__builtin__\nset\n]K\x01a\x85RNb."),
+        Ok(built.clone().into())
     );
-    assert_eq!(loads(BYTES_P0), Ok(bytes_p0.into()));
+    built.state = None;
+    built.list_items = vec![Value::Int(2)];
+    assert_eq!(
+        loads(b"\x80\x02c__builtin__\nset\n]K\x01a\x85RK\x02a."),
+        Ok(built.into())
+    );
     assert_eq!(loads(BYTES_P3), Ok(Value::Bytes(b"ab\0".to_vec())));
     assert_eq!(loads(BYTEARRAY_P5), Ok(Value::ByteArray(b"ab".to_vec())));
     let date = Object::new(

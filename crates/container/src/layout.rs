@@ -224,11 +224,16 @@ impl Table {
 
     /// The live entries in file order.
     pub fn live_entries(&self) -> impl Iterator<Item = &Entry> {
+        // Every indexed entry is live; when there are as many live flags as indexed keys
+        // (no key live twice, the usual case) the live entries are exactly the indexed ones,
+        // and no lookup is needed.
+        let unique =
+            self.entries.iter().filter(|entry| entry.live).count() == self.live_index.len();
         self.entries
             .iter()
             .enumerate()
-            .filter(|(entry_idx, entry)| {
-                entry.live && self.live_index.get(&*entry.key) == Some(entry_idx)
+            .filter(move |(entry_idx, entry)| {
+                entry.live && (unique || self.live_index.get(&*entry.key) == Some(entry_idx))
             })
             .map(|(_, entry)| entry)
     }
@@ -513,18 +518,24 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
 pub fn scan(file: &[u8]) -> Result<Table, Error> {
     let commit_number = parse_header(file)?;
     let mut entries = Vec::new();
-    let mut live_index = HashMap::new();
     let mut offset = HEADER_LEN;
     loop {
         match parse_entry(file, offset)? {
             Step::Terminator => break,
             Step::Entry(entry) => {
                 offset = entry.end();
-                if entry.live {
-                    live_index.insert(Arc::clone(&entry.key), entries.len());
-                }
                 entries.push(entry);
             }
+        }
+    }
+    // Indexed after the walk, so that the index is sized once (by entries really in the
+    // file) instead of growing and rehashing every key along the way. In file order: the
+    // last live entry of a key wins, as in `pickle.load`.
+    let n_live_flags = entries.iter().filter(|entry| entry.live).count();
+    let mut live_index = HashMap::with_capacity(n_live_flags);
+    for (entry_idx, entry) in entries.iter().enumerate() {
+        if entry.live {
+            live_index.insert(Arc::clone(&entry.key), entry_idx);
         }
     }
     let memo_start = entries

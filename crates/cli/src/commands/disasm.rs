@@ -6,6 +6,9 @@ use std::path::Path;
 use mmappickle_codec::dis;
 use mmappickle_container::{Container, Entry};
 
+use mmappickle_array::{parse_array_value, parse_masked_value, DATA_ALIGN};
+
+use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::pretty::str_repr;
 
@@ -92,28 +95,53 @@ pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
             let data = std::fs::read(path)
                 .map_err(|io_err| CliError::from(io_err).context(path.display()))?;
             writeln!(out, "{}: {err}; as a plain pickle:", path.display())?;
-            out.write_all(dis(&data).as_bytes())?;
-            return Ok(());
+            let listing = dis(&data);
+            out.write_all(listing.as_bytes())?;
+            // The listing shows where it stopped; the exit code says it failed.
+            return match listing
+                .lines()
+                .find_map(|line| line.strip_prefix("error: "))
+            {
+                Some(problem) => Err(CliError::new(format!(
+                    "{}: not a valid pickle: {problem}",
+                    path.display()
+                ))),
+                None => Ok(()),
+            };
         }
     };
-    let commit_number = container.commit_number()?;
-    let entries: Vec<Entry> = container.table()?.entries().to_vec();
-    let file_len = container.file_len()?;
-    container.with_read_map(|file| -> CliResult {
+    // One lock (re-entrant) for the header, the table and the map, so they agree.
+    container.with_lock(|container| -> CliResult {
+        let commit_number = container.commit_number()?;
+        let entries: Vec<Entry> = container.table()?.entries().to_vec();
+        let file_len = container.file_len()?;
+        container
+            .with_read_map(|file| list_entries(file, commit_number, &entries, file_len, out))?
+    })?
+}
+
+/// The listing of an mmappickle file from a map of all of it.
+fn list_entries(
+    file: &[u8],
+    commit_number: i32,
+    entries: &[Entry],
+    file_len: u64,
+    out: &mut dyn Write,
+) -> CliResult {
+    writeln!(
+        out,
+        "{:>10}: header: PROTO 4, FRAME 13, format version 1, commit number {commit_number}, MARK",
+        0
+    )?;
+    for (entry_idx, entry) in entries.iter().enumerate() {
+        let state = if entry.is_padding() {
+            "padding"
+        } else if entry.is_live() {
+            "live"
+        } else {
+            "deleted"
+        };
         writeln!(
-            out,
-            "{:>10}: header: PROTO 4, FRAME 13, format version 1, commit number {commit_number}, MARK",
-            0
-        )?;
-        for (entry_idx, entry) in entries.iter().enumerate() {
-            let state = if entry.is_padding() {
-                "padding"
-            } else if entry.is_live() {
-                "live"
-            } else {
-                "deleted"
-            };
-            writeln!(
                 out,
                 "{:>10}: entry {entry_idx}: key {} ({state}), FRAME {}, value {} bytes at {}, memo_max {}",
                 entry.offset(),
@@ -123,31 +151,61 @@ pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
                 entry.value_offset(),
                 entry.memo_max()
             )?;
-            let range = usize::try_from(entry.value_offset()).ok().zip(
-                usize::try_from(entry.value_offset().saturating_add(entry.value_len())).ok(),
-            );
-            let Some(value) = range.and_then(|(start, end)| file.get(start..end)) else {
-                writeln!(out, "        error: the value lies outside the file")?;
-                continue;
-            };
-            if entry.value_len() <= MAX_COPIED_VALUE {
-                dis_value(value, entry.value_offset(), out)?;
-            } else {
-                dis_large_value(value, entry.value_offset(), out)?;
-            }
-            writeln!(
-                out,
-                "{:>10}:    end of entry: BININT {} POP, {}, POP",
-                entry.end().saturating_sub(8),
-                entry.memo_max(),
-                if entry.is_live() { "NEWTRUE" } else { "POP (deleted)" }
-            )?;
+        let range = usize::try_from(entry.value_offset())
+            .ok()
+            .zip(usize::try_from(entry.value_offset().saturating_add(entry.value_len())).ok());
+        let Some(value) = range.and_then(|(start, end)| file.get(start..end)) else {
+            writeln!(out, "        error: the value lies outside the file")?;
+            continue;
+        };
+        annotate_arrays(value, entry.value_offset(), out)?;
+        if entry.value_len() <= MAX_COPIED_VALUE {
+            dis_value(value, entry.value_offset(), out)?;
+        } else {
+            dis_large_value(value, entry.value_offset(), out)?;
         }
         writeln!(
             out,
-            "{:>10}: terminator: FRAME 2, DICT, STOP",
-            file_len.saturating_sub(11)
+            "{:>10}:    end of entry: BININT {} POP, {}, POP",
+            entry.end().saturating_sub(8),
+            entry.memo_max(),
+            if entry.is_live() {
+                "NEWTRUE"
+            } else {
+                "POP (deleted)"
+            }
         )?;
-        Ok(())
-    })?
+    }
+    writeln!(
+        out,
+        "{:>10}: terminator: FRAME 2, DICT, STOP",
+        file_len.saturating_sub(11)
+    )?;
+    Ok(())
+}
+
+/// For an array or masked array value: a line per array with its dtype, shape,
+/// and where its raw data lies in the file.
+fn annotate_arrays(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliResult {
+    let headers = match (parse_array_value(value), parse_masked_value(value)) {
+        (Ok(Some(header)), _) => vec![("array", header)],
+        (_, Ok(Some(masked))) => vec![("masked data", masked.data), ("masked mask", masked.mask)],
+        _ => return Ok(()),
+    };
+    for (what, header) in headers {
+        let data_offset = value_offset.saturating_add(header.raw_offset);
+        let aligned = if data_offset % DATA_ALIGN == 0 {
+            ""
+        } else {
+            "not "
+        };
+        writeln!(
+            out,
+            "            = {what} {} {}: {} raw bytes at {data_offset}, {aligned}{DATA_ALIGN}-aligned",
+            header.dtype.name(),
+            arrays::shape_repr(&header.shape),
+            header.raw_len,
+        )?;
+    }
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! Reading: `ls`, `info`, `get`, `dump`, `unpickle`.
 
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use mmappickle::{DType, Item, MappedBytes};
@@ -28,11 +27,14 @@ struct Row {
     json: Json,
 }
 
-fn describe_entry(container: &Container, entry: &Entry) -> CliResult<Row> {
+/// The `ls` row of `entry`: its kind from its value's head, and where its data is.
+fn describe_entry(container: &Container, entry: &Entry) -> Row {
     let kind = if entry.is_padding() {
         None
     } else {
-        Some(store::entry_kind(container, entry)?)
+        // A value that starts like an array but is not a mappable one may still
+        // be an ordinary value, as the facade's `get` reads it.
+        Some(store::entry_kind(container, entry).unwrap_or(EntryKind::Value))
     };
     let data = |header: &mmappickle_array::ArrayHeader| {
         let offset = entry.value_offset().saturating_add(header.raw_offset);
@@ -88,7 +90,7 @@ fn describe_entry(container: &Container, entry: &Entry) -> CliResult<Row> {
     }
     json.insert("bytes".into(), json!(bytes));
     json.insert("offset".into(), json!(offset));
-    Ok(Row {
+    Row {
         key: entry.key().to_owned(),
         kind: kind_name,
         dtype: dtype.map_or("-".into(), DType::name),
@@ -97,17 +99,21 @@ fn describe_entry(container: &Container, entry: &Entry) -> CliResult<Row> {
         offset,
         aligned,
         json: Json::Object(json),
-    })
+    }
 }
 
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
     let mut container = store::open_readonly(path)?;
-    let entries: Vec<Entry> = container.table()?.entries().to_vec();
-    let mut rows = Vec::new();
-    for entry in entries.iter().filter(|e| all || e.is_live()) {
-        rows.push(describe_entry(&container, entry)?);
-    }
+    // One lock for the table and every entry's head, so they agree.
+    let rows = container.with_lock(|container| -> CliResult<Vec<Row>> {
+        let entries: Vec<Entry> = container.table()?.entries().to_vec();
+        Ok(entries
+            .iter()
+            .filter(|entry| all || entry.is_live())
+            .map(|entry| describe_entry(container, entry))
+            .collect())
+    })??;
     if as_json {
         return print_json(
             out,
@@ -157,9 +163,11 @@ pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> 
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     let mut container = store::open_readonly(path)?;
-    let mut header = [0u8; 24];
-    File::open(path)?.read_exact(&mut header)?;
-    let format_version = i32::from_le_bytes([header[12], header[13], header[14], header[15]]);
+    // The BININT after the header's FRAME: its i32 is at offset 12.
+    let format_version = container
+        .with_read_map(|file| file.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()))?
+        .map(i32::from_le_bytes)
+        .ok_or_else(|| CliError::new(format!("{}: header cut short", path.display())))?;
     let file_len = container.file_len()?;
     let table = container.table()?;
     let commit_number = table.commit_number();

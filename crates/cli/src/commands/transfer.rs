@@ -102,6 +102,13 @@ fn fortran_to_c(
     Ok(())
 }
 
+/// Whether the data's order differs from C order: Fortran order with more
+/// than one axis longer than 1 (otherwise both orders are the same bytes).
+fn needs_reordering(header: &NpyHeader) -> bool {
+    header.fortran_order && header.shape.iter().filter(|&&extent| extent > 1).count() > 1
+}
+
+/// The shape as `usize`s, refusing dimensions this machine cannot address.
 fn usize_shape(shape: &[u64]) -> CliResult<Vec<usize>> {
     shape
         .iter()
@@ -135,7 +142,7 @@ pub(super) fn import_npy(
     }
     let mut container = store::open_writable(path, encoding)?;
     let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
-    let result = if header.fortran_order && raw_len > 0 {
+    let result = if needs_reordering(&header) && raw_len > 0 {
         // Read the source through a map, in C order.
         let shape = usize_shape(&header.shape)?;
         let source = MappedBytes::map(&npy_file, header.data_offset, dtype.clone(), &shape)
@@ -187,13 +194,21 @@ pub(super) fn import_npz(
             ))));
         }
         let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
-        let result = if header.fortran_order && raw_len > 0 {
+        let result = if needs_reordering(&header) && raw_len > 0 {
             // A compressed stream cannot be read out of order: the member is
-            // read whole (its length was checked against the archive's).
-            let mut data = vec![0u8; usize::try_from(raw_len).unwrap_or(usize::MAX)];
-            member
-                .read_exact(&mut data)
+            // read whole. The buffer grows with the bytes that really arrive,
+            // never by the sizes the archive claims.
+            let mut data = Vec::new();
+            (&mut member)
+                .take(raw_len)
+                .read_to_end(&mut data)
                 .map_err(|err| in_member(err.into()))?;
+            if data.len() as u64 != raw_len {
+                return Err(in_member(CliError::new(format!(
+                    "the member's data ends after {} of {raw_len} bytes",
+                    data.len()
+                ))));
+            }
             let shape = usize_shape(&header.shape)?;
             store::insert_array(&mut container, &key, &layout, |emit| {
                 fortran_to_c(&data, &shape, dtype.item_size(), emit, &bar)
@@ -286,6 +301,21 @@ mod tests {
         )
         .unwrap();
         out
+    }
+
+    #[test]
+    fn only_multi_axis_fortran_data_is_reordered() {
+        let header = |fortran_order, shape: &[u64]| NpyHeader {
+            version: (1, 0),
+            descr: "<f8".into(),
+            fortran_order,
+            shape: shape.to_vec(),
+            data_offset: 128,
+        };
+        assert!(needs_reordering(&header(true, &[2, 3])));
+        assert!(!needs_reordering(&header(false, &[2, 3])));
+        assert!(!needs_reordering(&header(true, &[1, 5, 1])));
+        assert!(!needs_reordering(&header(true, &[])));
     }
 
     #[test]

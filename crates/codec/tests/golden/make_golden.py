@@ -12,9 +12,10 @@ Each case: {"name", "exact", "value", "native"?, "protocols": [{"protocol", "pic
 - "pickle": hex of the stream;
 - "value": what a safe unpickler builds from a stream (no global is
   imported or called: globals stay (module, name), REDUCE / NEWOBJ / BUILD
-  stay object nodes, even the REDUCE forms of bytes, bytearray, set and
-  frozenset), computed by loading the stream with pickle's own pure-Python
-  unpickler whose constructing opcodes are replaced by recorders.
+  stay object nodes, except the exact REDUCE forms CPython writes for bytes,
+  bytearray, set and frozenset, which give those values: see native_call),
+  computed by loading the stream with pickle's own pure-Python unpickler
+  whose constructing opcodes are replaced by recorders.
   The case's "value" is that of the protocol 4 stream; a protocol's own
   "value" is given only where it differs (bytes at protocols 0-2...);
 - "native": the value described with the codec's native variants (bytearray,
@@ -207,8 +208,52 @@ def describe(value):
         }
         if value.has_state:
             node["state"] = describe(value.state)
-        return {"object": node}
+        return native_call(node) or {"object": node}
     raise TypeError(f"no description for {type(value).__name__}")
+
+
+BUILTIN_MODULES = ("builtins", "__builtin__")  # protocols 0-2 write __builtin__
+LATIN1_NAMES = ("latin1", "latin-1")
+
+
+def native_call(node):
+    """The description of the native value that the described object node is,
+    if it is exactly a call CPython writes for a builtin (the rule of the
+    codec's src/builtins.rs: exact callable, argument count and types, no
+    keyword arguments, nothing applied afterwards); None otherwise."""
+    if node["construct"] != "reduce" or "state" in node:
+        return None
+    if node["kwargs"] or node["list_items"] or node["dict_items"]:
+        return None
+    callable_, args = node["callable"], node["args"]
+    if not (isinstance(callable_, dict) and "global" in callable_):
+        return None
+    module, name = callable_["global"]
+    tags = [next(iter(arg)) if isinstance(arg, dict) else None for arg in args]
+
+    def latin1_hex():  # for args (str, 'latin1'): the bytes, if every char is below 256
+        if tags != ["str", "str"] or args[1]["str"] not in LATIN1_NAMES:
+            return None
+        text = args[0]["str"]
+        return text.encode("latin-1").hex() if all(ord(ch) < 256 for ch in text) else None
+
+    if module == "_codecs" and name == "encode":
+        encoded = latin1_hex()
+        return None if encoded is None else {"bytes": encoded}
+    if module not in BUILTIN_MODULES:
+        return None
+    if name == "bytes" and not args:
+        return {"bytes": ""}
+    if name == "bytearray":
+        if not args:
+            return {"bytearray": ""}
+        if tags == ["bytes"]:
+            return {"bytearray": args[0]["bytes"]}
+        encoded = latin1_hex()
+        return None if encoded is None else {"bytearray": encoded}
+    if name in ("set", "frozenset") and tags == ["list"]:
+        return {name: args[0]["list"]}
+    return None
 
 
 def native(value):

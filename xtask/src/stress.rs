@@ -1,0 +1,110 @@
+//! `cargo xtask stress [--kills N] [--seed S] [--python-keys K]`: the long versions of the
+//! reliability tests (`tests/tests/reliability.rs`, `RELIABILITY.md`).
+//!
+//! - crash injection with N SIGKILLs (1000 by default; the test command runs 50), every
+//!   crash image and repaired file read back by Python's `pickle.load` and `mmapdict`;
+//! - 4 Rust and 4 Python writers in one file with K keys per Python writer (200 by
+//!   default; the test command runs 50, as Python's reader cost grows with the square of
+//!   the keys).
+//!
+//! Both run the same test functions as `cargo xtask test`, with their sizes raised through
+//! environment variables, and print their figures (copy them into `RELIABILITY.md`).
+
+use std::time::Instant;
+
+use crate::{cargo, run, step, venv, Result};
+
+/// The environment variables the reliability tests read.
+const KILLS_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_KILLS";
+const SEED_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_SEED";
+const PYTHON_KEYS_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_PYTHON_KEYS";
+
+struct Options {
+    kills: u64,
+    seed: Option<u64>,
+    python_keys: u64,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut options = Options {
+            kills: 1000,
+            seed: None,
+            python_keys: 200,
+        };
+        let mut args = args.iter();
+        while let Some(flag) = args.next() {
+            let mut number = || -> Result<u64> {
+                let text = args
+                    .next()
+                    .ok_or_else(|| format!("{flag} needs a number"))?;
+                text.parse()
+                    .map_err(|_| format!("{flag} needs a number, found {text:?}"))
+            };
+            match flag.as_str() {
+                "--kills" => options.kills = number()?,
+                "--seed" => options.seed = Some(number()?),
+                "--python-keys" => options.python_keys = number()?,
+                other => return Err(format!(
+                    "unexpected argument {other:?} (expected --kills N, --seed S, --python-keys K)"
+                )),
+            }
+        }
+        if options.kills == 0 {
+            return Err("--kills must be at least 1".to_owned());
+        }
+        Ok(options)
+    }
+}
+
+/// `cargo test -p mmappickle-conformance --test reliability -- TEST --exact --nocapture`.
+fn reliability_test(test: &str) -> std::process::Command {
+    let mut command = cargo();
+    command.args([
+        "test",
+        "-p",
+        "mmappickle-conformance",
+        "--test",
+        "reliability",
+        "--",
+        test,
+        "--exact",
+        "--nocapture",
+    ]);
+    command
+}
+
+pub fn main(args: &[String]) -> Result {
+    let options = Options::parse(args)?;
+    let start = Instant::now();
+    let pythons = step("Python environments", venv::ensure_all)?;
+    let with_pythons = |command: &mut std::process::Command| {
+        command
+            .env("MMAPPICKLE_PYTHON", &pythons.mmappickle)
+            .env("MMAPPICKLE_PYTHON_NUMPY2", &pythons.numpy2)
+            .env("PYTHONDONTWRITEBYTECODE", "1");
+    };
+    step(&format!("crash injection, {} kills", options.kills), || {
+        let mut command = reliability_test("crash_injection_loses_no_acknowledged_operation");
+        command.env(KILLS_VARIABLE, options.kills.to_string());
+        if let Some(seed) = options.seed {
+            command.env(SEED_VARIABLE, seed.to_string());
+        }
+        with_pythons(&mut command);
+        run(&mut command)
+    })?;
+    step(
+        &format!(
+            "concurrency, 4 Rust writers x 200 keys and 4 Python writers x {} keys",
+            options.python_keys
+        ),
+        || {
+            let mut command = reliability_test("rust_and_python_processes_write_concurrently");
+            command.env(PYTHON_KEYS_VARIABLE, options.python_keys.to_string());
+            with_pythons(&mut command);
+            run(&mut command)
+        },
+    )?;
+    println!("\nstress passed in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
