@@ -361,25 +361,6 @@ fn payload_len(value: &Value) -> usize {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::None => "None",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::BigInt(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::ByteArray(_) => "bytearray",
-        Value::List(_) => "list",
-        Value::Tuple(_) => "tuple",
-        Value::Dict(_) => "dict",
-        Value::Set(_) => "set",
-        Value::FrozenSet(_) => "frozenset",
-        Value::Global(_) => "global",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Appends alternating keys and values (`item_count` of them, even) as pairs.
 fn push_pairs(
     pairs: &mut Vec<(Value, Value)>,
@@ -658,9 +639,9 @@ impl Machine<'_> {
                     }
                     (module, name) => {
                         let found = if matches!(module, Value::Str(_)) {
-                            type_name(&name)
+                            name.kind_name()
                         } else {
-                            type_name(&module)
+                            module.kind_name()
                         };
                         return Err(self.wrong_type("two str", found));
                     }
@@ -687,9 +668,10 @@ impl Machine<'_> {
                 let kwargs = match items.pop() {
                     Some(Value::Dict(pairs)) => pairs,
                     other => {
-                        return Err(
-                            self.wrong_type("a dict", other.as_ref().map_or("nothing", type_name))
-                        )
+                        return Err(self.wrong_type(
+                            "a dict",
+                            other.as_ref().map_or("nothing", Value::kind_name),
+                        ))
                     }
                 };
                 let args = self.tuple_items(items.pop())?;
@@ -734,7 +716,7 @@ impl Machine<'_> {
                         })
                     }
                     other => {
-                        let found = other.map_or("nothing", |value| type_name(value));
+                        let found = other.map_or("nothing", |value| value.kind_name());
                         return Err(self.wrong_type("an object", found));
                     }
                 }
@@ -987,7 +969,7 @@ impl Machine<'_> {
                 _ => Some("a set"),
             }
         };
-        let found = type_name(&container);
+        let found = container.kind_name();
         *self.target_value(target)? = container;
         match expected {
             None => Ok(()),
@@ -1013,7 +995,7 @@ impl Machine<'_> {
             Some(Value::Tuple(items)) => Ok(items),
             other => Err(self.wrong_type(
                 "a tuple of arguments",
-                other.as_ref().map_or("nothing", type_name),
+                other.as_ref().map_or("nothing", Value::kind_name),
             )),
         }
     }

@@ -415,6 +415,20 @@ impl Value {
     /// or an object node the name of the global (`"OrderedDict"`), else `"object"`.
     pub fn type_name(&self) -> &str {
         match self {
+            Value::Global(global) => &global.name,
+            Value::Object(object) => match &object.callable {
+                Value::Global(global) => &global.name,
+                _ => "object",
+            },
+            other => other.kind_name(),
+        }
+    }
+
+    /// The kind of value, as a static name for messages: Python's type name for
+    /// builtins (`"NoneType"`, `"int"`, `"dict"`...), `"global"` or `"object"`
+    /// for the nodes.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
             Value::None => "NoneType",
             Value::Bool(_) => "bool",
             Value::Int(_) | Value::BigInt(_) => "int",
@@ -427,11 +441,8 @@ impl Value {
             Value::Dict(_) => "dict",
             Value::Set(_) => "set",
             Value::FrozenSet(_) => "frozenset",
-            Value::Global(global) => &global.name,
-            Value::Object(object) => match &object.callable {
-                Value::Global(global) => &global.name,
-                _ => "object",
-            },
+            Value::Global(_) => "global",
+            Value::Object(_) => "object",
         }
     }
 }
@@ -683,5 +694,7 @@ mod tests {
         assert_eq!(Value::bytearray(*b"x").as_bytes(), Some(&b"x"[..]));
         assert_eq!(Value::from(vec![1]).as_list().map(<[Value]>::len), Some(1));
         assert_eq!(Value::from(Global::new("m", "N")).type_name(), "N");
+        assert_eq!(Value::from(Global::new("m", "N")).kind_name(), "global");
+        assert_eq!(Value::Tuple(vec![]).kind_name(), "tuple");
     }
 }

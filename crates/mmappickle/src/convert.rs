@@ -16,32 +16,12 @@ use mmappickle_container::{parse_header, HEADER_LEN};
 use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
 
-/// The Python type name of a value, for error messages.
-pub(crate) fn python_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::None => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::BigInt(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::ByteArray(_) => "bytearray",
-        Value::List(_) => "list",
-        Value::Tuple(_) => "tuple",
-        Value::Dict(_) => "dict",
-        Value::Set(_) => "set",
-        Value::FrozenSet(_) => "frozenset",
-        Value::Global(_) => "global",
-        Value::Object(_) => "object",
-    }
-}
-
 /// Reads `path` as a plain pickle: its pairs when it is a dict with `str` keys only.
 fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error> {
     let bytes = std::fs::read(path).map_err(Error::io)?;
     let loaded = loads_with(&bytes, limits).map_err(|error| Error::codec_at(error, 0))?;
     let Value::Dict(pairs) = loaded else {
-        let found = python_type_name(&loaded);
+        let found = loaded.kind_name();
         return Err(Error::new(ErrorKind::NotADict { found }, 0));
     };
     pairs
@@ -50,7 +30,7 @@ fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error
             Value::Str(key) => Ok((key, value)),
             other => Err(Error::new(
                 ErrorKind::NonStrKey {
-                    found: python_type_name(&other),
+                    found: other.kind_name(),
                 },
                 0,
             )),
@@ -219,18 +199,5 @@ impl MmapDict {
         }
         convert_plain_pickle(path, options)?;
         Ok(true)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // Type names follow Python's, so messages read like Python's own.
-    #[test]
-    fn python_type_names() {
-        assert_eq!(python_type_name(&Value::from(vec![1i64])), "list");
-        assert_eq!(python_type_name(&Value::Int(1)), "int");
-        assert_eq!(python_type_name(&Value::Tuple(vec![])), "tuple");
     }
 }
