@@ -45,9 +45,11 @@ impl Options {
                 "--kills" => options.kills = number()?,
                 "--seed" => options.seed = Some(number()?),
                 "--python-keys" => options.python_keys = number()?,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unexpected argument {other:?} (expected --kills N, --seed S, --python-keys K)"
-                )),
+                ))
+                }
             }
         }
         if options.kills == 0 {

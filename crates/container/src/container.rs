@@ -828,6 +828,8 @@ impl Container {
             drop(map);
             if table.trailing_len() > 0 && !self.options.readonly {
                 let clean_len = table.terminator_offset() + TERMINATOR.len() as u64;
+                // Rewritten whole: an interrupted commit may have torn it (see the scan).
+                self.write_at(&TERMINATOR, table.terminator_offset())?;
                 self.file.set_len(clean_len).map_err(io_at(clean_len))?;
                 self.sync()?;
                 table.drop_trailing();

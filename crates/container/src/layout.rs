@@ -422,6 +422,15 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
     if bytes_at(file, offset, TERMINATOR.len() as u64) == Some(&TERMINATOR[..]) {
         return Ok(Step::Terminator);
     }
+    // An append commits by overwriting the old terminator with the new entry's first 11 bytes
+    // in one `pwrite`, but a SIGKILL can still tear that write where it crosses a page
+    // boundary (the kernel copies page by page and stops at a fatal signal): a new prefix
+    // before the old `DICT STOP`. A frame whose key opcode is still `DICT STOP` is that
+    // terminator, and the append did not commit (`pickle.load` reads the old dict there too).
+    if byte_at(file, offset) == Some(FRAME) && bytes_at(file, offset + 9, 2) == TERMINATOR.get(9..)
+    {
+        return Ok(Step::Terminator);
+    }
     if offset >= file_len {
         return Err(Error::new(ErrorKind::MissingTerminator, offset));
     }
