@@ -11,6 +11,12 @@
 //!   `pickle.load` (the crash image and the repaired file) and `mmappickle.mmapdict` read it
 //!   with the same values. 50 kills here (`MMAPPICKLE_RELIABILITY_KILLS` overrides, which
 //!   `cargo xtask stress --kills N` sets); the figures are printed.
+//! - `a_commit_torn_at_a_page_boundary_reads_as_the_old_dict`: the 11-byte commit of an
+//!   append torn after 1 to 9 bytes (SIGKILL between two pages of one `pwrite`, which the crash
+//!   test met) reads as the old dict, read-only and for `pickle.load`; a read-write open
+//!   restores the old file byte for byte.
+//! - `changes_never_leave_a_terminator_across_a_page`: appends and vacuum move a terminator
+//!   that would cross a 4 KiB boundary past it with a padding entry, so no commit can tear.
 //! - `rust_and_python_processes_write_concurrently`: 4 Rust processes (200 keys each) and 4
 //!   Python `mmapdict` processes (50 keys each here, 200 under `cargo xtask stress`:
 //!   `MMAPPICKLE_RELIABILITY_PYTHON_KEYS`) store, replace and delete keys in one file at once:
@@ -849,9 +855,12 @@ fn crash_injection_loses_no_acknowledged_operation() {
     check_images_with_python(dir.path(), &images);
     assert_eq!(figures.kills, kills);
     // The kills must land at every kind of moment, committed or not, for the test to mean
-    // anything.
-    assert!(figures.in_flight_committed > 0, "{figures:?}");
+    // anything. (About one kill in seven finds the in-flight operation committed: with 50 kills
+    // none does once in a few thousand runs, so that half is only asserted on long runs.)
     assert!(figures.in_flight_committed < kills, "{figures:?}");
+    if kills >= 200 {
+        assert!(figures.in_flight_committed > 0, "{figures:?}");
+    }
     println!(
         "crash figures (seed {seed}): {figures:#?}\n\
          images checked by Python: {}; Rust part {rust_seconds:.1} s, total {:.1} s",
@@ -878,11 +887,17 @@ fn a_commit_torn_at_a_page_boundary_reads_as_the_old_dict() {
     let new = std::fs::read(&path).unwrap();
     let old_values = BTreeMap::from([("a".to_owned(), Value::Int(1))]);
     let mut list = Vec::new();
-    // The first `written` bytes of the 11-byte commit reached the file, the rest did not.
-    for written in 1..11 {
+    // The first `written` bytes of the 11-byte commit reached the file, the rest did not. (10
+    // would leave a whole frame head with the old STOP as its key length: appends never leave
+    // a terminator where that can happen, see the next test.)
+    for written in 1..10 {
         let mut torn = new.clone();
         let window = terminator_offset + written..terminator_offset + 11;
         torn[window.clone()].copy_from_slice(&old[window]);
+        // The commit number moves only after the commit.
+        let commit_number = mmappickle::container::COMMIT_NUMBER_OFFSET as usize;
+        torn[commit_number..commit_number + 4]
+            .copy_from_slice(&old[commit_number..commit_number + 4]);
         let image = dir.path().join(format!("torn-{written}.mmdpickle"));
         std::fs::write(&image, &torn).unwrap();
         let mut readonly = MmapDict::open_readonly(&image)
@@ -926,6 +941,64 @@ fn a_commit_torn_at_a_page_boundary_reads_as_the_old_dict() {
         }
         check_described(&answer["pickle"], &expected, &item["path"].to_string());
     }
+}
+
+// No append or vacuum leaves its terminator across a 4 KiB page boundary (where the next
+// commit could be torn): for each of the 10 offsets where it would, an entry ending there is
+// followed by a padding entry that moves the terminator past.
+#[test]
+fn changes_never_leave_a_terminator_across_a_page() {
+    const PAGE: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pages.mmdpickle");
+    let mut dict = MmapDict::options().align(false).open(&path).unwrap();
+    for residue in PAGE - 10..PAGE {
+        let terminator_offset = std::fs::metadata(&path).unwrap().len() - 11;
+        // Entry: FRAME (9) + key "k" (3) + BINBYTES (5 + n) + trailer (8).
+        let n = (residue + 2 * PAGE - terminator_offset % PAGE - 25) % PAGE + PAGE;
+        dict.insert("k", Value::Bytes(vec![7; n as usize])).unwrap();
+        let entries = dict.entries().unwrap();
+        let live = entries.iter().rfind(|entry| entry.key() == "k").unwrap();
+        assert_eq!(
+            live.end() % PAGE,
+            residue,
+            "the entry was meant to end at {residue}"
+        );
+        let terminator_offset = std::fs::metadata(&path).unwrap().len() - 11;
+        assert!(
+            terminator_offset % PAGE <= PAGE - 11,
+            "terminator at {terminator_offset} crosses a page boundary"
+        );
+        assert!(entries.last().unwrap().is_padding());
+    }
+    // Vacuum lays the file out anew: there too. "v" alone after the header ends at 4090.
+    let vacuumed_path = dir.path().join("vacuumed.mmdpickle");
+    let mut vacuumed = MmapDict::options()
+        .align(false)
+        .open(&vacuumed_path)
+        .unwrap();
+    vacuumed.insert("v", Value::Bytes(vec![1; 4041])).unwrap();
+    vacuumed.insert("gone", 0).unwrap();
+    vacuumed.remove("gone").unwrap();
+    vacuumed.vacuum().unwrap();
+    let entries = vacuumed.entries().unwrap();
+    assert_eq!(entries.first().map(|entry| entry.end()), Some(PAGE - 6));
+    let terminator_offset = std::fs::metadata(&vacuumed_path).unwrap().len() - 11;
+    assert!(
+        terminator_offset % PAGE <= PAGE - 11,
+        "vacuum left {terminator_offset}"
+    );
+    assert_eq!(vacuumed.value("v").unwrap(), Value::Bytes(vec![1; 4041]));
+
+    // The padded file reads back, for us and for Python.
+    let values = read_values(&mut dict);
+    drop(dict);
+    let described = describe_with_python(
+        dir.path(),
+        &[serde_json::json!({"path": path, "mmapdict": true})],
+    );
+    check_described(&described[0]["pickle"], &values, "pickle.load");
+    check_described(&described[0]["mmapdict"], &values, "mmapdict");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -456,12 +456,39 @@ impl Container {
         let entry_offset = terminator_offset + padding;
         let entry = new_entry(new.key, entry_offset, new.value_len, new.memo_max, true)
             .ok_or(Error::overflow(entry_offset))?;
-        let new_end = entry
+        // The next append commits with one 11-byte write over the terminator this one leaves;
+        // a SIGKILL tears a write where it crosses a page boundary (the kernel copies page by
+        // page), so that terminator must not straddle one: a padding entry moves it past.
+        let tail_padding = if straddles_page(entry.end()) {
+            layout::MIN_PADDING_LEN
+        } else {
+            0
+        };
+        let new_terminator_offset = entry
             .end()
+            .checked_add(tail_padding)
+            .ok_or(Error::overflow(entry_offset))?;
+        let new_end = new_terminator_offset
             .checked_add(TERMINATOR.len() as u64)
             .ok_or(Error::overflow(entry_offset))?;
         bytes_before_value.extend(encode_entry_head(new.key.as_bytes(), entry.len() - 9));
         appended.push(entry.clone());
+        let mut tail_bytes = Vec::new();
+        if tail_padding > 0 {
+            let memo_max = memo_start.max(new.memo_max);
+            tail_bytes =
+                encode_padding_entry(tail_padding, memo_max).ok_or(Error::overflow(entry.end()))?;
+            appended.push(
+                new_entry(
+                    "",
+                    entry.end(),
+                    tail_padding - ENTRY_HEAD_LEN - ENTRY_TRAILER_LEN,
+                    memo_max,
+                    false,
+                )
+                .ok_or(Error::overflow(entry.end()))?,
+            );
+        }
 
         // The first 11 new bytes overwrite the old terminator: they go last, so until then the
         // file is the old dict followed by bytes after its STOP.
@@ -470,7 +497,7 @@ impl Container {
         // whole append, so a Python `mmapdict` opening it meanwhile (its constructor checks the
         // terminator without taking the lock) does not append one of its own.
         let written = self
-            .write_at(&TERMINATOR, entry.end())
+            .write_at(&TERMINATOR, new_terminator_offset)
             .and_then(|()| self.write_at(rest, terminator_offset + TERMINATOR.len() as u64))
             .and_then(|()| {
                 let mut sink = ValueSink {
@@ -493,6 +520,7 @@ impl Container {
             .and_then(|()| {
                 let value_end = entry.end() - ENTRY_TRAILER_LEN;
                 self.write_at(&encode_entry_trailer(new.memo_max, true), value_end)?;
+                self.write_at(&tail_bytes, entry.end())?;
                 // A writer may have reserved space past the entry: the terminator ends the file.
                 if self.current_len()? != new_end {
                     self.file.set_len(new_end).map_err(io_at(new_end))?;
@@ -707,6 +735,15 @@ impl Container {
             }
             offset += entry.len();
         }
+        // As in `append_locked`: the next append's commit must not cross a page boundary.
+        if straddles_page(offset) {
+            let padding = layout::MIN_PADDING_LEN;
+            let padding_entry = encode_padding_entry(padding, 1).ok_or(Error::overflow(offset))?;
+            scratch
+                .write_all_at(&padding_entry, offset)
+                .map_err(io_at(offset))?;
+            offset += padding;
+        }
         scratch
             .write_all_at(&TERMINATOR, offset)
             .map_err(io_at(offset))?;
@@ -911,6 +948,13 @@ fn is_plain_pickle_of_dict(bytes: &[u8]) -> bool {
         mmappickle_codec::loads(bytes),
         Ok(mmappickle_codec::Value::Dict(_))
     )
+}
+
+/// Whether the 11 bytes of a terminator at `offset` cross a 4 KiB page boundary (see
+/// `append_locked`; larger pages have their boundaries among these).
+fn straddles_page(offset: u64) -> bool {
+    const PAGE: u64 = 4096;
+    offset % PAGE > PAGE - TERMINATOR.len() as u64
 }
 
 #[cfg(test)]
