@@ -213,17 +213,28 @@ fn campaign(toolchain: &Toolchain, target: &str, seconds: u64, extra: &[String])
         .args(extra);
     // `run` would go back to the workspace root; cargo-fuzz finds `fuzz/` from the crate dir.
     println!("$ (in fuzz/) {}", crate::describe(&command));
+    let artifacts = fuzz_dir().join("artifacts").join(target);
+    let artifacts_before = count_files(&artifacts);
     let status = command
         .status()
         .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
     if status.success() {
         Ok(())
-    } else {
+    } else if count_files(&artifacts) > artifacts_before {
         Err(format!(
             "fuzz target {target} found a problem ({status}): its input is in \
              fuzz/artifacts/{target}/; add it to tests/fuzz-regressions/{target}/"
         ))
+    } else {
+        Err(format!(
+            "cargo fuzz run {target} failed ({status}) without a finding: see its output"
+        ))
     }
+}
+
+/// Number of files in `dir` (0 when it does not exist).
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |listing| listing.count())
 }
 
 /// Writes every target's seeds; returns how many each got.

@@ -756,6 +756,9 @@ fn dtype_for(name: &str, shape: &[usize], raw_len: u64, at: u64) -> Result<DType
         .ok_or(Error::new(ErrorKind::Overflow, at))?;
     let dtype = match DType::parse(name) {
         Ok(dtype) => dtype,
+        Err(_) if names_no_numpy_number(name) => {
+            return Err(Error::new(ErrorKind::BadDType(name.to_owned()), at))
+        }
         Err(_) => {
             let item_size = raw_len.checked_div(n).unwrap_or(0);
             DType::opaque(
@@ -777,6 +780,25 @@ fn dtype_for(name: &str, shape: &[usize], raw_len: u64, at: u64) -> Result<DType
         ));
     }
     Ok(dtype)
+}
+
+/// Whether `name` is a number type name of a size that numpy has no type for
+/// (`float1024`, `int7`, `uint`): numpy refuses it, so the expression is malformed.
+/// Other names that are not understood here (structured dtypes, `float128`) stay
+/// opaque dtypes, read as raw bytes.
+fn names_no_numpy_number(name: &str) -> bool {
+    // Sizes in bits of numpy's number types on any platform (float96 and complex192 are
+    // the 32-bit x86 long double).
+    let families: [(&str, &[u32]); 4] = [
+        ("uint", &[8, 16, 32, 64]),
+        ("int", &[8, 16, 32, 64]),
+        ("float", &[16, 32, 64, 80, 96, 128]),
+        ("complex", &[64, 128, 160, 192, 256]),
+    ];
+    families.iter().any(|(prefix, sizes)| {
+        name.strip_prefix(prefix)
+            .is_some_and(|bits| !bits.parse::<u32>().is_ok_and(|bits| sizes.contains(&bits)))
+    })
 }
 
 /// Reads a compatible array expression at the cursor (the prefix already matched).
@@ -1143,6 +1165,41 @@ mod tests {
             .mask
             .shape
             .is_empty());
+    }
+
+    // A number type name of a size numpy has no type for is a malformed header (numpy
+    // would refuse it); float128 and other names not understood here stay opaque bytes.
+    #[test]
+    fn impossible_number_dtype_is_an_error() {
+        for name in ["float1024", "int7", "uint", "complex8"] {
+            let mut value = COMPATIBLE_PREFIX.to_vec();
+            value.push(BINBYTES8);
+            value.extend(8u64.to_le_bytes());
+            value.extend([0u8; 8]);
+            value.push(SHORT_BINUNICODE);
+            value.push(name.len() as u8);
+            value.extend(name.as_bytes());
+            value.extend([TUPLE2, REDUCE, BININT1, 1, TUPLE1, TUPLE2, REDUCE]);
+            let error = parse_array_value(&value).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                &ErrorKind::BadDType(name.to_owned()),
+                "{name}"
+            );
+            assert_eq!(error.offset(), 79 + 8, "{name}");
+        }
+        for name in ["float128", "[('a', '<i4')]"] {
+            let mut value = COMPATIBLE_PREFIX.to_vec();
+            value.push(BINBYTES8);
+            value.extend(16u64.to_le_bytes());
+            value.extend([0u8; 16]);
+            value.push(SHORT_BINUNICODE);
+            value.push(name.len() as u8);
+            value.extend(name.as_bytes());
+            value.extend([TUPLE2, REDUCE, BININT1, 1, TUPLE1, TUPLE2, REDUCE]);
+            let header = parse_array_value(&value).unwrap().unwrap();
+            assert_eq!(header.dtype.item_size(), 16, "{name}");
+        }
     }
 
     // Structured dtypes are refused for writing and read as opaque bytes.

@@ -8,12 +8,8 @@
 //! writes after that renumbering, and the memo stays at `memo_start`.
 
 use crate::pickler::dumps_unframed_without_memo;
-use crate::{loads_with, Error, Limits, Value};
-
-/// `PROTO 4`, put before an entry's value bytes to load them as a pickle.
-const PROTO_4: [u8; 2] = [0x80, 4];
-/// `STOP`, put after them.
-const STOP: u8 = b'.';
+use crate::unpickler::load_value_bytes;
+use crate::{Error, Limits, Value};
 
 /// Encodes `value` as an entry's value bytes, memo indices from `memo_start`.
 ///
@@ -33,29 +29,27 @@ pub fn encode_entry_value(value: &Value, memo_start: u32) -> (Vec<u8>, u32) {
 
 /// Loads an entry's value bytes (no `PROTO`, `FRAME` or `STOP`) within `limits`.
 ///
-/// Error offsets are relative to the start of `value_bytes`; an error found
-/// at `value_bytes.len()` means the value ended too early (the offset is
-/// clamped there when the loader stumbled on the `STOP` this function adds).
+/// The bytes must be exactly one value, as `pickle.load` of the whole file
+/// needs for the entry's `SETITEM`: a `STOP` inside, a `MARK` left open, or
+/// no value or several left on the stack is an
+/// [`ErrorKind::BadEntryValue`](crate::ErrorKind::BadEntryValue) (at the
+/// `STOP`, or at `value_bytes.len()`). Error offsets are relative to the
+/// start of `value_bytes`.
 ///
 /// ```
-/// use mmappickle_codec::{decode_entry_value, Limits, Value};
+/// use mmappickle_codec::{decode_entry_value, ErrorKind, Limits, Value};
 ///
 /// let value = decode_entry_value(b"](K\x01K\x02e", &Limits::default())?;
 /// assert_eq!(value, Value::from(vec![1, 2]));
+///
+/// // Two values (`1`, then `2`): `pickle.load` of the file would not give the dict.
+/// let error = decode_entry_value(b"K\x01K\x02", &Limits::default()).unwrap_err();
+/// assert!(matches!(error.kind(), ErrorKind::BadEntryValue { .. }));
+/// assert_eq!(error.offset(), 4);
 /// # Ok::<(), mmappickle_codec::Error>(())
 /// ```
 pub fn decode_entry_value(value_bytes: &[u8], limits: &Limits) -> Result<Value, Error> {
-    let mut pickle = Vec::with_capacity(value_bytes.len() + PROTO_4.len() + 1);
-    pickle.extend_from_slice(&PROTO_4);
-    pickle.extend_from_slice(value_bytes);
-    pickle.push(STOP);
-    loads_with(&pickle, limits).map_err(|error| {
-        let offset = error
-            .offset()
-            .saturating_sub(PROTO_4.len())
-            .min(value_bytes.len());
-        Error::new(error.kind().clone(), offset)
-    })
+    load_value_bytes(value_bytes, limits)
 }
 
 #[cfg(test)]
@@ -82,5 +76,35 @@ mod tests {
         ]);
         let (bytes, _) = encode_entry_value(&value, 1);
         assert_eq!(bytes, b"](K\x01\x8c\x01aK\x02K\x03\x86e");
+    }
+
+    // Value bytes that are not exactly one value are refused, each at the
+    // offset where the problem shows: a STOP inside (pickle.load of the file
+    // would stop there), two values, none, and a MARK left open.
+    #[test]
+    fn refuses_what_is_not_exactly_one_value() {
+        let cases: [(&[u8], usize, &str); 5] = [
+            (b"K\x01.K\x02", 2, "STOP"),
+            (b"K\x01.", 2, "STOP"),
+            (b"K\x01K\x02", 4, "more than one value"),
+            (b"", 0, "no value"),
+            (b"](K\x01K\x02", 6, "MARK left open"),
+        ];
+        for (bytes, offset, problem) in cases {
+            let error = decode_entry_value(bytes, &Limits::default()).unwrap_err();
+            assert!(
+                matches!(error.kind(), crate::ErrorKind::BadEntryValue { .. }),
+                "{bytes:?}: {error}"
+            );
+            assert_eq!(error.offset(), offset, "{bytes:?}: {error}");
+            assert!(error.to_string().contains(problem), "{error}");
+        }
+    }
+
+    // The memo still works across the value: a PUT then a GET of the same index.
+    #[test]
+    fn memo_inside_one_value_is_fine() {
+        let value = decode_entry_value(b"](\x8c\x01a\x94h\x00e", &Limits::default()).unwrap();
+        assert_eq!(value, Value::List(vec![Value::from("a"), Value::from("a")]));
     }
 }

@@ -81,6 +81,12 @@ pub enum ErrorKind {
         /// The type that was found.
         found: &'static str,
     },
+    /// An entry's value bytes are not exactly one value: they hold a `STOP`,
+    /// leave no value or several on the stack, or leave a `MARK` open.
+    BadEntryValue {
+        /// What was found instead of one value.
+        problem: &'static str,
+    },
 }
 
 impl Error {
@@ -149,6 +155,9 @@ impl fmt::Display for ErrorKind {
                 expected,
                 found,
             } => write!(f, "{opcode} expected {expected}, found {found}"),
+            ErrorKind::BadEntryValue { problem } => {
+                write!(f, "expected an entry value of exactly one value, found {problem}")
+            }
         }
     }
 }

@@ -86,7 +86,37 @@ pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
         elements: 0,
         opcode: "",
     };
-    machine.run(data)
+    machine.run(data, End::Stop)
+}
+
+/// Loads an entry's value bytes: ops that leave exactly one value, with no
+/// `STOP` and no `MARK` left open, ending at the end of `data`.
+///
+/// Appending a `STOP` and calling [`loads_with`] would accept bytes that
+/// hold a `STOP` (the rest ignored) or leave extra items on the stack, which
+/// `pickle.load` of the whole file reads as something other than the dict.
+pub(crate) fn load_value_bytes(data: &[u8], limits: &Limits) -> Result<Value, Error> {
+    let wanted = WantedIndices::scan(data);
+    let mut machine = Machine {
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Memo::default(),
+        pending: Vec::new(),
+        wanted,
+        limits,
+        elements: 0,
+        opcode: "",
+    };
+    machine.run(data, End::EndOfInput)
+}
+
+/// Where a run ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// At `STOP`, as a whole pickle does.
+    Stop,
+    /// At the end of the input, which must leave exactly one value (entry value bytes).
+    EndOfInput,
 }
 
 // The opcodes that [`Machine::fast_step`] runs.
@@ -404,10 +434,13 @@ struct Machine<'l> {
 }
 
 impl Machine<'_> {
-    fn run(&mut self, data: &[u8]) -> Result<Value, Error> {
+    fn run(&mut self, data: &[u8], end: End) -> Result<Value, Error> {
         let mut offset = 0;
         loop {
             let rest = data.get(offset..).unwrap_or_default();
+            if end == End::EndOfInput && rest.is_empty() {
+                return self.finish_value().map_err(|kind| Error::new(kind, offset));
+            }
             match self.fast_step(rest) {
                 Ok(Some(used)) => {
                     offset += used;
@@ -417,6 +450,14 @@ impl Machine<'_> {
                 Err(kind) => return Err(Error::new(kind, offset)),
             }
             let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
+            if end == End::EndOfInput && matches!(op, Op::Stop) {
+                return Err(Error::new(
+                    ErrorKind::BadEntryValue {
+                        problem: "a STOP inside the value bytes",
+                    },
+                    offset,
+                ));
+            }
             self.opcode = rest
                 .first()
                 .and_then(|&code| opcode_name(code))
@@ -486,6 +527,17 @@ impl Machine<'_> {
             _ => return Ok(None),
         };
         Ok(Some(used))
+    }
+
+    /// The one value that entry value bytes must leave at their end.
+    fn finish_value(&mut self) -> Result<Value, ErrorKind> {
+        let problem = match (self.marks.len(), self.stack.len()) {
+            (0, 1) => return self.pop().map(|slot| slot.value),
+            (0, 0) => "no value",
+            (0, _) => "more than one value on the stack",
+            _ => "a MARK left open",
+        };
+        Err(ErrorKind::BadEntryValue { problem })
     }
 
     fn mark(&mut self) -> Result<(), ErrorKind> {

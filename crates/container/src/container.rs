@@ -264,9 +264,17 @@ impl Container {
         container.locked(|container| {
             let len = container.current_len()?;
             if len == 0 && !container.options.readonly {
-                container.write_at(&encode_header(0), 0)?;
-                container.write_at(&TERMINATOR, HEADER_LEN)?;
+                // One write of 35 bytes inside the first page: a kill leaves the file
+                // empty or whole, never a header without its terminator. An empty file is
+                // initialised here at the next read-write open.
+                let mut new_file = encode_header(0).to_vec();
+                new_file.extend_from_slice(&TERMINATOR);
+                container.write_at(&new_file, 0)?;
                 container.sync()?;
+            }
+            if !container.options.readonly {
+                // Under the lock, so no vacuum of this file is building its scratch file now.
+                container.remove_stale_vacuum_files();
             }
             let len = container.current_len()?;
             let map = ReadMap::new(&container.file, len).map_err(io_at(0))?;
@@ -291,6 +299,14 @@ impl Container {
             }
         })?;
         Ok(container)
+    }
+
+    /// Removes the scratch files of vacuums of this path whose process is gone
+    /// (`.NAME.vacuum-PID`, see [`vacuum`](Self::vacuum)).
+    fn remove_stale_vacuum_files(&self) {
+        if let Some(prefix) = vacuum_scratch_prefix(&self.path) {
+            crate::scratch::remove_stale_scratch_files(&prefix);
+        }
     }
 
     /// The path the container was opened with.
@@ -632,14 +648,11 @@ impl Container {
             });
         }
         let commit_number = if table.commit_number() == 0 { 1 } else { 0 };
-        let file_name = self
-            .path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let scratch_path = self
-            .path
-            .with_file_name(format!(".{file_name}.vacuum-{}", std::process::id()));
+        let mut scratch_path = vacuum_scratch_prefix(&self.path)
+            .unwrap_or_else(|| self.path.with_file_name(".vacuum-"))
+            .into_os_string();
+        scratch_path.push(std::process::id().to_string());
+        let scratch_path = PathBuf::from(scratch_path);
         let scratch = OpenOptions::new()
             .read(true)
             .write(true)
@@ -781,7 +794,20 @@ impl Container {
                 self.write_commit_number(commit_number)?;
             }
             self.file.set_len(salvage.end).map_err(io_at(salvage.end))?;
-            self.write_at(&TERMINATOR, salvage.end)?;
+            // The page rule of `append_locked`: the next commit's 11 bytes must not cross a
+            // page boundary, so a padding entry moves a terminator that would.
+            let mut tail = Vec::new();
+            if straddles_page(salvage.end) {
+                let memo_max = salvage
+                    .entries
+                    .iter()
+                    .map(Entry::memo_max)
+                    .fold(1, i32::max);
+                tail = encode_padding_entry(layout::MIN_PADDING_LEN, memo_max)
+                    .ok_or(Error::overflow(salvage.end))?;
+            }
+            tail.extend_from_slice(&TERMINATOR);
+            self.write_at(&tail, salvage.end)?;
             self.sync()?;
         }
         // Older live duplicates of a key (a crash in the middle of a replace) are counted here
@@ -948,6 +974,12 @@ fn is_plain_pickle_of_dict(bytes: &[u8]) -> bool {
         mmappickle_codec::loads(bytes),
         Ok(mmappickle_codec::Value::Dict(_))
     )
+}
+
+/// `.NAME.vacuum-` beside `path`: vacuum's scratch files are this and the process id.
+fn vacuum_scratch_prefix(path: &Path) -> Option<PathBuf> {
+    let file_name = path.file_name()?.to_string_lossy();
+    Some(path.with_file_name(format!(".{file_name}.vacuum-")))
 }
 
 /// Whether the 11 bytes of a terminator at `offset` cross a 4 KiB page boundary (see

@@ -49,6 +49,7 @@ mod error;
 pub mod fuzzing;
 mod layout;
 mod map;
+mod scratch;
 
 pub use crate::{
     container::{
@@ -60,4 +61,5 @@ pub use crate::{
         encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, HEADER_LEN,
         MIN_PADDING_LEN, TERMINATOR,
     },
+    scratch::remove_stale_scratch_files,
 };

@@ -12,7 +12,8 @@
 //! - `torn_append_*`: bytes after the terminator are ignored, then truncated.
 //! - `vacuum_*`: compaction by rename, the commit number rule, other handles follow, holes
 //!   stay holes.
-//! - `fsck_*`: repair of torn files.
+//! - `fsck_*`: repair of torn files; the terminator fsck writes keeps the page rule.
+//! - `read_write_open_removes_scratch_files_*`: stale vacuum scratch files go, live ones stay.
 //! - `lock_*`: the flock excludes another handle; it is re-entrant.
 //! - `processes_*`: 4 processes x 200 inserts; a process dying inside a value write; SIGKILL
 //!   at many points of changes.
@@ -521,6 +522,88 @@ fn fsck_repairs_torn_files() {
         assert_eq!(rescanned.entries(), &table.entries()[..kept]);
         assert!(container.fsck().unwrap().is_clean());
     }
+}
+
+// fsck applies the page rule to the terminator it writes: a torn file whose last complete
+// entry ends in the last 10 bytes of a 4 KiB page gets a padding entry before its new
+// terminator, so the next commit's 11 bytes cannot cross the page boundary.
+#[test]
+fn fsck_keeps_its_terminator_off_page_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "fsck-page.mmdpickle");
+    // The bytes an entry of key "k" adds around its value, measured on a small one.
+    let overhead = {
+        let mut container = Container::open(&path).unwrap();
+        let entry = insert(&mut container, "k", &bytes_value(b"x"));
+        entry.len() - bytes_value(b"x").len() as u64
+    };
+    for entry_end in [4090u64, 4095, 2 * 4096 - 5] {
+        std::fs::remove_file(&path).unwrap();
+        let mut container = Container::open(&path).unwrap();
+        let payload_len = entry_end - 24 - overhead - 5; // BINBYTES: 5 bytes of opcode
+        let value = bytes_value(&vec![7u8; payload_len as usize]);
+        let entry = insert(&mut container, "k", &value);
+        assert_eq!(entry.end(), entry_end);
+        drop(container);
+        // The append put a padding entry after it; cut inside that: a torn tail.
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(entry_end + 5).unwrap();
+        drop(file);
+        let mut container = ContainerOptions::new()
+            .allow_damaged(true)
+            .open(&path)
+            .unwrap();
+        let report = container.fsck().unwrap();
+        assert_eq!(report.truncated_at, entry_end);
+        let repaired = std::fs::read(&path).unwrap();
+        let table = scan(&repaired).unwrap();
+        let terminator = table.terminator_offset();
+        assert!(
+            terminator % 4096 <= 4096 - 11,
+            "terminator at {terminator} crosses a page boundary"
+        );
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["k"]);
+        assert_eq!(container.read_value(&entry).unwrap(), value);
+        assert!(container.fsck().unwrap().is_clean());
+    }
+}
+
+// A read-write open removes the vacuum scratch files (`.NAME.vacuum-PID`) of processes that
+// are gone, and keeps those of live processes, of other files, and names that are no
+// process id; a read-only open removes nothing.
+#[test]
+fn read_write_open_removes_scratch_files_of_dead_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "data.mmdpickle");
+    Container::open(&path).unwrap();
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let alive = sleeper.id();
+    let name = |suffix: String| temp_path(&dir, &suffix);
+    let stale = name(format!(".data.mmdpickle.vacuum-{dead}"));
+    let kept = [
+        name(format!(".data.mmdpickle.vacuum-{}", std::process::id())),
+        name(format!(".data.mmdpickle.vacuum-{alive}")),
+        name(format!(".other.mmdpickle.vacuum-{dead}")),
+        name(format!(".data.mmdpickle.vacuum-{dead}x")),
+    ];
+    for file in kept.iter().chain([&stale]) {
+        std::fs::write(file, b"scratch").unwrap();
+    }
+    Container::open_readonly(&path).unwrap();
+    assert!(stale.exists(), "a read-only open removed a file");
+    Container::open(&path).unwrap();
+    assert!(
+        !stale.exists(),
+        "the dead process's scratch file is still there"
+    );
+    for file in &kept {
+        assert!(file.exists(), "{} was removed", file.display());
+    }
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
 
 // While one handle holds the lock, a second file description cannot take it; the lock is

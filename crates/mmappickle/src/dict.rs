@@ -11,8 +11,8 @@ use mmappickle_array::{
 };
 use mmappickle_codec::{decode_entry_value, encode_entry_value, Limits, Value};
 use mmappickle_container::{
-    Alignment, Container, ContainerOptions, Durability, Entry, FsckReport, NewEntry, VacuumReport,
-    ValueSink,
+    remove_stale_scratch_files, Alignment, Container, ContainerOptions, Durability, Entry,
+    FsckReport, NewEntry, VacuumReport, ValueSink,
 };
 use mmappickle_stubs::EmptyArray;
 
@@ -121,7 +121,7 @@ impl MmapDictOptions {
             .durability(self.durability)
             .readonly(self.readonly)
             .allow_damaged(self.allow_damaged);
-        let container = match container_options.clone().open(path) {
+        let mut container = match container_options.clone().open(path) {
             Ok(container) => container,
             Err(error) => {
                 if !matches!(
@@ -142,6 +142,13 @@ impl MmapDictOptions {
                 container_options.open(path)?
             }
         };
+        if !self.readonly {
+            // A convert killed before its rename left `<path>.converting-<pid>` (the
+            // container's open did the same for vacuum's scratch files).
+            container.with_lock(|_| {
+                remove_stale_scratch_files(&scratch_prefix(path, "converting"));
+            })?;
+        }
         Ok(MmapDict {
             container,
             options: self,
@@ -612,6 +619,10 @@ impl MmapDict {
                 let value_offset = entry.value_offset();
                 let form = match value_form(container.file(), &entry) {
                     Ok(form) => form,
+                    // An array expression whose header numpy would refuse.
+                    Err(array_error) if is_malformed_array_header(&array_error) => {
+                        return Err(array_error)
+                    }
                     // Starts like an array but is not one we can map: it may still be an
                     // ordinary value; if not, the array error says more.
                     Err(array_error) => {
@@ -651,6 +662,11 @@ impl MmapDict {
         self.container
             .with_lock(|container| -> Result<Value, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
+                if let Err(array_error) = value_form(container.file(), &entry) {
+                    if is_malformed_array_header(&array_error) {
+                        return Err(array_error);
+                    }
+                }
                 let bytes = container.read_value(&entry)?;
                 decode_entry_value(&bytes, &limits)
                     .map_err(|error| Error::codec_at(error, entry.value_offset()))
@@ -888,6 +904,26 @@ fn value_form(file: &std::fs::File, entry: &Entry) -> Result<ValueForm, Error> {
     Ok(ValueForm::Generic)
 }
 
+/// Whether `error` (from [`value_form`]) says that the value is an array expression whose
+/// header numpy would refuse (raw length against shape x itemsize, a shape that overflows or
+/// is negative, too many dimensions, a number dtype of no numpy size): such an entry is an
+/// error, not a value. Other array errors (an opcode where the fixed form has another) leave
+/// a value that only starts like an array, read as a generic value.
+fn is_malformed_array_header(error: &Error) -> bool {
+    use mmappickle_array::ErrorKind as Kind;
+    let ErrorKind::Array(array_error) = error.kind() else {
+        return false;
+    };
+    matches!(
+        array_error.kind(),
+        Kind::LengthMismatch { .. }
+            | Kind::Overflow
+            | Kind::NegativeDim(_)
+            | Kind::TooManyDims(_)
+            | Kind::BadDType(_)
+    )
+}
+
 fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, Error> {
     value_offset.checked_add(header.raw_offset).ok_or_else(|| {
         Error::array_at(
@@ -914,8 +950,15 @@ fn map_bytes(
 
 /// The path `<path>.<what>-<pid>` beside `path`.
 pub(crate) fn scratch_path(path: &Path, what: &str) -> PathBuf {
+    let mut name = scratch_prefix(path, what).into_os_string();
+    name.push(std::process::id().to_string());
+    PathBuf::from(name)
+}
+
+/// `<path>.<what>-`: the scratch files of `what` are this and a process id.
+fn scratch_prefix(path: &Path, what: &str) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{what}-{}", std::process::id()));
+    name.push(format!(".{what}-"));
     PathBuf::from(name)
 }
 

@@ -6,7 +6,8 @@
 //! - arrays: every dtype in both encodings, alignment property test, byte-swapped and
 //!   string dtypes, masked arrays, stubs (holes), maps after the dict is dropped;
 //! - convert of plain pickles made by the codec's pickler;
-//! - errors, one by one;
+//! - errors, one by one (malformed array headers included);
+//! - stale scratch files of dead processes removed at a read-write open; an empty file;
 //! - vacuum refused while a map is alive, then allowed;
 //! - `MmapDict: Send`; the quick start example runs.
 
@@ -607,6 +608,128 @@ fn error_limits_exceeded() {
     let mut m = MmapDict::options().limits(limits).open(&path).unwrap();
     let error = m.get("deep").unwrap_err();
     assert!(matches!(error.kind(), ErrorKind::Codec(_)), "{error}");
+}
+
+/// Replaces the first occurrence of `from` in the file at `path` by `to` (same length);
+/// gives the offset of the change.
+fn patch_file(path: &Path, from: &[u8], to: &[u8]) -> u64 {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = (0..bytes.len())
+        .find(|&at| bytes[at..].starts_with(from))
+        .unwrap();
+    bytes[at..at + to.len()].copy_from_slice(to);
+    std::fs::write(path, bytes).unwrap();
+    at as u64
+}
+
+// An array expression whose header numpy would refuse (raw length against shape x
+// itemsize, a dtype name of no numpy size), plain or inside a masked array, is an error of
+// `get` and `value` at the offset of the bad part, not a generic value; the other entries
+// still read. (Well-formed dtypes this crate does not know read as raw bytes:
+// `raw_dtypes_round_trip`.)
+#[test]
+fn error_malformed_array_header() {
+    let cases: [(&str, &[u8], &[u8], bool); 3] = [
+        (
+            "shape (2,) for 3 float64",
+            b"K\x03\x85\x86R",
+            b"K\x02\x85\x86R",
+            false,
+        ),
+        ("dtype float65", b"float64", b"float65", false),
+        (
+            "masked data of shape (2,)",
+            b"K\x03\x85\x86R",
+            b"K\x02\x85\x86R",
+            true,
+        ),
+    ];
+    for (name, from, to, masked) in cases {
+        let (_dir, path) = temp_file("malformed.mmdpickle");
+        let mut m = MmapDict::options().align(false).open(&path).unwrap();
+        if masked {
+            m.insert_masked("x", &[1i32, 2, 3], &[true, false, true], &[3])
+                .unwrap();
+        } else {
+            m.insert_array("x", &[1.0f64, 2.0, 3.0], &[3]).unwrap();
+        }
+        m.insert("after", "kept").unwrap();
+        drop(m);
+        let at = patch_file(&path, from, to);
+        let mut m = MmapDict::open_readonly(&path).unwrap();
+        for error in [m.get("x").unwrap_err(), m.value("x").unwrap_err()] {
+            assert!(
+                matches!(error.kind(), ErrorKind::Array(_)),
+                "{name}: {error}"
+            );
+            // The error points at the dtype name, just before the shape.
+            assert!(
+                error.offset() + 12 >= at && error.offset() <= at,
+                "{name}: {error} (patched at {at})"
+            );
+            assert!(error.to_string().contains("at byte offset"), "{error}");
+        }
+        assert!(
+            matches!(m.get("after").unwrap(), Item::Value(value) if value == Value::from("kept")),
+            "{name}"
+        );
+    }
+}
+
+// A read-write open removes the scratch files that a killed convert
+// (`<path>.converting-<pid>`) or vacuum (`.<name>.vacuum-<pid>`) left, when their process
+// is gone; those of a live process stay, and a read-only open removes nothing.
+#[test]
+fn read_write_open_removes_stale_scratch_files() {
+    let (dir, path) = temp_file("scratch.mmdpickle");
+    MmapDict::open(&path).unwrap().insert("k", 1).unwrap();
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let live = std::process::id();
+    let stale = [
+        dir.path()
+            .join(format!("scratch.mmdpickle.converting-{dead}")),
+        dir.path().join(format!(".scratch.mmdpickle.vacuum-{dead}")),
+    ];
+    let kept = [
+        dir.path()
+            .join(format!("scratch.mmdpickle.converting-{live}")),
+        dir.path().join(format!(".scratch.mmdpickle.vacuum-{live}")),
+    ];
+    for file in stale.iter().chain(&kept) {
+        std::fs::write(file, b"partial").unwrap();
+    }
+    MmapDict::open_readonly(&path).unwrap();
+    assert!(stale.iter().all(|file| file.exists()));
+    let mut m = MmapDict::open(&path).unwrap();
+    for file in &stale {
+        assert!(!file.exists(), "{} is still there", file.display());
+    }
+    for file in &kept {
+        assert!(file.exists(), "{} was removed", file.display());
+    }
+    assert_eq!(m.get("k").unwrap().as_value(), Some(&Value::Int(1)));
+}
+
+// A kill inside the very first open can leave an empty file (created, not yet written):
+// a read-only open refuses it with an error at byte 0, a read-write open initialises it.
+#[test]
+fn an_empty_file_is_refused_read_only_and_initialised_read_write() {
+    let (_dir, path) = temp_file("empty.mmdpickle");
+    std::fs::write(&path, b"").unwrap();
+    let error = MmapDict::open_readonly(&path).unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::Container(_)), "{error}");
+    assert_eq!(error.offset(), 0);
+    assert!(error.to_string().contains("at byte offset 0"), "{error}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+    let mut m = MmapDict::open(&path).unwrap();
+    assert!(m.keys().unwrap().is_empty());
+    m.insert("k", "v").unwrap();
+    assert_eq!(
+        MmapDict::open_readonly(&path).unwrap().keys().unwrap(),
+        ["k"]
+    );
 }
 
 // A torn last entry: the open fails, `allow_damaged` + fsck repairs it.
