@@ -110,6 +110,59 @@ pub fn run_python_script(python: &Path, script_name: &str, args: &[&OsStr]) -> S
     run_to_success(command, python)
 }
 
+/// A private copy of the running test binary, run again as a child process that executes
+/// one test, `test_name`, with its job in the environment variable `job_variable`.
+///
+/// A copy, because other builds in the shared target directory may replace the binary
+/// itself while a long test runs.
+#[derive(Debug)]
+pub struct WorkerExe {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    test_name: &'static str,
+    job_variable: &'static str,
+}
+
+impl WorkerExe {
+    /// Copies the running test binary; its children run `test_name` with `job_variable` set.
+    pub fn new(test_name: &'static str, job_variable: &'static str) -> WorkerExe {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(test_name);
+        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
+        WorkerExe {
+            _dir: dir,
+            path,
+            test_name,
+            job_variable,
+        }
+    }
+
+    /// The command running the worker test alone, with `job`.
+    pub fn command(&self, job: &str) -> Command {
+        let mut command = Command::new(&self.path);
+        self.add_worker_args(&mut command, job);
+        command
+    }
+
+    /// The worker command run through `sh` after `ulimit LIMIT` (a resource limit of the
+    /// child alone).
+    pub fn limited_command(&self, job: &str, limit: &str) -> Command {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+            .arg(&self.path);
+        self.add_worker_args(&mut command, job);
+        command
+    }
+
+    fn add_worker_args(&self, command: &mut Command, job: &str) {
+        command
+            .args([self.test_name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(self.job_variable, job);
+    }
+}
+
 fn run_to_success(command: Command, python: &Path) -> String {
     match outcome_of(command, python) {
         Ok(stdout) => stdout,

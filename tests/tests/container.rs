@@ -14,8 +14,8 @@
 //! - `fsck_repairs_python_torn_files`: files Python left torn (no terminator, torn last entry)
 //!   are repaired as Python's own fsck repairs them, and Python then reads them.
 //!
-//! The Rust child processes re-run this binary with `container_worker_process` as the only
-//! test and their job in `MMAPPICKLE_CONTAINER_WORKER`.
+//! The Rust child processes re-run (a private copy of) this binary with
+//! `container_worker_process` as the only test and their job in `MMAPPICKLE_CONTAINER_WORKER`.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -24,7 +24,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use mmappickle_conformance::{fixtures_dir, python_mmappickle, run_python};
+use mmappickle_conformance::{fixtures_dir, python_mmappickle, run_python, WorkerExe};
 use mmappickle_container::{scan, Alignment, Container, ContainerOptions, NewEntry};
 
 const WORKER_VARIABLE: &str = "MMAPPICKLE_CONTAINER_WORKER";
@@ -202,15 +202,10 @@ fn python_flock_and_ours_exclude_each_other() {
     waiter.join().unwrap();
 }
 
-fn run_worker(job: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "container_worker_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(WORKER_VARIABLE, job)
+/// A worker running `job`, its standard output piped.
+fn run_worker(workers: &WorkerExe, job: &str) -> std::process::Child {
+    workers
+        .command(job)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -302,8 +297,14 @@ fn rust_and_python_processes_insert_concurrently() {
     let mut line = String::new();
     python_out.read_line(&mut line).unwrap();
     assert_eq!(line, "ready\n");
+    let worker_exe = WorkerExe::new("container_worker_process", WORKER_VARIABLE);
     let workers: Vec<_> = (0..4)
-        .map(|worker| run_worker(&format!("insert|{}|w{worker}|200", path.display())))
+        .map(|worker| {
+            run_worker(
+                &worker_exe,
+                &format!("insert|{}|w{worker}|200", path.display()),
+            )
+        })
         .collect();
     for mut worker in workers {
         assert!(worker.wait().unwrap().success());
@@ -333,9 +334,10 @@ fn rust_and_python_processes_insert_concurrently() {
 fn crash_images_load_with_pickle() {
     let dir = tempfile::tempdir().unwrap();
     let mut images = Vec::new();
+    let workers = WorkerExe::new("container_worker_process", WORKER_VARIABLE);
     for run in 0..12u64 {
         let path = dir.path().join(format!("crash-{run}.mmdpickle"));
-        let mut child = run_worker(&format!("churn|{}", path.display()));
+        let mut child = run_worker(&workers, &format!("churn|{}", path.display()));
         let mut steps = BufReader::new(child.stdout.take().unwrap())
             .lines()
             .map_while(Result::ok)

@@ -120,6 +120,19 @@ fn join_file(commit_number: i32, entries: &[RawEntry]) -> Vec<u8> {
     file
 }
 
+/// Asserts that `theirs` is the file of `entries`; when it is not, names the first entry
+/// that differs before the files.
+fn assert_same_file(context: &str, commit_number: i32, entries: &[RawEntry], theirs: &[u8]) {
+    let ours = join_file(commit_number, entries);
+    if ours != theirs {
+        let (_, their_entries) = split_file(theirs);
+        for (our, their) in entries.iter().zip(&their_entries) {
+            assert_eq!(our, their, "{context}: first entry that differs");
+        }
+        assert_eq!(ours, theirs, "{context}: files differ");
+    }
+}
+
 /// Encodes generic values as live entries the way the Python library numbers
 /// the memo: each entry starts at max(memo_max of the entries before, 1).
 fn encode_generic_entries(entries: &[(String, Value)]) -> Vec<RawEntry> {
@@ -380,15 +393,7 @@ fn python_fixtures_re_encode_byte_for_byte() {
         let record = &manifest["files"][name];
         let entries = encode_generic_entries(&values_of(&record["entries"]));
         let commit_number = i32::try_from(record["commit_number"].as_i64().unwrap()).unwrap();
-        let ours = join_file(commit_number, &entries);
-        let theirs = read_fixture(name);
-        if ours != theirs {
-            let (_, their_entries) = split_file(&theirs);
-            for (our, their) in entries.iter().zip(&their_entries) {
-                assert_eq!(our, their, "{name}: first entry that differs");
-            }
-            assert_eq!(ours, theirs, "{name}: files differ");
-        }
+        assert_same_file(name, commit_number, &entries, &read_fixture(name));
     }
 }
 
@@ -440,15 +445,8 @@ fn python_writes_the_bytes_we_write() {
     let python_file = dir.path().join("python.mmdpickle");
     write_file_with_python(&python_file, &sample);
     let entries = encode_generic_entries(&values_of(&sample));
-    let ours = join_file(entries.len() as i32, &entries);
     let theirs = std::fs::read(&python_file).unwrap();
-    if ours != theirs {
-        let (_, their_entries) = split_file(&theirs);
-        for (our, their) in entries.iter().zip(&their_entries) {
-            assert_eq!(our, their, "first entry that differs");
-        }
-        assert_eq!(ours, theirs, "files differ");
-    }
+    assert_same_file("python.mmdpickle", entries.len() as i32, &entries, &theirs);
 }
 
 #[test]
@@ -595,15 +593,8 @@ fn python_writes_the_array_bytes_we_write() {
     let dir = tempfile::tempdir().unwrap();
     let python_file = dir.path().join("python.mmdpickle");
     write_file_with_python(&python_file, &inputs);
-    let ours = join_file(entries.len() as i32, &entries);
     let theirs = std::fs::read(&python_file).unwrap();
-    if ours != theirs {
-        let (_, their_entries) = split_file(&theirs);
-        for (our, their) in entries.iter().zip(&their_entries) {
-            assert_eq!(our, their, "first entry that differs");
-        }
-        assert_eq!(ours, theirs, "files differ");
-    }
+    assert_same_file("python.mmdpickle", entries.len() as i32, &entries, &theirs);
 }
 
 #[test]

@@ -60,7 +60,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mmappickle::{EmptyArray, ErrorKind, Item, MmapDict, Value};
-use mmappickle_conformance::{check_value, python_mmappickle, python_scripts_dir, sha256_hex};
+use mmappickle_conformance::{
+    check_value, python_mmappickle, python_scripts_dir, sha256_hex, WorkerExe,
+};
 use serde_json::Value as Json;
 
 const WORKER_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_WORKER";
@@ -339,60 +341,20 @@ fn read_values(dict: &mut MmapDict) -> BTreeMap<String, Value> {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-/// A private copy of this test binary for the child processes: other builds in the shared
-/// target directory may replace the binary itself while a long test runs.
-struct WorkerExe {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
+/// The copy of this binary that runs `reliability_worker` as a child process.
+fn worker_exe() -> WorkerExe {
+    WorkerExe::new("reliability_worker", WORKER_VARIABLE)
 }
 
-impl WorkerExe {
-    fn new() -> WorkerExe {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("reliability-worker");
-        std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
-        WorkerExe { _dir: dir, path }
-    }
-
-    fn command(&self, job: &str) -> Command {
-        let mut command = Command::new(&self.path);
-        command
-            .args([
-                "reliability_worker",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WORKER_VARIABLE, job);
-        command
-    }
-
-    /// The worker command run through `sh` after `ulimit LIMIT` (a resource limit of the
-    /// child alone).
-    fn limited_command(&self, job: &str, limit: &str) -> Command {
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
-            .arg(&self.path)
-            .args([
-                "reliability_worker",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WORKER_VARIABLE, job);
-        command
-    }
-
-    fn spawn(&self, job: &str) -> Child {
-        self.command(job)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap()
-    }
+/// A worker running `job`, its standard input and output piped.
+fn spawn_worker(workers: &WorkerExe, job: &str) -> Child {
+    workers
+        .command(job)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
 }
 
 /// What follows `marker` in the lines of a child that have it. The test harness prints lines
@@ -643,7 +605,7 @@ fn one_kill(
     let run_dir = dir.join(format!("run-{run}"));
     std::fs::create_dir(&run_dir).unwrap();
     let path = run_dir.join("crash.mmdpickle");
-    let mut child = workers.spawn(&format!("crash|{}|{seed}", path.display()));
+    let mut child = spawn_worker(workers, &format!("crash|{}|{seed}", path.display()));
     let stdout = child.stdout.take().unwrap();
     let mut acks = lines_with_marker(
         BufReader::new(stdout).lines().map_while(Result::ok),
@@ -808,6 +770,14 @@ fn check_images_with_python(dir: &Path, images: &[Image]) {
     }
 }
 
+/// Python's `pickle.load` and `mmapdict` of the file at `path` must both give `values`.
+fn check_both_python_readers(dir: &Path, path: &Path, values: &BTreeMap<String, Value>) {
+    let described =
+        describe_with_python(dir, &[serde_json::json!({"path": path, "mmapdict": true})]);
+    check_described(&described[0]["pickle"], values, "pickle.load");
+    check_described(&described[0]["mmapdict"], values, "mmapdict");
+}
+
 /// Runs `reliability_describe.py` on `list`; its JSON answer.
 fn describe_with_python(dir: &Path, list: &[Json]) -> Vec<Json> {
     let list_path = dir.join("describe.json");
@@ -854,7 +824,7 @@ fn crash_injection_loses_no_acknowledged_operation() {
     let mut rng = Rng::new(seed);
     let mut figures = CrashFigures::default();
     let mut images = Vec::new();
-    let workers = WorkerExe::new();
+    let workers = worker_exe();
     for run in 0..kills {
         let plan_seed = rng.next_u64();
         if let Some(image) = one_kill(&workers, dir.path(), run, plan_seed, &mut rng, &mut figures)
@@ -1004,12 +974,7 @@ fn changes_never_leave_a_terminator_across_a_page() {
     // The padded file reads back, for us and for Python.
     let values = read_values(&mut dict);
     drop(dict);
-    let described = describe_with_python(
-        dir.path(),
-        &[serde_json::json!({"path": path, "mmapdict": true})],
-    );
-    check_described(&described[0]["pickle"], &values, "pickle.load");
-    check_described(&described[0]["mmapdict"], &values, "mmapdict");
+    check_both_python_readers(dir.path(), &path, &values);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1024,11 +989,11 @@ fn rust_and_python_processes_write_concurrently() {
     drop(MmapDict::open(&path).unwrap());
     let count = 200;
     let python_count = python_keys_from_env();
-    let workers = WorkerExe::new();
+    let workers = worker_exe();
     let mut children = Vec::new();
     for writer in 0..4 {
         let job = format!("writer|{}|rust{writer}|{count}", path.display());
-        children.push(workers.spawn(&job));
+        children.push(spawn_worker(&workers, &job));
     }
     for writer in 0..4 {
         let script = python_scripts_dir().join("reliability_writer.py");
@@ -1081,12 +1046,7 @@ fn rust_and_python_processes_write_concurrently() {
     assert_eq!(dict.commit_number().unwrap(), expected_commits);
     let values = read_values(&mut dict);
     drop(dict);
-    let described = describe_with_python(
-        dir.path(),
-        &[serde_json::json!({"path": path, "mmapdict": true})],
-    );
-    check_described(&described[0]["pickle"], &values, "pickle.load");
-    check_described(&described[0]["mmapdict"], &values, "mmapdict");
+    check_both_python_readers(dir.path(), &path, &values);
 }
 
 // Threads: 4 share one dict behind a Mutex, 4 more open a handle each; same plans, one file.
@@ -1138,8 +1098,8 @@ fn maps_stay_valid_while_others_append_and_vacuum() {
     let held_bytes = reader.get("held").unwrap();
     let mapped_inode = std::fs::metadata(&path).unwrap().ino();
 
-    let workers = WorkerExe::new();
-    let mut writer = workers.spawn(&format!("writer|{}|w|400", path.display()));
+    let workers = worker_exe();
+    let mut writer = spawn_worker(&workers, &format!("writer|{}|w|400", path.display()));
     std::fs::write(go_path(&path), b"").unwrap();
     let mut checks = 0;
     while writer.try_wait().unwrap().is_none() {
@@ -1176,7 +1136,7 @@ fn maps_stay_valid_while_others_append_and_vacuum() {
 // sized by a number from a hostile file aborts the child and fails this test.
 #[test]
 fn hostile_files_give_clear_errors() {
-    let workers = WorkerExe::new();
+    let workers = worker_exe();
     let limit = format!("-v {HOSTILE_ADDRESS_SPACE_KIB}");
     let output = workers.limited_command("hostile", &limit).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -1725,7 +1685,7 @@ fn a_foreign_truncation_under_a_live_map_raises_sigbus() {
     dict.insert_array("big", &vec![1.0f64; 100_000], &[100_000])
         .unwrap();
     drop(dict);
-    let workers = WorkerExe::new();
+    let workers = worker_exe();
     // No core dump of the expected SIGBUS.
     let mut child = workers
         .limited_command(&format!("map-and-read|{}", path.display()), "-c 0")

@@ -898,13 +898,18 @@ pub fn main(args: &[String]) -> Result {
             );
         }
     }
-    if let Some(same) = measured.info(
-        Side::Rust,
-        &format!("create.{}.same_bytes_as_python", options.entries),
+    let entries = options.entries;
+    if let (Some(same_bytes), Some(same_dict)) = (
+        measured.info(
+            Side::Rust,
+            &format!("create.{entries}.same_bytes_as_python"),
+        ),
+        measured.info(Side::Rust, &format!("create.{entries}.same_dict_as_python")),
     ) {
         let _ = writeln!(
             report,
-            "- row 1: the file Rust made is byte for byte mmappickle 1.0's: {same}"
+            "- row 1: the file Rust made holds the same dict as mmappickle 1.0's: {same_dict}; \
+             is byte for byte mmappickle 1.0's: {same_bytes}"
         );
     }
     println!("\n{report}");

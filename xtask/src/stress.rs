@@ -80,20 +80,13 @@ pub fn main(args: &[String]) -> Result {
     let options = Options::parse(args)?;
     let start = Instant::now();
     let pythons = step("Python environments", venv::ensure_all)?;
-    let with_pythons = |command: &mut std::process::Command| {
-        command
-            .env("MMAPPICKLE_PYTHON", &pythons.mmappickle)
-            .env("MMAPPICKLE_PYTHON_NUMPY2", &pythons.numpy2)
-            .env("PYTHONDONTWRITEBYTECODE", "1");
-    };
     step(&format!("crash injection, {} kills", options.kills), || {
         let mut command = reliability_test("crash_injection_loses_no_acknowledged_operation");
         command.env(KILLS_VARIABLE, options.kills.to_string());
         if let Some(seed) = options.seed {
             command.env(SEED_VARIABLE, seed.to_string());
         }
-        with_pythons(&mut command);
-        run(&mut command)
+        run(pythons.set_env(&mut command))
     })?;
     step(
         &format!(
@@ -103,8 +96,7 @@ pub fn main(args: &[String]) -> Result {
         || {
             let mut command = reliability_test("rust_and_python_processes_write_concurrently");
             command.env(PYTHON_KEYS_VARIABLE, options.python_keys.to_string());
-            with_pythons(&mut command);
-            run(&mut command)
+            run(pythons.set_env(&mut command))
         },
     )?;
     println!("\nstress passed in {:.1} s", start.elapsed().as_secs_f64());

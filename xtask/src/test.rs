@@ -35,13 +35,7 @@ pub fn main(args: &[String]) -> Result {
     )?;
     step(
         "tests (cargo test --workspace, Python conformance included)",
-        || {
-            run(cargo()
-                .args(["test", "--workspace", "--no-fail-fast"])
-                .env("MMAPPICKLE_PYTHON", &pythons.mmappickle)
-                .env("MMAPPICKLE_PYTHON_NUMPY2", &pythons.numpy2)
-                .env("PYTHONDONTWRITEBYTECODE", "1"))
-        },
+        || run(pythons.set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))),
     )?;
     step("fuzz smoke (cargo xtask fuzz --smoke)", || {
         crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)

@@ -44,6 +44,16 @@ pub struct Pythons {
     pub numpy2: PathBuf,
 }
 
+impl Pythons {
+    /// Points `command` at both interpreters, as the conformance tests read them.
+    pub fn set_env<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("MMAPPICKLE_PYTHON", &self.mmappickle)
+            .env("MMAPPICKLE_PYTHON_NUMPY2", &self.numpy2)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+    }
+}
+
 pub fn main(args: &[String]) -> Result {
     parse_flags(args, &[])?;
     let pythons = ensure_all()?;

@@ -106,6 +106,39 @@ impl Element for Bool {
     }
 }
 
+/// An error unless `T` is the element of `dtype` (`offset`: where the array is, for the error).
+pub(crate) fn check_element<T: Element>(dtype: &DType, offset: u64) -> Result<(), Error> {
+    if T::matches(dtype) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::DTypeMismatch {
+                dtype: dtype.name(),
+                element: T::RUST_NAME,
+            },
+            offset,
+        ))
+    }
+}
+
+/// `value` swapped between the machine's byte order and the dtype's unless they agree.
+pub(crate) fn in_byte_order<T: Element>(value: T, native: bool) -> T {
+    if native {
+        value
+    } else {
+        value.swap_bytes()
+    }
+}
+
+/// The elements of `T` in `bytes` (in `dtype`'s byte order), copied and in the machine's.
+pub(crate) fn elements<T: Element>(bytes: &[u8], dtype: &DType) -> Vec<T> {
+    let native = dtype.is_native();
+    bytes
+        .chunks_exact(std::mem::size_of::<T>())
+        .map(|chunk| in_byte_order(bytemuck::pod_read_unaligned(chunk), native))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

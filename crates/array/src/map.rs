@@ -9,11 +9,12 @@ use std::any::Any;
 use std::fmt;
 use std::fs::File;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use crate::dtype::DType;
-use crate::element::Element;
+use crate::element::{check_element, elements, in_byte_order, Element};
 use crate::error::{Error, ErrorKind};
 use crate::expr::checked_raw_len;
 
@@ -44,6 +45,48 @@ fn checked_region(
         ));
     }
     usize::try_from(raw_len).map_err(|_| Error::new(ErrorKind::Overflow, data_offset))
+}
+
+/// The methods [`MappedBytes`] and [`MappedBytesMut`] share: both hold `map`, `dtype`,
+/// `shape`, `data_offset` and `keep_alive`, and differ only in the map's type.
+macro_rules! raw_map_methods {
+    () => {
+        /// Attaches `token`, dropped with the map.
+        pub fn with_keep_alive(mut self, token: KeepAlive) -> Self {
+            self.keep_alive = Some(token);
+            self
+        }
+
+        /// The raw bytes (C order, in the dtype's byte order).
+        pub fn bytes(&self) -> &[u8] {
+            &self.map
+        }
+
+        /// The dtype.
+        pub fn dtype(&self) -> &DType {
+            &self.dtype
+        }
+
+        /// The shape.
+        pub fn shape(&self) -> &[usize] {
+            &self.shape
+        }
+
+        /// The offset of the raw bytes in the file.
+        pub fn data_offset(&self) -> u64 {
+            self.data_offset
+        }
+
+        /// Number of elements.
+        pub fn len(&self) -> usize {
+            self.shape.iter().product()
+        }
+
+        /// Whether there are no elements.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+    };
 }
 
 /// A read-only map of an array's raw bytes, whatever its dtype (also dtypes
@@ -89,41 +132,7 @@ impl MappedBytes {
         })
     }
 
-    /// Attaches `token`, dropped with the map.
-    pub fn with_keep_alive(mut self, token: KeepAlive) -> Self {
-        self.keep_alive = Some(token);
-        self
-    }
-
-    /// The raw bytes (C order, in the dtype's byte order).
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
-
-    /// The dtype.
-    pub fn dtype(&self) -> &DType {
-        &self.dtype
-    }
-
-    /// The shape.
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    /// The offset of the raw bytes in the file.
-    pub fn data_offset(&self) -> u64 {
-        self.data_offset
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+    raw_map_methods!();
 
     /// The same map, typed: an error when `T` is not the dtype's element.
     pub fn typed<T: Element>(self) -> Result<MappedArray<T>, Error> {
@@ -176,45 +185,11 @@ impl MappedBytesMut {
         })
     }
 
-    /// Attaches `token`, dropped with the map.
-    pub fn with_keep_alive(mut self, token: KeepAlive) -> Self {
-        self.keep_alive = Some(token);
-        self
-    }
-
-    /// The raw bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
-    }
+    raw_map_methods!();
 
     /// The raw bytes, writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.map
-    }
-
-    /// The dtype.
-    pub fn dtype(&self) -> &DType {
-        &self.dtype
-    }
-
-    /// The shape.
-    pub fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-
-    /// The offset of the raw bytes in the file.
-    pub fn data_offset(&self) -> u64 {
-        self.data_offset
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Writes the changed pages to the file and waits for it.
@@ -234,62 +209,129 @@ impl MappedBytesMut {
     }
 }
 
-fn check_element<T: Element>(dtype: &DType, offset: u64) -> Result<(), Error> {
-    if T::matches(dtype) {
+/// A slice of elements needs the machine's byte order (checked first) and `T`'s alignment.
+fn check_native(dtype: &DType, offset: u64) -> Result<(), Error> {
+    if dtype.is_native() {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::DTypeMismatch {
-                dtype: dtype.name(),
-                element: T::RUST_NAME,
-            },
-            offset,
-        ))
+        Err(Error::new(ErrorKind::NotNativeEndian(dtype.name()), offset))
     }
+}
+
+fn misaligned<T>(offset: u64) -> Error {
+    Error::new(
+        ErrorKind::Misaligned {
+            align: std::mem::align_of::<T>(),
+        },
+        offset,
+    )
 }
 
 fn slice_of<'a, T: Element>(bytes: &'a [u8], dtype: &DType, offset: u64) -> Result<&'a [T], Error> {
-    if !dtype.is_native() {
-        return Err(Error::new(ErrorKind::NotNativeEndian(dtype.name()), offset));
-    }
-    bytemuck::try_cast_slice(bytes).map_err(|_| {
-        Error::new(
-            ErrorKind::Misaligned {
-                align: std::mem::align_of::<T>(),
-            },
-            offset,
-        )
-    })
+    check_native(dtype, offset)?;
+    bytemuck::try_cast_slice(bytes).map_err(|_| misaligned::<T>(offset))
+}
+
+/// The byte range of element `index` of `T`, unless its end overflows.
+fn element_range<T>(index: usize) -> Option<Range<usize>> {
+    let size = std::mem::size_of::<T>();
+    let start = index.checked_mul(size)?;
+    Some(start..start.checked_add(size)?)
+}
+
+fn index_out_of_bounds<T>(bytes_len: usize, index: usize) -> Error {
+    let len = bytes_len / std::mem::size_of::<T>().max(1);
+    Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0)
 }
 
 fn element_at<T: Element>(bytes: &[u8], dtype: &DType, index: usize) -> Result<T, Error> {
-    let size = std::mem::size_of::<T>();
-    let len = bytes.len() / size.max(1);
-    let chunk = index
-        .checked_mul(size)
-        .and_then(|start| bytes.get(start..start.checked_add(size)?))
-        .ok_or(Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0))?;
-    let value: T = bytemuck::pod_read_unaligned(chunk);
-    Ok(if dtype.is_native() {
-        value
-    } else {
-        value.swap_bytes()
-    })
+    let chunk = element_range::<T>(index)
+        .and_then(|range| bytes.get(range))
+        .ok_or_else(|| index_out_of_bounds::<T>(bytes.len(), index))?;
+    Ok(in_byte_order(
+        bytemuck::pod_read_unaligned(chunk),
+        dtype.is_native(),
+    ))
 }
 
-fn elements<T: Element>(bytes: &[u8], dtype: &DType) -> Vec<T> {
-    let native = dtype.is_native();
-    bytes
-        .chunks_exact(std::mem::size_of::<T>())
-        .map(|chunk| {
-            let value: T = bytemuck::pod_read_unaligned(chunk);
-            if native {
-                value
-            } else {
-                value.swap_bytes()
+/// The methods [`MappedArray`] and [`MappedArrayMut`] share: both wrap their untyped map
+/// (`$raw`) in `raw`; `$map_doc` documents `map`.
+macro_rules! typed_map_methods {
+    ($raw:ident, $map_doc:literal) => {
+        #[doc = $map_doc]
+        pub fn map(
+            file: &File,
+            data_offset: u64,
+            dtype: DType,
+            shape: &[usize],
+        ) -> Result<Self, Error> {
+            // Checked before mapping too: a wrong element type maps nothing.
+            check_element::<T>(&dtype, data_offset)?;
+            $raw::map(file, data_offset, dtype, shape)?.typed()
+        }
+
+        /// Attaches `token`, dropped with the map.
+        pub fn with_keep_alive(self, token: KeepAlive) -> Self {
+            Self {
+                raw: self.raw.with_keep_alive(token),
+                element: PhantomData,
             }
-        })
-        .collect()
+        }
+
+        /// The shape.
+        pub fn shape(&self) -> &[usize] {
+            self.raw.shape()
+        }
+
+        /// The dtype.
+        pub fn dtype(&self) -> &DType {
+            self.raw.dtype()
+        }
+
+        /// Number of elements.
+        pub fn len(&self) -> usize {
+            self.raw.len()
+        }
+
+        /// Whether there are no elements.
+        pub fn is_empty(&self) -> bool {
+            self.raw.is_empty()
+        }
+
+        /// The raw bytes.
+        pub fn bytes(&self) -> &[u8] {
+            self.raw.bytes()
+        }
+
+        /// The elements as a slice (C order): an error when the data is not
+        /// aligned for `T` or not in the machine's byte order.
+        pub fn as_slice(&self) -> Result<&[T], Error> {
+            slice_of(self.raw.bytes(), self.raw.dtype(), self.raw.data_offset)
+        }
+
+        /// Element `index` (C order), for any alignment and byte order.
+        pub fn get(&self, index: usize) -> Result<T, Error> {
+            element_at(self.raw.bytes(), self.raw.dtype(), index)
+        }
+
+        /// All elements, copied, for any alignment and byte order.
+        pub fn to_vec(&self) -> Vec<T> {
+            elements(self.raw.bytes(), self.raw.dtype())
+        }
+
+        /// The untyped map.
+        pub fn into_bytes(self) -> $raw {
+            self.raw
+        }
+
+        /// An ndarray view (needs an aligned, native-endian map, as [`Self::as_slice`]).
+        #[cfg(feature = "ndarray")]
+        pub fn view(&self) -> Result<ndarray::ArrayViewD<'_, T>, Error> {
+            let slice = self.as_slice()?;
+            ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.shape()), slice)
+                .map_err(|_| Error::new(ErrorKind::Overflow, self.raw.data_offset))
+        }
+    };
 }
 
 /// A read-only map of an array of `T`.
@@ -299,78 +341,10 @@ pub struct MappedArray<T: Element> {
 }
 
 impl<T: Element> MappedArray<T> {
-    /// Maps the array of `dtype` (whose element must be `T`) and `shape` at `data_offset` in `file`.
-    pub fn map(
-        file: &File,
-        data_offset: u64,
-        dtype: DType,
-        shape: &[usize],
-    ) -> Result<Self, Error> {
-        check_element::<T>(&dtype, data_offset)?;
-        MappedBytes::map(file, data_offset, dtype, shape)?.typed()
-    }
-
-    /// Attaches `token`, dropped with the map.
-    pub fn with_keep_alive(self, token: KeepAlive) -> Self {
-        MappedArray {
-            raw: self.raw.with_keep_alive(token),
-            element: PhantomData,
-        }
-    }
-
-    /// The shape.
-    pub fn shape(&self) -> &[usize] {
-        self.raw.shape()
-    }
-
-    /// The dtype.
-    pub fn dtype(&self) -> &DType {
-        self.raw.dtype()
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.raw.len()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    /// The raw bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.raw.bytes()
-    }
-
-    /// The elements as a slice (C order): an error when the data is not
-    /// aligned for `T` or not in the machine's byte order.
-    pub fn as_slice(&self) -> Result<&[T], Error> {
-        slice_of(self.raw.bytes(), self.raw.dtype(), self.raw.data_offset)
-    }
-
-    /// Element `index` (C order), for any alignment and byte order.
-    pub fn get(&self, index: usize) -> Result<T, Error> {
-        element_at(self.raw.bytes(), self.raw.dtype(), index)
-    }
-
-    /// All elements, copied, for any alignment and byte order.
-    pub fn to_vec(&self) -> Vec<T> {
-        elements(self.raw.bytes(), self.raw.dtype())
-    }
-
-    /// The untyped map.
-    pub fn into_bytes(self) -> MappedBytes {
-        self.raw
-    }
-
-    /// An ndarray view (needs an aligned, native-endian map, as [`Self::as_slice`]).
-    #[cfg(feature = "ndarray")]
-    pub fn view(&self) -> Result<ndarray::ArrayViewD<'_, T>, Error> {
-        let slice = self.as_slice()?;
-        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.shape()), slice)
-            .map_err(|_| Error::new(ErrorKind::Overflow, self.raw.data_offset))
-    }
+    typed_map_methods!(
+        MappedBytes,
+        "Maps the array of `dtype` (whose element must be `T`) and `shape` at `data_offset` in `file`."
+    );
 }
 
 /// A writable map of an array of `T`: writes go to the file.
@@ -380,115 +354,33 @@ pub struct MappedArrayMut<T: Element> {
 }
 
 impl<T: Element> MappedArrayMut<T> {
-    /// Maps the array writable; fails when the file was opened read-only.
-    pub fn map(
-        file: &File,
-        data_offset: u64,
-        dtype: DType,
-        shape: &[usize],
-    ) -> Result<Self, Error> {
-        check_element::<T>(&dtype, data_offset)?;
-        MappedBytesMut::map(file, data_offset, dtype, shape)?.typed()
-    }
-
-    /// Attaches `token`, dropped with the map.
-    pub fn with_keep_alive(self, token: KeepAlive) -> Self {
-        MappedArrayMut {
-            raw: self.raw.with_keep_alive(token),
-            element: PhantomData,
-        }
-    }
-
-    /// The shape.
-    pub fn shape(&self) -> &[usize] {
-        self.raw.shape()
-    }
-
-    /// The dtype.
-    pub fn dtype(&self) -> &DType {
-        self.raw.dtype()
-    }
-
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.raw.len()
-    }
-
-    /// Whether there are no elements.
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
-    /// The raw bytes.
-    pub fn bytes(&self) -> &[u8] {
-        self.raw.bytes()
-    }
-
-    /// The elements as a slice: an error when not aligned or not native-endian.
-    pub fn as_slice(&self) -> Result<&[T], Error> {
-        slice_of(self.raw.bytes(), self.raw.dtype(), self.raw.data_offset)
-    }
+    typed_map_methods!(
+        MappedBytesMut,
+        "Maps the array writable; fails when the file was opened read-only."
+    );
 
     /// The elements as a writable slice: an error when not aligned or not native-endian.
     pub fn as_slice_mut(&mut self) -> Result<&mut [T], Error> {
         let offset = self.raw.data_offset;
-        if !self.raw.dtype().is_native() {
-            return Err(Error::new(
-                ErrorKind::NotNativeEndian(self.raw.dtype().name()),
-                offset,
-            ));
-        }
-        bytemuck::try_cast_slice_mut(self.raw.bytes_mut()).map_err(|_| {
-            Error::new(
-                ErrorKind::Misaligned {
-                    align: std::mem::align_of::<T>(),
-                },
-                offset,
-            )
-        })
-    }
-
-    /// Element `index`, for any alignment and byte order.
-    pub fn get(&self, index: usize) -> Result<T, Error> {
-        element_at(self.raw.bytes(), self.raw.dtype(), index)
+        check_native(self.raw.dtype(), offset)?;
+        bytemuck::try_cast_slice_mut(self.raw.bytes_mut()).map_err(|_| misaligned::<T>(offset))
     }
 
     /// Sets element `index`, for any alignment and byte order.
     pub fn set(&mut self, index: usize, value: T) -> Result<(), Error> {
-        let size = std::mem::size_of::<T>();
-        let native = self.raw.dtype().is_native();
+        let value = in_byte_order(value, self.raw.dtype().is_native());
         let bytes = self.raw.bytes_mut();
-        let len = bytes.len() / size.max(1);
-        let chunk = index
-            .checked_mul(size)
-            .and_then(|start| bytes.get_mut(start..start.checked_add(size)?))
-            .ok_or(Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0))?;
-        let value = if native { value } else { value.swap_bytes() };
+        let bytes_len = bytes.len();
+        let chunk = element_range::<T>(index)
+            .and_then(|range| bytes.get_mut(range))
+            .ok_or_else(|| index_out_of_bounds::<T>(bytes_len, index))?;
         chunk.copy_from_slice(bytemuck::bytes_of(&value));
         Ok(())
-    }
-
-    /// All elements, copied.
-    pub fn to_vec(&self) -> Vec<T> {
-        elements(self.raw.bytes(), self.raw.dtype())
     }
 
     /// Writes the changed pages to the file and waits for it.
     pub fn flush(&self) -> Result<(), Error> {
         self.raw.flush()
-    }
-
-    /// The untyped map.
-    pub fn into_bytes(self) -> MappedBytesMut {
-        self.raw
-    }
-
-    /// An ndarray view (needs an aligned, native-endian map).
-    #[cfg(feature = "ndarray")]
-    pub fn view(&self) -> Result<ndarray::ArrayViewD<'_, T>, Error> {
-        let slice = self.as_slice()?;
-        ndarray::ArrayViewD::from_shape(ndarray::IxDyn(self.shape()), slice)
-            .map_err(|_| Error::new(ErrorKind::Overflow, self.raw.data_offset))
     }
 
     /// A writable ndarray view (needs an aligned, native-endian map).

@@ -3,7 +3,7 @@
 use mmappickle_codec::{Construct, Global, Value};
 
 use crate::dtype::{DType, Kind};
-use crate::element::Element;
+use crate::element::{check_element, elements, Element};
 use crate::error::{Error, ErrorKind};
 use crate::expr::checked_raw_len;
 
@@ -288,28 +288,8 @@ impl OwnedArray {
 
     /// The elements as `T` (C order), for any byte order; an error when `T` is not the dtype's element.
     pub fn to_vec<T: Element>(&self) -> Result<Vec<T>, Error> {
-        if !T::matches(&self.dtype) {
-            return Err(Error::new(
-                ErrorKind::DTypeMismatch {
-                    dtype: self.dtype.name(),
-                    element: T::RUST_NAME,
-                },
-                0,
-            ));
-        }
-        let native = self.dtype.is_native();
-        Ok(self
-            .data
-            .chunks_exact(std::mem::size_of::<T>())
-            .map(|chunk| {
-                let value: T = bytemuck::pod_read_unaligned(chunk);
-                if native {
-                    value
-                } else {
-                    value.swap_bytes()
-                }
-            })
-            .collect())
+        check_element::<T>(&self.dtype, 0)?;
+        Ok(elements(&self.data, &self.dtype))
     }
 }
 

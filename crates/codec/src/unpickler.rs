@@ -75,18 +75,7 @@ pub fn loads(data: &[u8]) -> Result<Value, Error> {
 /// applied to them afterwards (see the crate docs); every other `REDUCE`
 /// stays an [`Object`] node.
 pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
-    let wanted = WantedIndices::scan(data);
-    let mut machine = Machine {
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Memo::default(),
-        pending: Vec::new(),
-        wanted,
-        limits,
-        elements: 0,
-        opcode: "",
-    };
-    machine.run(data, End::Stop)
+    run_machine(data, limits, End::Stop)
 }
 
 /// Loads an entry's value bytes: ops that leave exactly one value, with no
@@ -96,18 +85,22 @@ pub fn loads_with(data: &[u8], limits: &Limits) -> Result<Value, Error> {
 /// hold a `STOP` (the rest ignored) or leave extra items on the stack, which
 /// `pickle.load` of the whole file reads as something other than the dict.
 pub(crate) fn load_value_bytes(data: &[u8], limits: &Limits) -> Result<Value, Error> {
-    let wanted = WantedIndices::scan(data);
+    run_machine(data, limits, End::EndOfInput)
+}
+
+/// Runs a fresh machine over `data` until `end`.
+fn run_machine(data: &[u8], limits: &Limits, end: End) -> Result<Value, Error> {
     let mut machine = Machine {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: Memo::default(),
         pending: Vec::new(),
-        wanted,
+        wanted: WantedIndices::scan(data),
         limits,
         elements: 0,
         opcode: "",
     };
-    machine.run(data, End::EndOfInput)
+    machine.run(data, end)
 }
 
 /// Where a run ends.

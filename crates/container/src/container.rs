@@ -12,6 +12,7 @@ use crate::layout::{
     HEADER_LEN, TERMINATOR,
 };
 use crate::map::ReadMap;
+use crate::scratch::sync_parent_directory;
 
 /// The largest alignment an append may ask for.
 pub const MAX_ALIGN: u64 = 1 << 20;
@@ -679,16 +680,7 @@ impl Container {
             return Err(Error::io(error, 0));
         }
         if self.options.durability == Durability::Flush {
-            if let Some(directory) = self.path.parent() {
-                let directory = if directory.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    directory
-                };
-                File::open(directory)
-                    .and_then(|directory| directory.sync_all())
-                    .map_err(io_at(0))?;
-            }
+            sync_parent_directory(&self.path).map_err(io_at(0))?;
         }
         // Dropping the old file releases its lock; we hold the new file's lock already.
         self.identity = Identity::of(&scratch.metadata().map_err(io_at(0))?);

@@ -61,5 +61,5 @@ pub use crate::{
         encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, HEADER_LEN,
         MIN_PADDING_LEN, TERMINATOR,
     },
-    scratch::remove_stale_scratch_files,
+    scratch::{remove_stale_scratch_files, sync_parent_directory},
 };

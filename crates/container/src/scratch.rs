@@ -9,7 +9,12 @@
 //! all the same (it builds and renames its scratch file under the container's lock, which
 //! the open holds while it removes), and a convert that lost its scratch file fails without
 //! touching the original.
+//!
+//! Both rename their scratch file over the original; with `fsync` durability the directory
+//! is synced after ([`sync_parent_directory`]).
 
+use std::fs::File;
+use std::io;
 use std::path::Path;
 
 /// Removes the files of the directory of `prefix` whose name is the file name of `prefix`
@@ -34,11 +39,7 @@ pub fn remove_stale_scratch_files(prefix: &Path) -> usize {
     let Some(name_prefix) = prefix.file_name().and_then(|name| name.to_str()) else {
         return 0;
     };
-    let directory = match prefix.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let Ok(listing) = std::fs::read_dir(directory) else {
+    let Ok(listing) = std::fs::read_dir(parent_directory(prefix)) else {
         return 0;
     };
     let mut removed = 0;
@@ -56,6 +57,19 @@ pub fn remove_stale_scratch_files(prefix: &Path) -> usize {
         }
     }
     removed
+}
+
+/// `fsync`s the directory holding `path`, so that a rename into it survives a crash.
+pub fn sync_parent_directory(path: &Path) -> io::Result<()> {
+    File::open(parent_directory(path)).and_then(|directory| directory.sync_all())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_directory(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// A process id written by `std::process::id()`: decimal digits only.

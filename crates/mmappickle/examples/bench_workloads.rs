@@ -112,8 +112,9 @@ fn remove_if_present(path: &Path) -> Result {
 /// Row 1: a new file, then `entries` inserts of small ints (`key{i}` -> i), each its own
 /// operation (own lock, own commit), as `m[key] = i` in Python. Also times single inserts:
 /// the median of inserts 51..=150 ("the 100th") and of the last 100. With `--file`, says
-/// whether the file made is byte for byte the one Python's mmappickle makes (`--file` is
-/// a file of as many entries written by `bench_python.py prepare`).
+/// whether the file made is byte for byte the one Python's mmappickle makes, and whether it
+/// holds the same dict (`--file` is a file of as many entries written by
+/// `bench_python.py prepare`).
 fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> Result {
     let path = dir.join("rust-create.mmdpickle");
     let mut insert_times = vec![0.0; entries];
@@ -141,9 +142,29 @@ fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> 
     if let Some(reference) = reference {
         let same = std::fs::read(&path)? == std::fs::read(reference)?;
         info(&format!("create.{entries}.same_bytes_as_python"), same);
+        info(
+            &format!("create.{entries}.same_dict_as_python"),
+            same_dict(&path, reference)?,
+        );
     }
     remove_if_present(&path)?;
     Ok(())
+}
+
+/// Whether two files hold the same live keys, in the same order, with the same values.
+fn same_dict(a: &Path, b: &Path) -> Result<bool> {
+    let mut a = MmapDict::open_readonly(a)?;
+    let mut b = MmapDict::open_readonly(b)?;
+    let keys = a.keys()?;
+    if keys != b.keys()? {
+        return Ok(false);
+    }
+    for key in &keys {
+        if a.value(key)? != b.value(key)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn median(values: &[f64]) -> f64 {

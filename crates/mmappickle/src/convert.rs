@@ -11,7 +11,7 @@ use std::path::Path;
 
 use mmappickle_array::{Kind, OwnedArray};
 use mmappickle_codec::{loads_with, Construct, Global, Limits, Object, Value};
-use mmappickle_container::{parse_header, HEADER_LEN};
+use mmappickle_container::{parse_header, sync_parent_directory, HEADER_LEN};
 
 use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
@@ -51,7 +51,7 @@ pub(crate) fn refuse_non_dict(path: &Path, limits: &Limits) -> Result<(), Error>
 /// in the same order. Top-level numpy arrays (pickled by numpy: `_reconstruct` + `BUILD`,
 /// `_frombuffer`) become mapped array entries; every other value is stored as it is.
 pub(crate) fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Result<(), Error> {
-    let pairs = load_dict(path, &options.open_limits())?;
+    let pairs = load_dict(path, options.open_limits())?;
     let scratch = scratch_path(path, "converting");
     // A scratch file left by a crashed convert of the same process id is ours to replace.
     let _ = std::fs::remove_file(&scratch);
@@ -69,7 +69,7 @@ pub(crate) fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Re
         let _ = std::fs::remove_file(&scratch);
         return Err(error);
     }
-    sync_parent_directory(path)
+    sync_parent_directory(path).map_err(Error::io)
 }
 
 fn write_converted(
@@ -158,16 +158,6 @@ fn masked_from_value(value: &Value) -> Option<(OwnedArray, OwnedArray)> {
     let mask = plain_array(mask, numpy_dtype_value("b1", "|"))?;
     (data.dtype.is_writable() && mask.dtype.kind() == Kind::Bool && mask.shape == data.shape)
         .then_some((data, mask))
-}
-
-fn sync_parent_directory(path: &Path) -> Result<(), Error> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(directory)
-        .and_then(|directory| directory.sync_all())
-        .map_err(Error::io)
 }
 
 impl MmapDict {

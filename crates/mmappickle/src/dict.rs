@@ -109,8 +109,8 @@ impl MmapDictOptions {
     }
 
     /// The unpickling limits set.
-    pub(crate) fn open_limits(&self) -> Limits {
-        self.limits.clone()
+    pub(crate) fn open_limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Opens the dict at `path`. Read-write, a missing or empty file is created; a plain
