@@ -20,6 +20,9 @@
 //! - `python_writes_the_bytes_the_facade_writes`: with alignment off, generic values,
 //!   arrays (native and byte-swapped), a replaced key, a masked array and a stub make a
 //!   file byte-identical to the one the Python library writes from the same entries.
+//! - `python_writes_the_bytes_the_facade_writes_past_page_boundaries`: 300 small values
+//!   (over 8 KiB, some entry ending in the last 10 bytes of a 4 KiB page, which the default
+//!   page rule would pad) with alignment off are byte-identical to Python's file.
 //! - `python_and_rust_share_a_file`: a Rust handle stays open while a Python process
 //!   changes the file; the handle sees the change at its next operation, and Python sees
 //!   the handle's next change (both take the same `flock`).
@@ -502,6 +505,48 @@ fn python_writes_the_bytes_the_facade_writes() {
         std::fs::read(&ours).unwrap(),
         std::fs::read(&theirs).unwrap(),
     );
+    if ours != theirs {
+        let first_difference = ours
+            .iter()
+            .zip(&theirs)
+            .position(|(a, b)| a != b)
+            .unwrap_or(ours.len().min(theirs.len()));
+        panic!(
+            "files differ from byte {first_difference} (ours {} bytes, Python's {} bytes)",
+            ours.len(),
+            theirs.len()
+        );
+    }
+}
+
+#[test]
+fn python_writes_the_bytes_the_facade_writes_past_page_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("ours.mmdpickle");
+    let theirs = dir.path().join("theirs.mmdpickle");
+    let mut m = MmapDict::options().align(false).open(&ours).unwrap();
+    let mut entries = Vec::new();
+    for i in 0..300usize {
+        let key = format!("key{i:03}");
+        // Lengths vary so that entry ends fall at many offsets modulo a page.
+        let value = "v".repeat(i % 13);
+        m.insert(&key, value.as_str()).unwrap();
+        entries.push(json!([key, value]));
+    }
+    drop(m);
+    write_file_with_python(&theirs, &json!(entries));
+    let (ours, theirs) = (
+        std::fs::read(&ours).unwrap(),
+        std::fs::read(&theirs).unwrap(),
+    );
+    // The case must exercise the page rule: some terminator of Python's layout (after an
+    // entry) starts in the last 10 bytes of a page.
+    let table = mmappickle_container::scan(&theirs).unwrap();
+    assert!(theirs.len() > 8192);
+    assert!(table
+        .entries()
+        .iter()
+        .any(|entry| entry.end() % 4096 > 4096 - 11));
     if ours != theirs {
         let first_difference = ours
             .iter()

@@ -9,6 +9,9 @@
 //!
 //! Index of the cases:
 //! - `findings_replay_clean`: every listed input now passes its target's body.
+//! - `loads_findings_end_within_default_limits`: the copy bombs end, within
+//!   the default limits or with their `max_elements` error (the target runs
+//!   with smaller limits).
 //! - `every_checked_in_input_is_listed`: no input on disk lacks its comment,
 //!   no listed input is missing.
 //! - `bodies_accept_the_fixtures`: every body passes on every Python-made
@@ -53,6 +56,14 @@ const FINDINGS: &[Finding] = &[
             than 10 s. Fixed with the tuple-dup-bomb fix (each copy is charged, 2^23 values).",
     },
     Finding {
+        target: "roundtrip",
+        file: "oom-nested-size-estimate",
+        what_was_wrong: "Found by the ASan smoke: `dumps` reserved its output from a size \
+            estimate that multiplies the first item's size by the item count at every level, \
+            so nested lists led by a long payload asked for a 2.7 GB buffer (malloc past the \
+            2 GiB cap). Fixed: the reservation is capped at 1 MiB (codec pickler.rs).",
+    },
+    Finding {
         target: "loads",
         file: "bytes-dup-bomb",
         what_was_wrong: "A 4000-byte BINBYTES doubled by DUP TUPLE2: copies of a payload counted \
@@ -87,6 +98,32 @@ fn findings_replay_clean() {
             finding.file,
             finding.what_was_wrong
         );
+    }
+}
+
+// The `loads` target runs with smaller limits than readers use: its
+// findings must also end under the default limits, either with a value
+// built within them or with the max_elements error (the copy bombs), not
+// after gigabytes or minutes.
+#[test]
+fn loads_findings_end_within_default_limits() {
+    for finding in FINDINGS.iter().filter(|finding| finding.target == "loads") {
+        let path = regressions_dir().join(finding.target).join(finding.file);
+        let input = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let limits = mmappickle_codec::Limits::default();
+        if let Err(error) = mmappickle_codec::loads_with(&input, &limits) {
+            assert!(
+                matches!(
+                    error.kind(),
+                    mmappickle_codec::ErrorKind::LimitExceeded {
+                        limit: "max_elements",
+                        ..
+                    }
+                ),
+                "{}: {error}",
+                finding.file
+            );
+        }
     }
 }
 

@@ -20,6 +20,8 @@ const FRAME_SIZE_TARGET: usize = 64 * 1024;
 const FRAME_SIZE_MIN: usize = 4;
 /// `FRAME` opcode + u64 length.
 const FRAME_HEADER_SIZE: usize = 9;
+/// Most output bytes reserved up front from the size estimate.
+const MAX_PREALLOCATED: usize = 1 << 20;
 /// Items per `APPENDS` / `SETITEMS` / `ADDITEMS` batch (`BATCHSIZE`).
 const BATCH_SIZE: usize = 1000;
 
@@ -122,7 +124,10 @@ struct Pickler {
 impl Pickler {
     fn new(mode: Mode, capacity: usize) -> Self {
         Pickler {
-            out: Vec::with_capacity(capacity),
+            // The estimate extrapolates from first items, so nested values can
+            // overshoot by orders of magnitude (fuzz finding): the output grows
+            // as needed past this bound.
+            out: Vec::with_capacity(capacity.min(MAX_PREALLOCATED)),
             mode,
             framing: false,
             frame_start: None,

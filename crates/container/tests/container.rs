@@ -13,6 +13,8 @@
 //! - `vacuum_*`: compaction by rename, the commit number rule, other handles follow, holes
 //!   stay holes.
 //! - `fsck_*`: repair of torn files; the terminator fsck writes keeps the page rule.
+//! - `page_rule_*`: `ContainerOptions::page_safe_commit(false)` leaves the terminator where
+//!   Python would (no tail padding), the default moves it past the page boundary.
 //! - `read_write_open_removes_scratch_files_*`: stale vacuum scratch files go, live ones stay.
 //! - `lock_*`: the flock excludes another handle; it is re-entrant.
 //! - `processes_*`: 4 processes x 200 inserts; a process dying inside a value write; SIGKILL
@@ -608,6 +610,41 @@ fn read_write_open_removes_scratch_files_of_dead_processes() {
 
 // While one handle holds the lock, a second file description cannot take it; the lock is
 // re-entrant inside with_lock.
+// The same entry, ending 5 bytes before a page boundary, appended with the page rule on (the
+// default: a 21-byte padding entry follows it) and off (the terminator follows it directly,
+// as in Python's layout); both files scan to the same live entry.
+#[test]
+fn page_rule_is_an_option() {
+    const PAGE: u64 = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    for page_safe_commit in [true, false] {
+        let path = temp_path(&dir, &format!("page-{page_safe_commit}.mmdpickle"));
+        let mut container = ContainerOptions::new()
+            .page_safe_commit(page_safe_commit)
+            .open(&path)
+            .unwrap();
+        let terminator_offset = container.table().unwrap().terminator_offset();
+        // FRAME (9) + key "k" (3) + BINBYTES (5 + n) + trailer (8) ends at PAGE - 5.
+        let payload_len = PAGE - 5 - terminator_offset - 25;
+        let entry = insert(
+            &mut container,
+            "k",
+            &bytes_value(&vec![3; payload_len as usize]),
+        );
+        assert_eq!(entry.end() % PAGE, PAGE - 5);
+        let bytes = std::fs::read(&path).unwrap();
+        let table = scan(&bytes).unwrap();
+        let padding = if page_safe_commit { 21 } else { 0 };
+        assert_eq!(table.terminator_offset(), entry.end() + padding);
+        assert_eq!(table.entries().len(), if page_safe_commit { 2 } else { 1 });
+        assert_eq!(
+            table.entries().last().unwrap().is_padding(),
+            page_safe_commit
+        );
+        assert_eq!(table.get("k"), Some(&entry));
+    }
+}
+
 #[test]
 fn lock_excludes_other_handles_and_is_reentrant() {
     use fs2::FileExt;

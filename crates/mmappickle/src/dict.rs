@@ -7,7 +7,7 @@ use std::sync::Arc;
 use mmappickle_array::{
     read_array_header, read_masked_header, ArrayEncoding, ArrayHeader, ArrayLayout, Bool, DType,
     Element, FileValue, MappedArray, MappedArrayMut, MappedBytes, MaskedHeader, MaskedLayout,
-    RawSink, DATA_ALIGN,
+    RawSink, ValueSource, DATA_ALIGN,
 };
 use mmappickle_codec::{decode_entry_value, encode_entry_value, Limits, Value};
 use mmappickle_container::{
@@ -21,6 +21,10 @@ use crate::error::{Error, ErrorKind};
 
 /// The longest key the format can store, in UTF-8 bytes.
 pub const MAX_KEY_LEN: usize = 255;
+
+/// [`MmapDict::get`] reads a value up to this long whole at once (one read) instead of its
+/// head first: as long as the window in which the array layer reads a head.
+const SMALL_VALUE_LEN: u64 = 4096;
 
 /// Options for opening an [`MmapDict`], in the style of [`std::fs::OpenOptions`].
 ///
@@ -83,6 +87,11 @@ impl MmapDictOptions {
     /// Whether the raw data of inserted arrays starts at a multiple of 64 bytes in the file
     /// (on by default), so that [`MappedArray::as_slice`] works. The container writes a
     /// deleted padding entry before the array when needed; every reader skips it.
+    ///
+    /// `align(false)` writes exactly the layout Python mmappickle writes: no padding entries
+    /// of any kind (neither before arrays nor the 21-byte entries that keep a terminator
+    /// inside one 4 KiB page); a commit write torn at a page boundary by power loss is then
+    /// detected on open (reader rule) for cuts of 1 to 9 bytes only.
     pub fn align(mut self, align: bool) -> Self {
         self.align = align;
         self
@@ -120,7 +129,8 @@ impl MmapDictOptions {
         let container_options = ContainerOptions::new()
             .durability(self.durability)
             .readonly(self.readonly)
-            .allow_damaged(self.allow_damaged);
+            .allow_damaged(self.allow_damaged)
+            .page_safe_commit(self.align);
         let mut container = match container_options.clone().open(path) {
             Ok(container) => container,
             Err(error) => {
@@ -617,7 +627,18 @@ impl MmapDict {
             .with_lock(|container| -> Result<Item, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
                 let value_offset = entry.value_offset();
-                let form = match value_form(container.file(), &entry) {
+                // A small value is read once, whole, and told apart from those bytes; a
+                // large one (maybe an array to map) only has its head read first.
+                let mut small_value = None;
+                let form = if entry.value_len() <= SMALL_VALUE_LEN {
+                    let bytes = container.read_value(&entry)?;
+                    let form = value_form_of(&mut bytes.as_slice(), value_offset);
+                    small_value = Some(bytes);
+                    form
+                } else {
+                    value_form(container.file(), &entry)
+                };
+                let form = match form {
                     Ok(form) => form,
                     // An array expression whose header numpy would refuse.
                     Err(array_error) if is_malformed_array_header(&array_error) => {
@@ -626,7 +647,10 @@ impl MmapDict {
                     // Starts like an array but is not one we can map: it may still be an
                     // ordinary value; if not, the array error says more.
                     Err(array_error) => {
-                        let bytes = container.read_value(&entry)?;
+                        let bytes = match small_value {
+                            Some(bytes) => bytes,
+                            None => container.read_value(&entry)?,
+                        };
                         return decode_entry_value(&bytes, &limits)
                             .map(Item::Value)
                             .map_err(|_| array_error);
@@ -634,7 +658,10 @@ impl MmapDict {
                 };
                 Ok(match form {
                     ValueForm::Generic => {
-                        let bytes = container.read_value(&entry)?;
+                        let bytes = match small_value {
+                            Some(bytes) => bytes,
+                            None => container.read_value(&entry)?,
+                        };
                         let value = decode_entry_value(&bytes, &limits)
                             .map_err(|error| Error::codec_at(error, value_offset))?;
                         Item::Value(value)
@@ -890,14 +917,24 @@ fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<()
 /// apart (only the expression's opcodes are read, never the raw data).
 fn value_form(file: &std::fs::File, entry: &Entry) -> Result<ValueForm, Error> {
     let value_offset = entry.value_offset();
-    let mut source = FileValue::new(file, value_offset, entry.value_len());
+    value_form_of(
+        &mut FileValue::new(file, value_offset, entry.value_len()),
+        value_offset,
+    )
+}
+
+/// [`value_form`] of a value's bytes from any source (`value_offset` places its errors).
+fn value_form_of<S: ValueSource + ?Sized>(
+    source: &mut S,
+    value_offset: u64,
+) -> Result<ValueForm, Error> {
     if let Some(header) =
-        read_array_header(&mut source).map_err(|error| Error::array_at(error, value_offset))?
+        read_array_header(source).map_err(|error| Error::array_at(error, value_offset))?
     {
         return Ok(ValueForm::Array(header));
     }
     if let Some(header) =
-        read_masked_header(&mut source).map_err(|error| Error::array_at(error, value_offset))?
+        read_masked_header(source).map_err(|error| Error::array_at(error, value_offset))?
     {
         return Ok(ValueForm::Masked(header));
     }
