@@ -501,14 +501,18 @@ fn python_writes_the_bytes_the_facade_writes() {
     drop(m);
 
     write_file_with_python(&theirs, &json!(entries));
-    let (ours, theirs) = (
-        std::fs::read(&ours).unwrap(),
-        std::fs::read(&theirs).unwrap(),
+    assert_same_bytes(
+        &std::fs::read(&ours).unwrap(),
+        &std::fs::read(&theirs).unwrap(),
     );
+}
+
+/// Fails with the first differing byte offset when our file and Python's differ.
+fn assert_same_bytes(ours: &[u8], theirs: &[u8]) {
     if ours != theirs {
         let first_difference = ours
             .iter()
-            .zip(&theirs)
+            .zip(theirs)
             .position(|(a, b)| a != b)
             .unwrap_or(ours.len().min(theirs.len()));
         panic!(
@@ -547,16 +551,5 @@ fn python_writes_the_bytes_the_facade_writes_past_page_boundaries() {
         .entries()
         .iter()
         .any(|entry| entry.end() % 4096 > 4096 - 11));
-    if ours != theirs {
-        let first_difference = ours
-            .iter()
-            .zip(&theirs)
-            .position(|(a, b)| a != b)
-            .unwrap_or(ours.len().min(theirs.len()));
-        panic!(
-            "files differ from byte {first_difference} (ours {} bytes, Python's {} bytes)",
-            ours.len(),
-            theirs.len()
-        );
-    }
+    assert_same_bytes(&ours, &theirs);
 }
