@@ -2,8 +2,8 @@
 //! readable summary (dtype, shape, first and last elements), for mapped
 //! entries and for arrays that numpy pickled inside generic values.
 
-use mmappickle_array::{ByteOrder, DType, Kind, OwnedArray};
-use mmappickle_codec::{Construct, Value};
+use mmappickle::array::{ByteOrder, DType, Kind, OwnedArray};
+use mmappickle::codec::{Construct, Value};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 

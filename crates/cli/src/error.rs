@@ -59,9 +59,9 @@ macro_rules! from_display {
 
 from_display!(
     mmappickle::Error,
-    mmappickle_codec::Error,
-    mmappickle_container::Error,
-    mmappickle_array::Error,
+    mmappickle::codec::Error,
+    mmappickle::container::Error,
+    mmappickle::array::Error,
     crate::json::JsonError,
     crate::npy::NpyError,
     serde_json::Error,

@@ -18,7 +18,7 @@
 //! digest (use `import-npy`).
 
 use base64::Engine as _;
-use mmappickle_codec::{Construct, Global, Object, Value};
+use mmappickle::codec::{Construct, Global, Object, Value};
 use serde_json::{json, Map, Number, Value as Json};
 use std::fmt;
 
@@ -377,7 +377,7 @@ pub fn decimal_to_value(text: &str) -> Option<Value> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    mmappickle_codec::loads(format!("L{text}L\n.").as_bytes()).ok()
+    mmappickle::codec::loads(format!("L{text}L\n.").as_bytes()).ok()
 }
 
 #[cfg(test)]

@@ -6,12 +6,12 @@
 use std::io;
 use std::path::Path;
 
-use mmappickle::{ArrayEncoding, ErrorKind, MmapDict};
-use mmappickle_array::{
+use mmappickle::array::{
     read_array_header, read_masked_header, ArrayHeader, ArrayLayout, DType, FileValue,
     MaskedHeader, DATA_ALIGN,
 };
-use mmappickle_container::{Alignment, Container, Entry, NewEntry};
+use mmappickle::container::{Alignment, Container, Entry, NewEntry};
+use mmappickle::{ArrayEncoding, ErrorKind, MmapDict};
 
 use crate::error::{CliError, CliResult};
 
@@ -75,7 +75,7 @@ fn dict_open_error(path: &Path, err: mmappickle::Error) -> CliError {
     CliError::new(format!("{}: {err}{hint}", path.display()))
 }
 
-fn open_error(path: &Path, err: mmappickle_container::Error) -> CliError {
+fn open_error(path: &Path, err: mmappickle::container::Error) -> CliError {
     let hint = if err.is_plain_pickle() {
         " (a plain pickle: read it with `unpickle`, or `convert` it)"
     } else {
@@ -88,7 +88,7 @@ fn open_error(path: &Path, err: mmappickle_container::Error) -> CliError {
 pub fn entry_kind(container: &Container, entry: &Entry) -> CliResult<EntryKind> {
     let file = container.file();
     let mut source = FileValue::new(file, entry.value_offset(), entry.value_len());
-    let shift = |err: mmappickle_array::Error| {
+    let shift = |err: mmappickle::array::Error| {
         CliError::from(err.shifted(entry.value_offset())).context(format!("key {:?}", entry.key()))
     };
     if let Some(header) = read_array_header(&mut source).map_err(shift)? {

@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::path::Path;
 
-use mmappickle_codec::dis;
-use mmappickle_container::{Container, Entry};
+use mmappickle::codec::dis;
+use mmappickle::container::{Container, Entry};
 
-use mmappickle_array::{parse_array_value, parse_masked_value, DATA_ALIGN};
+use mmappickle::array::{parse_array_value, parse_masked_value, DATA_ALIGN};
 
 use crate::arrays;
 use crate::error::{CliError, CliResult};
@@ -45,7 +45,7 @@ fn dis_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliResult 
 
 /// Lists a large value op by op from the file map, showing big payloads by size.
 fn dis_large_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliResult {
-    let mut ops = mmappickle_codec::ops(value).peekable();
+    let mut ops = mmappickle::codec::ops(value).peekable();
     while let Some(item) = ops.next() {
         let (offset, op) = match item {
             Ok(pair) => pair,
@@ -73,7 +73,7 @@ fn dis_large_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliR
             continue;
         }
         let mut encoded = Vec::with_capacity(op_len + 1);
-        mmappickle_codec::encode_op(&op, &mut encoded);
+        mmappickle::codec::encode_op(&op, &mut encoded);
         encoded.push(b'.');
         let listing = dis(&encoded);
         let first = listing.lines().next().unwrap_or("");

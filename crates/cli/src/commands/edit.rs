@@ -3,8 +3,8 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+use mmappickle::container::Container;
 use mmappickle::{ArrayEncoding, DType, MmapDict};
-use mmappickle_container::Container;
 use serde_json::Value as Json;
 
 use super::no_key;
@@ -65,7 +65,7 @@ pub(super) fn stub(
         .map(|&n| usize::try_from(n))
         .collect::<Result<Vec<usize>, _>>()
         .map_err(|_| CliError::new("a dimension does not fit in memory addresses"))?;
-    let stub = mmappickle_stubs::EmptyArray::with_dtype(dtype, &shape).encoding(encoding);
+    let stub = mmappickle::stubs::EmptyArray::with_dtype(dtype, &shape).encoding(encoding);
     let mut dict = store::open_dict(path, encoding)?;
     dict.insert_stub(key, stub)?;
     Ok(())

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use mmappickle::codec::loads;
+use mmappickle::container::{Container, Entry};
 use mmappickle::{DType, Item, MappedBytes};
-use mmappickle_codec::loads;
-use mmappickle_container::{Container, Entry};
 use serde_json::{json, Map, Value as Json};
 
 use super::{get_item, print_json};
@@ -36,7 +36,7 @@ fn describe_entry(container: &Container, entry: &Entry) -> Row {
         // be an ordinary value, as the facade's `get` reads it.
         Some(store::entry_kind(container, entry).unwrap_or(EntryKind::Value))
     };
-    let data = |header: &mmappickle_array::ArrayHeader| {
+    let data = |header: &mmappickle::array::ArrayHeader| {
         let offset = entry.value_offset().saturating_add(header.raw_offset);
         (offset, header.raw_len)
     };
@@ -77,7 +77,7 @@ fn describe_entry(container: &Container, entry: &Entry) -> Row {
     };
     let aligned = match dtype {
         None => "-",
-        Some(_) if offset % mmappickle_array::DATA_ALIGN == 0 => "yes",
+        Some(_) if offset % mmappickle::array::DATA_ALIGN == 0 => "yes",
         Some(_) => "no",
     };
     let mut json = Map::new();

@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
+use mmappickle::array::Kind;
 use mmappickle::{ArrayEncoding, DType, Item, MappedBytes, OwnedArray};
-use mmappickle_array::Kind;
 
 use super::{get_item, CHUNK};
 use crate::error::{CliError, CliResult};
