@@ -1,16 +1,13 @@
-//! What the commands need below the facade: the entry table with each entry's
-//! kind (for `ls`, `info`, `dis`), and arrays streamed into a new entry in
-//! pieces (the facade's `insert_array_bytes` wants the whole array in memory).
+//! Opening files with clear errors, and what the commands need below the
+//! facade: the entry table with each entry's kind (for `ls`, `info`, `dis`).
 //! Everything else goes through `mmappickle::MmapDict`.
 
-use std::io;
 use std::path::Path;
 
 use mmappickle::array::{
-    read_array_header, read_masked_header, ArrayHeader, ArrayLayout, DType, FileValue,
-    MaskedHeader, DATA_ALIGN,
+    read_array_header, read_masked_header, ArrayHeader, ArrayLayout, DType, FileValue, MaskedHeader,
 };
-use mmappickle::container::{Alignment, Container, Entry, NewEntry};
+use mmappickle::container::{Container, Entry};
 use mmappickle::{ArrayEncoding, ErrorKind, MmapDict};
 
 use crate::error::{CliError, CliResult};
@@ -39,15 +36,6 @@ pub fn must_exist(path: &Path) -> CliResult {
     } else {
         Err(CliError::new(format!("{}: no such file", path.display())))
     }
-}
-
-/// Opens `path` read-write, creating an empty file when it is missing and
-/// converting a plain pickle of a dict as the facade does.
-pub fn open_writable(path: &Path, encoding: ArrayEncoding) -> CliResult<Container> {
-    // The facade's open creates or converts; its handle is closed (and its lock
-    // released) before the container takes the file.
-    drop(open_dict(path, encoding)?);
-    Container::open(path).map_err(|err| open_error(path, err))
 }
 
 /// Opens `path` through the facade, read-only.
@@ -99,43 +87,6 @@ pub fn entry_kind(container: &Container, entry: &Entry) -> CliResult<EntryKind> 
         return Ok(EntryKind::Masked(header));
     }
     Ok(EntryKind::Value)
-}
-
-/// Stores an array under `key` whose raw bytes (C order, `layout.raw_len()` of
-/// them) `write_raw` writes in pieces, so no array needs to fit in memory.
-/// The raw bytes are aligned to 64 bytes in the file.
-pub fn insert_array(
-    container: &mut Container,
-    key: &str,
-    layout: &ArrayLayout,
-    write_raw: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
-) -> CliResult {
-    let new = NewEntry {
-        key,
-        value_len: layout.value_len(),
-        // Python writes 0 for arrays: they use no memo.
-        memo_max: 0,
-        align: Some(Alignment {
-            value_relative_offset: layout.raw_offset(),
-            align: DATA_ALIGN,
-        }),
-    };
-    container.append(new, |sink| {
-        sink.write_all(layout.prefix())?;
-        let raw_end = sink
-            .position()
-            .checked_add(layout.raw_len())
-            .ok_or_else(|| io::Error::other("array too large"))?;
-        write_raw(&mut |chunk: &[u8]| sink.write_all(chunk))?;
-        if sink.position() != raw_end {
-            return Err(io::Error::other(format!(
-                "the array data ended {} bytes short",
-                raw_end.saturating_sub(sink.position())
-            )));
-        }
-        sink.write_all(layout.suffix())
-    })?;
-    Ok(())
 }
 
 /// The array layout for `dtype` and `shape` in the chosen encoding.

@@ -26,6 +26,9 @@ pub const MAX_KEY_LEN: usize = 255;
 /// head first: as long as the window in which the array layer reads a head.
 const SMALL_VALUE_LEN: u64 = 4096;
 
+/// [`MmapDict::insert_array_with`] gathers pieces smaller than this into writes of this size.
+const STREAM_BUFFER_LEN: usize = 1 << 20;
+
 /// Options for opening an [`MmapDict`], in the style of [`std::fs::OpenOptions`].
 ///
 /// ```
@@ -462,7 +465,7 @@ impl MmapDict {
         self.check_writable()?;
         let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
         if layout.raw_len() != raw.len() as u64 {
-            return Err(data_length_error(raw.len(), layout.raw_len()));
+            return Err(data_length_error(raw.len() as u64, layout.raw_len()));
         }
         let new = NewEntry {
             key,
@@ -472,6 +475,86 @@ impl MmapDict {
         };
         append_array_value(&mut self.container, new, |sink| layout.write_to(sink, raw))?;
         Ok(())
+    }
+
+    /// Stores an array whose raw bytes (C order) `write_raw` produces piece by piece: each
+    /// call of `emit` writes the next bytes straight to their place in the file, so an
+    /// array larger than RAM is stored in constant memory (from a reader, a generator, a
+    /// simulation step by step). `write_raw` must emit exactly `product(shape) *
+    /// item_size` bytes; too few or too many, or an error of its own, abandon the insert
+    /// and leave the dict as it was.
+    ///
+    /// Pieces may be of any size: small ones are gathered into 1 MiB writes.
+    ///
+    /// ```
+    /// use mmappickle::{Element, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("stream.mmdpickle"))?;
+    /// // A 1000 x 3 float64 array, one value at a time.
+    /// m.insert_array_with("rows", &f64::dtype(), &[1000, 3], |emit| {
+    ///     for row in 0..1000 {
+    ///         for value in [row as f64, 0.5, -1.0] {
+    ///             emit(&value.to_ne_bytes())?;
+    ///         }
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(m.array::<f64>("rows")?.get(3 * 999)?, 999.0);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn insert_array_with(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        write_raw: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        self.check_writable()?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        let raw_len = layout.raw_len();
+        let new = NewEntry {
+            key,
+            value_len: layout.value_len(),
+            memo_max: 0,
+            align: self.alignment(layout.raw_offset()),
+        };
+        // Bytes emitted, and how many were offered when that count came out wrong.
+        let mut emitted = 0u64;
+        let mut wrong_len = None;
+        let appended = self.container.append(new, |sink| {
+            sink.write_all(layout.prefix())?;
+            let mut pending = Vec::new();
+            write_raw(&mut |chunk: &[u8]| {
+                let offered = emitted.saturating_add(chunk.len() as u64);
+                if offered > raw_len {
+                    wrong_len = Some(offered);
+                    return Err(io::Error::other("more array data than its shape holds"));
+                }
+                emitted = offered;
+                if pending.len() + chunk.len() > STREAM_BUFFER_LEN {
+                    sink.write_all(&pending)?;
+                    pending.clear();
+                }
+                if chunk.len() >= STREAM_BUFFER_LEN {
+                    sink.write_all(chunk)
+                } else {
+                    pending.extend_from_slice(chunk);
+                    Ok(())
+                }
+            })?;
+            if emitted != raw_len {
+                wrong_len = Some(emitted);
+                return Err(io::Error::other("less array data than its shape holds"));
+            }
+            sink.write_all(&pending)?;
+            sink.write_all(layout.suffix())
+        });
+        match (appended, wrong_len) {
+            (Err(_), Some(found)) => Err(data_length_error(found, raw_len)),
+            (appended, _) => appended.map(drop).map_err(Error::from),
+        }
     }
 
     /// Stores an ndarray (any memory order: it is written in C order).
@@ -545,7 +628,7 @@ impl MmapDict {
         let layout = MaskedLayout::new(dtype, shape)?;
         for (raw, part) in [(data, &layout.header().data), (mask, &layout.header().mask)] {
             if part.raw_len != raw.len() as u64 {
-                return Err(data_length_error(raw.len(), part.raw_len));
+                return Err(data_length_error(raw.len() as u64, part.raw_len));
             }
         }
         let new = NewEntry {
@@ -884,12 +967,9 @@ impl Iterator for Iter<'_> {
 }
 
 /// Raw bytes given to a writer that do not fill the dtype and shape.
-fn data_length_error(found: usize, expected: u64) -> Error {
+fn data_length_error(found: u64, expected: u64) -> Error {
     Error::from(mmappickle_array::Error::new(
-        mmappickle_array::ErrorKind::DataLength {
-            found: found as u64,
-            expected,
-        },
+        mmappickle_array::ErrorKind::DataLength { found, expected },
         0,
     ))
 }

@@ -790,3 +790,95 @@ fn ndarray_round_trip() {
     assert_eq!(map.shape(), [3, 2]);
     assert_eq!(map.view().unwrap(), c_order.t().into_dyn());
 }
+
+/// The raw-data length in a `DataLength` error.
+fn data_length(error: &mmappickle::Error) -> Option<(u64, u64)> {
+    match error.kind() {
+        ErrorKind::Array(array_error) => match array_error.kind() {
+            mmappickle::array::ErrorKind::DataLength { found, expected } => {
+                Some((*found, *expected))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn streamed_arrays_are_written_as_whole_ones() {
+    let (_dir, whole_path) = temp_file("whole.mmdpickle");
+    let streamed_path = whole_path.with_file_name("streamed.mmdpickle");
+    // 3 MiB + a bit: pieces below, at and above the 1 MiB gathering size.
+    let data: Vec<f64> = (0..400_003).map(|i| f64::from(i) * 0.25).collect();
+    let raw: &[u8] = bytemuck::cast_slice(&data);
+    for encoding in [ArrayEncoding::Compatible, ArrayEncoding::Portable] {
+        let open = |path: &Path| MmapDict::options().encoding(encoding).open(path).unwrap();
+        let mut whole = open(&whole_path);
+        whole.insert("before", 1i64).unwrap();
+        whole.insert_array("a", &data, &[data.len()]).unwrap();
+        let mut streamed = open(&streamed_path);
+        streamed.insert("before", 1i64).unwrap();
+        streamed
+            .insert_array_with("a", &f64::dtype(), &[data.len()], |emit| {
+                let (small, rest) = raw.split_at(13);
+                for byte in small.chunks(1) {
+                    emit(byte)?;
+                }
+                let (large, rest) = rest.split_at((1 << 20) + 5);
+                emit(large)?;
+                for piece in rest.chunks(70_000) {
+                    emit(piece)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            streamed.array::<f64>("a").unwrap().as_slice().unwrap(),
+            data
+        );
+        drop((whole, streamed));
+        assert!(
+            std::fs::read(&whole_path).unwrap() == std::fs::read(&streamed_path).unwrap(),
+            "{encoding:?}: the streamed file differs from the one written whole"
+        );
+        std::fs::remove_file(&whole_path).unwrap();
+        std::fs::remove_file(&streamed_path).unwrap();
+    }
+}
+
+#[test]
+fn a_stream_of_the_wrong_length_or_failing_changes_nothing() {
+    let (_dir, path) = temp_file("stream.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert("kept", "value").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let dtype = i32::dtype();
+
+    let short = m
+        .insert_array_with("a", &dtype, &[4, 4], |emit| emit(&[0; 60]))
+        .unwrap_err();
+    assert_eq!(data_length(&short), Some((60, 64)), "{short}");
+
+    let long = m
+        .insert_array_with("a", &dtype, &[4, 4], |emit| {
+            emit(&[0; 40])?;
+            emit(&[0; 40])
+        })
+        .unwrap_err();
+    assert_eq!(data_length(&long), Some((80, 64)), "{long}");
+
+    let failed = m
+        .insert_array_with("a", &dtype, &[4, 4], |emit| {
+            emit(&[0; 16])?;
+            Err(std::io::Error::other("the source went away"))
+        })
+        .unwrap_err();
+    assert!(
+        failed.to_string().contains("the source went away"),
+        "{failed}"
+    );
+
+    assert_eq!(m.keys().unwrap(), ["kept"]);
+    drop(m);
+    assert!(std::fs::read(&path).unwrap() == before, "the file changed");
+}

@@ -140,23 +140,23 @@ pub(super) fn import_npy(
             npy::python_tuple_repr(&header.shape)
         ))));
     }
-    let mut container = store::open_writable(path, encoding)?;
+    let shape = usize_shape(&header.shape)?;
+    let mut dict = store::open_dict(path, encoding)?;
     let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
     let result = if needs_reordering(&header) && raw_len > 0 {
         // Read the source through a map, in C order.
-        let shape = usize_shape(&header.shape)?;
         let source = MappedBytes::map(&npy_file, header.data_offset, dtype.clone(), &shape)
             .map_err(|err| in_npy(err.into()))?;
-        store::insert_array(&mut container, key, &layout, |emit| {
+        dict.insert_array_with(key, &dtype, &shape, |emit| {
             fortran_to_c(source.bytes(), &shape, dtype.item_size(), emit, &bar)
         })
     } else {
-        store::insert_array(&mut container, key, &layout, |emit| {
+        dict.insert_array_with(key, &dtype, &shape, |emit| {
             copy_chunks(&mut reader, raw_len, emit, &bar)
         })
     };
     bar.finish_and_clear();
-    result
+    Ok(result?)
 }
 
 /// `import-npz`: every `.npy` member of an archive, one entry each.
@@ -170,7 +170,7 @@ pub(super) fn import_npz(
     let archive_file = File::open(npz_path).map_err(|err| in_npz(err.into()))?;
     let mut archive =
         zip::ZipArchive::new(BufReader::new(archive_file)).map_err(|err| in_npz(err.into()))?;
-    let mut container = store::open_writable(path, encoding)?;
+    let mut dict = store::open_dict(path, encoding)?;
     for member_idx in 0..archive.len() {
         let mut member = archive
             .by_index(member_idx)
@@ -187,6 +187,7 @@ pub(super) fn import_npz(
         let dtype = npy_dtype(&header).map_err(in_member)?;
         let layout = store::layout(&dtype, &header.shape, encoding)?;
         let raw_len = layout.raw_len();
+        let shape = usize_shape(&header.shape)?;
         let available = member.size().saturating_sub(header.data_offset);
         if raw_len > available {
             return Err(in_member(CliError::new(format!(
@@ -209,17 +210,16 @@ pub(super) fn import_npz(
                     data.len()
                 ))));
             }
-            let shape = usize_shape(&header.shape)?;
-            store::insert_array(&mut container, &key, &layout, |emit| {
+            dict.insert_array_with(&key, &dtype, &shape, |emit| {
                 fortran_to_c(&data, &shape, dtype.item_size(), emit, &bar)
             })
         } else {
-            store::insert_array(&mut container, &key, &layout, |emit| {
+            dict.insert_array_with(&key, &dtype, &shape, |emit| {
                 copy_chunks(&mut member, raw_len, emit, &bar)
             })
         };
         bar.finish_and_clear();
-        result.map_err(in_member)?;
+        result.map_err(|err| in_member(err.into()))?;
         writeln!(
             out,
             "imported {key:?}: {} {}",
