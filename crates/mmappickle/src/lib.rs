@@ -48,6 +48,11 @@
 //! so a key is always valid UTF-8; a file whose key bytes are not is reported as a damaged
 //! entry.
 //!
+//! Arrays go in from a slice ([`MmapDict::insert_array`]), from raw bytes of any fixed-size
+//! dtype ([`MmapDict::insert_array_bytes`]), piece by piece from a source larger than RAM
+//! ([`MmapDict::insert_array_with`]), as a masked array, or as a stub filled later through
+//! [`MmapDict::array_mut`].
+//!
 //! A generic value that holds numpy arrays pickled by numpy itself (say a list of arrays)
 //! stays a [`Value`]; [`OwnedArray::from_value`] reads such arrays into memory.
 //!
