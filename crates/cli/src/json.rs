@@ -19,7 +19,8 @@
 
 use base64::Engine as _;
 use mmappickle::codec::{Construct, Global, Object, Value};
-use serde_json::{json, Map, Number, Value as Json};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Number, Value as Json};
 use std::fmt;
 
 use crate::arrays;
@@ -44,80 +45,110 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
-/// The JSON description of `value` (arrays inside it become `ndarray` digests).
-pub fn value_to_json(value: &Value) -> Json {
-    if let Some(array) = arrays::array_json(value) {
-        return array;
-    }
-    match value {
-        Value::None => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(n) if n.unsigned_abs() < EXACT_JSON_INT_LIMIT.unsigned_abs() => json!(n),
-        Value::Int(n) => json!({ "int": n.to_string() }),
-        Value::BigInt(big) => json!({ "int": big.to_decimal() }),
-        Value::Float(x) => float_to_json(*x),
-        Value::Str(s) => Json::String(s.clone()),
-        Value::Bytes(b) => json!({ "bytes": base64_encode(b) }),
-        Value::ByteArray(b) => json!({ "bytearray": base64_encode(b) }),
-        Value::List(items) => Json::Array(items.iter().map(value_to_json).collect()),
-        Value::Tuple(items) => json!({ "tuple": values_to_json(items) }),
-        Value::Set(items) => json!({ "set": values_to_json(items) }),
-        Value::FrozenSet(items) => json!({ "frozenset": values_to_json(items) }),
-        Value::Dict(pairs) => json!({ "dict": pairs_to_json(pairs) }),
-        Value::Global(global) => json!({ "global": [global.module, global.name] }),
-        Value::Object(object) => json!({ "object": object_to_json(object) }),
-        // `Value` may grow variants in the codec; say what it is rather than fail.
-        #[allow(unreachable_patterns)]
-        other => json!({ "unknown": format!("{other:?}") }),
+/// `value` in the JSON mapping (arrays inside it become `ndarray` digests),
+/// serialized as it is written: no JSON tree is built, so a value of millions
+/// of elements costs no memory beyond its own.
+pub struct JsonOf<'a>(pub &'a Value);
+
+/// A sequence of values in the mapping.
+struct JsonSeq<'a>(&'a [Value]);
+
+/// Pairs in the mapping: `[[k, v], ...]`.
+struct JsonPairs<'a>(&'a [(Value, Value)]);
+
+/// An object node's fields, those that are absent left out.
+struct JsonObject<'a>(&'a Object);
+
+/// `{tag: content}`, the mapping's tagged forms.
+fn tagged<S: Serializer, T: Serialize + ?Sized>(
+    serializer: S,
+    tag: &str,
+    content: &T,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(1))?;
+    map.serialize_entry(tag, content)?;
+    map.end()
+}
+
+impl Serialize for JsonOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(array) = arrays::array_json(self.0) {
+            return array.serialize(serializer);
+        }
+        match self.0 {
+            Value::None => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(n) if n.unsigned_abs() < EXACT_JSON_INT_LIMIT.unsigned_abs() => {
+                serializer.serialize_i64(*n)
+            }
+            Value::Int(n) => tagged(serializer, "int", &n.to_string()),
+            Value::BigInt(big) => tagged(serializer, "int", &big.to_decimal()),
+            Value::Float(x) if x.is_finite() => serializer.serialize_f64(*x),
+            Value::Float(x) if x.is_nan() => tagged(serializer, "float", "nan"),
+            Value::Float(x) if *x > 0.0 => tagged(serializer, "float", "inf"),
+            Value::Float(_) => tagged(serializer, "float", "-inf"),
+            Value::Str(text) => serializer.serialize_str(text),
+            Value::Bytes(b) => tagged(serializer, "bytes", &base64_encode(b)),
+            Value::ByteArray(b) => tagged(serializer, "bytearray", &base64_encode(b)),
+            Value::List(items) => JsonSeq(items).serialize(serializer),
+            Value::Tuple(items) => tagged(serializer, "tuple", &JsonSeq(items)),
+            Value::Set(items) => tagged(serializer, "set", &JsonSeq(items)),
+            Value::FrozenSet(items) => tagged(serializer, "frozenset", &JsonSeq(items)),
+            Value::Dict(pairs) => JsonDict(pairs).serialize(serializer),
+            Value::Global(global) => tagged(serializer, "global", &[&global.module, &global.name]),
+            Value::Object(object) => tagged(serializer, "object", &JsonObject(object)),
+            // `Value` may grow variants in the codec; say what it is rather than fail.
+            #[allow(unreachable_patterns)]
+            other => tagged(serializer, "unknown", &format!("{other:?}")),
+        }
     }
 }
 
-fn float_to_json(x: f64) -> Json {
-    match Number::from_f64(x) {
-        Some(number) => Json::Number(number),
-        None if x.is_nan() => json!({ "float": "nan" }),
-        None if x > 0.0 => json!({ "float": "inf" }),
-        None => json!({ "float": "-inf" }),
+impl Serialize for JsonSeq<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(JsonOf))
     }
 }
 
-fn values_to_json(items: &[Value]) -> Json {
-    Json::Array(items.iter().map(value_to_json).collect())
+impl Serialize for JsonPairs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(k, v)| (JsonOf(k), JsonOf(v))))
+    }
 }
 
-fn pairs_to_json(pairs: &[(Value, Value)]) -> Json {
-    Json::Array(
-        pairs
-            .iter()
-            .map(|(k, v)| Json::Array(vec![value_to_json(k), value_to_json(v)]))
-            .collect(),
-    )
+impl Serialize for JsonObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let object = self.0;
+        let mut fields = serializer.serialize_map(None)?;
+        fields.serialize_entry("callable", &JsonOf(&object.callable))?;
+        fields.serialize_entry("args", &JsonSeq(&object.args))?;
+        if matches!(object.construct, Construct::NewObj | Construct::NewObjEx) {
+            fields.serialize_entry("new", &true)?;
+        }
+        if object.construct == Construct::NewObjEx || !object.kwargs.is_empty() {
+            // A dict like any other (what the fixtures' manifest writes too).
+            fields.serialize_entry("kwargs", &JsonDict(&object.kwargs))?;
+        }
+        if let Some(state) = &object.state {
+            fields.serialize_entry("state", &JsonOf(state))?;
+        }
+        if !object.list_items.is_empty() {
+            fields.serialize_entry("listitems", &JsonSeq(&object.list_items))?;
+        }
+        if !object.dict_items.is_empty() {
+            fields.serialize_entry("dictitems", &JsonPairs(&object.dict_items))?;
+        }
+        fields.end()
+    }
 }
 
-fn object_to_json(object: &Object) -> Json {
-    let mut fields = Map::new();
-    fields.insert("callable".into(), value_to_json(&object.callable));
-    fields.insert("args".into(), values_to_json(&object.args));
-    if matches!(object.construct, Construct::NewObj | Construct::NewObjEx) {
-        fields.insert("new".into(), Json::Bool(true));
+/// `{"dict": [[k, v], ...]}`.
+struct JsonDict<'a>(&'a [(Value, Value)]);
+
+impl Serialize for JsonDict<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        tagged(serializer, "dict", &JsonPairs(self.0))
     }
-    if object.construct == Construct::NewObjEx || !object.kwargs.is_empty() {
-        // A dict like any other (what the fixtures' manifest writes too).
-        fields.insert(
-            "kwargs".into(),
-            json!({ "dict": pairs_to_json(&object.kwargs) }),
-        );
-    }
-    if let Some(state) = &object.state {
-        fields.insert("state".into(), value_to_json(state));
-    }
-    if !object.list_items.is_empty() {
-        fields.insert("listitems".into(), values_to_json(&object.list_items));
-    }
-    if !object.dict_items.is_empty() {
-        fields.insert("dictitems".into(), pairs_to_json(&object.dict_items));
-    }
-    Json::Object(fields)
 }
 
 /// The value that `json` describes.
@@ -383,6 +414,12 @@ pub fn decimal_to_value(text: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// [`JsonOf`] as a JSON tree, to compare with expected documents.
+    fn value_to_json(value: &Value) -> Json {
+        serde_json::to_value(JsonOf(value)).unwrap()
+    }
 
     fn round_trip(value: Value) {
         let json = value_to_json(&value);

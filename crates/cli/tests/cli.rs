@@ -13,6 +13,7 @@
 //!   numpy; the portable encoding loads with plain `pickle.load` on numpy 2.
 //! - errors: exit code 1 with one line on stderr (byte offsets for format
 //!   errors), exit code 2 for usage errors.
+//! - a small hostile pickle (wide and 500 levels deep) prints in bounded space.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -745,4 +746,24 @@ fn errors_have_exit_codes_and_one_line() {
     fails(&["--encoding", "fancy", "ls", "x"], path, 2);
     fails(&["stub", "s.mmdpickle", "k", "--shape", "3,x"], path, 2);
     fails(&["stub", "s.mmdpickle", "k"], path, 2);
+}
+
+// Indenting every level would print each of the 65,536 leaves of this 70-byte
+// pickle after some 1,000 spaces (680 MB in all); the JSON output stops indenting
+// past 16 levels and stays small.
+#[test]
+fn a_deep_and_wide_pickle_prints_in_bounded_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pickle = b"\x80\x04N".to_vec();
+    for _ in 0..16 {
+        pickle.extend_from_slice(b"2\x86"); // DUP TUPLE2: twice as many leaves
+    }
+    pickle.extend(std::iter::repeat_n(0x85u8, 500)); // TUPLE1: one level deeper
+    pickle.push(b'.');
+    std::fs::write(dir.path().join("deep.pickle"), &pickle).unwrap();
+    let json = ok(&["unpickle", "deep.pickle", "--json"], dir.path());
+    assert!(json.len() < 4 << 20, "{} bytes of JSON", json.len());
+    assert_eq!(json.matches("null").count(), 1 << 16);
+    let repr = ok(&["unpickle", "deep.pickle"], dir.path());
+    assert_eq!(repr.matches("None").count(), 1 << 16);
 }

@@ -6,12 +6,13 @@ use std::path::Path;
 use mmappickle::codec::loads;
 use mmappickle::container::{Container, Entry};
 use mmappickle::{DType, Item, MappedBytes};
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value as Json};
 
 use super::{get_item, print_json};
 use crate::arrays;
 use crate::error::{CliError, CliResult};
-use crate::json::value_to_json;
+use crate::json::JsonOf;
 use crate::pretty::{repr, str_repr};
 use crate::store::{self, EntryKind};
 
@@ -218,14 +219,31 @@ pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
     Ok(())
 }
 
-fn item_json(item: &Item) -> Json {
-    let digest = |array: &MappedBytes| arrays::digest(array.dtype(), array.shape(), array.bytes());
-    match item {
-        Item::Value(value) => value_to_json(value),
-        Item::Array(array) => json!({ "ndarray": digest(array) }),
-        Item::Masked(masked) => arrays::masked_json(digest(&masked.data), digest(&masked.mask)),
-        #[allow(unreachable_patterns)]
-        other => json!({ "unknown": format!("{other:?}") }),
+/// An item in the JSON mapping: a value serialized as it is written, an array
+/// as its digest.
+struct ItemJson<'a>(&'a Item);
+
+impl Serialize for ItemJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let digest =
+            |array: &MappedBytes| arrays::digest(array.dtype(), array.shape(), array.bytes());
+        match self.0 {
+            Item::Value(value) => JsonOf(value).serialize(serializer),
+            Item::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
+            Item::Masked(masked) => arrays::masked_json(digest(&masked.data), digest(&masked.mask))
+                .serialize(serializer),
+            #[allow(unreachable_patterns)]
+            other => json!({ "unknown": format!("{other:?}") }).serialize(serializer),
+        }
+    }
+}
+
+/// The whole dict for `dump --json`: key -> item, in file order.
+struct DumpJson<'a>(&'a [(String, Item)]);
+
+impl Serialize for DumpJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(key, item)| (key, ItemJson(item))))
     }
 }
 
@@ -250,7 +268,7 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
     let mut dict = store::open_dict_readonly(path)?;
     let item = get_item(&mut dict, key)?;
     if as_json {
-        print_json(out, &item_json(&item))
+        print_json(out, &ItemJson(&item))
     } else {
         writeln!(out, "{}", item_repr(&item))?;
         Ok(())
@@ -261,24 +279,21 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     let mut dict = store::open_dict_readonly(path)?;
     let keys = dict.keys()?;
-    let mut object = Map::new();
-    if !as_json {
-        writeln!(out, "{{")?;
+    if as_json {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            let item = get_item(&mut dict, &key)?;
+            items.push((key, item));
+        }
+        return print_json(out, &DumpJson(&items));
     }
+    writeln!(out, "{{")?;
     for key in keys {
         let item = get_item(&mut dict, &key)?;
-        if as_json {
-            object.insert(key, item_json(&item));
-        } else {
-            writeln!(out, "    {}: {},", str_repr(&key), item_repr(&item))?;
-        }
+        writeln!(out, "    {}: {},", str_repr(&key), item_repr(&item))?;
     }
-    if as_json {
-        print_json(out, &Json::Object(object))
-    } else {
-        writeln!(out, "}}")?;
-        Ok(())
-    }
+    writeln!(out, "}}")?;
+    Ok(())
 }
 
 /// `unpickle`: a plain pickle, read without running anything.
@@ -286,7 +301,7 @@ pub(super) fn unpickle(path: &Path, as_json: bool, out: &mut dyn Write) -> CliRe
     let data = std::fs::read(path).map_err(|err| CliError::from(err).context(path.display()))?;
     let value = loads(&data).map_err(|err| CliError::from(err).context(path.display()))?;
     if as_json {
-        print_json(out, &value_to_json(&value))
+        print_json(out, &JsonOf(&value))
     } else {
         writeln!(out, "{}", repr(&value))?;
         Ok(())

@@ -5,11 +5,11 @@ mod edit;
 mod inspect;
 mod transfer;
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 
 use mmappickle::{ArrayEncoding, ErrorKind, Item, MmapDict};
-use serde_json::Value as Json;
+use serde::Serialize;
 
 use crate::error::{CliError, CliResult};
 use crate::{Cli, Command, Encoding};
@@ -55,10 +55,116 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
 }
 
 /// Prints `json` pretty, with a final newline.
-fn print_json(out: &mut dyn Write, json: &Json) -> CliResult {
-    serde_json::to_writer_pretty(&mut *out, json)?;
+fn print_json(out: &mut dyn Write, json: &impl Serialize) -> CliResult {
+    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, ShallowPretty::new());
+    json.serialize(&mut serializer)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Levels of nesting that [`ShallowPretty`] puts on lines of their own.
+const INDENTED_LEVELS: usize = 16;
+
+/// serde_json's pretty layout (two spaces per level) for the first
+/// [`INDENTED_LEVELS`] levels and the compact one below: a deeply nested value
+/// (a hostile pickle nests a tuple in a tuple a thousand times) would otherwise
+/// print as many spaces per element as it is deep, gigabytes from a few bytes.
+struct ShallowPretty {
+    depth: usize,
+    has_value: bool,
+}
+
+impl ShallowPretty {
+    fn new() -> Self {
+        ShallowPretty {
+            depth: 0,
+            has_value: false,
+        }
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+        self.depth += 1;
+        self.has_value = false;
+        writer.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, writer: &mut W, bracket: &[u8]) -> io::Result<()> {
+        let level = self.depth;
+        self.depth -= 1;
+        if self.has_value && level <= INDENTED_LEVELS {
+            writer.write_all(b"\n")?;
+            self.indent(writer)?;
+        }
+        writer.write_all(bracket)
+    }
+
+    /// Before an array value or an object key.
+    fn item<W: ?Sized + Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        if self.depth > INDENTED_LEVELS {
+            return writer.write_all(if first { b"" } else { b"," });
+        }
+        writer.write_all(if first { b"\n" } else { b",\n" })?;
+        self.indent(writer)
+    }
+
+    fn indent<W: ?Sized + Write>(&self, writer: &mut W) -> io::Result<()> {
+        for _ in 0..self.depth.min(INDENTED_LEVELS) {
+            writer.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for ShallowPretty {
+    fn begin_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"[")
+    }
+
+    fn end_array<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(writer, first)
+    }
+
+    fn end_array_value<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.open(writer, b"{")
+    }
+
+    fn end_object<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.close(writer, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.item(writer, first)
+    }
+
+    fn begin_object_value<W: ?Sized + Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(if self.depth > INDENTED_LEVELS {
+            b":"
+        } else {
+            b": "
+        })
+    }
+
+    fn end_object_value<W: ?Sized + Write>(&mut self, _writer: &mut W) -> io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// The item of `key`, with the file named in the error.
@@ -72,4 +178,57 @@ fn get_item(dict: &mut MmapDict, key: &str) -> CliResult<Item> {
 /// The error for a key that is not in the file.
 fn no_key(path: &Path, key: &str) -> CliError {
     CliError::new(format!("no key {key:?} in {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value as Json};
+
+    fn printed(json: &Json) -> String {
+        let mut out = Vec::new();
+        print_json(&mut out, json).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// `depth` arrays, each holding a number, an empty object and the next one.
+    fn nested(depth: usize) -> Json {
+        (0..depth).fold(json!({"leaf": [1.5, null]}), |inner, level| {
+            json!([level, {}, [], inner])
+        })
+    }
+
+    #[test]
+    fn shallow_documents_print_as_serde_json_pretty_prints_them() {
+        for json in [
+            json!(null),
+            json!([]),
+            json!({"a": [1, {"b": "c"}], "d": {}}),
+            nested(INDENTED_LEVELS - 2),
+        ] {
+            let expected = serde_json::to_string_pretty(&json).unwrap() + "\n";
+            assert_eq!(printed(&json), expected);
+        }
+    }
+
+    #[test]
+    fn deep_documents_stop_indenting_and_keep_their_content() {
+        // Deep, within serde_json's parsing limit of 128 levels.
+        let deep = nested(120);
+        let text = printed(&deep);
+        assert_eq!(serde_json::from_str::<Json>(&text).unwrap(), deep);
+        let longest_indent = text
+            .lines()
+            .map(|line| line.len() - line.trim_start().len())
+            .max()
+            .unwrap();
+        assert_eq!(longest_indent, 2 * INDENTED_LEVELS);
+        let fully_indented = serde_json::to_string_pretty(&deep).unwrap();
+        assert!(
+            text.len() * 4 < fully_indented.len(),
+            "{} bytes, fully indented {}",
+            text.len(),
+            fully_indented.len()
+        );
+    }
 }
