@@ -394,11 +394,18 @@ impl MmapDict {
         }
     }
 
-    fn alignment(&self, raw_offset: u64) -> Option<Alignment> {
-        self.options.align.then_some(Alignment {
-            value_relative_offset: raw_offset,
-            align: DATA_ALIGN,
-        })
+    /// The new entry of an array value whose raw data starts `raw_offset` bytes into it
+    /// (aligned to [`DATA_ALIGN`] when the options say so). Arrays use no memo, as in Python.
+    fn array_entry<'k>(&self, key: &'k str, value_len: u64, raw_offset: u64) -> NewEntry<'k> {
+        NewEntry {
+            key,
+            value_len,
+            memo_max: 0,
+            align: self.options.align.then_some(Alignment {
+                value_relative_offset: raw_offset,
+                align: DATA_ALIGN,
+            }),
+        }
     }
 
     // ---- inserting ----
@@ -467,12 +474,7 @@ impl MmapDict {
         if layout.raw_len() != raw.len() as u64 {
             return Err(data_length_error(raw.len() as u64, layout.raw_len()));
         }
-        let new = NewEntry {
-            key,
-            value_len: layout.value_len(),
-            memo_max: 0,
-            align: self.alignment(layout.raw_offset()),
-        };
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         append_array_value(&mut self.container, new, |sink| layout.write_to(sink, raw))?;
         Ok(())
     }
@@ -514,12 +516,7 @@ impl MmapDict {
         self.check_writable()?;
         let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
         let raw_len = layout.raw_len();
-        let new = NewEntry {
-            key,
-            value_len: layout.value_len(),
-            memo_max: 0,
-            align: self.alignment(layout.raw_offset()),
-        };
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         // Bytes emitted, and how many were offered when that count came out wrong.
         let mut emitted = 0u64;
         let mut wrong_len = None;
@@ -631,12 +628,7 @@ impl MmapDict {
                 return Err(data_length_error(raw.len() as u64, part.raw_len));
             }
         }
-        let new = NewEntry {
-            key,
-            value_len: layout.value_len(),
-            memo_max: 0,
-            align: self.alignment(layout.raw_offset()),
-        };
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         append_array_value(&mut self.container, new, |sink| {
             layout.write_to(sink, data, mask)
         })?;
@@ -662,12 +654,7 @@ impl MmapDict {
         check_key(key)?;
         self.check_writable()?;
         let layout = stub.layout()?;
-        let new = NewEntry {
-            key,
-            value_len: layout.value_len(),
-            memo_max: 0,
-            align: self.alignment(layout.raw_offset()),
-        };
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         append_array_value(&mut self.container, new, |sink| {
             stub.write_to(sink).map(drop)
         })?;
@@ -712,14 +699,19 @@ impl MmapDict {
                 let value_offset = entry.value_offset();
                 // A small value is read once, whole, and told apart from those bytes; a
                 // large one (maybe an array to map) only has its head read first.
-                let mut small_value = None;
-                let form = if entry.value_len() <= SMALL_VALUE_LEN {
-                    let bytes = container.read_value(&entry)?;
-                    let form = value_form_of(&mut bytes.as_slice(), value_offset);
-                    small_value = Some(bytes);
-                    form
+                let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
+                    Some(container.read_value(&entry)?)
                 } else {
-                    value_form(container.file(), &entry)
+                    None
+                };
+                let form = match &small_value {
+                    Some(bytes) => value_form_of(&mut bytes.as_slice(), value_offset),
+                    None => value_form(container.file(), &entry),
+                };
+                // The whole value: the small one already read, or a large one read now.
+                let mut whole_value = |small_value: Option<Vec<u8>>| match small_value {
+                    Some(bytes) => Ok(bytes),
+                    None => container.read_value(&entry),
                 };
                 let form = match form {
                     Ok(form) => form,
@@ -730,10 +722,7 @@ impl MmapDict {
                     // Starts like an array but is not one we can map: it may still be an
                     // ordinary value; if not, the array error says more.
                     Err(array_error) => {
-                        let bytes = match small_value {
-                            Some(bytes) => bytes,
-                            None => container.read_value(&entry)?,
-                        };
+                        let bytes = whole_value(small_value)?;
                         return decode_entry_value(&bytes, &limits)
                             .map(Item::Value)
                             .map_err(|_| array_error);
@@ -741,10 +730,7 @@ impl MmapDict {
                 };
                 Ok(match form {
                     ValueForm::Generic => {
-                        let bytes = match small_value {
-                            Some(bytes) => bytes,
-                            None => container.read_value(&entry)?,
-                        };
+                        let bytes = whole_value(small_value)?;
                         let value = decode_entry_value(&bytes, &limits)
                             .map_err(|error| Error::codec_at(error, value_offset))?;
                         Item::Value(value)
