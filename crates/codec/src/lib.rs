@@ -56,7 +56,11 @@ mod op;
 mod pickler;
 mod unpickler;
 mod value;
+#[cfg(feature = "serde")]
+mod value_serde;
 
+#[cfg(feature = "serde")]
+pub use crate::value_serde::{from_value, to_value, SerdeError};
 pub use crate::{
     dis::dis,
     entry::{decode_entry_value, encode_entry_value},
