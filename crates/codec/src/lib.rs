@@ -40,6 +40,35 @@
 //! assert!(listing.lines().any(|line| line.contains("SHORT_BINUNICODE") || line.contains("BINUNICODE")));
 //! # Ok::<(), mmappickle_codec::Error>(())
 //! ```
+//!
+//! ## serde
+//!
+//! With the `serde` feature, `to_value` / `from_value` convert between any
+//! serde type and a [`Value`]:
+//!
+//! | Rust (serde data model) | Python |
+//! |---|---|
+//! | struct, map | `dict` (struct fields as `str` keys, in order) |
+//! | sequence | `list` |
+//! | tuple, tuple struct | `tuple` |
+//! | `None`, `()`, unit struct | `None` |
+//! | `Some(v)`, newtype struct | `v` |
+//! | integers (up to 128 bits) | `int` |
+//! | floats | `float` |
+//! | `char`, string | `str` |
+//! | bytes (`serde_bytes`) | `bytes` |
+//! | enum variant | `'Unit'`, `{'Newtype': v}`, `{'Tuple': (..)}`, `{'Struct': {..}}` |
+//!
+//! Map keys become hashable Python values (a sequence key a `tuple`); a key
+//! Python could not hash (a `dict`) is an error. Reading back accepts what
+//! Python would naturally write: a `list`, `tuple`, `set` or `frozenset` for
+//! a sequence, an `int` for a float, `bytes` or `bytearray` for bytes or a
+//! `Vec<u8>`. Errors name the path of the field: `scan[3].gain: expected
+//! float, found str`. A [`Value`] goes through both ways as it is (a `Value`
+//! field holds anything, object nodes included); to other formats (JSON,
+//! TOML...) it goes in its natural form, as lossy as Python's `json`: tuples
+//! and sets as sequences, a global as `"module.name"`, and an object node or
+//! an int beyond 128 bits is an error.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

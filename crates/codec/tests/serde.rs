@@ -9,6 +9,9 @@
 //!   of mismatch, each with the path of its field.
 //! - `prop_round_trip`: `from_value(to_value(x)) == x`, and the same through
 //!   `dumps` / `loads`, for arbitrary instances of a derived struct.
+//! - `prop_value_is_its_own_serde_form`: for any value (object nodes, sets,
+//!   tuples, big ints included), `to_value(&v) == v` and
+//!   `from_value::<Value>(&v) == v`; a `Value` field keeps what it holds.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -317,5 +320,61 @@ proptest! {
         prop_assert!(same(&back, &params), "{back:?} != {params:?}");
         let through_pickle: Params = from_value(&loads(&dumps(&value)).unwrap()).unwrap();
         prop_assert!(same(&through_pickle, &params));
+    }
+}
+
+fn arbitrary_key() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::None),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::Int),
+        any::<i128>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::Float),
+        ".{0,8}".prop_map(Value::Str),
+        prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::Bytes),
+        ("[a-z]{1,6}", "[A-Z][a-z]{0,6}").prop_map(|(m, n)| Value::Global(Global::new(m, n))),
+    ]
+}
+
+fn arbitrary_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        arbitrary_key(),
+        prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::ByteArray),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        let items = prop::collection::vec(inner.clone(), 0..6);
+        prop_oneof![
+            items.clone().prop_map(Value::List),
+            items.clone().prop_map(Value::Tuple),
+            items.clone().prop_map(Value::Set),
+            items.clone().prop_map(Value::FrozenSet),
+            prop::collection::vec((arbitrary_key(), inner.clone()), 0..4).prop_map(Value::Dict),
+            (inner, items).prop_map(|(state, args)| {
+                let mut node = Object::new(
+                    Construct::NewObj,
+                    Value::Global(Global::new("collections", "OrderedDict")),
+                    args,
+                );
+                node.state = Some(state);
+                Value::from(node)
+            }),
+        ]
+    })
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct WithExtra {
+    name: String,
+    extra: Value,
+}
+
+proptest! {
+    #[test]
+    fn prop_value_is_its_own_serde_form(value in arbitrary_value()) {
+        prop_assert_eq!(&to_value(&value).unwrap(), &value);
+        prop_assert_eq!(&from_value::<Value>(&value).unwrap(), &value);
+        let record = WithExtra { name: "n".to_owned(), extra: value };
+        let back: WithExtra = from_value(&to_value(&record).unwrap()).unwrap();
+        prop_assert_eq!(back, record);
     }
 }

@@ -2,11 +2,11 @@
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::SerdeError;
+use super::{impls, SerdeError};
 use crate::Value;
 
 /// The `T` that `value` describes, accepting what Python would naturally
-/// write for it (see the [module table](self)); an error names the path of the
+/// write for it (see the [mapping](crate#serde)); an error names the path of the
 /// field that does not fit.
 ///
 /// ```
@@ -268,6 +268,10 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     type Error = SerdeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        if impls::needs_handover(self.0) && impls::is_value_visitor(&visitor) {
+            impls::hand_over(self.0.clone());
+            return visitor.visit_borrowed_str(impls::HANDOVER_TOKEN);
+        }
         match self.0 {
             Value::None => visitor.visit_unit(),
             Value::Bool(flag) => visitor.visit_bool(*flag),

@@ -1,11 +1,20 @@
 //! serde for [`Value`] itself, so a value read from a file can be written as
 //! JSON, TOML or anything serde speaks, and read back from them.
 //!
-//! The mapping is the natural one, as lossy as Python's own `json` module: a
-//! tuple, set or frozenset is a sequence, a bytearray bytes, a global its
-//! `"module.name"`. An int beyond 128 bits and an object node (which would
-//! need Python code to build) have no serde form and are errors.
+//! For other formats the mapping is the natural one, as lossy as Python's own
+//! `json` module: a tuple, set or frozenset is a sequence, a bytearray bytes,
+//! a global its `"module.name"`. An int beyond 128 bits and an object node
+//! (which would need Python code to build) have no such form and are errors.
+//!
+//! Between a `Value` and this crate's own [`to_value`](super::to_value) /
+//! [`from_value`](super::from_value), nothing is lost: `to_value(&v) == v`,
+//! and a `Value` field of a struct read by `from_value` is the value as it
+//! was (an object node included). The value is handed over whole through a
+//! thread-local slot, announced by [`HANDOVER_TOKEN`] (a newtype struct's name
+//! on the way in, a string on the way out, sent only to `Value`'s own
+//! visitor).
 
+use std::cell::RefCell;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -13,9 +22,62 @@ use serde::ser::{self, Serialize, SerializeMap, Serializer};
 
 use crate::{BigInt, Value};
 
+/// Names a value handed over whole through [`HANDOVER`].
+pub(super) const HANDOVER_TOKEN: &str = "$mmappickle_codec::Value";
+
+thread_local! {
+    /// The value being handed over between `Value`'s serde impls and this
+    /// crate's serializer / deserializer; empty between two handovers.
+    static HANDOVER: RefCell<Option<Value>> = const { RefCell::new(None) };
+}
+
+pub(super) fn hand_over(value: Value) {
+    HANDOVER.with(|slot| *slot.borrow_mut() = Some(value));
+}
+
+pub(super) fn take_handed_over() -> Option<Value> {
+    HANDOVER.with(|slot| slot.borrow_mut().take())
+}
+
+/// Whether serde's data model would lose something of `value`'s own kind.
+pub(super) fn needs_handover(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::BigInt(_)
+            | Value::ByteArray(_)
+            | Value::Tuple(_)
+            | Value::Set(_)
+            | Value::FrozenSet(_)
+            | Value::Global(_)
+            | Value::Object(_)
+    )
+}
+
+/// Whether `visitor` is `Value`'s own (it says so in `expecting`).
+pub(super) fn is_value_visitor<'de, V: Visitor<'de>>(visitor: &V) -> bool {
+    format!("{}", visitor as &dyn de::Expected) == HANDOVER_TOKEN
+}
+
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
+        if needs_handover(self) {
+            // This crate's serializer takes the value whole; any other sees a
+            // transparent newtype around the natural form.
+            hand_over(self.clone());
+            let result = serializer.serialize_newtype_struct(HANDOVER_TOKEN, &Natural(self));
+            take_handed_over();
+            return result;
+        }
+        Natural(self).serialize(serializer)
+    }
+}
+
+/// A value in serde's data model, as other formats see it.
+struct Natural<'a>(&'a Value);
+
+impl Serialize for Natural<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
             Value::None => serializer.serialize_unit(),
             Value::Bool(flag) => serializer.serialize_bool(*flag),
             Value::Int(int) => serializer.serialize_i64(*int),
@@ -46,7 +108,7 @@ impl Serialize for Value {
             }
             Value::Object(_) => Err(ser::Error::custom(format_args!(
                 "a {} object node has no serde form (Python would run code to build it)",
-                self.type_name()
+                self.0.type_name()
             ))),
         }
     }
@@ -77,8 +139,9 @@ struct ValueVisitor;
 impl<'de> Visitor<'de> for ValueVisitor {
     type Value = Value;
 
+    /// The token by which this crate's deserializer knows it may hand a value over.
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any value")
+        f.write_str(HANDOVER_TOKEN)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
@@ -100,6 +163,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        if v == HANDOVER_TOKEN {
+            if let Some(value) = take_handed_over() {
+                return Ok(value);
+            }
+        }
         Ok(Value::from(v))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
@@ -202,15 +270,28 @@ mod tests {
         );
     }
 
-    // A Value through our own serializer keeps tuples, and a Value field takes any plain value.
+    // Through this crate's own serializer and deserializer nothing is lost.
     #[test]
     fn value_through_to_value_and_from_value() {
-        let value = Value::tuple([Value::from(1i128 << 100), Value::bytes(*b"ab")]);
+        let date = Value::from(crate::Object::new(
+            crate::Construct::Reduce,
+            Value::Global(Global::new("datetime", "date")),
+            vec![Value::Int(2024)],
+        ));
+        let value = Value::tuple([
+            Value::from(1i128 << 100),
+            Value::bytearray(*b"ab"),
+            Value::Set(vec![Value::tuple([1, 2])]),
+            date,
+        ]);
         assert_eq!(to_value(&value).unwrap(), value);
-        let back: Value = from_value(&value).unwrap();
-        assert_eq!(
-            back,
-            Value::from(vec![Value::from(1i128 << 100), Value::bytes(*b"ab")])
-        );
+        assert_eq!(from_value::<Value>(&value).unwrap(), value);
+        assert_eq!(take_handed_over(), None, "nothing left behind");
+        // A string that looks like the token is a string.
+        let token = Value::from(HANDOVER_TOKEN);
+        assert_eq!(from_value::<Value>(&token).unwrap(), token);
+        let json = serde_json::to_value(Value::Set(vec![Value::Int(1)])).unwrap();
+        assert_eq!(json, serde_json::json!([1]));
+        assert_eq!(take_handed_over(), None, "nothing left behind");
     }
 }

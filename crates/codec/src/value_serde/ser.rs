@@ -2,10 +2,11 @@
 
 use serde::ser::{self, Serialize};
 
+use super::impls::{take_handed_over, HANDOVER_TOKEN};
 use super::SerdeError;
 use crate::Value;
 
-/// The Python value that `value` serializes to (see the [module table](self)).
+/// The Python value that `value` serializes to (see the [mapping](crate#serde)).
 ///
 /// ```
 /// use mmappickle_codec::{to_value, Value};
@@ -139,9 +140,14 @@ impl ser::Serializer for ValueSerializer {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<Value, SerdeError> {
+        if name == HANDOVER_TOKEN {
+            if let Some(value) = take_handed_over() {
+                return Ok(value);
+            }
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
