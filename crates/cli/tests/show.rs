@@ -11,6 +11,9 @@
 //! - `terminal_picture_has_the_forced_size`: half-block lines and cells.
 //! - `one_dimensional_arrays_are_lines`: sparkline and line-plot PNG.
 //! - `rgb_bands_are_drawn_as_colours`: `--rgb` of a (2, 2, 3) uint8 array.
+//! - `python_written_arrays_are_drawn`: a big-endian array, a masked array and
+//!   a Fortran-ordered array written by the Python library, and numpy's own
+//!   pickle of a Fortran-ordered array stored as a generic value.
 //! - `what_cannot_be_drawn_is_an_error`.
 
 use std::path::{Path, PathBuf};
@@ -425,4 +428,78 @@ fn what_cannot_be_drawn_is_an_error() {
         assert!(error.contains(expected), "{args:?}: {error}");
     }
     assert!(!fixture.png.exists(), "no PNG written for an error");
+}
+
+/// Python with `mmappickle==1.0` and numpy 1.23.5 (`cargo xtask venv` makes it).
+fn python_mmappickle() -> PathBuf {
+    std::env::var_os("MMAPPICKLE_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-mmappickle/bin/python"),
+        PathBuf::from,
+    )
+}
+
+#[test]
+fn python_written_arrays_are_drawn() {
+    let fixture = Fixture::new(|_| {});
+    let script = r#"
+import pickle, sys
+import numpy as np
+import mmappickle
+m = mmappickle.mmapdict(sys.argv[1])
+m["c"] = np.arange(6, dtype=">f4").reshape(2, 3)
+m["masked"] = np.ma.masked_array(np.arange(6.0).reshape(2, 3), mask=[[0, 1, 0], [0, 0, 0]])
+m["fortran"] = np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3))
+with open(sys.argv[2], "wb") as f:
+    f.write(pickle.dumps(np.asfortranarray(np.arange(6, dtype="<u2").reshape(2, 3)), 2))
+"#;
+    let output = Command::new(python_mmappickle())
+        .args(["-c", script, fixture.file(), fixture.png()])
+        .output()
+        .expect("Python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // numpy's own pickle of a Fortran-ordered array, stored as a generic value.
+    let pickled = mmappickle::codec::loads(&std::fs::read(&fixture.png).unwrap()).unwrap();
+    let mut dict = MmapDict::open(&fixture.file).unwrap();
+    dict.insert("pickled", pickled).unwrap();
+    drop(dict);
+    let listing = ok(&["ls", fixture.file()]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("pickled") && l.contains(" value ")),
+        "{listing}"
+    );
+    for key in ["c", "masked", "fortran", "pickled"] {
+        let legend = ok(&[
+            "show",
+            fixture.file(),
+            key,
+            "--out",
+            fixture.png(),
+            "--cmap",
+            "gray",
+            "--vmin",
+            "0",
+            "--vmax",
+            "5",
+        ]);
+        assert!(legend.contains("(2, 3) -> 3x2 pixels"), "{legend}");
+        let (_, _, pixels) = decode_png(&fixture.png);
+        let levels: Vec<u8> = pixels
+            .iter()
+            .map(|p| if p[3] == 0 { 1 } else { p[0] })
+            .collect();
+        // Element (i, j) = 3 i + j in C order: 0 -> 0, 5 -> 255; the masked one transparent.
+        let expected: Vec<u8> = (0..6)
+            .map(|v| match (key, v) {
+                ("masked", 1) => 1,
+                _ => (f64::from(v) / 5.0 * 255.0).round() as u8,
+            })
+            .collect();
+        assert_eq!(levels, expected, "{key}");
+    }
 }
