@@ -68,7 +68,9 @@
 //! field holds anything, object nodes included); to other formats (JSON,
 //! TOML...) it goes in its natural form, as lossy as Python's `json`: tuples
 //! and sets as sequences, a global as `"module.name"`, and an object node or
-//! an int beyond 128 bits is an error.
+//! an int beyond 128 bits is an error. Containers nest at most 128 deep
+//! (deeper is an error, as in `serde_json`), so a hostile file cannot
+//! overflow the stack.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

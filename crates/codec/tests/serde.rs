@@ -9,6 +9,7 @@
 //!   of mismatch, each with the path of its field.
 //! - `prop_round_trip`: `from_value(to_value(x)) == x`, and the same through
 //!   `dumps` / `loads`, for arbitrary instances of a derived struct.
+//! - `nesting_is_bounded`: 128 levels convert, deeper is an error.
 //! - `prop_value_is_its_own_serde_form`: for any value (object nodes, sets,
 //!   tuples, big ints included), `to_value(&v) == v` and
 //!   `from_value::<Value>(&v) == v`; a `Value` field keeps what it holds.
@@ -377,4 +378,29 @@ proptest! {
         let back: WithExtra = from_value(&to_value(&record).unwrap()).unwrap();
         prop_assert_eq!(back, record);
     }
+}
+
+// Nesting is bounded (128 levels, as serde_json's), so a deep value from a
+// file is a clear error, not a stack overflow.
+#[test]
+fn nesting_is_bounded() {
+    let nest = |levels: usize| (0..levels).fold(Value::None, |inner, _| Value::List(vec![inner]));
+    let deepest = nest(128);
+    assert_eq!(from_value::<Value>(&deepest).unwrap(), deepest);
+    assert_eq!(to_value(&deepest).unwrap(), deepest);
+    let too_deep = nest(129);
+    let message = "nested deeper than 128 levels, the most to_value / from_value go";
+    let error = from_value::<Value>(&too_deep).unwrap_err();
+    assert_eq!(error.message(), message);
+    assert!(error.path().starts_with("[0][0][0]"), "{}", error.path());
+    assert_eq!(to_value(&too_deep).unwrap_err().message(), message);
+    let dicts = (0..1000).fold(Value::None, |inner, _| {
+        Value::Dict(vec![(Value::from("k"), inner)])
+    });
+    assert_eq!(
+        from_value::<serde_json::Value>(&dicts)
+            .unwrap_err()
+            .message(),
+        message
+    );
 }

@@ -2,7 +2,7 @@
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, Visitor};
 
-use super::{impls, SerdeError};
+use super::{impls, SerdeError, MAX_NESTING};
 use crate::Value;
 
 /// The `T` that `value` describes, accepting what Python would naturally
@@ -22,15 +22,31 @@ use crate::Value;
 /// # Ok::<(), mmappickle_codec::SerdeError>(())
 /// ```
 pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, SerdeError> {
-    T::deserialize(ValueDeserializer(value))
+    T::deserialize(ValueDeserializer::new(value, 0))
 }
 
-/// Deserializes from a borrowed value; strings and bytes are lent, not copied.
-struct ValueDeserializer<'de>(&'de Value);
+/// Deserializes from a borrowed value nested `depth` containers deep; strings
+/// and bytes are lent, not copied.
+struct ValueDeserializer<'de> {
+    value: &'de Value,
+    depth: usize,
+}
 
 impl<'de> ValueDeserializer<'de> {
+    fn new(value: &'de Value, depth: usize) -> Self {
+        ValueDeserializer { value, depth }
+    }
+
     fn mismatch(&self, expected: &str) -> SerdeError {
-        SerdeError::mismatch(expected, self.0.type_name())
+        SerdeError::mismatch(expected, self.value.type_name())
+    }
+
+    /// The depth of this container's items, refused past [`MAX_NESTING`].
+    fn item_depth(&self) -> Result<usize, SerdeError> {
+        match self.depth + 1 {
+            depth if depth > MAX_NESTING => Err(SerdeError::too_deep()),
+            depth => Ok(depth),
+        }
     }
 
     fn visit_int<V: Visitor<'de>>(
@@ -38,7 +54,7 @@ impl<'de> ValueDeserializer<'de> {
         visitor: V,
         expected: &str,
     ) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Int(int) => visitor.visit_i64(*int),
             Value::BigInt(big) => visit_big_int(big, visitor),
             _ => Err(self.mismatch(expected)),
@@ -46,32 +62,37 @@ impl<'de> ValueDeserializer<'de> {
     }
 
     fn visit_items<V: Visitor<'de>>(&self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        let depth = self.item_depth()?;
+        match self.value {
             Value::List(items)
             | Value::Tuple(items)
             | Value::Set(items)
-            | Value::FrozenSet(items) => {
-                let mut access = SeqAccess {
-                    items: items.iter().map(ValueDeserializer),
-                    index: 0,
-                };
-                let result = visitor.visit_seq(&mut access)?;
-                access.expect_end(items.len())?;
-                Ok(result)
-            }
+            | Value::FrozenSet(items) => visit_all(
+                visitor,
+                items.iter().map(|item| ValueDeserializer::new(item, depth)),
+            ),
             // A `Vec<u8>` read from `bytes`: its visitor wants a sequence of ints.
             Value::Bytes(bytes) | Value::ByteArray(bytes) => {
-                let mut access = SeqAccess {
-                    items: bytes.iter().map(|byte| byte.into_deserializer()),
-                    index: 0,
-                };
-                let result = visitor.visit_seq(&mut access)?;
-                access.expect_end(bytes.len())?;
-                Ok(result)
+                visit_all(visitor, bytes.iter().map(|byte| byte.into_deserializer()))
             }
             _ => Err(self.mismatch("list or tuple")),
         }
     }
+}
+
+/// Visits every item of `items`; a visitor that stops early (a tuple of a
+/// fixed length) is an error.
+fn visit_all<'de, V, I, D>(visitor: V, items: I) -> Result<V::Value, SerdeError>
+where
+    V: Visitor<'de>,
+    I: ExactSizeIterator<Item = D>,
+    D: de::Deserializer<'de, Error = SerdeError>,
+{
+    let len = items.len();
+    let mut access = SeqAccess { items, index: 0 };
+    let result = visitor.visit_seq(&mut access)?;
+    access.expect_end(len)?;
+    Ok(result)
 }
 
 /// An int beyond `i64`: to the visitor as the narrowest of `u64`, `i128`,
@@ -148,6 +169,7 @@ where
 
 /// The pairs of a dict; a value's errors are reported under its key.
 struct MapAccess<'de> {
+    depth: usize,
     pairs: std::slice::Iter<'de, (Value, Value)>,
     value: Option<&'de Value>,
     key: Option<&'de Value>,
@@ -165,7 +187,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'de> {
         };
         self.key = Some(key);
         self.value = Some(value);
-        seed.deserialize(ValueDeserializer(key))
+        seed.deserialize(ValueDeserializer::new(key, self.depth))
             .map(Some)
             .map_err(|e| SerdeError::new(format_args!("key {key}: {e}")))
     }
@@ -177,7 +199,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'de> {
         let (Some(key), Some(value)) = (self.key.take(), self.value.take()) else {
             return Err(SerdeError::new("a map value was asked for before its key"));
         };
-        seed.deserialize(ValueDeserializer(value))
+        seed.deserialize(ValueDeserializer::new(value, self.depth))
             .map_err(|e| e.within_key(key))
     }
 
@@ -188,6 +210,7 @@ impl<'de> de::MapAccess<'de> for MapAccess<'de> {
 
 /// An enum in serde's externally tagged form: `'Variant'` or `{'Variant': content}`.
 struct EnumAccess<'de> {
+    depth: usize,
     variant: &'de str,
     content: Option<&'de Value>,
 }
@@ -207,12 +230,14 @@ impl<'de> de::EnumAccess<'de> for EnumAccess<'de> {
 
 impl<'de> EnumAccess<'de> {
     fn content(&self) -> Result<ValueDeserializer<'de>, SerdeError> {
-        self.content.map(ValueDeserializer).ok_or_else(|| {
-            SerdeError::new(format_args!(
-                "expected {{'{}': content}}, found the bare variant name",
-                self.variant
-            ))
-        })
+        self.content
+            .map(|content| ValueDeserializer::new(content, self.depth))
+            .ok_or_else(|| {
+                SerdeError::new(format_args!(
+                    "expected {{'{}': content}}, found the bare variant name",
+                    self.variant
+                ))
+            })
     }
 }
 
@@ -268,11 +293,11 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     type Error = SerdeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        if impls::needs_handover(self.0) && impls::is_value_visitor(&visitor) {
-            impls::hand_over(self.0.clone());
+        if impls::needs_handover(self.value) && impls::is_value_visitor(&visitor) {
+            impls::hand_over(self.value.clone());
             return visitor.visit_borrowed_str(impls::HANDOVER_TOKEN);
         }
-        match self.0 {
+        match self.value {
             Value::None => visitor.visit_unit(),
             Value::Bool(flag) => visitor.visit_bool(*flag),
             Value::Int(_) | Value::BigInt(_) => self.visit_int(visitor, "int"),
@@ -288,7 +313,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Bool(flag) => visitor.visit_bool(*flag),
             _ => Err(self.mismatch("bool")),
         }
@@ -313,7 +338,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
 
     /// A float, or an int as Python would convert it (`float(n)`).
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Float(float) => visitor.visit_f64(*float),
             Value::Int(int) => visitor.visit_f64(*int as f64),
             Value::BigInt(big) => match big.to_decimal().parse::<f64>() {
@@ -331,7 +356,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     }
 
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Str(text) => visitor.visit_borrowed_str(text),
             _ => Err(self.mismatch("str")),
         }
@@ -342,7 +367,7 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Bytes(bytes) | Value::ByteArray(bytes) => visitor.visit_borrowed_bytes(bytes),
             Value::List(_) | Value::Tuple(_) => self.visit_items(visitor),
             _ => Err(self.mismatch("bytes")),
@@ -354,14 +379,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::None => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
 
     fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::None => visitor.visit_unit(),
             _ => Err(self.mismatch("None")),
         }
@@ -405,8 +430,9 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Dict(pairs) => visitor.visit_map(MapAccess {
+                depth: self.item_depth()?,
                 pairs: pairs.iter(),
                 value: None,
                 key: None,
@@ -430,13 +456,15 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'de> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, SerdeError> {
-        match self.0 {
+        match self.value {
             Value::Str(variant) => visitor.visit_enum(EnumAccess {
+                depth: self.depth,
                 variant,
                 content: None,
             }),
             Value::Dict(pairs) => match pairs.as_slice() {
                 [(Value::Str(variant), content)] => visitor.visit_enum(EnumAccess {
+                    depth: self.item_depth()?,
                     variant,
                     content: Some(content),
                 }),

@@ -30,6 +30,14 @@ impl SerdeError {
         }
     }
 
+    /// A container nested deeper than [`MAX_NESTING`](super::MAX_NESTING).
+    pub(crate) fn too_deep() -> Self {
+        SerdeError::new(format_args!(
+            "nested deeper than {} levels, the most to_value / from_value go",
+            super::MAX_NESTING
+        ))
+    }
+
     /// "expected {expected}, found {found}".
     pub(crate) fn mismatch(expected: &str, found: &str) -> Self {
         SerdeError::new(format_args!("expected {expected}, found {found}"))

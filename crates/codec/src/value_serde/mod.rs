@@ -8,3 +8,8 @@ mod impls;
 mod ser;
 
 pub use self::{de::from_value, error::SerdeError, ser::to_value};
+
+/// The deepest nesting of containers that `to_value` / `from_value` convert
+/// (as `serde_json`'s): their recursion stays well inside a thread's stack,
+/// even unoptimized, whatever a file holds.
+pub(crate) const MAX_NESTING: usize = 128;

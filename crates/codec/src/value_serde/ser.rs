@@ -3,7 +3,7 @@
 use serde::ser::{self, Serialize};
 
 use super::impls::{take_handed_over, HANDOVER_TOKEN};
-use super::SerdeError;
+use super::{SerdeError, MAX_NESTING};
 use crate::Value;
 
 /// The Python value that `value` serializes to (see the [mapping](crate#serde)).
@@ -16,13 +16,26 @@ use crate::Value;
 /// # Ok::<(), mmappickle_codec::SerdeError>(())
 /// ```
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, SerdeError> {
-    value.serialize(ValueSerializer)
+    value.serialize(ValueSerializer { depth: 0 })
 }
 
-struct ValueSerializer;
+/// Serializes a value nested `depth` containers deep.
+struct ValueSerializer {
+    depth: usize,
+}
+
+/// `value`, one level below a container at `parent_depth`.
+fn nested<T: Serialize + ?Sized>(value: &T, parent_depth: usize) -> Result<Value, SerdeError> {
+    let depth = parent_depth + 1;
+    if depth > MAX_NESTING {
+        return Err(SerdeError::too_deep());
+    }
+    value.serialize(ValueSerializer { depth })
+}
 
 /// A sequence being built: a list or a tuple, the tuple maybe a variant's content.
 struct SeqBuilder {
+    depth: usize,
     items: Vec<Value>,
     is_tuple: bool,
     variant: Option<&'static str>,
@@ -30,6 +43,7 @@ struct SeqBuilder {
 
 /// A dict being built: a map, a struct, or a struct variant's content.
 struct DictBuilder {
+    depth: usize,
     pairs: Vec<(Value, Value)>,
     pending_key: Option<Value>,
     variant: Option<&'static str>,
@@ -157,21 +171,21 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         value: &T,
     ) -> Result<Value, SerdeError> {
-        let content = to_value(value).map_err(|e| e.within_field(variant))?;
+        let content = nested(value, self.depth).map_err(|e| e.within_field(variant))?;
         Ok(tagged(variant, content))
     }
     fn serialize_seq(self, len: Option<usize>) -> Result<SeqBuilder, SerdeError> {
-        Ok(SeqBuilder::new(len, false, None))
+        Ok(SeqBuilder::new(self.depth, len, false, None))
     }
     fn serialize_tuple(self, len: usize) -> Result<SeqBuilder, SerdeError> {
-        Ok(SeqBuilder::new(Some(len), true, None))
+        Ok(SeqBuilder::new(self.depth, Some(len), true, None))
     }
     fn serialize_tuple_struct(
         self,
         _name: &'static str,
         len: usize,
     ) -> Result<SeqBuilder, SerdeError> {
-        Ok(SeqBuilder::new(Some(len), true, None))
+        Ok(SeqBuilder::new(self.depth, Some(len), true, None))
     }
     fn serialize_tuple_variant(
         self,
@@ -180,13 +194,13 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         len: usize,
     ) -> Result<SeqBuilder, SerdeError> {
-        Ok(SeqBuilder::new(Some(len), true, Some(variant)))
+        Ok(SeqBuilder::new(self.depth, Some(len), true, Some(variant)))
     }
     fn serialize_map(self, len: Option<usize>) -> Result<DictBuilder, SerdeError> {
-        Ok(DictBuilder::new(len, None))
+        Ok(DictBuilder::new(self.depth, len, None))
     }
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<DictBuilder, SerdeError> {
-        Ok(DictBuilder::new(Some(len), None))
+        Ok(DictBuilder::new(self.depth, Some(len), None))
     }
     fn serialize_struct_variant(
         self,
@@ -195,7 +209,7 @@ impl ser::Serializer for ValueSerializer {
         variant: &'static str,
         len: usize,
     ) -> Result<DictBuilder, SerdeError> {
-        Ok(DictBuilder::new(Some(len), Some(variant)))
+        Ok(DictBuilder::new(self.depth, Some(len), Some(variant)))
     }
 }
 
@@ -205,8 +219,14 @@ fn capacity(len: Option<usize>) -> usize {
 }
 
 impl SeqBuilder {
-    fn new(len: Option<usize>, is_tuple: bool, variant: Option<&'static str>) -> Self {
+    fn new(
+        depth: usize,
+        len: Option<usize>,
+        is_tuple: bool,
+        variant: Option<&'static str>,
+    ) -> Self {
         SeqBuilder {
+            depth,
             items: Vec::with_capacity(capacity(len)),
             is_tuple,
             variant,
@@ -215,7 +235,7 @@ impl SeqBuilder {
 
     fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), SerdeError> {
         let index = self.items.len();
-        let item = to_value(value).map_err(|e| {
+        let item = nested(value, self.depth).map_err(|e| {
             let e = e.within_index(index);
             match self.variant {
                 Some(variant) => e.within_field(variant),
@@ -261,8 +281,9 @@ seq_impls!(
 );
 
 impl DictBuilder {
-    fn new(len: Option<usize>, variant: Option<&'static str>) -> Self {
+    fn new(depth: usize, len: Option<usize>, variant: Option<&'static str>) -> Self {
         DictBuilder {
+            depth,
             pairs: Vec::with_capacity(capacity(len)),
             pending_key: None,
             variant,
@@ -281,7 +302,8 @@ impl DictBuilder {
         key: &'static str,
         value: &T,
     ) -> Result<(), SerdeError> {
-        let value = to_value(value).map_err(|e| self.within_variant(e.within_field(key)))?;
+        let value =
+            nested(value, self.depth).map_err(|e| self.within_variant(e.within_field(key)))?;
         self.pairs.push((Value::from(key), value));
         Ok(())
     }
@@ -300,7 +322,7 @@ impl ser::SerializeMap for DictBuilder {
     type Error = SerdeError;
 
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), SerdeError> {
-        let key = to_value(key)
+        let key = nested(key, self.depth)
             .and_then(hashable_key)
             .map_err(|e| SerdeError::new(format_args!("map key: {e}")))?;
         self.pending_key = Some(key);
@@ -312,7 +334,7 @@ impl ser::SerializeMap for DictBuilder {
             .pending_key
             .take()
             .ok_or_else(|| SerdeError::new("a map value was given before its key"))?;
-        let value = to_value(value).map_err(|e| e.within_key(&key))?;
+        let value = nested(value, self.depth).map_err(|e| e.within_key(&key))?;
         self.pairs.push((key, value));
         Ok(())
     }
