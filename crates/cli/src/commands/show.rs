@@ -47,11 +47,12 @@ pub struct ShowArgs {
     #[arg(long, allow_hyphen_values = true)]
     vmax: Option<f64>,
     /// Largest width: pixels of a PNG, characters in the terminal (default: 1024 / the terminal's).
-    #[arg(long)]
-    width: Option<usize>,
-    /// Largest height: pixels of a PNG, lines in the terminal (default: 1024 / the terminal's).
-    #[arg(long)]
-    height: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    width: Option<u16>,
+    /// Largest height: pixels of a PNG (256 for a line plot), lines in the terminal
+    /// (default: 1024 / the terminal's).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    height: Option<u16>,
 }
 
 /// `show`: samples the array of `args.key` through its map and draws it.
@@ -85,46 +86,14 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> CliResult {
     };
     let index = picture::parse_index(args.index.as_deref(), shape)?;
     let plane = Plane::new(bytes, dtype, shape, &index, mask)?;
-    let wanted = if args.rgb { 3 } else { 2 };
     let free = plane.free_shape();
-    if shape.is_empty() {
-        return Err(CliError::new(
-            "a 0-d array is one number: nothing to draw (print it with `get`)",
-        ));
-    }
-    if plane.n_free_axes() != 1 && plane.n_free_axes() != wanted {
-        return Err(CliError::new(format!(
-            "{} free axes of extents {free:?}: expected 1 (a line) or {wanted} ({}); \
-             choose them with --index, e.g. --index {}",
-            free.len(),
-            if args.rgb {
-                "an image with bands last"
-            } else {
-                "an image"
-            },
-            example_index(shape.len(), wanted)
-        )));
-    }
-    if args.rgb && !matches!(free.last(), Some(3 | 4)) {
-        return Err(CliError::new(format!(
-            "--rgb draws a last axis of 3 or 4 bands: found extents {free:?}"
-        )));
-    }
-    if free.contains(&0) {
-        return Err(CliError::new(format!(
-            "nothing to draw: the free axes have extents {free:?}"
-        )));
-    }
+    check_free_axes(shape, &free, args.rgb)?;
     let is_line = plane.n_free_axes() == 1;
     let (max_cols, max_rows) = picture_box(args, is_line);
     let samples = Samples::take(&plane, max_cols, max_rows)?;
-    let limits = match (args.rgb, dtype.name().as_str()) {
-        // 8-bit images are already 0-255.
-        (true, "uint8") => (args.vmin.unwrap_or(0.0), args.vmax.unwrap_or(255.0)),
-        _ => samples.limits(args.vmin, args.vmax),
-    };
+    let (limits, limits_source) = color_limits(args, dtype, &samples);
     let (width, height, pixels) = if is_line {
-        let height = args.height.unwrap_or(LINE_PLOT_HEIGHT);
+        let height = args.height.map_or(LINE_PLOT_HEIGHT, usize::from);
         let pixels = picture::line_plot(&samples, args.cmap, limits, height);
         (samples.cols, height.max(2), pixels)
     } else {
@@ -152,9 +121,65 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> CliResult {
     writeln!(
         out,
         "{}",
-        legend(args, dtype, shape, &samples, limits, is_line)
+        legend(
+            args,
+            dtype,
+            shape,
+            &samples,
+            (limits, limits_source),
+            is_line
+        )
     )?;
     Ok(())
+}
+
+/// What can be drawn: 1 free axis (a line), 2 (an image), 3 with `--rgb`
+/// (bands last, 3 or 4 of them), none of extent 0.
+fn check_free_axes(shape: &[usize], free: &[usize], rgb: bool) -> CliResult {
+    let wanted = if rgb { 3 } else { 2 };
+    if shape.is_empty() {
+        return Err(CliError::new(
+            "a 0-d array is one number: nothing to draw (print it with `get`)",
+        ));
+    }
+    if free.len() != 1 && free.len() != wanted {
+        return Err(CliError::new(format!(
+            "{} free axes of extents {free:?}: expected 1 (a line) or {wanted} ({}); \
+             choose them with --index, e.g. --index {}",
+            free.len(),
+            if rgb {
+                "an image with bands last"
+            } else {
+                "an image"
+            },
+            example_index(shape.len(), wanted)
+        )));
+    }
+    if rgb && !matches!(free.last(), Some(3 | 4)) {
+        return Err(CliError::new(format!(
+            "--rgb draws a last axis of 3 or 4 bands: found extents {free:?}"
+        )));
+    }
+    if free.contains(&0) {
+        return Err(CliError::new(format!(
+            "nothing to draw: the free axes have extents {free:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// The colour limits and where they come from, for the legend.
+fn color_limits(args: &ShowArgs, dtype: &DType, samples: &Samples) -> ((f64, f64), &'static str) {
+    match (args.vmin, args.vmax) {
+        (Some(vmin), Some(vmax)) => ((vmin, vmax), ""),
+        // 8-bit images are already 0-255.
+        (vmin, vmax) if args.rgb && dtype.name() == "uint8" => (
+            (vmin.unwrap_or(0.0), vmax.unwrap_or(255.0)),
+            " (uint8 range where not given)",
+        ),
+        (None, None) => (samples.limits(None, None), " (2nd-98th percentile)"),
+        (vmin, vmax) => (samples.limits(vmin, vmax), " (percentile where not given)"),
+    }
 }
 
 fn not_an_array(key: &str, found: &str) -> CliError {
@@ -172,22 +197,20 @@ fn example_index(n_dims: usize, free: usize) -> String {
 
 /// The largest picture, in samples: `(columns, rows)`.
 fn picture_box(args: &ShowArgs, is_line: bool) -> (usize, usize) {
-    if args.out.is_some() {
-        let cols = args.width.unwrap_or(PNG_MAX_SIDE);
-        return (
-            cols,
-            if is_line {
-                1
-            } else {
-                args.height.unwrap_or(PNG_MAX_SIDE)
-            },
-        );
-    }
-    let (term_cols, term_lines) = terminal_size();
-    let cols = args.width.unwrap_or(term_cols);
-    // Two pixels per line; two lines left for the legend and the prompt.
-    let lines = args.height.unwrap_or(term_lines.saturating_sub(2));
-    (cols.max(1), if is_line { 1 } else { (lines * 2).max(1) })
+    let width = args.width.map(usize::from);
+    let height = args.height.map(usize::from);
+    let (cols, rows) = if args.out.is_some() {
+        (
+            width.unwrap_or(PNG_MAX_SIDE),
+            height.unwrap_or(PNG_MAX_SIDE),
+        )
+    } else {
+        let (term_cols, term_lines) = terminal_size();
+        // Two pixels per line; two lines left for the legend and the prompt.
+        let lines = height.unwrap_or(term_lines.saturating_sub(2)).max(1);
+        (width.unwrap_or(term_cols).max(1), lines * 2)
+    };
+    (cols, if is_line { 1 } else { rows })
 }
 
 /// The terminal's `(columns, lines)` when stdout is one, else [`DEFAULT_TERMINAL`].
@@ -211,7 +234,7 @@ fn legend(
     dtype: &DType,
     shape: &[usize],
     samples: &Samples,
-    limits: (f64, f64),
+    ((lo, hi), limits_source): ((f64, f64), &str),
     is_line: bool,
 ) -> String {
     let mut text = format!(
@@ -238,12 +261,7 @@ fn legend(
     if let Some((min, max)) = samples.min_max() {
         text.push_str(&format!("; min {min}, max {max}"));
     }
-    let source = match (args.vmin, args.vmax) {
-        (None, None) => " (2nd-98th percentile)",
-        (Some(_), Some(_)) => "",
-        _ => " (percentile where not given)",
-    };
-    text.push_str(&format!("; limits [{}, {}]{source}", limits.0, limits.1));
+    text.push_str(&format!("; limits [{lo}, {hi}]{limits_source}"));
     let (nan, masked) = samples.count_nan_masked();
     text.push_str(&format!("; NaN {nan}; masked {masked}"));
     if !args.rgb {
