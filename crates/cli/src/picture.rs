@@ -244,7 +244,7 @@ pub struct Samples {
     pub cols: usize,
     /// Values per pixel (1, or 3-4 for RGB(A)).
     pub bands: usize,
-    /// Elements skipped between two samples along each axis (1: every element).
+    /// The stride between two samples along each axis, in elements (1: every element).
     pub step: usize,
     /// Row-major, `bands` per pixel; `None` for a masked element.
     pub values: Vec<Option<f64>>,
