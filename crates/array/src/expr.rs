@@ -216,13 +216,13 @@ mod tests {
                 expected: 24
             }
         );
-        assert_eq!(err.offset(), 95);
+        assert_eq!(err.offset(), Some(95));
         // Trailing bytes.
         let mut trailing = good.clone();
         trailing.push(b'0');
         assert_eq!(
             parse_array_value(&trailing).unwrap_err().offset(),
-            good.len() as u64
+            Some(good.len() as u64)
         );
         // Bad raw opcode.
         let mut bad = good.clone();
@@ -232,7 +232,7 @@ mod tests {
             err.kind(),
             ErrorKind::UnexpectedOpcode { found: b'X', .. }
         ));
-        assert_eq!(err.offset(), 70);
+        assert_eq!(err.offset(), Some(70));
         // A huge raw length cannot be read past the end.
         let mut huge = good.clone();
         huge[71..79].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -312,7 +312,7 @@ mod tests {
                 &ErrorKind::BadDType(name.to_owned()),
                 "{name}"
             );
-            assert_eq!(error.offset(), 79 + 8, "{name}");
+            assert_eq!(error.offset(), Some(79 + 8), "{name}");
         }
         for name in ["float128", "[('a', '<i4')]"] {
             let mut value = COMPATIBLE_PREFIX.to_vec();

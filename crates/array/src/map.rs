@@ -36,7 +36,7 @@ fn checked_region(
         .ok_or(Error::new(ErrorKind::Overflow, data_offset))?;
     let file_len = file
         .metadata()
-        .map_err(|e| Error::io(&e, data_offset))?
+        .map_err(|e| Error::io(e, data_offset))?
         .len();
     if end > file_len {
         return Err(Error::new(
@@ -122,7 +122,7 @@ impl MappedBytes {
         // every bit pattern is a valid `Pod` element, so such a change can
         // only alter values, never make them invalid. A `Mmap` only hands out `&[u8]`.
         let map = unsafe { MmapOptions::new().offset(data_offset).len(len).map(file) }
-            .map_err(|e| Error::io(&e, data_offset))?;
+            .map_err(|e| Error::io(e, data_offset))?;
         Ok(MappedBytes {
             map,
             dtype,
@@ -175,7 +175,7 @@ impl MappedBytesMut {
                 .len(len)
                 .map_mut(file)
         }
-        .map_err(|e| Error::io(&e, data_offset))?;
+        .map_err(|e| Error::io(e, data_offset))?;
         Ok(MappedBytesMut {
             map,
             dtype,
@@ -194,9 +194,7 @@ impl MappedBytesMut {
 
     /// Writes the changed pages to the file and waits for it.
     pub fn flush(&self) -> Result<(), Error> {
-        self.map
-            .flush()
-            .map_err(|e| Error::io(&e, self.data_offset))
+        self.map.flush().map_err(|e| Error::io(e, self.data_offset))
     }
 
     /// The same map, typed: an error when `T` is not the dtype's element.
@@ -241,7 +239,7 @@ fn element_range<T>(index: usize) -> Option<Range<usize>> {
 
 fn index_out_of_bounds<T>(bytes_len: usize, index: usize) -> Error {
     let len = bytes_len / std::mem::size_of::<T>().max(1);
-    Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0)
+    Error::unplaced(ErrorKind::IndexOutOfBounds { index, len })
 }
 
 fn element_at<T: Element>(bytes: &[u8], dtype: &DType, index: usize) -> Result<T, Error> {

@@ -19,7 +19,7 @@ pub struct OwnedArray {
 }
 
 fn bad(expected: &'static str) -> Error {
-    Error::new(ErrorKind::Malformed { expected }, 0)
+    Error::unplaced(ErrorKind::Malformed { expected })
 }
 
 fn is_global(value: &Value, modules: &[&str], name: &str) -> bool {
@@ -68,12 +68,12 @@ fn shape_of(value: &Value) -> Result<Vec<usize>, Error> {
         return Err(bad("a shape tuple"));
     };
     if dims.len() > crate::dtype::MAX_DIMS {
-        return Err(Error::new(ErrorKind::TooManyDims(dims.len()), 0));
+        return Err(Error::unplaced(ErrorKind::TooManyDims(dims.len())));
     }
     dims.iter()
         .map(|dim| {
             let dim = int_of(dim).ok_or(bad("an int in the shape"))?;
-            usize::try_from(dim).map_err(|_| Error::new(ErrorKind::NegativeDim(dim), 0))
+            usize::try_from(dim).map_err(|_| Error::unplaced(ErrorKind::NegativeDim(dim)))
         })
         .collect()
 }
@@ -163,15 +163,13 @@ fn fortran_to_c(data: &[u8], shape: &[usize], item_size: usize) -> Vec<u8> {
 impl OwnedArray {
     /// An array from its parts, checking `data.len() == product(shape) * item_size`.
     pub fn new(dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<OwnedArray, Error> {
-        let expected = checked_raw_len(&dtype, &shape).ok_or(Error::new(ErrorKind::Overflow, 0))?;
+        let expected =
+            checked_raw_len(&dtype, &shape).ok_or(Error::unplaced(ErrorKind::Overflow))?;
         if dtype.kind() != Kind::Other && data.len() as u64 != expected {
-            return Err(Error::new(
-                ErrorKind::LengthMismatch {
-                    found: data.len() as u64,
-                    expected,
-                },
-                0,
-            ));
+            return Err(Error::unplaced(ErrorKind::LengthMismatch {
+                found: data.len() as u64,
+                expected,
+            }));
         }
         Ok(OwnedArray { dtype, shape, data })
     }
@@ -228,7 +226,8 @@ impl OwnedArray {
         let shape = shape_of(shape)?;
         let dtype = dtype_of(dtype)?;
         let fortran = int_of(fortran).ok_or(bad("the is_fortran flag"))? != 0;
-        let data = bytes_of(raw).ok_or(Error::new(ErrorKind::UnsupportedDType(dtype.name()), 0))?;
+        let data =
+            bytes_of(raw).ok_or(Error::unplaced(ErrorKind::UnsupportedDType(dtype.name())))?;
         let array = OwnedArray::new(dtype, shape, data)?;
         Ok(array.into_c_order(fortran))
     }

@@ -44,7 +44,7 @@ pub fn dis(data: &[u8]) -> String {
         }
     }
     if !saw_stop {
-        let error = Error::new(ErrorKind::UnexpectedEof { opcode: None }, data.len());
+        let error = Error::new(ErrorKind::UnexpectedEof { opcode: None }, data.len() as u64);
         let _ = writeln!(listing, "error: {error}");
     }
     listing

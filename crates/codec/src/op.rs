@@ -876,7 +876,7 @@ impl<'a> Iterator for Ops<'a> {
             }
             Err(error) => {
                 self.done = true;
-                Some(Err(error.shifted(self.offset)))
+                Some(Err(error.shifted(self.offset as u64)))
             }
         }
     }

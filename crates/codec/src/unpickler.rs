@@ -432,7 +432,9 @@ impl Machine<'_> {
         loop {
             let rest = data.get(offset..).unwrap_or_default();
             if end == End::EndOfInput && rest.is_empty() {
-                return self.finish_value().map_err(|kind| Error::new(kind, offset));
+                return self
+                    .finish_value()
+                    .map_err(|kind| Error::new(kind, offset as u64));
             }
             match self.fast_step(rest) {
                 Ok(Some(used)) => {
@@ -440,15 +442,15 @@ impl Machine<'_> {
                     continue;
                 }
                 Ok(None) => {}
-                Err(kind) => return Err(Error::new(kind, offset)),
+                Err(kind) => return Err(Error::new(kind, offset as u64)),
             }
-            let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
+            let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset as u64))?;
             if end == End::EndOfInput && matches!(op, Op::Stop) {
                 return Err(Error::new(
                     ErrorKind::BadEntryValue {
                         problem: "a STOP inside the value bytes",
                     },
-                    offset,
+                    offset as u64,
                 ));
             }
             self.opcode = rest
@@ -459,7 +461,7 @@ impl Machine<'_> {
             match self.step(op, data.len() - after) {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {}
-                Err(kind) => return Err(Error::new(kind, offset)),
+                Err(kind) => return Err(Error::new(kind, offset as u64)),
             }
             offset = after;
         }

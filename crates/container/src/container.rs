@@ -92,12 +92,12 @@ impl Container {
             .create(!readonly)
             .truncate(false)
             .open(path)
-            .map_err(io_at(0))
+            .map_err(Error::unplaced_io)
     }
 
     fn open_with(path: &Path, options: ContainerOptions) -> Result<Self, Error> {
         let file = Self::open_file(path, options.readonly)?;
-        let identity = Identity::of(&file.metadata().map_err(io_at(0))?);
+        let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
         let mut container = Container {
             path: path.to_path_buf(),
             file,
@@ -123,16 +123,15 @@ impl Container {
                 container.remove_stale_vacuum_files();
             }
             let len = container.current_len()?;
-            let map = ReadMap::new(&container.file, len).map_err(io_at(0))?;
+            let map = ReadMap::new(&container.file, len).map_err(Error::unplaced_io)?;
             if let Err(error) = layout::parse_header(map.bytes()) {
                 return Err(match error.kind() {
-                    ErrorKind::NotAContainer { expected, .. } => Error::new(
-                        ErrorKind::NotAContainer {
+                    &ErrorKind::NotAContainer { expected, .. } => {
+                        error.with_kind(ErrorKind::NotAContainer {
                             expected,
                             plain_pickle: is_plain_pickle_of_dict(map.bytes()),
-                        },
-                        error.offset(),
-                    ),
+                        })
+                    }
                     _ => error,
                 });
             }
@@ -195,7 +194,7 @@ impl Container {
         self.locked(|container| container.refresh().map(|_| ()))?;
         self.cache
             .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::StaleEntry, 0))
+            .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))
     }
 
     /// The live entry of `key`.
@@ -242,7 +241,7 @@ impl Container {
         self.locked(|container| {
             container.refresh()?;
             let len = container.current_len()?;
-            let map = ReadMap::new(&container.file, len).map_err(io_at(0))?;
+            let map = ReadMap::new(&container.file, len).map_err(Error::unplaced_io)?;
             Ok(read(map.bytes()))
         })
     }
@@ -319,7 +318,7 @@ impl Container {
     /// file over it), reopens the path and locks that instead.
     fn acquire_lock(&mut self) -> Result<(), Error> {
         loop {
-            fs2::FileExt::lock_exclusive(&self.file).map_err(io_at(0))?;
+            fs2::FileExt::lock_exclusive(&self.file).map_err(Error::unplaced_io)?;
             let path_identity = match std::fs::metadata(&self.path) {
                 Ok(metadata) => Identity::of(&metadata),
                 // The path is gone: keep working on the file we have.
@@ -329,7 +328,7 @@ impl Container {
                 return Ok(());
             }
             let file = Self::open_file(&self.path, self.options.readonly)?;
-            let identity = Identity::of(&file.metadata().map_err(io_at(0))?);
+            let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
             let _ = fs2::FileExt::unlock(&self.file);
             self.file = file;
             self.identity = identity;
@@ -344,7 +343,7 @@ impl Container {
             return self
                 .cache
                 .as_ref()
-                .ok_or_else(|| Error::new(ErrorKind::StaleEntry, 0));
+                .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry));
         }
         self.validated = false;
         let len = self.current_len()?;
@@ -353,7 +352,7 @@ impl Container {
             if table.file_len() == len && Some(table.commit_number()) == commit_number);
         if !fresh {
             self.cache = None;
-            let map = ReadMap::new(&self.file, len).map_err(io_at(0))?;
+            let map = ReadMap::new(&self.file, len).map_err(Error::unplaced_io)?;
             let mut table = layout::scan(map.bytes())?;
             drop(map);
             if table.trailing_len() > 0 && !self.options.readonly {
@@ -378,7 +377,7 @@ impl Container {
         self.validated = true;
         self.cache
             .as_ref()
-            .ok_or_else(|| Error::new(ErrorKind::StaleEntry, 0))
+            .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))
     }
 
     /// Deletes the older live entries of keys that have several (a replace interrupted after
@@ -401,14 +400,14 @@ impl Container {
 
     fn check_writable(&self) -> Result<(), Error> {
         if self.options.readonly {
-            Err(Error::new(ErrorKind::ReadOnly, 0))
+            Err(Error::unplaced(ErrorKind::ReadOnly))
         } else {
             Ok(())
         }
     }
 
     fn current_len(&self) -> Result<u64, Error> {
-        Ok(self.file.metadata().map_err(io_at(0))?.len())
+        Ok(self.file.metadata().map_err(Error::unplaced_io)?.len())
     }
 
     fn read_commit_number(&self) -> Result<i32, Error> {
@@ -431,7 +430,7 @@ impl Container {
     fn sync(&self) -> Result<(), Error> {
         match self.options.durability {
             Durability::None => Ok(()),
-            Durability::Flush => self.file.sync_all().map_err(io_at(0)),
+            Durability::Flush => self.file.sync_all().map_err(Error::unplaced_io),
         }
     }
 }

@@ -706,11 +706,11 @@ mod tests {
         let flag = good.len() - 11 - 2;
         bad[flag] = b'X';
         let error = scan(&bad).unwrap_err();
-        assert_eq!(error.offset(), flag as u64);
+        assert_eq!(error.offset(), Some(flag as u64));
         // Invalid UTF-8 key.
         let mut bad = good.clone();
         bad[35] = 0xff;
-        assert_eq!(scan(&bad).unwrap_err().offset(), 35);
+        assert_eq!(scan(&bad).unwrap_err().offset(), Some(35));
         // Frame length past the end of the file.
         let mut bad = good.clone();
         bad[25] = 0xf0;
@@ -725,7 +725,7 @@ mod tests {
         // No terminator.
         let error = scan(&good[..good.len() - 11]).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::MissingTerminator));
-        assert_eq!(error.offset(), good.len() as u64 - 11);
+        assert_eq!(error.offset(), Some(good.len() as u64 - 11));
     }
 
     #[test]

@@ -22,18 +22,15 @@ fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error
     let loaded = loads_with(&bytes, limits).map_err(|error| Error::codec_at(error, 0))?;
     let Value::Dict(pairs) = loaded else {
         let found = loaded.kind_name();
-        return Err(Error::new(ErrorKind::NotADict { found }, 0));
+        return Err(Error::unplaced(ErrorKind::NotADict { found }));
     };
     pairs
         .into_iter()
         .map(|(key, value)| match key {
             Value::Str(key) => Ok((key, value)),
-            other => Err(Error::new(
-                ErrorKind::NonStrKey {
-                    found: other.kind_name(),
-                },
-                0,
-            )),
+            other => Err(Error::unplaced(ErrorKind::NonStrKey {
+                found: other.kind_name(),
+            })),
         })
         .collect()
 }

@@ -36,13 +36,13 @@ pub struct MmapDict {
 }
 fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY_LEN {
-        return Err(Error::new(ErrorKind::KeyTooLong { len: key.len() }, 0));
+        return Err(Error::unplaced(ErrorKind::KeyTooLong { len: key.len() }));
     }
     Ok(())
 }
 
 fn key_not_found(key: &str) -> Error {
-    Error::new(ErrorKind::KeyNotFound(key.to_owned()), 0)
+    Error::unplaced(ErrorKind::KeyNotFound(key.to_owned()))
 }
 impl MmapDict {
     /// Opens `path` read-write, creating it if missing; a plain pickle of a dict is
@@ -104,7 +104,7 @@ impl MmapDict {
 
     fn check_writable(&self) -> Result<(), Error> {
         if self.is_readonly() {
-            Err(Error::new(ErrorKind::ReadOnly, 0))
+            Err(Error::unplaced(ErrorKind::ReadOnly))
         } else {
             Ok(())
         }
@@ -177,7 +177,7 @@ impl MmapDict {
         self.check_writable()?;
         let count = self.live_maps();
         if count > 0 {
-            return Err(Error::new(ErrorKind::MapsAlive { count }, 0));
+            return Err(Error::unplaced(ErrorKind::MapsAlive { count }));
         }
         Ok(self.container.vacuum()?)
     }

@@ -108,7 +108,7 @@ impl ValueSource for FileValue<'_> {
                     Ok(0) => break,
                     Ok(n) => filled += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(Error::io(&e, offset)),
+                    Err(e) => return Err(Error::io(e, offset)),
                 }
             }
             self.window.truncate(filled);

@@ -25,12 +25,12 @@ impl ArrayLayout {
         encoding: ArrayEncoding,
     ) -> Result<ArrayLayout, Error> {
         if !dtype.is_writable() {
-            return Err(Error::new(ErrorKind::UnsupportedDType(dtype.name()), 0));
+            return Err(Error::unplaced(ErrorKind::UnsupportedDType(dtype.name())));
         }
         if shape.len() > MAX_DIMS {
-            return Err(Error::new(ErrorKind::TooManyDims(shape.len()), 0));
+            return Err(Error::unplaced(ErrorKind::TooManyDims(shape.len())));
         }
-        let raw_len = checked_raw_len(dtype, shape).ok_or(Error::new(ErrorKind::Overflow, 0))?;
+        let raw_len = checked_raw_len(dtype, shape).ok_or(Error::unplaced(ErrorKind::Overflow))?;
         let mut prefix = Vec::with_capacity(256);
         let mut suffix = Vec::with_capacity(64);
         match encoding {
@@ -82,7 +82,7 @@ impl ArrayLayout {
         let end = raw_offset
             .checked_add(raw_len)
             .and_then(|e| e.checked_add(suffix.len() as u64))
-            .ok_or(Error::new(ErrorKind::Overflow, 0))?;
+            .ok_or(Error::unplaced(ErrorKind::Overflow))?;
         Ok(ArrayLayout {
             header: ArrayHeader {
                 dtype: dtype.clone(),
@@ -139,13 +139,10 @@ impl ArrayLayout {
 
     pub(crate) fn check_raw(&self, raw: &[u8]) -> Result<(), Error> {
         if raw.len() as u64 != self.header.raw_len {
-            return Err(Error::new(
-                ErrorKind::DataLength {
-                    found: raw.len() as u64,
-                    expected: self.header.raw_len,
-                },
-                0,
-            ));
+            return Err(Error::unplaced(ErrorKind::DataLength {
+                found: raw.len() as u64,
+                expected: self.header.raw_len,
+            }));
         }
         Ok(())
     }
@@ -175,18 +172,20 @@ impl MaskedLayout {
         middle.extend_from_slice(mask.prefix());
         let mut tail = mask.suffix().to_vec();
         tail.extend_from_slice(&[TUPLE2, REDUCE]);
-        let overflow = Error::new(ErrorKind::Overflow, 0);
+        let overflow = || Error::unplaced(ErrorKind::Overflow);
         let data_offset = head.len() as u64;
         let data_end = data_offset
             .checked_add(data.raw_len())
-            .ok_or(overflow.clone())?;
+            .ok_or_else(overflow)?;
         let mask_offset = data_end
             .checked_add(middle.len() as u64)
-            .ok_or(overflow.clone())?;
+            .ok_or_else(overflow)?;
         let mask_end = mask_offset
             .checked_add(mask.raw_len())
-            .ok_or(overflow.clone())?;
-        let end = mask_end.checked_add(tail.len() as u64).ok_or(overflow)?;
+            .ok_or_else(overflow)?;
+        let end = mask_end
+            .checked_add(tail.len() as u64)
+            .ok_or_else(overflow)?;
         let mut data_header = data.header().clone();
         data_header.raw_offset = data_offset;
         data_header.end = data_end + data.suffix().len() as u64;
@@ -239,13 +238,10 @@ impl MaskedLayout {
     pub fn to_value_bytes(&self, data: &[u8], mask: &[u8]) -> Result<Vec<u8>, Error> {
         for (raw, part) in [(data, &self.header.data), (mask, &self.header.mask)] {
             if raw.len() as u64 != part.raw_len {
-                return Err(Error::new(
-                    ErrorKind::DataLength {
-                        found: raw.len() as u64,
-                        expected: part.raw_len,
-                    },
-                    0,
-                ));
+                return Err(Error::unplaced(ErrorKind::DataLength {
+                    found: raw.len() as u64,
+                    expected: part.raw_len,
+                }));
             }
         }
         Ok([&self.head[..], data, &self.middle, mask, &self.tail].concat())
@@ -254,18 +250,19 @@ impl MaskedLayout {
 
 /// The numbers after `(3, order, None, None, None, ...)` in numpy's dtype state.
 fn portable_dtype_state(dtype: &DType) -> Result<[i64; 3], Error> {
-    let size = i64::try_from(dtype.item_size()).map_err(|_| Error::new(ErrorKind::Overflow, 0))?;
+    let size =
+        i64::try_from(dtype.item_size()).map_err(|_| Error::unplaced(ErrorKind::Overflow))?;
     match dtype.kind() {
         Kind::Bool | Kind::Int | Kind::UInt | Kind::Float | Kind::Complex => Ok([-1, -1, 0]),
         Kind::Bytes | Kind::Void => Ok([size, 1, 0]),
         Kind::Unicode => Ok([size, 4, 8]),
-        _ => Err(Error::new(ErrorKind::UnsupportedDType(dtype.name()), 0)),
+        _ => Err(Error::unplaced(ErrorKind::UnsupportedDType(dtype.name()))),
     }
 }
 
 fn push_short_str(out: &mut Vec<u8>, text: &str) -> Result<(), Error> {
     let len = u8::try_from(text.len())
-        .map_err(|_| Error::new(ErrorKind::UnsupportedDType(text.to_owned()), 0))?;
+        .map_err(|_| Error::unplaced(ErrorKind::UnsupportedDType(text.to_owned())))?;
     out.push(SHORT_BINUNICODE);
     out.push(len);
     out.extend_from_slice(text.as_bytes());

@@ -51,8 +51,8 @@ fn dis_large_value(value: &[u8], value_offset: u64, out: &mut dyn Write) -> CliR
             Ok(pair) => pair,
             Err(err) => {
                 // The value has no STOP of its own: the end of input is its end.
-                if err.offset() < value.len() {
-                    writeln!(out, "        error: {}", err.shifted(value_offset as usize))?;
+                if err.offset() < value.len() as u64 {
+                    writeln!(out, "        error: {}", err.shifted(value_offset))?;
                 }
                 break;
             }

@@ -49,16 +49,15 @@ impl Container {
     ) -> Result<Entry, Error> {
         self.check_writable()?;
         if new.key.len() > 255 {
-            return Err(Error::new(ErrorKind::KeyTooLong { len: new.key.len() }, 0));
+            return Err(Error::unplaced(ErrorKind::KeyTooLong {
+                len: new.key.len(),
+            }));
         }
         if let Some(alignment) = new.align {
             if !alignment.align.is_power_of_two() || alignment.align > MAX_ALIGN {
-                return Err(Error::new(
-                    ErrorKind::BadAlignment {
-                        align: alignment.align,
-                    },
-                    0,
-                ));
+                return Err(Error::unplaced(ErrorKind::BadAlignment {
+                    align: alignment.align,
+                }));
             }
         }
         self.locked(|container| container.append_locked(new, write_value))

@@ -85,11 +85,15 @@ impl Container {
             .create(true)
             .truncate(true)
             .open(&scratch_path)
-            .map_err(io_at(0))?;
-        let permissions = self.file.metadata().map_err(io_at(0))?.permissions();
+            .map_err(Error::unplaced_io)?;
+        let permissions = self
+            .file
+            .metadata()
+            .map_err(Error::unplaced_io)?
+            .permissions();
         let built = scratch
             .set_permissions(permissions)
-            .map_err(io_at(0))
+            .map_err(Error::unplaced_io)
             .and_then(|()| self.build_compacted(&scratch, &kept, commit_number));
         let len_after = match built {
             Ok(len_after) => len_after,
@@ -99,16 +103,16 @@ impl Container {
             }
         };
         // Lock the new file before it gets the name, so that handles reopening it wait for us.
-        fs2::FileExt::lock_exclusive(&scratch).map_err(io_at(0))?;
+        fs2::FileExt::lock_exclusive(&scratch).map_err(Error::unplaced_io)?;
         if let Err(error) = std::fs::rename(&scratch_path, &self.path) {
             let _ = std::fs::remove_file(&scratch_path);
-            return Err(Error::io(error, 0));
+            return Err(Error::unplaced_io(error));
         }
         if self.options.durability == Durability::Flush {
-            sync_parent_directory(&self.path).map_err(io_at(0))?;
+            sync_parent_directory(&self.path).map_err(Error::unplaced_io)?;
         }
         // Dropping the old file releases its lock; we hold the new file's lock already.
-        self.identity = Identity::of(&scratch.metadata().map_err(io_at(0))?);
+        self.identity = Identity::of(&scratch.metadata().map_err(Error::unplaced_io)?);
         self.file = scratch;
         self.cache = None;
         self.refresh()?;
@@ -180,7 +184,7 @@ impl Container {
         let len_after = offset + TERMINATOR.len() as u64;
         scratch.set_len(len_after).map_err(io_at(len_after))?;
         if self.options.durability == Durability::Flush {
-            scratch.sync_all().map_err(io_at(0))?;
+            scratch.sync_all().map_err(Error::unplaced_io)?;
         }
         Ok(len_after)
     }

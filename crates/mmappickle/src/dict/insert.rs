@@ -268,13 +268,10 @@ impl MmapDict {
         shape: &[usize],
     ) -> Result<(), Error> {
         if data.len() != mask.len() {
-            return Err(Error::new(
-                ErrorKind::MaskLength {
-                    data: data.len(),
-                    mask: mask.len(),
-                },
-                0,
-            ));
+            return Err(Error::unplaced(ErrorKind::MaskLength {
+                data: data.len(),
+                mask: mask.len(),
+            }));
         }
         let mask_bytes: Vec<u8> = mask.iter().map(|&masked| u8::from(masked)).collect();
         self.insert_masked_bytes(key, &T::dtype(), shape, bytemuck_bytes(data), &mask_bytes)
@@ -334,9 +331,8 @@ impl MmapDict {
 
 /// Raw bytes given to a writer that do not fill the dtype and shape.
 fn data_length_error(found: u64, expected: u64) -> Error {
-    Error::from(mmappickle_array::Error::new(
+    Error::from(mmappickle_array::Error::unplaced(
         mmappickle_array::ErrorKind::DataLength { found, expected },
-        0,
     ))
 }
 

@@ -132,7 +132,9 @@ impl MmapDictOptions {
                     return Err(error.into());
                 }
                 if self.readonly {
-                    return Err(Error::new(ErrorKind::PlainPickleReadOnly, 0));
+                    // Where the header differs from the mmappickle header.
+                    let offset = error.offset().unwrap_or(0);
+                    return Err(Error::new(ErrorKind::PlainPickleReadOnly, offset));
                 }
                 convert::convert_plain_pickle(path, &self)?;
                 container_options.open(path)?
