@@ -15,27 +15,12 @@ pub use self::write::{ArrayLayout, MaskedLayout};
 
 use crate::dtype::{DType, MAX_DIMS};
 
-// Pickle opcodes the expressions use.
-const MARK: u8 = 0x28;
-const TUPLE: u8 = 0x74;
-const EMPTY_TUPLE: u8 = 0x29;
-const TUPLE1: u8 = 0x85;
-const TUPLE2: u8 = 0x86;
-const TUPLE3: u8 = 0x87;
-const REDUCE: u8 = 0x52;
-const BUILD: u8 = 0x62;
-const STACK_GLOBAL: u8 = 0x93;
-const SHORT_BINUNICODE: u8 = 0x8c;
-const SHORT_BINBYTES: u8 = 0x43;
-const BINBYTES: u8 = 0x42;
-const BINBYTES8: u8 = 0x8e;
-const BININT1: u8 = 0x4b;
-const BININT2: u8 = 0x4d;
-const BININT: u8 = 0x4a;
-const LONG1: u8 = 0x8a;
-const NONE: u8 = 0x4e;
-const NEWTRUE: u8 = 0x88;
-const NEWFALSE: u8 = 0x89;
+// Pickle opcodes: the codec defines them.
+use mmappickle_codec::opcode::{
+    BINBYTES, BINBYTES8, BININT, BININT1, BININT2, BUILD, EMPTY_TUPLE, LONG1, MARK, NEWFALSE,
+    NEWTRUE, NONE, REDUCE, SHORT_BINBYTES, SHORT_BINUNICODE, STACK_GLOBAL, TUPLE, TUPLE1, TUPLE2,
+    TUPLE3,
+};
 
 /// The 70 bytes every compatible array value starts with:
 /// `numpy.core.fromnumeric.reshape`, `numpy.core.multiarray.fromstring`.

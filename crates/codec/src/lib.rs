@@ -53,6 +53,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod op;
+pub mod opcode;
 mod pickler;
 mod unpickler;
 mod value;
@@ -62,7 +63,7 @@ pub use crate::{
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
-    pickler::dumps,
+    pickler::{dumps, encode_int, EncodedInt},
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

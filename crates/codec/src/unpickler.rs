@@ -113,13 +113,7 @@ enum End {
 }
 
 // The opcodes that [`Machine::fast_step`] runs.
-const SHORT_BINUNICODE: u8 = 0x8c;
-const BINUNICODE: u8 = b'X';
-const MEMOIZE: u8 = 0x94;
-const BININT1: u8 = b'K';
-const BININT2: u8 = b'M';
-const BININT: u8 = b'J';
-const MARK: u8 = b'(';
+use crate::opcode::{BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE};
 
 /// `taint` of a slot that refers to no open container.
 const NO_TAINT: usize = usize::MAX;

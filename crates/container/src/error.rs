@@ -36,7 +36,7 @@ pub enum ErrorKind {
     },
     /// The entries end without the 11-byte terminator (a torn write: run fsck).
     MissingTerminator,
-    /// A key longer than 255 bytes once encoded as UTF-8.
+    /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes once encoded as UTF-8.
     KeyTooLong {
         /// The key's length in UTF-8 bytes.
         len: usize,
@@ -153,7 +153,8 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::KeyTooLong { len } => {
-                write!(f, "key of {len} UTF-8 bytes: expected at most 255")
+                let max = crate::layout::MAX_KEY_LEN;
+                write!(f, "key of {len} UTF-8 bytes: expected at most {max}")
             }
             ErrorKind::ValueLength { expected, written } => write!(
                 f,

@@ -6,22 +6,19 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 
-const PROTO: u8 = 0x80;
-const FRAME: u8 = 0x95;
-const BININT: u8 = 0x4a;
-const POP: u8 = 0x30;
-const MARK: u8 = 0x28;
-const NEWTRUE: u8 = 0x88;
-const SHORT_BINUNICODE: u8 = 0x8c;
-const SHORT_BINBYTES: u8 = 0x43;
-const BINBYTES: u8 = 0x42;
+use mmappickle_codec::opcode::{
+    BINBYTES, BININT, DICT, FRAME, MARK, NEWTRUE, POP, PROTO, SHORT_BINBYTES, SHORT_BINUNICODE,
+    STOP,
+};
 
+/// The longest key the format can store, in UTF-8 bytes (its length is one byte).
+pub const MAX_KEY_LEN: usize = 255;
 /// Length of the header (PROTO 4, FRAME 13, version, commit number, MARK).
 pub const HEADER_LEN: u64 = 24;
 /// Offset of the commit number's i32 inside the header.
 pub const COMMIT_NUMBER_OFFSET: u64 = 18;
 /// The terminator: FRAME 2, DICT, STOP.
-pub const TERMINATOR: [u8; 11] = [FRAME, 2, 0, 0, 0, 0, 0, 0, 0, 0x64, 0x2e];
+pub const TERMINATOR: [u8; 11] = [FRAME, 2, 0, 0, 0, 0, 0, 0, 0, DICT, STOP];
 /// Length of an entry's head before its key bytes: FRAME + u64 + SHORT_BINUNICODE + u8.
 pub const ENTRY_HEAD_LEN: u64 = 11;
 /// Length of an entry's trailer: BININT memo_max POP, live flag, POP.
@@ -46,7 +43,7 @@ pub fn encode_header(commit_number: i32) -> [u8; 24] {
 
 /// An entry's first 11 bytes plus its key: FRAME frame_len, SHORT_BINUNICODE len key.
 ///
-/// The caller has checked that the key is at most 255 bytes.
+/// The caller has checked that the key is at most [`MAX_KEY_LEN`] bytes.
 pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(11 + key.len());
     head.push(FRAME);
@@ -85,7 +82,7 @@ pub fn encode_padding_entry(len: u64, memo_max: i32) -> Option<Vec<u8>> {
     entry.reserve(usize::try_from(value_len).ok()?);
     if value_len < 2 {
         return None;
-    } else if value_len <= 2 + 255 {
+    } else if value_len <= 2 + u8::MAX as u64 {
         entry.push(SHORT_BINBYTES);
         entry.push((value_len - 2) as u8);
         entry.resize(entry.len() + (value_len - 2) as usize, 0);
@@ -108,18 +105,24 @@ pub fn padding_len(
     value_relative_offset: u64,
     align: u64,
 ) -> Option<u64> {
-    if align <= 1 {
-        return Some(0);
-    }
     let target = entry_offset
         .checked_add(ENTRY_HEAD_LEN)?
         .checked_add(key_len)?
         .checked_add(value_relative_offset)?;
-    let misalignment = target % align;
-    if misalignment == 0 {
+    padding_to(target, 0, align)
+}
+
+/// The padding rule, for appends and vacuum alike: the shortest padding (0, or a padding
+/// entry of at least [`MIN_PADDING_LEN`] bytes) that moves `position` to the same remainder
+/// modulo `align` as `like`.
+pub(crate) fn padding_to(position: u64, like: u64, align: u64) -> Option<u64> {
+    if align <= 1 {
         return Some(0);
     }
-    let mut padding = align - misalignment;
+    let mut padding = (like % align + align - position % align) % align;
+    if padding == 0 {
+        return Some(0);
+    }
     while padding < MIN_PADDING_LEN {
         padding = padding.checked_add(align)?;
     }

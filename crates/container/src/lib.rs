@@ -59,7 +59,7 @@ pub use crate::{
     error::{Error, ErrorKind},
     layout::{
         encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, HEADER_LEN,
-        MIN_PADDING_LEN, TERMINATOR,
+        MAX_KEY_LEN, MIN_PADDING_LEN, TERMINATOR,
     },
     scratch::{remove_stale_scratch_files, sync_parent_directory},
 };

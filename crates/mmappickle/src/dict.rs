@@ -9,7 +9,7 @@ mod read;
 use std::path::Path;
 use std::sync::Arc;
 
-use mmappickle_container::{Container, Entry, FsckReport, VacuumReport};
+use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
 
 pub use self::item::{Item, MaskedArray, MaskedBytes};
 pub(crate) use self::options::scratch_path;
@@ -17,9 +17,6 @@ pub use self::options::MmapDictOptions;
 pub use self::read::Iter;
 
 use crate::error::{Error, ErrorKind};
-
-/// The longest key the format can store, in UTF-8 bytes.
-pub const MAX_KEY_LEN: usize = 255;
 /// A dictionary stored in a file that is at once a Python pickle of the dict and a store of
 /// memory-mapped numpy arrays (see the crate docs).
 ///

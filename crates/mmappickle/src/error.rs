@@ -27,7 +27,7 @@ pub enum ErrorKind {
     Io(std::io::Error),
     /// The key is not in the dict.
     KeyNotFound(String),
-    /// A key longer than 255 bytes once encoded as UTF-8 (the format stores its length in
+    /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes once encoded as UTF-8 (the format stores its length in
     /// one byte).
     KeyTooLong {
         /// The key's length in UTF-8 bytes.
@@ -173,7 +173,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Io(_) => write!(f, "I/O error"),
             ErrorKind::KeyNotFound(key) => write!(f, "key {key:?} not found: expected a live key"),
             ErrorKind::KeyTooLong { len } => {
-                write!(f, "key of {len} UTF-8 bytes: expected at most 255")
+                let max = mmappickle_container::MAX_KEY_LEN;
+                write!(f, "key of {len} UTF-8 bytes: expected at most {max}")
             }
             ErrorKind::WrongElementType {
                 key,

@@ -111,7 +111,7 @@ pub mod fuzzing;
 
 pub use {
     crate::{
-        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions, MAX_KEY_LEN},
+        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions},
         error::{Error, ErrorKind},
     },
     mmappickle_array::{
@@ -119,6 +119,8 @@ pub use {
         MappedBytes, OwnedArray,
     },
     mmappickle_codec::{self as codec, Limits, Value},
-    mmappickle_container::{self as container, Durability, Entry, FsckReport, VacuumReport},
+    mmappickle_container::{
+        self as container, Durability, Entry, FsckReport, VacuumReport, MAX_KEY_LEN,
+    },
     mmappickle_stubs::{self as stubs, EmptyArray},
 };

@@ -71,7 +71,7 @@ impl ArrayLayout {
                 push_short_str(&mut prefix, &dtype.byte_order().code().to_string())?;
                 prefix.extend_from_slice(&[NONE, NONE, NONE]);
                 for number in state {
-                    push_int(&mut prefix, number);
+                    push_int(&mut prefix, i128::from(number));
                 }
                 prefix.extend_from_slice(&[TUPLE, BUILD, NEWFALSE]);
                 push_binbytes8_len(&mut prefix, raw_len);
@@ -275,36 +275,8 @@ fn push_binbytes8_len(out: &mut Vec<u8>, len: u64) {
 }
 
 /// An int as `pickle.dumps` writes it (protocol >= 2).
-fn push_int(out: &mut Vec<u8>, value: i64) {
-    if (0..=0xff).contains(&value) {
-        out.extend_from_slice(&[BININT1, value as u8]);
-    } else if (0..=0xffff).contains(&value) {
-        out.push(BININT2);
-        out.extend_from_slice(&(value as u16).to_le_bytes());
-    } else if let Ok(small) = i32::try_from(value) {
-        out.push(BININT);
-        out.extend_from_slice(&small.to_le_bytes());
-    } else {
-        push_long1(out, i128::from(value));
-    }
-}
-
-/// `LONG1`: minimal little-endian two's complement, as `pickle.encode_long`.
-fn push_long1(out: &mut Vec<u8>, value: i128) {
-    let bytes = value.to_le_bytes();
-    let mut len = bytes.len();
-    while len > 1 {
-        let top = bytes[len - 1];
-        let sign = bytes[len - 2] & 0x80;
-        if (top == 0 && sign == 0) || (top == 0xff && sign != 0) {
-            len -= 1;
-        } else {
-            break;
-        }
-    }
-    out.push(LONG1);
-    out.push(len as u8);
-    out.extend_from_slice(&bytes[..len]);
+fn push_int(out: &mut Vec<u8>, value: i128) {
+    out.extend_from_slice(mmappickle_codec::encode_int(value).as_bytes());
 }
 
 /// A shape tuple as `pickle.dumps` writes it.
@@ -313,10 +285,7 @@ pub(super) fn push_shape(out: &mut Vec<u8>, shape: &[usize]) {
         out.push(MARK);
     }
     for &dim in shape {
-        match i64::try_from(dim) {
-            Ok(dim) => push_int(out, dim),
-            Err(_) => push_long1(out, dim as i128),
-        }
+        push_int(out, dim as i128);
     }
     out.push(match shape.len() {
         0 => EMPTY_TUPLE,

@@ -7,7 +7,7 @@ use super::{io_at, next_commit_number, straddles_page, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
     self, encode_entry_head, encode_entry_trailer, encode_padding_entry, new_entry, padding_len,
-    Entry, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, TERMINATOR,
+    Entry, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, MAX_KEY_LEN, TERMINATOR,
 };
 
 /// The largest alignment an append may ask for.
@@ -48,7 +48,7 @@ impl Container {
         write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
     ) -> Result<Entry, Error> {
         self.check_writable()?;
-        if new.key.len() > 255 {
+        if new.key.len() > MAX_KEY_LEN {
             return Err(Error::unplaced(ErrorKind::KeyTooLong {
                 len: new.key.len(),
             }));

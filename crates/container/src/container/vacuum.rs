@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::{io_at, straddles_page, Container, Durability, Identity};
 use crate::error::Error;
-use crate::layout::{self, encode_header, encode_padding_entry, Entry, HEADER_LEN, TERMINATOR};
+use crate::layout::{
+    self, encode_header, encode_padding_entry, padding_to, Entry, HEADER_LEN, TERMINATOR,
+};
 use crate::scratch::sync_parent_directory;
 
 /// Vacuum keeps the offset of an entry that follows padding the same modulo this many bytes,
@@ -137,13 +139,10 @@ impl Container {
         let mut buffer = vec![0u8; COPY_CHUNK];
         for &(entry, after_padding) in kept {
             if after_padding {
-                let wanted = entry.offset() % VACUUM_ALIGNMENT;
-                let mut padding =
-                    (wanted + VACUUM_ALIGNMENT - offset % VACUUM_ALIGNMENT) % VACUUM_ALIGNMENT;
+                // Same offset modulo the alignment as before, so aligned data stays aligned.
+                let padding = padding_to(offset, entry.offset(), VACUUM_ALIGNMENT)
+                    .ok_or(Error::overflow(offset))?;
                 if padding != 0 {
-                    while padding < layout::MIN_PADDING_LEN {
-                        padding += VACUUM_ALIGNMENT;
-                    }
                     let padding_entry =
                         encode_padding_entry(padding, 1).ok_or(Error::overflow(offset))?;
                     scratch

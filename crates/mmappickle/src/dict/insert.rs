@@ -5,11 +5,15 @@ use std::path::Path;
 
 use mmappickle_array::{ArrayLayout, DType, Element, MaskedLayout, RawSink, DATA_ALIGN};
 use mmappickle_codec::{encode_entry_value, Value};
-use mmappickle_container::{Alignment, Container, Entry, NewEntry, ValueSink};
+use mmappickle_container::{Alignment, Container, Entry, NewEntry, ValueSink, VACUUM_ALIGNMENT};
 use mmappickle_stubs::EmptyArray;
 
 use super::{check_key, MmapDict};
 use crate::error::{Error, ErrorKind};
+
+// Architecture invariant: vacuum keeps each entry's offset modulo VACUUM_ALIGNMENT, so array
+// data written at a multiple of DATA_ALIGN stays there only if DATA_ALIGN divides it.
+const _: () = assert!(VACUUM_ALIGNMENT % DATA_ALIGN == 0);
 
 /// [`MmapDict::insert_array_with`] gathers pieces smaller than this into writes of this size.
 const STREAM_BUFFER_LEN: usize = 1 << 20;
