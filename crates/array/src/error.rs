@@ -129,6 +129,21 @@ impl Error {
         self
     }
 
+    /// Whether the error says that an array expression has a header numpy would refuse (raw
+    /// length against shape x itemsize, a shape that overflows or is negative, too many
+    /// dimensions, a number dtype of no numpy size), rather than that a value only starts
+    /// like an array expression.
+    pub fn is_malformed_header(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::LengthMismatch { .. }
+                | ErrorKind::Overflow
+                | ErrorKind::NegativeDim(_)
+                | ErrorKind::TooManyDims(_)
+                | ErrorKind::BadDType(_)
+        )
+    }
+
     /// An I/O error met at byte `offset`.
     pub fn io(error: std::io::Error, offset: u64) -> Self {
         Error::new(ErrorKind::Io(error), offset)

@@ -11,6 +11,8 @@ use mmappickle_codec::opcode::{
     STOP,
 };
 
+/// The format version in the header (the only one there is).
+pub const FORMAT_VERSION: i32 = 1;
 /// The longest key the format can store, in UTF-8 bytes (its length is one byte).
 pub const MAX_KEY_LEN: usize = 255;
 /// Length of the header (PROTO 4, FRAME 13, version, commit number, MARK).
@@ -32,7 +34,7 @@ pub fn encode_header(commit_number: i32) -> [u8; 24] {
     header[..3].copy_from_slice(&[PROTO, 4, FRAME]);
     header[3..11].copy_from_slice(&13u64.to_le_bytes());
     header[11] = BININT;
-    header[12..16].copy_from_slice(&1i32.to_le_bytes());
+    header[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[16] = POP;
     header[17] = BININT;
     header[18..22].copy_from_slice(&commit_number.to_le_bytes());
@@ -403,7 +405,7 @@ pub fn parse_header(file: &[u8]) -> Result<i32, Error> {
     }
     expect(11, BININT, "BININT (format version)")?;
     expect(16, POP, "POP after the format version")?;
-    if i32_at(file, 12) != Some(1) {
+    if i32_at(file, 12) != Some(FORMAT_VERSION) {
         return Err(not_a_container("format version 1", 12));
     }
     expect(17, BININT, "BININT (commit number)")?;

@@ -3,6 +3,7 @@
 
 mod insert;
 mod item;
+mod listing;
 mod options;
 mod read;
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
 
 pub use self::item::{Item, MaskedArray, MaskedBytes};
+pub use self::listing::{EntryInfo, Listing};
 pub(crate) use self::options::scratch_path;
 pub use self::options::MmapDictOptions;
 pub use self::read::Iter;

@@ -111,16 +111,18 @@ pub mod fuzzing;
 
 pub use {
     crate::{
-        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions},
+        dict::{
+            EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions,
+        },
         error::{Error, ErrorKind},
     },
     mmappickle_array::{
         self as array, ArrayEncoding, Bool, DType, Element, MappedArray, MappedArrayMut,
-        MappedBytes, OwnedArray,
+        MappedBytes, OwnedArray, OwnedMasked, ValueKind,
     },
     mmappickle_codec::{self as codec, Limits, Value},
     mmappickle_container::{
-        self as container, Durability, Entry, FsckReport, VacuumReport, MAX_KEY_LEN,
+        self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,
     },
     mmappickle_stubs::{self as stubs, EmptyArray},
 };

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use mmappickle::{
     codec, ArrayEncoding, Bool, DType, Element, EmptyArray, ErrorKind, Item, Limits, MmapDict,
-    Value,
+    Value, ValueKind,
 };
 use num_complex::Complex;
 use proptest::prelude::*;
@@ -672,6 +672,19 @@ fn error_malformed_array_header() {
         }
         assert!(
             matches!(m.get("after").unwrap(), Item::Value(value) if value == Value::from("kept")),
+            "{name}"
+        );
+        // The listing's classifier is `get`'s: the entry is malformed there too.
+        let listing = m.listing().unwrap();
+        let kinds: Vec<_> = listing
+            .entries
+            .iter()
+            .filter(|info| info.entry.is_live())
+            .map(|info| (info.entry.key(), info.kind.as_ref().map(ValueKind::name)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("x", Some("malformed")), ("after", Some("value"))],
             "{name}"
         );
     }

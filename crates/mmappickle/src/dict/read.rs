@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use mmappickle_array::{
-    read_array_header, read_masked_header, ArrayHeader, Bool, DType, Element, FileValue,
-    MappedArray, MappedArrayMut, MappedBytes, MaskedHeader, ValueSource,
+    classify, ArrayHeader, Bool, DType, Element, FileValue, MappedArray, MappedArrayMut,
+    MappedBytes, ValueKind, ValueSource,
 };
 use mmappickle_codec::{decode_entry_value, Value};
 use mmappickle_container::{Container, Entry};
@@ -15,12 +15,6 @@ use crate::error::{Error, ErrorKind};
 /// [`MmapDict::get`] reads a value up to this long whole at once (one read) instead of its
 /// head first: as long as the window in which the array layer reads a head.
 const SMALL_VALUE_LEN: u64 = 4096;
-/// What an entry's value is, found from its first bytes.
-enum ValueForm {
-    Array(ArrayHeader),
-    Masked(MaskedHeader),
-    Generic,
-}
 
 impl MmapDict {
     /// What `key` holds: a generic value, a mapped array, or a mapped masked array.
@@ -64,42 +58,37 @@ impl MmapDict {
                 } else {
                     None
                 };
-                let form = match &small_value {
-                    Some(bytes) => value_form_of(&mut bytes.as_slice(), value_offset),
-                    None => value_form(container.file(), &entry),
+                let kind = match &small_value {
+                    Some(bytes) => kind_of(&mut bytes.as_slice(), value_offset)?,
+                    None => entry_kind(container.file(), &entry)?,
                 };
                 // The whole value: the small one already read, or a large one read now.
                 let mut whole_value = |small_value: Option<Vec<u8>>| match small_value {
                     Some(bytes) => Ok(bytes),
                     None => container.read_value(&entry),
                 };
-                let form = match form {
-                    Ok(form) => form,
-                    // An array expression whose header numpy would refuse.
-                    Err(array_error) if is_malformed_array_header(&array_error) => {
-                        return Err(array_error)
+                Ok(match kind {
+                    ValueKind::Malformed(error) => {
+                        return Err(Error::array_at(error, value_offset))
                     }
-                    // Starts like an array but is not one we can map: it may still be an
-                    // ordinary value; if not, the array error says more.
-                    Err(array_error) => {
+                    // A value that only starts like an array may still be an ordinary value;
+                    // if not, the array error says more.
+                    ValueKind::Generic { not_an_array } => {
                         let bytes = whole_value(small_value)?;
-                        return decode_entry_value(&bytes, &limits)
-                            .map(Item::Value)
-                            .map_err(|_| array_error);
-                    }
-                };
-                Ok(match form {
-                    ValueForm::Generic => {
-                        let bytes = whole_value(small_value)?;
-                        let value = decode_entry_value(&bytes, &limits)
-                            .map_err(|error| Error::codec_at(error, value_offset))?;
+                        let value =
+                            decode_entry_value(&bytes, &limits).map_err(
+                                |error| match not_an_array {
+                                    Some(array_error) => Error::array_at(array_error, value_offset),
+                                    None => Error::codec_at(error, value_offset),
+                                },
+                            )?;
                         Item::Value(value)
                     }
-                    ValueForm::Array(header) => Item::Array(
+                    ValueKind::Array(header) => Item::Array(
                         map_bytes(container, value_offset, header)?
                             .with_keep_alive(Box::new(token)),
                     ),
-                    ValueForm::Masked(header) => Item::Masked(MaskedBytes {
+                    ValueKind::Masked(header) => Item::Masked(MaskedBytes {
                         data: map_bytes(container, value_offset, header.data)?
                             .with_keep_alive(Box::new(Arc::clone(&token))),
                         mask: map_bytes(container, value_offset, header.mask)?
@@ -118,10 +107,8 @@ impl MmapDict {
         self.container
             .with_lock(|container| -> Result<Value, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                if let Err(array_error) = value_form(container.file(), &entry) {
-                    if is_malformed_array_header(&array_error) {
-                        return Err(array_error);
-                    }
+                if let ValueKind::Malformed(error) = entry_kind(container.file(), &entry)? {
+                    return Err(Error::array_at(error, entry.value_offset()));
                 }
                 let bytes = container.read_value(&entry)?;
                 decode_entry_value(&bytes, &limits)
@@ -169,7 +156,7 @@ impl MmapDict {
             .with_lock(|container| -> Result<MaskedArray<T>, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
                 let value_offset = entry.value_offset();
-                let ValueForm::Masked(header) = value_form(container.file(), &entry)? else {
+                let ValueKind::Masked(header) = mappable_kind(container.file(), &entry)? else {
                     let key = key.to_owned();
                     return Err(Error::new(ErrorKind::NotMasked { key }, value_offset));
                 };
@@ -195,7 +182,7 @@ impl MmapDict {
             .with_lock(|container| -> Result<R, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
                 let value_offset = entry.value_offset();
-                let ValueForm::Array(header) = value_form(container.file(), &entry)? else {
+                let ValueKind::Array(header) = mappable_kind(container.file(), &entry)? else {
                     let key = key.to_owned();
                     return Err(Error::new(ErrorKind::NotAnArray { key }, value_offset));
                 };
@@ -247,52 +234,31 @@ fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<()
     }
 }
 
-/// Reads the head of `entry`'s value to tell an array, a masked array and a generic value
-/// apart (only the expression's opcodes are read, never the raw data).
-fn value_form(file: &std::fs::File, entry: &Entry) -> Result<ValueForm, Error> {
+/// The one classifier's verdict on a value's bytes from any source (`value_offset` places its
+/// errors in the file).
+fn kind_of<S: ValueSource + ?Sized>(source: &mut S, value_offset: u64) -> Result<ValueKind, Error> {
+    classify(source).map_err(|error| Error::array_at(error, value_offset))
+}
+
+/// [`kind_of`] `entry`'s value, reading only its head from the file, never the raw data.
+pub(crate) fn entry_kind(file: &std::fs::File, entry: &Entry) -> Result<ValueKind, Error> {
     let value_offset = entry.value_offset();
-    value_form_of(
+    kind_of(
         &mut FileValue::new(file, value_offset, entry.value_len()),
         value_offset,
     )
 }
 
-/// [`value_form`] of a value's bytes from any source (`value_offset` places its errors).
-fn value_form_of<S: ValueSource + ?Sized>(
-    source: &mut S,
-    value_offset: u64,
-) -> Result<ValueForm, Error> {
-    if let Some(header) =
-        read_array_header(source).map_err(|error| Error::array_at(error, value_offset))?
-    {
-        return Ok(ValueForm::Array(header));
+/// [`entry_kind`] for the typed readers: a malformed header, or a value that only starts like
+/// an array expression, is the error.
+fn mappable_kind(file: &std::fs::File, entry: &Entry) -> Result<ValueKind, Error> {
+    match entry_kind(file, entry)? {
+        ValueKind::Malformed(error)
+        | ValueKind::Generic {
+            not_an_array: Some(error),
+        } => Err(Error::array_at(error, entry.value_offset())),
+        kind => Ok(kind),
     }
-    if let Some(header) =
-        read_masked_header(source).map_err(|error| Error::array_at(error, value_offset))?
-    {
-        return Ok(ValueForm::Masked(header));
-    }
-    Ok(ValueForm::Generic)
-}
-
-/// Whether `error` (from [`value_form`]) says that the value is an array expression whose
-/// header numpy would refuse (raw length against shape x itemsize, a shape that overflows or
-/// is negative, too many dimensions, a number dtype of no numpy size): such an entry is an
-/// error, not a value. Other array errors (an opcode where the fixed form has another) leave
-/// a value that only starts like an array, read as a generic value.
-fn is_malformed_array_header(error: &Error) -> bool {
-    use mmappickle_array::ErrorKind as Kind;
-    let ErrorKind::Array(array_error) = error.kind() else {
-        return false;
-    };
-    matches!(
-        array_error.kind(),
-        Kind::LengthMismatch { .. }
-            | Kind::Overflow
-            | Kind::NegativeDim(_)
-            | Kind::TooManyDims(_)
-            | Kind::BadDType(_)
-    )
 }
 
 fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, Error> {
