@@ -36,6 +36,7 @@
 //! inserts a padding entry before the entry when needed (see `FORMAT-ARRAY.md`).
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod classify;
 mod dtype;

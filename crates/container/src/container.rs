@@ -122,8 +122,7 @@ impl Container {
                 // Under the lock, so no vacuum of this file is building its scratch file now.
                 container.remove_stale_vacuum_files();
             }
-            let len = container.current_len()?;
-            let map = ReadMap::new(&container.file, len).map_err(Error::unplaced_io)?;
+            let map = ReadMap::new(container)?;
             if let Err(error) = layout::parse_header(map.bytes()) {
                 return Err(match error.kind() {
                     &ErrorKind::NotAContainer { expected, .. } => {
@@ -162,6 +161,11 @@ impl Container {
     /// The open file (the array layer maps regions of it).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Whether this handle holds the file's lock now (inside an operation).
+    pub(crate) fn holds_lock(&self) -> bool {
+        self.lock_depth > 0
     }
 
     /// Whether the container was opened read-only.
@@ -240,8 +244,7 @@ impl Container {
     pub fn with_read_map<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
         self.locked(|container| {
             container.refresh()?;
-            let len = container.current_len()?;
-            let map = ReadMap::new(&container.file, len).map_err(Error::unplaced_io)?;
+            let map = ReadMap::new(container)?;
             Ok(read(map.bytes()))
         })
     }
@@ -352,7 +355,7 @@ impl Container {
             if table.file_len() == len && Some(table.commit_number()) == commit_number);
         if !fresh {
             self.cache = None;
-            let map = ReadMap::new(&self.file, len).map_err(Error::unplaced_io)?;
+            let map = ReadMap::new(self)?;
             let mut table = layout::scan(map.bytes())?;
             drop(map);
             if table.trailing_len() > 0 && !self.options.readonly {

@@ -4,6 +4,7 @@
 mod insert;
 mod item;
 mod listing;
+mod maps;
 mod options;
 mod read;
 

@@ -61,6 +61,13 @@ pub enum ErrorKind {
         /// How many maps are alive.
         count: usize,
     },
+    /// A writable map of a key's array was asked while another map of it lives in this
+    /// process, or a map while a writable one lives: one process never holds a writable map
+    /// together with another map of the same bytes.
+    MapConflict {
+        /// The key.
+        key: String,
+    },
     /// The file is a plain pickle, but not of a dict: there is nothing to convert.
     NotADict {
         /// The Python type of what the pickle holds.
@@ -195,6 +202,11 @@ impl fmt::Display for ErrorKind {
                 f,
                 "vacuum refused: {count} array map(s) of this file are still alive \
                  (drop them first: vacuum replaces the file)"
+            ),
+            ErrorKind::MapConflict { key } => write!(
+                f,
+                "key {key:?} is mapped elsewhere in this process: a writable map cannot live \
+                 beside another map of the same bytes (drop the other map first)"
             ),
             ErrorKind::NotADict { found } => {
                 write!(

@@ -68,6 +68,12 @@
 //! [`Bool`] bytes, validated by [`Bool::get`]). Array data is not locked: coordinate
 //! concurrent writers of the same array yourself, as in Python.
 //!
+//! Inside one process a writable map of an array never lives beside another map of the same
+//! bytes (through any handle of the file): [`MmapDict::array_mut`] is refused
+//! ([`ErrorKind::MapConflict`]) while such a map lives, and every other map while a writable
+//! one does. The maps themselves are made in this crate's one `unsafe` module, which argues
+//! both conditions.
+//!
 //! Python's own `vacuum` shifts entries in place: do not vacuum with Python while a Rust
 //! process holds maps of the file.
 //!
@@ -100,7 +106,7 @@
 //! [`stubs`] ([`EmptyArray`]).
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod convert;
 mod dict;

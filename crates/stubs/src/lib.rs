@@ -16,12 +16,15 @@
 //! let header = stub.write_to(&mut FileSink::new(&file, 0, None))?;
 //! assert_eq!(header.raw_len, 300 * 300 * 300 * 8);
 //!
-//! let array = MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape)?;
+//! // SAFETY: a private temporary file that nothing shrinks, mapped once.
+//! let array =
+//!     unsafe { MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape) }?;
 //! assert_eq!(array.get(123_456)?, 0.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use mmappickle_array::{
-    classify, ArrayHeader, Bool, DType, Element, FileValue, MappedArray, MappedArrayMut,
-    MappedBytes, ValueKind, ValueSource,
+    classify, ArrayHeader, Bool, DType, Element, FileValue, MappedArray, MappedArrayMut, ValueKind,
+    ValueSource,
 };
 use mmappickle_codec::{decode_entry_value, Value};
 use mmappickle_container::{Container, Entry};
 
+use super::maps::MapRequest;
 use super::{key_not_found, Item, MaskedArray, MaskedBytes, MmapDict};
 use crate::error::{Error, ErrorKind};
 
@@ -46,7 +47,7 @@ impl MmapDict {
     /// ```
     pub fn get(&mut self, key: &str) -> Result<Item, Error> {
         let limits = self.options.limits.clone();
-        let token = Arc::clone(&self.maps);
+        let counter = Arc::clone(&self.maps);
         self.container
             .with_lock(|container| -> Result<Item, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
@@ -84,15 +85,12 @@ impl MmapDict {
                             )?;
                         Item::Value(value)
                     }
-                    ValueKind::Array(header) => Item::Array(
-                        map_bytes(container, value_offset, header)?
-                            .with_keep_alive(Box::new(token)),
-                    ),
+                    ValueKind::Array(header) => {
+                        Item::Array(request(key, value_offset, header).map(container, &counter)?)
+                    }
                     ValueKind::Masked(header) => Item::Masked(MaskedBytes {
-                        data: map_bytes(container, value_offset, header.data)?
-                            .with_keep_alive(Box::new(Arc::clone(&token))),
-                        mask: map_bytes(container, value_offset, header.mask)?
-                            .with_keep_alive(Box::new(token)),
+                        data: request(key, value_offset, header.data).map(container, &counter)?,
+                        mask: request(key, value_offset, header.mask).map(container, &counter)?,
                     }),
                 })
             })
@@ -131,27 +129,44 @@ impl MmapDict {
     /// The array of `key`, mapped read-only and typed: [`ErrorKind::NotAnArray`] when the key
     /// holds something else, [`ErrorKind::WrongElementType`] when its dtype is not `T`'s.
     pub fn array<T: Element>(&mut self, key: &str) -> Result<MappedArray<T>, Error> {
-        let token = Arc::clone(&self.maps);
-        self.with_array::<T, _>(key, |file, data_offset, header| {
-            let map = MappedArray::<T>::map(file, data_offset, header.dtype, &header.shape)?;
-            Ok(map.with_keep_alive(Box::new(token)))
+        let counter = Arc::clone(&self.maps);
+        self.with_array::<T, _>(key, |container, request| {
+            Ok(request.map(container, &counter)?.typed()?)
         })
     }
 
     /// The array of `key`, mapped writable: changes go straight to the file (and to every
-    /// process mapping it). [`ErrorKind::ReadOnly`] on a read-only dict.
+    /// process mapping it). [`ErrorKind::ReadOnly`] on a read-only dict;
+    /// [`ErrorKind::MapConflict`] while another map of the array lives in this process.
+    ///
+    /// ```
+    /// use mmappickle::{ErrorKind, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("conflict.mmdpickle"))?;
+    /// m.insert_array("a", &[1u8, 2, 3], &[3])?;
+    /// let reader = m.array::<u8>("a")?;
+    /// let refused = m.array_mut::<u8>("a").unwrap_err();
+    /// assert!(matches!(refused.kind(), ErrorKind::MapConflict { .. }));
+    /// drop(reader);
+    /// let mut writer = m.array_mut::<u8>("a")?;
+    /// assert!(matches!(m.get("a").unwrap_err().kind(), ErrorKind::MapConflict { .. }));
+    /// writer.set(0, 9)?;
+    /// drop(writer);
+    /// assert_eq!(m.array::<u8>("a")?.to_vec(), [9, 2, 3]);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
     pub fn array_mut<T: Element>(&mut self, key: &str) -> Result<MappedArrayMut<T>, Error> {
         self.check_writable()?;
-        let token = Arc::clone(&self.maps);
-        self.with_array::<T, _>(key, |file, data_offset, header| {
-            let map = MappedArrayMut::<T>::map(file, data_offset, header.dtype, &header.shape)?;
-            Ok(map.with_keep_alive(Box::new(token)))
+        let counter = Arc::clone(&self.maps);
+        self.with_array::<T, _>(key, |container, request| {
+            Ok(request.map_mut(container, &counter)?.typed()?)
         })
     }
 
     /// The masked array of `key`, data and mask mapped read-only and typed.
     pub fn masked<T: Element>(&mut self, key: &str) -> Result<MaskedArray<T>, Error> {
-        let token = Arc::clone(&self.maps);
+        let counter = Arc::clone(&self.maps);
         self.container
             .with_lock(|container| -> Result<MaskedArray<T>, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
@@ -161,22 +176,24 @@ impl MmapDict {
                     return Err(Error::new(ErrorKind::NotMasked { key }, value_offset));
                 };
                 check_element::<T>(key, &header.data.dtype, value_offset)?;
-                let data = map_bytes(container, value_offset, header.data)?.typed::<T>()?;
-                let mask = map_bytes(container, value_offset, header.mask)?.typed::<Bool>()?;
                 Ok(MaskedArray {
-                    data: data.with_keep_alive(Box::new(Arc::clone(&token))),
-                    mask: mask.with_keep_alive(Box::new(token)),
+                    data: request(key, value_offset, header.data)
+                        .map(container, &counter)?
+                        .typed::<T>()?,
+                    mask: request(key, value_offset, header.mask)
+                        .map(container, &counter)?
+                        .typed::<Bool>()?,
                 })
             })
             .map_err(Error::from)?
     }
 
-    /// Finds the plain array of `key`, checks its element type, and runs `map` on the file,
-    /// the data's offset and the header, all under the lock (the region cannot move).
+    /// Finds the plain array of `key`, checks its element type, and runs `map` on the
+    /// container and where the array is, all under the lock (the region cannot move).
     fn with_array<T: Element, R>(
         &mut self,
         key: &str,
-        map: impl FnOnce(&std::fs::File, u64, ArrayHeader) -> Result<R, Error>,
+        map: impl FnOnce(&Container, MapRequest<'_>) -> Result<R, Error>,
     ) -> Result<R, Error> {
         self.container
             .with_lock(|container| -> Result<R, Error> {
@@ -187,8 +204,7 @@ impl MmapDict {
                     return Err(Error::new(ErrorKind::NotAnArray { key }, value_offset));
                 };
                 check_element::<T>(key, &header.dtype, value_offset)?;
-                let data_offset = checked_data_offset(value_offset, &header)?;
-                map(container.file(), data_offset, header)
+                map(container, request(key, value_offset, header))
             })
             .map_err(Error::from)?
     }
@@ -261,26 +277,11 @@ fn mappable_kind(file: &std::fs::File, entry: &Entry) -> Result<ValueKind, Error
     }
 }
 
-fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, Error> {
-    value_offset.checked_add(header.raw_offset).ok_or_else(|| {
-        Error::array_at(
-            mmappickle_array::Error::new(mmappickle_array::ErrorKind::Overflow, header.raw_offset),
-            value_offset,
-        )
-    })
-}
-
-/// Maps an array part of a value read-only (called under the container's lock).
-fn map_bytes(
-    container: &Container,
-    value_offset: u64,
-    header: ArrayHeader,
-) -> Result<MappedBytes, Error> {
-    let data_offset = checked_data_offset(value_offset, &header)?;
-    Ok(MappedBytes::map(
-        container.file(),
-        data_offset,
-        header.dtype,
-        &header.shape,
-    )?)
+/// Where an array part of the value of `key` at `value_offset` is.
+fn request(key: &str, value_offset: u64, header: ArrayHeader) -> MapRequest<'_> {
+    MapRequest {
+        key,
+        value_offset,
+        header,
+    }
 }
