@@ -2,9 +2,9 @@
 //! readable summary (dtype, shape, first and last elements), for mapped
 //! entries and for arrays that numpy pickled inside generic values.
 
-use mmappickle::array::{ByteOrder, DType, Kind, OwnedArray};
-use mmappickle::codec::Value;
 use mmappickle::OwnedMasked;
+use mmappickle::Value;
+use mmappickle::{ByteOrder, DType, Kind, OwnedArray};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 

@@ -71,9 +71,6 @@ macro_rules! from_display {
 
 from_display!(
     mmappickle::Error,
-    mmappickle::codec::Error,
-    mmappickle::container::Error,
-    mmappickle::array::Error,
     crate::json::JsonError,
     crate::npy::NpyError,
     serde_json::Error,

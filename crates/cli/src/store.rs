@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use mmappickle::array::{ArrayLayout, DType};
 use mmappickle::{ArrayEncoding, ErrorKind, MmapDict};
+use mmappickle::{ArrayLayout, DType};
 
 use crate::error::{CliError, CliResult};
 
@@ -48,5 +48,5 @@ pub fn layout(dtype: &DType, shape: &[u64], encoding: ArrayEncoding) -> CliResul
         .map(|&extent| usize::try_from(extent))
         .collect::<Result<Vec<usize>, _>>()
         .map_err(|_| CliError::new("a dimension does not fit in memory addresses"))?;
-    Ok(ArrayLayout::new(dtype, &shape, encoding)?)
+    ArrayLayout::new(dtype, &shape, encoding).map_err(|err| mmappickle::Error::from(err).into())
 }

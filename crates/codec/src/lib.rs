@@ -59,7 +59,7 @@ mod unpickler;
 mod value;
 
 pub use crate::{
-    dis::dis,
+    dis::{dis, dis_ops, DisOp, DisOps},
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},

@@ -787,6 +787,13 @@ pub fn ops(data: &[u8]) -> Ops<'_> {
     }
 }
 
+impl Ops<'_> {
+    /// The offset of the next op (after the last one returned).
+    pub fn position(&self) -> usize {
+        self.offset
+    }
+}
+
 impl<'a> Iterator for Ops<'a> {
     type Item = Result<(usize, Op<'a>), Error>;
 

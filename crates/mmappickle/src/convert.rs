@@ -16,6 +16,17 @@ use mmappickle_container::{parse_header, sync_parent_directory, HEADER_LEN};
 use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
 
+/// Reads a plain pickle (any protocol, a whole file's bytes) without running or importing
+/// anything: Python objects stay [`Value::Object`] nodes. Errors say at which byte offset.
+///
+/// ```
+/// assert_eq!(mmappickle::loads(b"\x80\x04K\x2a.")?, mmappickle::Value::Int(42));
+/// # Ok::<(), mmappickle::Error>(())
+/// ```
+pub fn loads(data: &[u8]) -> Result<Value, Error> {
+    mmappickle_codec::loads(data).map_err(|error| Error::codec_at(error, 0))
+}
+
 /// Reads `path` as a plain pickle: its pairs when it is a dict with `str` keys only.
 fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error> {
     let bytes = std::fs::read(path).map_err(Error::io)?;
@@ -112,14 +123,32 @@ impl MmapDict {
     /// ```
     pub fn convert(path: impl AsRef<Path>, options: &MmapDictOptions) -> Result<bool, Error> {
         let path = path.as_ref();
-        let mut header = Vec::new();
-        File::open(path)
-            .and_then(|file| file.take(HEADER_LEN).read_to_end(&mut header))
-            .map_err(Error::io)?;
-        if parse_header(&header).is_ok() {
+        if MmapDict::is_container(path)? {
             return Ok(false);
         }
         convert_plain_pickle(path, options)?;
         Ok(true)
+    }
+
+    /// Whether the file at `path` starts with the mmappickle header (its entries are not
+    /// checked: [`MmapDict::open`] does that); a plain pickle is not.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("header.mmdpickle");
+    /// MmapDict::open(&path)?;
+    /// assert!(MmapDict::is_container(&path)?);
+    /// std::fs::write(&path, b"\x80\x04N.")?;
+    /// assert!(!MmapDict::is_container(&path)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_container(path: impl AsRef<Path>) -> Result<bool, Error> {
+        let mut header = Vec::new();
+        File::open(path.as_ref())
+            .and_then(|file| file.take(HEADER_LEN).read_to_end(&mut header))
+            .map_err(Error::io)?;
+        Ok(parse_header(&header).is_ok())
     }
 }

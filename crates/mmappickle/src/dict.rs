@@ -1,6 +1,7 @@
 //! `MmapDict`: the dictionary and its key set; options, items, inserting and reading live
 //! in the submodules.
 
+mod disassembly;
 mod insert;
 mod item;
 mod listing;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
 
+pub use self::disassembly::Disassembly;
 pub use self::item::{Item, MaskedArray, MaskedBytes};
 pub use self::listing::{EntryInfo, Listing};
 pub(crate) use self::options::scratch_path;

@@ -99,11 +99,18 @@
 //! it, as Python does, numpy arrays becoming mapped entries; read-only it is
 //! [`ErrorKind::PlainPickleReadOnly`].
 //!
+//! ## Tools
+//!
+//! [`MmapDict::listing`] gives every entry with what it holds ([`ValueKind`], from the one
+//! classifier that [`MmapDict::get`] uses too), [`MmapDict::with_disassembly`] each value's
+//! opcodes at their file offsets, [`MmapDict::is_container`] whether a file is one, [`loads`]
+//! and [`dis`] read plain pickles: the `mmappickle` command needs nothing else.
+//!
 //! ## Crates
 //!
-//! The layers are re-exported as modules: [`codec`] (pickle opcodes, [`Value`]),
-//! [`container`] (file layout, locking, vacuum, fsck), [`array`](mod@array) (dtypes, maps),
-//! [`stubs`] ([`EmptyArray`]).
+//! The layers are re-exported as modules, for those who want one: [`codec`] (pickle
+//! opcodes, [`Value`]), [`container`] (file layout, locking, vacuum, fsck),
+//! [`array`](mod@array) (dtypes, maps), [`stubs`] ([`EmptyArray`]).
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -117,16 +124,18 @@ pub mod fuzzing;
 
 pub use {
     crate::{
+        convert::loads,
         dict::{
-            EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions,
+            Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
+            MmapDictOptions,
         },
         error::{Error, ErrorKind},
     },
     mmappickle_array::{
-        self as array, ArrayEncoding, Bool, DType, Element, MappedArray, MappedArrayMut,
-        MappedBytes, OwnedArray, OwnedMasked, ValueKind,
+        self as array, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element, Kind,
+        MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind, DATA_ALIGN,
     },
-    mmappickle_codec::{self as codec, Limits, Value},
+    mmappickle_codec::{self as codec, dis, Construct, DisOp, Global, Limits, Object, Value},
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,
     },

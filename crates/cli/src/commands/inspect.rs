@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use mmappickle::array::DATA_ALIGN;
-use mmappickle::codec::loads;
+use mmappickle::loads;
+use mmappickle::DATA_ALIGN;
 use mmappickle::{DType, EntryInfo, Item, MappedBytes, ValueKind, FORMAT_VERSION};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value as Json};

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use mmappickle::array::Kind;
+use mmappickle::Kind;
 use mmappickle::{ArrayEncoding, DType, Item, OwnedArray};
 
 use super::{get_item, CHUNK};
@@ -327,7 +327,7 @@ pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: boo
         }
         (Item::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
-                owned = array?;
+                owned = array.map_err(mmappickle::Error::from)?;
                 (&owned.dtype, &owned.shape, &owned.data)
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),

@@ -2,7 +2,7 @@
 //! read under one lock from one map of the file.
 
 use mmappickle_array::{classify, ValueKind};
-use mmappickle_container::Entry;
+use mmappickle_container::{Entry, Table};
 
 use super::MmapDict;
 use crate::error::Error;
@@ -67,47 +67,58 @@ impl MmapDict {
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn listing(&mut self) -> Result<Listing, Error> {
+        self.with_file_map(|listing, _| listing)
+    }
+
+    /// Runs `read` over the listing and a read-only map of the whole file, under one lock.
+    pub(super) fn with_file_map<R>(
+        &mut self,
+        read: impl FnOnce(Listing, &[u8]) -> R,
+    ) -> Result<R, Error> {
         self.container
-            .with_lock(|container| -> Result<Listing, Error> {
+            .with_lock(|container| -> Result<R, Error> {
                 let table = container.table()?.clone();
-                let file_len = container.file_len()?;
-                let classified = container.with_read_map(|file| -> Result<_, Error> {
-                    table
-                        .entries()
-                        .iter()
-                        .map(|entry| {
-                            if entry.is_padding() {
-                                return Ok(None);
-                            }
-                            // The scan checked that every value lies inside the file.
-                            let value = usize::try_from(entry.value_offset())
-                                .ok()
-                                .zip(usize::try_from(entry.value_len()).ok())
-                                .and_then(|(start, len)| file.get(start..start.checked_add(len)?))
-                                .unwrap_or_default();
-                            classify(&mut &value[..])
-                                .map(Some)
-                                .map_err(|error| Error::array_at(error, entry.value_offset()))
-                        })
-                        .collect::<Result<Vec<_>, Error>>()
-                })??;
-                let entries = table
-                    .entries()
-                    .iter()
-                    .zip(classified)
-                    .map(|(entry, kind)| EntryInfo {
-                        shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
-                        entry: entry.clone(),
-                        kind,
-                    })
-                    .collect();
-                Ok(Listing {
-                    commit_number: table.commit_number(),
-                    file_len,
-                    n_live: table.n_live(),
-                    entries,
-                })
+                container.with_read_map(|file| Ok(read(listing_of(&table, file)?, file)))?
             })
             .map_err(Error::from)?
     }
+}
+
+/// The listing of `table` over `file`, the map of the whole file it was scanned from.
+fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
+    let entries = table
+        .entries()
+        .iter()
+        .map(|entry| {
+            let kind = if entry.is_padding() {
+                None
+            } else {
+                let value = value_bytes(file, entry);
+                Some(
+                    classify(&mut &value[..])
+                        .map_err(|error| Error::array_at(error, entry.value_offset()))?,
+                )
+            };
+            Ok(EntryInfo {
+                shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
+                entry: entry.clone(),
+                kind,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Listing {
+        commit_number: table.commit_number(),
+        file_len: file.len() as u64,
+        n_live: table.n_live(),
+        entries,
+    })
+}
+
+/// The bytes of `entry`'s value in `file` (the scan checked that they lie inside it).
+pub(super) fn value_bytes<'f>(file: &'f [u8], entry: &Entry) -> &'f [u8] {
+    usize::try_from(entry.value_offset())
+        .ok()
+        .zip(usize::try_from(entry.value_len()).ok())
+        .and_then(|(start, len)| file.get(start..start.checked_add(len)?))
+        .unwrap_or_default()
 }
