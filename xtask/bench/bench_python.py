@@ -1,6 +1,6 @@
 """The Python side of `cargo xtask bench` (see BENCHMARKS.md).
 
-Runs one workload of issue 9 through Python's mmappickle 1.0, numpy and CPython's
+Runs one benchmark workload through Python's mmappickle 1.0, numpy and CPython's
 pickle, and prints one `sample NAME SECONDS` line per run (and `info NAME VALUE`
 lines for figures that are not timings), the protocol of the Rust driver
 `crates/mmappickle/examples/bench_workloads.rs`.

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: the workloads of issue 9, through our crates and through Python,
+//! `cargo xtask bench`: the benchmark workloads (see BENCHMARKS.md), through our crates and through Python,
 //! on the same machine in one run, as one table of medians with the ratio per row.
 //!
 //! The Rust side is the example `crates/mmappickle/examples/bench_workloads.rs` (built
@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use crate::{cargo, run, step, venv, workspace_root, Result};
 
-/// The sizes and settings; `--name value` flags, these defaults from the issue.
+/// The sizes and settings; `--name value` flags, defaults as in BENCHMARKS.md.
 #[derive(Debug, Clone, PartialEq)]
 struct Options {
     /// Runs per measurement; each figure is their median.
@@ -62,8 +62,8 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--json FILE] [--rust-only]   the workloads of \
-issue 9 through our crates and through Python, one table of medians (see BENCHMARKS.md)";
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--json FILE] [--rust-only]   the benchmark workloads \
+through our crates and through Python, one table of medians (see BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options::default();
@@ -938,7 +938,7 @@ mod tests {
         assert_eq!(median(&[]), None);
     }
 
-    // Flags override the issue's defaults; unknown flags and zero sizes are refused.
+    // Flags override the defaults; unknown flags and zero sizes are refused.
     #[test]
     fn options_parse_and_refuse() {
         let args: Vec<String> = ["--runs", "3", "--json", "out.json", "--rust-only"]

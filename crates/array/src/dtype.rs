@@ -139,7 +139,7 @@ impl DType {
     /// Parses numpy's `str(dtype)` (`float64`, `>i4`, `<U5`, `datetime64[ns]`)
     /// or a type string (`<f8`, `|b1`, `?`).
     pub fn parse(name: &str) -> Result<DType, Error> {
-        let bad = || Error::new(ErrorKind::BadDType(name.to_owned()), 0);
+        let bad = || Error::unplaced(ErrorKind::BadDType(name.to_owned()));
         if name == "bool" {
             return Ok(DType::build(
                 Kind::Bool,

@@ -87,7 +87,7 @@ impl Bool {
         match self.0 {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(Error::new(ErrorKind::InvalidBool(other), 0)),
+            other => Err(Error::unplaced(ErrorKind::InvalidBool(other))),
         }
     }
 }

@@ -1,17 +1,19 @@
-//! The array layer's error type: what went wrong, and at which byte offset.
+//! The array layer's error type: what went wrong, and at which byte offset (when it is at
+//! a place in a value or a file).
 
 use std::fmt;
 
 /// An error of the array layer: its kind and the byte offset (within the value
-/// being parsed, or within the file for map errors) where it was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// being parsed, or within the file for map errors) where it was found; none for
+/// problems at no place (an index out of bounds, a wrong element type).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
-    offset: u64,
+    offset: Option<u64>,
 }
 
 /// What went wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The value ended while more bytes were expected.
@@ -92,19 +94,23 @@ pub enum ErrorKind {
         /// Bytes the shape and dtype need.
         expected: u64,
     },
-    /// An I/O error (mapping, reading or writing the file).
-    Io {
-        /// The I/O error's kind.
-        kind: std::io::ErrorKind,
-        /// Its message.
-        message: String,
-    },
+    /// An I/O error (mapping, reading or writing the file); it is the error's
+    /// [`source`](std::error::Error::source).
+    Io(std::io::Error),
 }
 
 impl Error {
     /// An error of `kind` found at byte `offset`.
     pub fn new(kind: ErrorKind, offset: u64) -> Self {
-        Error { kind, offset }
+        Error {
+            kind,
+            offset: Some(offset),
+        }
+    }
+
+    /// An error of `kind` at no place in a value or file.
+    pub fn unplaced(kind: ErrorKind) -> Self {
+        Error { kind, offset: None }
     }
 
     /// What went wrong.
@@ -112,25 +118,35 @@ impl Error {
         &self.kind
     }
 
-    /// The byte offset where the problem was found.
-    pub fn offset(&self) -> u64 {
+    /// The byte offset where the problem was found, if it is at one.
+    pub fn offset(&self) -> Option<u64> {
         self.offset
     }
 
-    /// The same error with its offset moved by `base`.
+    /// The same error with its offset (if any) moved by `base`.
     pub fn shifted(mut self, base: u64) -> Self {
-        self.offset = self.offset.saturating_add(base);
+        self.offset = self.offset.map(|offset| offset.saturating_add(base));
         self
     }
 
-    pub(crate) fn io(err: &std::io::Error, offset: u64) -> Self {
-        Error::new(
-            ErrorKind::Io {
-                kind: err.kind(),
-                message: err.to_string(),
-            },
-            offset,
+    /// Whether the error says that an array expression has a header numpy would refuse (raw
+    /// length against shape x itemsize, a shape that overflows or is negative, too many
+    /// dimensions, a number dtype of no numpy size), rather than that a value only starts
+    /// like an array expression.
+    pub fn is_malformed_header(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::LengthMismatch { .. }
+                | ErrorKind::Overflow
+                | ErrorKind::NegativeDim(_)
+                | ErrorKind::TooManyDims(_)
+                | ErrorKind::BadDType(_)
         )
+    }
+
+    /// An I/O error met at byte `offset`.
+    pub fn io(error: std::io::Error, offset: u64) -> Self {
+        Error::new(ErrorKind::Io(error), offset)
     }
 }
 
@@ -179,15 +195,43 @@ impl fmt::Display for ErrorKind {
                 f,
                 "data is {found} bytes but the dtype and shape need {expected}"
             ),
-            ErrorKind::Io { message, .. } => write!(f, "I/O error: {message}"),
+            // The I/O error itself is the source: said once, by whoever prints the chain.
+            ErrorKind::Io(_) => write!(f, "I/O error"),
         }
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte offset {}", self.kind, self.offset)
+impl PartialEq for ErrorKind {
+    /// Kinds are equal when they are the same variant saying the same thing (every field is
+    /// in the message); I/O errors when their [`std::io::ErrorKind`]s are.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ErrorKind::Io(mine), ErrorKind::Io(theirs)) => mine.kind() == theirs.kind(),
+            _ => {
+                std::mem::discriminant(self) == std::mem::discriminant(other)
+                    && self.to_string() == other.to_string()
+            }
+        }
     }
 }
 
-impl std::error::Error for Error {}
+impl Eq for ErrorKind {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        match self.offset {
+            Some(offset) => write!(f, " at byte offset {offset}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            ErrorKind::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+}

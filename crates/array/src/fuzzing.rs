@@ -8,8 +8,8 @@
 use mmappickle_codec::{decode_entry_value, Limits};
 
 use crate::{
-    checked_raw_len, parse_array_value, parse_masked_value, ArrayHeader, DType, OwnedArray,
-    COMPATIBLE_PREFIX, MASKED_PREFIX,
+    checked_raw_len, classify, ArrayHeader, DType, OwnedArray, ValueKind, COMPATIBLE_PREFIX,
+    MASKED_PREFIX,
 };
 
 /// What a fuzz body reports when a property fails.
@@ -21,25 +21,31 @@ pub type Verdict = Result<(), String>;
 /// parser on `data` as text; numpy's own array pickles through
 /// [`OwnedArray::from_value`].
 ///
-/// Checked: a header found describes raw bytes inside the value whose length
-/// is `product(shape) * item_size`; a parsed dtype's name parses back to it.
+/// Checked: the classifier's header describes raw bytes inside the value whose
+/// length is `product(shape) * item_size`; a malformed verdict is one of the
+/// malformed-header errors; a parsed dtype's name parses back to it.
 pub fn array(data: &[u8]) -> Verdict {
     let with_prefix = [&COMPATIBLE_PREFIX[..], data].concat();
     let masked = [&MASKED_PREFIX[..], &COMPATIBLE_PREFIX[..], data].concat();
     for value in [data, &with_prefix, &masked] {
-        if let Ok(Some(header)) = parse_array_value(value) {
-            check_header(&header, value.len())?;
-        }
-        if let Ok(Some(masked)) = parse_masked_value(value) {
-            check_header(&masked.data, value.len())?;
-            check_header(&masked.mask, value.len())?;
-            if masked.end != value.len() as u64 {
-                return Err(format!(
-                    "masked array ends at {} of {}",
-                    masked.end,
-                    value.len()
-                ));
+        match classify(&mut &value[..]) {
+            Ok(ValueKind::Array(header)) => check_header(&header, value.len())?,
+            Ok(ValueKind::Masked(masked)) => {
+                check_header(&masked.data, value.len())?;
+                check_header(&masked.mask, value.len())?;
+                if masked.end != value.len() as u64 {
+                    return Err(format!(
+                        "masked array ends at {} of {}",
+                        masked.end,
+                        value.len()
+                    ));
+                }
             }
+            Ok(ValueKind::Malformed(error)) if !error.is_malformed_header() => {
+                return Err(format!("malformed for a reason of another kind: {error}"));
+            }
+            Ok(_) => {}
+            Err(error) => return Err(format!("classifying bytes in memory failed: {error}")),
         }
     }
     if let Ok(name) = std::str::from_utf8(data) {
@@ -95,7 +101,7 @@ fn check_dtype_name(name: &str) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ArrayEncoding, ArrayLayout};
+    use crate::{parse_array_value, ArrayEncoding, ArrayLayout};
 
     // A valid array expression passes every check, as value and after the prefix.
     #[test]

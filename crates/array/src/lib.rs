@@ -36,7 +36,9 @@
 //! inserts a padding entry before the entry when needed (see `FORMAT-ARRAY.md`).
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
+mod classify;
 mod dtype;
 mod element;
 mod error;
@@ -54,6 +56,7 @@ pub const DATA_ALIGN: u64 = 64;
 pub use {bytemuck, half, num_complex};
 
 pub use crate::{
+    classify::{classify, ValueKind},
     dtype::{ByteOrder, DType, Kind, MAX_DIMS},
     element::{Bool, Element},
     error::{Error, ErrorKind},
@@ -63,6 +66,6 @@ pub use crate::{
         MaskedHeader, MaskedLayout, ValueSource, COMPATIBLE_PREFIX, MASKED_PREFIX,
     },
     map::{KeepAlive, MappedArray, MappedArrayMut, MappedBytes, MappedBytesMut},
-    owned::OwnedArray,
+    owned::{OwnedArray, OwnedMasked},
     sink::{FileSink, RawSink},
 };

@@ -2,8 +2,11 @@
 //!
 //! Each map covers exactly its array's raw bytes (memmap2 maps from the page
 //! boundary below and hands out the region inside). The region is checked
-//! against the file's length when the map is made; the caller holds the
-//! file's lock then (see the safety notes below).
+//! against the file's length when the map is made; whether it stays there, and
+//! whether anything else in the process maps the same bytes, the mapping
+//! functions cannot know: they are `unsafe fn`s, as memmap2's own are.
+
+#![allow(unsafe_code)]
 
 use std::any::Any;
 use std::fmt;
@@ -36,7 +39,7 @@ fn checked_region(
         .ok_or(Error::new(ErrorKind::Overflow, data_offset))?;
     let file_len = file
         .metadata()
-        .map_err(|e| Error::io(&e, data_offset))?
+        .map_err(|e| Error::io(e, data_offset))?
         .len();
     if end > file_len {
         return Err(Error::new(
@@ -111,29 +114,34 @@ pub struct MappedBytes {
 }
 
 impl MappedBytes {
-    /// Maps the raw bytes of an array of `dtype` and `shape` at `data_offset` in `file`, read-only.
+    /// Maps the raw bytes of an array of `dtype` and `shape` at `data_offset` in `file`,
+    /// read-only; the region is checked against the file's length now.
     ///
-    /// The caller should hold the file's lock: the region is checked against
-    /// the file's length now, and must stay in the file while the map lives.
-    pub fn map(
+    /// # Safety
+    ///
+    /// For as long as the map lives: the region stays inside the file (no one
+    /// truncates the file below its end, which would make a read fault with
+    /// SIGBUS), and nothing in this process holds a writable map of the same
+    /// bytes (a `&[u8]` must not alias a live `&mut [u8]`). Changes by other
+    /// processes only change element values: every bit pattern is a valid
+    /// element, as with memmap2's maps and `numpy.memmap`.
+    pub unsafe fn map(
         file: &File,
         data_offset: u64,
         dtype: DType,
         shape: &[usize],
     ) -> Result<MappedBytes, Error> {
         let len = checked_region(file, data_offset, &dtype, shape)?;
-        // SAFETY: memmap2's maps are unsafe because the file could change or
-        // shrink under the map. The region was just checked to lie inside the
-        // file (under the caller's lock). An mmappickle file never shrinks
-        // below a live entry except by vacuum, which the facade refuses while
-        // any map is alive (keep-alive token), so no page of the map can
-        // vanish (SIGBUS). What remains is memmap2's documented caveat, shared
-        // with numpy.memmap and accepted by this format: another process (or
-        // a writable map) may change the array bytes while they are borrowed;
-        // every bit pattern is a valid `Pod` element, so such a change can
-        // only alter values, never make them invalid. A `Mmap` only hands out `&[u8]`.
+        // SAFETY: memmap2's maps are unsafe because the file could shrink under
+        // the map (SIGBUS) or its bytes be aliased by a writable reference. The
+        // region was just checked to lie inside the file; that it stays there and
+        // that no writable map of it lives in this process is this function's
+        // own precondition (# Safety). Bit validity: a `Mmap` hands out `&[u8]`
+        // only, and typed views cast with bytemuck to `Pod` elements, for which
+        // every bit pattern (also one written meanwhile by another process) is
+        // a valid value.
         let map = unsafe { MmapOptions::new().offset(data_offset).len(len).map(file) }
-            .map_err(|e| Error::io(&e, data_offset))?;
+            .map_err(|e| Error::io(e, data_offset))?;
         Ok(MappedBytes {
             map,
             dtype,
@@ -168,25 +176,34 @@ pub struct MappedBytesMut {
 impl MappedBytesMut {
     /// Maps the raw bytes of an array at `data_offset` in `file`, writable
     /// (shared). Fails when the file was opened read-only.
-    pub fn map(
+    ///
+    /// # Safety
+    ///
+    /// For as long as the map lives: the region stays inside the file (no one
+    /// truncates the file below its end), and nothing else in this process
+    /// maps the same bytes (the `&mut [u8]` this map hands out must be the only
+    /// reference to them). Changes by other processes only change element
+    /// values: every bit pattern is a valid element.
+    pub unsafe fn map(
         file: &File,
         data_offset: u64,
         dtype: DType,
         shape: &[usize],
     ) -> Result<MappedBytesMut, Error> {
         let len = checked_region(file, data_offset, &dtype, shape)?;
-        // SAFETY: as for `MappedBytes::map`: the region is inside the file,
-        // which does not shrink under a live map. The map is shared, so
-        // writes by this process and others land in the same page cache; a
-        // concurrent writer can only change element values, and every bit
-        // pattern is a valid `Pod` element.
+        // SAFETY: the region was just checked to lie inside the file; that it
+        // stays there and that nothing else in this process maps these bytes
+        // (so the `&mut [u8]` of `bytes_mut` is the only reference to them) is
+        // this function's own precondition (# Safety). The map is shared, so
+        // writes by other processes land in the same page cache: they only
+        // change element values, and every bit pattern is a valid `Pod` element.
         let map = unsafe {
             MmapOptions::new()
                 .offset(data_offset)
                 .len(len)
                 .map_mut(file)
         }
-        .map_err(|e| Error::io(&e, data_offset))?;
+        .map_err(|e| Error::io(e, data_offset))?;
         Ok(MappedBytesMut {
             map,
             dtype,
@@ -205,9 +222,7 @@ impl MappedBytesMut {
 
     /// Writes the changed pages to the file and waits for it.
     pub fn flush(&self) -> Result<(), Error> {
-        self.map
-            .flush()
-            .map_err(|e| Error::io(&e, self.data_offset))
+        self.map.flush().map_err(|e| Error::io(e, self.data_offset))
     }
 
     /// The same map, typed: an error when `T` is not the dtype's element.
@@ -252,7 +267,7 @@ fn element_range<T>(index: usize) -> Option<Range<usize>> {
 
 fn index_out_of_bounds<T>(bytes_len: usize, index: usize) -> Error {
     let len = bytes_len / std::mem::size_of::<T>().max(1);
-    Error::new(ErrorKind::IndexOutOfBounds { index, len }, 0)
+    Error::unplaced(ErrorKind::IndexOutOfBounds { index, len })
 }
 
 fn element_at<T: Element>(bytes: &[u8], dtype: &DType, index: usize) -> Result<T, Error> {
@@ -270,7 +285,11 @@ fn element_at<T: Element>(bytes: &[u8], dtype: &DType, index: usize) -> Result<T
 macro_rules! typed_map_methods {
     ($raw:ident, $map_doc:literal) => {
         #[doc = $map_doc]
-        pub fn map(
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("As for [`", stringify!($raw), "::map`].")]
+        pub unsafe fn map(
             file: &File,
             data_offset: u64,
             dtype: DType,
@@ -278,7 +297,8 @@ macro_rules! typed_map_methods {
         ) -> Result<Self, Error> {
             // Checked before mapping too: a wrong element type maps nothing.
             check_element::<T>(&dtype, data_offset)?;
-            $raw::map(file, data_offset, dtype, shape)?.typed()
+            // SAFETY: the caller makes this function's promises, which are the same.
+            unsafe { $raw::map(file, data_offset, dtype, shape) }?.typed()
         }
 
         /// Attaches `token`, dropped with the map.
@@ -444,13 +464,21 @@ mod tests {
         bytes.push(0);
         let (_dir, file) = file_with(&bytes);
         let f8 = DType::parse("float64").unwrap();
-        let aligned = MappedArray::<f64>::map(&file, 8, f8.clone(), &[2, 5]).unwrap();
+        let aligned = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<f64>::map(&file, 8, f8.clone(), &[2, 5]) }
+        }
+        .unwrap();
         assert_eq!(aligned.as_slice().unwrap(), &values[..]);
         assert_eq!(aligned.len(), 10);
         let mut shifted = vec![0u8; 3];
         shifted.extend_from_slice(bytemuck::cast_slice(&values));
         let (_dir2, file2) = file_with(&shifted);
-        let misaligned = MappedArray::<f64>::map(&file2, 3, f8, &[10]).unwrap();
+        let misaligned = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<f64>::map(&file2, 3, f8, &[10]) }
+        }
+        .unwrap();
         assert_eq!(
             misaligned.as_slice().unwrap_err().kind(),
             &ErrorKind::Misaligned { align: 8 }
@@ -468,7 +496,11 @@ mod tests {
     fn other_byte_order() {
         let (_dir, file) = file_with(&[0, 0, 1, 2, 0, 0, 0, 3]);
         let dtype = DType::parse(">i4").unwrap();
-        let big = MappedArray::<i32>::map(&file, 0, dtype, &[2]).unwrap();
+        let big = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<i32>::map(&file, 0, dtype, &[2]) }
+        }
+        .unwrap();
         let expected = if cfg!(target_endian = "little") {
             vec![0x102, 3]
         } else {
@@ -486,7 +518,11 @@ mod tests {
     fn refused_maps() {
         let (_dir, file) = file_with(&[0; 16]);
         let f8 = DType::parse("float64").unwrap();
-        let err = MappedBytes::map(&file, 8, f8.clone(), &[2]).unwrap_err();
+        let err = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedBytes::map(&file, 8, f8.clone(), &[2]) }
+        }
+        .unwrap_err();
         assert_eq!(
             err.kind(),
             &ErrorKind::RegionOutOfFile {
@@ -494,9 +530,17 @@ mod tests {
                 file_len: 16
             }
         );
-        let err = MappedArray::<i64>::map(&file, 0, f8.clone(), &[2]).unwrap_err();
+        let err = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<i64>::map(&file, 0, f8.clone(), &[2]) }
+        }
+        .unwrap_err();
         assert!(matches!(err.kind(), ErrorKind::DTypeMismatch { .. }));
-        let err = MappedBytes::map(&file, u64::MAX, f8, &[2]).unwrap_err();
+        let err = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedBytes::map(&file, u64::MAX, f8, &[2]) }
+        }
+        .unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::Overflow);
     }
 
@@ -504,8 +548,11 @@ mod tests {
     #[test]
     fn writes_reach_the_file() {
         let (dir, file) = file_with(&[0; 12]);
-        let mut map =
-            MappedArrayMut::<Bool>::map(&file, 2, DType::parse("bool").unwrap(), &[3, 2]).unwrap();
+        let mut map = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArrayMut::<Bool>::map(&file, 2, DType::parse("bool").unwrap(), &[3, 2]) }
+        }
+        .unwrap();
         map.as_slice_mut().unwrap()[1] = Bool::TRUE;
         map.set(5, Bool::TRUE).unwrap();
         map.flush().unwrap();
@@ -513,11 +560,17 @@ mod tests {
         let on_disk = std::fs::read(dir.path().join("data")).unwrap();
         assert_eq!(on_disk, [0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0]);
         let read_only = File::open(dir.path().join("data")).unwrap();
-        let err =
-            MappedBytesMut::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]).unwrap_err();
+        let err = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedBytesMut::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]) }
+        }
+        .unwrap_err();
         assert!(matches!(err.kind(), ErrorKind::Io { .. }));
-        let ro =
-            MappedArray::<u8>::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]).unwrap();
+        let ro = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<u8>::map(&read_only, 0, DType::parse("uint8").unwrap(), &[4]) }
+        }
+        .unwrap();
         assert_eq!(ro.to_vec(), [0, 0, 0, 1]);
     }
 
@@ -525,8 +578,11 @@ mod tests {
     #[test]
     fn empty_map() {
         let (_dir, file) = file_with(&[1, 2, 3]);
-        let empty =
-            MappedArray::<u64>::map(&file, 3, DType::parse("uint64").unwrap(), &[0, 4]).unwrap();
+        let empty = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<u64>::map(&file, 3, DType::parse("uint64").unwrap(), &[0, 4]) }
+        }
+        .unwrap();
         assert!(empty.is_empty());
         assert_eq!(empty.to_vec(), Vec::<u64>::new());
     }
@@ -536,9 +592,12 @@ mod tests {
     fn keep_alive() {
         let (_dir, file) = file_with(&[0; 8]);
         let token = std::sync::Arc::new(());
-        let map = MappedBytes::map(&file, 0, DType::parse("uint8").unwrap(), &[8])
-            .unwrap()
-            .with_keep_alive(Box::new(token.clone()));
+        let map = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedBytes::map(&file, 0, DType::parse("uint8").unwrap(), &[8]) }
+        }
+        .unwrap()
+        .with_keep_alive(Box::new(token.clone()));
         assert_eq!(std::sync::Arc::strong_count(&token), 2);
         drop(map);
         assert_eq!(std::sync::Arc::strong_count(&token), 1);
@@ -551,11 +610,19 @@ mod tests {
         let values: Vec<i32> = (0..6).collect();
         let (_dir, file) = file_with(bytemuck::cast_slice(&values));
         let dtype = DType::parse("int32").unwrap();
-        let mut map = MappedArrayMut::<i32>::map(&file, 0, dtype.clone(), &[2, 3]).unwrap();
+        let mut map = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArrayMut::<i32>::map(&file, 0, dtype.clone(), &[2, 3]) }
+        }
+        .unwrap();
         map.view_mut().unwrap()[[1, 2]] = 50;
         assert_eq!(map.view().unwrap()[[1, 0]], 3);
         drop(map);
-        let view_source = MappedArray::<i32>::map(&file, 0, dtype, &[2, 3]).unwrap();
+        let view_source = {
+            // SAFETY: a private temporary file that nothing shrinks, with no other map of these bytes alive.
+            unsafe { MappedArray::<i32>::map(&file, 0, dtype, &[2, 3]) }
+        }
+        .unwrap();
         let view = view_source.view().unwrap();
         assert_eq!(view.shape(), &[2, 3]);
         assert_eq!(view[[1, 2]], 50);

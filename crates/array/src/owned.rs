@@ -1,6 +1,6 @@
 //! Arrays inside generic values: numpy's own pickles decoded to owned arrays.
 
-use mmappickle_codec::{Construct, Global, Value};
+use mmappickle_codec::{Construct, Global, Object, Value};
 
 use crate::dtype::{DType, Kind};
 use crate::element::{check_element, elements, Element};
@@ -19,7 +19,7 @@ pub struct OwnedArray {
 }
 
 fn bad(expected: &'static str) -> Error {
-    Error::new(ErrorKind::Malformed { expected }, 0)
+    Error::unplaced(ErrorKind::Malformed { expected })
 }
 
 fn is_global(value: &Value, modules: &[&str], name: &str) -> bool {
@@ -68,12 +68,12 @@ fn shape_of(value: &Value) -> Result<Vec<usize>, Error> {
         return Err(bad("a shape tuple"));
     };
     if dims.len() > crate::dtype::MAX_DIMS {
-        return Err(Error::new(ErrorKind::TooManyDims(dims.len()), 0));
+        return Err(Error::unplaced(ErrorKind::TooManyDims(dims.len())));
     }
     dims.iter()
         .map(|dim| {
             let dim = int_of(dim).ok_or(bad("an int in the shape"))?;
-            usize::try_from(dim).map_err(|_| Error::new(ErrorKind::NegativeDim(dim), 0))
+            usize::try_from(dim).map_err(|_| Error::unplaced(ErrorKind::NegativeDim(dim)))
         })
         .collect()
 }
@@ -160,18 +160,116 @@ fn fortran_to_c(data: &[u8], shape: &[usize], item_size: usize) -> Vec<u8> {
     out
 }
 
+/// A masked array held in memory: its data, and its mask (dtype `bool`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedMasked {
+    /// The data.
+    pub data: OwnedArray,
+    /// The mask: the data's shape, or 0-d when the array had no mask.
+    pub mask: OwnedArray,
+}
+
+impl OwnedMasked {
+    /// `numpy.ma.core.MaskedArray(data, mask)` as mmappickle writes it, decoded as a generic
+    /// value; `None` for anything else.
+    pub fn from_expression(value: &Value) -> Option<OwnedMasked> {
+        let Value::Object(object) = value else {
+            return None;
+        };
+        if object.construct != Construct::Reduce
+            || !is_global(&object.callable, &["numpy.ma.core"], "MaskedArray")
+            || object.state.is_some()
+            || !object.list_items.is_empty()
+            || !object.dict_items.is_empty()
+        {
+            return None;
+        }
+        let owned = |value| OwnedArray::from_value(value)?.ok();
+        match object.args.as_slice() {
+            [data, mask] => Some(OwnedMasked {
+                data: owned(data)?,
+                mask: owned(mask)?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The data and mask of a masked array as numpy pickles it:
+    /// `numpy.ma.core._mareconstruct(...)` + `BUILD` with the state
+    /// `(version, shape, dtype, is_fortran, data_bytes, mask_bytes, fill_value)`.
+    ///
+    /// Each part is read by rebuilding the `_reconstruct` form of a plain array around it, so
+    /// the array layer's decoding (byte forms of every protocol, Fortran order) applies. `None`
+    /// for anything else, or a mask that is not one bool per element (structured dtypes).
+    pub fn from_numpy_pickle(value: &Value) -> Option<OwnedMasked> {
+        let Value::Object(object) = value else {
+            return None;
+        };
+        let is_mareconstruct = object.construct == Construct::Reduce
+            && matches!(&object.callable, Value::Global(global)
+                if global.module == "numpy.ma.core" && global.name == "_mareconstruct");
+        let Some(Value::Tuple(state)) = object.state.as_ref().filter(|_| is_mareconstruct) else {
+            return None;
+        };
+        let [version, shape, dtype, is_fortran, data, mask, _fill_value] = state.as_slice() else {
+            return None;
+        };
+        let plain_array = |raw: &Value, dtype: Value| {
+            let mut array = Object::new(
+                Construct::Reduce,
+                Value::Global(Global::new("numpy.core.multiarray", "_reconstruct")),
+                vec![
+                    Value::Global(Global::new("numpy", "ndarray")),
+                    Value::Tuple(vec![Value::Int(0)]),
+                    Value::Bytes(b"b".to_vec()),
+                ],
+            );
+            array.state = Some(Value::Tuple(vec![
+                version.clone(),
+                shape.clone(),
+                dtype,
+                is_fortran.clone(),
+                raw.clone(),
+            ]));
+            OwnedArray::from_value(&Value::from(array))?.ok()
+        };
+        let data = plain_array(data, dtype.clone())?;
+        let mask = plain_array(mask, numpy_dtype_value("b1", "|"))?;
+        (data.dtype.is_writable() && mask.dtype.kind() == Kind::Bool && mask.shape == data.shape)
+            .then_some(OwnedMasked { data, mask })
+    }
+}
+
+/// A `numpy.dtype` object as numpy pickles it, for `descr` (`"b1"`) and byte order `order`.
+fn numpy_dtype_value(descr: &str, order: &str) -> Value {
+    let mut dtype = Object::new(
+        Construct::Reduce,
+        Value::Global(Global::new("numpy", "dtype")),
+        vec![Value::from(descr), Value::Bool(false), Value::Bool(true)],
+    );
+    dtype.state = Some(Value::Tuple(vec![
+        Value::Int(3),
+        Value::from(order),
+        Value::None,
+        Value::None,
+        Value::None,
+        Value::Int(-1),
+        Value::Int(-1),
+        Value::Int(0),
+    ]));
+    Value::from(dtype)
+}
+
 impl OwnedArray {
     /// An array from its parts, checking `data.len() == product(shape) * item_size`.
     pub fn new(dtype: DType, shape: Vec<usize>, data: Vec<u8>) -> Result<OwnedArray, Error> {
-        let expected = checked_raw_len(&dtype, &shape).ok_or(Error::new(ErrorKind::Overflow, 0))?;
+        let expected =
+            checked_raw_len(&dtype, &shape).ok_or(Error::unplaced(ErrorKind::Overflow))?;
         if dtype.kind() != Kind::Other && data.len() as u64 != expected {
-            return Err(Error::new(
-                ErrorKind::LengthMismatch {
-                    found: data.len() as u64,
-                    expected,
-                },
-                0,
-            ));
+            return Err(Error::unplaced(ErrorKind::LengthMismatch {
+                found: data.len() as u64,
+                expected,
+            }));
         }
         Ok(OwnedArray { dtype, shape, data })
     }
@@ -228,7 +326,8 @@ impl OwnedArray {
         let shape = shape_of(shape)?;
         let dtype = dtype_of(dtype)?;
         let fortran = int_of(fortran).ok_or(bad("the is_fortran flag"))? != 0;
-        let data = bytes_of(raw).ok_or(Error::new(ErrorKind::UnsupportedDType(dtype.name()), 0))?;
+        let data =
+            bytes_of(raw).ok_or(Error::unplaced(ErrorKind::UnsupportedDType(dtype.name())))?;
         let array = OwnedArray::new(dtype, shape, data)?;
         Ok(array.into_c_order(fortran))
     }

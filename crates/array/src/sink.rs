@@ -24,24 +24,24 @@ pub trait RawSink {
     }
 }
 
-fn io_error(err: &io::Error) -> Error {
-    Error::io(err, 0)
+fn io_error(error: io::Error) -> Error {
+    Error::unplaced(ErrorKind::Io(error))
 }
 
 impl ArrayLayout {
     /// Writes prefix, `raw` (which must be `raw_len` bytes) and suffix into `sink`.
     pub fn write_to<S: RawSink + ?Sized>(&self, sink: &mut S, raw: &[u8]) -> Result<(), Error> {
         self.check_raw(raw)?;
-        sink.write_all(self.prefix()).map_err(|e| io_error(&e))?;
-        sink.write_all(raw).map_err(|e| io_error(&e))?;
-        sink.write_all(self.suffix()).map_err(|e| io_error(&e))
+        sink.write_all(self.prefix()).map_err(io_error)?;
+        sink.write_all(raw).map_err(io_error)?;
+        sink.write_all(self.suffix()).map_err(io_error)
     }
 
     /// Writes prefix, a hole of `raw_len` bytes and suffix into `sink`.
     pub fn write_hole_to<S: RawSink + ?Sized>(&self, sink: &mut S) -> Result<(), Error> {
-        sink.write_all(self.prefix()).map_err(|e| io_error(&e))?;
-        sink.skip(self.raw_len()).map_err(|e| io_error(&e))?;
-        sink.write_all(self.suffix()).map_err(|e| io_error(&e))
+        sink.write_all(self.prefix()).map_err(io_error)?;
+        sink.skip(self.raw_len()).map_err(io_error)?;
+        sink.write_all(self.suffix()).map_err(io_error)
     }
 
     /// The layout of a slice of `T` with `shape` (in the machine's byte order).
@@ -66,17 +66,14 @@ impl MaskedLayout {
     ) -> Result<(), Error> {
         for (raw, part) in [(data, &self.header().data), (mask, &self.header().mask)] {
             if raw.len() as u64 != part.raw_len {
-                return Err(Error::new(
-                    ErrorKind::DataLength {
-                        found: raw.len() as u64,
-                        expected: part.raw_len,
-                    },
-                    0,
-                ));
+                return Err(Error::unplaced(ErrorKind::DataLength {
+                    found: raw.len() as u64,
+                    expected: part.raw_len,
+                }));
             }
         }
         for part in [self.head(), data, self.middle(), mask, self.tail()] {
-            sink.write_all(part).map_err(|e| io_error(&e))?;
+            sink.write_all(part).map_err(io_error)?;
         }
         Ok(())
     }

@@ -2,8 +2,9 @@
 //! readable summary (dtype, shape, first and last elements), for mapped
 //! entries and for arrays that numpy pickled inside generic values.
 
-use mmappickle::array::{ByteOrder, DType, Kind, OwnedArray};
-use mmappickle::codec::{Construct, Value};
+use mmappickle::OwnedMasked;
+use mmappickle::Value;
+use mmappickle::{ByteOrder, DType, Kind, OwnedArray};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
@@ -41,31 +42,10 @@ fn owned_array(value: &Value) -> Option<OwnedArray> {
     OwnedArray::from_value(value)?.ok()
 }
 
-/// `numpy.ma.core.MaskedArray(data, mask)` as mmappickle writes it.
-fn masked_parts(value: &Value) -> Option<(OwnedArray, OwnedArray)> {
-    let Value::Object(object) = value else {
-        return None;
-    };
-    let is_masked_array = matches!(&object.callable, Value::Global(g)
-        if g.module == "numpy.ma.core" && g.name == "MaskedArray");
-    if object.construct != Construct::Reduce
-        || !is_masked_array
-        || object.state.is_some()
-        || !object.list_items.is_empty()
-        || !object.dict_items.is_empty()
-    {
-        return None;
-    }
-    match object.args.as_slice() {
-        [data, mask] => Some((owned_array(data)?, owned_array(mask)?)),
-        _ => None,
-    }
-}
-
 /// The `{"ndarray": ..}` / `{"masked": ..}` description of `value` when it is
 /// an array the way numpy or mmappickle pickles one; `None` otherwise.
 pub fn array_json(value: &Value) -> Option<Json> {
-    if let Some((data, mask)) = masked_parts(value) {
+    if let Some(OwnedMasked { data, mask }) = OwnedMasked::from_expression(value) {
         return Some(masked_json(
             digest(&data.dtype, &data.shape, &data.data),
             digest(&mask.dtype, &mask.shape, &mask.data),
@@ -77,7 +57,7 @@ pub fn array_json(value: &Value) -> Option<Json> {
 
 /// A readable summary of `value` when it is an array; `None` otherwise.
 pub fn array_repr(value: &Value) -> Option<String> {
-    if let Some((data, mask)) = masked_parts(value) {
+    if let Some(OwnedMasked { data, mask }) = OwnedMasked::from_expression(value) {
         return Some(masked_summary(
             &data.dtype,
             &data.shape,

@@ -18,7 +18,7 @@
 //! digest (use `import-npy`).
 
 use base64::Engine as _;
-use mmappickle::codec::{Construct, Global, Object, Value};
+use mmappickle::{Construct, Global, Object, Value};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Number, Value as Json};
 use std::fmt;
@@ -408,7 +408,7 @@ pub fn decimal_to_value(text: &str) -> Option<Value> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    mmappickle::codec::loads(format!("L{text}L\n.").as_bytes()).ok()
+    mmappickle::loads(format!("L{text}L\n.").as_bytes()).ok()
 }
 
 #[cfg(test)]

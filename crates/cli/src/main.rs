@@ -106,8 +106,8 @@ enum Command {
         file: PathBuf,
         /// The key.
         key: String,
-        /// The value, as JSON.
-        #[arg(long = "json", value_name = "VALUE")]
+        /// The value, as JSON (negative numbers too: `--json -7`).
+        #[arg(long = "json", value_name = "VALUE", allow_hyphen_values = true)]
         value: String,
     },
     /// Delete a key.

@@ -1,7 +1,7 @@
 //! A readable, Python-like rendering of values: what `repr()` would print,
 //! with objects shown as the calls that would build them and arrays summarised.
 
-use mmappickle::codec::{Construct, Object, Value};
+use mmappickle::{Construct, Object, Value};
 
 use crate::arrays;
 
@@ -215,7 +215,7 @@ pub fn bytes_repr(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mmappickle::codec::Global;
+    use mmappickle::Global;
 
     #[test]
     fn floats_print_as_python_does() {

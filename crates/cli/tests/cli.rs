@@ -461,6 +461,18 @@ fn set_then_read_back_here_and_in_python() {
         "(1e-07,)\n"
     );
     ok(&["rm", "new.mmdpickle", "from_stdin"], dir.path());
+    // A value starting with `-` is a value, not a flag.
+    for (json, printed) in [("-7", "-7\n"), ("-2.5e3", "-2500.0\n")] {
+        ok(
+            &["set", "new.mmdpickle", "negative", "--json", json],
+            dir.path(),
+        );
+        assert_eq!(
+            ok(&["get", "new.mmdpickle", "negative"], dir.path()),
+            printed
+        );
+    }
+    ok(&["rm", "new.mmdpickle", "negative"], dir.path());
     // rm, then the key is gone and a second rm fails.
     ok(&["rm", "new.mmdpickle", "s"], dir.path());
     let err = fails(&["rm", "new.mmdpickle", "s"], dir.path(), 1);

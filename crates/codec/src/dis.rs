@@ -1,8 +1,8 @@
 //! The disassembler: a listing in the spirit of `pickletools.dis`.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
 
-use crate::op::{ops, Op, TextInt};
+use crate::op::{ops, Op, Ops, TextInt};
 use crate::{Error, ErrorKind};
 
 /// Payloads longer than this are shown cut, with their length.
@@ -19,35 +19,108 @@ const MAX_SHOWN_BYTES: usize = 64;
 /// ```
 pub fn dis(data: &[u8]) -> String {
     let mut listing = String::new();
-    let mut open_marks = 0usize;
     let mut saw_stop = false;
-    for item in ops(data) {
-        let (offset, op) = match item {
-            Ok(pair) => pair,
+    for item in dis_ops(data) {
+        match item {
+            Ok(op) => {
+                saw_stop = op.op == Op::Stop;
+                let _ = writeln!(listing, "{:5}: {op}", op.offset);
+            }
             Err(error) => {
                 let _ = writeln!(listing, "error: {error}");
                 return listing;
             }
-        };
-        saw_stop = op == Op::Stop;
-        if closes_mark(&op) {
-            open_marks = open_marks.saturating_sub(1);
-        }
-        let indent = "    ".repeat(open_marks.min(64));
-        let _ = write!(listing, "{offset:5}: {indent}{}", op.name());
-        if let Some(argument) = argument_repr(&op) {
-            let _ = write!(listing, " {argument}");
-        }
-        listing.push('\n');
-        if op == Op::Mark {
-            open_marks += 1;
         }
     }
     if !saw_stop {
-        let error = Error::new(ErrorKind::UnexpectedEof { opcode: None }, data.len());
+        let error = Error::new(ErrorKind::UnexpectedEof { opcode: None }, data.len() as u64);
         let _ = writeln!(listing, "error: {error}");
     }
     listing
+}
+
+/// One op of a disassembly: where it is in the input, how long it is with its argument,
+/// how many `MARK`s are open around it, and the op.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisOp<'a> {
+    /// Offset of the opcode in the input.
+    pub offset: usize,
+    /// Length of the opcode and its argument.
+    pub len: usize,
+    /// `MARK`s open around the op (a closing op is counted outside its `MARK`).
+    pub open_marks: usize,
+    /// The op.
+    pub op: Op<'a>,
+}
+
+impl DisOp<'_> {
+    /// The argument as Python's `repr` would show it (long payloads cut), if the op has one.
+    pub fn argument(&self) -> Option<String> {
+        argument_repr(&self.op)
+    }
+}
+
+impl fmt::Display for DisOp<'_> {
+    /// The op as [`dis`] lists it: indented by its open `MARK`s, name, argument.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for _ in 0..self.open_marks.min(64) {
+            f.write_str("    ")?;
+        }
+        f.write_str(self.op.name())?;
+        match self.argument() {
+            Some(argument) => write!(f, " {argument}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The ops of `data` as [`dis`] lists them, structured: each with its offset, length and
+/// depth, stopping after `STOP`, at the end of the input, or after the first error.
+///
+/// ```
+/// let ops: Vec<_> = mmappickle_codec::dis_ops(b"(K\x05l.").collect::<Result<_, _>>()?;
+/// assert_eq!(ops[1].offset, 1);
+/// assert_eq!(ops[1].len, 2);
+/// assert_eq!(ops[1].to_string(), "    BININT1 5");
+/// assert_eq!(ops[2].to_string(), "LIST");
+/// # Ok::<(), mmappickle_codec::Error>(())
+/// ```
+pub fn dis_ops(data: &[u8]) -> DisOps<'_> {
+    DisOps {
+        ops: ops(data),
+        open_marks: 0,
+    }
+}
+
+/// The iterator of [`dis_ops`].
+#[derive(Debug)]
+pub struct DisOps<'a> {
+    ops: Ops<'a>,
+    open_marks: usize,
+}
+
+impl<'a> Iterator for DisOps<'a> {
+    type Item = Result<DisOp<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (offset, op) = match self.ops.next()? {
+            Ok(pair) => pair,
+            Err(error) => return Some(Err(error)),
+        };
+        if closes_mark(&op) {
+            self.open_marks = self.open_marks.saturating_sub(1);
+        }
+        let open_marks = self.open_marks;
+        if op == Op::Mark {
+            self.open_marks += 1;
+        }
+        Some(Ok(DisOp {
+            offset,
+            len: self.ops.position().saturating_sub(offset),
+            open_marks,
+            op,
+        }))
+    }
 }
 
 /// Whether `op` consumes the values up to the last `MARK`.

@@ -96,7 +96,7 @@ mod tests {
                 matches!(error.kind(), crate::ErrorKind::BadEntryValue { .. }),
                 "{bytes:?}: {error}"
             );
-            assert_eq!(error.offset(), offset, "{bytes:?}: {error}");
+            assert_eq!(error.offset(), offset as u64, "{bytes:?}: {error}");
             assert!(error.to_string().contains(problem), "{error}");
         }
     }

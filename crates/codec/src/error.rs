@@ -6,7 +6,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
-    offset: usize,
+    offset: u64,
 }
 
 /// What went wrong.
@@ -91,7 +91,7 @@ pub enum ErrorKind {
 
 impl Error {
     /// An error of `kind` found at byte `offset`.
-    pub fn new(kind: ErrorKind, offset: usize) -> Self {
+    pub fn new(kind: ErrorKind, offset: u64) -> Self {
         Error { kind, offset }
     }
 
@@ -101,12 +101,12 @@ impl Error {
     }
 
     /// The byte offset in the input where the problem was found.
-    pub fn offset(&self) -> usize {
+    pub fn offset(&self) -> u64 {
         self.offset
     }
 
     /// The same error with its offset moved by `base` (for input embedded in a larger file).
-    pub fn shifted(mut self, base: usize) -> Self {
+    pub fn shifted(mut self, base: u64) -> Self {
         self.offset = self.offset.saturating_add(base);
         self
     }

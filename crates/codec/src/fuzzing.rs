@@ -87,7 +87,7 @@ fn check_op_reencodes(op: &crate::Op<'_>, offset: usize) -> Verdict {
 
 /// An error's offset must point into the input (or just past its end).
 fn check_error_offset(error: &Error, input_len: usize) -> Verdict {
-    if error.offset() > input_len {
+    if error.offset() > input_len as u64 {
         return Err(format!(
             "error {error} at offset {} past the input's {input_len} bytes",
             error.offset()

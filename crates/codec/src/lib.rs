@@ -84,6 +84,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod op;
+pub mod opcode;
 mod pickler;
 mod unpickler;
 mod value;
@@ -93,11 +94,11 @@ mod value_serde;
 #[cfg(feature = "serde")]
 pub use crate::value_serde::{from_value, to_value, SerdeError};
 pub use crate::{
-    dis::dis,
+    dis::{dis, dis_ops, DisOp, DisOps},
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
-    pickler::dumps,
+    pickler::{dumps, encode_int, EncodedInt},
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use nom::bytes::complete::{take, take_until};
 use nom::number::complete::{be_f64, le_i32, le_u16, le_u32, le_u64, le_u8};
 
+use crate::opcode::OPCODES;
 use crate::{Error, ErrorKind};
 
 /// The argument of protocol 0's `INT` opcode.
@@ -170,78 +171,6 @@ pub enum Op<'a> {
     /// `READONLY_BUFFER`.
     ReadonlyBuffer,
 }
-
-/// Every opcode byte with its `pickletools` name, in `pickletools` order.
-pub(crate) const OPCODES: [(u8, &str); 68] = [
-    (b'I', "INT"),
-    (b'J', "BININT"),
-    (b'K', "BININT1"),
-    (b'M', "BININT2"),
-    (b'L', "LONG"),
-    (0x8a, "LONG1"),
-    (0x8b, "LONG4"),
-    (b'S', "STRING"),
-    (b'T', "BINSTRING"),
-    (b'U', "SHORT_BINSTRING"),
-    (b'B', "BINBYTES"),
-    (b'C', "SHORT_BINBYTES"),
-    (0x8e, "BINBYTES8"),
-    (0x96, "BYTEARRAY8"),
-    (0x97, "NEXT_BUFFER"),
-    (0x98, "READONLY_BUFFER"),
-    (b'N', "NONE"),
-    (0x88, "NEWTRUE"),
-    (0x89, "NEWFALSE"),
-    (b'V', "UNICODE"),
-    (0x8c, "SHORT_BINUNICODE"),
-    (b'X', "BINUNICODE"),
-    (0x8d, "BINUNICODE8"),
-    (b'F', "FLOAT"),
-    (b'G', "BINFLOAT"),
-    (b']', "EMPTY_LIST"),
-    (b'a', "APPEND"),
-    (b'e', "APPENDS"),
-    (b'l', "LIST"),
-    (b')', "EMPTY_TUPLE"),
-    (b't', "TUPLE"),
-    (0x85, "TUPLE1"),
-    (0x86, "TUPLE2"),
-    (0x87, "TUPLE3"),
-    (b'}', "EMPTY_DICT"),
-    (b'd', "DICT"),
-    (b's', "SETITEM"),
-    (b'u', "SETITEMS"),
-    (0x8f, "EMPTY_SET"),
-    (0x90, "ADDITEMS"),
-    (0x91, "FROZENSET"),
-    (b'0', "POP"),
-    (b'2', "DUP"),
-    (b'(', "MARK"),
-    (b'1', "POP_MARK"),
-    (b'g', "GET"),
-    (b'h', "BINGET"),
-    (b'j', "LONG_BINGET"),
-    (b'p', "PUT"),
-    (b'q', "BINPUT"),
-    (b'r', "LONG_BINPUT"),
-    (0x94, "MEMOIZE"),
-    (0x82, "EXT1"),
-    (0x83, "EXT2"),
-    (0x84, "EXT4"),
-    (b'c', "GLOBAL"),
-    (0x93, "STACK_GLOBAL"),
-    (b'R', "REDUCE"),
-    (b'b', "BUILD"),
-    (b'i', "INST"),
-    (b'o', "OBJ"),
-    (0x81, "NEWOBJ"),
-    (0x92, "NEWOBJ_EX"),
-    (0x80, "PROTO"),
-    (b'.', "STOP"),
-    (0x95, "FRAME"),
-    (b'P', "PERSID"),
-    (b'Q', "BINPERSID"),
-];
 
 /// The `pickletools` name of opcode byte `code`, if it is one.
 pub fn opcode_name(code: u8) -> Option<&'static str> {
@@ -858,6 +787,13 @@ pub fn ops(data: &[u8]) -> Ops<'_> {
     }
 }
 
+impl Ops<'_> {
+    /// The offset of the next op (after the last one returned).
+    pub fn position(&self) -> usize {
+        self.offset
+    }
+}
+
 impl<'a> Iterator for Ops<'a> {
     type Item = Result<(usize, Op<'a>), Error>;
 
@@ -876,7 +812,7 @@ impl<'a> Iterator for Ops<'a> {
             }
             Err(error) => {
                 self.done = true;
-                Some(Err(error.shifted(self.offset)))
+                Some(Err(error.shifted(self.offset as u64)))
             }
         }
     }

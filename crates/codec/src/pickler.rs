@@ -12,6 +12,7 @@
 //! the way protocol 4 writes any reduced object: callable, arguments tuple,
 //! `REDUCE`.
 
+use crate::opcode;
 use crate::value::{Construct, Global, Object, Value};
 
 /// Frames are closed once they hold this many bytes (`FRAME_SIZE_TARGET`).
@@ -24,49 +25,6 @@ const FRAME_HEADER_SIZE: usize = 9;
 const MAX_PREALLOCATED: usize = 1 << 20;
 /// Items per `APPENDS` / `SETITEMS` / `ADDITEMS` batch (`BATCHSIZE`).
 const BATCH_SIZE: usize = 1000;
-
-/// The opcodes the pickler writes (names as in `pickletools`).
-mod opcode {
-    pub const MARK: u8 = b'(';
-    pub const STOP: u8 = b'.';
-    pub const BININT: u8 = b'J';
-    pub const BININT1: u8 = b'K';
-    pub const BININT2: u8 = b'M';
-    pub const NONE: u8 = b'N';
-    pub const REDUCE: u8 = b'R';
-    pub const BINUNICODE: u8 = b'X';
-    pub const APPEND: u8 = b'a';
-    pub const BUILD: u8 = b'b';
-    pub const EMPTY_DICT: u8 = b'}';
-    pub const APPENDS: u8 = b'e';
-    pub const EMPTY_LIST: u8 = b']';
-    pub const SETITEM: u8 = b's';
-    pub const TUPLE: u8 = b't';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const SETITEMS: u8 = b'u';
-    pub const BINFLOAT: u8 = b'G';
-    pub const PROTO: u8 = 0x80;
-    pub const NEWOBJ: u8 = 0x81;
-    pub const TUPLE1: u8 = 0x85;
-    pub const TUPLE2: u8 = 0x86;
-    pub const TUPLE3: u8 = 0x87;
-    pub const NEWTRUE: u8 = 0x88;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const LONG1: u8 = 0x8a;
-    pub const LONG4: u8 = 0x8b;
-    pub const BINBYTES: u8 = b'B';
-    pub const SHORT_BINBYTES: u8 = b'C';
-    pub const SHORT_BINUNICODE: u8 = 0x8c;
-    pub const BINUNICODE8: u8 = 0x8d;
-    pub const BINBYTES8: u8 = 0x8e;
-    pub const EMPTY_SET: u8 = 0x8f;
-    pub const ADDITEMS: u8 = 0x90;
-    pub const FROZENSET: u8 = 0x91;
-    pub const NEWOBJ_EX: u8 = 0x92;
-    pub const STACK_GLOBAL: u8 = 0x93;
-    pub const MEMOIZE: u8 = 0x94;
-    pub const FRAME: u8 = 0x95;
-}
 
 /// Pickles `value` with protocol 4, byte-identical to CPython's
 /// `pickle.dumps(value, protocol=4)` when no Python object appears twice
@@ -235,19 +193,7 @@ impl Pickler {
 
     /// `save_long`: `BININT1` / `BININT2` / `BININT` within the `i32` range, else `LONG1`.
     fn save_int(&mut self, int: i64) {
-        if let Ok(small) = u8::try_from(int) {
-            self.write(&[opcode::BININT1, small]);
-        } else if let Ok(small) = u16::try_from(int) {
-            let [lo, hi] = small.to_le_bytes();
-            self.write(&[opcode::BININT2, lo, hi]);
-        } else if let Ok(small) = i32::try_from(int) {
-            let [a, b, c, d] = small.to_le_bytes();
-            self.write(&[opcode::BININT, a, b, c, d]);
-        } else {
-            let le_bytes = int.to_le_bytes();
-            let minimal_len = minimal_twos_complement_len(&le_bytes);
-            self.save_long_bytes(&le_bytes[..minimal_len]);
-        }
+        self.write(encode_int(i128::from(int)).as_bytes());
     }
 
     /// `LONG1` (fewer than 256 bytes) or `LONG4` with minimal two's complement bytes.
@@ -527,6 +473,54 @@ fn minimal_twos_complement_len(le_bytes: &[u8]) -> usize {
         }
     }
     len
+}
+
+/// An int's opcode and argument as `pickle.dumps` writes it (protocol >= 2): see
+/// [`encode_int`].
+#[derive(Debug, Clone, Copy)]
+pub struct EncodedInt {
+    bytes: [u8; 18],
+    len: usize,
+}
+
+impl EncodedInt {
+    /// The opcode and its argument.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// `value` as `pickle.dumps` writes an int (protocol >= 2): `BININT1`, `BININT2` or `BININT`
+/// within their ranges, else `LONG1` with minimal two's complement bytes. No allocation.
+///
+/// ```
+/// use mmappickle_codec::encode_int;
+/// assert_eq!(encode_int(7).as_bytes(), b"K\x07");
+/// assert_eq!(encode_int(-1).as_bytes(), b"J\xff\xff\xff\xff");
+/// assert_eq!(encode_int(1 << 31).as_bytes(), b"\x8a\x05\x00\x00\x00\x80\x00");
+/// ```
+pub fn encode_int(value: i128) -> EncodedInt {
+    let mut bytes = [0u8; 18];
+    let len = if let Ok(small) = u8::try_from(value) {
+        bytes[..2].copy_from_slice(&[opcode::BININT1, small]);
+        2
+    } else if let Ok(small) = u16::try_from(value) {
+        bytes[0] = opcode::BININT2;
+        bytes[1..3].copy_from_slice(&small.to_le_bytes());
+        3
+    } else if let Ok(small) = i32::try_from(value) {
+        bytes[0] = opcode::BININT;
+        bytes[1..5].copy_from_slice(&small.to_le_bytes());
+        5
+    } else {
+        let le_bytes = value.to_le_bytes();
+        let minimal_len = minimal_twos_complement_len(&le_bytes);
+        bytes[0] = opcode::LONG1;
+        bytes[1] = minimal_len as u8;
+        bytes[2..2 + minimal_len].copy_from_slice(&le_bytes[..minimal_len]);
+        2 + minimal_len
+    };
+    EncodedInt { bytes, len }
 }
 
 /// A cheap guess of the output size (from the first item of each

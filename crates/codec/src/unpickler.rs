@@ -113,13 +113,7 @@ enum End {
 }
 
 // The opcodes that [`Machine::fast_step`] runs.
-const SHORT_BINUNICODE: u8 = 0x8c;
-const BINUNICODE: u8 = b'X';
-const MEMOIZE: u8 = 0x94;
-const BININT1: u8 = b'K';
-const BININT2: u8 = b'M';
-const BININT: u8 = b'J';
-const MARK: u8 = b'(';
+use crate::opcode::{BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE};
 
 /// `taint` of a slot that refers to no open container.
 const NO_TAINT: usize = usize::MAX;
@@ -432,7 +426,9 @@ impl Machine<'_> {
         loop {
             let rest = data.get(offset..).unwrap_or_default();
             if end == End::EndOfInput && rest.is_empty() {
-                return self.finish_value().map_err(|kind| Error::new(kind, offset));
+                return self
+                    .finish_value()
+                    .map_err(|kind| Error::new(kind, offset as u64));
             }
             match self.fast_step(rest) {
                 Ok(Some(used)) => {
@@ -440,15 +436,15 @@ impl Machine<'_> {
                     continue;
                 }
                 Ok(None) => {}
-                Err(kind) => return Err(Error::new(kind, offset)),
+                Err(kind) => return Err(Error::new(kind, offset as u64)),
             }
-            let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset))?;
+            let (op, used) = parse_op(rest).map_err(|error| error.shifted(offset as u64))?;
             if end == End::EndOfInput && matches!(op, Op::Stop) {
                 return Err(Error::new(
                     ErrorKind::BadEntryValue {
                         problem: "a STOP inside the value bytes",
                     },
-                    offset,
+                    offset as u64,
                 ));
             }
             self.opcode = rest
@@ -459,7 +455,7 @@ impl Machine<'_> {
             match self.step(op, data.len() - after) {
                 Ok(Some(value)) => return Ok(value),
                 Ok(None) => {}
-                Err(kind) => return Err(Error::new(kind, offset)),
+                Err(kind) => return Err(Error::new(kind, offset as u64)),
             }
             offset = after;
         }

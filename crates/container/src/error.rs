@@ -1,12 +1,14 @@
-//! The container's error type: what went wrong, and at which byte offset of the file.
+//! The container's error type: what went wrong, and at which byte offset of the file (when
+//! the problem is at a place in it).
 
 use std::fmt;
 
-/// A container error: its kind and the byte offset in the file where it was found.
+/// A container error: its kind and the byte offset in the file where it was found (none for
+/// a refusal or a failed system call that is at no place in the file).
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    offset: u64,
+    offset: Option<u64>,
 }
 
 /// What went wrong.
@@ -34,7 +36,7 @@ pub enum ErrorKind {
     },
     /// The entries end without the 11-byte terminator (a torn write: run fsck).
     MissingTerminator,
-    /// A key longer than 255 bytes once encoded as UTF-8.
+    /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes once encoded as UTF-8.
     KeyTooLong {
         /// The key's length in UTF-8 bytes.
         len: usize,
@@ -57,14 +59,22 @@ pub enum ErrorKind {
     StaleEntry,
     /// An offset or length does not fit in 64 bits (or in memory).
     Overflow,
-    /// An operating-system error.
+    /// An operating-system error (it is the error's [`source`](std::error::Error::source)).
     Io(std::io::Error),
 }
 
 impl Error {
     /// An error of `kind` found at byte `offset` of the file.
     pub fn new(kind: ErrorKind, offset: u64) -> Self {
-        Error { kind, offset }
+        Error {
+            kind,
+            offset: Some(offset),
+        }
+    }
+
+    /// An error of `kind` that is at no place in the file (a refusal, a failed `open`).
+    pub fn unplaced(kind: ErrorKind) -> Self {
+        Error { kind, offset: None }
     }
 
     /// What went wrong.
@@ -72,8 +82,8 @@ impl Error {
         &self.kind
     }
 
-    /// The byte offset in the file where the problem was found.
-    pub fn offset(&self) -> u64 {
+    /// The byte offset in the file where the problem was found, if it is at one.
+    pub fn offset(&self) -> Option<u64> {
         self.offset
     }
 
@@ -90,6 +100,16 @@ impl Error {
 
     pub(crate) fn io(error: std::io::Error, offset: u64) -> Self {
         Error::new(ErrorKind::Io(error), offset)
+    }
+
+    /// An I/O error at no place in the file (opening, locking, syncing, renaming).
+    pub(crate) fn unplaced_io(error: std::io::Error) -> Self {
+        Error::unplaced(ErrorKind::Io(error))
+    }
+
+    /// The same place with another kind.
+    pub(crate) fn with_kind(self, kind: ErrorKind) -> Self {
+        Error { kind, ..self }
     }
 
     pub(crate) fn bad_entry(expected: &'static str, offset: u64) -> Self {
@@ -133,7 +153,8 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::KeyTooLong { len } => {
-                write!(f, "key of {len} UTF-8 bytes: expected at most 255")
+                let max = crate::layout::MAX_KEY_LEN;
+                write!(f, "key of {len} UTF-8 bytes: expected at most {max}")
             }
             ErrorKind::ValueLength { expected, written } => write!(
                 f,
@@ -150,14 +171,19 @@ impl fmt::Display for ErrorKind {
                 )
             }
             ErrorKind::Overflow => write!(f, "offset or length overflows"),
-            ErrorKind::Io(error) => write!(f, "I/O error: {error}"),
+            // The I/O error itself is the source: said once, by whoever prints the chain.
+            ErrorKind::Io(_) => write!(f, "I/O error"),
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte offset {}", self.kind, self.offset)
+        write!(f, "{}", self.kind)?;
+        match self.offset {
+            Some(offset) => write!(f, " at byte offset {offset}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -100,13 +100,15 @@ fn check_table(table: &Table, file: &[u8]) -> Verdict {
     Ok(())
 }
 
-/// An error points inside the file (or just past its end), and displays.
+/// An error of the scan points inside the file (or just past its end), and displays.
 fn check_error(error: &Error, file_len: usize) -> Verdict {
-    if error.offset() > file_len as u64 {
-        return Err(format!(
-            "error {error} at {} past the {file_len}-byte file",
-            error.offset()
-        ));
+    match error.offset() {
+        Some(offset) if offset <= file_len as u64 => {}
+        offset => {
+            return Err(format!(
+                "error {error} at {offset:?}, not in the {file_len}-byte file"
+            ))
+        }
     }
     let _message = error.to_string();
     Ok(())

@@ -6,22 +6,21 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
 
-const PROTO: u8 = 0x80;
-const FRAME: u8 = 0x95;
-const BININT: u8 = 0x4a;
-const POP: u8 = 0x30;
-const MARK: u8 = 0x28;
-const NEWTRUE: u8 = 0x88;
-const SHORT_BINUNICODE: u8 = 0x8c;
-const SHORT_BINBYTES: u8 = 0x43;
-const BINBYTES: u8 = 0x42;
+use mmappickle_codec::opcode::{
+    BINBYTES, BININT, DICT, FRAME, MARK, NEWTRUE, POP, PROTO, SHORT_BINBYTES, SHORT_BINUNICODE,
+    STOP,
+};
 
+/// The format version in the header (the only one there is).
+pub const FORMAT_VERSION: i32 = 1;
+/// The longest key the format can store, in UTF-8 bytes (its length is one byte).
+pub const MAX_KEY_LEN: usize = 255;
 /// Length of the header (PROTO 4, FRAME 13, version, commit number, MARK).
 pub const HEADER_LEN: u64 = 24;
 /// Offset of the commit number's i32 inside the header.
 pub const COMMIT_NUMBER_OFFSET: u64 = 18;
 /// The terminator: FRAME 2, DICT, STOP.
-pub const TERMINATOR: [u8; 11] = [FRAME, 2, 0, 0, 0, 0, 0, 0, 0, 0x64, 0x2e];
+pub const TERMINATOR: [u8; 11] = [FRAME, 2, 0, 0, 0, 0, 0, 0, 0, DICT, STOP];
 /// Length of an entry's head before its key bytes: FRAME + u64 + SHORT_BINUNICODE + u8.
 pub const ENTRY_HEAD_LEN: u64 = 11;
 /// Length of an entry's trailer: BININT memo_max POP, live flag, POP.
@@ -35,7 +34,7 @@ pub fn encode_header(commit_number: i32) -> [u8; 24] {
     header[..3].copy_from_slice(&[PROTO, 4, FRAME]);
     header[3..11].copy_from_slice(&13u64.to_le_bytes());
     header[11] = BININT;
-    header[12..16].copy_from_slice(&1i32.to_le_bytes());
+    header[12..16].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[16] = POP;
     header[17] = BININT;
     header[18..22].copy_from_slice(&commit_number.to_le_bytes());
@@ -46,7 +45,7 @@ pub fn encode_header(commit_number: i32) -> [u8; 24] {
 
 /// An entry's first 11 bytes plus its key: FRAME frame_len, SHORT_BINUNICODE len key.
 ///
-/// The caller has checked that the key is at most 255 bytes.
+/// The caller has checked that the key is at most [`MAX_KEY_LEN`] bytes.
 pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(11 + key.len());
     head.push(FRAME);
@@ -85,7 +84,7 @@ pub fn encode_padding_entry(len: u64, memo_max: i32) -> Option<Vec<u8>> {
     entry.reserve(usize::try_from(value_len).ok()?);
     if value_len < 2 {
         return None;
-    } else if value_len <= 2 + 255 {
+    } else if value_len <= 2 + u8::MAX as u64 {
         entry.push(SHORT_BINBYTES);
         entry.push((value_len - 2) as u8);
         entry.resize(entry.len() + (value_len - 2) as usize, 0);
@@ -108,18 +107,24 @@ pub fn padding_len(
     value_relative_offset: u64,
     align: u64,
 ) -> Option<u64> {
-    if align <= 1 {
-        return Some(0);
-    }
     let target = entry_offset
         .checked_add(ENTRY_HEAD_LEN)?
         .checked_add(key_len)?
         .checked_add(value_relative_offset)?;
-    let misalignment = target % align;
-    if misalignment == 0 {
+    padding_to(target, 0, align)
+}
+
+/// The padding rule, for appends and vacuum alike: the shortest padding (0, or a padding
+/// entry of at least [`MIN_PADDING_LEN`] bytes) that moves `position` to the same remainder
+/// modulo `align` as `like`.
+pub(crate) fn padding_to(position: u64, like: u64, align: u64) -> Option<u64> {
+    if align <= 1 {
         return Some(0);
     }
-    let mut padding = align - misalignment;
+    let mut padding = (like % align + align - position % align) % align;
+    if padding == 0 {
+        return Some(0);
+    }
     while padding < MIN_PADDING_LEN {
         padding = padding.checked_add(align)?;
     }
@@ -400,7 +405,7 @@ pub fn parse_header(file: &[u8]) -> Result<i32, Error> {
     }
     expect(11, BININT, "BININT (format version)")?;
     expect(16, POP, "POP after the format version")?;
-    if i32_at(file, 12) != Some(1) {
+    if i32_at(file, 12) != Some(FORMAT_VERSION) {
         return Err(not_a_container("format version 1", 12));
     }
     expect(17, BININT, "BININT (commit number)")?;
@@ -706,11 +711,11 @@ mod tests {
         let flag = good.len() - 11 - 2;
         bad[flag] = b'X';
         let error = scan(&bad).unwrap_err();
-        assert_eq!(error.offset(), flag as u64);
+        assert_eq!(error.offset(), Some(flag as u64));
         // Invalid UTF-8 key.
         let mut bad = good.clone();
         bad[35] = 0xff;
-        assert_eq!(scan(&bad).unwrap_err().offset(), 35);
+        assert_eq!(scan(&bad).unwrap_err().offset(), Some(35));
         // Frame length past the end of the file.
         let mut bad = good.clone();
         bad[25] = 0xf0;
@@ -725,7 +730,7 @@ mod tests {
         // No terminator.
         let error = scan(&good[..good.len() - 11]).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::MissingTerminator));
-        assert_eq!(error.offset(), good.len() as u64 - 11);
+        assert_eq!(error.offset(), Some(good.len() as u64 - 11));
     }
 
     #[test]

@@ -41,6 +41,7 @@
 //! ```
 
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 mod container;
 mod error;
@@ -58,8 +59,8 @@ pub use crate::{
     },
     error::{Error, ErrorKind},
     layout::{
-        encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, HEADER_LEN,
-        MIN_PADDING_LEN, TERMINATOR,
+        encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, FORMAT_VERSION,
+        HEADER_LEN, MAX_KEY_LEN, MIN_PADDING_LEN, TERMINATOR,
     },
     scratch::{remove_stale_scratch_files, sync_parent_directory},
 };

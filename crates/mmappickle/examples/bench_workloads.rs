@@ -1,4 +1,4 @@
-//! The Rust side of `cargo xtask bench`: runs one workload of issue 9 through the
+//! The Rust side of `cargo xtask bench`: runs one benchmark workload through the
 //! facade and prints its timings, one `sample NAME SECONDS` line per run (and
 //! `info NAME VALUE` lines for figures that are not timings). `cargo xtask bench`
 //! runs it beside `xtask/bench/bench_python.py`, which prints the same lines for

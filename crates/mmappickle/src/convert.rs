@@ -9,12 +9,23 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use mmappickle_array::{Kind, OwnedArray};
-use mmappickle_codec::{loads_with, Construct, Global, Limits, Object, Value};
+use mmappickle_array::{OwnedArray, OwnedMasked};
+use mmappickle_codec::{loads_with, Limits, Value};
 use mmappickle_container::{parse_header, sync_parent_directory, HEADER_LEN};
 
 use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
+
+/// Reads a plain pickle (any protocol, a whole file's bytes) without running or importing
+/// anything: Python objects stay [`Value::Object`] nodes. Errors say at which byte offset.
+///
+/// ```
+/// assert_eq!(mmappickle::loads(b"\x80\x04K\x2a.")?, mmappickle::Value::Int(42));
+/// # Ok::<(), mmappickle::Error>(())
+/// ```
+pub fn loads(data: &[u8]) -> Result<Value, Error> {
+    mmappickle_codec::loads(data).map_err(|error| Error::codec_at(error, 0))
+}
 
 /// Reads `path` as a plain pickle: its pairs when it is a dict with `str` keys only.
 fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error> {
@@ -22,18 +33,15 @@ fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error
     let loaded = loads_with(&bytes, limits).map_err(|error| Error::codec_at(error, 0))?;
     let Value::Dict(pairs) = loaded else {
         let found = loaded.kind_name();
-        return Err(Error::new(ErrorKind::NotADict { found }, 0));
+        return Err(Error::unplaced(ErrorKind::NotADict { found }));
     };
     pairs
         .into_iter()
         .map(|(key, value)| match key {
             Value::Str(key) => Ok((key, value)),
-            other => Err(Error::new(
-                ErrorKind::NonStrKey {
-                    found: other.kind_name(),
-                },
-                0,
-            )),
+            other => Err(Error::unplaced(ErrorKind::NonStrKey {
+                found: other.kind_name(),
+            })),
         })
         .collect()
 }
@@ -79,7 +87,7 @@ fn write_converted(
 ) -> Result<(), Error> {
     let mut dict = options.clone().readonly(false).open(scratch)?;
     for (key, value) in pairs {
-        if let Some((data, mask)) = masked_from_value(&value) {
+        if let Some(OwnedMasked { data, mask }) = OwnedMasked::from_numpy_pickle(&value) {
             dict.insert_masked_bytes(&key, &data.dtype, &data.shape, &data.data, &mask.data)?;
             continue;
         }
@@ -93,71 +101,6 @@ fn write_converted(
         }
     }
     Ok(())
-}
-
-/// A `numpy.dtype` object as numpy pickles it, for `descr` (`"b1"`) and byte order `order`.
-fn numpy_dtype_value(descr: &str, order: &str) -> Value {
-    let mut dtype = Object::new(
-        Construct::Reduce,
-        Value::Global(Global::new("numpy", "dtype")),
-        vec![Value::from(descr), Value::Bool(false), Value::Bool(true)],
-    );
-    dtype.state = Some(Value::Tuple(vec![
-        Value::Int(3),
-        Value::from(order),
-        Value::None,
-        Value::None,
-        Value::None,
-        Value::Int(-1),
-        Value::Int(-1),
-        Value::Int(0),
-    ]));
-    Value::from(dtype)
-}
-
-/// The data and mask of a masked array as numpy pickles it:
-/// `numpy.ma.core._mareconstruct(...)` + `BUILD` with the state
-/// `(version, shape, dtype, is_fortran, data_bytes, mask_bytes, fill_value)`.
-///
-/// Each part is read by rebuilding the `_reconstruct` form of a plain array around it, so
-/// the array layer's decoding (byte forms of every protocol, Fortran order) applies. `None`
-/// for anything else, or a mask that is not one bool per element (structured dtypes).
-fn masked_from_value(value: &Value) -> Option<(OwnedArray, OwnedArray)> {
-    let Value::Object(object) = value else {
-        return None;
-    };
-    let is_mareconstruct = object.construct == Construct::Reduce
-        && matches!(&object.callable, Value::Global(global)
-            if global.module == "numpy.ma.core" && global.name == "_mareconstruct");
-    let Some(Value::Tuple(state)) = object.state.as_ref().filter(|_| is_mareconstruct) else {
-        return None;
-    };
-    let [version, shape, dtype, is_fortran, data, mask, _fill_value] = state.as_slice() else {
-        return None;
-    };
-    let plain_array = |raw: &Value, dtype: Value| {
-        let mut array = Object::new(
-            Construct::Reduce,
-            Value::Global(Global::new("numpy.core.multiarray", "_reconstruct")),
-            vec![
-                Value::Global(Global::new("numpy", "ndarray")),
-                Value::Tuple(vec![Value::Int(0)]),
-                Value::Bytes(b"b".to_vec()),
-            ],
-        );
-        array.state = Some(Value::Tuple(vec![
-            version.clone(),
-            shape.clone(),
-            dtype,
-            is_fortran.clone(),
-            raw.clone(),
-        ]));
-        OwnedArray::from_value(&Value::from(array))?.ok()
-    };
-    let data = plain_array(data, dtype.clone())?;
-    let mask = plain_array(mask, numpy_dtype_value("b1", "|"))?;
-    (data.dtype.is_writable() && mask.dtype.kind() == Kind::Bool && mask.shape == data.shape)
-        .then_some((data, mask))
 }
 
 impl MmapDict {
@@ -180,14 +123,32 @@ impl MmapDict {
     /// ```
     pub fn convert(path: impl AsRef<Path>, options: &MmapDictOptions) -> Result<bool, Error> {
         let path = path.as_ref();
-        let mut header = Vec::new();
-        File::open(path)
-            .and_then(|file| file.take(HEADER_LEN).read_to_end(&mut header))
-            .map_err(Error::io)?;
-        if parse_header(&header).is_ok() {
+        if MmapDict::is_container(path)? {
             return Ok(false);
         }
         convert_plain_pickle(path, options)?;
         Ok(true)
+    }
+
+    /// Whether the file at `path` starts with the mmappickle header (its entries are not
+    /// checked: [`MmapDict::open`] does that); a plain pickle is not.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("header.mmdpickle");
+    /// MmapDict::open(&path)?;
+    /// assert!(MmapDict::is_container(&path)?);
+    /// std::fs::write(&path, b"\x80\x04N.")?;
+    /// assert!(!MmapDict::is_container(&path)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn is_container(path: impl AsRef<Path>) -> Result<bool, Error> {
+        let mut header = Vec::new();
+        File::open(path.as_ref())
+            .and_then(|file| file.take(HEADER_LEN).read_to_end(&mut header))
+            .map_err(Error::io)?;
+        Ok(parse_header(&header).is_ok())
     }
 }

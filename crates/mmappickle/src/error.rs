@@ -3,11 +3,12 @@
 use std::fmt;
 
 /// An error of an [`MmapDict`](crate::MmapDict) operation: what went wrong, and the byte
-/// offset in the file where it was found (0 when the problem is not at a place in the file).
+/// offset in the file where it was found (none when the problem is at no place in the file:
+/// a missing key, a refused change).
 #[derive(Debug)]
 pub struct Error {
     kind: ErrorKind,
-    offset: u64,
+    offset: Option<u64>,
 }
 
 /// What went wrong.
@@ -21,11 +22,12 @@ pub enum ErrorKind {
     Container(mmappickle_container::Error),
     /// An array expression is malformed, cannot be written, or cannot be mapped.
     Array(mmappickle_array::Error),
-    /// An operating-system error outside the layers (convert, rename, sync).
+    /// An operating-system error outside the layers (convert, rename, sync); it is the
+    /// error's [`source`](std::error::Error::source).
     Io(std::io::Error),
     /// The key is not in the dict.
     KeyNotFound(String),
-    /// A key longer than 255 bytes once encoded as UTF-8 (the format stores its length in
+    /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes once encoded as UTF-8 (the format stores its length in
     /// one byte).
     KeyTooLong {
         /// The key's length in UTF-8 bytes.
@@ -59,6 +61,13 @@ pub enum ErrorKind {
         /// How many maps are alive.
         count: usize,
     },
+    /// A writable map of a key's array was asked while another map of it lives in this
+    /// process, or a map while a writable one lives: one process never holds a writable map
+    /// together with another map of the same bytes.
+    MapConflict {
+        /// The key.
+        key: String,
+    },
     /// The file is a plain pickle, but not of a dict: there is nothing to convert.
     NotADict {
         /// The Python type of what the pickle holds.
@@ -87,7 +96,15 @@ pub enum ErrorKind {
 impl Error {
     /// An error of `kind` found at byte `offset` of the file.
     pub fn new(kind: ErrorKind, offset: u64) -> Self {
-        Error { kind, offset }
+        Error {
+            kind,
+            offset: Some(offset),
+        }
+    }
+
+    /// An error of `kind` at no place in the file (a missing key, a refused change).
+    pub fn unplaced(kind: ErrorKind) -> Self {
+        Error { kind, offset: None }
     }
 
     /// What went wrong.
@@ -95,25 +112,30 @@ impl Error {
         &self.kind
     }
 
-    /// The byte offset in the file where the problem was found.
-    pub fn offset(&self) -> u64 {
+    /// The byte offset in the file where the problem was found, if it is at one.
+    pub fn offset(&self) -> Option<u64> {
         self.offset
     }
 
     /// A codec error found in a value that starts at `value_offset` in the file.
     pub(crate) fn codec_at(error: mmappickle_codec::Error, value_offset: u64) -> Self {
-        let offset = value_offset.saturating_add(error.offset() as u64);
+        let offset = value_offset.saturating_add(error.offset());
         Error::new(ErrorKind::Codec(error), offset)
     }
 
     /// An array error whose offset is relative to a value at `value_offset` in the file.
     pub(crate) fn array_at(error: mmappickle_array::Error, value_offset: u64) -> Self {
-        let offset = value_offset.saturating_add(error.offset());
-        Error::new(ErrorKind::Array(error), offset)
+        let offset = error
+            .offset()
+            .map(|offset| value_offset.saturating_add(offset));
+        Error {
+            kind: ErrorKind::Array(error),
+            offset,
+        }
     }
 
     pub(crate) fn io(error: std::io::Error) -> Self {
-        Error::new(ErrorKind::Io(error), 0)
+        Error::unplaced(ErrorKind::Io(error))
     }
 }
 
@@ -127,7 +149,7 @@ impl From<mmappickle_container::Error> for Error {
             Kind::KeyTooLong { len } => ErrorKind::KeyTooLong { len: *len },
             _ => ErrorKind::Container(error),
         };
-        Error::new(kind, offset)
+        Error { kind, offset }
     }
 }
 
@@ -147,24 +169,30 @@ impl From<mmappickle_codec::SerdeError> for Error {
 }
 
 impl From<mmappickle_array::Error> for Error {
-    /// Map errors carry file offsets already; writer errors carry 0.
+    /// Map errors carry file offsets already; writer errors carry none.
     fn from(error: mmappickle_array::Error) -> Self {
         let offset = error.offset();
-        Error::new(ErrorKind::Array(error), offset)
+        Error {
+            kind: ErrorKind::Array(error),
+            offset,
+        }
     }
 }
 
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            // The layers' errors print their own offsets (relative to a value for the codec).
+            // A layer's message is said here (with the file offset, not the layer's own): the
+            // source chain continues below it, at the layer's source.
             ErrorKind::Codec(error) => write!(f, "cannot decode the value: {}", error.kind()),
             ErrorKind::Container(error) => write!(f, "{}", error.kind()),
             ErrorKind::Array(error) => write!(f, "{}", error.kind()),
-            ErrorKind::Io(error) => write!(f, "I/O error: {error}"),
+            // The I/O error itself is the source: said once, by whoever prints the chain.
+            ErrorKind::Io(_) => write!(f, "I/O error"),
             ErrorKind::KeyNotFound(key) => write!(f, "key {key:?} not found: expected a live key"),
             ErrorKind::KeyTooLong { len } => {
-                write!(f, "key of {len} UTF-8 bytes: expected at most 255")
+                let max = mmappickle_container::MAX_KEY_LEN;
+                write!(f, "key of {len} UTF-8 bytes: expected at most {max}")
             }
             ErrorKind::WrongElementType {
                 key,
@@ -185,6 +213,11 @@ impl fmt::Display for ErrorKind {
                 f,
                 "vacuum refused: {count} array map(s) of this file are still alive \
                  (drop them first: vacuum replaces the file)"
+            ),
+            ErrorKind::MapConflict { key } => write!(
+                f,
+                "key {key:?} is mapped elsewhere in this process: a writable map cannot live \
+                 beside another map of the same bytes (drop the other map first)"
             ),
             ErrorKind::NotADict { found } => {
                 write!(
@@ -213,16 +246,21 @@ impl fmt::Display for ErrorKind {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} at byte offset {}", self.kind, self.offset)
+        write!(f, "{}", self.kind)?;
+        match self.offset {
+            Some(offset) => write!(f, " at byte offset {offset}"),
+            None => Ok(()),
+        }
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
-            ErrorKind::Codec(error) => Some(error),
-            ErrorKind::Container(error) => Some(error),
-            ErrorKind::Array(error) => Some(error),
+            // The layers' messages are in this error's own: the chain goes on below them.
+            ErrorKind::Codec(error) => error.source(),
+            ErrorKind::Container(error) => error.source(),
+            ErrorKind::Array(error) => error.source(),
             ErrorKind::Io(error) => Some(error),
             #[cfg(feature = "serde")]
             ErrorKind::Serde(error) => Some(error),
@@ -243,7 +281,7 @@ mod tests {
             17,
         ));
         assert!(matches!(error.kind(), ErrorKind::ReadOnly));
-        assert_eq!(error.offset(), 17);
+        assert_eq!(error.offset(), Some(17));
     }
 
     // A codec error inside a value is reported at its file offset.
@@ -252,7 +290,50 @@ mod tests {
         let codec =
             mmappickle_codec::Error::new(mmappickle_codec::ErrorKind::UnknownOpcode(0xff), 3);
         let error = Error::codec_at(codec, 100);
-        assert_eq!(error.offset(), 103);
+        assert_eq!(error.offset(), Some(103));
         assert!(error.to_string().contains("at byte offset 103"));
+    }
+
+    // A problem at no place in the file says no offset.
+    #[test]
+    fn unplaced_errors_say_no_offset() {
+        let missing = Error::unplaced(ErrorKind::KeyNotFound("x".to_owned()));
+        assert_eq!(missing.offset(), None);
+        assert_eq!(
+            missing.to_string(),
+            "key \"x\" not found: expected a live key"
+        );
+        let refused = Error::from(mmappickle_container::Error::unplaced(
+            mmappickle_container::ErrorKind::ReadOnly,
+        ));
+        assert_eq!(
+            refused.to_string(),
+            "the dict is open read-only: changes are refused"
+        );
+    }
+
+    // An I/O error stays the source, and no message of the chain is said twice.
+    #[test]
+    fn io_errors_are_sources_said_once() {
+        use std::error::Error as _;
+        let container = mmappickle_container::Error::new(
+            mmappickle_container::ErrorKind::Io(std::io::Error::other("disk on fire")),
+            40,
+        );
+        let error = Error::from(container);
+        let mut chain = vec![error.to_string()];
+        let mut source = error.source();
+        while let Some(cause) = source {
+            chain.push(cause.to_string());
+            source = cause.source();
+        }
+        assert_eq!(chain, ["I/O error at byte offset 40", "disk on fire"]);
+        let io = error
+            .source()
+            .and_then(|source| source.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::Other)
+        );
     }
 }

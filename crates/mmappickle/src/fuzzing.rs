@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::array::{checked_raw_len, MappedBytes};
-use crate::{Item, MmapDict};
+use crate::{Item, MmapDict, ValueKind};
 
 /// What a fuzz body reports when a property fails.
 pub type Verdict = Result<(), String>;
@@ -57,6 +57,32 @@ fn read_every_key(path: &Path) -> Verdict {
             return Ok(());
         }
     };
+    // The listing's kinds come from the same classifier as `get`: they agree.
+    if let Ok(listing) = dict.listing() {
+        for info in listing.entries.iter().filter(|info| info.entry.is_live()) {
+            let kind = info.kind.as_ref().map(ValueKind::name);
+            if info.shadowed || kind.is_none() {
+                continue;
+            }
+            let got = match dict.get(info.entry.key()) {
+                Ok(Item::Array(_)) => "array",
+                Ok(Item::Masked(_)) => "masked",
+                Ok(Item::Value(_)) => "value",
+                Err(_) => "error",
+            };
+            let agrees = match (kind, got) {
+                (Some("malformed"), got) => got == "error",
+                (kind, "array" | "masked") => kind == Some(got),
+                _ => true,
+            };
+            if !agrees {
+                return Err(format!(
+                    "key {:?}: listed as {kind:?}, read as {got}",
+                    info.entry.key()
+                ));
+            }
+        }
+    }
     for key in keys {
         match dict.get(&key) {
             Ok(Item::Value(_)) => {}

@@ -106,6 +106,12 @@
 //! [`Bool`] bytes, validated by [`Bool::get`]). Array data is not locked: coordinate
 //! concurrent writers of the same array yourself, as in Python.
 //!
+//! Inside one process a writable map of an array never lives beside another map of the same
+//! bytes (through any handle of the file): [`MmapDict::array_mut`] is refused
+//! ([`ErrorKind::MapConflict`]) while such a map lives, and every other map while a writable
+//! one does. The maps themselves are made in this crate's one `unsafe` module, which argues
+//! both conditions.
+//!
 //! Python's own `vacuum` shifts entries in place: do not vacuum with Python while a Rust
 //! process holds maps of the file.
 //!
@@ -131,14 +137,21 @@
 //! it, as Python does, numpy arrays becoming mapped entries; read-only it is
 //! [`ErrorKind::PlainPickleReadOnly`].
 //!
+//! ## Tools
+//!
+//! [`MmapDict::listing`] gives every entry with what it holds ([`ValueKind`], from the one
+//! classifier that [`MmapDict::get`] uses too), [`MmapDict::with_disassembly`] each value's
+//! opcodes at their file offsets, [`MmapDict::is_container`] whether a file is one, [`loads`]
+//! and [`dis`] read plain pickles: the `mmappickle` command needs nothing else.
+//!
 //! ## Crates
 //!
-//! The layers are re-exported as modules: [`codec`] (pickle opcodes, [`Value`]),
-//! [`container`] (file layout, locking, vacuum, fsck), [`array`](mod@array) (dtypes, maps),
-//! [`stubs`] ([`EmptyArray`]).
+//! The layers are re-exported as modules, for those who want one: [`codec`] (pickle
+//! opcodes, [`Value`]), [`container`] (file layout, locking, vacuum, fsck),
+//! [`array`](mod@array) (dtypes, maps), [`stubs`] ([`EmptyArray`]).
 
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod convert;
 mod dict;
@@ -153,14 +166,20 @@ mod serde_values;
 pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
-        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions, MAX_KEY_LEN},
+        convert::loads,
+        dict::{
+            Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
+            MmapDictOptions,
+        },
         error::{Error, ErrorKind},
     },
     mmappickle_array::{
-        self as array, ArrayEncoding, Bool, DType, Element, MappedArray, MappedArrayMut,
-        MappedBytes, OwnedArray,
+        self as array, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element, Kind,
+        MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind, DATA_ALIGN,
     },
-    mmappickle_codec::{self as codec, Limits, Value},
-    mmappickle_container::{self as container, Durability, Entry, FsckReport, VacuumReport},
+    mmappickle_codec::{self as codec, dis, Construct, DisOp, Global, Limits, Object, Value},
+    mmappickle_container::{
+        self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,
+    },
     mmappickle_stubs::{self as stubs, EmptyArray},
 };

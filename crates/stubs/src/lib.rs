@@ -16,12 +16,15 @@
 //! let header = stub.write_to(&mut FileSink::new(&file, 0, None))?;
 //! assert_eq!(header.raw_len, 300 * 300 * 300 * 8);
 //!
-//! let array = MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape)?;
+//! // SAFETY: a private temporary file that nothing shrinks, mapped once.
+//! let array =
+//!     unsafe { MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape) }?;
 //! assert_eq!(array.get(123_456)?, 0.0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
@@ -105,20 +108,10 @@ impl EmptyArray {
         if self.reserve {
             sink.file()
                 .allocate(raw_end)
-                .map_err(|e| io_error(&e, value_start))?;
+                .map_err(|e| Error::io(e, value_start))?;
         }
         Ok(layout.header().clone())
     }
-}
-
-fn io_error(err: &std::io::Error, offset: u64) -> Error {
-    Error::new(
-        ErrorKind::Io {
-            kind: err.kind(),
-            message: err.to_string(),
-        },
-        offset,
-    )
 }
 
 /// Refuses when the file system has less free space than reserving up to `end` needs.
@@ -127,19 +120,21 @@ fn check_space<S: RawSink + ?Sized>(sink: &S, end: u64) -> Result<(), Error> {
     let allocated = sink
         .file()
         .allocated_size()
-        .map_err(|e| io_error(&e, position))?;
+        .map_err(|e| Error::io(e, position))?;
     let needed = end.saturating_sub(allocated);
     let path = match sink.path() {
         Some(path) => path.to_path_buf(),
-        None => fd_path(sink.file()).ok_or(Error::new(
-            ErrorKind::Io {
-                kind: std::io::ErrorKind::Unsupported,
-                message: "the file's path is needed to check its free space".to_owned(),
-            },
-            position,
-        ))?,
+        None => fd_path(sink.file()).ok_or_else(|| {
+            Error::io(
+                std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "the file's path is needed to check its free space",
+                ),
+                position,
+            )
+        })?,
     };
-    let available = fs2::available_space(&path).map_err(|e| io_error(&e, position))?;
+    let available = fs2::available_space(&path).map_err(|e| Error::io(e, position))?;
     if needed > available {
         return Err(Error::new(
             ErrorKind::NoSpace { needed, available },

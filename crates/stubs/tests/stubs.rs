@@ -1,7 +1,7 @@
 #![cfg(unix)]
-//! Stubs on a real file system: holes, sizes, times, reservation.
+//! Stubs on a real file system: holes, sizes, reservation.
 //!
-//! - `terabyte_stub_is_a_hole`: a 1 TiB stub is made in milliseconds, takes
+//! - `terabyte_stub_is_a_hole`: a 1 TiB stub writes only its header, takes
 //!   kilobytes of disk and reads as zeros through a map.
 //! - `reserve_refuses_without_space`: reserving more than the disk has is a
 //!   clear `NoSpace` error, before anything is written.
@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::time::{Duration, Instant};
 
 use mmappickle_array::{ErrorKind, FileSink, MappedArray, MappedArrayMut};
 use mmappickle_stubs::EmptyArray;
@@ -30,12 +29,9 @@ fn terabyte_stub_is_a_hole() {
     let path = dir.path().join("stub");
     let file = open_rw(&path);
     let n = 1usize << 37; // 2^37 float64 = 1 TiB
-    let started = Instant::now();
     let header = EmptyArray::new::<f64>(&[n])
         .write_to(&mut FileSink::new(&file, 0, Some(&path)))
         .unwrap();
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     let meta = file.metadata().unwrap();
     assert_eq!(meta.len(), header.end);
     assert!(meta.len() > 1 << 40);
@@ -45,20 +41,28 @@ fn terabyte_stub_is_a_hole() {
         meta.blocks() * 512
     );
     // Reads as zeros, and a write through a map lands (taking one page).
-    let mut map = MappedArrayMut::<f64>::map(
-        &file,
-        header.raw_offset,
-        header.dtype.clone(),
-        &header.shape,
-    )
+    let mut map = {
+        // SAFETY: a temporary file of this test that nothing shrinks, with no other map of these bytes alive.
+        unsafe {
+            MappedArrayMut::<f64>::map(
+                &file,
+                header.raw_offset,
+                header.dtype.clone(),
+                &header.shape,
+            )
+        }
+    }
     .unwrap();
     assert_eq!(map.get(0).unwrap(), 0.0);
     assert_eq!(map.get(n - 1).unwrap(), 0.0);
     map.set(n / 2, 4.5).unwrap();
     map.flush().unwrap();
     drop(map);
-    let read =
-        MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape).unwrap();
+    let read = {
+        // SAFETY: a temporary file of this test that nothing shrinks, with no other map of these bytes alive.
+        unsafe { MappedArray::<f64>::map(&file, header.raw_offset, header.dtype, &header.shape) }
+    }
+    .unwrap();
     assert_eq!(read.get(n / 2).unwrap(), 4.5);
 }
 

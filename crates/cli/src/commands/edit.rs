@@ -3,7 +3,6 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use mmappickle::container::Container;
 use mmappickle::{ArrayEncoding, DType, MmapDict};
 use serde_json::Value as Json;
 
@@ -42,7 +41,8 @@ pub(super) fn rm(path: &Path, key: &str) -> CliResult {
 }
 
 fn parse_dtype(name: &str) -> CliResult<DType> {
-    let dtype = DType::parse(name).map_err(|err| CliError::from(err).context("--dtype"))?;
+    let dtype = DType::parse(name)
+        .map_err(|err| CliError::from(mmappickle::Error::from(err)).context("--dtype"))?;
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
             "dtype {name:?} cannot be stored as an array"
@@ -65,7 +65,7 @@ pub(super) fn stub(
         .map(|&n| usize::try_from(n))
         .collect::<Result<Vec<usize>, _>>()
         .map_err(|_| CliError::new("a dimension does not fit in memory addresses"))?;
-    let stub = mmappickle::stubs::EmptyArray::with_dtype(dtype, &shape).encoding(encoding);
+    let stub = mmappickle::EmptyArray::with_dtype(dtype, &shape).encoding(encoding);
     let mut dict = store::open_dict(path, encoding)?;
     dict.insert_stub(key, stub)?;
     Ok(())
@@ -148,7 +148,9 @@ pub(super) fn convert(
             output
         }
     };
-    if Container::open_readonly(target).is_ok() {
+    if MmapDict::is_container(target)
+        .map_err(|err| CliError::from(err).context(target.display()))?
+    {
         writeln!(out, "{}: already an mmappickle file", target.display())?;
         return Ok(());
     }

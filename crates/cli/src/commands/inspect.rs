@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use mmappickle::codec::loads;
-use mmappickle::container::{Container, Entry};
-use mmappickle::{DType, Item, MappedBytes};
+use mmappickle::loads;
+use mmappickle::DATA_ALIGN;
+use mmappickle::{DType, EntryInfo, Item, MappedBytes, ValueKind, FORMAT_VERSION};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value as Json};
 
@@ -14,7 +14,7 @@ use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::json::JsonOf;
 use crate::pretty::{repr, str_repr};
-use crate::store::{self, EntryKind};
+use crate::store;
 
 /// One row of `ls`.
 struct Row {
@@ -28,57 +28,24 @@ struct Row {
     json: Json,
 }
 
-/// The `ls` row of `entry`: its kind from its value's head, and where its data is.
-fn describe_entry(container: &Container, entry: &Entry) -> Row {
-    let kind = if entry.is_padding() {
-        None
-    } else {
-        // A value that starts like an array but is not a mappable one may still
-        // be an ordinary value, as the facade's `get` reads it.
-        Some(store::entry_kind(container, entry).unwrap_or(EntryKind::Value))
+/// The `ls` row of an entry: its kind from the one classifier, and where its data is.
+fn describe_entry(info: &EntryInfo) -> Row {
+    let entry = &info.entry;
+    let header = info.kind.as_ref().and_then(ValueKind::data_header);
+    let (bytes, offset) = info.data_range().map_or(
+        (entry.value_len(), entry.value_offset()),
+        |(offset, len)| (len, offset),
+    );
+    let kind_name = match &info.kind {
+        _ if !entry.is_live() && !entry.is_padding() => "deleted",
+        None => "padding",
+        Some(kind) => kind.name(),
     };
-    let data = |header: &mmappickle::array::ArrayHeader| {
-        let offset = entry.value_offset().saturating_add(header.raw_offset);
-        (offset, header.raw_len)
-    };
-    let (kind_name, dtype, shape, bytes, offset) = match &kind {
-        None => (
-            "padding",
-            None,
-            None,
-            entry.value_len(),
-            entry.value_offset(),
-        ),
-        Some(EntryKind::Value) => ("value", None, None, entry.value_len(), entry.value_offset()),
-        Some(EntryKind::Array(header)) => {
-            let (offset, bytes) = data(header);
-            (
-                "array",
-                Some(&header.dtype),
-                Some(&header.shape),
-                bytes,
-                offset,
-            )
-        }
-        Some(EntryKind::Masked(header)) => {
-            let (offset, bytes) = data(&header.data);
-            (
-                "masked",
-                Some(&header.data.dtype),
-                Some(&header.data.shape),
-                bytes,
-                offset,
-            )
-        }
-    };
-    let kind_name = if entry.is_live() || entry.is_padding() {
-        kind_name
-    } else {
-        "deleted"
-    };
+    let dtype = header.map(|header| &header.dtype);
+    let shape = header.map(|header| &header.shape);
     let aligned = match dtype {
         None => "-",
-        Some(_) if offset % mmappickle::array::DATA_ALIGN == 0 => "yes",
+        Some(_) if offset % DATA_ALIGN == 0 => "yes",
         Some(_) => "no",
     };
     let mut json = Map::new();
@@ -105,16 +72,13 @@ fn describe_entry(container: &Container, entry: &Entry) -> Row {
 
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut container = store::open_readonly(path)?;
-    // One lock for the table and every entry's head, so they agree.
-    let rows = container.with_lock(|container| -> CliResult<Vec<Row>> {
-        let entries: Vec<Entry> = container.table()?.entries().to_vec();
-        Ok(entries
-            .iter()
-            .filter(|entry| all || entry.is_live())
-            .map(|entry| describe_entry(container, entry))
-            .collect())
-    })??;
+    let listing = store::open_dict_readonly(path)?.listing()?;
+    let rows: Vec<Row> = listing
+        .entries
+        .iter()
+        .filter(|info| all || info.entry.is_live())
+        .map(describe_entry)
+        .collect();
     if as_json {
         return print_json(
             out,
@@ -163,24 +127,17 @@ pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> 
 
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut container = store::open_readonly(path)?;
-    // The BININT after the header's FRAME: its i32 is at offset 12.
-    let format_version = container
-        .with_read_map(|file| file.get(12..16).and_then(|b| <[u8; 4]>::try_from(b).ok()))?
-        .map(i32::from_le_bytes)
-        .ok_or_else(|| CliError::new(format!("{}: header cut short", path.display())))?;
-    let file_len = container.file_len()?;
-    let table = container.table()?;
-    let commit_number = table.commit_number();
-    let live = table.n_live();
-    let live_offsets: Vec<u64> = table.live_entries().map(Entry::offset).collect();
+    let listing = store::open_dict_readonly(path)?.listing()?;
+    let format_version = FORMAT_VERSION;
+    let (file_len, commit_number, live) = (listing.file_len, listing.commit_number, listing.n_live);
     let (mut deleted, mut padding, mut shadowed, mut reclaimable) = (0usize, 0usize, 0usize, 0u64);
-    for entry in table.entries() {
+    for info in &listing.entries {
+        let entry = &info.entry;
         if entry.is_padding() {
             padding += 1;
         } else if !entry.is_live() {
             deleted += 1;
-        } else if live_offsets.binary_search(&entry.offset()).is_err() {
+        } else if info.shadowed {
             shadowed += 1; // an older live duplicate left by an interrupted replace
         } else {
             continue;

@@ -4,8 +4,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use mmappickle::array::Kind;
-use mmappickle::{ArrayEncoding, DType, Item, MappedBytes, OwnedArray};
+use mmappickle::Kind;
+use mmappickle::{ArrayEncoding, DType, Item, OwnedArray};
 
 use super::{get_item, CHUNK};
 use crate::error::{CliError, CliResult};
@@ -54,15 +54,76 @@ fn copy_chunks(
     Ok(())
 }
 
-/// Emits Fortran-ordered `src` in C order, a chunk at a time.
+/// Fortran-ordered data of `len` bytes, read item by item at byte offsets.
+trait ItemSource {
+    /// Fills `item` with the bytes at `offset`.
+    fn read_item(&mut self, offset: usize, item: &mut [u8]) -> io::Result<()>;
+}
+
+impl ItemSource for &[u8] {
+    fn read_item(&mut self, offset: usize, item: &mut [u8]) -> io::Result<()> {
+        let bytes = offset
+            .checked_add(item.len())
+            .and_then(|end| self.get(offset..end))
+            .ok_or_else(|| io::Error::other("array data shorter than its shape"))?;
+        item.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A region of a file read through a window of [`CHUNK`] bytes with positioned reads (no
+/// map: its soundness would depend on nobody shrinking the file).
+struct FileWindow<'f> {
+    file: &'f File,
+    start: u64,
+    window: Vec<u8>,
+    window_offset: usize,
+}
+
+impl ItemSource for FileWindow<'_> {
+    fn read_item(&mut self, offset: usize, item: &mut [u8]) -> io::Result<()> {
+        let end = offset + item.len();
+        if offset < self.window_offset || end > self.window_offset + self.window.len() {
+            self.window.resize(CHUNK.max(item.len()), 0);
+            let at = self.start + offset as u64;
+            let read = read_up_to(self.file, &mut self.window, at)?;
+            self.window.truncate(read);
+            self.window_offset = offset;
+        }
+        let bytes = self
+            .window
+            .get(offset - self.window_offset..end - self.window_offset)
+            .ok_or_else(|| io::Error::other("array data shorter than its shape"))?;
+        item.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Reads up to `buf.len()` bytes at `offset` (fewer only at the end of the file).
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// Emits `len` bytes of Fortran-ordered data in C order, a chunk at a time.
 fn fortran_to_c(
-    src: &[u8],
+    src: &mut dyn ItemSource,
+    len: usize,
     shape: &[usize],
     item_size: usize,
     emit: &mut dyn FnMut(&[u8]) -> io::Result<()>,
     bar: &indicatif::ProgressBar,
 ) -> io::Result<()> {
-    if src.is_empty() || item_size == 0 {
+    if len == 0 || item_size == 0 {
         return Ok(());
     }
     // Fortran strides: the first axis varies fastest.
@@ -74,13 +135,12 @@ fn fortran_to_c(
     }
     let mut index = vec![0usize; shape.len()];
     let mut src_offset = 0usize;
-    let mut chunk = Vec::with_capacity(CHUNK.min(src.len()));
-    let n_items = src.len() / item_size;
+    let mut chunk = Vec::with_capacity(CHUNK.min(len));
+    let mut item = vec![0u8; item_size];
+    let n_items = len / item_size;
     for _ in 0..n_items {
-        let item = src
-            .get(src_offset..src_offset + item_size)
-            .ok_or_else(|| io::Error::other("array data shorter than its shape"))?;
-        chunk.extend_from_slice(item);
+        src.read_item(src_offset, &mut item)?;
+        chunk.extend_from_slice(&item);
         if chunk.len() >= CHUNK {
             emit(&chunk)?;
             bar.inc(chunk.len() as u64);
@@ -144,11 +204,17 @@ pub(super) fn import_npy(
     let mut dict = store::open_dict(path, encoding)?;
     let bar = progress::bytes_bar(raw_len, &format!("importing {key}"));
     let result = if needs_reordering(&header) && raw_len > 0 {
-        // Read the source through a map, in C order.
-        let source = MappedBytes::map(&npy_file, header.data_offset, dtype.clone(), &shape)
-            .map_err(|err| in_npy(err.into()))?;
+        // Read the source at the offsets of C order, through a window.
+        let len = usize::try_from(raw_len)
+            .map_err(|_| CliError::new("the array does not fit in memory addresses"))?;
+        let mut source = FileWindow {
+            file: &npy_file,
+            start: header.data_offset,
+            window: Vec::new(),
+            window_offset: 0,
+        };
         dict.insert_array_with(key, &dtype, &shape, |emit| {
-            fortran_to_c(source.bytes(), &shape, dtype.item_size(), emit, &bar)
+            fortran_to_c(&mut source, len, &shape, dtype.item_size(), emit, &bar)
         })
     } else {
         dict.insert_array_with(key, &dtype, &shape, |emit| {
@@ -211,7 +277,14 @@ pub(super) fn import_npz(
                 ))));
             }
             dict.insert_array_with(&key, &dtype, &shape, |emit| {
-                fortran_to_c(&data, &shape, dtype.item_size(), emit, &bar)
+                fortran_to_c(
+                    &mut &data[..],
+                    data.len(),
+                    &shape,
+                    dtype.item_size(),
+                    emit,
+                    &bar,
+                )
             })
         } else {
             dict.insert_array_with(&key, &dtype, &shape, |emit| {
@@ -254,7 +327,7 @@ pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: boo
         }
         (Item::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
-                owned = array?;
+                owned = array.map_err(mmappickle::Error::from)?;
                 (&owned.dtype, &owned.shape, &owned.data)
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),
@@ -290,7 +363,8 @@ mod tests {
     fn collect_c_order(src: &[u8], shape: &[usize], item_size: usize) -> Vec<u8> {
         let mut out = Vec::new();
         fortran_to_c(
-            src,
+            &mut &src[..],
+            src.len(),
             shape,
             item_size,
             &mut |chunk| {

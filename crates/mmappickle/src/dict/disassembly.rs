@@ -1,0 +1,62 @@
+//! The file disassembled: the listing, and each value's ops from the codec, at file offsets.
+
+use mmappickle_codec::{dis_ops, DisOp};
+
+use super::listing::{value_bytes, EntryInfo, Listing};
+use super::MmapDict;
+use crate::error::Error;
+
+/// The disassembly of a file: its [`Listing`], and the ops of every value read from one map
+/// of the file (see [`MmapDict::with_disassembly`]).
+#[derive(Debug)]
+pub struct Disassembly<'f> {
+    /// The file's facts and entries.
+    pub listing: Listing,
+    file: &'f [u8],
+}
+
+impl<'f> Disassembly<'f> {
+    /// The ops of `info`'s value as the codec reads them, offsets in the file; an undecodable
+    /// op ends them with the codec's error (its offset in the file too).
+    pub fn value_ops(
+        &self,
+        info: &EntryInfo,
+    ) -> impl Iterator<Item = Result<DisOp<'f>, mmappickle_codec::Error>> + 'f {
+        let value_offset = info.entry.value_offset();
+        let shift = usize::try_from(value_offset).unwrap_or(usize::MAX);
+        dis_ops(value_bytes(self.file, &info.entry)).map(move |item| match item {
+            Ok(op) => Ok(DisOp {
+                offset: op.offset.saturating_add(shift),
+                ..op
+            }),
+            Err(error) => Err(error.shifted(value_offset)),
+        })
+    }
+}
+
+impl MmapDict {
+    /// Runs `read` over the disassembly of the file: its listing and the ops of each value,
+    /// all read under one lock from one read-only map of the file.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("dis.mmdpickle"))?;
+    /// m.insert("answer", 42)?;
+    /// let lines = m.with_disassembly(|dis| {
+    ///     let info = &dis.listing.entries[0];
+    ///     dis.value_ops(info)
+    ///         .map(|op| op.map(|op| format!("{}: {op}", op.offset)))
+    ///         .collect::<Result<Vec<_>, _>>()
+    /// })??;
+    /// assert_eq!(lines, ["41: BININT1 42"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_disassembly<R>(
+        &mut self,
+        read: impl FnOnce(&Disassembly<'_>) -> R,
+    ) -> Result<R, Error> {
+        self.with_file_map(|listing, file| read(&Disassembly { listing, file }))
+    }
+}

@@ -1,0 +1,124 @@
+//! The file as tools list it: every entry with what its value holds, and the file's facts,
+//! read under one lock from one map of the file.
+
+use mmappickle_array::{classify, ValueKind};
+use mmappickle_container::{Entry, Table};
+
+use super::MmapDict;
+use crate::error::Error;
+
+/// One entry of the file with what its value holds.
+#[derive(Debug)]
+pub struct EntryInfo {
+    /// Where the entry is, its key, its flags.
+    pub entry: Entry,
+    /// What the value holds, from the one classifier ([`classify`]); `None` for a
+    /// padding entry. Offsets in a [`ValueKind::Malformed`] error and in headers are
+    /// relative to the value (at [`Entry::value_offset`]).
+    pub kind: Option<ValueKind>,
+    /// A live entry that is not its key's value: an older duplicate left by an interrupted
+    /// replace (a read-write open deletes it).
+    pub shadowed: bool,
+}
+
+impl EntryInfo {
+    /// The absolute file offset and length of the (data) array's raw bytes, for array
+    /// entries; `None` for other entries.
+    pub fn data_range(&self) -> Option<(u64, u64)> {
+        let header = self.kind.as_ref()?.data_header()?;
+        let offset = self.entry.value_offset().checked_add(header.raw_offset)?;
+        Some((offset, header.raw_len))
+    }
+}
+
+/// What [`MmapDict::listing`] reads: the file's facts and every entry, as of one moment.
+#[derive(Debug)]
+pub struct Listing {
+    /// The commit number in the header.
+    pub commit_number: i32,
+    /// The file's length in bytes.
+    pub file_len: u64,
+    /// The number of live keys.
+    pub n_live: usize,
+    /// Every entry in file order: live, deleted and padding ones.
+    pub entries: Vec<EntryInfo>,
+}
+
+impl MmapDict {
+    /// Every entry of the file (deleted and padding entries too) with what it holds, and the
+    /// file's facts, all read under one lock from one read-only map of the file: the heads
+    /// of values are classified in memory, the raw data of arrays is never touched.
+    ///
+    /// ```
+    /// use mmappickle::{MmapDict, ValueKind};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("listing.mmdpickle"))?;
+    /// m.insert("name", "value")?;
+    /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
+    /// let listing = m.listing()?;
+    /// let kinds: Vec<_> = listing
+    ///     .entries
+    ///     .iter()
+    ///     .filter(|info| info.entry.is_live())
+    ///     .map(|info| (info.entry.key(), info.kind.as_ref().map(ValueKind::name)))
+    ///     .collect();
+    /// assert_eq!(kinds, [("name", Some("value")), ("grid", Some("array"))]);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn listing(&mut self) -> Result<Listing, Error> {
+        self.with_file_map(|listing, _| listing)
+    }
+
+    /// Runs `read` over the listing and a read-only map of the whole file, under one lock.
+    pub(super) fn with_file_map<R>(
+        &mut self,
+        read: impl FnOnce(Listing, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        self.container
+            .with_lock(|container| -> Result<R, Error> {
+                let table = container.table()?.clone();
+                container.with_read_map(|file| Ok(read(listing_of(&table, file)?, file)))?
+            })
+            .map_err(Error::from)?
+    }
+}
+
+/// The listing of `table` over `file`, the map of the whole file it was scanned from.
+fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
+    let entries = table
+        .entries()
+        .iter()
+        .map(|entry| {
+            let kind = if entry.is_padding() {
+                None
+            } else {
+                let value = value_bytes(file, entry);
+                Some(
+                    classify(&mut &value[..])
+                        .map_err(|error| Error::array_at(error, entry.value_offset()))?,
+                )
+            };
+            Ok(EntryInfo {
+                shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
+                entry: entry.clone(),
+                kind,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok(Listing {
+        commit_number: table.commit_number(),
+        file_len: file.len() as u64,
+        n_live: table.n_live(),
+        entries,
+    })
+}
+
+/// The bytes of `entry`'s value in `file` (the scan checked that they lie inside it).
+pub(super) fn value_bytes<'f>(file: &'f [u8], entry: &Entry) -> &'f [u8] {
+    usize::try_from(entry.value_offset())
+        .ok()
+        .zip(usize::try_from(entry.value_len()).ok())
+        .and_then(|(start, len)| file.get(start..start.checked_add(len)?))
+        .unwrap_or_default()
+}
