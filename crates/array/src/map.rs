@@ -98,7 +98,7 @@ macro_rules! raw_map_methods {
         pub fn advise_random(&self) -> Result<(), Error> {
             self.map
                 .advise(memmap2::Advice::Random)
-                .map_err(|e| Error::io(&e, self.data_offset))
+                .map_err(|e| Error::io(e, self.data_offset))
         }
     };
 }
