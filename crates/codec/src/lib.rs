@@ -54,6 +54,7 @@ mod error;
 pub mod fuzzing;
 mod op;
 mod pickler;
+mod restream;
 mod unpickler;
 mod value;
 
@@ -63,6 +64,7 @@ pub use crate::{
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
     pickler::dumps,
+    restream::entry_value_from_pickle,
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

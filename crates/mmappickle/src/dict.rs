@@ -17,6 +17,8 @@ use mmappickle_container::{
 use mmappickle_stubs::EmptyArray;
 
 use crate::convert;
+
+pub(crate) mod bindings;
 use crate::error::{Error, ErrorKind};
 
 /// The longest key the format can store, in UTF-8 bytes.
