@@ -42,6 +42,7 @@
 
 #![deny(missing_docs)]
 
+mod complete;
 mod container;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -150,6 +150,9 @@ impl MmapDictOptions {
                     convert::refuse_non_dict(path, &self.limits)?;
                     return Err(error.into());
                 }
+                if convert::is_damaged_header(path) {
+                    return Err(error.into());
+                }
                 if self.readonly {
                     return Err(Error::new(ErrorKind::PlainPickleReadOnly, 0));
                 }
@@ -930,10 +933,17 @@ impl MmapDict {
     }
 
     /// Repairs a damaged file (a torn last entry, a missing terminator): keeps every complete
-    /// entry and reports what was dropped. Open with
+    /// entry, completes a last entry that was cut after its value, and reports what was
+    /// dropped. Open with
     /// [`MmapDictOptions::allow_damaged`] to reach a file that fails to open otherwise.
     pub fn fsck(&mut self) -> Result<FsckReport, Error> {
         self.check_writable()?;
+        // A last entry cut after its value is completed first (the file gets its old size
+        // back); whatever else is torn, fsck drops.
+        let limits = &self.options.limits;
+        self.container.complete_torn_entry(|value, memo_start| {
+            bindings::whole_value_memo_max(value, memo_start, limits)
+        })?;
         Ok(self.container.fsck()?)
     }
 }

@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use mmappickle_array::{ArrayLayout, DType};
-use mmappickle_codec::entry_value_from_pickle;
+use mmappickle_codec::{decode_entry_value, entry_value_from_pickle, ops, Limits, Op};
 use mmappickle_container::{NewEntry, COMMIT_NUMBER_OFFSET};
 
 use super::{
@@ -45,6 +45,30 @@ pub enum Located {
         /// The mask.
         mask: ArrayPlace,
     },
+}
+
+/// The `memo_max` of an entry whose value is `value`, if `value` is exactly one whole value
+/// (an array expression to its last byte, or a generic value that decodes): 0 for arrays, as
+/// Python writes; else one past the largest memo index it stores, at least `memo_start`.
+pub(super) fn whole_value_memo_max(value: &[u8], memo_start: i32, limits: &Limits) -> Option<i32> {
+    let whole = |end: u64| (end == value.len() as u64).then_some(0);
+    match value_form_of(&mut &value[..], 0) {
+        Ok(ValueForm::Array(header)) => whole(header.end),
+        Ok(ValueForm::Masked(header)) => whole(header.end),
+        _ => {
+            decode_entry_value(value, limits).ok()?;
+            let largest_stored = ops(value)
+                .filter_map(|op| match op.ok()?.1 {
+                    Op::Put(index) => Some(index),
+                    Op::BinPut(index) => Some(u64::from(index)),
+                    Op::LongBinPut(index) => Some(u64::from(index)),
+                    _ => None,
+                })
+                .max();
+            let after = largest_stored.map_or(0, |index| index.saturating_add(1));
+            Some(i32::try_from(after).unwrap_or(i32::MAX).max(memo_start))
+        }
+    }
 }
 
 fn place(value_offset: u64, header: ArrayHeader) -> Result<ArrayPlace, Error> {
