@@ -36,6 +36,7 @@ def run_library(script: str, *args: str) -> Any:
     """Runs `script` with the Python library's interpreter; returns the JSON it prints."""
     completed = subprocess.run(
         [library_python(), "-c", textwrap.dedent(script), *args],
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -49,6 +50,7 @@ def run_ours(script: str, *args: str) -> subprocess.CompletedProcess:
     """Runs `script` with this environment's interpreter (our package) in a fresh process."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script), *args],
+        check=False,
         capture_output=True,
         text=True,
     )

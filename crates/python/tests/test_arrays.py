@@ -7,14 +7,31 @@ import pickle
 
 import numpy as np
 import pytest
-
 from mmappickle import mmapdict
 from mmappickle.stubs import EmptyNDArray
 
 DTYPES = [
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "complex64", "complex128",
-    ">i4", ">f8", ">c16", "<U5", "S3", "datetime64[ns]", "timedelta64[s]",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    ">i4",
+    ">f8",
+    ">c16",
+    "<U5",
+    "S3",
+    "datetime64[ns]",
+    "timedelta64[s]",
 ]
 
 
@@ -45,9 +62,7 @@ def test_dtypes_round_trip_as_memmaps(path: str, dtype: str) -> None:
     assert np.array_equal(got, array)
 
 
-@pytest.mark.parametrize(
-    "shape", [(), (0,), (3, 0), (0, 5), (1,) * 32, (2, 3, 4, 5), (70000,)]
-)
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 5), (1,) * 32, (2, 3, 4, 5), (70000,)])
 def test_shapes(path: str, shape: tuple) -> None:
     m = mmapdict(path)
     array = sample("float64", shape)

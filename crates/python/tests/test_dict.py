@@ -8,9 +8,8 @@ import pathlib
 import tempfile
 import weakref
 
-import pytest
-
 import mmappickle
+import pytest
 from mmappickle import mmapdict
 
 

@@ -32,7 +32,7 @@ def test_quickstart_runs_verbatim(tmp_path: Path) -> None:
         runner = doctest.DocTestRunner(checker=_Checker(), optionflags=doctest.ELLIPSIS)
         runner.run(test)
         result = runner.summarize(verbose=False)
-        assert result.attempted == 29
+        assert result.attempted == 26
         assert result.failed == 0
         size = target.stat().st_size
         # The 216 MB stub was given back.

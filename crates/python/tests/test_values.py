@@ -8,6 +8,7 @@ import datetime
 import decimal
 import fractions
 import pickle
+from pathlib import Path
 
 from mmappickle import mmapdict
 
@@ -72,13 +73,14 @@ def test_shared_and_recursive_references(path: str) -> None:
     point = Point(1, 2)
     m["points"] = (point, [point])
 
-    (key, value), = m["same str"].items()
+    ((key, value),) = m["same str"].items()
     assert key is value
     shared = m["shared list"]
     assert shared[0] is shared[1] is shared[2]["k"]
     loop = m["self"]
     assert loop[1] is loop
-    assert m["dict self"]["me"] is m["dict self"]["me"]["me"]
+    loaded = m["dict self"]
+    assert loaded["me"] is loaded
     points = m["points"]
     assert points[0] is points[1][0]
 
@@ -86,7 +88,7 @@ def test_shared_and_recursive_references(path: str) -> None:
     with open(path, "rb") as file:
         whole = pickle.load(file)
     assert list(whole) == m.keys()
-    (key, value), = whole["same str"].items()
+    ((key, value),) = whole["same str"].items()
     assert key is value
     assert whole["self"][1] is whole["self"]
     assert whole["points"][0] is whole["points"][1][0]
@@ -122,7 +124,7 @@ def test_plain_pickles_of_other_things_are_refused(path: str) -> None:
     for value in ([1, 2], "text", {1: "non-str key"}):
         with open(path, "wb") as file:
             pickle.dump(value, file)
-        before = open(path, "rb").read()
+        before = Path(path).read_bytes()
         with pytest.raises(ValueError):
             mmapdict(path)
-        assert open(path, "rb").read() == before
+        assert Path(path).read_bytes() == before

@@ -10,4 +10,4 @@ of arrays). numpy is optional: without it, generic values only.
 from ._native import UnsafeValueError, __version__
 from .dict import mmapdict
 
-__all__ = ["mmapdict", "UnsafeValueError", "__version__"]
+__all__ = ["UnsafeValueError", "__version__", "mmapdict"]

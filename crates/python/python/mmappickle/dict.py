@@ -7,7 +7,7 @@ import os
 import pickle
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Optional
+from typing import Any
 
 from . import _native
 from .picklers.base import BasePickler, GenericPickler
@@ -20,13 +20,16 @@ def _not_writable() -> io.UnsupportedOperation:
     return io.UnsupportedOperation("not writable")
 
 
-def _kinds_of(picklers: Optional[list]) -> frozenset:
+def _kinds_of(picklers: list | None) -> frozenset:
     if picklers is None:
         return frozenset(_KINDS)
     kinds = set()
     for pickler in picklers:
         kind = getattr(pickler, "kind", None)
-        if not (isinstance(pickler, type) and issubclass(pickler, BasePickler)) or kind not in _KINDS:
+        if (
+            not (isinstance(pickler, type) and issubclass(pickler, BasePickler))
+            or kind not in _KINDS
+        ):
             raise TypeError(
                 f"unsupported pickler {pickler!r}: only GenericPickler, ArrayPickler and "
                 "MaskedArrayPickler are supported (the file format is written in Rust)"
@@ -35,7 +38,7 @@ def _kinds_of(picklers: Optional[list]) -> frozenset:
     return frozenset(kinds)
 
 
-def _path_of(file: Any) -> tuple[str, Optional[str], bool]:
+def _path_of(file: Any) -> tuple[str, str | None, bool]:
     """``(path to open, path to reopen when unpickled or None, whether the file object is
     read-only)`` of a path or an open binary file object."""
     if isinstance(file, (str, os.PathLike)):
@@ -69,7 +72,7 @@ def _numpy() -> Any:
     return sys.modules.get("numpy")
 
 
-class mmapdict(MutableMapping):  # noqa: N801  (the Python library's name)
+class mmapdict(MutableMapping):
     """A dict stored in a file that is a pickle of the dict; numpy arrays are memory-mapped.
 
     :param file: a path (``str`` or ``os.PathLike``) or an open binary file object with a
@@ -96,8 +99,8 @@ class mmapdict(MutableMapping):  # noqa: N801  (the Python library's name)
     def __init__(
         self,
         file: Any,
-        readonly: Optional[bool] = False,
-        picklers: Optional[list] = None,
+        readonly: bool | None = False,
+        picklers: list | None = None,
         *,
         encoding: str = "compatible",
         safe: bool = False,
@@ -220,17 +223,17 @@ class mmapdict(MutableMapping):  # noqa: N801  (the Python library's name)
 
     def values(self) -> list:  # type: ignore[override]
         """Every value, in key order."""
-        return [self[key] for key in self._native.keys()]
+        return [self[key] for key in self]
 
     def items(self) -> list:  # type: ignore[override]
         """Every ``(key, value)``, in file order."""
-        return [(key, self[key]) for key in self._native.keys()]
+        return [(key, self[key]) for key in self]
 
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
         self._native.close()
 
-    def __enter__(self) -> mmapdict:
+    def __enter__(self) -> mmapdict:  # noqa: PYI034  (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -313,7 +316,7 @@ class mmapdict(MutableMapping):  # noqa: N801  (the Python library's name)
 
 
 def _reopen(
-    path: str, readonly: bool, picklers: Optional[list], encoding: str, safe: bool
+    path: str, readonly: bool, picklers: list | None, encoding: str, safe: bool
 ) -> mmapdict:
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
@@ -361,4 +364,4 @@ def _make_array(dtype: str, shape: list, raw: bytes) -> Any:
     return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape).copy()
 
 
-__all__ = ["mmapdict", "GenericPickler"]
+__all__ = ["GenericPickler", "mmapdict"]

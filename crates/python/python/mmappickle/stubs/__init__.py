@@ -3,7 +3,7 @@
 __all__ = []
 
 try:
-    from .numpy import EmptyNDArray
+    from .numpy import EmptyNDArray as EmptyNDArray
 except ImportError:  # no numpy
     pass
 else:
