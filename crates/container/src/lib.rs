@@ -51,6 +51,7 @@ pub mod fuzzing;
 mod layout;
 mod map;
 mod scratch;
+mod sink_ext;
 
 pub use crate::{
     container::{

@@ -16,7 +16,7 @@ mod errors;
 mod safe;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use mmappickle::{ArrayEncoding, ArrayPlace, DType, EmptyArray, Located, MmapDict};
 use pyo3::exceptions::PyValueError;
@@ -49,16 +49,21 @@ fn place_tuple<'py>(py: Python<'py>, place: &ArrayPlace) -> PyResult<Bound<'py, 
 }
 
 impl NativeDict {
+    /// The dict (`None` once closed), waiting for another thread's operation with the Python
+    /// runtime detached.
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<MmapDict>>> {
+        self.dict
+            .lock_py_attached(py)
+            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))
+    }
+
     /// Runs `operation` on the open dict, the Python runtime attached (short operations).
     fn with<R>(
         &self,
         py: Python<'_>,
         operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error>,
     ) -> PyResult<R> {
-        let mut guard = self
-            .dict
-            .lock_py_attached(py)
-            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))?;
+        let mut guard = self.lock(py)?;
         let dict = guard.as_mut().ok_or_else(closed)?;
         operation(dict).map_err(to_py_err)
     }
@@ -70,10 +75,7 @@ impl NativeDict {
         py: Python<'_>,
         operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error> + Send,
     ) -> PyResult<R> {
-        let mut guard = self
-            .dict
-            .lock_py_attached(py)
-            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))?;
+        let mut guard = self.lock(py)?;
         let dict = guard.as_mut().ok_or_else(closed)?;
         py.detach(|| operation(dict)).map_err(to_py_err)
     }
@@ -119,20 +121,12 @@ impl NativeDict {
 
     /// Whether the dict was closed.
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        let guard = self
-            .dict
-            .lock_py_attached(py)
-            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))?;
-        Ok(guard.is_none())
+        Ok(self.lock(py)?.is_none())
     }
 
     /// Closes the file (later operations raise `ValueError`).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let mut guard = self
-            .dict
-            .lock_py_attached(py)
-            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))?;
-        *guard = None;
+        *self.lock(py)? = None;
         Ok(())
     }
 

@@ -167,3 +167,55 @@ def test_generic_values_are_byte_identical(path: str, tmp_path) -> None:
     exec(GENERIC_INSERTS, {"m": m})  # noqa: S102  (the very code the library ran)
     m.close()
     assert Path(path).read_bytes() == library_bytes
+
+
+LIBRARY_WRITER = """
+    import json, sys
+    from mmappickle import mmapdict
+    m = mmapdict(sys.argv[1])
+    for i in range(100):
+        m[f"library{sys.argv[2]}-{i}"] = [i, "x"]
+    print(json.dumps(True))
+"""
+
+
+def test_library_and_our_processes_share_a_file(path: str) -> None:
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import library_python
+
+    mmapdict(path)["start"] = 0
+    ours = """
+        import sys
+        from mmappickle import mmapdict
+        m = mmapdict(sys.argv[1])
+        for i in range(100):
+            m[f"ours{sys.argv[2]}-{i}"] = [i, "x"]
+    """
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    processes = [
+        subprocess.Popen(
+            [library_python(), "-c", textwrap.dedent(LIBRARY_WRITER), path, str(worker)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for worker in range(2)
+    ] + [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(ours), path, str(worker)])
+        for worker in range(2)
+    ]
+    assert [process.wait() for process in processes] == [0] * 4
+    m = mmapdict(path)
+    assert len(m) == 401
+    for prefix in ("library0", "library1", "ours0", "ours1"):
+        assert m[f"{prefix}-99"] == [99, "x"]
+    count_keys = """
+        import json, sys
+        from mmappickle import mmapdict
+        m = mmapdict(sys.argv[1], True)
+        print(json.dumps([len(m.keys()), m["ours1-99"], m["library0-99"]]))
+    """
+    assert run_library(count_keys, path) == [401, [99, "x"], [99, "x"]]

@@ -163,6 +163,7 @@ impl MmapDict {
         let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         self.container.append(new, |sink| {
             sink.write_all(layout.prefix())?;
+            sink.preallocate_next(raw_len);
             write_raw(sink.file(), sink.position(), raw_len)?;
             sink.skip(raw_len)?;
             sink.write_all(layout.suffix())

@@ -42,8 +42,9 @@ def _path_of(file: Any) -> tuple[str, str | None, bool]:
     """``(path to open, path to reopen when unpickled or None, whether the file object is
     read-only)`` of a path or an open binary file object."""
     if isinstance(file, (str, os.PathLike)):
-        path = os.fsdecode(os.fspath(file))
-        return path, os.path.abspath(path), False
+        # Absolute: arrays are mapped, and the file reopened, by this path later.
+        path = os.path.abspath(os.fsdecode(os.fspath(file)))
+        return path, path, False
     fileno = getattr(file, "fileno", None)
     if fileno is None:
         raise TypeError(
@@ -60,7 +61,7 @@ def _path_of(file: Any) -> tuple[str, str | None, bool]:
     if isinstance(name, str):
         try:
             if os.path.samestat(os.stat(name), os.fstat(fd)):
-                return name, os.path.abspath(name), readonly
+                return os.path.abspath(name), os.path.abspath(name), readonly
         except OSError:
             pass
     # A file without a name (tempfile.TemporaryFile()): the descriptor's own path.
