@@ -1,6 +1,6 @@
 //! The Python package of `crates/python`: its wheel, built by maturin (from pip, in
 //! `target/py-build`), installed into one environment per numpy version, and its pytest suite
-//! run in each (`cargo xtask test` calls [`test`]; `cargo xtask bench` installs the wheel).
+//! run in each (`cargo xtask test` calls [`test()`]; `cargo xtask bench` installs the wheel).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

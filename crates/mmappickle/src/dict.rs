@@ -17,9 +17,9 @@ use mmappickle_container::{
 use mmappickle_stubs::EmptyArray;
 
 use crate::convert;
+use crate::error::{Error, ErrorKind};
 
 pub(crate) mod bindings;
-use crate::error::{Error, ErrorKind};
 
 /// The longest key the format can store, in UTF-8 bytes.
 pub const MAX_KEY_LEN: usize = 255;
