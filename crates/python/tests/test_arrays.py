@@ -167,3 +167,20 @@ def test_arrays_inside_generic_values(path: str) -> None:
     m["list"] = [np.arange(3), {"x": np.ones(2)}]
     got = m["list"]
     assert np.array_equal(got[0], np.arange(3)) and np.array_equal(got[1]["x"], np.ones(2))
+
+
+def test_plain_pickle_with_arrays_is_converted_to_mapped_entries(path: str) -> None:
+    with open(path, "wb") as file:
+        pickle.dump({"a": np.arange(4, dtype=np.int16), "b": "text"}, file)
+    m = mmapdict(path)
+    assert type(m["a"]) is np.memmap and m["a"].tolist() == [0, 1, 2, 3]
+    assert m["b"] == "text"
+
+
+def test_too_many_dimensions_is_a_value_error(path: str) -> None:
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        pytest.skip("numpy 1.x arrays have at most 32 dimensions")
+    m = mmapdict(path)
+    with pytest.raises(ValueError, match="dimensions"):
+        m["a"] = np.zeros((1,) * 33)
+    assert "a" not in m
