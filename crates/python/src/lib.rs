@@ -180,11 +180,11 @@ impl NativeDict {
         })
     }
 
-    /// What `key` holds: `("value", bytes)`, `("array", place)` or `("masked", data place,
+    /// What `key` holds: `("generic", bytes)`, `("array", place)` or `("masked", data place,
     /// mask place)`, a place being `(data_offset, dtype name, shape)`.
     fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
         match self.with(py, |dict| dict.locate(key))? {
-            Located::Value(bytes) => ("value", PyBytes::new(py, &bytes)).into_pyobject(py),
+            Located::Value(bytes) => ("generic", PyBytes::new(py, &bytes)).into_pyobject(py),
             Located::Array(place) => ("array", place_tuple(py, &place)?).into_pyobject(py),
             Located::Masked { data, mask } => {
                 ("masked", place_tuple(py, &data)?, place_tuple(py, &mask)?).into_pyobject(py)

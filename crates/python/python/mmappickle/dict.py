@@ -176,8 +176,6 @@ class mmapdict(MutableMapping):
             raise KeyError(key)
         located = self._native.locate(key)
         kind = located[0]
-        if kind == "value":
-            kind = "generic"
         if kind not in self._kinds:
             raise ValueError(f"No picklers are valid to key {key!r}")
         if kind == "array":
@@ -209,8 +207,10 @@ class mmapdict(MutableMapping):
         self._native.vacuum()
 
     def fsck(self) -> None:
-        """Repairs a file whose last write was cut short: every complete entry is kept, a
-        torn last entry is dropped, and a fresh terminator is written."""
+        """Repairs a file whose end was cut (a full disk, a truncation): a last entry cut
+        after its value is completed (the file gets its old size back), one cut inside its
+        value is dropped, every other entry is kept, and the file is a valid pickle again.
+        Open a file that fails to open with ``allow_damaged=True`` to reach it."""
         self._check_writable()
         self._native.fsck()
 
