@@ -46,7 +46,8 @@ enum Step {
 ///
 /// Errors: an op that does not parse, a `GET` of an index nothing stored
 /// before it ([`ErrorKind::MemoMissing`]), an op after `STOP` or no `STOP`
-/// ([`ErrorKind::BadEntryValue`]), more memo indices than a `u32` holds.
+/// ([`ErrorKind::BadEntryValue`]), a memo index past `i32::MAX` (an entry records its
+/// `memo_max` as a `BININT`).
 /// The bytes are not otherwise checked to be exactly one value: that is
 /// what a stream of `pickle.dumps` is; [`decode_entry_value`](crate::decode_entry_value)
 /// checks it.
@@ -66,11 +67,12 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
     let (steps, stores) = plan(stream)?;
     let mut new_index = vec![None; stores.len()];
     let mut next = memo_start;
+    const MAX_INDEX: u32 = i32::MAX as u32;
     let too_many = |offset| {
         Error::new(
             ErrorKind::LimitExceeded {
                 limit: "max_memo",
-                max: u32::MAX as usize,
+                max: MAX_INDEX as usize,
             },
             offset,
         )
@@ -85,7 +87,10 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
             Step::Store(store_id) => {
                 if stores.get(store_id).is_some_and(|store| store.read) {
                     let index = next;
-                    next = next.checked_add(1).ok_or_else(|| too_many(out.len()))?;
+                    next = next
+                        .checked_add(1)
+                        .filter(|&next| next <= MAX_INDEX)
+                        .ok_or_else(|| too_many(out.len()))?;
                     if let Some(slot) = new_index.get_mut(store_id) {
                         *slot = Some(index);
                     }
@@ -253,5 +258,9 @@ mod tests {
         let cut = entry_value_from_pickle(b"\x80\x04\x8c\x05ab", 1).unwrap_err();
         assert_eq!(cut.offset(), 2);
         assert!(entry_value_from_pickle(b"", 1).is_err());
+        // The entry records its memo_max as an i32.
+        let shared = framed(b"}\x94\x8c\x01k\x94h\x01s.");
+        let error = entry_value_from_pickle(&shared, i32::MAX as u32).unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::LimitExceeded { .. }));
     }
 }

@@ -105,18 +105,8 @@ impl MmapDict {
                 let (bytes, memo_max) =
                     entry_value_from_pickle(stream, u32::try_from(memo_start).unwrap_or(1))
                         .map_err(|error| Error::codec_at(error, 0))?;
-                let memo_max = i32::try_from(memo_max).map_err(|_| {
-                    Error::codec_at(
-                        mmappickle_codec::Error::new(
-                            mmappickle_codec::ErrorKind::LimitExceeded {
-                                limit: "max_memo",
-                                max: i32::MAX as usize,
-                            },
-                            0,
-                        ),
-                        0,
-                    )
-                })?;
+                // At most i32::MAX: the codec refuses indices past it.
+                let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
                 let new = NewEntry {
                     key,
                     value_len: bytes.len() as u64,
