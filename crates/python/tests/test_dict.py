@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pathlib
+import pickle
 import tempfile
 import weakref
 
@@ -58,7 +59,8 @@ def test_missing_keys_and_bad_keys(path: str) -> None:
 
 
 def test_readonly_refuses_every_change(path: str) -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     m = mmapdict(path)
     m["k"] = 1
     m["a"] = np.arange(3)
@@ -145,21 +147,18 @@ def test_temporary_file_reads_and_writes_through_the_descriptor() -> None:
         assert m.keys() == ["a"] and m["a"] == {"x": [1, 2]}
         assert os.fstat(file.fileno()).st_size > 0
         file.seek(0)
-        import pickle
-
         assert pickle.load(file) == {"a": {"x": [1, 2]}}
         # A second mmapdict on the same descriptor sees the first one's changes.
         assert mmapdict(file)["a"] == {"x": [1, 2]}
         with pytest.raises(io.UnsupportedOperation, match="vacuum needs a file with a path"):
             m.vacuum()
         with pytest.raises(TypeError):
-            import pickle as pickle_module
-
-            pickle_module.dumps(m)
+            pickle.dumps(m)
 
 
 def test_temporary_file_arrays() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
+
     with tempfile.TemporaryFile() as file:
         m = mmapdict(file)
         m["a"] = np.arange(5.0)
@@ -207,8 +206,6 @@ def test_module_layout() -> None:
 
     assert mmappickle.dict.mmapdict is mmapdict
     assert mmappickle.picklers.base.GenericPickler is mmappickle.picklers.GenericPickler
-    np = pytest.importorskip("numpy")
-    assert np
     import mmappickle.picklers.numpy
     import mmappickle.stubs
     import mmappickle.stubs.numpy
