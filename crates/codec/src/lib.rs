@@ -86,6 +86,7 @@ pub mod fuzzing;
 mod op;
 pub mod opcode;
 mod pickler;
+mod restream;
 mod unpickler;
 mod value;
 #[cfg(feature = "serde")]
@@ -99,6 +100,7 @@ pub use crate::{
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
     pickler::{dumps, encode_int, EncodedInt},
+    restream::entry_value_from_pickle,
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

@@ -168,6 +168,7 @@ pub use {
     crate::{
         convert::loads,
         dict::{
+            bindings::{ArrayPlace, Located},
             Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
             MmapDictOptions,
         },

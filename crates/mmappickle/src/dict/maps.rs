@@ -119,7 +119,7 @@ impl MapRequest<'_> {
         })
     }
 
-    fn data_offset(&self) -> Result<u64, Error> {
+    pub(super) fn data_offset(&self) -> Result<u64, Error> {
         self.value_offset
             .checked_add(self.header.raw_offset)
             .ok_or_else(|| {

@@ -131,6 +131,9 @@ impl MmapDictOptions {
                     convert::refuse_non_dict(path, &self.limits)?;
                     return Err(error.into());
                 }
+                if convert::is_damaged_header(path) {
+                    return Err(error.into());
+                }
                 if self.readonly {
                     // Where the header differs from the mmappickle header.
                     let offset = error.offset().unwrap_or(0);
