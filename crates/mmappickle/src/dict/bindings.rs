@@ -242,9 +242,12 @@ mod tests {
         let before = std::fs::read(m.path()).unwrap();
         let dtype = DType::parse("float64").unwrap();
         let error = m
-            .insert_array_in_place("a", &dtype, &[3], |_, _, _| Err(io::Error::other("no")))
+            .insert_array_in_place("a", &dtype, &[3], |_, _, _| {
+                Err(io::Error::other("writer refused"))
+            })
             .unwrap_err();
-        assert!(error.to_string().contains("no"), "{error}");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("writer refused"), "{error}");
         assert_eq!(std::fs::read(m.path()).unwrap(), before);
         assert!(m.keys().unwrap().is_empty());
     }
