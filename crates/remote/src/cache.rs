@@ -34,6 +34,16 @@ impl BlockCache {
         }
     }
 
+    /// The bytes held: blocks and joined spans.
+    pub(crate) fn held(&self) -> u64 {
+        self.held
+            + self
+                .spans
+                .values()
+                .map(|span| span.len() as u64)
+                .sum::<u64>()
+    }
+
     /// The byte range of block `block_idx`.
     pub(crate) fn block_range(&self, block_idx: u64) -> Range<u64> {
         let start = block_idx.saturating_mul(self.block_size);

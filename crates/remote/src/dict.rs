@@ -89,14 +89,17 @@ impl Source {
         }
     }
 
-    /// The bytes of `range` (inside the file): small ranges through the cache, large ones
-    /// fetched straight into the result, in parallel pieces.
-    async fn bytes(&self, range: Range<u64>, block_size: u64) -> Result<Vec<u8>, Error> {
-        let len = range.end - range.start;
-        if len <= block_size {
+    /// The bytes of `range` (inside the file): from the cache when it holds them, through it
+    /// when `cached` (small values, likely in a block read already), else fetched exactly, in
+    /// parallel pieces when large.
+    async fn bytes(&self, range: Range<u64>, cached: bool) -> Result<Vec<u8>, Error> {
+        if let Ok(Some(bytes)) = self.cache().bytes_at(range.start, range.end - range.start) {
+            return Ok(bytes.to_vec());
+        }
+        if cached {
             return self.cached_bytes(range).await;
         }
-        let mut out = zeroed(len, range.start)?;
+        let mut out = zeroed(range.end - range.start, range.start)?;
         self.object.read_into(range.start, &mut out).await?;
         Ok(out)
     }
@@ -224,6 +227,11 @@ impl AsyncRemoteDict {
         self.source.object.transfer()
     }
 
+    /// The bytes the block cache holds now (at most the budget, plus small joined reads).
+    pub fn cached_bytes(&self) -> u64 {
+        self.source.cache().held()
+    }
+
     fn entry(&self, key: &str) -> Result<&Entry, Error> {
         self.table.get(key).ok_or_else(|| {
             Error::new(
@@ -280,7 +288,7 @@ impl AsyncRemoteDict {
     pub async fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
         let entry = self.entry(key)?;
         self.source
-            .bytes(entry.value_range(), self.options.block_size)
+            .bytes(entry.value_range(), self.small(entry))
             .await
     }
 
@@ -328,10 +336,15 @@ impl AsyncRemoteDict {
             .await
     }
 
+    /// Whether the value of `entry` is read through the cache (at most a block long).
+    fn small(&self, entry: &Entry) -> bool {
+        entry.value_len() <= self.options.block_size
+    }
+
     async fn decode(&self, entry: &Entry) -> Result<Value, Error> {
         let bytes = self
             .source
-            .bytes(entry.value_range(), self.options.block_size)
+            .bytes(entry.value_range(), self.small(entry))
             .await?;
         decode_entry_value(&bytes, &self.options.limits)
             .map_err(|error| Error::codec(error, entry.value_offset()))
@@ -379,7 +392,7 @@ impl AsyncRemoteDict {
                 (shape, start..end)
             }
         };
-        let data = self.source.bytes(range, self.options.block_size).await?;
+        let data = self.source.bytes(range, false).await?;
         OwnedArray::new(header.dtype.clone(), shape, data)
             .map_err(|error| Error::array(error, data_offset))
     }
@@ -459,6 +472,11 @@ impl RemoteDict {
     /// Requests made and bytes received since the open (the open included).
     pub fn transfer(&self) -> Transfer {
         self.inner.transfer()
+    }
+
+    /// See [`AsyncRemoteDict::cached_bytes`].
+    pub fn cached_bytes(&self) -> u64 {
+        self.inner.cached_bytes()
     }
 
     /// See [`AsyncRemoteDict::get`].

@@ -249,7 +249,14 @@ fn store_for(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn ObjectStore>
         }
         "s3" | "s3a" => {
             let millis = |duration: Duration| format!("{}ms", duration.as_millis());
-            let store = AmazonS3Builder::from_env()
+            let mut builder = AmazonS3Builder::from_env();
+            for (key, value) in &options.store_config {
+                let key: AmazonS3ConfigKey = key
+                    .parse()
+                    .map_err(|_| bad_url(format!("unknown S3 setting {key:?}")))?;
+                builder = builder.with_config(key, value);
+            }
+            let store = builder
                 .with_url(url)
                 .with_retry(retry)
                 .with_config(

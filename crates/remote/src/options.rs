@@ -18,6 +18,7 @@ pub struct RemoteOptions {
     pub(crate) timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) limits: Limits,
+    pub(crate) store_config: Vec<(String, String)>,
 }
 
 impl Default for RemoteOptions {
@@ -30,6 +31,7 @@ impl Default for RemoteOptions {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             limits: Limits::default(),
+            store_config: Vec::new(),
         }
     }
 }
@@ -80,6 +82,14 @@ impl RemoteOptions {
     /// The decoder's limits for generic values.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// An `object_store` setting of the S3 store, over the environment's: `key` is one of
+    /// `object_store`'s names for it (`aws_endpoint`, `aws_access_key_id`, `aws_region`,
+    /// `aws_allow_http`, ...); an unknown key makes the open fail.
+    pub fn store_config(mut self, key: &str, value: &str) -> Self {
+        self.store_config.push((key.to_owned(), value.to_owned()));
         self
     }
 
