@@ -3,7 +3,9 @@
 //! Fast checks first: formatting, clippy with `-D warnings`; then the Python
 //! environments, the fixture drift check, and `cargo test --workspace` (doc
 //! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
-//! so that the conformance tests run the Python half of the suite. Stops at
+//! so that the conformance tests run the Python half of the suite, and
+//! `MMAPPICKLE_MOTO_PYTHON` for the remote crate's S3 tests (they start nginx
+//! too, which `.ci/run` installs). Stops at
 //! the first failing step; within the test step every test binary runs
 //! (`--no-fail-fast`) so that one run reports every failure.
 //! Last, the fuzz smoke: every target of `fuzz/` for 30 s (`xtask/src/fuzz.rs`).
@@ -29,13 +31,21 @@ pub fn main(args: &[String]) -> Result {
         ]))
     })?;
     let pythons = step("Python environments", venv::ensure_all)?;
+    let moto = step(
+        "moto environment (S3 server of the remote tests)",
+        venv::ensure_moto,
+    )?;
     step(
         "fixtures drift check (cargo xtask fixtures --check)",
         fixtures::check,
     )?;
     step(
         "tests (cargo test --workspace, Python conformance included)",
-        || run(pythons.set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))),
+        || {
+            run(pythons
+                .set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+                .env(venv::MOTO_PYTHON_VAR, &moto))
+        },
     )?;
     step("fuzz smoke (cargo xtask fuzz --smoke)", || {
         crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)

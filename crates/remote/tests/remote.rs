@@ -182,9 +182,7 @@ fn rows_of_a_1_gib_array_fetch_only_their_bytes() {
     let accesses = nginx.accesses();
     assert_eq!(accesses[0].if_match, "-");
     assert!(
-        accesses[1..]
-            .iter()
-            .all(|access| access.if_match != "-"),
+        accesses[1..].iter().all(|access| access.if_match != "-"),
         "{accesses:?}"
     );
     let out_of_range = remote.array_rows("big", 131_000..131_073).unwrap_err();
