@@ -14,6 +14,8 @@
 //! - errors: exit code 1 with one line on stderr (byte offsets for format
 //!   errors), exit code 2 for usage errors.
 //! - a small hostile pickle (wide and 500 levels deep) prints in bounded space.
+//! - URLs: the read commands on `file://` URLs (the remote crate's path; its own tests
+//!   cover HTTP and S3 servers) print what they print for the local file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -766,4 +768,66 @@ fn a_deep_and_wide_pickle_prints_in_bounded_space() {
     assert_eq!(json.matches("null").count(), 1 << 16);
     let repr = ok(&["unpickle", "deep.pickle"], dir.path());
     assert_eq!(repr.matches("None").count(), 1 << 16);
+}
+
+#[test]
+fn read_commands_on_urls_print_what_they_print_locally() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "arrays.mmdpickle",
+        "masked.mmdpickle",
+        "generic.mmdpickle",
+        "deleted.mmdpickle",
+    ] {
+        let local = fixture(name);
+        let local = local.to_str().unwrap();
+        let url = format!("file://{local}");
+        for command in [
+            &["ls"][..],
+            &["ls", "--all", "--json"],
+            &["dump"],
+            &["dump", "--json"],
+            &["dis"],
+        ] {
+            let args = |file| [command, &[file]].concat();
+            assert_eq!(
+                ok(&args(&url), dir.path()),
+                ok(&args(local), dir.path()),
+                "{command:?} {name}"
+            );
+        }
+        let info = |file: &str| ok(&["info", "--json", file], dir.path());
+        assert_eq!(json_of(&info(&url)), json_of(&info(local)), "{name}");
+    }
+    let (local, url) = (
+        fixture("arrays.mmdpickle"),
+        format!("file://{}", fixture("arrays.mmdpickle").display()),
+    );
+    let keys = json_of(&ok(&["ls", "--json", local.to_str().unwrap()], dir.path()));
+    for row in keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|row| row["kind"] == "array")
+    {
+        let key = row["key"].as_str().unwrap();
+        assert_eq!(
+            ok(&["get", "--json", &url, key], dir.path()),
+            ok(&["get", "--json", local.to_str().unwrap(), key], dir.path())
+        );
+        ok(&["export-npy", &url, key, "remote.npy"], dir.path());
+        ok(
+            &["export-npy", local.to_str().unwrap(), key, "local.npy"],
+            dir.path(),
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("remote.npy")).unwrap(),
+            std::fs::read(dir.path().join("local.npy")).unwrap()
+        );
+    }
+    let missing = fails(&["ls", "http://127.0.0.1:9/none.mmdpickle"], dir.path(), 1);
+    assert!(
+        missing.contains("http://127.0.0.1:9/none.mmdpickle"),
+        "{missing}"
+    );
 }

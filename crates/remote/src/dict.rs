@@ -30,11 +30,16 @@ pub enum RemoteItem {
     },
 }
 
-/// What an entry's value is, found from its first and last bytes.
-enum ValueForm {
-    Array(ArrayHeader),
-    Masked(MaskedHeader),
+/// What an entry's value is, found from its first and last bytes (the array payload is not
+/// read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueKind {
+    /// A generic pickled value.
     Generic,
+    /// A plain numpy array: where its raw bytes are in the value.
+    Array(ArrayHeader),
+    /// A masked array: its data and mask arrays.
+    Masked(MaskedHeader),
 }
 
 /// The remote file's bytes: the object at the version first read, and the block cache.
@@ -260,12 +265,12 @@ impl AsyncRemoteDict {
             }
         };
         match form {
-            ValueForm::Generic => self.decode(entry).await.map(RemoteItem::Value),
-            ValueForm::Array(header) => self
+            ValueKind::Generic => self.decode(entry).await.map(RemoteItem::Value),
+            ValueKind::Array(header) => self
                 .read_array(entry, &header, None)
                 .await
                 .map(RemoteItem::Array),
-            ValueForm::Masked(header) => Ok(RemoteItem::Masked {
+            ValueKind::Masked(header) => Ok(RemoteItem::Masked {
                 data: self.read_array(entry, &header.data, None).await?,
                 mask: self.read_array(entry, &header.mask, None).await?,
             }),
@@ -282,6 +287,19 @@ impl AsyncRemoteDict {
             }
         }
         self.decode(entry).await
+    }
+
+    /// What the value of `entry` (of [`AsyncRemoteDict::table`], deleted ones included) is.
+    pub async fn value_kind(&self, entry: &Entry) -> Result<ValueKind, Error> {
+        self.value_form(entry).await?
+    }
+
+    /// The bytes `range` of the remote file (fetched exactly, in parallel pieces when large).
+    pub async fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, Error> {
+        if range.start > range.end || range.end > self.table.file_len() {
+            return Err(past_the_end(&range, self.table.file_len()));
+        }
+        self.source.bytes(range, false).await
     }
 
     /// The value bytes of `key` as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`).
@@ -308,7 +326,7 @@ impl AsyncRemoteDict {
     async fn array_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
         let entry = self.entry(key)?;
         match self.value_form(entry).await?? {
-            ValueForm::Array(header) => Ok((entry, header)),
+            ValueKind::Array(header) => Ok((entry, header)),
             _ => Err(Error::new(
                 ErrorKind::NotAnArray {
                     key: key.to_owned(),
@@ -320,18 +338,18 @@ impl AsyncRemoteDict {
 
     /// The form of the value of `entry` (outer error: a request failed; inner: an array
     /// expression is malformed).
-    async fn value_form(&self, entry: &Entry) -> Result<Result<ValueForm, Error>, Error> {
+    async fn value_form(&self, entry: &Entry) -> Result<Result<ValueKind, Error>, Error> {
         let value_offset = entry.value_offset();
         self.source
             .parse_value(entry, |value| {
                 let array_error = |error| Error::array(error, value_offset);
                 if let Some(header) = read_array_header(value).map_err(array_error)? {
-                    return Ok(ValueForm::Array(header));
+                    return Ok(ValueKind::Array(header));
                 }
                 if let Some(header) = read_masked_header(value).map_err(array_error)? {
-                    return Ok(ValueForm::Masked(header));
+                    return Ok(ValueKind::Masked(header));
                 }
-                Ok(ValueForm::Generic)
+                Ok(ValueKind::Generic)
             })
             .await
     }
@@ -492,6 +510,16 @@ impl RemoteDict {
     /// See [`AsyncRemoteDict::raw_value`].
     pub fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.runtime.block_on(self.inner.raw_value(key))
+    }
+
+    /// See [`AsyncRemoteDict::value_kind`].
+    pub fn value_kind(&self, entry: &Entry) -> Result<ValueKind, Error> {
+        self.runtime.block_on(self.inner.value_kind(entry))
+    }
+
+    /// See [`AsyncRemoteDict::read_range`].
+    pub fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, Error> {
+        self.runtime.block_on(self.inner.read_range(range))
     }
 
     /// See [`AsyncRemoteDict::array`].

@@ -121,7 +121,7 @@ pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
 }
 
 /// The listing of an mmappickle file from a map of all of it.
-fn list_entries(
+pub(super) fn list_entries(
     file: &[u8],
     commit_number: i32,
     entries: &[Entry],

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use mmappickle::codec::loads;
-use mmappickle::container::{Container, Entry};
+use mmappickle::container::{Entry, Table};
 use mmappickle::{DType, Item, MappedBytes};
 use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value as Json};
@@ -17,7 +17,7 @@ use crate::pretty::{repr, str_repr};
 use crate::store::{self, EntryKind};
 
 /// One row of `ls`.
-struct Row {
+pub(super) struct Row {
     key: String,
     kind: &'static str,
     dtype: String,
@@ -28,15 +28,8 @@ struct Row {
     json: Json,
 }
 
-/// The `ls` row of `entry`: its kind from its value's head, and where its data is.
-fn describe_entry(container: &Container, entry: &Entry) -> Row {
-    let kind = if entry.is_padding() {
-        None
-    } else {
-        // A value that starts like an array but is not a mappable one may still
-        // be an ordinary value, as the facade's `get` reads it.
-        Some(store::entry_kind(container, entry).unwrap_or(EntryKind::Value))
-    };
+/// The `ls` row of `entry` of `kind` (`None` for padding): where its data is.
+pub(super) fn describe_entry(entry: &Entry, kind: Option<EntryKind>) -> Row {
     let data = |header: &mmappickle::array::ArrayHeader| {
         let offset = entry.value_offset().saturating_add(header.raw_offset);
         (offset, header.raw_len)
@@ -112,9 +105,20 @@ pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> 
         Ok(entries
             .iter()
             .filter(|entry| all || entry.is_live())
-            .map(|entry| describe_entry(container, entry))
+            .map(|entry| {
+                // A value that starts like an array but is not a mappable one may still
+                // be an ordinary value, as the facade's `get` reads it.
+                let kind = (!entry.is_padding())
+                    .then(|| store::entry_kind(container, entry).unwrap_or(EntryKind::Value));
+                describe_entry(entry, kind)
+            })
             .collect())
     })??;
+    print_rows(rows, as_json, out)
+}
+
+/// The rows of `ls`, as text columns or a JSON array.
+pub(super) fn print_rows(rows: Vec<Row>, as_json: bool, out: &mut dyn Write) -> CliResult {
     if as_json {
         return print_json(
             out,
@@ -170,7 +174,25 @@ pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
         .map(i32::from_le_bytes)
         .ok_or_else(|| CliError::new(format!("{}: header cut short", path.display())))?;
     let file_len = container.file_len()?;
-    let table = container.table()?;
+    print_info(
+        &path.display(),
+        format_version,
+        file_len,
+        container.table()?,
+        as_json,
+        out,
+    )
+}
+
+/// The facts `info` prints of a file named `name`.
+pub(super) fn print_info(
+    name: &dyn std::fmt::Display,
+    format_version: i32,
+    file_len: u64,
+    table: &Table,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
     let commit_number = table.commit_number();
     let live = table.n_live();
     let live_offsets: Vec<u64> = table.live_entries().map(Entry::offset).collect();
@@ -202,7 +224,7 @@ pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
             }),
         );
     }
-    writeln!(out, "file:               {}", path.display())?;
+    writeln!(out, "file:               {name}")?;
     writeln!(out, "format version:     {format_version}")?;
     writeln!(out, "commit number:      {commit_number}")?;
     writeln!(out, "live entries:       {live}")?;

@@ -3,6 +3,7 @@
 mod disasm;
 mod edit;
 mod inspect;
+mod remote;
 mod transfer;
 
 use std::io::{self, Write};
@@ -23,6 +24,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Encoding::Compatible => ArrayEncoding::Compatible,
         Encoding::Portable => ArrayEncoding::Portable,
     };
+    if let Some(result) = remote::run(&cli.command, out) {
+        return result;
+    }
     match &cli.command {
         Command::Ls { file, all, json } => inspect::ls(file, *all, *json, out),
         Command::Info { file, json } => inspect::info(file, *json, out),

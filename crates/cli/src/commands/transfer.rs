@@ -262,6 +262,17 @@ pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: boo
         #[allow(unreachable_patterns)]
         _ => return Err(CliError::new(format!("key {key:?} is not an array"))),
     };
+    write_npy(key, dtype, shape, bytes, npy_path)
+}
+
+/// Writes the array `key` of `dtype` and `shape` (C-order `bytes`) to `npy_path`.
+pub(super) fn write_npy(
+    key: &str,
+    dtype: &DType,
+    shape: &[usize],
+    bytes: &[u8],
+    npy_path: &Path,
+) -> CliResult {
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
             "dtype {} cannot be written to .npy",
