@@ -94,19 +94,25 @@ impl Source {
         }
     }
 
-    /// The bytes of `range` (inside the file): from the cache when it holds them, through it
-    /// when `cached` (small values, likely in a block read already), else fetched exactly, in
-    /// parallel pieces when large.
+    /// The bytes of `range` (inside the file): through the cache when `cached` (small values,
+    /// likely in a block read already), else as [`Source::bytes_into`] reads them.
     async fn bytes(&self, range: Range<u64>, cached: bool) -> Result<Vec<u8>, Error> {
-        if let Ok(Some(bytes)) = self.cache().bytes_at(range.start, range.end - range.start) {
-            return Ok(bytes.to_vec());
-        }
         if cached {
             return self.cached_bytes(range).await;
         }
         let mut out = zeroed(range.end - range.start, range.start)?;
-        self.object.read_into(range.start, &mut out).await?;
+        self.bytes_into(range.start, &mut out).await?;
         Ok(out)
+    }
+
+    /// Fills `out` with the bytes at `offset`: from the cache when it holds them, else fetched
+    /// exactly, in parallel pieces when large.
+    async fn bytes_into(&self, offset: u64, out: &mut [u8]) -> Result<(), Error> {
+        if let Ok(Some(bytes)) = self.cache().bytes_at(offset, out.len() as u64) {
+            out.copy_from_slice(bytes);
+            return Ok(());
+        }
+        self.object.read_into(offset, out).await
     }
 
     /// Runs `parse` over the value of `entry` read through the cache, fetching what it asks
@@ -312,18 +318,61 @@ impl AsyncRemoteDict {
 
     /// The plain array of `key`, read whole.
     pub async fn array(&self, key: &str) -> Result<OwnedArray, Error> {
-        let (entry, header) = self.array_header(key).await?;
+        let (entry, header) = self.entry_and_header(key).await?;
         self.read_array(entry, &header, None).await
     }
 
     /// Rows `rows` of the plain array of `key` (its first axis; C order, so one contiguous
     /// byte range), fetched without the rest of the array.
     pub async fn array_rows(&self, key: &str, rows: Range<usize>) -> Result<OwnedArray, Error> {
-        let (entry, header) = self.array_header(key).await?;
+        let (entry, header) = self.entry_and_header(key).await?;
         self.read_array(entry, &header, Some(rows)).await
     }
 
-    async fn array_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
+    /// The dtype, shape and raw length of the plain array of `key` (its payload is not read):
+    /// what sizes a buffer for [`AsyncRemoteDict::array_into`].
+    pub async fn array_header(&self, key: &str) -> Result<ArrayHeader, Error> {
+        Ok(self.entry_and_header(key).await?.1)
+    }
+
+    /// The raw bytes (C order) of the plain array of `key` into `out`, a buffer of the
+    /// caller's (a numpy array's, a huge-page map), exactly `raw_len` bytes long.
+    pub async fn array_into(&self, key: &str, out: &mut [u8]) -> Result<(), Error> {
+        self.read_array_into(key, None, out).await
+    }
+
+    /// The raw bytes of rows `rows` of the plain array of `key` into `out`, exactly their
+    /// length.
+    pub async fn array_rows_into(
+        &self,
+        key: &str,
+        rows: Range<usize>,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.read_array_into(key, Some(rows), out).await
+    }
+
+    async fn read_array_into(
+        &self,
+        key: &str,
+        rows: Option<Range<usize>>,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let (entry, header) = self.entry_and_header(key).await?;
+        let (_, range) = array_part(entry, &header, rows)?;
+        if range.end - range.start != out.len() as u64 {
+            return Err(Error::new(
+                ErrorKind::BufferLength {
+                    expected: range.end - range.start,
+                    found: out.len(),
+                },
+                range.start,
+            ));
+        }
+        self.source.bytes_into(range.start, out).await
+    }
+
+    async fn entry_and_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
         let entry = self.entry(key)?;
         match self.value_form(entry).await?? {
             ValueKind::Array(header) => Ok((entry, header)),
@@ -375,45 +424,51 @@ impl AsyncRemoteDict {
         header: &ArrayHeader,
         rows: Option<Range<usize>>,
     ) -> Result<OwnedArray, Error> {
-        let value_offset = entry.value_offset();
-        let overflow = || {
-            Error::array(
-                mmappickle_array::Error::new(
-                    mmappickle_array::ErrorKind::Overflow,
-                    header.raw_offset,
-                ),
-                value_offset,
-            )
-        };
-        let data_offset = value_offset
-            .checked_add(header.raw_offset)
-            .ok_or_else(overflow)?;
-        let (shape, range) = match rows {
-            None => (
-                header.shape.clone(),
-                data_offset..data_offset + header.raw_len,
-            ),
-            Some(rows) => {
-                let n_rows = header.shape.first().copied().unwrap_or(0);
-                if rows.start > rows.end || rows.end > n_rows {
-                    return Err(Error::new(
-                        ErrorKind::RowsOutOfRange { rows, n_rows },
-                        value_offset,
-                    ));
-                }
-                let row_len =
-                    checked_raw_len(&header.dtype, &header.shape[1..]).ok_or_else(overflow)?;
-                let start = data_offset + rows.start as u64 * row_len;
-                let end = data_offset + rows.end as u64 * row_len;
-                let mut shape = header.shape.clone();
-                shape[0] = rows.end - rows.start;
-                (shape, start..end)
-            }
-        };
+        let (shape, range) = array_part(entry, header, rows)?;
+        let data_offset = range.start;
         let data = self.source.bytes(range, false).await?;
         OwnedArray::new(header.dtype.clone(), shape, data)
             .map_err(|error| Error::array(error, data_offset))
     }
+}
+
+/// The shape and the file's byte range of the array of `header` in the value of `entry`,
+/// whole or only `rows`.
+fn array_part(
+    entry: &Entry,
+    header: &ArrayHeader,
+    rows: Option<Range<usize>>,
+) -> Result<(Vec<usize>, Range<u64>), Error> {
+    let value_offset = entry.value_offset();
+    let overflow = || {
+        Error::array(
+            mmappickle_array::Error::new(mmappickle_array::ErrorKind::Overflow, header.raw_offset),
+            value_offset,
+        )
+    };
+    // Within the value, itself within the file (both checked by the parsers).
+    let data_offset = value_offset
+        .checked_add(header.raw_offset)
+        .ok_or_else(overflow)?;
+    let Some(rows) = rows else {
+        return Ok((
+            header.shape.clone(),
+            data_offset..data_offset + header.raw_len,
+        ));
+    };
+    let n_rows = header.shape.first().copied().unwrap_or(0);
+    if rows.start > rows.end || rows.end > n_rows {
+        return Err(Error::new(
+            ErrorKind::RowsOutOfRange { rows, n_rows },
+            value_offset,
+        ));
+    }
+    let row_len = checked_raw_len(&header.dtype, &header.shape[1..]).ok_or_else(overflow)?;
+    let start = data_offset + rows.start as u64 * row_len;
+    let end = data_offset + rows.end as u64 * row_len;
+    let mut shape = header.shape.clone();
+    shape[0] = rows.end - rows.start;
+    Ok((shape, start..end))
 }
 
 /// Whether `error` says that the value is an array expression whose header numpy would
@@ -525,6 +580,27 @@ impl RemoteDict {
     /// See [`AsyncRemoteDict::array`].
     pub fn array(&self, key: &str) -> Result<OwnedArray, Error> {
         self.runtime.block_on(self.inner.array(key))
+    }
+
+    /// See [`AsyncRemoteDict::array_header`].
+    pub fn array_header(&self, key: &str) -> Result<ArrayHeader, Error> {
+        self.runtime.block_on(self.inner.array_header(key))
+    }
+
+    /// See [`AsyncRemoteDict::array_into`].
+    pub fn array_into(&self, key: &str, out: &mut [u8]) -> Result<(), Error> {
+        self.runtime.block_on(self.inner.array_into(key, out))
+    }
+
+    /// See [`AsyncRemoteDict::array_rows_into`].
+    pub fn array_rows_into(
+        &self,
+        key: &str,
+        rows: Range<usize>,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.runtime
+            .block_on(self.inner.array_rows_into(key, rows, out))
     }
 
     /// See [`AsyncRemoteDict::array_rows`].

@@ -63,6 +63,13 @@ pub enum ErrorKind {
         /// The array's number of rows (0 for a 0-d array).
         n_rows: usize,
     },
+    /// A caller's buffer is not as long as the bytes asked for.
+    BufferLength {
+        /// The bytes asked for.
+        expected: u64,
+        /// The buffer's length.
+        found: usize,
+    },
     /// A value is larger than this machine can hold in memory.
     TooLarge {
         /// The value's length as the file gives it.
@@ -151,6 +158,10 @@ impl fmt::Display for Error {
                 f,
                 "rows {}..{} asked of an array of {n_rows} rows",
                 rows.start, rows.end
+            ),
+            ErrorKind::BufferLength { expected, found } => write!(
+                f,
+                "a buffer of {found} bytes for the {expected} bytes at offset {offset}"
             ),
             ErrorKind::TooLarge { len } => write!(
                 f,

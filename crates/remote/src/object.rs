@@ -235,7 +235,9 @@ fn store_for(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn ObjectStore>
     let store_error = |error: object_store::Error| bad_url(error.to_string());
     match parsed.scheme() {
         "http" | "https" => {
+            // Plain HTTP needs no trust store (loading the system's costs milliseconds).
             let client = ClientOptions::new()
+                .with_no_system_certificates(parsed.scheme() == "http")
                 .with_allow_http(true)
                 .with_timeout(options.timeout)
                 .with_connect_timeout(options.connect_timeout);

@@ -174,6 +174,18 @@ fn rows_of_a_1_gib_array_fetch_only_their_bytes() {
     println!("rows: {} requests, {bytes} bytes", after_open.len());
     assert!(bytes <= 2 << 20, "{bytes} bytes for 1 MiB of rows");
     assert_eq!(bytes, 1 << 20, "rows are fetched exactly, not by blocks");
+    // The same rows into a buffer of the caller's; a buffer of another length is refused.
+    let mut buffer = vec![0u8; 1 << 20];
+    remote
+        .array_rows_into("big", rows.clone(), &mut buffer)
+        .unwrap();
+    assert_eq!(buffer, part.data);
+    let short = remote.array_rows_into("big", rows.clone(), &mut buffer[1..]);
+    assert!(matches!(
+        short.unwrap_err().kind(),
+        ErrorKind::BufferLength { .. }
+    ));
+    assert_eq!(remote.array_header("big").unwrap().shape, [131_072, 1024]);
     assert_eq!(
         remote.get("after").unwrap(),
         RemoteItem::Value(vec![1i64, 2, 3].into())
@@ -362,6 +374,33 @@ fn the_cache_stays_within_its_budget() {
             remote.cached_bytes()
         );
     }
+}
+
+#[test]
+fn the_async_dict_reads_inside_a_callers_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert("x", "text").unwrap();
+    m.insert_array("a", &[1i32, 2, 3, 4, 5, 6], &[3, 2])
+        .unwrap();
+    drop(m);
+    let url = format!("file://{}", path.display());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let remote = mmappickle_remote::AsyncRemoteDict::open(&url)
+            .await
+            .unwrap();
+        assert_eq!(remote.keys(), ["x", "a"]);
+        assert_eq!(remote.value("x").await.unwrap(), "text".into());
+        let rows = remote.array_rows("a", 1..3).await.unwrap();
+        assert_eq!(rows.to_vec::<i32>().unwrap(), [3, 4, 5, 6]);
+        let missing = remote.get("nope").await.unwrap_err();
+        assert!(matches!(missing.kind(), ErrorKind::KeyNotFound { .. }));
+    });
 }
 
 #[test]
