@@ -30,7 +30,7 @@ pub enum ErrorKind {
     Changed {
         /// The version (ETag, else size) read first.
         expected: String,
-        /// The version the store has now, when it said.
+        /// The version the store has now, when it said (a failed `If-Match` does not).
         found: Option<String>,
     },
     /// The server answered with other bytes than asked for.
@@ -141,7 +141,7 @@ impl fmt::Display for Error {
                 )?;
                 match found {
                     Some(found) => write!(f, ", the store now has {found}"),
-                    None => write!(f, ", the store no longer has it"),
+                    None => write!(f, ", the store now has another (a precondition failed)"),
                 }
             }
             ErrorKind::BadResponse { requested, problem } => write!(
