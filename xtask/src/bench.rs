@@ -9,6 +9,9 @@
 //! process of its own (so peak RSS figures are the workload's), Python first, then Rust.
 //! Inputs both sides share (a 10,000-entry file, a pickled 1,000,000-entry dict) are made
 //! once by `bench_python.py prepare`, into `target/bench/`, removed at the end.
+//!
+//! The remote rows (9, 10) are Rust against `curl` and against the local open, both timed by
+//! `crates/remote/examples/bench_remote.rs`, which starts nginx on loopback itself.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -36,6 +39,8 @@ struct Options {
     stub_gib: usize,
     /// Row 8: entries of the pickled dict.
     dict_entries: usize,
+    /// Row 9: the size in MiB of the array read over HTTP.
+    remote_mib: usize,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
     /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
@@ -54,6 +59,7 @@ impl Default for Options {
             array_mib: 256,
             stub_gib: 1,
             dict_entries: 1_000_000,
+            remote_mib: 1024,
             json: None,
             rust_only: false,
         }
@@ -62,8 +68,9 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--json FILE] [--rust-only]   the benchmark workloads \
-through our crates and through Python, one table of medians (see BENCHMARKS.md)";
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--json FILE] [--rust-only]   \
+the benchmark workloads through our crates and through Python, and remote reads over nginx \
+against curl, one table of medians (see BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options::default();
@@ -91,6 +98,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--array-mib" => options.array_mib = number()?,
             "--stub-gib" => options.stub_gib = number()?,
             "--dict-entries" => options.dict_entries = number()?,
+            "--remote-mib" => options.remote_mib = number()?,
             "--json" => options.json = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
@@ -516,6 +524,33 @@ fn rows(options: &Options) -> Vec<Row> {
             "dumps",
             Goal::RatioAtLeast(1.0),
         ),
+        row(
+            "9",
+            format!(
+                "read a {} MiB array over loopback HTTP (nginx) into memory",
+                options.remote_mib
+            ),
+            "curl -o /dev/shm/...",
+            own("remote.curl_array_memory"),
+            "remote.array",
+            Goal::RatioAtLeast(1.0),
+        ),
+        row(
+            "9",
+            String::new(),
+            "curl -o /dev/null",
+            own("remote.curl_array"),
+            "remote.array",
+            Goal::None,
+        ),
+        row(
+            "10",
+            format!("open + list keys over loopback HTTP, {entries} entries"),
+            "local open (Rust)",
+            own("remote.local_open_keys"),
+            "remote.open_keys",
+            Goal::RatioAtLeast(1.0 / 3.0),
+        ),
     ]
 }
 
@@ -888,6 +923,15 @@ pub fn main(args: &[String]) -> Result {
             "mmappickle",
             "--example",
             "bench_workloads",
+        ]))?;
+        run(cargo().args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "mmappickle-remote",
+            "--example",
+            "bench_remote",
         ]))
     })?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -987,6 +1031,18 @@ pub fn main(args: &[String]) -> Result {
             Ok(())
         })?;
     }
+    step("remote reads (nginx on loopback)", || {
+        let remote_driver = target.join("release").join("examples").join("bench_remote");
+        let mut command = driver_command(&remote_driver, &[], "remote", &dir, options.runs);
+        add_flags(
+            &mut command,
+            &[
+                ("file", dir.join("entries.mmdpickle").display().to_string()),
+                ("mib", options.remote_mib.to_string()),
+            ],
+        );
+        measured.parse(Side::Rust, &capture(&mut command)?)
+    })?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let rows = rows(&options);
@@ -1165,10 +1221,15 @@ mod tests {
     #[test]
     fn every_row_has_a_rust_metric_the_driver_prints() {
         let driver = include_str!("../../crates/mmappickle/examples/bench_workloads.rs");
+        let remote_driver = include_str!("../../crates/remote/examples/bench_remote.rs");
         let options = Options::default();
         for row in rows(&options) {
             let metric = row.rust_metric.split('.').next().unwrap_or_default();
-            assert!(driver.contains(&format!("\"{metric}")), "{metric}");
+            assert!(
+                driver.contains(&format!("\"{metric}"))
+                    || remote_driver.contains(&format!("sample {} ", row.rust_metric)),
+                "{metric}"
+            );
         }
     }
 }

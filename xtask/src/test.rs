@@ -3,7 +3,9 @@
 //! Fast checks first: formatting, clippy with `-D warnings`; then the Python
 //! environments, the fixture drift check, and `cargo test --workspace` (doc
 //! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
-//! so that the conformance tests run the Python half of the suite. Stops at
+//! so that the conformance tests run the Python half of the suite, and
+//! `MMAPPICKLE_MOTO_PYTHON` for the remote crate's S3 tests (they start nginx
+//! too, which `.ci/run` installs). Stops at
 //! the first failing step; within the test step every test binary runs
 //! (`--no-fail-fast`) so that one run reports every failure.
 //! Then the Python package: ruff, its wheel built by maturin, and its pytest suite in one
@@ -36,13 +38,21 @@ pub fn main(args: &[String]) -> Result {
         ]))
     })?;
     let pythons = step("Python environments", venv::ensure_all)?;
+    let moto = step(
+        "moto environment (S3 server of the remote tests)",
+        venv::ensure_moto,
+    )?;
     step(
         "fixtures drift check (cargo xtask fixtures --check)",
         fixtures::check,
     )?;
     step(
         "tests (cargo test --workspace, Python conformance included)",
-        || run(pythons.set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))),
+        || {
+            run(pythons
+                .set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))
+                .env(venv::MOTO_PYTHON_VAR, &moto))
+        },
     )?;
     step(
         "Python package (ruff; maturin wheel; pytest on numpy 1.23.5 and 2.x)",

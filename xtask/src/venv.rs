@@ -1,6 +1,7 @@
-//! `cargo xtask venv`: the Python environments of the conformance suite.
+//! `cargo xtask venv`: the Python environments of the conformance suite and of the
+//! remote crate's S3 tests (moto).
 //!
-//! Both live under `target/` (never committed), are made with
+//! They live under `target/` (never committed), are made with
 //! `python3 -m venv` (or `virtualenv` where `venv` is missing) and `pip`, and
 //! are reused when they already hold what they must.
 
@@ -80,6 +81,14 @@ pub fn ensure_package() -> Result<PackagePythons> {
     })
 }
 
+/// moto's S3 server (`python -m moto.server`) and boto3, for the remote crate's S3 tests.
+const MOTO: Environment = Environment {
+    dir: "py-moto",
+    packages: &["moto[server]==5.2.5"],
+    python_minors: 9..=u32::MAX,
+    ready_check: "import moto.server, boto3",
+};
+
 /// The interpreters of both environments.
 pub struct Pythons {
     /// `target/py-mmappickle/bin/python`: mmappickle 1.0 and numpy 1.23.5.
@@ -103,6 +112,7 @@ pub fn main(args: &[String]) -> Result {
     let pythons = ensure_all()?;
     println!("MMAPPICKLE_PYTHON={}", pythons.mmappickle.display());
     println!("MMAPPICKLE_PYTHON_NUMPY2={}", pythons.numpy2.display());
+    println!("{MOTO_PYTHON_VAR}={}", ensure_moto()?.display());
     Ok(())
 }
 
@@ -112,6 +122,14 @@ pub fn ensure_all() -> Result<Pythons> {
         mmappickle: ensure(&MMAPPICKLE)?,
         numpy2: ensure(&NUMPY2)?,
     })
+}
+
+/// The variable that gives the remote crate's tests the moto environment's interpreter.
+pub const MOTO_PYTHON_VAR: &str = "MMAPPICKLE_MOTO_PYTHON";
+
+/// Creates or reuses the moto environment (the remote crate's S3 tests).
+pub fn ensure_moto() -> Result<PathBuf> {
+    ensure(&MOTO)
 }
 
 /// Creates or reuses the mmappickle environment only (enough for fixtures).

@@ -350,24 +350,93 @@ pub(crate) fn new_entry(
     })
 }
 
-fn byte_at(file: &[u8], offset: u64) -> Option<u8> {
-    file.get(usize::try_from(offset).ok()?).copied()
+/// A file's bytes read at offsets: the whole file in memory (a map, a slice), or a cache of a
+/// remote file's blocks that fetches what [`Scanner::resume`] asks for.
+pub trait ByteSource {
+    /// The file's length.
+    fn len(&self) -> u64;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `len` bytes at `offset`: `Ok(None)` when they run past the end of the file,
+    /// `Err(NotLoaded)` when the source holds them only once they are fetched.
+    fn bytes_at(&self, offset: u64, len: u64) -> Result<Option<&[u8]>, NotLoaded>;
 }
 
-fn bytes_at(file: &[u8], offset: u64, len: u64) -> Option<&[u8]> {
-    let start = usize::try_from(offset).ok()?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    file.get(start..end)
+/// Bytes of the file that a [`ByteSource`] does not hold yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotLoaded {
+    /// The bytes wanted (inside the file).
+    pub range: Range<u64>,
 }
 
-fn u64_at(file: &[u8], offset: u64) -> Option<u64> {
-    let bytes: [u8; 8] = bytes_at(file, offset, 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
+impl ByteSource for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn bytes_at(&self, offset: u64, len: u64) -> Result<Option<&[u8]>, NotLoaded> {
+        let slice = (|| {
+            let start = usize::try_from(offset).ok()?;
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            self.get(start..end)
+        })();
+        Ok(slice)
+    }
 }
 
-fn i32_at(file: &[u8], offset: u64) -> Option<i32> {
-    let bytes: [u8; 4] = bytes_at(file, offset, 4)?.try_into().ok()?;
-    Some(i32::from_le_bytes(bytes))
+fn byte_at<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Option<u8>, NotLoaded> {
+    Ok(file.bytes_at(offset, 1)?.map(|bytes| bytes[0]))
+}
+
+fn u64_at<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Option<u64>, NotLoaded> {
+    Ok(file
+        .bytes_at(offset, 8)?
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u64::from_le_bytes))
+}
+
+fn i32_at<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Option<i32>, NotLoaded> {
+    Ok(file
+        .bytes_at(offset, 4)?
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(i32::from_le_bytes))
+}
+
+/// Why a parse over a [`ByteSource`] stopped: bad bytes, or bytes still to fetch.
+enum Stop {
+    Invalid(Error),
+    NotLoaded(NotLoaded),
+}
+
+impl From<Error> for Stop {
+    fn from(error: Error) -> Self {
+        Stop::Invalid(error)
+    }
+}
+
+impl From<NotLoaded> for Stop {
+    fn from(not_loaded: NotLoaded) -> Self {
+        Stop::NotLoaded(not_loaded)
+    }
+}
+
+/// The outcome of a parse over bytes that are all in memory, where nothing is ever missing
+/// (an impossible miss reads as bytes past the end of the file).
+fn in_memory<T>(result: Result<T, Stop>, file_len: u64) -> Result<T, Error> {
+    result.map_err(|stop| match stop {
+        Stop::Invalid(error) => error,
+        Stop::NotLoaded(NotLoaded { range }) => Error::new(
+            ErrorKind::TruncatedEntry {
+                entry_end: range.end,
+                file_len,
+            },
+            range.start,
+        ),
+    })
 }
 
 fn not_a_container(expected: &'static str, offset: u64) -> Error {
@@ -382,36 +451,37 @@ fn not_a_container(expected: &'static str, offset: u64) -> Error {
 
 /// Checks the 24-byte header in the order the Python library does and returns the commit number.
 pub fn parse_header(file: &[u8]) -> Result<i32, Error> {
-    let expect = |offset: u64, byte: u8, expected: &'static str| {
-        if byte_at(file, offset) == Some(byte) {
+    in_memory(header_at(file), file.len() as u64)
+}
+
+fn header_at<S: ByteSource + ?Sized>(file: &S) -> Result<i32, Stop> {
+    let expect = |offset: u64, byte: u8, expected: &'static str| -> Result<(), Stop> {
+        if byte_at(file, offset)? == Some(byte) {
             Ok(())
         } else {
-            Err(not_a_container(expected, offset))
+            Err(not_a_container(expected, offset).into())
         }
     };
     expect(0, PROTO, "PROTO opcode (0x80)")?;
     expect(1, 4, "pickle protocol 4")?;
     expect(2, FRAME, "FRAME opcode (0x95) opening the header")?;
     let frame_len =
-        u64_at(file, 3).ok_or_else(|| not_a_container("the header's 8-byte frame length", 3))?;
+        u64_at(file, 3)?.ok_or_else(|| not_a_container("the header's 8-byte frame length", 3))?;
     if frame_len != 13 {
-        return Err(not_a_container("header frame length 13", 3));
+        return Err(not_a_container("header frame length 13", 3).into());
     }
-    if file.len() < HEADER_LEN as usize {
-        return Err(not_a_container(
-            "13 bytes of header frame",
-            file.len() as u64,
-        ));
+    if file.len() < HEADER_LEN {
+        return Err(not_a_container("13 bytes of header frame", file.len()).into());
     }
     expect(11, BININT, "BININT (format version)")?;
     expect(16, POP, "POP after the format version")?;
-    if i32_at(file, 12) != Some(FORMAT_VERSION) {
-        return Err(not_a_container("format version 1", 12));
+    if i32_at(file, 12)? != Some(FORMAT_VERSION) {
+        return Err(not_a_container("format version 1", 12).into());
     }
     expect(17, BININT, "BININT (commit number)")?;
     expect(22, POP, "POP after the commit number")?;
     expect(23, MARK, "MARK opening the dict")?;
-    i32_at(file, COMMIT_NUMBER_OFFSET).ok_or_else(|| not_a_container("commit number", 18))
+    Ok(i32_at(file, COMMIT_NUMBER_OFFSET)?.ok_or_else(|| not_a_container("commit number", 18))?)
 }
 
 /// The outcome of parsing one entry at an offset.
@@ -422,9 +492,12 @@ enum Step {
     Terminator,
 }
 
-fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
-    let file_len = file.len() as u64;
-    if bytes_at(file, offset, TERMINATOR.len() as u64) == Some(&TERMINATOR[..]) {
+fn parse_entry<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Step, Stop> {
+    let file_len = file.len();
+    // Only the head and the trailer are read: a value (an array's payload) is never touched.
+    let head_len = ENTRY_HEAD_LEN.min(file_len.saturating_sub(offset));
+    let head = file.bytes_at(offset, head_len)?.unwrap_or_default();
+    if head == TERMINATOR {
         return Ok(Step::Terminator);
     }
     // An append commits by overwriting the old terminator with the new entry's first 11 bytes
@@ -432,26 +505,26 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
     // boundary (the kernel copies page by page and stops at a fatal signal): a new prefix
     // before the old `DICT STOP`. A frame whose key opcode is still `DICT STOP` is that
     // terminator, and the append did not commit (`pickle.load` reads the old dict there too).
-    if byte_at(file, offset) == Some(FRAME) && bytes_at(file, offset + 9, 2) == TERMINATOR.get(9..)
-    {
+    if head.first() == Some(&FRAME) && head.get(9..) == TERMINATOR.get(9..) {
         return Ok(Step::Terminator);
     }
     if offset >= file_len {
-        return Err(Error::new(ErrorKind::MissingTerminator, offset));
+        return Err(Error::new(ErrorKind::MissingTerminator, offset).into());
     }
-    if byte_at(file, offset) != Some(FRAME) {
-        return Err(Error::bad_entry(
-            "FRAME opcode (0x95) opening an entry",
+    if head.first() != Some(&FRAME) {
+        return Err(Error::bad_entry("FRAME opcode (0x95) opening an entry", offset).into());
+    }
+    let frame_len = head
+        .get(1..9)
+        .and_then(|bytes| bytes.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or(Error::new(
+            ErrorKind::TruncatedEntry {
+                entry_end: offset + 9,
+                file_len,
+            },
             offset,
-        ));
-    }
-    let frame_len = u64_at(file, offset + 1).ok_or(Error::new(
-        ErrorKind::TruncatedEntry {
-            entry_end: offset + 9,
-            file_len,
-        },
-        offset,
-    ))?;
+        ))?;
     let entry_len = frame_len
         .checked_add(9)
         .ok_or(Error::overflow(offset + 1))?;
@@ -465,15 +538,15 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
                 file_len,
             },
             offset,
-        ));
+        )
+        .into());
     }
-    if byte_at(file, offset + 9) != Some(SHORT_BINUNICODE) {
-        return Err(Error::bad_entry(
-            "SHORT_BINUNICODE opcode (0x8c) for the key",
-            offset + 9,
-        ));
+    if head.get(9) != Some(&SHORT_BINUNICODE) {
+        return Err(
+            Error::bad_entry("SHORT_BINUNICODE opcode (0x8c) for the key", offset + 9).into(),
+        );
     }
-    let key_len = u64::from(byte_at(file, offset + 10).unwrap_or(0));
+    let key_len = u64::from(head.get(10).copied().unwrap_or(0));
     let value_offset = offset + ENTRY_HEAD_LEN + key_len;
     let value_end = value_offset
         .checked_add(ENTRY_TRAILER_LEN)
@@ -485,33 +558,32 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
                 offset + 1,
             )
         })?;
-    let key_bytes = bytes_at(file, offset + ENTRY_HEAD_LEN, key_len)
+    let key_bytes = file
+        .bytes_at(offset + ENTRY_HEAD_LEN, key_len)?
         .ok_or_else(|| Error::bad_entry("key bytes", offset + ENTRY_HEAD_LEN))?;
     let key = std::str::from_utf8(key_bytes)
         .map_err(|_| Error::bad_entry("a UTF-8 key", offset + ENTRY_HEAD_LEN))?;
-    if byte_at(file, value_end) != Some(BININT) {
-        return Err(Error::bad_entry(
-            "BININT (memo_max) in the trailer",
-            value_end,
-        ));
+    let trailer = file
+        .bytes_at(value_end, ENTRY_TRAILER_LEN)?
+        .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
+    if trailer[0] != BININT {
+        return Err(Error::bad_entry("BININT (memo_max) in the trailer", value_end).into());
     }
-    let memo_max =
-        i32_at(file, value_end + 1).ok_or_else(|| Error::bad_entry("memo_max", value_end + 1))?;
-    if byte_at(file, value_end + 5) != Some(POP) {
-        return Err(Error::bad_entry("POP after memo_max", value_end + 5));
+    let memo_max = i32::from_le_bytes([trailer[1], trailer[2], trailer[3], trailer[4]]);
+    if trailer[5] != POP {
+        return Err(Error::bad_entry("POP after memo_max", value_end + 5).into());
     }
-    let live = match byte_at(file, value_end + 6) {
-        Some(NEWTRUE) => true,
-        Some(POP) => false,
+    let live = match trailer[6] {
+        NEWTRUE => true,
+        POP => false,
         _ => {
-            return Err(Error::bad_entry(
-                "live flag NEWTRUE (0x88) or POP (0x30)",
-                value_end + 6,
-            ))
+            return Err(
+                Error::bad_entry("live flag NEWTRUE (0x88) or POP (0x30)", value_end + 6).into(),
+            )
         }
     };
-    if byte_at(file, value_end + 7) != Some(POP) {
-        return Err(Error::bad_entry("POP closing the entry", value_end + 7));
+    if trailer[7] != POP {
+        return Err(Error::bad_entry("POP closing the entry", value_end + 7).into());
     }
     Ok(Step::Entry(Entry {
         key: Arc::from(key),
@@ -530,40 +602,97 @@ fn parse_entry(file: &[u8], offset: u64) -> Result<Step, Error> {
 /// Bytes after the terminator (an append interrupted before it committed) are allowed and
 /// reported by [`Table::trailing_len`].
 pub fn scan(file: &[u8]) -> Result<Table, Error> {
-    let commit_number = parse_header(file)?;
-    let mut entries = Vec::new();
-    let mut offset = HEADER_LEN;
-    loop {
-        match parse_entry(file, offset)? {
-            Step::Terminator => break,
-            Step::Entry(entry) => {
-                offset = entry.end();
-                entries.push(entry);
+    let mut scanner = Scanner::default();
+    in_memory(scanner.walk(file), file.len() as u64)
+}
+
+/// What [`Scanner::resume`] reached.
+#[derive(Debug)]
+pub enum ScanProgress {
+    /// The whole table.
+    Done(Table),
+    /// The scan needs these bytes: fetch them into the source and resume.
+    NeedBytes(Range<u64>),
+}
+
+/// The [`scan`] of a file whose bytes arrive piecemeal (a remote file's block cache): it reads
+/// the header, then each entry's head and trailer only, and pauses where its source lacks bytes.
+///
+/// ```
+/// use mmappickle_container::{ScanProgress, Scanner};
+///
+/// # let file = {
+/// #     let mut file = mmappickle_container::encode_header(0).to_vec();
+/// #     file.extend(mmappickle_container::TERMINATOR);
+/// #     file
+/// # };
+/// let mut scanner = Scanner::default();
+/// match scanner.resume(&file[..])? {
+///     ScanProgress::Done(table) => assert_eq!(table.n_live(), 0),
+///     ScanProgress::NeedBytes(range) => unreachable!("a slice holds all its bytes: {range:?}"),
+/// }
+/// # Ok::<(), mmappickle_container::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Scanner {
+    commit_number: Option<i32>,
+    entries: Vec<Entry>,
+    offset: u64,
+}
+
+impl Scanner {
+    /// Goes on from where the last call stopped, with the bytes `source` holds now.
+    pub fn resume<S: ByteSource + ?Sized>(&mut self, source: &S) -> Result<ScanProgress, Error> {
+        match self.walk(source) {
+            Ok(table) => Ok(ScanProgress::Done(table)),
+            Err(Stop::Invalid(error)) => Err(error),
+            Err(Stop::NotLoaded(NotLoaded { range })) => Ok(ScanProgress::NeedBytes(range)),
+        }
+    }
+
+    fn walk<S: ByteSource + ?Sized>(&mut self, file: &S) -> Result<Table, Stop> {
+        let commit_number = match self.commit_number {
+            Some(commit_number) => commit_number,
+            None => {
+                let commit_number = header_at(file)?;
+                self.commit_number = Some(commit_number);
+                self.offset = HEADER_LEN;
+                commit_number
+            }
+        };
+        loop {
+            match parse_entry(file, self.offset)? {
+                Step::Terminator => break,
+                Step::Entry(entry) => {
+                    self.offset = entry.end();
+                    self.entries.push(entry);
+                }
             }
         }
-    }
-    // Indexed after the walk, so that the index is sized once (by entries really in the
-    // file) instead of growing and rehashing every key along the way. In file order: the
-    // last live entry of a key wins, as in `pickle.load`.
-    let n_live_flags = entries.iter().filter(|entry| entry.live).count();
-    let mut live_index = HashMap::with_capacity(n_live_flags);
-    for (entry_idx, entry) in entries.iter().enumerate() {
-        if entry.live {
-            live_index.insert(Arc::clone(&entry.key), entry_idx);
+        let entries = std::mem::take(&mut self.entries);
+        // Indexed after the walk, so that the index is sized once (by entries really in the
+        // file) instead of growing and rehashing every key along the way. In file order: the
+        // last live entry of a key wins, as in `pickle.load`.
+        let n_live_flags = entries.iter().filter(|entry| entry.live).count();
+        let mut live_index = HashMap::with_capacity(n_live_flags);
+        for (entry_idx, entry) in entries.iter().enumerate() {
+            if entry.live {
+                live_index.insert(Arc::clone(&entry.key), entry_idx);
+            }
         }
+        let memo_start = entries
+            .iter()
+            .map(|entry: &Entry| entry.memo_max)
+            .fold(1, i32::max);
+        Ok(Table {
+            entries,
+            live_index,
+            commit_number,
+            terminator_offset: self.offset,
+            file_len: file.len(),
+            memo_start,
+        })
     }
-    let memo_start = entries
-        .iter()
-        .map(|entry: &Entry| entry.memo_max)
-        .fold(1, i32::max);
-    Ok(Table {
-        entries,
-        live_index,
-        commit_number,
-        terminator_offset: offset,
-        file_len: file.len() as u64,
-        memo_start,
-    })
 }
 
 /// What a walk of a damaged file kept: every complete entry up to the first problem.
@@ -584,7 +713,7 @@ pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
     let mut entries = Vec::new();
     let mut offset = HEADER_LEN;
     loop {
-        match parse_entry(file, offset) {
+        match in_memory(parse_entry(file, offset), file.len() as u64) {
             Ok(Step::Terminator) => {
                 return Ok(Salvage {
                     entries,
@@ -598,13 +727,16 @@ pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
                 entries.push(entry);
             }
             Err(problem) => {
-                let torn_key = (byte_at(file, offset + 9) == Some(SHORT_BINUNICODE))
-                    .then(|| {
-                        let key_len = u64::from(byte_at(file, offset + 10)?);
-                        let key = bytes_at(file, offset + ENTRY_HEAD_LEN, key_len)?;
-                        Some(String::from_utf8_lossy(key).into_owned())
-                    })
-                    .flatten();
+                let torn_key = (|| {
+                    let head = file.bytes_at(offset, ENTRY_HEAD_LEN).ok()??;
+                    if head[9] != SHORT_BINUNICODE {
+                        return None;
+                    }
+                    let key = file
+                        .bytes_at(offset + ENTRY_HEAD_LEN, u64::from(head[10]))
+                        .ok()??;
+                    Some(String::from_utf8_lossy(key).into_owned())
+                })();
                 return Ok(Salvage {
                     entries,
                     end: offset,
@@ -731,6 +863,65 @@ mod tests {
         let error = scan(&good[..good.len() - 11]).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::MissingTerminator));
         assert_eq!(error.offset(), Some(good.len() as u64 - 11));
+    }
+
+    /// A file whose 16-byte blocks are held only once asked for.
+    struct Blocks {
+        file: Vec<u8>,
+        loaded: Vec<bool>,
+    }
+
+    impl ByteSource for Blocks {
+        fn len(&self) -> u64 {
+            self.file.len() as u64
+        }
+
+        fn bytes_at(&self, offset: u64, len: u64) -> Result<Option<&[u8]>, NotLoaded> {
+            let Some(bytes) = self.file[..].bytes_at(offset, len)? else {
+                return Ok(None);
+            };
+            let mut blocks = offset / 16..(offset + len).div_ceil(16);
+            match blocks.all(|block| self.loaded[block as usize]) {
+                true => Ok(Some(bytes)),
+                false => Err(NotLoaded {
+                    range: offset..offset + len,
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn scanner_over_missing_bytes_pauses_and_ends_like_scan() {
+        let big_value = vec![b'N'; 200];
+        let file = file_with(&[
+            ("a", b"K\x01", true),
+            ("big", &big_value, true),
+            ("c", b"N", false),
+        ]);
+        let mut source = Blocks {
+            loaded: vec![false; file.len().div_ceil(16)],
+            file: file.clone(),
+        };
+        let mut scanner = Scanner::default();
+        let mut n_pauses = 0;
+        let table = loop {
+            match scanner.resume(&source).unwrap() {
+                ScanProgress::Done(table) => break table,
+                ScanProgress::NeedBytes(range) => {
+                    n_pauses += 1;
+                    for block in range.start / 16..range.end.div_ceil(16) {
+                        source.loaded[block as usize] = true;
+                    }
+                }
+            }
+        };
+        assert_eq!(table, scan(&file).unwrap());
+        assert!(n_pauses >= 3, "{n_pauses}");
+        // The big value's inner blocks were never asked for.
+        let value = table.get("big").unwrap().value_range();
+        let inner = value.start.div_ceil(16)..value.end / 16;
+        assert!(inner.end - inner.start >= 10);
+        assert!(inner.clone().all(|block| !source.loaded[block as usize]));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A file is `header | entry | ... | entry | terminator` (see the workspace's `FORMAT.md`);
 //! this crate knows that layout and nothing of numpy: an entry's value is a byte range.
 //!
-//! - [`scan`] is a pure function from the file's bytes to its [`Table`] of entries.
+//! - [`scan`] is a pure function from the file's bytes to its [`Table`] of entries; [`Scanner`]
+//!   is the same walk over any [`ByteSource`] (a remote file's block cache), pausing for bytes.
 //! - [`Container`] is an open file: an exclusive `flock` (compatible with Python's
 //!   `fcntl.flock`) around every operation, a cached table re-read only when the commit number,
 //!   the length or the identity of the file changed, and crash-safe changes: [`Container::append`]
@@ -61,8 +62,9 @@ pub use crate::{
     },
     error::{Error, ErrorKind},
     layout::{
-        encode_header, parse_header, scan, Entry, Table, COMMIT_NUMBER_OFFSET, FORMAT_VERSION,
-        HEADER_LEN, MAX_KEY_LEN, MIN_PADDING_LEN, TERMINATOR,
+        encode_header, parse_header, scan, ByteSource, Entry, NotLoaded, ScanProgress, Scanner,
+        Table, COMMIT_NUMBER_OFFSET, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN, MIN_PADDING_LEN,
+        TERMINATOR,
     },
     scratch::{remove_stale_scratch_files, sync_parent_directory},
 };
