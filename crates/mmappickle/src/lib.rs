@@ -115,7 +115,6 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-mod convert;
 mod dict;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -124,9 +123,8 @@ pub mod fuzzing;
 
 pub use {
     crate::{
-        convert::loads,
         dict::{
-            Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
+            loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
             MmapDictOptions,
         },
         error::{Error, ErrorKind},

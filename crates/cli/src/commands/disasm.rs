@@ -7,7 +7,7 @@ use mmappickle::{dis, DisOp, Disassembly, EntryInfo, MmapDict, ValueKind, DATA_A
 
 use crate::arrays;
 use crate::error::{CliError, CliResult};
-use crate::pretty::str_repr;
+use crate::scalars::str_repr;
 
 /// Values longer than this are listed op by op without indentation, showing big payloads by
 /// size only.

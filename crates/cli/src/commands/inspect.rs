@@ -13,7 +13,8 @@ use super::{get_item, print_json};
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::json::JsonOf;
-use crate::pretty::{repr, str_repr};
+use crate::pretty::repr;
+use crate::scalars::str_repr;
 use crate::store;
 
 /// One row of `ls`.
