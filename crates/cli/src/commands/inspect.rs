@@ -293,23 +293,25 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
     }
 }
 
-/// `dump`: every live key in file order.
+/// `dump`: every live key in file order, all read under one lock.
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     let mut dict = store::open_dict_readonly(path)?;
-    let keys = dict.keys()?;
+    let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
     if as_json {
-        let mut items = Vec::with_capacity(keys.len());
-        for key in keys {
-            let item = get_item(&mut dict, &key)?;
-            items.push((key, item));
-        }
+        let mut items = Vec::new();
+        dict.for_each_item(|key, item| -> CliResult {
+            items.push((key.to_owned(), item));
+            Ok(())
+        })
+        .map_err(in_file)??;
         return print_json(out, &DumpJson(&items));
     }
     writeln!(out, "{{")?;
-    for key in keys {
-        let item = get_item(&mut dict, &key)?;
-        writeln!(out, "    {}: {},", str_repr(&key), item_repr(&item))?;
-    }
+    dict.for_each_item(|key, item| -> CliResult {
+        writeln!(out, "    {}: {},", str_repr(key), item_repr(&item))?;
+        Ok(())
+    })
+    .map_err(in_file)??;
     writeln!(out, "}}")?;
     Ok(())
 }
