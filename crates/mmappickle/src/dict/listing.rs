@@ -83,6 +83,13 @@ impl MmapDict {
 /// The listing of `table` over `file`, the map of the whole file it was scanned from.
 fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
     let mut entries = Vec::with_capacity(table.entries().len());
+    // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
+    let n_live_entries = table
+        .entries()
+        .iter()
+        .filter(|entry| entry.is_live())
+        .count();
+    let may_shadow = n_live_entries != table.n_live();
     for entry in table.entries() {
         let kind = if entry.is_padding() {
             None
@@ -94,7 +101,7 @@ fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
             )
         };
         entries.push(EntryInfo {
-            shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
+            shadowed: may_shadow && entry.is_live() && table.get(entry.key()) != Some(entry),
             entry: entry.clone(),
             kind,
         });
