@@ -107,6 +107,8 @@ fn parse_options(args: &[String]) -> Result<Options> {
 enum Side {
     Python,
     Rust,
+    /// Our Python package (`crates/python`), driven by the same script as Python's.
+    Package,
 }
 
 impl Side {
@@ -114,6 +116,7 @@ impl Side {
         match self {
             Side::Python => "python",
             Side::Rust => "rust",
+            Side::Package => "package",
         }
     }
 }
@@ -220,6 +223,8 @@ struct Row {
     /// What the reference is, and the side and metric that measured it.
     reference: String,
     reference_metric: Option<(Side, String)>,
+    /// Who measured the figure against the reference: Rust, or our Python package.
+    ours: Side,
     rust_metric: String,
     goal: Goal,
 }
@@ -237,9 +242,92 @@ fn row(
         workload,
         reference: reference.to_owned(),
         reference_metric: metric.map(|(side, name)| (side, name.to_owned())),
+        ours: Side::Rust,
         rust_metric: rust.to_owned(),
         goal,
     }
+}
+
+/// A row of the Python package's table: our package's `metric` against a reference.
+fn package_row(
+    workload: String,
+    reference: &str,
+    reference_metric: Option<(Side, &str)>,
+    metric: &str,
+    goal: Goal,
+) -> Row {
+    Row {
+        ours: Side::Package,
+        ..row("P", workload, reference, reference_metric, metric, goal)
+    }
+}
+
+fn pkg(name: &str) -> Option<(Side, &str)> {
+    Some((Side::Package, name))
+}
+
+/// The Python package's table: the same script (`bench_python.py`) run once with the Python
+/// library and once with our package, each with numpy 1.23.5.
+fn package_rows(options: &Options) -> Vec<Row> {
+    let small = thousands(options.python_entries);
+    let entries = thousands(options.entries);
+    let create_small = format!("create.{}", options.python_entries);
+    let create_entries = format!("create.{}", options.entries);
+    let mib = options.array_mib;
+    vec![
+        package_row(
+            format!("insert {small} small int values"),
+            "mmappickle 1.0",
+            py(&create_small),
+            &create_small,
+            Goal::None,
+        ),
+        package_row(
+            format!("insert {entries} small int values"),
+            "",
+            None,
+            &create_entries,
+            Goal::RustUnder(1.0),
+        ),
+        package_row(
+            format!("open + keys(), {entries} entries"),
+            "mmappickle 1.0",
+            py("open_keys"),
+            "open_keys",
+            Goal::RatioAtLeast(50.0),
+        ),
+        package_row(
+            format!("{} random gets", thousands(options.gets)),
+            "mmappickle 1.0",
+            py("gets"),
+            "gets",
+            Goal::RatioAtLeast(5.0),
+        ),
+        package_row(
+            format!("write a {mib} MiB float64 array"),
+            "np.save",
+            pkg("np_save"),
+            "array_write",
+            Goal::RatioAtLeast(1.0),
+        ),
+        package_row(
+            format!("open + map + sum {mib} MiB (warm cache)"),
+            "np.load(mmap_mode=\"r\") + sum",
+            pkg("np_load_sum"),
+            "map_sum",
+            Goal::RatioAtLeast(1.0 / 1.2),
+        ),
+        package_row(
+            format!(
+                "delete {} of {entries} + vacuum",
+                thousands(options.entries / 2)
+            ),
+            "mmappickle 1.0",
+            py("delete_and_vacuum"),
+            "delete_and_vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+    ]
 }
 
 fn py(name: &str) -> Option<(Side, &str)> {
@@ -432,7 +520,7 @@ fn rows(options: &Options) -> Vec<Row> {
 }
 
 /// A row with its figures.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Figures<'a> {
     row: &'a Row,
     reference: Option<f64>,
@@ -456,14 +544,14 @@ impl Figures<'_> {
     }
 }
 
-fn figures<'a>(rows: &'a [Row], measured: &'a Measurements) -> Vec<Figures<'a>> {
+fn figures_of<'a>(rows: &'a [Row], measured: &'a Measurements) -> Vec<Figures<'a>> {
     rows.iter()
         .map(|row| {
             let reference_samples = row
                 .reference_metric
                 .as_ref()
                 .map_or(&[][..], |(side, name)| measured.samples(*side, name));
-            let rust_samples = measured.samples(Side::Rust, &row.rust_metric);
+            let rust_samples = measured.samples(row.ours, &row.rust_metric);
             Figures {
                 row,
                 reference: median(reference_samples),
@@ -494,10 +582,11 @@ fn format_ratio(ratio: f64) -> String {
 }
 
 /// The table, in Markdown (it goes as is into BENCHMARKS.md).
-fn table(figures: &[Figures<'_>]) -> String {
+fn table(figures: &[Figures<'_>], ours: &str) -> String {
     let mut lines = vec![
-        "| row | workload | reference | reference | Rust | ratio | goal | met | best runs' ratio |"
-            .to_owned(),
+        format!(
+            "| row | workload | reference | reference | {ours} | ratio | goal | met | best runs' ratio |"
+        ),
         "|---|---|---|---:|---:|---:|---|---|---:|".to_owned(),
     ];
     let or_dash = |text: Option<String>| text.unwrap_or_else(|| "-".to_owned());
@@ -777,6 +866,19 @@ pub fn main(args: &[String]) -> Result {
     // Even without the Python rows, Python makes the shared inputs (the pickle must be
     // CPython's own bytes).
     let python = step("python environment", venv::ensure_mmappickle)?;
+    // Our package, from the same script, in its numpy 1.23.5 environment with the wheel of
+    // this tree.
+    let package_python = if options.rust_only {
+        None
+    } else {
+        Some(step("python package (maturin wheel)", || {
+            let pythons = venv::ensure_package()?;
+            let wheel = crate::pypackage::build_wheel(&pythons.build)?;
+            let [(_, numpy1), _] = pythons.tests;
+            crate::pypackage::install_wheel(&numpy1, &wheel)?;
+            Ok(numpy1)
+        })?)
+    };
     step("build the Rust driver (release)", || {
         run(cargo().args([
             "build",
@@ -840,6 +942,32 @@ pub fn main(args: &[String]) -> Result {
                 add_flags(&mut command, &workload.flags);
                 measured.parse(Side::Python, &capture(&mut command)?)?;
             }
+            // Row 8 measures CPython's pickle: nothing of ours.
+            let package_python = package_python
+                .as_ref()
+                .filter(|_| workload.name != "pickle");
+            if let Some(package_python) = package_python {
+                // Row 1 at both sizes: ours is linear.
+                let sizes: &[usize] = if workload.name == "create" {
+                    &[options.python_entries, options.entries]
+                } else {
+                    &[0]
+                };
+                for &entries in sizes {
+                    let mut command = driver_command(
+                        package_python,
+                        &[&script_arg],
+                        workload.name,
+                        &dir,
+                        options.runs,
+                    );
+                    add_flags(&mut command, &workload.flags);
+                    if entries > 0 {
+                        add_flags(&mut command, &[("entries", entries.to_string())]);
+                    }
+                    measured.parse(Side::Package, &capture(&mut command)?)?;
+                }
+            }
             let mut command = driver_command(&driver, &[], workload.name, &dir, options.runs);
             add_flags(&mut command, &workload.flags);
             measured.parse(Side::Rust, &capture(&mut command)?)?;
@@ -862,7 +990,7 @@ pub fn main(args: &[String]) -> Result {
     let _ = std::fs::remove_dir_all(&dir);
 
     let rows = rows(&options);
-    let figures = figures(&rows, &measured);
+    let figures = figures_of(&rows, &measured);
     let machine = machine();
     let mut report = format!("- command: `{command_line}`\n");
     for (name, value) in &machine {
@@ -884,7 +1012,16 @@ pub fn main(args: &[String]) -> Result {
         options.runs,
         options.python_create_runs.min(options.runs)
     );
-    report.push_str(&table(&figures));
+    report.push_str(&table(&figures, "Rust"));
+    let package_rows = package_rows(&options);
+    let package_figures = figures_of(&package_rows, &measured);
+    if !options.rust_only {
+        let _ = writeln!(
+            report,
+            "\nThe Python package (`crates/python`, numpy 1.23.5), same script as mmappickle 1.0:\n"
+        );
+        report.push_str(&table(&package_figures, "ours (Python)"));
+    }
     report.push('\n');
     for side in [Side::Python, Side::Rust] {
         if let (Some(peak), Some(growth)) = (
@@ -916,7 +1053,13 @@ pub fn main(args: &[String]) -> Result {
     if let Some(path) = &options.json {
         std::fs::write(
             path,
-            json(&command_line, &options, &machine, &figures, &measured),
+            json(
+                &command_line,
+                &options,
+                &machine,
+                &[figures.clone(), package_figures.clone()].concat(),
+                &measured,
+            ),
         )
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
@@ -998,6 +1141,17 @@ mod tests {
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(thousands(123_456), "123,456");
+    }
+
+    // Every package row's metric is one the Python driver prints (run with our package).
+    #[test]
+    fn every_package_row_has_a_metric_the_python_driver_prints() {
+        let driver = include_str!("../bench/bench_python.py");
+        for row in package_rows(&Options::default()) {
+            let metric = row.rust_metric.split('.').next().unwrap_or_default();
+            assert!(driver.contains(&format!("\"{metric}")), "{metric}");
+            assert_eq!(row.ours, Side::Package);
+        }
     }
 
     // JSON strings escape quotes, backslashes and control characters.

@@ -6,6 +6,7 @@
 mod bench;
 mod fixtures;
 mod fuzz;
+mod pypackage;
 mod stress;
 mod test;
 mod venv;
@@ -52,7 +53,7 @@ const COMMANDS: &[Subcommand] = &[
     },
     Subcommand {
         name: "test",
-        usage: "test                THE test command: fmt, clippy, fixtures --check, cargo test --workspace with Python",
+        usage: "test [--python]     THE test command: fmt, clippy, fixtures --check, cargo test --workspace with Python, the Python package's pytest (--python: that step alone)",
         run: test::main,
     },
 ];

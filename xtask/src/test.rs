@@ -6,14 +6,21 @@
 //! so that the conformance tests run the Python half of the suite. Stops at
 //! the first failing step; within the test step every test binary runs
 //! (`--no-fail-fast`) so that one run reports every failure.
+//! Then the Python package: ruff, its wheel built by maturin, and its pytest suite in one
+//! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`).
 //! Last, the fuzz smoke: every target of `fuzz/` for 30 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 
-use crate::{cargo, fixtures, parse_flags, run, step, venv, Result};
+use crate::{cargo, fixtures, parse_flags, pypackage, run, step, venv, Result};
 
 pub fn main(args: &[String]) -> Result {
-    parse_flags(args, &[])?;
+    let flags = parse_flags(args, &["--python"])?;
+    if flags.contains(&"--python") {
+        // The Python package's step alone, for work on it.
+        let pythons = step("Python environments", venv::ensure_all)?;
+        return step("Python package", || pypackage::test(&pythons));
+    }
     let start = Instant::now();
     step("formatting (cargo fmt --check)", || {
         run(cargo().args(["fmt", "--all", "--check"]))
@@ -36,6 +43,10 @@ pub fn main(args: &[String]) -> Result {
     step(
         "tests (cargo test --workspace, Python conformance included)",
         || run(pythons.set_env(cargo().args(["test", "--workspace", "--no-fail-fast"]))),
+    )?;
+    step(
+        "Python package (ruff; maturin wheel; pytest on numpy 1.23.5 and 2.x)",
+        || pypackage::test(&pythons),
     )?;
     step("fuzz smoke (cargo xtask fuzz --smoke)", || {
         crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)

@@ -36,6 +36,50 @@ const NUMPY2: Environment = Environment {
     ready_check: "import numpy; assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 
+/// maturin (which builds our wheel) and ruff, from pip.
+const BUILD: Environment = Environment {
+    dir: "py-build",
+    packages: &["maturin>=1.7,<2", "ruff"],
+    python_minors: 9..=u32::MAX,
+    ready_check: "import maturin, ruff",
+};
+
+/// Our package's test environments: pytest and one numpy each, our wheel installed on top
+/// (never the Python library: the cross-checks run it from `py-mmappickle`).
+const OURS_NUMPY1: Environment = Environment {
+    dir: "py-ours-numpy1",
+    packages: &["numpy==1.23.5", "pytest"],
+    python_minors: 9..=11,
+    ready_check: "import pytest, numpy; assert numpy.__version__ == '1.23.5', numpy.__version__",
+};
+
+const OURS_NUMPY2: Environment = Environment {
+    dir: "py-ours-numpy2",
+    packages: &["numpy>=2,<3", "pytest"],
+    python_minors: 9..=u32::MAX,
+    ready_check:
+        "import pytest, numpy; assert numpy.__version__.startswith('2.'), numpy.__version__",
+};
+
+/// The interpreters of the Python package's build and test environments.
+pub struct PackagePythons {
+    /// `target/py-build/bin/python`: maturin and ruff.
+    pub build: PathBuf,
+    /// `(numpy version label, interpreter)` of each test environment.
+    pub tests: [(&'static str, PathBuf); 2],
+}
+
+/// Creates or reuses the build environment and both test environments of the package.
+pub fn ensure_package() -> Result<PackagePythons> {
+    Ok(PackagePythons {
+        build: ensure(&BUILD)?,
+        tests: [
+            ("numpy 1.23.5", ensure(&OURS_NUMPY1)?),
+            ("numpy 2.x", ensure(&OURS_NUMPY2)?),
+        ],
+    })
+}
+
 /// The interpreters of both environments.
 pub struct Pythons {
     /// `target/py-mmappickle/bin/python`: mmappickle 1.0 and numpy 1.23.5.

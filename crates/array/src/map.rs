@@ -89,6 +89,17 @@ macro_rules! raw_map_methods {
         pub fn is_empty(&self) -> bool {
             self.len() == 0
         }
+
+        /// Tells the kernel the bytes will be read at scattered places
+        /// (`MADV_RANDOM`): a page fault then reads its own page, not a
+        /// readahead window, so a strided look at a huge array reads what it
+        /// looks at. A hint: the kernel may refuse it (an error) or ignore it.
+        #[cfg(unix)]
+        pub fn advise_random(&self) -> Result<(), Error> {
+            self.map
+                .advise(memmap2::Advice::Random)
+                .map_err(|e| Error::io(e, self.data_offset))
+        }
     };
 }
 

@@ -16,6 +16,7 @@ mod commands;
 mod error;
 mod json;
 mod npy;
+mod picture;
 mod pretty;
 mod progress;
 mod scalars;
@@ -178,6 +179,8 @@ enum Command {
         /// Where to write the result; converts in place when absent.
         output: Option<PathBuf>,
     },
+    /// Draw an array: a PNG (--out), or 24-bit colour in the terminal; 1-D as a line.
+    Show(commands::show::ShowArgs),
 }
 
 fn main() -> ExitCode {

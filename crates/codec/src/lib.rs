@@ -40,6 +40,37 @@
 //! assert!(listing.lines().any(|line| line.contains("SHORT_BINUNICODE") || line.contains("BINUNICODE")));
 //! # Ok::<(), mmappickle_codec::Error>(())
 //! ```
+//!
+//! ## serde
+//!
+//! With the `serde` feature, `to_value` / `from_value` convert between any
+//! serde type and a [`Value`]:
+//!
+//! | Rust (serde data model) | Python |
+//! |---|---|
+//! | struct, map | `dict` (struct fields as `str` keys, in order) |
+//! | sequence | `list` |
+//! | tuple, tuple struct | `tuple` |
+//! | `None`, `()`, unit struct | `None` |
+//! | `Some(v)`, newtype struct | `v` |
+//! | integers (up to 128 bits) | `int` |
+//! | floats | `float` |
+//! | `char`, string | `str` |
+//! | bytes (`serde_bytes`) | `bytes` |
+//! | enum variant | `'Unit'`, `{'Newtype': v}`, `{'Tuple': (..)}`, `{'Struct': {..}}` |
+//!
+//! Map keys become hashable Python values (a sequence key a `tuple`); a key
+//! Python could not hash (a `dict`) is an error. Reading back accepts what
+//! Python would naturally write: a `list`, `tuple`, `set` or `frozenset` for
+//! a sequence, an `int` for a float, `bytes` or `bytearray` for bytes or a
+//! `Vec<u8>`. Errors name the path of the field: `scan[3].gain: expected
+//! float, found str`. A [`Value`] goes through both ways as it is (a `Value`
+//! field holds anything, object nodes included); to other formats (JSON,
+//! TOML...) it goes in its natural form, as lossy as Python's `json`: tuples
+//! and sets as sequences, a global as `"module.name"`, and an object node or
+//! an int beyond 128 bits is an error. Containers nest at most 128 deep
+//! (deeper is an error, as in `serde_json`), so a hostile file cannot
+//! overflow the stack.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -55,15 +86,21 @@ pub mod fuzzing;
 mod op;
 pub mod opcode;
 mod pickler;
+mod restream;
 mod unpickler;
 mod value;
+#[cfg(feature = "serde")]
+mod value_serde;
 
+#[cfg(feature = "serde")]
+pub use crate::value_serde::{from_value, to_value, SerdeError};
 pub use crate::{
     dis::{dis, dis_ops, DisOp, DisOps},
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
     pickler::{dumps, encode_int, EncodedInt},
+    restream::entry_value_from_pickle,
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

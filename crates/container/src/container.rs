@@ -418,7 +418,7 @@ impl Container {
         self.delete_entries(&doomed)
     }
 
-    fn check_writable(&self) -> Result<(), Error> {
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
         if self.options.readonly {
             Err(Error::unplaced(ErrorKind::ReadOnly))
         } else {

@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod complete;
 mod container;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -51,6 +52,7 @@ pub mod fuzzing;
 mod layout;
 mod map;
 mod scratch;
+mod sink_ext;
 
 pub use crate::{
     container::{

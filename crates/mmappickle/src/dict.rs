@@ -1,6 +1,7 @@
 //! `MmapDict`: the dictionary and its key set; options, items, inserting and reading live
 //! in the submodules.
 
+pub(crate) mod bindings;
 mod disassembly;
 mod insert;
 mod item;
@@ -186,10 +187,17 @@ impl MmapDict {
     }
 
     /// Repairs a damaged file (a torn last entry, a missing terminator): keeps every complete
-    /// entry and reports what was dropped. Open with
+    /// entry, completes a last entry that was cut after its value, and reports what was
+    /// dropped. Open with
     /// [`MmapDictOptions::allow_damaged`] to reach a file that fails to open otherwise.
     pub fn fsck(&mut self) -> Result<FsckReport, Error> {
         self.check_writable()?;
+        // A last entry cut after its value is completed first (the file gets its old size
+        // back); whatever else is torn, fsck drops.
+        let limits = &self.options.limits;
+        self.container.complete_torn_entry(|value, memo_start| {
+            bindings::whole_value_memo_max(value, memo_start, limits)
+        })?;
         Ok(self.container.fsck()?)
     }
 }

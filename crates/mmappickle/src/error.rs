@@ -81,6 +81,9 @@ pub enum ErrorKind {
         /// The Python type of the key.
         found: &'static str,
     },
+    /// A serde type and a value do not fit each other (the error says where).
+    #[cfg(feature = "serde")]
+    Serde(mmappickle_codec::SerdeError),
     /// `data` and `mask` given to an insert do not have the same number of elements.
     MaskLength {
         /// Elements of the data.
@@ -157,6 +160,14 @@ impl From<std::io::Error> for Error {
     }
 }
 
+#[cfg(feature = "serde")]
+impl From<mmappickle_codec::SerdeError> for Error {
+    /// Not about a place in the file: offset 0.
+    fn from(error: mmappickle_codec::SerdeError) -> Self {
+        Error::new(ErrorKind::Serde(error), 0)
+    }
+}
+
 impl From<mmappickle_array::Error> for Error {
     /// Map errors carry file offsets already; writer errors carry none.
     fn from(error: mmappickle_array::Error) -> Self {
@@ -223,6 +234,8 @@ impl fmt::Display for ErrorKind {
                 f,
                 "the pickle to convert has a key of type {found}: expected str keys only"
             ),
+            #[cfg(feature = "serde")]
+            ErrorKind::Serde(error) => write!(f, "{error}"),
             ErrorKind::MaskLength { data, mask } => write!(
                 f,
                 "mask has {mask} elements: expected {data}, as many as the data"
@@ -249,6 +262,8 @@ impl std::error::Error for Error {
             ErrorKind::Container(error) => error.source(),
             ErrorKind::Array(error) => error.source(),
             ErrorKind::Io(error) => Some(error),
+            #[cfg(feature = "serde")]
+            ErrorKind::Serde(error) => Some(error),
             _ => None,
         }
     }

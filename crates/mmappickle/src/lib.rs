@@ -56,6 +56,44 @@
 //! A generic value that holds numpy arrays pickled by numpy itself (say a list of arrays)
 //! stays a [`Value`]; [`OwnedArray::from_value`] reads such arrays into memory.
 //!
+//! ## serde types
+//!
+//! With the `serde` feature (on by default), a `Serialize` type is stored as the plain
+//! Python value it describes, so Python sees an ordinary dict; reading back accepts what
+//! Python would naturally write (a tuple for a `Vec`, an int for an `f64`, a set for a
+//! `HashSet`), and a mismatch names the path of the field. [`to_value`] / [`from_value`]
+//! convert without a file, and [`Value`] itself implements `Serialize` / `Deserialize`
+//! (to turn a stored value into JSON or TOML).
+//!
+//! ```
+//! use mmappickle::{ErrorKind, MmapDict, Value};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Step { gain: f64, label: Option<String> }
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut m = MmapDict::open(dir.path().join("params.mmdpickle"))?;
+//! let scan = vec![Step { gain: 0.5, label: None }, Step { gain: 2.0, label: Some("hi".into()) }];
+//! m.insert_serde("scan", &scan)?;
+//! // Python's `m["scan"]`:
+//! assert_eq!(m.value("scan")?.to_string(),
+//!            "[{'gain': 0.5, 'label': None}, {'gain': 2.0, 'label': 'hi'}]");
+//! assert_eq!(m.get_serde::<Vec<Step>>("scan")?, scan);
+//!
+//! // What Python may have written instead: a tuple, an int for the float.
+//! let step: Value = [("gain", Value::Int(3)), ("label", Value::None)].into_iter().collect();
+//! m.insert("scan", Value::tuple([step]))?;
+//! assert_eq!(m.get_serde::<Vec<Step>>("scan")?, [Step { gain: 3.0, label: None }]);
+//!
+//! let step: Value = [("gain", "loud")].into_iter().collect();
+//! m.insert("scan", vec![step])?;
+//! let error = m.get_serde::<Vec<Step>>("scan").unwrap_err();
+//! assert!(matches!(error.kind(), ErrorKind::Serde(_)));
+//! assert_eq!(error.kind().to_string(), "scan[0].gain: expected float, found str");
+//! # Ok::<(), mmappickle::Error>(())
+//! ```
+//!
 //! ## Maps: what is safe, and what another process changing the file means
 //!
 //! A map covers exactly an array's raw bytes, checked to lie inside the file when it is made
@@ -120,10 +158,15 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "serde")]
+mod serde_values;
 
+#[cfg(feature = "serde")]
+pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
         dict::{
+            bindings::{ArrayPlace, Located},
             loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
             MmapDictOptions,
         },

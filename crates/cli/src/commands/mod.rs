@@ -3,6 +3,7 @@
 mod disasm;
 mod edit;
 mod inspect;
+pub(crate) mod show;
 mod transfer;
 
 use std::io::{self, Write};
@@ -51,6 +52,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Command::Convert { input, output } => {
             edit::convert(input, output.as_deref(), encoding, out)
         }
+        Command::Show(args) => show::show(args, out),
     }
 }
 

@@ -72,7 +72,12 @@ fn append_array_value(
 impl MmapDict {
     /// The new entry of an array value whose raw data starts `raw_offset` bytes into it
     /// (aligned to [`DATA_ALIGN`] when the options say so). Arrays use no memo, as in Python.
-    fn array_entry<'k>(&self, key: &'k str, value_len: u64, raw_offset: u64) -> NewEntry<'k> {
+    pub(super) fn array_entry<'k>(
+        &self,
+        key: &'k str,
+        value_len: u64,
+        raw_offset: u64,
+    ) -> NewEntry<'k> {
         NewEntry {
             key,
             value_len,

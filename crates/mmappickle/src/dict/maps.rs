@@ -118,15 +118,18 @@ impl MapRequest<'_> {
                 key: self.key.to_owned(),
             })
         })?;
-        let data_offset = self
-            .value_offset
+        Ok((claim, self.data_offset()?))
+    }
+
+    /// Where the raw data starts in the file.
+    pub(super) fn data_offset(&self) -> Result<u64, Error> {
+        self.value_offset
             .checked_add(self.header.raw_offset)
             .ok_or_else(|| {
                 let overflow = mmappickle_array::ErrorKind::Overflow;
                 let error = mmappickle_array::Error::new(overflow, self.header.raw_offset);
                 Error::array_at(error, self.value_offset)
-            })?;
-        Ok((claim, data_offset))
+            })
     }
 
     /// Maps the part read-only. `container` is locked by the caller, and the value is that

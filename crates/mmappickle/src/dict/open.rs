@@ -13,7 +13,8 @@ use std::sync::Arc;
 use mmappickle_array::{OwnedArray, OwnedMasked};
 use mmappickle_codec::{loads_with, Limits, Value};
 use mmappickle_container::{
-    parse_header, remove_stale_scratch_files, sync_parent_directory, ContainerOptions, HEADER_LEN,
+    encode_header, parse_header, remove_stale_scratch_files, sync_parent_directory,
+    ContainerOptions, HEADER_LEN,
 };
 
 use super::{MmapDict, MmapDictOptions};
@@ -41,6 +42,9 @@ impl MmapDictOptions {
                 if !error.is_plain_pickle() {
                     // A plain pickle of something else is worth a precise message.
                     refuse_non_dict(path, &self.limits)?;
+                    return Err(error.into());
+                }
+                if is_damaged_header(path) {
                     return Err(error.into());
                 }
                 if self.readonly {
@@ -104,6 +108,19 @@ fn refuse_non_dict(path: &Path, limits: &Limits) -> Result<(), Error> {
         Err(error) if matches!(error.kind(), ErrorKind::NotADict { .. }) => Err(error),
         _ => Ok(()),
     }
+}
+
+/// Whether `path` starts like an mmappickle header (`PROTO`, `FRAME`, then the `BININT` of
+/// the format version) that the container refused: a damaged mmappickle file, reported and
+/// never converted, even when it still happens to load as a pickle of `{}` (a wrong version
+/// or protocol, a missing `POP`). A plain pickle of a dict never starts its first frame with
+/// `BININT`: `pickle.dump` writes the dict's opcode first.
+pub(crate) fn is_damaged_header(path: &Path) -> bool {
+    let mut head = [0u8; 12];
+    let read = File::open(path).and_then(|mut file| file.read_exact(&mut head));
+    let header = encode_header(0);
+    let same = |offset: usize| head.get(offset) == header.get(offset);
+    read.is_ok() && same(0) && same(2) && same(11)
 }
 
 /// Converts the plain pickle of a dict at `path` into an mmappickle file with the same keys
@@ -229,5 +246,34 @@ mod tests {
         assert_eq!(scratch.parent(), Some(Path::new("/data")));
         let name = scratch.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with("x.pkl.converting-"), "{name}");
+    }
+
+    // Headers damaged so that the file still loads as a pickle of `{}` (a wrong version, a
+    // wrong protocol, a missing POP) are errors, not plain pickles to convert: the file stays.
+    #[test]
+    fn damaged_headers_that_still_load_are_not_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("damaged.mmdpickle");
+        for (offset, byte) in [(12, 2u8), (1, 3), (16, 0x28), (22, 0x28), (3, 12)] {
+            let mut file = encode_header(0).to_vec();
+            file.extend_from_slice(&mmappickle_container::TERMINATOR);
+            file[offset] = byte;
+            std::fs::write(&path, &file).unwrap();
+            assert!(is_damaged_header(&path));
+            assert!(MmapDict::open(&path).is_err(), "byte {offset} = {byte}");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                file,
+                "byte {offset} changed the file"
+            );
+        }
+        // pickle.dumps({'a': 1}, 4) starts its frame with the dict's opcode.
+        std::fs::write(
+            &path,
+            b"\x80\x04\x95\n\0\0\0\0\0\0\0}\x94\x8c\x01a\x94K\x01s.",
+        )
+        .unwrap();
+        assert!(!is_damaged_header(&path));
+        assert_eq!(MmapDict::open(&path).unwrap().keys().unwrap(), ["a"]);
     }
 }

@@ -15,7 +15,7 @@ use crate::error::{Error, ErrorKind};
 
 /// [`MmapDict::get`] reads a value up to this long whole at once (one read) instead of its
 /// head first: as long as the window in which the array layer reads a head.
-const SMALL_VALUE_LEN: u64 = 4096;
+pub(super) const SMALL_VALUE_LEN: u64 = 4096;
 
 impl MmapDict {
     /// What `key` holds: a generic value, a mapped array, or a mapped masked array.
@@ -298,7 +298,10 @@ fn item_of(
 
 /// The one classifier's verdict on a value's bytes from any source (`value_offset` places its
 /// errors in the file).
-fn kind_of<S: ValueSource + ?Sized>(source: &mut S, value_offset: u64) -> Result<ValueKind, Error> {
+pub(super) fn kind_of<S: ValueSource + ?Sized>(
+    source: &mut S,
+    value_offset: u64,
+) -> Result<ValueKind, Error> {
     classify(source).map_err(|error| Error::array_at(error, value_offset))
 }
 

@@ -1,0 +1,176 @@
+//! Completing a last entry cut after its value: the first step of a repair, before
+//! [`Container::fsck`] drops what cannot be completed.
+//!
+//! A file cut by 1 to 19 bytes at its end (a full disk, a truncation) has lost its terminator
+//! and maybe some of its last entry's 8-byte trailer, but every byte of that entry's value is
+//! still there. The trailer holds nothing that the value and the entries before it do not
+//! tell: so the entry is completed and the file gets its old size back, instead of losing
+//! the key.
+
+use std::os::unix::fs::FileExt;
+
+use crate::container::{Container, Durability};
+use crate::error::Error;
+use crate::layout::{
+    encode_entry_head, encode_entry_trailer, salvage, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, TERMINATOR,
+};
+use crate::map::ReadMap;
+
+/// The live flag byte of a trailer (`NEWTRUE`), at index 6.
+const LIVE_FLAG_IDX: usize = 6;
+
+/// A last entry whose head and value are whole but whose trailer (or the terminator after it)
+/// is cut.
+struct TornTail<'f> {
+    /// Where the value's bytes are in the file.
+    value: &'f [u8],
+    /// Offset just past the value.
+    value_end: u64,
+    /// The trailer bytes still in the file (a prefix of the trailer).
+    trailer_left: &'f [u8],
+    key_is_empty: bool,
+}
+
+/// Finds the torn last entry at `start` of `file`, if it is cut after its value.
+fn torn_tail(file: &[u8], start: u64) -> Option<TornTail<'_>> {
+    let len = file.len() as u64;
+    let start_idx = usize::try_from(start).ok()?;
+    let head = file.get(start_idx..start_idx.checked_add(ENTRY_HEAD_LEN as usize)?)?;
+    let frame_len = u64::from_le_bytes(head.get(1..9)?.try_into().ok()?);
+    let key_len = u64::from(*head.get(10)?);
+    let key = file.get(
+        usize::try_from(start + ENTRY_HEAD_LEN).ok()?
+            ..usize::try_from(start + ENTRY_HEAD_LEN + key_len).ok()?,
+    )?;
+    // The head must be exactly what the writer writes for this key and frame length.
+    if encode_entry_head(key, frame_len).get(..ENTRY_HEAD_LEN as usize) != Some(head) {
+        return None;
+    }
+    let value_offset = start + ENTRY_HEAD_LEN + key_len;
+    let entry_end = start.checked_add(9)?.checked_add(frame_len)?;
+    let value_end = entry_end.checked_sub(ENTRY_TRAILER_LEN)?;
+    if value_end < value_offset || value_end > len || len >= entry_end + TERMINATOR.len() as u64 {
+        return None;
+    }
+    let value = file.get(usize::try_from(value_offset).ok()?..usize::try_from(value_end).ok()?)?;
+    let trailer_left =
+        file.get(usize::try_from(value_end).ok()?..usize::try_from(len.min(entry_end)).ok()?)?;
+    std::str::from_utf8(key).ok()?;
+    Some(TornTail {
+        value,
+        value_end,
+        trailer_left,
+        key_is_empty: key.is_empty(),
+    })
+}
+
+impl Container {
+    /// Completes the last entry of a file that was cut after that entry's value (in its
+    /// 8-byte trailer or in the terminator): writes the trailer and the terminator back, so
+    /// that [`fsck`](Self::fsck) keeps the entry. Returns whether an entry was completed;
+    /// a file with its terminator, or cut inside a value, is left as it is.
+    ///
+    /// `memo_max_of(value, memo_start)` checks the value: `Some(memo_max)` when the bytes are
+    /// exactly one whole value (the entry then records that `memo_max`; `memo_start` is the
+    /// first memo index free after the entries before it), `None` to leave the entry to fsck.
+    /// A `memo_max` or live flag still in the file is kept as it is; a lost flag is live
+    /// (deleted for a padding entry, whose key is empty).
+    pub fn complete_torn_entry(
+        &mut self,
+        memo_max_of: impl FnOnce(&[u8], i32) -> Option<i32>,
+    ) -> Result<bool, Error> {
+        self.check_writable()?;
+        self.with_lock(|container| -> Result<bool, Error> {
+            let map = ReadMap::new(container)?;
+            let salvaged = salvage(map.bytes())?;
+            if salvaged.problem.is_none() {
+                return Ok(false);
+            }
+            let Some(torn) = torn_tail(map.bytes(), salvaged.end) else {
+                return Ok(false);
+            };
+            let memo_start = salvaged
+                .entries
+                .iter()
+                .map(|entry| entry.memo_max())
+                .fold(1, i32::max);
+            let Some(computed_memo_max) = memo_max_of(torn.value, memo_start) else {
+                return Ok(false);
+            };
+            let memo_max = match torn.trailer_left.get(1..5) {
+                Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
+                None => computed_memo_max,
+            };
+            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+                None => !torn.key_is_empty,
+            };
+            let trailer = encode_entry_trailer(memo_max, live);
+            if !trailer.starts_with(torn.trailer_left) {
+                return Ok(false);
+            }
+            let mut tail = trailer.to_vec();
+            tail.extend_from_slice(&TERMINATOR);
+            let value_end = torn.value_end;
+            drop(map);
+            container
+                .file()
+                .write_all_at(&tail, value_end)
+                .map_err(|error| Error::io(error, value_end))?;
+            if container.durability() == Durability::Flush {
+                container.file().sync_all().map_err(Error::unplaced_io)?;
+            }
+            Ok(true)
+        })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ContainerOptions, NewEntry};
+
+    // Cut by 12 to 19 bytes, the last entry is completed; then fsck gives back the file's old
+    // bytes for every cut of 1 to 19, and drops the last key for a cut into its value.
+    #[test]
+    fn cuts_after_the_value_are_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("torn.mmdpickle");
+        let mut container = Container::open(&path).unwrap();
+        for (key, value) in [("a", b"K\x01"), ("b", b"K\x02")] {
+            let memo_max = container.memo_start().unwrap();
+            let new = NewEntry {
+                key,
+                value_len: 2,
+                memo_max,
+                align: None,
+            };
+            container.append(new, |sink| sink.write_all(value)).unwrap();
+        }
+        let whole = std::fs::read(&path).unwrap();
+        for cut in 1..=20u64 {
+            std::fs::write(&path, &whole).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(whole.len() as u64 - cut).unwrap();
+            let mut container = ContainerOptions::new()
+                .allow_damaged(true)
+                .open(&path)
+                .unwrap();
+            let completed = container
+                .complete_torn_entry(|value, memo_start| (value.len() == 2).then_some(memo_start))
+                .unwrap();
+            assert_eq!(completed, cut > 11 && cut < 20, "cut {cut}");
+            container.fsck().unwrap();
+            if cut < 20 {
+                // The same bytes, but for the commit number fsck changes when it writes a
+                // terminator itself.
+                let mut repaired = std::fs::read(&path).unwrap();
+                repaired[18..22].copy_from_slice(&whole[18..22]);
+                assert_eq!(repaired, whole, "cut {cut}");
+                assert_eq!(container.keys().unwrap(), ["a", "b"], "cut {cut}");
+            } else {
+                assert_eq!(container.keys().unwrap(), ["a"], "cut {cut}");
+            }
+        }
+    }
+}

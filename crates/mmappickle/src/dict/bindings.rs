@@ -1,0 +1,290 @@
+//! What a binding to another language needs beyond the Rust API: values pickled by that
+//! language's own pickler, arrays written by the caller straight into the file, and where an
+//! entry's parts are so that the caller maps them itself (as the Python package builds
+//! `numpy.memmap`s).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use mmappickle_array::{classify, ArrayHeader, ArrayLayout, DType, ValueKind};
+use mmappickle_codec::{decode_entry_value, entry_value_from_pickle, ops, Limits, Op};
+use mmappickle_container::{NewEntry, COMMIT_NUMBER_OFFSET};
+
+use super::maps::MapRequest;
+use super::read::{entry_kind, kind_of, SMALL_VALUE_LEN};
+use super::{check_key, key_not_found, MmapDict};
+use crate::error::Error;
+
+/// Where an array's raw bytes (C order) are in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrayPlace {
+    /// Offset of the first raw byte in the file (any alignment).
+    pub data_offset: u64,
+    /// The element type.
+    pub dtype: DType,
+    /// The shape.
+    pub shape: Vec<usize>,
+}
+
+/// What a key holds, found without mapping anything: see [`MmapDict::locate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME` and
+    /// `STOP`; `PROTO 4 + bytes + STOP` is a pickle of the value alone).
+    Value(Vec<u8>),
+    /// A numpy array.
+    Array(ArrayPlace),
+    /// A `numpy.ma.MaskedArray`: its data and its mask (dtype `bool`, the data's shape, or
+    /// 0-d when the array had no mask).
+    Masked {
+        /// The data.
+        data: ArrayPlace,
+        /// The mask.
+        mask: ArrayPlace,
+    },
+}
+
+/// The `memo_max` of an entry whose value is `value`, if `value` is exactly one whole value
+/// (an array expression to its last byte, or a generic value that decodes): 0 for arrays, as
+/// Python writes; else one past the largest memo index it stores, at least `memo_start`.
+pub(super) fn whole_value_memo_max(value: &[u8], memo_start: i32, limits: &Limits) -> Option<i32> {
+    let whole = |end: u64| (end == value.len() as u64).then_some(0);
+    match classify(&mut &value[..]) {
+        Ok(ValueKind::Array(header)) => whole(header.end),
+        Ok(ValueKind::Masked(header)) => whole(header.end),
+        _ => {
+            decode_entry_value(value, limits).ok()?;
+            let largest_stored = ops(value)
+                .filter_map(|op| match op.ok()?.1 {
+                    Op::Put(index) => Some(index),
+                    Op::BinPut(index) => Some(u64::from(index)),
+                    Op::LongBinPut(index) => Some(u64::from(index)),
+                    _ => None,
+                })
+                .max();
+            let after = largest_stored.map_or(0, |index| index.saturating_add(1));
+            Some(i32::try_from(after).unwrap_or(i32::MAX).max(memo_start))
+        }
+    }
+}
+
+fn place(key: &str, value_offset: u64, header: ArrayHeader) -> Result<ArrayPlace, Error> {
+    let request = MapRequest {
+        key,
+        value_offset,
+        header,
+    };
+    Ok(ArrayPlace {
+        data_offset: request.data_offset()?,
+        dtype: request.header.dtype,
+        shape: request.header.shape,
+    })
+}
+
+impl MmapDict {
+    /// Stores a value pickled by Python: `stream` is a whole pickle (what
+    /// `pickle.dumps(value, 4)` gives), rewritten at the opcode level into the entry's value
+    /// (see [`entry_value_from_pickle`](crate::codec::entry_value_from_pickle)), so that
+    /// shared and self-referencing parts survive exactly. Replaces any value of `key`.
+    ///
+    /// ```
+    /// use mmappickle::{MmapDict, Value};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("pickled.mmdpickle"))?;
+    /// // pickle.dumps([1, 'a'], 4)
+    /// m.insert_pickle("k", b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00]\x94(K\x01\x8c\x01a\x94e.")?;
+    /// assert_eq!(m.value("k")?, Value::List(vec![Value::Int(1), Value::from("a")]));
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn insert_pickle(&mut self, key: &str, stream: &[u8]) -> Result<(), Error> {
+        check_key(key)?;
+        self.check_writable()?;
+        self.container
+            .with_lock(|container| -> Result<(), Error> {
+                // Under one lock: no other handle can raise the memo start in between.
+                let memo_start = container.memo_start()?;
+                let (bytes, memo_max) =
+                    entry_value_from_pickle(stream, u32::try_from(memo_start).unwrap_or(1))
+                        .map_err(|error| Error::codec_at(error, 0))?;
+                // At most i32::MAX: the codec refuses indices past it.
+                let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
+                let new = NewEntry {
+                    key,
+                    value_len: bytes.len() as u64,
+                    memo_max,
+                    align: None,
+                };
+                container.append(new, |sink| sink.write_all(&bytes))?;
+                Ok(())
+            })
+            .map_err(Error::from)?
+    }
+
+    /// Stores an array of `dtype` and `shape` whose raw bytes (C order) `write_raw` writes
+    /// itself: it is called once with the file, the offset of the first raw byte and their
+    /// length, and must write exactly that range (with `pwrite`, say, from the caller's own
+    /// buffer: no copy passes through this crate). An error from it abandons the insert and
+    /// leaves the dict as it was. The dict's encoding and alignment apply.
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    /// use mmappickle::{DType, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("in_place.mmdpickle"))?;
+    /// let raw = [1u8, 2, 3, 4];
+    /// m.insert_array_in_place("a", &DType::parse("uint8")?, &[2, 2], |file, offset, len| {
+    ///     assert_eq!(len, 4);
+    ///     file.write_all_at(&raw, offset)
+    /// })?;
+    /// assert_eq!(m.array::<u8>("a")?.to_vec(), raw);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_array_in_place(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        write_raw: impl FnOnce(&File, u64, u64) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        self.check_writable()?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        let raw_len = layout.raw_len();
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
+        self.container.append(new, |sink| {
+            sink.write_all(layout.prefix())?;
+            sink.preallocate_next(raw_len);
+            write_raw(sink.file(), sink.position(), raw_len)?;
+            sink.skip(raw_len)?;
+            sink.write_all(layout.suffix())
+        })?;
+        Ok(())
+    }
+
+    /// What `key` holds, without mapping or decoding anything: a generic value's bytes, or
+    /// where an array's (or a masked array's two) raw bytes are, for a caller that maps them
+    /// itself. The places are valid until the file is vacuumed.
+    ///
+    /// ```
+    /// use mmappickle::{Located, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("locate.mmdpickle"))?;
+    /// m.insert("name", "value")?;
+    /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
+    /// assert_eq!(m.locate("name")?, Located::Value(b"\x8c\x05value".to_vec()));
+    /// let Located::Array(place) = m.locate("grid")? else { panic!("not an array") };
+    /// assert_eq!((place.dtype.name().as_str(), place.shape.as_slice()), ("int32", &[2, 2][..]));
+    /// let mut raw = [0u8; 16];
+    /// std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(m.path())?, &mut raw, place.data_offset)?;
+    /// assert_eq!(raw[4], 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn locate(&mut self, key: &str) -> Result<Located, Error> {
+        self.container
+            .with_lock(|container| -> Result<Located, Error> {
+                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
+                let value_offset = entry.value_offset();
+                let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
+                    Some(container.read_value(&entry)?)
+                } else {
+                    None
+                };
+                let kind = match &small_value {
+                    Some(bytes) => kind_of(&mut bytes.as_slice(), value_offset)?,
+                    None => entry_kind(container.file(), &entry)?,
+                };
+                match kind {
+                    ValueKind::Array(header) => {
+                        Ok(Located::Array(place(key, value_offset, header)?))
+                    }
+                    ValueKind::Masked(header) => Ok(Located::Masked {
+                        data: place(key, value_offset, header.data)?,
+                        mask: place(key, value_offset, header.mask)?,
+                    }),
+                    ValueKind::Malformed(error) => Err(Error::array_at(error, value_offset)),
+                    // A generic value (or one that only starts like an array).
+                    ValueKind::Generic { .. } => match small_value {
+                        Some(bytes) => Ok(Located::Value(bytes)),
+                        None => Ok(Located::Value(container.read_value(&entry)?)),
+                    },
+                }
+            })
+            .map_err(Error::from)?
+    }
+
+    /// Writes `commit_number` into the file's header, as setting `commit_number` in Python
+    /// does (readers re-read the entry table when it changes).
+    pub fn set_commit_number(&mut self, commit_number: i32) -> Result<(), Error> {
+        self.check_writable()?;
+        self.container
+            .with_lock(|container| {
+                container
+                    .file()
+                    .write_all_at(&commit_number.to_le_bytes(), COMMIT_NUMBER_OFFSET)
+            })?
+            .map_err(Error::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A writer that fails leaves the dict and the file as they were.
+    #[test]
+    fn failing_writer_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = MmapDict::open(dir.path().join("fail.mmdpickle")).unwrap();
+        let before = std::fs::read(m.path()).unwrap();
+        let dtype = DType::parse("float64").unwrap();
+        let error = m
+            .insert_array_in_place("a", &dtype, &[3], |_, _, _| {
+                Err(io::Error::other("writer refused"))
+            })
+            .unwrap_err();
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("writer refused"), "{error}");
+        assert_eq!(std::fs::read(m.path()).unwrap(), before);
+        assert!(m.keys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn commit_number_is_set_and_refused_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("commit.mmdpickle");
+        let mut m = MmapDict::open(&path).unwrap();
+        m.insert("k", 1).unwrap();
+        m.set_commit_number(41).unwrap();
+        assert_eq!(m.commit_number().unwrap(), 41);
+        m.insert("j", 2).unwrap();
+        assert_eq!(m.commit_number().unwrap(), 42);
+        assert_eq!(m.keys().unwrap(), ["k", "j"]);
+        let mut ro = MmapDict::open_readonly(&path).unwrap();
+        assert!(ro.set_commit_number(1).is_err());
+    }
+
+    // Memo indices continue from the file's previous entries.
+    #[test]
+    fn pickled_values_number_their_memo_after_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = MmapDict::open(dir.path().join("memo.mmdpickle")).unwrap();
+        // s = 'k'; pickle.dumps({s: s}, 4)
+        let shared = b"\x80\x04\x95\n\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01k\x94h\x01s.";
+        m.insert_pickle("a", shared).unwrap();
+        m.insert_pickle("b", shared).unwrap();
+        let Located::Value(first) = m.locate("a").unwrap() else {
+            panic!()
+        };
+        let Located::Value(second) = m.locate("b").unwrap() else {
+            panic!()
+        };
+        assert_eq!(first, b"}\x8c\x01kq\x01h\x01s");
+        assert_eq!(second, b"}\x8c\x01kq\x02h\x02s");
+        let error = m.insert_pickle("c", b"\x80\x04h\x09.").unwrap_err();
+        assert!(error.to_string().contains("memo"), "{error}");
+    }
+}

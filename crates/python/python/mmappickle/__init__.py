@@ -1,0 +1,13 @@
+"""mmappickle: a dict stored in a file that is at once a pickle of the dict and a store of
+memory-mapped numpy arrays.
+
+A drop-in for the Python library ``mmappickle`` 1.0 (same file format, same API), built on
+the Rust crates of mmappickle-rs: the file format lives in Rust (``mmappickle._native``);
+this package is the glue (``pickle.dumps``/``loads`` of generic values, ``numpy.memmap``s
+of arrays). numpy is optional: without it, generic values only.
+"""
+
+from ._native import UnsafeValueError, __version__
+from .dict import mmapdict
+
+__all__ = ["UnsafeValueError", "__version__", "mmapdict"]

@@ -1,0 +1,368 @@
+"""``mmapdict``: the dict stored in a file (the file format itself is handled in Rust)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import sys
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from . import _native
+from .picklers.base import BasePickler, GenericPickler
+
+_KINDS = ("generic", "array", "masked")
+_MAX_KEY_LEN = 255
+
+
+def _not_writable() -> io.UnsupportedOperation:
+    return io.UnsupportedOperation("not writable")
+
+
+def _kinds_of(picklers: list | None) -> frozenset:
+    if picklers is None:
+        return frozenset(_KINDS)
+    kinds = set()
+    for pickler in picklers:
+        kind = getattr(pickler, "kind", None)
+        if (
+            not (isinstance(pickler, type) and issubclass(pickler, BasePickler))
+            or kind not in _KINDS
+        ):
+            raise TypeError(
+                f"unsupported pickler {pickler!r}: only GenericPickler, ArrayPickler and "
+                "MaskedArrayPickler are supported (the file format is written in Rust)"
+            )
+        kinds.add(kind)
+    return frozenset(kinds)
+
+
+def _path_of(file: Any) -> tuple[str, str | None, bool]:
+    """``(path to open, path to reopen when unpickled or None, whether the file object is
+    read-only)`` of a path or an open binary file object."""
+    if isinstance(file, (str, os.PathLike)):
+        # Absolute: arrays are mapped, and the file reopened, by this path later.
+        path = os.path.abspath(os.fsdecode(os.fspath(file)))
+        return path, path, False
+    fileno = getattr(file, "fileno", None)
+    if fileno is None:
+        raise TypeError(
+            f"mmapdict needs a path (str or os.PathLike) or a binary file object with "
+            f"fileno(), not {type(file).__name__}"
+        )
+    try:
+        fd = fileno()
+    except (OSError, ValueError) as error:  # io.BytesIO, closed files
+        raise TypeError(f"mmapdict needs a file object with a file descriptor: {error}") from None
+    writable = getattr(file, "writable", None)
+    readonly = writable is not None and not writable()
+    name = getattr(file, "name", None)
+    if isinstance(name, str):
+        try:
+            if os.path.samestat(os.stat(name), os.fstat(fd)):
+                return os.path.abspath(name), os.path.abspath(name), readonly
+        except OSError:
+            pass
+    # A file without a name (tempfile.TemporaryFile()): the descriptor's own path.
+    return f"/proc/self/fd/{fd}", None, readonly
+
+
+def _numpy() -> Any:
+    """numpy if it was imported (an array can only exist if it was)."""
+    return sys.modules.get("numpy")
+
+
+class mmapdict(MutableMapping):
+    """A dict stored in a file that is a pickle of the dict; numpy arrays are memory-mapped.
+
+    :param file: a path (``str`` or ``os.PathLike``) or an open binary file object with a
+        ``fileno()`` (a ``tempfile.TemporaryFile()`` works: keep it open while in use).
+    :param readonly: open read-only: every change raises ``io.UnsupportedOperation``, arrays
+        are read-only maps. A missing path is then ``FileNotFoundError``; read-write, it is
+        created.
+    :param picklers: the kinds of values that may be stored and read (all by default); see
+        :mod:`mmappickle.picklers`.
+    :param encoding: ``"compatible"`` (default: arrays byte-identical to the Python library's)
+        or ``"portable"`` (numpy's own pickle form, which plain ``pickle.load`` reads on
+        numpy 1.x and 2.x).
+    :param safe: build generic values with the Rust decoder instead of Python's unpickler:
+        only builtin values and numpy arrays, anything else raises
+        :class:`mmappickle.UnsafeValueError`; nothing a file names is imported or run.
+    :param allow_damaged: open a file whose entries are damaged, so that :meth:`fsck` can
+        repair it.
+
+    Generic values are written with ``pickle.dumps(value, 4)`` and read with
+    ``pickle.loads`` (unless ``safe``): reading a file runs Python's unpickler on its values,
+    exactly as the Python library does, so open untrusted files with ``safe=True``.
+    """
+
+    def __init__(
+        self,
+        file: Any,
+        readonly: bool | None = False,
+        picklers: list | None = None,
+        *,
+        encoding: str = "compatible",
+        safe: bool = False,
+        allow_damaged: bool = False,
+    ) -> None:
+        if encoding not in ("compatible", "portable"):
+            raise ValueError(f"encoding must be 'compatible' or 'portable', not {encoding!r}")
+        path, reopen_path, file_readonly = _path_of(file)
+        self._picklers = None if picklers is None else list(picklers)
+        self._kinds = _kinds_of(picklers)
+        self._encoding = encoding
+        self._safe = bool(safe)
+        self._file = None if isinstance(file, (str, os.PathLike)) else file
+        self._reopen_path = reopen_path
+        self._native = _native.NativeDict(
+            path, bool(readonly) or file_readonly, encoding == "portable", bool(allow_damaged)
+        )
+        self._path = str(self._native.path())
+        self._readonly = self._native.readonly()
+
+    # ---- the Python library's API ----
+
+    @property
+    def writable(self) -> bool:
+        """True if the file is writable, False otherwise."""
+        return not self._readonly
+
+    @property
+    def commit_number(self) -> int:
+        """The commit number: it changes whenever the key set changes (any process)."""
+        return self._native.commit_number()
+
+    @commit_number.setter
+    def commit_number(self, value: int) -> None:
+        if type(value) is not int:
+            raise TypeError("commit_number should be an int")
+        self._check_writable()
+        self._native.set_commit_number(value)
+
+    def _check_writable(self) -> None:
+        if self._readonly:
+            raise _not_writable()
+
+    def _check_key(self, key: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"keys are str, not {type(key).__name__}")
+        if len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_LEN:
+            raise ValueError(f"key of more than {_MAX_KEY_LEN} UTF-8 bytes: {key[:40]!r}...")
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._native.contains(key)
+
+    def keys(self) -> list:  # type: ignore[override]
+        """The keys, in file order (a list, as the Python library's quick start prints)."""
+        return self._native.keys()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._check_key(key)
+        self._check_writable()
+        kind = self._kind_of(value)
+        if kind not in self._kinds:
+            raise TypeError(f"Could not find a pickler for element of type {type(value)}")
+        if kind == "array":
+            self._write_array(key, value)
+        elif kind == "masked":
+            self._write_masked(key, value)
+        else:
+            self._native.insert_pickle(key, pickle.dumps(value, 4))
+
+    def __getitem__(self, key: str) -> Any:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        located = self._native.locate(key)
+        kind = located[0]
+        if kind not in self._kinds:
+            raise ValueError(f"No picklers are valid to key {key!r}")
+        if kind == "array":
+            return self._memmap(located[1])
+        if kind == "masked":
+            return self._masked(located[1], located[2])
+        if self._safe:
+            return _native.safe_loads(located[1], _make_array)
+        return pickle.loads(b"\x80\x04" + located[1] + b".")
+
+    def __delitem__(self, key: str) -> None:
+        self._check_writable()
+        if not isinstance(key, str) or not self._native.remove(key):
+            raise KeyError(key)
+
+    def vacuum(self, chunk_size: int = 1048576) -> None:
+        """Frees the space of deleted and replaced values (the file is rewritten beside and
+        renamed over the path; ``chunk_size`` is accepted for compatibility).
+
+        Arrays mapped before keep mapping the old file: they no longer see changes. A file
+        opened from a descriptor without a path (``TemporaryFile``) cannot be vacuumed.
+        """
+        self._check_writable()
+        if self._reopen_path is None:
+            raise io.UnsupportedOperation(
+                "vacuum needs a file with a path (it writes the compacted file beside it): "
+                "this mmapdict was opened from a file object without one"
+            )
+        self._native.vacuum()
+
+    def fsck(self) -> None:
+        """Repairs a file whose end was cut (a full disk, a truncation): a last entry cut
+        after its value is completed (the file gets its old size back), one cut inside its
+        value is dropped, every other entry is kept, and the file is a valid pickle again.
+        Open a file that fails to open with ``allow_damaged=True`` to reach it."""
+        self._check_writable()
+        self._native.fsck()
+
+    # ---- beyond the Python library ----
+
+    def __len__(self) -> int:
+        return self._native.len()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._native.keys())
+
+    def values(self) -> list:  # type: ignore[override]
+        """Every value, in key order."""
+        return [self[key] for key in self]
+
+    def items(self) -> list:  # type: ignore[override]
+        """Every ``(key, value)``, in file order."""
+        return [(key, self[key]) for key in self]
+
+    def close(self) -> None:
+        """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
+        self._native.close()
+
+    def __enter__(self) -> mmapdict:  # noqa: PYI034  (typing.Self needs 3.11)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "r" if self._readonly else "r+"
+        if self._native.closed():
+            return f"<mmapdict {self._path!r} mode={mode!r} closed>"
+        return f"<mmapdict {self._path!r} mode={mode!r} entries={len(self)}>"
+
+    def __reduce__(self) -> tuple:
+        if self._reopen_path is None:
+            raise TypeError(
+                "an mmapdict opened from a file object without a path cannot be pickled"
+            )
+        return (
+            _reopen,
+            (self._reopen_path, self._readonly, self._picklers, self._encoding, self._safe),
+        )
+
+    # ---- arrays ----
+
+    def _kind_of(self, value: Any) -> str:
+        numpy = _numpy()
+        if numpy is None:
+            return "generic"
+        from .stubs.numpy import EmptyNDArray
+
+        value_type = type(value)
+        if value_type in (numpy.ndarray, numpy.memmap, EmptyNDArray):
+            return "array" if _mappable(value.dtype) else "generic"
+        if value_type is numpy.ma.MaskedArray:
+            return "masked" if _mappable(value.dtype) else "generic"
+        return "generic"
+
+    def _write_array(self, key: str, value: Any) -> None:
+        from .stubs.numpy import EmptyNDArray
+
+        shape = [int(dim) for dim in value.shape]
+        if type(value) is EmptyNDArray:
+            self._native.insert_stub(key, str(value.dtype), shape)
+            return
+        raw = _c_order_bytes(value)
+        self._native.insert_array(key, str(value.dtype), shape, _pwriter(raw))
+
+    def _write_masked(self, key: str, value: Any) -> None:
+        numpy = _numpy()
+        data = value.data
+        mask = numpy.ma.getmaskarray(value)
+        self._native.insert_masked(
+            key,
+            str(data.dtype),
+            [int(dim) for dim in data.shape],
+            _c_order_bytes(data).tobytes(),
+            _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
+        )
+
+    def _memmap(self, place: tuple) -> Any:
+        numpy = _import_numpy()
+        offset, dtype, shape = place
+        return numpy.memmap(
+            self._path,
+            dtype=numpy.dtype(dtype),
+            mode="r" if self._readonly else "r+",
+            offset=offset,
+            shape=tuple(shape),
+        )
+
+    def _masked(self, data_place: tuple, mask_place: tuple) -> Any:
+        numpy = _import_numpy()
+        data = self._memmap(data_place)
+        mask = self._memmap(mask_place)
+        if mask.shape != data.shape:
+            # A masked array written by the Python library without a mask (0-d mask).
+            return numpy.ma.MaskedArray(data, mask=bool(mask))
+        masked = numpy.ma.MaskedArray(data, mask=numpy.ma.nomask)
+        masked._mask = mask
+        return masked
+
+
+def _reopen(
+    path: str, readonly: bool, picklers: list | None, encoding: str, safe: bool
+) -> mmapdict:
+    """Unpickles an mmapdict: reopens its path in its mode."""
+    return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
+
+
+def _import_numpy() -> Any:
+    import numpy
+
+    return numpy
+
+
+def _mappable(dtype: Any) -> bool:
+    """Whether arrays of ``dtype`` are stored as mapped arrays (fixed-size, unstructured);
+    others (object, structured) are pickled as generic values."""
+    return not dtype.hasobject and dtype.fields is None and dtype.kind != "V"
+
+
+def _c_order_bytes(array: Any) -> Any:
+    """The array's bytes in C order, as a flat ``uint8`` view (a copy only when the array is
+    not C-contiguous)."""
+    numpy = _numpy()
+    if not array.flags.c_contiguous:
+        array = numpy.array(array, order="C")
+    return array.reshape(-1).view(numpy.uint8)
+
+
+def _pwriter(raw: Any) -> Any:
+    """A writer of ``raw`` into the file: ``os.pwrite`` from the array's own buffer (it
+    releases the GIL while it writes)."""
+    view = memoryview(raw)
+
+    def write(fd: int, offset: int, length: int) -> None:
+        if length != len(view):
+            raise ValueError(f"array of {len(view)} bytes where {length} are expected")
+        done = 0
+        while done < length:
+            done += os.pwrite(fd, view[done:], offset + done)
+
+    return write
+
+
+def _make_array(dtype: str, shape: list, raw: bytes) -> Any:
+    """A numpy array pickled by numpy, built by a safe mmapdict from its decoded parts."""
+    numpy = _import_numpy()
+    return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape).copy()
+
+
+__all__ = ["GenericPickler", "mmapdict"]

@@ -1,0 +1,271 @@
+//! `mmappickle._native`: the Rust half of the Python package `mmappickle` (distribution
+//! `mmappickle-rs`), a drop-in for Python's `mmappickle` 1.0.
+//!
+//! Everything the file format needs happens here, through the [`mmappickle`] facade: opening,
+//! locking, the entry table, framing values pickled by Python's `pickle`, writing arrays,
+//! finding where an array's bytes are, vacuum, fsck, and the safe decoding of values that
+//! never runs Python's unpickler. The Python half (`python/mmappickle/`) is glue: the
+//! `mmapdict` class, `numpy.memmap` construction, `pickle.dumps` / `loads` calls.
+//!
+//! Built by maturin (`pip install ./crates/python`) as one abi3 wheel for CPython >= 3.9;
+//! tested by the pytest suite under `crates/python/tests`, which `cargo xtask test` runs.
+
+#![deny(missing_docs)]
+
+mod errors;
+mod safe;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use mmappickle::{ArrayEncoding, ArrayPlace, DType, EmptyArray, Located, MmapDict};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::errors::{to_py_err, UnsafeValueError};
+
+/// An open mmappickle file (the `mmapdict` class of the Python half wraps one).
+#[pyclass(module = "mmappickle._native", frozen)]
+struct NativeDict {
+    /// `None` once closed.
+    dict: Mutex<Option<MmapDict>>,
+    /// The encoding of arrays and stubs written.
+    encoding: ArrayEncoding,
+}
+
+fn closed() -> PyErr {
+    PyValueError::new_err("I/O operation on a closed mmapdict")
+}
+
+fn parse_dtype(name: &str) -> PyResult<DType> {
+    DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
+}
+
+/// `(data_offset, dtype name, shape)` of an array's raw bytes.
+fn place_tuple<'py>(py: Python<'py>, place: &ArrayPlace) -> PyResult<Bound<'py, PyTuple>> {
+    (place.data_offset, place.dtype.name(), place.shape.clone()).into_pyobject(py)
+}
+
+impl NativeDict {
+    /// The dict (`None` once closed), waiting for another thread's operation with the Python
+    /// runtime detached.
+    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<MmapDict>>> {
+        self.dict
+            .lock_py_attached(py)
+            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))
+    }
+
+    /// Runs `operation` on the open dict, the Python runtime attached (short operations).
+    fn with<R>(
+        &self,
+        py: Python<'_>,
+        operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error>,
+    ) -> PyResult<R> {
+        let mut guard = self.lock(py)?;
+        let dict = guard.as_mut().ok_or_else(closed)?;
+        operation(dict).map_err(to_py_err)
+    }
+
+    /// Runs `operation` on the open dict with the Python runtime detached (long operations:
+    /// other Python threads run meanwhile).
+    fn detached<R: Send>(
+        &self,
+        py: Python<'_>,
+        operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error> + Send,
+    ) -> PyResult<R> {
+        let mut guard = self.lock(py)?;
+        let dict = guard.as_mut().ok_or_else(closed)?;
+        py.detach(|| operation(dict)).map_err(to_py_err)
+    }
+}
+
+#[pymethods]
+impl NativeDict {
+    /// Opens `path` (read-write creates it; a plain pickle of a dict is converted).
+    #[new]
+    #[pyo3(signature = (path, readonly, portable, allow_damaged))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        readonly: bool,
+        portable: bool,
+        allow_damaged: bool,
+    ) -> PyResult<Self> {
+        let encoding = if portable {
+            ArrayEncoding::Portable
+        } else {
+            ArrayEncoding::Compatible
+        };
+        let options = MmapDict::options()
+            .readonly(readonly)
+            .encoding(encoding)
+            .allow_damaged(allow_damaged);
+        let dict = py.detach(|| options.open(&path)).map_err(to_py_err)?;
+        Ok(NativeDict {
+            dict: Mutex::new(Some(dict)),
+            encoding,
+        })
+    }
+
+    /// The path the file was opened with.
+    fn path(&self, py: Python<'_>) -> PyResult<PathBuf> {
+        self.with(py, |dict| Ok(dict.path().to_path_buf()))
+    }
+
+    /// Whether the file was opened read-only.
+    fn readonly(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |dict| Ok(dict.is_readonly()))
+    }
+
+    /// Whether the dict was closed.
+    fn closed(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.lock(py)?.is_none())
+    }
+
+    /// Closes the file (later operations raise `ValueError`).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        *self.lock(py)? = None;
+        Ok(())
+    }
+
+    /// The live keys in file order.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.with(py, MmapDict::keys)
+    }
+
+    /// The number of live keys.
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, MmapDict::len)
+    }
+
+    /// Whether `key` is live.
+    fn contains(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        self.with(py, |dict| dict.contains_key(key))
+    }
+
+    /// The commit number in the file's header.
+    fn commit_number(&self, py: Python<'_>) -> PyResult<i32> {
+        self.with(py, MmapDict::commit_number)
+    }
+
+    /// Writes the commit number.
+    fn set_commit_number(&self, py: Python<'_>, commit_number: i32) -> PyResult<()> {
+        self.with(py, |dict| dict.set_commit_number(commit_number))
+    }
+
+    /// Deletes `key`; returns whether it was there.
+    fn remove(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
+        self.with(py, |dict| dict.remove(key))
+    }
+
+    /// Removes deleted entries: `(removed entries, length before, length after)`.
+    fn vacuum(&self, py: Python<'_>) -> PyResult<(usize, u64, u64)> {
+        self.detached(py, |dict| {
+            let report = dict.vacuum()?;
+            Ok((report.removed_entries, report.len_before, report.len_after))
+        })
+    }
+
+    /// Repairs a damaged file: `(kept entries, dropped bytes, dropped key or None)`.
+    fn fsck(&self, py: Python<'_>) -> PyResult<(usize, u64, Option<String>)> {
+        self.detached(py, |dict| {
+            let report = dict.fsck()?;
+            Ok((
+                report.kept_entries,
+                report.dropped_bytes,
+                report.dropped_key,
+            ))
+        })
+    }
+
+    /// What `key` holds: `("generic", bytes)`, `("array", place)` or `("masked", data place,
+    /// mask place)`, a place being `(data_offset, dtype name, shape)`.
+    fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
+        match self.with(py, |dict| dict.locate(key))? {
+            Located::Value(bytes) => ("generic", PyBytes::new(py, &bytes)).into_pyobject(py),
+            Located::Array(place) => ("array", place_tuple(py, &place)?).into_pyobject(py),
+            Located::Masked { data, mask } => {
+                ("masked", place_tuple(py, &data)?, place_tuple(py, &mask)?).into_pyobject(py)
+            }
+        }
+    }
+
+    /// Stores a whole pickle stream (`pickle.dumps(value, 4)`) as the value of `key`.
+    fn insert_pickle(&self, py: Python<'_>, key: &str, stream: &[u8]) -> PyResult<()> {
+        self.with(py, |dict| dict.insert_pickle(key, stream))
+    }
+
+    /// Stores an array of `dtype` and `shape` whose raw bytes (C order) `write_raw(fd,
+    /// offset, length)` writes into the file itself (with `os.pwrite` from the array's own
+    /// buffer, which releases the GIL while it writes).
+    fn insert_array(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        dtype: &str,
+        shape: Vec<usize>,
+        write_raw: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        use std::os::fd::AsRawFd;
+        let dtype = parse_dtype(dtype)?;
+        let mut python_error = None;
+        let inserted = self.with(py, |dict| {
+            dict.insert_array_in_place(key, &dtype, &shape, |file, offset, len| {
+                match write_raw.call1((file.as_raw_fd(), offset, len)) {
+                    Ok(_) => Ok(()),
+                    Err(error) => {
+                        let message = error.to_string();
+                        python_error = Some(error);
+                        Err(std::io::Error::other(message))
+                    }
+                }
+            })
+        });
+        match (inserted, python_error) {
+            (Err(_), Some(error)) => Err(error),
+            (inserted, _) => inserted,
+        }
+    }
+
+    /// Stores a masked array from the raw bytes of its data and of its mask (one byte per
+    /// element), both C order.
+    fn insert_masked(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        dtype: &str,
+        shape: Vec<usize>,
+        data: &[u8],
+        mask: &[u8],
+    ) -> PyResult<()> {
+        let dtype = parse_dtype(dtype)?;
+        self.with(py, |dict| {
+            dict.insert_masked_bytes(key, &dtype, &shape, data, mask)
+        })
+    }
+
+    /// Stores a stub: an array of `dtype` and `shape` whose data is a hole in the file.
+    fn insert_stub(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        dtype: &str,
+        shape: Vec<usize>,
+    ) -> PyResult<()> {
+        let stub = EmptyArray::with_dtype(parse_dtype(dtype)?, &shape).encoding(self.encoding);
+        self.with(py, |dict| dict.insert_stub(key, stub))
+    }
+}
+
+/// The module `mmappickle._native`.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    module.add_class::<NativeDict>()?;
+    module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
+    module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
+    Ok(())
+}

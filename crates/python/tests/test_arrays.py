@@ -1,0 +1,186 @@
+"""numpy arrays: written from their buffer, read back as numpy.memmap of the file."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+from mmappickle import mmapdict
+from mmappickle.stubs import EmptyNDArray
+
+DTYPES = [
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+    ">i4",
+    ">f8",
+    ">c16",
+    "<U5",
+    "S3",
+    "datetime64[ns]",
+    "timedelta64[s]",
+]
+
+
+def sample(dtype: str, shape: tuple = (3, 4)) -> np.ndarray:
+    n = int(np.prod(shape))
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        values = np.arange(n) % 3 == 0
+    elif kind in "US":
+        values = np.array([f"s{i}" for i in range(n)])
+    elif kind in "mM":
+        values = np.arange(n).astype("int64")
+    elif kind == "c":
+        values = np.arange(n) + 1j * np.arange(n)
+    else:
+        values = np.arange(n) % 100
+    return values.astype(dtype).reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dtypes_round_trip_as_memmaps(path: str, dtype: str) -> None:
+    m = mmapdict(path)
+    array = sample(dtype)
+    m["a"] = array
+    got = mmapdict(path)["a"]
+    assert type(got) is np.memmap
+    assert got.dtype == array.dtype and got.shape == array.shape
+    assert np.array_equal(got, array)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (3, 0), (0, 5), (1,) * 32, (2, 3, 4, 5), (70000,)])
+def test_shapes(path: str, shape: tuple) -> None:
+    m = mmapdict(path)
+    array = sample("float64", shape)
+    m["a"] = array
+    got = m["a"]
+    assert got.shape == shape and np.array_equal(got, array)
+
+
+def test_non_contiguous_and_fortran_inputs(path: str) -> None:
+    m = mmapdict(path)
+    base = np.arange(60, dtype=np.int32).reshape(6, 10)
+    inputs = {
+        "strided": base[::2, ::3],
+        "fortran": np.asfortranarray(base),
+        "transposed": base.T,
+        "reversed": base[::-1],
+    }
+    for key, array in inputs.items():
+        m[key] = array
+    for key, array in inputs.items():
+        got = m[key]
+        assert got.flags.c_contiguous and np.array_equal(got, array), key
+
+
+def test_memmap_input_and_in_place_writes(path: str, tmp_path) -> None:
+    source = np.memmap(tmp_path / "raw", dtype=np.float32, mode="w+", shape=(4,))
+    source[:] = [1, 2, 3, 4]
+    m = mmapdict(path)
+    m["a"] = source
+    a = m["a"]
+    assert a.mode == "r+"
+    a[0] = 42
+    a.flush()
+    assert mmapdict(path)["a"][0] == 42
+    ro = mmapdict(path, True)["a"]
+    assert ro.mode == "r" and not ro.flags.writeable
+
+
+def test_masked_arrays(path: str) -> None:
+    m = mmapdict(path)
+    explicit = np.ma.MaskedArray([1.0, 2.0, 3.0], mask=[False, True, False])
+    no_mask = np.ma.MaskedArray(np.arange(4, dtype=np.int16))
+    m["explicit"] = explicit
+    m["nomask"] = no_mask
+    got = m["explicit"]
+    assert type(got) is np.ma.MaskedArray
+    assert isinstance(got.data, np.memmap) and isinstance(got.mask, np.memmap)
+    assert got.mask.tolist() == [False, True, False]
+    assert got.data.tolist() == [1.0, 2.0, 3.0]
+    assert got.sum() == 4.0
+    got = m["nomask"]
+    assert isinstance(got.data, np.memmap) and isinstance(got.mask, np.memmap)
+    assert not got.mask.any() and got.data.tolist() == [0, 1, 2, 3]
+
+
+def test_stubs(path: str) -> None:
+    m = mmapdict(path)
+    m["small"] = EmptyNDArray((3, 4), dtype=np.int16)
+    small = m["small"]
+    assert small.dtype == np.int16 and small.shape == (3, 4) and not small.any()
+    small[1, 2] = 7
+    assert m["small"][1, 2] == 7
+    # A 1 TiB stub: a hole in the file, no RAM, kilobytes of disk.
+    m["huge"] = EmptyNDArray((2**37,), dtype=np.float64)
+    assert os.stat(path).st_size > 2**40
+    assert os.stat(path).st_blocks * 512 < 1 << 20
+    huge = m["huge"]
+    assert huge.shape == (2**37,) and huge[-1] == 0.0
+    del huge
+    del m["huge"]
+    m.vacuum()
+    assert os.stat(path).st_size < 1 << 20
+    assert m["small"][1, 2] == 7
+
+
+def test_object_and_structured_arrays_are_pickled_values(path: str) -> None:
+    m = mmapdict(path)
+    objects = np.array([1, "a", None], dtype=object)
+    structured = np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")])
+    m["objects"] = objects
+    m["structured"] = structured
+    assert type(m["objects"]) is np.ndarray and m["objects"].tolist() == [1, "a", None]
+    assert m["structured"].dtype == structured.dtype
+
+
+def test_portable_encoding_loads_with_plain_pickle(path: str) -> None:
+    m = mmapdict(path, encoding="portable")
+    m["a"] = np.arange(6, dtype=np.float64).reshape(2, 3)
+    m["b"] = [1, 2]
+    m["stub"] = EmptyNDArray((5,))
+    got = m["a"]
+    assert type(got) is np.memmap and got.tolist() == [[0, 1, 2], [3, 4, 5]]
+    with open(path, "rb") as file:
+        whole = pickle.load(file)
+    assert np.array_equal(whole["a"], np.arange(6.0).reshape(2, 3))
+    assert whole["a"].flags.writeable and whole["b"] == [1, 2]
+    assert whole["stub"].tolist() == [0.0] * 5
+
+
+def test_arrays_inside_generic_values(path: str) -> None:
+    m = mmapdict(path)
+    m["list"] = [np.arange(3), {"x": np.ones(2)}]
+    got = m["list"]
+    assert np.array_equal(got[0], np.arange(3)) and np.array_equal(got[1]["x"], np.ones(2))
+
+
+def test_plain_pickle_with_arrays_is_converted_to_mapped_entries(path: str) -> None:
+    with open(path, "wb") as file:
+        pickle.dump({"a": np.arange(4, dtype=np.int16), "b": "text"}, file)
+    m = mmapdict(path)
+    assert type(m["a"]) is np.memmap and m["a"].tolist() == [0, 1, 2, 3]
+    assert m["b"] == "text"
+
+
+def test_too_many_dimensions_is_a_value_error(path: str) -> None:
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0":
+        pytest.skip("numpy 1.x arrays have at most 32 dimensions")
+    m = mmapdict(path)
+    with pytest.raises(ValueError, match="dimensions"):
+        m["a"] = np.zeros((1,) * 33)
+    assert "a" not in m

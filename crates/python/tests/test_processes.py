@@ -1,0 +1,79 @@
+"""mmapdict across processes: pickled as "reopen this path", shared by a Pool; numpy-free."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+
+import numpy as np
+from conftest import run_ours
+from mmappickle import mmapdict
+
+
+def test_pickles_as_reopen_path(path: str) -> None:
+    m = mmapdict(path)
+    m["a"] = 1
+    copy = pickle.loads(pickle.dumps(m))
+    assert copy is not m and copy.keys() == ["a"] and copy.writable
+    copy["b"] = 2
+    assert m["b"] == 2
+    ro = pickle.loads(pickle.dumps(mmapdict(path, True)))
+    assert not ro.writable and ro["b"] == 2
+
+
+def add_one(args: tuple) -> None:
+    m, index = args
+    m["counts"][index] += 1
+
+
+def test_pool_of_four_workers(path: str) -> None:
+    m = mmapdict(path)
+    m["counts"] = np.zeros(4, dtype=np.int64)
+    for method in ("fork", "spawn"):
+        m["counts"][:] = 0
+        with multiprocessing.get_context(method).Pool(4) as pool:
+            pool.map(add_one, [(m, index) for index in range(4)])
+        assert m["counts"].tolist() == [1, 1, 1, 1], method
+
+
+def test_concurrent_writers(path: str) -> None:
+    mmapdict(path)
+    script = """
+        import sys
+        from mmappickle import mmapdict
+        m = mmapdict(sys.argv[1])
+        for i in range(200):
+            m[f"{sys.argv[2]}-{i}"] = i
+    """
+    import subprocess
+    import sys
+    import textwrap
+
+    workers = [
+        subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), path, str(worker)])
+        for worker in range(4)
+    ]
+    assert [worker.wait() for worker in workers] == [0] * 4
+    m = mmapdict(path)
+    assert len(m) == 800
+    with open(path, "rb") as file:
+        assert len(pickle.load(file)) == 800
+
+
+def test_import_without_numpy(path: str) -> None:
+    completed = run_ours(
+        """
+        import sys
+        sys.modules["numpy"] = None  # import numpy now fails
+        import mmappickle, mmappickle.stubs, mmappickle.picklers
+        from mmappickle import mmapdict
+        m = mmapdict(sys.argv[1])
+        m["a"] = [1, "two"]
+        assert m["a"] == [1, "two"]
+        assert not hasattr(mmappickle.stubs, "EmptyNDArray")
+        assert not hasattr(mmappickle.picklers, "ArrayPickler")
+        print("ok")
+        """,
+        path,
+    )
+    assert completed.stdout.strip() == "ok", completed.stderr

@@ -1,0 +1,72 @@
+//! The Python package of `crates/python`: its wheel, built by maturin (from pip, in
+//! `target/py-build`), installed into one environment per numpy version, and its pytest suite
+//! run in each (`cargo xtask test` calls [`test()`]; `cargo xtask bench` installs the wheel).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::venv::{self, PackagePythons, Pythons};
+use crate::{run, workspace_root, Result};
+
+const PACKAGE_DIR: &str = "crates/python";
+
+/// Builds the release wheel into `target/wheels/mmappickle-rs/` and returns its path.
+pub fn build_wheel(build_python: &Path) -> Result<PathBuf> {
+    let out_dir = workspace_root().join("target/wheels/mmappickle-rs");
+    // One wheel in the directory: the one built now.
+    let _ = std::fs::remove_dir_all(&out_dir);
+    run(Command::new(build_python)
+        .args(["-m", "maturin", "build", "--release", "--quiet", "-m"])
+        .arg(Path::new(PACKAGE_DIR).join("Cargo.toml"))
+        .arg("-o")
+        .arg(&out_dir))?;
+    let wheels: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .map_err(|e| format!("cannot list {}: {e}", out_dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "whl"))
+        .collect();
+    match wheels.as_slice() {
+        [wheel] => Ok(wheel.clone()),
+        _ => Err(format!(
+            "expected one wheel in {}, found {wheels:?}",
+            out_dir.display()
+        )),
+    }
+}
+
+/// Installs `wheel` (replacing any earlier build) into the environment of `python`.
+pub fn install_wheel(python: &Path, wheel: &Path) -> Result {
+    run(Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(["--force-reinstall", "--no-deps"])
+        .arg(wheel))
+}
+
+/// Environments, ruff, the wheel, and pytest on numpy 1.23.5 and 2.x.
+pub fn test(library_pythons: &Pythons) -> Result {
+    let PackagePythons { build, tests } = venv::ensure_package()?;
+    let sources = ["python", "tests"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
+    run(Command::new(&build)
+        .args(["-m", "ruff", "check", "--quiet"])
+        .args(&sources))?;
+    run(Command::new(&build)
+        .args(["-m", "ruff", "format", "--check", "--quiet"])
+        .args(&sources))?;
+    let wheel = build_wheel(&build)?;
+    for (label, python) in &tests {
+        println!("pytest with {label}");
+        install_wheel(python, &wheel)?;
+        run(library_pythons.set_env(
+            Command::new(python)
+                .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+                .arg(Path::new(PACKAGE_DIR).join("tests")),
+        ))?;
+    }
+    Ok(())
+}
