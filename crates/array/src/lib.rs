@@ -6,9 +6,15 @@
 //!   suffix) in either [`ArrayEncoding`]; [`parse_array_value`] /
 //!   [`read_array_header`] find an [`ArrayHeader`] (dtype, shape, where the raw
 //!   bytes are). Masked arrays: [`MaskedLayout`], [`parse_masked_value`].
+//! - [`classify`]: the one place that tells a generic value, an array, a masked
+//!   array and a malformed array header apart ([`ValueKind`]).
 //! - Maps: [`MappedArray`] / [`MappedArrayMut`] (typed), [`MappedBytes`] /
-//!   [`MappedBytesMut`] (any dtype), each mapping exactly its region.
-//! - [`OwnedArray::from_value`]: numpy arrays pickled by numpy itself, inside generic values.
+//!   [`MappedBytesMut`] (any dtype), each mapping exactly its region. Making one
+//!   is `unsafe` (as with memmap2): the caller promises that the region stays in
+//!   the file and that no writable map aliases it; the `mmappickle` facade keeps
+//!   both promises for the maps it hands out.
+//! - [`OwnedArray::from_value`]: numpy arrays pickled by numpy itself, inside generic
+//!   values; [`OwnedMasked`]: masked arrays in either pickled form.
 //!
 //! ```
 //! use mmappickle_array::{parse_array_value, ArrayEncoding, ArrayLayout, DType};

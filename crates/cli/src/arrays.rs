@@ -8,7 +8,7 @@ use mmappickle::{ByteOrder, DType, Kind, OwnedArray};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::pretty;
+use crate::scalars::{bytes_repr, float_repr, str_repr};
 
 /// How many elements a summary shows at each end.
 const EDGE_ELEMENTS: usize = 3;
@@ -198,7 +198,7 @@ fn element_repr(dtype: &DType, item: &[u8]) -> String {
         ),
         Kind::Int => int_of(dtype, item).map(|n| n.to_string()),
         Kind::UInt => uint_of(dtype, item).map(|n| n.to_string()),
-        Kind::Float => float_of(dtype, item).map(pretty::float_repr),
+        Kind::Float => float_of(dtype, item).map(float_repr),
         Kind::Complex => {
             let (re, im) = item.split_at(item.len() / 2);
             let part = DType::native(Kind::Float, re.len()).map(|native| {
@@ -213,8 +213,8 @@ fn element_repr(dtype: &DType, item: &[u8]) -> String {
                 let sign = if im.is_sign_negative() { "-" } else { "+" };
                 Some(format!(
                     "({}{sign}{}j)",
-                    pretty::float_repr(re),
-                    pretty::float_repr(im.abs())
+                    float_repr(re),
+                    float_repr(im.abs())
                 ))
             })
         }
@@ -223,7 +223,7 @@ fn element_repr(dtype: &DType, item: &[u8]) -> String {
                 .iter()
                 .rposition(|&b| b != 0)
                 .map_or(0, |last| last + 1);
-            Some(pretty::bytes_repr(&item[..end]))
+            Some(bytes_repr(&item[..end]))
         }
         Kind::Unicode => {
             let text: String = item
@@ -233,7 +233,7 @@ fn element_repr(dtype: &DType, item: &[u8]) -> String {
                     char::from_u32(code)
                 })
                 .collect();
-            Some(pretty::str_repr(text.trim_end_matches('\0')))
+            Some(str_repr(text.trim_end_matches('\0')))
         }
         Kind::DateTime | Kind::TimeDelta => {
             int_of(dtype, item).map(|n| format!("{n}{}", unit_suffix(dtype)))

@@ -5,6 +5,9 @@
 //! offset for format errors), 2 on a usage error. See the crate's README for
 //! every command and for the JSON mapping of values.
 
+// Architecture invariant: one door. The command depends on the facade alone (its
+// Cargo.toml lists `mmappickle` and no layer) and uses `MmapDict` and the facade's
+// top-level items, never a layer module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -16,6 +19,7 @@ mod npy;
 mod picture;
 mod pretty;
 mod progress;
+mod scalars;
 mod store;
 
 use std::io::Write;

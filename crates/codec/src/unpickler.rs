@@ -668,6 +668,8 @@ impl Machine<'_> {
             Op::BinPut(index) => self.put(index.into())?,
             Op::LongBinPut(index) => self.put(index.into())?,
             Op::Memoize => self.memoize()?,
+            // Architecture invariant: nothing is run or imported; a global stays a
+            // (module, name) pair, and REDUCE, BUILD and NEWOBJ stay object nodes.
             Op::Global { module, name } => {
                 self.push_scalar(Value::Global(Global::new(module, name)))?;
             }

@@ -249,6 +249,23 @@ impl Container {
         })
     }
 
+    /// Runs `read` over the entry table and a read-only map of the whole file, under the lock
+    /// (so that they agree).
+    pub fn with_table_and_map<R>(
+        &mut self,
+        read: impl FnOnce(&Table, &[u8]) -> R,
+    ) -> Result<R, Error> {
+        self.locked(|container| {
+            container.refresh()?;
+            let map = ReadMap::new(container)?;
+            let table = container
+                .cache
+                .as_ref()
+                .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))?;
+            Ok(read(table, map.bytes()))
+        })
+    }
+
     /// Deletes the live entry of `key` (flips its live flag); returns whether there was one.
     pub fn remove(&mut self, key: &str) -> Result<bool, Error> {
         self.check_writable()?;

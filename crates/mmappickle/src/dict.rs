@@ -7,6 +7,7 @@ mod insert;
 mod item;
 mod listing;
 mod maps;
+mod open;
 mod options;
 mod read;
 
@@ -18,7 +19,7 @@ use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_L
 pub use self::disassembly::Disassembly;
 pub use self::item::{Item, MaskedArray, MaskedBytes};
 pub use self::listing::{EntryInfo, Listing};
-pub(crate) use self::options::scratch_path;
+pub use self::open::loads;
 pub use self::options::MmapDictOptions;
 pub use self::read::Iter;
 

@@ -153,7 +153,6 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
-mod convert;
 mod dict;
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -166,10 +165,9 @@ mod serde_values;
 pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
-        convert::loads,
         dict::{
             bindings::{ArrayPlace, Located},
-            Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
+            loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
             MmapDictOptions,
         },
         error::{Error, ErrorKind},

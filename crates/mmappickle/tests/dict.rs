@@ -896,3 +896,43 @@ fn a_stream_of_the_wrong_length_or_failing_changes_nothing() {
     drop(m);
     assert!(std::fs::read(&path).unwrap() == before, "the file changed");
 }
+
+// An older live entry of a key (a replace cut short by a crash) is listed as shadowed by a
+// read-only handle (a read-write open deletes it).
+#[test]
+fn listing_marks_an_older_live_duplicate_as_shadowed() {
+    let (_dir, path) = temp_file("shadowed.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert("k", 1).unwrap();
+    m.insert("k", 2).unwrap();
+    m.insert("other", 3).unwrap();
+    let old = m.listing().unwrap().entries[0].entry.clone();
+    assert!(!old.is_live());
+    drop(m);
+    assert!(MmapDict::open_readonly(&path)
+        .unwrap()
+        .listing()
+        .unwrap()
+        .entries
+        .iter()
+        .all(|info| !info.shadowed));
+    // The live flag is the entry's second-to-last byte (NEWTRUE when live).
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(old.end() - 2) as usize] = 0x88;
+    std::fs::write(&path, &bytes).unwrap();
+    let listing = MmapDict::open_readonly(&path).unwrap().listing().unwrap();
+    let shadowed: Vec<_> = listing
+        .entries
+        .iter()
+        .map(|info| (info.entry.key(), info.entry.is_live(), info.shadowed))
+        .collect();
+    assert_eq!(
+        shadowed,
+        [
+            ("k", true, true),
+            ("k", true, false),
+            ("other", true, false)
+        ]
+    );
+    assert_eq!(listing.n_live, 2);
+}

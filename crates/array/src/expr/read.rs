@@ -174,14 +174,19 @@ impl<S: ValueSource + ?Sized> Cursor<'_, S> {
         if end.is_none_or(|end| end > self.source.value_len()) {
             return Ok(false);
         }
-        let mut buf = vec![0u8; bytes.len()];
-        self.source.read_exact_at(self.pos, &mut buf)?;
-        if buf == bytes {
-            self.pos += bytes.len() as u64;
-            Ok(true)
-        } else {
-            Ok(false)
+        // Compared through a buffer on the stack: this runs for every value classified.
+        let mut buf = [0u8; 128];
+        let mut at = self.pos;
+        for expected in bytes.chunks(buf.len()) {
+            let found = buf.get_mut(..expected.len()).unwrap_or_default();
+            self.source.read_exact_at(at, found)?;
+            if found != expected {
+                return Ok(false);
+            }
+            at += expected.len() as u64;
         }
+        self.pos = at;
+        Ok(true)
     }
 
     /// A `SHORT_BINUNICODE` string.
@@ -454,17 +459,21 @@ fn portable_after_global<S: ValueSource + ?Sized>(
     }))
 }
 
+/// `numpy.core.multiarray._reconstruct` (numpy 1) and `numpy._core.multiarray._reconstruct`
+/// (numpy 2) as `SHORT_BINUNICODE` module, name, `STACK_GLOBAL`: how a portable array starts.
+const RECONSTRUCT_GLOBALS: [&[u8]; 2] = [
+    b"\x8c\x15numpy.core.multiarray\x8c\x0c_reconstruct\x93",
+    b"\x8c\x16numpy._core.multiarray\x8c\x0c_reconstruct\x93",
+];
+
 fn array_at<S: ValueSource + ?Sized>(
     cursor: &mut Cursor<'_, S>,
 ) -> Result<Option<ArrayHeader>, Error> {
     if cursor.matches(COMPATIBLE_PREFIX)? {
         return compatible_after_prefix(cursor).map(Some);
     }
-    for module in ["numpy.core.multiarray", "numpy._core.multiarray"] {
-        let mut global = vec![SHORT_BINUNICODE, module.len() as u8];
-        global.extend_from_slice(module.as_bytes());
-        global.extend_from_slice(b"\x8c\x0c_reconstruct\x93");
-        if cursor.matches(&global)? {
+    for global in RECONSTRUCT_GLOBALS {
+        if cursor.matches(global)? {
             return portable_after_global(cursor);
         }
     }

@@ -7,7 +7,7 @@ use mmappickle::{dis, DisOp, Disassembly, EntryInfo, MmapDict, ValueKind, DATA_A
 
 use crate::arrays;
 use crate::error::{CliError, CliResult};
-use crate::pretty::str_repr;
+use crate::scalars::str_repr;
 
 /// Values longer than this are listed op by op without indentation, showing big payloads by
 /// size only.
@@ -79,8 +79,14 @@ fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult
         let full = entry.value_len() <= MAX_FULL_VALUE;
         for op in disassembly.value_ops(info) {
             match op {
-                Ok(op) if full => writeln!(out, "{:>10}:    {op}", op.offset)?,
-                Ok(op) => writeln!(out, "{:>10}:    {}", op.offset, flat_op(&op))?,
+                Ok(op) => {
+                    write_offset_column(out, op.offset as u64)?;
+                    if full {
+                        writeln!(out, "{op}")?;
+                    } else {
+                        writeln!(out, "{}", flat_op(&op))?;
+                    }
+                }
                 Err(err) => writeln!(out, "        error: {err}")?,
             }
         }
@@ -102,6 +108,25 @@ fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult
         listing.file_len.saturating_sub(11)
     )?;
     Ok(())
+}
+
+/// `{offset:>10}:    `, the column every op line starts with, drawn without the
+/// formatting machinery when the offset fits its ten places (it is written once per op).
+fn write_offset_column(out: &mut dyn Write, mut offset: u64) -> std::io::Result<()> {
+    if offset >= 10_000_000_000 {
+        return write!(out, "{offset:>10}:    ");
+    }
+    let mut column = *b"          :    ";
+    let mut at = 10;
+    loop {
+        at -= 1;
+        column[at] = b'0' + (offset % 10) as u8;
+        offset /= 10;
+        if offset == 0 {
+            break;
+        }
+    }
+    out.write_all(&column)
 }
 
 /// An op of a large value: not indented, and a long one shown by its size only.
@@ -142,4 +167,19 @@ fn annotate_arrays(info: &EntryInfo, out: &mut dyn Write) -> CliResult {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The column is what `{offset:>10}:    ` prints.
+    #[test]
+    fn offset_column_is_right_aligned() {
+        for offset in [0, 7, 35, 4096, 9_999_999_999, 10_000_000_000, u64::MAX] {
+            let mut column = Vec::new();
+            write_offset_column(&mut column, offset).unwrap();
+            assert_eq!(column, format!("{offset:>10}:    ").as_bytes(), "{offset}");
+        }
+    }
 }

@@ -9,8 +9,8 @@ use serde_json::Value as Json;
 use super::no_key;
 use crate::error::{CliError, CliResult};
 use crate::json::json_to_value;
-use crate::pretty::str_repr;
 use crate::progress;
+use crate::scalars::str_repr;
 use crate::store;
 
 /// `set`: stores the value that a JSON text (or stdin, for `-`) describes.

@@ -5,124 +5,185 @@ use std::path::Path;
 
 use mmappickle::loads;
 use mmappickle::DATA_ALIGN;
-use mmappickle::{DType, EntryInfo, Item, MappedBytes, ValueKind, FORMAT_VERSION};
+use mmappickle::{EntryInfo, Item, MappedBytes, ValueKind, FORMAT_VERSION};
 use serde::{Serialize, Serializer};
-use serde_json::{json, Map, Value as Json};
+use serde_json::json;
 
 use super::{get_item, print_json};
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::json::JsonOf;
-use crate::pretty::{repr, str_repr};
+use crate::pretty::repr;
+use crate::scalars::str_repr;
 use crate::store;
 
-/// One row of `ls`.
-struct Row {
-    key: String,
+/// One row of `ls`, borrowing its key from the listing.
+struct Row<'a> {
+    key: &'a str,
     kind: &'static str,
-    dtype: String,
-    shape: String,
+    /// Dtype name and shape, for array entries.
+    array: Option<(String, &'a [usize])>,
     bytes: u64,
     offset: u64,
-    aligned: &'static str,
-    json: Json,
 }
 
-/// The `ls` row of an entry: its kind from the one classifier, and where its data is.
-fn describe_entry(info: &EntryInfo) -> Row {
-    let entry = &info.entry;
-    let header = info.kind.as_ref().and_then(ValueKind::data_header);
-    let (bytes, offset) = info.data_range().map_or(
-        (entry.value_len(), entry.value_offset()),
-        |(offset, len)| (len, offset),
-    );
-    let kind_name = match &info.kind {
-        _ if !entry.is_live() && !entry.is_padding() => "deleted",
-        None => "padding",
-        Some(kind) => kind.name(),
-    };
-    let dtype = header.map(|header| &header.dtype);
-    let shape = header.map(|header| &header.shape);
-    let aligned = match dtype {
-        None => "-",
-        Some(_) if offset % DATA_ALIGN == 0 => "yes",
-        Some(_) => "no",
-    };
-    let mut json = Map::new();
-    json.insert("key".into(), json!(entry.key()));
-    json.insert("kind".into(), json!(kind_name));
-    if let (Some(dtype), Some(shape)) = (dtype, shape) {
-        json.insert("dtype".into(), json!(dtype.name()));
-        json.insert("shape".into(), json!(shape));
-        json.insert("aligned".into(), json!(aligned == "yes"));
+impl<'a> Row<'a> {
+    /// The row of an entry: its kind from the one classifier, and where its data is.
+    fn of(info: &'a EntryInfo) -> Row<'a> {
+        let entry = &info.entry;
+        let kind = match &info.kind {
+            _ if !entry.is_live() && !entry.is_padding() => "deleted",
+            None => "padding",
+            Some(kind) => kind.name(),
+        };
+        let header = info.kind.as_ref().and_then(ValueKind::data_header);
+        let (offset, bytes) = info
+            .data_range()
+            .unwrap_or((entry.value_offset(), entry.value_len()));
+        Row {
+            key: entry.key(),
+            kind,
+            array: header.map(|header| (header.dtype.name(), header.shape.as_slice())),
+            bytes,
+            offset,
+        }
     }
-    json.insert("bytes".into(), json!(bytes));
-    json.insert("offset".into(), json!(offset));
-    Row {
-        key: entry.key().to_owned(),
-        kind: kind_name,
-        dtype: dtype.map_or("-".into(), DType::name),
-        shape: shape.map_or("-".into(), |s| arrays::shape_repr(s)),
-        bytes,
-        offset,
-        aligned,
-        json: Json::Object(json),
+
+    fn aligned(&self) -> Option<bool> {
+        self.array.as_ref().map(|_| self.offset % DATA_ALIGN == 0)
     }
+}
+
+impl Serialize for Row<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("key", self.key)?;
+        map.serialize_entry("kind", self.kind)?;
+        if let (Some((dtype, shape)), Some(aligned)) = (&self.array, self.aligned()) {
+            map.serialize_entry("dtype", dtype)?;
+            map.serialize_entry("shape", shape)?;
+            map.serialize_entry("aligned", &aligned)?;
+        }
+        map.serialize_entry("bytes", &self.bytes)?;
+        map.serialize_entry("offset", &self.offset)?;
+        map.end()
+    }
+}
+
+/// Digits of `n` in decimal.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
     let listing = store::open_dict_readonly(path)?.listing()?;
-    let rows: Vec<Row> = listing
+    let rows: Vec<Row<'_>> = listing
         .entries
         .iter()
         .filter(|info| all || info.entry.is_live())
-        .map(describe_entry)
+        .map(Row::of)
         .collect();
     if as_json {
-        return print_json(
-            out,
-            &Json::Array(rows.into_iter().map(|r| r.json).collect()),
-        );
+        return print_json(out, &rows);
     }
-    let table: Vec<[String; 7]> = std::iter::once(
-        [
-            "KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED",
-        ]
-        .map(String::from),
-    )
-    .chain(rows.into_iter().map(|row| {
-        [
-            row.key,
-            row.kind.into(),
-            row.dtype,
-            row.shape,
-            row.bytes.to_string(),
-            row.offset.to_string(),
-            row.aligned.into(),
-        ]
-    }))
-    .collect();
-    let mut widths = [0usize; 7];
-    for row in &table {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    // Shapes are drawn once; the other cells are written straight from the row.
+    let shapes: Vec<Option<String>> = rows
+        .iter()
+        .map(|row| {
+            row.array
+                .as_ref()
+                .map(|(_, shape)| arrays::shape_repr(shape))
+        })
+        .collect();
+    const HEADER: [&str; 7] = [
+        "KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED",
+    ];
+    let mut widths = HEADER.map(str::len);
+    for (row, shape) in rows.iter().zip(&shapes) {
+        let cells = [
+            row.key.chars().count(),
+            row.kind.len(),
+            row.array.as_ref().map_or(1, |(dtype, _)| dtype.len()),
+            shape.as_ref().map_or(1, String::len),
+            decimal_len(row.bytes),
+            decimal_len(row.offset),
+        ];
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell);
         }
     }
-    for row in &table {
-        let mut line = String::new();
-        for (col, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if col == 6 {
-                line.push_str(cell);
-            } else if col == 4 || col == 5 {
-                line.push_str(&format!("{cell:>width$}  "));
-            } else {
-                line.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
+    let [key_w, kind_w, dtype_w, shape_w, bytes_w, offset_w, _] = widths;
+    // Each line is drawn into one reused buffer: no formatting machinery per cell.
+    let mut line = String::new();
+    let mut digits = [0u8; 20];
+    for (cell, width) in HEADER.iter().zip(widths).take(4) {
+        push_left(&mut line, cell, cell.len(), width);
+    }
+    push_right(&mut line, HEADER[4], bytes_w);
+    push_right(&mut line, HEADER[5], offset_w);
+    line.push_str(HEADER[6]);
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    for (row, shape) in rows.iter().zip(&shapes) {
+        let dtype = row.array.as_ref().map_or("-", |(dtype, _)| dtype.as_str());
+        let shape = shape.as_deref().unwrap_or("-");
+        line.clear();
+        push_left(&mut line, row.key, row.key.chars().count(), key_w);
+        push_left(&mut line, row.kind, row.kind.len(), kind_w);
+        push_left(&mut line, dtype, dtype.len(), dtype_w);
+        push_left(&mut line, shape, shape.len(), shape_w);
+        push_right(&mut line, decimal(row.bytes, &mut digits), bytes_w);
+        push_right(&mut line, decimal(row.offset, &mut digits), offset_w);
+        line.push_str(match row.aligned() {
+            None => "-",
+            Some(true) => "yes",
+            Some(false) => "no",
+        });
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
     }
     Ok(())
+}
+
+/// Spaces to pad cells with.
+const SPACES: &str = "                                                                ";
+
+/// Pushes `n` spaces.
+fn push_spaces(line: &mut String, mut n: usize) {
+    while n > 0 {
+        let run = n.min(SPACES.len());
+        line.push_str(&SPACES[..run]);
+        n -= run;
+    }
+}
+
+/// A left-aligned cell of `chars` characters in a column `width` wide, and the gap after it.
+fn push_left(line: &mut String, cell: &str, chars: usize, width: usize) {
+    line.push_str(cell);
+    push_spaces(line, width.saturating_sub(chars) + 2);
+}
+
+/// A right-aligned (ASCII) cell in a column `width` wide, and the gap after it.
+fn push_right(line: &mut String, cell: &str, width: usize) {
+    push_spaces(line, width.saturating_sub(cell.len()));
+    line.push_str(cell);
+    push_spaces(line, 2);
+}
+
+/// `n` in decimal, drawn into `digits`.
+fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&digits[start..]).unwrap_or_default()
 }
 
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
@@ -232,23 +293,25 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
     }
 }
 
-/// `dump`: every live key in file order.
+/// `dump`: every live key in file order, all read under one lock.
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     let mut dict = store::open_dict_readonly(path)?;
-    let keys = dict.keys()?;
+    let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
     if as_json {
-        let mut items = Vec::with_capacity(keys.len());
-        for key in keys {
-            let item = get_item(&mut dict, &key)?;
-            items.push((key, item));
-        }
+        let mut items = Vec::new();
+        dict.for_each_item(|key, item| -> CliResult {
+            items.push((key.to_owned(), item));
+            Ok(())
+        })
+        .map_err(in_file)??;
         return print_json(out, &DumpJson(&items));
     }
     writeln!(out, "{{")?;
-    for key in keys {
-        let item = get_item(&mut dict, &key)?;
-        writeln!(out, "    {}: {},", str_repr(&key), item_repr(&item))?;
-    }
+    dict.for_each_item(|key, item| -> CliResult {
+        writeln!(out, "    {}: {},", str_repr(key), item_repr(&item))?;
+        Ok(())
+    })
+    .map_err(in_file)??;
     writeln!(out, "}}")?;
     Ok(())
 }

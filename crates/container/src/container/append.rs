@@ -10,6 +10,110 @@ use crate::layout::{
     Entry, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, MAX_KEY_LEN, TERMINATOR,
 };
 
+/// Where an append puts its entries: a pure function of the table's end and the new entry,
+/// tested without I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AppendPlan {
+    /// The padding entry that aligns the value, if it needs one (at the old terminator).
+    padding: Option<Entry>,
+    /// The new entry.
+    entry: Entry,
+    /// The padding entry that keeps the new terminator inside one page, if it needs one.
+    tail_padding: Option<Entry>,
+    /// Where the new terminator goes.
+    new_terminator_offset: u64,
+    /// The file's length after the append.
+    new_end: u64,
+}
+
+impl AppendPlan {
+    /// The plan for `new` appended over the terminator at `terminator_offset`, in a table
+    /// whose memo starts at `memo_start`.
+    fn new(
+        new: &NewEntry<'_>,
+        terminator_offset: u64,
+        memo_start: i32,
+        page_safe_commit: bool,
+    ) -> Result<AppendPlan, Error> {
+        let overflow = || Error::overflow(terminator_offset);
+        let key_len = new.key.len() as u64;
+        let padding_len = match new.align {
+            Some(alignment) => padding_len(
+                terminator_offset,
+                key_len,
+                alignment.value_relative_offset,
+                alignment.align,
+            )
+            .ok_or_else(overflow)?,
+            None => 0,
+        };
+        let padding_entry = |offset: u64, len: u64, memo_max: i32| {
+            new_entry(
+                "",
+                offset,
+                len - ENTRY_HEAD_LEN - ENTRY_TRAILER_LEN,
+                memo_max,
+                false,
+            )
+            .ok_or_else(overflow)
+        };
+        let padding = match padding_len {
+            0 => None,
+            len => Some(padding_entry(terminator_offset, len, memo_start)?),
+        };
+        let entry_offset = terminator_offset
+            .checked_add(padding_len)
+            .ok_or_else(overflow)?;
+        let entry = new_entry(new.key, entry_offset, new.value_len, new.memo_max, true)
+            .ok_or_else(overflow)?;
+        // The next append commits with one 11-byte write over the terminator this one leaves;
+        // a SIGKILL tears a write where it crosses a page boundary (the kernel copies page by
+        // page), so that terminator must not straddle one: a padding entry moves it past.
+        let tail_padding = if page_safe_commit && straddles_page(entry.end()) {
+            let memo_max = memo_start.max(new.memo_max);
+            Some(padding_entry(
+                entry.end(),
+                layout::MIN_PADDING_LEN,
+                memo_max,
+            )?)
+        } else {
+            None
+        };
+        let new_terminator_offset = tail_padding.as_ref().map_or(entry.end(), Entry::end);
+        let new_end = new_terminator_offset
+            .checked_add(TERMINATOR.len() as u64)
+            .ok_or_else(overflow)?;
+        Ok(AppendPlan {
+            padding,
+            entry,
+            tail_padding,
+            new_terminator_offset,
+            new_end,
+        })
+    }
+
+    /// The entries appended, in file order.
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.padding
+            .iter()
+            .chain(std::iter::once(&self.entry))
+            .chain(&self.tail_padding)
+    }
+
+    /// The bytes before the value (padding entry and the entry's head) and the bytes after
+    /// the entry (its tail padding).
+    fn bytes(&self, key: &str) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let padding_bytes = |padding: &Option<Entry>| match padding {
+            Some(entry) => encode_padding_entry(entry.len(), entry.memo_max())
+                .ok_or(Error::overflow(entry.offset())),
+            None => Ok(Vec::new()),
+        };
+        let mut before_value = padding_bytes(&self.padding)?;
+        before_value.extend(encode_entry_head(key.as_bytes(), self.entry.len() - 9));
+        Ok((before_value, padding_bytes(&self.tail_padding)?))
+    }
+}
+
 /// The largest alignment an append may ask for.
 pub const MAX_ALIGN: u64 = 1 << 20;
 
@@ -78,71 +182,24 @@ impl Container {
             .map(|(entry_idx, entry)| (entry_idx, entry.live_flag_offset()))
             .into_iter()
             .collect();
-        let key_len = new.key.len() as u64;
-        let padding = match new.align {
-            Some(alignment) => padding_len(
-                terminator_offset,
-                key_len,
-                alignment.value_relative_offset,
-                alignment.align,
-            )
-            .ok_or(Error::overflow(terminator_offset))?,
-            None => 0,
-        };
-        let mut appended = Vec::new();
-        let mut bytes_before_value = Vec::new();
-        if padding > 0 {
-            bytes_before_value = encode_padding_entry(padding, memo_start)
-                .ok_or(Error::overflow(terminator_offset))?;
-            appended.push(
-                new_entry(
-                    "",
-                    terminator_offset,
-                    padding - ENTRY_HEAD_LEN - ENTRY_TRAILER_LEN,
-                    memo_start,
-                    false,
-                )
-                .ok_or(Error::overflow(terminator_offset))?,
-            );
-        }
-        let entry_offset = terminator_offset + padding;
-        let entry = new_entry(new.key, entry_offset, new.value_len, new.memo_max, true)
-            .ok_or(Error::overflow(entry_offset))?;
-        // The next append commits with one 11-byte write over the terminator this one leaves;
-        // a SIGKILL tears a write where it crosses a page boundary (the kernel copies page by
-        // page), so that terminator must not straddle one: a padding entry moves it past.
-        let tail_padding = if self.options.page_safe_commit && straddles_page(entry.end()) {
-            layout::MIN_PADDING_LEN
-        } else {
-            0
-        };
-        let new_terminator_offset = entry
-            .end()
-            .checked_add(tail_padding)
-            .ok_or(Error::overflow(entry_offset))?;
-        let new_end = new_terminator_offset
-            .checked_add(TERMINATOR.len() as u64)
-            .ok_or(Error::overflow(entry_offset))?;
-        bytes_before_value.extend(encode_entry_head(new.key.as_bytes(), entry.len() - 9));
-        appended.push(entry.clone());
-        let mut tail_bytes = Vec::new();
-        if tail_padding > 0 {
-            let memo_max = memo_start.max(new.memo_max);
-            tail_bytes =
-                encode_padding_entry(tail_padding, memo_max).ok_or(Error::overflow(entry.end()))?;
-            appended.push(
-                new_entry(
-                    "",
-                    entry.end(),
-                    tail_padding - ENTRY_HEAD_LEN - ENTRY_TRAILER_LEN,
-                    memo_max,
-                    false,
-                )
-                .ok_or(Error::overflow(entry.end()))?,
-            );
-        }
+        let plan = AppendPlan::new(
+            &new,
+            terminator_offset,
+            memo_start,
+            self.options.page_safe_commit,
+        )?;
+        let (bytes_before_value, tail_bytes) = plan.bytes(new.key)?;
+        let AppendPlan {
+            entry,
+            new_terminator_offset,
+            new_end,
+            ..
+        } = plan.clone();
+        let appended: Vec<Entry> = plan.entries().cloned().collect();
 
-        // The first 11 new bytes overwrite the old terminator: they go last, so until then the
+        // Architecture invariant: the file is a valid pickle between two operations, and a
+        // crash loses at most this one. The first 11 new bytes overwrite the old terminator:
+        // they go last, so until then the
         // file is the old dict followed by bytes after its STOP.
         let (committing_bytes, rest) = bytes_before_value.split_at(TERMINATOR.len());
         // The new terminator goes first: the file keeps ending with a terminator during the
@@ -199,5 +256,73 @@ impl Container {
         // Replace: the older live entry of the key goes after the new one is in.
         self.delete_entries(&replaced)?;
         Ok(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::MIN_PADDING_LEN;
+
+    fn new(key: &str, value_len: u64, align: Option<Alignment>) -> NewEntry<'_> {
+        NewEntry {
+            key,
+            value_len,
+            memo_max: 1,
+            align,
+        }
+    }
+
+    // Without alignment or the page rule, the entry sits on the old terminator.
+    #[test]
+    fn a_plain_append_starts_at_the_terminator() {
+        let plan = AppendPlan::new(&new("k", 2, None), 24, 1, false).unwrap();
+        assert_eq!(plan.padding, None);
+        assert_eq!(plan.entry.offset(), 24);
+        assert_eq!(plan.new_terminator_offset, plan.entry.end());
+        assert_eq!(plan.new_end, plan.entry.end() + 11);
+        assert_eq!(plan.entries().count(), 1);
+    }
+
+    // The aligned byte of the value lands on a multiple of the alignment, whatever the start.
+    #[test]
+    fn aligned_values_get_a_padding_entry() {
+        let align = Some(Alignment {
+            value_relative_offset: 79,
+            align: 64,
+        });
+        for terminator_offset in 24..300 {
+            let plan =
+                AppendPlan::new(&new("key", 100, align), terminator_offset, 1, false).unwrap();
+            assert_eq!((plan.entry.value_offset() + 79) % 64, 0);
+            match &plan.padding {
+                Some(padding) => {
+                    assert_eq!(padding.offset(), terminator_offset);
+                    assert!(padding.len() >= MIN_PADDING_LEN);
+                    assert_eq!(padding.end(), plan.entry.offset());
+                }
+                None => assert_eq!(plan.entry.offset(), terminator_offset),
+            }
+        }
+    }
+
+    // The page rule moves a terminator that would straddle a 4 KiB boundary past it.
+    #[test]
+    fn the_new_terminator_never_straddles_a_page() {
+        for value_len in 4000..4100 {
+            let plan = AppendPlan::new(&new("k", value_len, None), 24, 1, true).unwrap();
+            assert!(!straddles_page(plan.new_terminator_offset), "{value_len}");
+            if let Some(tail) = &plan.tail_padding {
+                assert_eq!(tail.offset(), plan.entry.end());
+                assert_eq!(tail.len(), MIN_PADDING_LEN);
+            }
+        }
+    }
+
+    // Offsets near the end of the u64 range are an error, not a wrap.
+    #[test]
+    fn overflow_is_an_error() {
+        let error = AppendPlan::new(&new("k", u64::MAX - 40, None), 24, 1, false).unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::Overflow));
     }
 }

@@ -76,36 +76,36 @@ impl MmapDict {
         read: impl FnOnce(Listing, &[u8]) -> R,
     ) -> Result<R, Error> {
         self.container
-            .with_lock(|container| -> Result<R, Error> {
-                let table = container.table()?.clone();
-                container.with_read_map(|file| Ok(read(listing_of(&table, file)?, file)))?
-            })
-            .map_err(Error::from)?
+            .with_table_and_map(|table, file| Ok(read(listing_of(table, file)?, file)))?
     }
 }
 
 /// The listing of `table` over `file`, the map of the whole file it was scanned from.
 fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
-    let entries = table
+    let mut entries = Vec::with_capacity(table.entries().len());
+    // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
+    let n_live_entries = table
         .entries()
         .iter()
-        .map(|entry| {
-            let kind = if entry.is_padding() {
-                None
-            } else {
-                let value = value_bytes(file, entry);
-                Some(
-                    classify(&mut &value[..])
-                        .map_err(|error| Error::array_at(error, entry.value_offset()))?,
-                )
-            };
-            Ok(EntryInfo {
-                shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
-                entry: entry.clone(),
-                kind,
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+        .filter(|entry| entry.is_live())
+        .count();
+    let may_shadow = n_live_entries != table.n_live();
+    for entry in table.entries() {
+        let kind = if entry.is_padding() {
+            None
+        } else {
+            let value = value_bytes(file, entry);
+            Some(
+                classify(&mut &value[..])
+                    .map_err(|error| Error::array_at(error, entry.value_offset()))?,
+            )
+        };
+        entries.push(EntryInfo {
+            shadowed: may_shadow && entry.is_live() && table.get(entry.key()) != Some(entry),
+            entry: entry.clone(),
+            kind,
+        });
+    }
     Ok(Listing {
         commit_number: table.commit_number(),
         file_len: file.len() as u64,

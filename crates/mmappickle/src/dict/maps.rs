@@ -100,36 +100,35 @@ pub(super) struct MapRequest<'a> {
 }
 
 impl MapRequest<'_> {
+    /// Claims the region (or is refused by the rule) and finds where the raw data starts.
     fn claim(
         &self,
         container: &Container,
         writable: bool,
         counter: &Arc<()>,
-    ) -> Result<Claim, Error> {
+    ) -> Result<(Claim, u64), Error> {
         let metadata = container.file().metadata().map_err(Error::io)?;
         let region = Region {
             device: metadata.dev(),
             inode: metadata.ino(),
             value_offset: self.value_offset,
         };
-        Claim::take(region, writable, counter).ok_or_else(|| {
+        let claim = Claim::take(region, writable, counter).ok_or_else(|| {
             Error::unplaced(ErrorKind::MapConflict {
                 key: self.key.to_owned(),
             })
-        })
+        })?;
+        Ok((claim, self.data_offset()?))
     }
 
+    /// Where the raw data starts in the file.
     pub(super) fn data_offset(&self) -> Result<u64, Error> {
         self.value_offset
             .checked_add(self.header.raw_offset)
             .ok_or_else(|| {
-                Error::array_at(
-                    mmappickle_array::Error::new(
-                        mmappickle_array::ErrorKind::Overflow,
-                        self.header.raw_offset,
-                    ),
-                    self.value_offset,
-                )
+                let overflow = mmappickle_array::ErrorKind::Overflow;
+                let error = mmappickle_array::Error::new(overflow, self.header.raw_offset);
+                Error::array_at(error, self.value_offset)
             })
     }
 
@@ -140,8 +139,7 @@ impl MapRequest<'_> {
         container: &Container,
         counter: &Arc<()>,
     ) -> Result<MappedBytes, Error> {
-        let claim = self.claim(container, false, counter)?;
-        let data_offset = self.data_offset()?;
+        let (claim, data_offset) = self.claim(container, false, counter)?;
         // SAFETY: the region stays in the file: it lies inside the value of a live entry
         // (the array parser checked the raw bytes against the value's length, and the map
         // checks them against the file's), found under the container's lock, and the
@@ -169,8 +167,7 @@ impl MapRequest<'_> {
         container: &Container,
         counter: &Arc<()>,
     ) -> Result<MappedBytesMut, Error> {
-        let claim = self.claim(container, true, counter)?;
-        let data_offset = self.data_offset()?;
+        let (claim, data_offset) = self.claim(container, true, counter)?;
         // SAFETY: the region stays in the file for the reasons given in `map`. Aliasing:
         // `claim` proves that no other map of these bytes (read-only or writable) lives in
         // this process, and it lives as long as this one, so the `&mut [u8]` it hands out

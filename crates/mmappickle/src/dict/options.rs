@@ -1,18 +1,11 @@
-//! How a dict is opened: encoding, durability, alignment, limits; opening itself (with the
-//! conversion of a plain pickle) and the scratch files beside the file.
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+//! How a dict is opened: encoding, durability, alignment, limits (opening itself is in
+//! `open`).
 
 use mmappickle_array::ArrayEncoding;
 use mmappickle_codec::Limits;
-use mmappickle_container::{remove_stale_scratch_files, ContainerOptions, Durability};
+use mmappickle_container::Durability;
 
-use super::MmapDict;
-use crate::convert;
-use crate::error::{Error, ErrorKind};
-
-/// Options for opening an [`MmapDict`], in the style of [`std::fs::OpenOptions`].
+/// Options for opening an [`MmapDict`](crate::MmapDict), in the style of [`std::fs::OpenOptions`].
 ///
 /// ```
 /// use mmappickle::{ArrayEncoding, Durability, Limits, MmapDict};
@@ -89,7 +82,7 @@ impl MmapDictOptions {
         self
     }
 
-    /// Opens read-only: every change is [`ErrorKind::ReadOnly`], arrays map read-only, the
+    /// Opens read-only: every change is [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly), arrays map read-only, the
     /// file must exist.
     pub fn readonly(mut self, readonly: bool) -> Self {
         self.readonly = readonly;
@@ -97,7 +90,7 @@ impl MmapDictOptions {
     }
 
     /// Accepts a file whose header is valid but whose entries are damaged, so that
-    /// [`MmapDict::fsck`] can repair it; other operations fail until then.
+    /// [`MmapDict::fsck`](crate::MmapDict::fsck) can repair it; other operations fail until then.
     pub fn allow_damaged(mut self, allow_damaged: bool) -> Self {
         self.allow_damaged = allow_damaged;
         self
@@ -106,82 +99,5 @@ impl MmapDictOptions {
     /// The unpickling limits set.
     pub(crate) fn open_limits(&self) -> &Limits {
         &self.limits
-    }
-
-    /// Opens the dict at `path`. Read-write, a missing or empty file is created; a plain
-    /// pickle of a dict is converted into the mmappickle format first.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<MmapDict, Error> {
-        let path = path.as_ref();
-        let container_options = ContainerOptions::new()
-            .durability(self.durability)
-            .readonly(self.readonly)
-            .allow_damaged(self.allow_damaged)
-            .page_safe_commit(self.align);
-        let mut container = match container_options.clone().open(path) {
-            Ok(container) => container,
-            Err(error) => {
-                if !matches!(
-                    error.kind(),
-                    mmappickle_container::ErrorKind::NotAContainer { .. }
-                ) {
-                    return Err(error.into());
-                }
-                if !error.is_plain_pickle() {
-                    // A plain pickle of something else is worth a precise message.
-                    convert::refuse_non_dict(path, &self.limits)?;
-                    return Err(error.into());
-                }
-                if convert::is_damaged_header(path) {
-                    return Err(error.into());
-                }
-                if self.readonly {
-                    // Where the header differs from the mmappickle header.
-                    let offset = error.offset().unwrap_or(0);
-                    return Err(Error::new(ErrorKind::PlainPickleReadOnly, offset));
-                }
-                convert::convert_plain_pickle(path, &self)?;
-                container_options.open(path)?
-            }
-        };
-        if !self.readonly {
-            // A convert killed before its rename left `<path>.converting-<pid>` (the
-            // container's open did the same for vacuum's scratch files).
-            container.with_lock(|_| {
-                remove_stale_scratch_files(&scratch_prefix(path, "converting"));
-            })?;
-        }
-        Ok(MmapDict {
-            container,
-            options: self,
-            maps: Arc::new(()),
-        })
-    }
-}
-
-/// The path `<path>.<what>-<pid>` beside `path`.
-pub(crate) fn scratch_path(path: &Path, what: &str) -> PathBuf {
-    let mut name = scratch_prefix(path, what).into_os_string();
-    name.push(std::process::id().to_string());
-    PathBuf::from(name)
-}
-
-/// `<path>.<what>-`: the scratch files of `what` are this and a process id.
-fn scratch_prefix(path: &Path, what: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{what}-"));
-    PathBuf::from(name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // The scratch file of a convert sits beside the original, in the same directory.
-    #[test]
-    fn scratch_path_is_beside_the_file() {
-        let scratch = scratch_path(Path::new("/data/x.pkl"), "converting");
-        assert_eq!(scratch.parent(), Some(Path::new("/data")));
-        let name = scratch.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("x.pkl.converting-"), "{name}");
     }
 }

@@ -6,7 +6,7 @@ use mmappickle_array::{
     classify, ArrayHeader, Bool, DType, Element, FileValue, MappedArray, MappedArrayMut, ValueKind,
     ValueSource,
 };
-use mmappickle_codec::{decode_entry_value, Value};
+use mmappickle_codec::{decode_entry_value, Limits, Value};
 use mmappickle_container::{Container, Entry};
 
 use super::maps::MapRequest;
@@ -51,48 +51,45 @@ impl MmapDict {
         self.container
             .with_lock(|container| -> Result<Item, Error> {
                 let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                let value_offset = entry.value_offset();
-                // A small value is read once, whole, and told apart from those bytes; a
-                // large one (maybe an array to map) only has its head read first.
-                let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
-                    Some(container.read_value(&entry)?)
-                } else {
-                    None
-                };
-                let kind = match &small_value {
-                    Some(bytes) => kind_of(&mut bytes.as_slice(), value_offset)?,
-                    None => entry_kind(container.file(), &entry)?,
-                };
-                // The whole value: the small one already read, or a large one read now.
-                let mut whole_value = |small_value: Option<Vec<u8>>| match small_value {
-                    Some(bytes) => Ok(bytes),
-                    None => container.read_value(&entry),
-                };
-                Ok(match kind {
-                    ValueKind::Malformed(error) => {
-                        return Err(Error::array_at(error, value_offset))
+                item_of(container, &entry, &limits, &counter)
+            })
+            .map_err(Error::from)?
+    }
+
+    /// Calls `visit` with every live key and what it holds, in file order, all read under
+    /// one lock (so that they are of one moment, and read without a lock per key).
+    ///
+    /// ```
+    /// use mmappickle::{Item, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("each.mmdpickle"))?;
+    /// m.insert("a", 1)?;
+    /// m.insert_array("b", &[1u8, 2], &[2])?;
+    /// let mut seen = Vec::new();
+    /// m.for_each_item(|key, item| -> Result<(), std::convert::Infallible> {
+    ///     seen.push((key.to_owned(), matches!(item, Item::Array(_))));
+    ///     Ok(())
+    /// })??;
+    /// assert_eq!(seen, [("a".to_owned(), false), ("b".to_owned(), true)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each_item<E>(
+        &mut self,
+        mut visit: impl FnMut(&str, Item) -> Result<(), E>,
+    ) -> Result<Result<(), E>, Error> {
+        let limits = self.options.limits.clone();
+        let counter = Arc::clone(&self.maps);
+        self.container
+            .with_lock(|container| -> Result<Result<(), E>, Error> {
+                let live: Vec<Entry> = container.table()?.live_entries().cloned().collect();
+                for entry in &live {
+                    let item = item_of(container, entry, &limits, &counter)?;
+                    if let Err(error) = visit(entry.key(), item) {
+                        return Ok(Err(error));
                     }
-                    // A value that only starts like an array may still be an ordinary value;
-                    // if not, the array error says more.
-                    ValueKind::Generic { not_an_array } => {
-                        let bytes = whole_value(small_value)?;
-                        let value =
-                            decode_entry_value(&bytes, &limits).map_err(
-                                |error| match not_an_array {
-                                    Some(array_error) => Error::array_at(array_error, value_offset),
-                                    None => Error::codec_at(error, value_offset),
-                                },
-                            )?;
-                        Item::Value(value)
-                    }
-                    ValueKind::Array(header) => {
-                        Item::Array(request(key, value_offset, header).map(container, &counter)?)
-                    }
-                    ValueKind::Masked(header) => Item::Masked(MaskedBytes {
-                        data: request(key, value_offset, header.data).map(container, &counter)?,
-                        mask: request(key, value_offset, header.mask).map(container, &counter)?,
-                    }),
-                })
+                }
+                Ok(Ok(()))
             })
             .map_err(Error::from)?
     }
@@ -248,6 +245,55 @@ fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<()
             offset,
         ))
     }
+}
+
+/// What the live `entry` (of a locked `container`) holds: a small value is read once, whole,
+/// and told apart from those bytes; a large one (maybe an array to map) only has its head
+/// read first.
+fn item_of(
+    container: &mut Container,
+    entry: &Entry,
+    limits: &Limits,
+    counter: &Arc<()>,
+) -> Result<Item, Error> {
+    let key = entry.key();
+    let value_offset = entry.value_offset();
+    // A small value is read once, whole, and told apart from those bytes; a
+    // large one (maybe an array to map) only has its head read first.
+    let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
+        Some(container.read_value(entry)?)
+    } else {
+        None
+    };
+    let kind = match &small_value {
+        Some(bytes) => kind_of(&mut bytes.as_slice(), value_offset)?,
+        None => entry_kind(container.file(), entry)?,
+    };
+    // The whole value: the small one already read, or a large one read now.
+    let mut whole_value = |small_value: Option<Vec<u8>>| match small_value {
+        Some(bytes) => Ok(bytes),
+        None => container.read_value(entry),
+    };
+    Ok(match kind {
+        ValueKind::Malformed(error) => return Err(Error::array_at(error, value_offset)),
+        // A value that only starts like an array may still be an ordinary value;
+        // if not, the array error says more.
+        ValueKind::Generic { not_an_array } => {
+            let bytes = whole_value(small_value)?;
+            let value = decode_entry_value(&bytes, limits).map_err(|error| match not_an_array {
+                Some(array_error) => Error::array_at(array_error, value_offset),
+                None => Error::codec_at(error, value_offset),
+            })?;
+            Item::Value(value)
+        }
+        ValueKind::Array(header) => {
+            Item::Array(request(key, value_offset, header).map(container, counter)?)
+        }
+        ValueKind::Masked(header) => Item::Masked(MaskedBytes {
+            data: request(key, value_offset, header.data).map(container, counter)?,
+            mask: request(key, value_offset, header.mask).map(container, counter)?,
+        }),
+    })
 }
 
 /// The one classifier's verdict on a value's bytes from any source (`value_offset` places its

@@ -1,5 +1,5 @@
-//! Converting a plain pickle of a dict (`pickle.dump(d, f)`, any protocol) into the
-//! mmappickle format, as Python's `mmapdict` does when it opens one.
+//! Opening a dict, and converting a plain pickle of a dict (`pickle.dump(d, f)`, any
+//! protocol) into the mmappickle format, as Python's `mmapdict` does when it opens one.
 //!
 //! Python converts in place and can lose the file if it fails halfway; here the new file is
 //! written beside the original (`<path>.converting-<pid>`), synced, and renamed over it, so
@@ -7,14 +7,69 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use mmappickle_array::{OwnedArray, OwnedMasked};
 use mmappickle_codec::{loads_with, Limits, Value};
-use mmappickle_container::{encode_header, parse_header, sync_parent_directory, HEADER_LEN};
+use mmappickle_container::{
+    encode_header, parse_header, remove_stale_scratch_files, sync_parent_directory,
+    ContainerOptions, HEADER_LEN,
+};
 
-use crate::dict::{scratch_path, MmapDict, MmapDictOptions};
+use super::{MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
+
+impl MmapDictOptions {
+    /// Opens the dict at `path`. Read-write, a missing or empty file is created; a plain
+    /// pickle of a dict is converted into the mmappickle format first.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<MmapDict, Error> {
+        let path = path.as_ref();
+        let container_options = ContainerOptions::new()
+            .durability(self.durability)
+            .readonly(self.readonly)
+            .allow_damaged(self.allow_damaged)
+            .page_safe_commit(self.align);
+        let mut container = match container_options.clone().open(path) {
+            Ok(container) => container,
+            Err(error) => {
+                if !matches!(
+                    error.kind(),
+                    mmappickle_container::ErrorKind::NotAContainer { .. }
+                ) {
+                    return Err(error.into());
+                }
+                if !error.is_plain_pickle() {
+                    // A plain pickle of something else is worth a precise message.
+                    refuse_non_dict(path, &self.limits)?;
+                    return Err(error.into());
+                }
+                if is_damaged_header(path) {
+                    return Err(error.into());
+                }
+                if self.readonly {
+                    // Where the header differs from the mmappickle header.
+                    let offset = error.offset().unwrap_or(0);
+                    return Err(Error::new(ErrorKind::PlainPickleReadOnly, offset));
+                }
+                convert_plain_pickle(path, &self)?;
+                container_options.open(path)?
+            }
+        };
+        if !self.readonly {
+            // A convert killed before its rename left `<path>.converting-<pid>` (the
+            // container's open did the same for vacuum's scratch files).
+            container.with_lock(|_| {
+                remove_stale_scratch_files(&scratch_prefix(path, "converting"));
+            })?;
+        }
+        Ok(MmapDict {
+            container,
+            options: self,
+            maps: Arc::new(()),
+        })
+    }
+}
 
 /// Reads a plain pickle (any protocol, a whole file's bytes) without running or importing
 /// anything: Python objects stay [`Value::Object`] nodes. Errors say at which byte offset.
@@ -48,7 +103,7 @@ fn load_dict(path: &Path, limits: &Limits) -> Result<Vec<(String, Value)>, Error
 
 /// Returns [`ErrorKind::NotADict`] when `path` is a plain pickle of something other than a
 /// dict; `Ok` otherwise (the caller then reports that the file is not an mmappickle file).
-pub(crate) fn refuse_non_dict(path: &Path, limits: &Limits) -> Result<(), Error> {
+fn refuse_non_dict(path: &Path, limits: &Limits) -> Result<(), Error> {
     match load_dict(path, limits) {
         Err(error) if matches!(error.kind(), ErrorKind::NotADict { .. }) => Err(error),
         _ => Ok(()),
@@ -71,7 +126,7 @@ pub(crate) fn is_damaged_header(path: &Path) -> bool {
 /// Converts the plain pickle of a dict at `path` into an mmappickle file with the same keys
 /// in the same order. Top-level numpy arrays (pickled by numpy: `_reconstruct` + `BUILD`,
 /// `_frombuffer`) become mapped array entries; every other value is stored as it is.
-pub(crate) fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Result<(), Error> {
+fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Result<(), Error> {
     let pairs = load_dict(path, options.open_limits())?;
     let scratch = scratch_path(path, "converting");
     // A scratch file left by a crashed convert of the same process id is ours to replace.
@@ -166,9 +221,32 @@ impl MmapDict {
     }
 }
 
+/// The path `<path>.<what>-<pid>` beside `path`.
+fn scratch_path(path: &Path, what: &str) -> PathBuf {
+    let mut name = scratch_prefix(path, what).into_os_string();
+    name.push(std::process::id().to_string());
+    PathBuf::from(name)
+}
+
+/// `<path>.<what>-`: the scratch files of `what` are this and a process id.
+fn scratch_prefix(path: &Path, what: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{what}-"));
+    PathBuf::from(name)
+}
+
 #[cfg(test)]
-mod damaged_header_tests {
+mod tests {
     use super::*;
+
+    // The scratch file of a convert sits beside the original, in the same directory.
+    #[test]
+    fn scratch_path_is_beside_the_file() {
+        let scratch = scratch_path(Path::new("/data/x.pkl"), "converting");
+        assert_eq!(scratch.parent(), Some(Path::new("/data")));
+        let name = scratch.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("x.pkl.converting-"), "{name}");
+    }
 
     // Headers damaged so that the file still loads as a pickle of `{}` (a wrong version, a
     // wrong protocol, a missing POP) are errors, not plain pickles to convert: the file stays.
