@@ -188,7 +188,8 @@ fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
 
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let listing = store::open_dict_readonly(path)?.listing()?;
+    // Counts and lengths only: no value is read.
+    let listing = store::open_dict_readonly(path)?.entry_listing()?;
     let format_version = FORMAT_VERSION;
     let (file_len, commit_number, live) = (listing.file_len, listing.commit_number, listing.n_live);
     let (mut deleted, mut padding, mut shadowed, mut reclaimable) = (0usize, 0usize, 0usize, 0u64);

@@ -13,7 +13,7 @@ pub struct EntryInfo {
     /// Where the entry is, its key, its flags.
     pub entry: Entry,
     /// What the value holds, from the one classifier ([`classify`]); `None` for a
-    /// padding entry. Offsets in a [`ValueKind::Malformed`] error and in headers are
+    /// padding entry, and for every entry of an [`MmapDict::entry_listing`]. Offsets in a [`ValueKind::Malformed`] error and in headers are
     /// relative to the value (at [`Entry::value_offset`]).
     pub kind: Option<ValueKind>,
     /// A live entry that is not its key's value: an older duplicate left by an interrupted
@@ -70,18 +70,39 @@ impl MmapDict {
         self.with_file_map(|listing, _| listing)
     }
 
+    /// The listing without what values hold (every [`EntryInfo::kind`] is `None`): no value
+    /// is read, for tools that count entries and bytes.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("entry_listing.mmdpickle"))?;
+    /// m.insert("a", 1)?;
+    /// m.insert("b", 2)?;
+    /// m.remove("a")?;
+    /// let listing = m.entry_listing()?;
+    /// assert_eq!((listing.n_live, listing.entries.len()), (1, 2));
+    /// assert!(listing.entries.iter().all(|info| info.kind.is_none()));
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn entry_listing(&mut self) -> Result<Listing, Error> {
+        listing_of(self.container.table()?, None)
+    }
+
     /// Runs `read` over the listing and a read-only map of the whole file, under one lock.
     pub(super) fn with_file_map<R>(
         &mut self,
         read: impl FnOnce(Listing, &[u8]) -> R,
     ) -> Result<R, Error> {
         self.container
-            .with_table_and_map(|table, file| Ok(read(listing_of(table, file)?, file)))?
+            .with_table_and_map(|table, file| Ok(read(listing_of(table, Some(file))?, file)))?
     }
 }
 
-/// The listing of `table` over `file`, the map of the whole file it was scanned from.
-fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
+/// The listing of `table`, with kinds when given `file`, the map of the whole file it was
+/// scanned from.
+fn listing_of(table: &Table, file: Option<&[u8]>) -> Result<Listing, Error> {
     let mut entries = Vec::with_capacity(table.entries().len());
     // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
     let n_live_entries = table
@@ -91,14 +112,15 @@ fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
         .count();
     let may_shadow = n_live_entries != table.n_live();
     for entry in table.entries() {
-        let kind = if entry.is_padding() {
-            None
-        } else {
-            let value = value_bytes(file, entry);
-            Some(
-                classify(&mut &value[..])
-                    .map_err(|error| Error::array_at(error, entry.value_offset()))?,
-            )
+        let kind = match file {
+            Some(file) if !entry.is_padding() => {
+                let value = value_bytes(file, entry);
+                Some(
+                    classify(&mut &value[..])
+                        .map_err(|error| Error::array_at(error, entry.value_offset()))?,
+                )
+            }
+            _ => None,
         };
         entries.push(EntryInfo {
             shadowed: may_shadow && entry.is_live() && table.get(entry.key()) != Some(entry),
@@ -108,7 +130,7 @@ fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
     }
     Ok(Listing {
         commit_number: table.commit_number(),
-        file_len: file.len() as u64,
+        file_len: table.file_len(),
         n_live: table.n_live(),
         entries,
     })
