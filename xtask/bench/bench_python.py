@@ -7,9 +7,10 @@ lines for figures that are not timings), the protocol of the Rust driver
 
     python bench_python.py WORKLOAD --dir DIR --runs N [--entries N] [--gets N]
                            [--mib N] [--gib N] [--file PATH] [--dict-entries N]
+                           [--big-entries N]
 
 `prepare` writes the shared inputs into DIR: `entries.mmdpickle` (--entries small
-int entries, written byte for byte as mmappickle writes them, but in linear time;
+int entries; with --big-entries also `entries-big.mmdpickle` of that many, written byte for byte as mmappickle writes them, but in linear time;
 checked against mmappickle itself on a small file) and `dict.pickle`
 (`pickle.dumps({f"key{i}": i ...}, 4)` of --dict-entries entries).
 """
@@ -22,6 +23,7 @@ import random
 import resource
 import shutil
 import struct
+import subprocess
 import sys
 import time
 import warnings
@@ -99,6 +101,9 @@ def prepare(args):
     with open(entries, "rb") as f:
         loaded = pickle.load(f)
     assert loaded == {f"key{i}": i for i in range(args.entries)}
+
+    if args.big_entries:
+        write_int_entries(os.path.join(args.dir, "entries-big.mmdpickle"), args.big_entries)
 
     d = {f"key{i}": i for i in range(args.dict_entries)}
     with open(os.path.join(args.dir, "dict.pickle"), "wb") as f:
@@ -292,6 +297,33 @@ def pickle_rows(args):
         del value, dumped
 
 
+# What a user scripts in Python for each read command of `mmappickle` (rows 11 to 17),
+# run as `python -c CODE FILE`: the same command names as the Rust driver's.
+CLI_PRELUDE = "import json, os, pickletools, sys\nfrom mmappickle import mmapdict\nf = sys.argv[1]\n"
+CLI_EQUIVALENTS = {
+    "start": "",
+    "ls": "print('\\n'.join(mmapdict(f, True).keys()))",
+    "ls_json": "print(json.dumps(list(mmapdict(f, True).keys()), indent=2))",
+    "info": "m = mmapdict(f, True)\nprint(m.commit_number, len(m.keys()), os.path.getsize(f))",
+    "get": "print(mmapdict(f, True)['key5000'])",
+    "dump_json": "m = mmapdict(f, True)\nprint(json.dumps({k: m[k] for k in m.keys()}, indent=2))",
+    "dis": "with open(f, 'rb') as file:\n    pickletools.dis(file)",
+}
+
+
+def cli(args):
+    """Rows 11 to 17: each command's Python equivalent as a process (its start included,
+    output to /dev/null), on --file."""
+    for name, code in CLI_EQUIVALENTS.items():
+        command = [sys.executable, "-W", "ignore", "-c", CLI_PRELUDE + code, args.file]
+        output = subprocess.run(command, stdout=subprocess.PIPE, check=True).stdout
+        info(f"cli.{name}.output_lines", output.count(b"\n"))
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+            sample(f"cli.{name}", time.perf_counter() - start)
+
+
 WORKLOADS = {
     "prepare": prepare,
     "create": create,
@@ -302,6 +334,7 @@ WORKLOADS = {
     "stub": stub,
     "vacuum": vacuum,
     "pickle": pickle_rows,
+    "cli": cli,
 }
 
 
@@ -315,6 +348,7 @@ def main():
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--gib", type=int, default=1)
     parser.add_argument("--dict-entries", type=int, default=1_000_000)
+    parser.add_argument("--big-entries", type=int, default=0)
     parser.add_argument("--file")
     args = parser.parse_args()
     args.runs = max(args.runs, 1)

@@ -41,6 +41,10 @@ struct Options {
     dict_entries: usize,
     /// Row 9: the size in MiB of the array read over HTTP.
     remote_mib: usize,
+    /// Row 17: entries of the big file `mmappickle ls` lists.
+    big_entries: usize,
+    /// Run only these workloads (`cli`, `open_keys`, `remote`...); all when empty.
+    only: Vec<String>,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
     /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
@@ -60,6 +64,8 @@ impl Default for Options {
             stub_gib: 1,
             dict_entries: 1_000_000,
             remote_mib: 1024,
+            big_entries: 100_000,
+            only: Vec::new(),
             json: None,
             rust_only: false,
         }
@@ -68,8 +74,9 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--json FILE] [--rust-only]   \
-the benchmark workloads through our crates and through Python, and remote reads over nginx \
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--big-entries N] \
+[--only WORKLOAD,...] [--json FILE] [--rust-only]   the benchmark workloads (--only cli: the \
+command-line rows alone) through our crates and through Python, and remote reads over nginx \
 against curl, one table of medians (see BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -99,6 +106,8 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--stub-gib" => options.stub_gib = number()?,
             "--dict-entries" => options.dict_entries = number()?,
             "--remote-mib" => options.remote_mib = number()?,
+            "--big-entries" => options.big_entries = number()?,
+            "--only" => options.only = value.split(',').map(str::to_owned).collect(),
             "--json" => options.json = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
@@ -552,6 +561,107 @@ fn rows(options: &Options) -> Vec<Row> {
             Goal::RatioAtLeast(1.0 / 3.0),
         ),
     ]
+    .into_iter()
+    .chain(cli_rows(options))
+    .collect()
+}
+
+/// Rows 11 to 17: the read commands of `mmappickle` as processes, against the Python a user
+/// scripts (a process too) and against the library's in-process time.
+fn cli_rows(options: &Options) -> Vec<Row> {
+    let entries = thousands(options.entries);
+    let python = |name| format!("python -c: {name} (process)");
+    let library = |name| format!("library in-process: {name}");
+    let mut rows = Vec::new();
+    for (id, command, metric, python_equivalent, library_equivalent, goals) in [
+        (
+            "11",
+            "ls",
+            "ls",
+            "mmapdict(f, True).keys()",
+            "open + keys",
+            [Goal::RatioAtLeast(100.0), Goal::RatioAtLeast(1.0 / 3.0)],
+        ),
+        (
+            "12",
+            "ls --json",
+            "ls_json",
+            "json.dumps of keys()",
+            "open + listing",
+            [Goal::None, Goal::None],
+        ),
+        (
+            "13",
+            "info",
+            "info",
+            "commit_number, len(keys())",
+            "open + entry_listing",
+            [Goal::None, Goal::None],
+        ),
+        (
+            "14",
+            "get FILE key5000",
+            "get",
+            "m['key5000']",
+            "open + get",
+            [Goal::None, Goal::None],
+        ),
+        (
+            "15",
+            "dump --json",
+            "dump_json",
+            "json.dumps of every value",
+            "open + for_each_item",
+            [Goal::RatioAtLeast(50.0), Goal::None],
+        ),
+        (
+            "16",
+            "dis",
+            "dis",
+            "pickletools.dis",
+            "open + every value's ops",
+            [Goal::None, Goal::None],
+        ),
+    ] {
+        let rust = format!("cli.{metric}");
+        let library_metric = format!("cli_lib.{metric}");
+        rows.push(row(
+            id,
+            format!("`mmappickle {command}`, {entries} entries"),
+            &python(python_equivalent),
+            py(&rust),
+            &rust,
+            goals[0],
+        ));
+        rows.push(row(
+            id,
+            String::new(),
+            &library(library_equivalent),
+            own(&library_metric),
+            &rust,
+            goals[1],
+        ));
+    }
+    rows.push(row(
+        "17",
+        format!(
+            "`mmappickle ls`, {} entries",
+            thousands(options.big_entries)
+        ),
+        &library("open + keys"),
+        own("cli_lib.ls_big"),
+        "cli.ls_big",
+        Goal::RustUnder(0.05),
+    ));
+    rows.push(row(
+        "18",
+        "process start: `mmappickle --version`".to_owned(),
+        "python -c 'import mmappickle'",
+        py("cli.start"),
+        "cli.start",
+        Goal::None,
+    ));
+    rows
 }
 
 /// A row with its figures.
@@ -866,9 +976,20 @@ fn workloads(options: &Options, dir: &Path) -> Vec<Workload> {
         ),
         workload("array_sum", &[("mib", options.array_mib.to_string())], runs),
         workload("stub", &[("gib", options.stub_gib.to_string())], runs),
-        workload("vacuum", &[("file", entries_file)], runs),
+        workload("vacuum", &[("file", entries_file.clone())], runs),
         workload("pickle", &[("file", dict_file)], runs),
+        workload("cli", &[("file", entries_file)], runs),
     ]
+    .into_iter()
+    .filter(|workload| options.selects(workload.name))
+    .collect()
+}
+
+impl Options {
+    /// Whether `--only` lets `workload` run.
+    fn selects(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|name| name == workload)
+    }
 }
 
 fn driver_command(
@@ -903,17 +1024,26 @@ pub fn main(args: &[String]) -> Result {
     let python = step("python environment", venv::ensure_mmappickle)?;
     // Our package, from the same script, in its numpy 1.23.5 environment with the wheel of
     // this tree.
-    let package_python = if options.rust_only {
-        None
-    } else {
-        Some(step("python package (maturin wheel)", || {
-            let pythons = venv::ensure_package()?;
-            let wheel = crate::pypackage::build_wheel(&pythons.build)?;
-            let [(_, numpy1), _] = pythons.tests;
-            crate::pypackage::install_wheel(&numpy1, &wheel)?;
-            Ok(numpy1)
-        })?)
-    };
+    let package_workloads = [
+        "create",
+        "open_keys",
+        "gets",
+        "array_write",
+        "array_sum",
+        "vacuum",
+    ];
+    let package_python =
+        if options.rust_only || !package_workloads.iter().any(|w| options.selects(w)) {
+            None
+        } else {
+            Some(step("python package (maturin wheel)", || {
+                let pythons = venv::ensure_package()?;
+                let wheel = crate::pypackage::build_wheel(&pythons.build)?;
+                let [(_, numpy1), _] = pythons.tests;
+                crate::pypackage::install_wheel(&numpy1, &wheel)?;
+                Ok(numpy1)
+            })?)
+        };
     step("build the Rust driver (release)", || {
         run(cargo().args([
             "build",
@@ -932,7 +1062,8 @@ pub fn main(args: &[String]) -> Result {
             "mmappickle-remote",
             "--example",
             "bench_remote",
-        ]))
+        ]))?;
+        run(cargo().args(["build", "--release", "--quiet", "-p", "mmappickle-cli"]))
     })?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -967,7 +1098,17 @@ pub fn main(args: &[String]) -> Result {
             &mut command,
             &[
                 ("entries", options.entries.to_string()),
-                ("dict-entries", options.dict_entries.to_string()),
+                // Row 8's pickle only when row 8 runs.
+                (
+                    "dict-entries",
+                    if options.selects("pickle") {
+                        options.dict_entries
+                    } else {
+                        1
+                    }
+                    .to_string(),
+                ),
+                ("big-entries", options.big_entries.to_string()),
             ],
         );
         measured.parse(Side::Python, &capture(&mut command)?)
@@ -989,7 +1130,7 @@ pub fn main(args: &[String]) -> Result {
             // Row 8 measures CPython's pickle: nothing of ours.
             let package_python = package_python
                 .as_ref()
-                .filter(|_| workload.name != "pickle");
+                .filter(|_| !["pickle", "cli"].contains(&workload.name));
             if let Some(package_python) = package_python {
                 // Row 1 at both sizes: ours is linear.
                 let sizes: &[usize] = if workload.name == "create" {
@@ -1014,6 +1155,25 @@ pub fn main(args: &[String]) -> Result {
             }
             let mut command = driver_command(&driver, &[], workload.name, &dir, options.runs);
             add_flags(&mut command, &workload.flags);
+            if workload.name == "cli" {
+                add_flags(
+                    &mut command,
+                    &[
+                        (
+                            "cli",
+                            target
+                                .join("release")
+                                .join("mmappickle")
+                                .display()
+                                .to_string(),
+                        ),
+                        (
+                            "big-file",
+                            dir.join("entries-big.mmdpickle").display().to_string(),
+                        ),
+                    ],
+                );
+            }
             measured.parse(Side::Rust, &capture(&mut command)?)?;
             if workload.name == "create" {
                 // Row 1 at the full size, Rust only (Python would take some 20 minutes);
@@ -1031,22 +1191,26 @@ pub fn main(args: &[String]) -> Result {
             Ok(())
         })?;
     }
-    step("remote reads (nginx on loopback)", || {
-        let remote_driver = target.join("release").join("examples").join("bench_remote");
-        let mut command = driver_command(&remote_driver, &[], "remote", &dir, options.runs);
-        add_flags(
-            &mut command,
-            &[
-                ("file", dir.join("entries.mmdpickle").display().to_string()),
-                ("mib", options.remote_mib.to_string()),
-            ],
-        );
-        measured.parse(Side::Rust, &capture(&mut command)?)
-    })?;
+    if options.selects("remote") {
+        step("remote reads (nginx on loopback)", || {
+            let remote_driver = target.join("release").join("examples").join("bench_remote");
+            let mut command = driver_command(&remote_driver, &[], "remote", &dir, options.runs);
+            add_flags(
+                &mut command,
+                &[
+                    ("file", dir.join("entries.mmdpickle").display().to_string()),
+                    ("mib", options.remote_mib.to_string()),
+                ],
+            );
+            measured.parse(Side::Rust, &capture(&mut command)?)
+        })?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 
     let rows = rows(&options);
-    let figures = figures_of(&rows, &measured);
+    let mut figures = figures_of(&rows, &measured);
+    // Rows of workloads that did not run (`--only`) are left out.
+    figures.retain(|figure| figure.rust.is_some() || figure.reference.is_some());
     let machine = machine();
     let mut report = format!("- command: `{command_line}`\n");
     for (name, value) in &machine {
@@ -1071,7 +1235,7 @@ pub fn main(args: &[String]) -> Result {
     report.push_str(&table(&figures, "Rust"));
     let package_rows = package_rows(&options);
     let package_figures = figures_of(&package_rows, &measured);
-    if !options.rust_only {
+    if package_python.is_some() {
         let _ = writeln!(
             report,
             "\nThe Python package (`crates/python`, numpy 1.23.5), same script as mmappickle 1.0:\n"
@@ -1148,6 +1312,9 @@ mod tests {
         assert_eq!(options.runs, 3);
         assert_eq!(options.json, Some(PathBuf::from("out.json")));
         assert!(options.rust_only);
+        assert!(options.selects("pickle"));
+        let only = parse_options(&["--only".to_owned(), "cli,remote".to_owned()]).unwrap();
+        assert!(only.selects("cli") && only.selects("remote") && !only.selects("pickle"));
         assert_eq!(options.entries, Options::default().entries);
         assert!(parse_options(&["--frobnicate".to_owned(), "1".to_owned()]).is_err());
         assert!(parse_options(&["--runs".to_owned(), "0".to_owned()]).is_err());

@@ -13,7 +13,9 @@
 //! `array_write` (one `--mib` MiB float64 array), `array_sum` (open + map + sum it,
 //! warm page cache), `stub` (a `--gib` GiB stub, and a 1 TiB one), `vacuum` (delete
 //! half the entries of a copy of `--file`, then vacuum), `pickle` (`loads` of the
-//! pickle `--file`, and `dumps` of the result).
+//! pickle `--file`, and `dumps` of the result), `cli` (the `mmappickle` command `--cli`
+//! run as a process on `--file` and on `--big-file`, and what the library does in-process
+//! for each of its read commands).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -83,6 +85,7 @@ fn main() -> Result {
         "stub" => stub(&dir, runs, args.number("gib")?),
         "vacuum" => vacuum(&dir, &args.path("file")?, runs),
         "pickle" => pickle(&args.path("file")?, runs),
+        "cli" => cli(&args, runs),
         other => Err(format!("unknown workload {other:?}").into()),
     }
 }
@@ -430,6 +433,108 @@ fn pickle(file: &Path, runs: usize) -> Result {
         info("dumps.len", dumped.len());
         drop(black_box(dumped));
         sample("dumps", seconds);
+    }
+    Ok(())
+}
+
+/// The read commands timed as processes: (metric name, arguments before the file, after it).
+const CLI_COMMANDS: [(&str, &[&str], &[&str]); 6] = [
+    ("ls", &["ls"], &[]),
+    ("ls_json", &["ls", "--json"], &[]),
+    ("info", &["info"], &[]),
+    ("get", &["get"], &["key5000"]),
+    ("dump_json", &["dump", "--json"], &[]),
+    ("dis", &["dis"], &[]),
+];
+
+/// Rows 11 to 17: each read command of the `mmappickle` binary `--cli`, as a process (its
+/// start included, output to `/dev/null`), on `--file`, `ls` also on `--big-file`; the
+/// binary's start alone (`--version`); and what the library does in-process for each command
+/// (`cli_lib.NAME`): open read-only + keys for `ls`, + the listing without kinds for `info`,
+/// + one get, + every item, + every value's opcodes.
+fn cli(args: &Args, runs: usize) -> Result {
+    let binary = args.path("cli")?;
+    let file = args.path("file")?;
+    let big_file = args.path("big-file")?;
+    let run = |name: &str, arguments: Vec<&std::ffi::OsStr>| -> Result {
+        let mut command = std::process::Command::new(&binary);
+        command.args(&arguments);
+        // Once with its output kept: the command works and says something.
+        let output = command.output()?;
+        if !output.status.success() {
+            return Err(format!("{name}: {command:?} failed ({})", output.status).into());
+        }
+        info(
+            &format!("cli.{name}.output_lines"),
+            output.stdout.iter().filter(|&&byte| byte == b'\n').count(),
+        );
+        command.stdout(std::process::Stdio::null());
+        for _ in 0..runs {
+            let (status, seconds) = timed(|| command.status());
+            if !status?.success() {
+                return Err(format!("{name}: {command:?} failed").into());
+            }
+            sample(&format!("cli.{name}"), seconds);
+        }
+        Ok(())
+    };
+    run("start", vec!["--version".as_ref()])?;
+    for (name, before, after) in CLI_COMMANDS {
+        let arguments = before
+            .iter()
+            .map(|word| word.as_ref())
+            .chain([file.as_os_str()])
+            .chain(after.iter().map(|word| word.as_ref()))
+            .collect();
+        run(name, arguments)?;
+    }
+    run("ls_big", vec!["ls".as_ref(), big_file.as_os_str()])?;
+    for (name, path) in [("ls", &file), ("ls_big", &big_file)] {
+        in_process(&format!("cli_lib.{name}"), runs, || {
+            Ok(MmapDict::open_readonly(path)?.keys()?.len())
+        })?;
+    }
+    in_process("cli_lib.ls_json", runs, || {
+        Ok(MmapDict::open_readonly(&file)?.listing()?.entries.len())
+    })?;
+    in_process("cli_lib.info", runs, || {
+        Ok(MmapDict::open_readonly(&file)?
+            .entry_listing()?
+            .entries
+            .len())
+    })?;
+    in_process("cli_lib.get", runs, || {
+        Ok(usize::from(matches!(
+            MmapDict::open_readonly(&file)?.get("key5000")?,
+            mmappickle::Item::Value(_)
+        )))
+    })?;
+    in_process("cli_lib.dump_json", runs, || {
+        let mut n_items = 0;
+        MmapDict::open_readonly(&file)?.for_each_item(|_, item| -> Result {
+            black_box(item);
+            n_items += 1;
+            Ok(())
+        })??;
+        Ok(n_items)
+    })?;
+    in_process("cli_lib.dis", runs, || {
+        let mut n_ops = 0;
+        MmapDict::open_readonly(&file)?.with_disassembly(|disassembly| {
+            for info in &disassembly.listing.entries {
+                n_ops += disassembly.value_ops(info).map(black_box).count();
+            }
+        })?;
+        Ok(n_ops)
+    })
+}
+
+/// Times `body` `runs` times as the metric `name`; `body` returns a count, shown once.
+fn in_process(name: &str, runs: usize, mut body: impl FnMut() -> Result<usize>) -> Result {
+    for _ in 0..runs {
+        let (count, seconds) = timed(&mut body);
+        info(&format!("{name}.count"), count?);
+        sample(name, seconds);
     }
     Ok(())
 }
