@@ -47,7 +47,7 @@ fn disassemble_plain(path: &Path, err: &mmappickle::Error, out: &mut dyn Write) 
 }
 
 /// The listing of an mmappickle file.
-fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
+pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
     let listing = &disassembly.listing;
     writeln!(
         out,

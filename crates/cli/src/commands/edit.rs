@@ -36,7 +36,7 @@ pub(super) fn rm(path: &Path, key: &str) -> CliResult {
     if dict.remove(key)? {
         Ok(())
     } else {
-        Err(no_key(path, key))
+        Err(no_key(&path.display(), key))
     }
 }
 

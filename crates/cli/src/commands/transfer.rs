@@ -5,13 +5,14 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use mmappickle::Kind;
-use mmappickle::{ArrayEncoding, DType, Item, OwnedArray};
+use mmappickle::{ArrayEncoding, DType, OwnedArray};
 
 use super::{get_item, CHUNK};
 use crate::error::{CliError, CliResult};
 use crate::npy::{self, NpyHeader};
 use crate::progress;
 use crate::store;
+use crate::view::{ArrayView, ItemView, Viewed};
 
 /// The dtype of a `.npy` header, refusing what cannot be mapped.
 fn npy_dtype(header: &NpyHeader) -> CliResult<DType> {
@@ -307,34 +308,40 @@ pub(super) fn import_npz(
 pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliResult {
     let mut dict = store::open_dict_readonly(path)?;
     let item = get_item(&mut dict, key)?;
+    write_npy(key, item.view(), npy_path, want_mask)
+}
+
+/// `export-npy`'s writing of the array of `item` (of a local or a remote file), or of its
+/// mask when `want_mask`.
+pub(super) fn write_npy(
+    key: &str,
+    item: ItemView<'_>,
+    npy_path: &Path,
+    want_mask: bool,
+) -> CliResult {
     let owned;
-    let (dtype, shape, bytes): (&DType, &[usize], &[u8]) = match (&item, want_mask) {
-        (Item::Array(array), false) => (array.dtype(), array.shape(), array.bytes()),
-        (Item::Masked(masked), false) => (
-            masked.data.dtype(),
-            masked.data.shape(),
-            masked.data.bytes(),
-        ),
-        (Item::Masked(masked), true) => (
-            masked.mask.dtype(),
-            masked.mask.shape(),
-            masked.mask.bytes(),
-        ),
+    let array = match (item, want_mask) {
+        (ItemView::Array(array), false)
+        | (ItemView::Masked { data: array, .. }, false)
+        | (ItemView::Masked { mask: array, .. }, true) => array,
         (_, true) => {
             return Err(CliError::new(format!(
                 "key {key:?} is not a masked array: no --mask"
             )));
         }
-        (Item::Value(value), false) => match OwnedArray::from_value(value) {
+        (ItemView::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
                 owned = array.map_err(mmappickle::Error::from)?;
-                (&owned.dtype, &owned.shape, &owned.data)
+                ArrayView::from(&owned)
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),
         },
-        #[allow(unreachable_patterns)]
-        _ => return Err(CliError::new(format!("key {key:?} is not an array"))),
     };
+    let ArrayView {
+        dtype,
+        shape,
+        bytes,
+    } = array;
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
             "dtype {} cannot be written to .npy",

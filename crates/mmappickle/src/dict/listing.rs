@@ -81,7 +81,7 @@ impl MmapDict {
 }
 
 /// The listing of `table` over `file`, the map of the whole file it was scanned from.
-fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
+pub(super) fn listing_of(table: &Table, file: &[u8]) -> Result<Listing, Error> {
     let mut entries = Vec::with_capacity(table.entries().len());
     // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
     let n_live_entries = table
