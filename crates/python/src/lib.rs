@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod remote;
 mod safe;
 
 use std::path::PathBuf;
@@ -265,6 +266,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<NativeDict>()?;
+    module.add_class::<remote::NativeRemote>()?;
     module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
     module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
     Ok(())
