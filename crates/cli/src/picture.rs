@@ -6,8 +6,7 @@
 use std::io::Write;
 
 use clap::ValueEnum;
-use mmappickle::array::half::f16;
-use mmappickle::array::{ByteOrder, DType, Kind};
+use mmappickle::{f16, ByteOrder, DType, Kind};
 
 use crate::error::{CliError, CliResult};
 

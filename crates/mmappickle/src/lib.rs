@@ -173,8 +173,9 @@ pub use {
         error::{Error, ErrorKind},
     },
     mmappickle_array::{
-        self as array, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element, Kind,
-        MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind, DATA_ALIGN,
+        self as array, half::f16, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element,
+        Kind, MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind,
+        DATA_ALIGN,
     },
     mmappickle_codec::{self as codec, dis, Construct, DisOp, Global, Limits, Object, Value},
     mmappickle_container::{
