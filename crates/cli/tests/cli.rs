@@ -814,7 +814,6 @@ fn read_commands_on_urls_print_what_they_print_locally() {
         let local = fixture(name);
         std::fs::copy(&local, nginx.root().join(name)).unwrap();
         let local = local.to_str().unwrap();
-        let file_url = format!("file://{local}");
         let keys = json_of(&ok(&["ls", "--all", "--json", local], dir.path()));
         let mut commands: Vec<Vec<&str>> = vec![
             vec!["ls"],
@@ -832,7 +831,13 @@ fn read_commands_on_urls_print_what_they_print_locally() {
             commands.push(vec!["get", key]);
             commands.push(vec!["get", key, "--json"]);
         }
-        for url in [nginx.url(name), file_url] {
+        // `file://` takes the same path past the store (the remote crate reads every
+        // fixture through it): one fixture is enough here.
+        let mut urls = vec![nginx.url(name)];
+        if name == "masked.mmdpickle" {
+            urls.push(format!("file://{local}"));
+        }
+        for url in urls {
             for command in &commands {
                 let (code, stdout, stderr) = run_on(command, local, dir.path());
                 let remote = run_on(command, &url, dir.path());
