@@ -7,10 +7,13 @@ use std::os::unix::fs::FileExt;
 /// A single value write of at least this many bytes first reserves its range on disk.
 const PREALLOCATE_MIN: usize = 1 << 20;
 
-/// Writes a new entry's value straight into the file at its final offset.
+/// Writes a new entry's value at its final offset: straight into the file, or (a small
+/// value of a batch) into the batch's buffer, which is written with the rest of the batch.
 #[derive(Debug)]
 pub struct ValueSink<'a> {
     file: &'a File,
+    /// The batch's buffer, whose end is at `position`; `None`: write to the file.
+    buffer: Option<&'a mut Vec<u8>>,
     position: u64,
     end: u64,
 }
@@ -20,14 +23,26 @@ impl<'a> ValueSink<'a> {
     pub(super) fn new(file: &'a File, position: u64, end: u64) -> Self {
         ValueSink {
             file,
+            buffer: None,
             position,
             end,
         }
     }
 
-    /// The absolute offset the value must end at.
-    pub(super) fn end(&self) -> u64 {
-        self.end
+    /// A sink over `position..end` whose bytes go to the end of `buffer` (which is to be
+    /// written so that its end lands at `position`).
+    pub(super) fn buffered(
+        file: &'a File,
+        buffer: &'a mut Vec<u8>,
+        position: u64,
+        end: u64,
+    ) -> Self {
+        ValueSink {
+            file,
+            buffer: Some(buffer),
+            position,
+            end,
+        }
     }
 }
 
@@ -49,6 +64,11 @@ impl ValueSink<'_> {
     /// `FALLOC_FL_KEEP_SIZE`; errors ignored), as numpy does: large writes get faster.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let next = self.reserve(bytes.len() as u64)?;
+        if let Some(buffer) = self.buffer.as_mut() {
+            buffer.extend_from_slice(bytes);
+            self.position = next;
+            return Ok(());
+        }
         if bytes.len() >= PREALLOCATE_MIN {
             preallocate(self.file, self.position, bytes.len() as u64);
         }
@@ -57,9 +77,18 @@ impl ValueSink<'_> {
         Ok(())
     }
 
-    /// Moves `len` bytes forward without writing them (they read as zeros, a hole on disk).
+    /// Moves `len` bytes forward without writing them (they read as zeros, a hole on disk;
+    /// zeros in a batch's buffer, which only holds small values).
     pub fn skip(&mut self, len: u64) -> io::Result<()> {
-        self.position = self.reserve(len)?;
+        let next = self.reserve(len)?;
+        if let Some(buffer) = self.buffer.as_mut() {
+            let new_len = usize::try_from(next - self.position)
+                .ok()
+                .and_then(|len| buffer.len().checked_add(len))
+                .ok_or_else(|| io::Error::other("value too long for memory"))?;
+            buffer.resize(new_len, 0);
+        }
+        self.position = next;
         Ok(())
     }
 
@@ -101,11 +130,7 @@ mod tests {
     #[test]
     fn value_sink_refuses_to_go_past_the_value() {
         let file = tempfile::tempfile().unwrap();
-        let mut sink = ValueSink {
-            file: &file,
-            position: 10,
-            end: 20,
-        };
+        let mut sink = ValueSink::new(&file, 10, 20);
         sink.write_all(b"abc").unwrap();
         sink.skip(5).unwrap();
         assert_eq!(sink.position(), 18);
