@@ -532,7 +532,7 @@ fn reliability_worker() {
             println!("[hostile-cases] {cases}");
         }
         ["map-and-read", path] => {
-            let mut dict = MmapDict::open_readonly(Path::new(path)).unwrap();
+            let dict = MmapDict::open_readonly(Path::new(path)).unwrap();
             let map = dict.array::<f64>("big").unwrap();
             println!("[mapped]");
             // Wait for the parent to truncate the file, then touch every page.
@@ -1472,7 +1472,7 @@ mod hostile {
         std::fs::write(path, bytes).unwrap();
         let before = sha256_hex(bytes);
         let outcome = (|| -> Result<usize, mmappickle::Error> {
-            let mut dict = MmapDict::open_readonly(path)?;
+            let dict = MmapDict::open_readonly(path)?;
             let keys = dict.keys()?;
             for key in &keys {
                 match dict.get(key)? {
@@ -1503,7 +1503,7 @@ mod hostile {
 
     /// Maps key `x` of the file at `path` as an array of `dtype` (read-only).
     fn map_as_array(path: &Path, dtype: &str) -> Result<usize, mmappickle::Error> {
-        let mut dict = MmapDict::open_readonly(path)?;
+        let dict = MmapDict::open_readonly(path)?;
         Ok(match dtype {
             "float64" => dict.array::<f64>("x")?.len(),
             _ => dict.array::<u8>("x")?.len(),
@@ -1513,7 +1513,7 @@ mod hostile {
     /// Opens `bytes` read-write: must not panic; an error is fine.
     fn open_read_write(path: &Path, bytes: &[u8]) -> Result<(), mmappickle::Error> {
         std::fs::write(path, bytes).unwrap();
-        let mut dict = MmapDict::open(path)?;
+        let dict = MmapDict::open(path)?;
         for key in dict.keys()? {
             dict.get(&key)?;
         }
@@ -1664,7 +1664,7 @@ fn a_file_truncated_before_mapping_is_an_error() {
         let mut dict = MmapDict::open(&path).unwrap();
         dict.insert_array("big", &vec![1.0f64; 100_000], &[100_000])
             .unwrap();
-        let mut dict = MmapDict::options().readonly(readonly).open(&path).unwrap();
+        let dict = MmapDict::options().readonly(readonly).open(&path).unwrap();
         assert_eq!(dict.keys().unwrap(), ["big"]);
         let len = std::fs::metadata(&path).unwrap().len();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

@@ -153,8 +153,8 @@ fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> 
 
 /// Whether two files hold the same live keys, in the same order, with the same values.
 fn same_dict(a: &Path, b: &Path) -> Result<bool> {
-    let mut a = MmapDict::open_readonly(a)?;
-    let mut b = MmapDict::open_readonly(b)?;
+    let a = MmapDict::open_readonly(a)?;
+    let b = MmapDict::open_readonly(b)?;
     let keys = a.keys()?;
     if keys != b.keys()? {
         return Ok(false);
@@ -181,7 +181,7 @@ fn median(values: &[f64]) -> f64 {
 fn open_keys(file: &Path, runs: usize) -> Result {
     for _ in 0..runs {
         let (keys, seconds) = timed(|| -> Result<usize> {
-            let mut dict = MmapDict::open(file)?;
+            let dict = MmapDict::open(file)?;
             Ok(black_box(dict.keys()?).len())
         });
         info("open_keys.n_keys", keys?);
@@ -204,7 +204,7 @@ impl Xorshift {
 
 /// Row 3: `gets` random gets of small values from an open dict (the open is not timed).
 fn gets(file: &Path, runs: usize, n_gets: usize) -> Result {
-    let mut dict = MmapDict::open(file)?;
+    let dict = MmapDict::open(file)?;
     let keys = dict.keys()?;
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
     let picked: Vec<&str> = (0..n_gets)
@@ -333,7 +333,7 @@ fn array_sum(dir: &Path, runs: usize, mib: usize) -> Result {
     let expected = sum_f64(data);
     for _ in 0..runs {
         let (total, seconds) = timed(|| -> Result<f64> {
-            let mut dict = MmapDict::open_readonly(&path)?;
+            let dict = MmapDict::open_readonly(&path)?;
             let array = dict.array::<f64>("a")?;
             Ok(sum_f64(array.as_slice()?))
         });

@@ -111,7 +111,10 @@ pub mod fuzzing;
 
 pub use {
     crate::{
-        dict::{Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions, MAX_KEY_LEN},
+        dict::{
+            Item, Iter, MaskedArray, MaskedBytes, MmapDict, MmapDictOptions, ReadSnapshot,
+            Transaction, MAX_KEY_LEN,
+        },
         error::{Error, ErrorKind},
     },
     mmappickle_array::{

@@ -2,7 +2,7 @@
 //! conversion of a plain pickle) and the scratch files beside the file.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mmappickle_array::ArrayEncoding;
 use mmappickle_codec::Limits;
@@ -146,7 +146,8 @@ impl MmapDictOptions {
             })?;
         }
         Ok(MmapDict {
-            container,
+            container: Mutex::new(container),
+            path: path.to_path_buf(),
             options: self,
             maps: Arc::new(()),
         })

@@ -1,22 +1,19 @@
 //! Reading: what a key holds, told apart from the head of its value, and maps of arrays.
+//! Each read of `MmapDict` is a snapshot of one read (`snapshot`).
 
-use std::sync::Arc;
+use std::fs::File;
 
 use mmappickle_array::{
-    read_array_header, read_masked_header, ArrayHeader, Bool, DType, Element, FileValue,
-    MappedArray, MappedArrayMut, MappedBytes, MaskedHeader, ValueSource,
+    read_array_header, read_masked_header, ArrayHeader, DType, Element, MappedArray,
+    MappedArrayMut, MappedBytes, MaskedHeader, ValueSource,
 };
-use mmappickle_codec::{decode_entry_value, Value};
-use mmappickle_container::{Container, Entry};
+use mmappickle_codec::Value;
 
-use super::{key_not_found, Item, MaskedArray, MaskedBytes, MmapDict};
+use super::{Item, Iter, MaskedArray, MmapDict};
 use crate::error::{Error, ErrorKind};
 
-/// [`MmapDict::get`] reads a value up to this long whole at once (one read) instead of its
-/// head first: as long as the window in which the array layer reads a head.
-const SMALL_VALUE_LEN: u64 = 4096;
 /// What an entry's value is, found from its first bytes.
-enum ValueForm {
+pub(super) enum ValueForm {
     Array(ArrayHeader),
     Masked(MaskedHeader),
     Generic,
@@ -50,189 +47,49 @@ impl MmapDict {
     /// }
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
-    pub fn get(&mut self, key: &str) -> Result<Item, Error> {
-        let limits = self.options.limits.clone();
-        let token = Arc::clone(&self.maps);
-        self.container
-            .with_lock(|container| -> Result<Item, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                let value_offset = entry.value_offset();
-                // A small value is read once, whole, and told apart from those bytes; a
-                // large one (maybe an array to map) only has its head read first.
-                let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
-                    Some(container.read_value(&entry)?)
-                } else {
-                    None
-                };
-                let form = match &small_value {
-                    Some(bytes) => value_form_of(&mut bytes.as_slice(), value_offset),
-                    None => value_form(container.file(), &entry),
-                };
-                // The whole value: the small one already read, or a large one read now.
-                let mut whole_value = |small_value: Option<Vec<u8>>| match small_value {
-                    Some(bytes) => Ok(bytes),
-                    None => container.read_value(&entry),
-                };
-                let form = match form {
-                    Ok(form) => form,
-                    // An array expression whose header numpy would refuse.
-                    Err(array_error) if is_malformed_array_header(&array_error) => {
-                        return Err(array_error)
-                    }
-                    // Starts like an array but is not one we can map: it may still be an
-                    // ordinary value; if not, the array error says more.
-                    Err(array_error) => {
-                        let bytes = whole_value(small_value)?;
-                        return decode_entry_value(&bytes, &limits)
-                            .map(Item::Value)
-                            .map_err(|_| array_error);
-                    }
-                };
-                Ok(match form {
-                    ValueForm::Generic => {
-                        let bytes = whole_value(small_value)?;
-                        let value = decode_entry_value(&bytes, &limits)
-                            .map_err(|error| Error::codec_at(error, value_offset))?;
-                        Item::Value(value)
-                    }
-                    ValueForm::Array(header) => Item::Array(
-                        map_bytes(container, value_offset, header)?
-                            .with_keep_alive(Box::new(token)),
-                    ),
-                    ValueForm::Masked(header) => Item::Masked(MaskedBytes {
-                        data: map_bytes(container, value_offset, header.data)?
-                            .with_keep_alive(Box::new(Arc::clone(&token))),
-                        mask: map_bytes(container, value_offset, header.mask)?
-                            .with_keep_alive(Box::new(token)),
-                    }),
-                })
-            })
-            .map_err(Error::from)?
+    pub fn get(&self, key: &str) -> Result<Item, Error> {
+        self.read()?.get(key)
     }
 
     /// The value of `key` decoded as a generic pickled value, whatever the entry holds: an
     /// array entry gives its expression tree (`reshape(fromstring(raw, dtype), shape)`),
     /// read whole into memory; prefer [`MmapDict::array`] for arrays.
-    pub fn value(&mut self, key: &str) -> Result<Value, Error> {
-        let limits = self.options.limits.clone();
-        self.container
-            .with_lock(|container| -> Result<Value, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                if let Err(array_error) = value_form(container.file(), &entry) {
-                    if is_malformed_array_header(&array_error) {
-                        return Err(array_error);
-                    }
-                }
-                let bytes = container.read_value(&entry)?;
-                decode_entry_value(&bytes, &limits)
-                    .map_err(|error| Error::codec_at(error, entry.value_offset()))
-            })
-            .map_err(Error::from)?
+    pub fn value(&self, key: &str) -> Result<Value, Error> {
+        self.read()?.value(key)
     }
 
     /// The value bytes of `key` as stored (pickle opcodes without `PROTO`, `FRAME` and
     /// `STOP`), for tools that disassemble them.
-    pub fn raw_value(&mut self, key: &str) -> Result<Vec<u8>, Error> {
-        self.container
-            .with_lock(|container| -> Result<Vec<u8>, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                Ok(container.read_value(&entry)?)
-            })
-            .map_err(Error::from)?
+    pub fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
+        self.read()?.raw_value(key)
     }
 
     /// The array of `key`, mapped read-only and typed: [`ErrorKind::NotAnArray`] when the key
     /// holds something else, [`ErrorKind::WrongElementType`] when its dtype is not `T`'s.
-    pub fn array<T: Element>(&mut self, key: &str) -> Result<MappedArray<T>, Error> {
-        let token = Arc::clone(&self.maps);
-        self.with_array::<T, _>(key, |file, data_offset, header| {
-            let map = MappedArray::<T>::map(file, data_offset, header.dtype, &header.shape)?;
-            Ok(map.with_keep_alive(Box::new(token)))
-        })
+    pub fn array<T: Element>(&self, key: &str) -> Result<MappedArray<T>, Error> {
+        self.read()?.array(key)
     }
 
     /// The array of `key`, mapped writable: changes go straight to the file (and to every
     /// process mapping it). [`ErrorKind::ReadOnly`] on a read-only dict.
-    pub fn array_mut<T: Element>(&mut self, key: &str) -> Result<MappedArrayMut<T>, Error> {
+    pub fn array_mut<T: Element>(&self, key: &str) -> Result<MappedArrayMut<T>, Error> {
         self.check_writable()?;
-        let token = Arc::clone(&self.maps);
-        self.with_array::<T, _>(key, |file, data_offset, header| {
-            let map = MappedArrayMut::<T>::map(file, data_offset, header.dtype, &header.shape)?;
-            Ok(map.with_keep_alive(Box::new(token)))
-        })
+        self.read()?.array_mut(key)
     }
 
     /// The masked array of `key`, data and mask mapped read-only and typed.
-    pub fn masked<T: Element>(&mut self, key: &str) -> Result<MaskedArray<T>, Error> {
-        let token = Arc::clone(&self.maps);
-        self.container
-            .with_lock(|container| -> Result<MaskedArray<T>, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                let value_offset = entry.value_offset();
-                let ValueForm::Masked(header) = value_form(container.file(), &entry)? else {
-                    let key = key.to_owned();
-                    return Err(Error::new(ErrorKind::NotMasked { key }, value_offset));
-                };
-                check_element::<T>(key, &header.data.dtype, value_offset)?;
-                let data = map_bytes(container, value_offset, header.data)?.typed::<T>()?;
-                let mask = map_bytes(container, value_offset, header.mask)?.typed::<Bool>()?;
-                Ok(MaskedArray {
-                    data: data.with_keep_alive(Box::new(Arc::clone(&token))),
-                    mask: mask.with_keep_alive(Box::new(token)),
-                })
-            })
-            .map_err(Error::from)?
+    pub fn masked<T: Element>(&self, key: &str) -> Result<MaskedArray<T>, Error> {
+        self.read()?.masked(key)
     }
 
-    /// Finds the plain array of `key`, checks its element type, and runs `map` on the file,
-    /// the data's offset and the header, all under the lock (the region cannot move).
-    fn with_array<T: Element, R>(
-        &mut self,
-        key: &str,
-        map: impl FnOnce(&std::fs::File, u64, ArrayHeader) -> Result<R, Error>,
-    ) -> Result<R, Error> {
-        self.container
-            .with_lock(|container| -> Result<R, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                let value_offset = entry.value_offset();
-                let ValueForm::Array(header) = value_form(container.file(), &entry)? else {
-                    let key = key.to_owned();
-                    return Err(Error::new(ErrorKind::NotAnArray { key }, value_offset));
-                };
-                check_element::<T>(key, &header.dtype, value_offset)?;
-                let data_offset = checked_data_offset(value_offset, &header)?;
-                map(container.file(), data_offset, header)
-            })
-            .map_err(Error::from)?
-    }
-
-    /// Every key with what it holds, in file order (each read under its own lock).
-    pub fn iter(&mut self) -> Result<Iter<'_>, Error> {
-        let keys = self.keys()?;
-        Ok(Iter {
-            dict: self,
-            keys: keys.into_iter(),
-        })
+    /// Every key with what it holds, in file order, from one snapshot (the shared lock is
+    /// held until the iterator is dropped).
+    pub fn iter(&self) -> Result<Iter<'_>, Error> {
+        self.read()?.into_iter_owned()
     }
 }
 
-/// Every key with what it holds: see [`MmapDict::iter`].
-#[derive(Debug)]
-pub struct Iter<'a> {
-    dict: &'a mut MmapDict,
-    keys: std::vec::IntoIter<String>,
-}
-
-impl Iterator for Iter<'_> {
-    type Item = Result<(String, Item), Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let key = self.keys.next()?;
-        Some(self.dict.get(&key).map(|item| (key, item)))
-    }
-}
-
-fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<(), Error> {
+pub(super) fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<(), Error> {
     if T::matches(dtype) {
         Ok(())
     } else {
@@ -247,18 +104,9 @@ fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<()
     }
 }
 
-/// Reads the head of `entry`'s value to tell an array, a masked array and a generic value
-/// apart (only the expression's opcodes are read, never the raw data).
-fn value_form(file: &std::fs::File, entry: &Entry) -> Result<ValueForm, Error> {
-    let value_offset = entry.value_offset();
-    value_form_of(
-        &mut FileValue::new(file, value_offset, entry.value_len()),
-        value_offset,
-    )
-}
-
-/// [`value_form`] of a value's bytes from any source (`value_offset` places its errors).
-fn value_form_of<S: ValueSource + ?Sized>(
+/// What a value is, from its bytes read from any source (`value_offset` places its errors;
+/// only the expression's opcodes are read, never the raw data).
+pub(super) fn value_form_of<S: ValueSource + ?Sized>(
     source: &mut S,
     value_offset: u64,
 ) -> Result<ValueForm, Error> {
@@ -280,7 +128,7 @@ fn value_form_of<S: ValueSource + ?Sized>(
 /// is negative, too many dimensions, a number dtype of no numpy size): such an entry is an
 /// error, not a value. Other array errors (an opcode where the fixed form has another) leave
 /// a value that only starts like an array, read as a generic value.
-fn is_malformed_array_header(error: &Error) -> bool {
+pub(super) fn is_malformed_array_header(error: &Error) -> bool {
     use mmappickle_array::ErrorKind as Kind;
     let ErrorKind::Array(array_error) = error.kind() else {
         return false;
@@ -295,7 +143,7 @@ fn is_malformed_array_header(error: &Error) -> bool {
     )
 }
 
-fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, Error> {
+pub(super) fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, Error> {
     value_offset.checked_add(header.raw_offset).ok_or_else(|| {
         Error::array_at(
             mmappickle_array::Error::new(mmappickle_array::ErrorKind::Overflow, header.raw_offset),
@@ -304,15 +152,15 @@ fn checked_data_offset(value_offset: u64, header: &ArrayHeader) -> Result<u64, E
     })
 }
 
-/// Maps an array part of a value read-only (called under the container's lock).
-fn map_bytes(
-    container: &Container,
+/// Maps an array part of a value read-only (called under the file's lock).
+pub(super) fn map_bytes(
+    file: &File,
     value_offset: u64,
     header: ArrayHeader,
 ) -> Result<MappedBytes, Error> {
     let data_offset = checked_data_offset(value_offset, &header)?;
     Ok(MappedBytes::map(
-        container.file(),
+        file,
         data_offset,
         header.dtype,
         &header.shape,
