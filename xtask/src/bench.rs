@@ -291,6 +291,14 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "1",
+            format!("{entries} inserts in one batch"),
+            "single inserts (Rust)",
+            own(&create_entries),
+            &format!("batch_create.{}", options.entries),
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "1",
             format!("one insert: #{entries} vs #100"),
             "insert #100 (Rust)",
             own("insert_100th"),
@@ -311,7 +319,26 @@ fn rows(options: &Options) -> Vec<Row> {
             "mmappickle 1.0",
             py("gets"),
             "gets",
-            Goal::RatioAtLeast(50.0),
+            Goal::RatioAtLeast(20.0),
+        ),
+        row(
+            "3",
+            format!("{} random gets in one snapshot", thousands(options.gets)),
+            "mmappickle 1.0",
+            py("gets"),
+            "snapshot_gets",
+            Goal::RatioAtLeast(100.0),
+        ),
+        row(
+            "3",
+            format!(
+                "{} random gets: 4 threads, one shared dict",
+                thousands(4 * options.gets)
+            ),
+            "1 thread (Rust)",
+            own("gets_1_thread"),
+            "gets_4_threads",
+            Goal::RatioAtLeast(1.6),
         ),
         row(
             "4",
@@ -410,6 +437,14 @@ fn rows(options: &Options) -> Vec<Row> {
             "mmappickle 1.0",
             py("delete_and_vacuum"),
             "delete_and_vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "7",
+            "delete half in one batch + vacuum".to_owned(),
+            "mmappickle 1.0",
+            py("delete_and_vacuum"),
+            "batch_delete_and_vacuum",
             Goal::RatioAtLeast(10.0),
         ),
         row(

@@ -444,7 +444,9 @@ impl Container {
             return None;
         }
         let mapped = self.map.as_ref().and_then(|map| {
-            let bytes = map.bytes().get(COMMIT_NUMBER_OFFSET as usize..end as usize)?;
+            let bytes = map
+                .bytes()
+                .get(COMMIT_NUMBER_OFFSET as usize..end as usize)?;
             Some(i32::from_le_bytes(bytes.try_into().ok()?))
         });
         mapped.or_else(|| self.read_commit_number().ok())

@@ -134,6 +134,16 @@ fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> 
         });
         outcome?;
         sample(&format!("create.{entries}"), seconds);
+        remove_if_present(&path)?;
+        let (outcome, batch_seconds) = timed(|| -> Result {
+            let mut dict = MmapDict::open(&path)?;
+            dict.write(|tx| {
+                (0..entries).try_for_each(|idx| tx.insert(&format!("key{idx}"), idx as i64))
+            })?;
+            Ok(())
+        });
+        outcome?;
+        sample(&format!("batch_create.{entries}"), batch_seconds);
         if entries >= 200 {
             sample("insert_100th", median(&insert_times[50..150]));
             sample("insert_last", median(&insert_times[entries - 100..]));
@@ -219,6 +229,46 @@ fn gets(file: &Path, runs: usize, n_gets: usize) -> Result {
         });
         outcome?;
         sample("gets", seconds);
+        let (outcome, seconds) = timed(|| -> Result {
+            let snapshot = dict.read()?;
+            for key in &picked {
+                black_box(snapshot.get(key)?);
+            }
+            Ok(())
+        });
+        outcome?;
+        sample("snapshot_gets", seconds);
+    }
+    // Throughput of threads sharing one dict, each read its own locked operation: the
+    // same 4 x `n_gets` gets by one thread, then by four threads.
+    let dict = std::sync::Arc::new(dict);
+    let threads_gets = |threads: usize| -> Result<f64> {
+        let (outcome, seconds) = timed(|| {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| -> std::result::Result<(), mmappickle::Error> {
+                            for _ in 0..4 / threads {
+                                for key in &picked {
+                                    black_box(dict.get(key)?);
+                                }
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                workers.into_iter().try_for_each(|worker| -> Result {
+                    worker.join().map_err(|_| "a thread panicked")??;
+                    Ok(())
+                })
+            })
+        });
+        outcome?;
+        Ok(seconds)
+    };
+    for _ in 0..runs {
+        sample("gets_1_thread", threads_gets(1)?);
+        sample("gets_4_threads", threads_gets(4)?);
     }
     Ok(())
 }
@@ -412,6 +462,21 @@ fn vacuum(dir: &Path, file: &Path, runs: usize) -> Result {
         sample("vacuum", vacuum_seconds);
         sample("delete_and_vacuum", seconds + vacuum_seconds);
         info("vacuum.n_keys_after", dict.len()?);
+        drop(dict);
+        std::fs::copy(file, &path)?;
+        let mut dict = MmapDict::open(&path)?;
+        let keys = dict.keys()?;
+        let (outcome, seconds) = timed(|| -> Result {
+            dict.write(|tx| {
+                keys.iter()
+                    .step_by(2)
+                    .try_for_each(|key| tx.remove(key).map(drop))
+            })?;
+            dict.vacuum()?;
+            Ok(())
+        });
+        outcome?;
+        sample("batch_delete_and_vacuum", seconds);
     }
     remove_if_present(&path)?;
     Ok(())

@@ -122,7 +122,9 @@ impl MmapDict {
     /// The container, for an operation of `&self` (a poisoned lock is taken over: the
     /// container's state is checked against the file at every lock of the file anyway).
     fn lock_container(&self) -> MutexGuard<'_, Container> {
-        self.container.lock().unwrap_or_else(PoisonError::into_inner)
+        self.container
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The container, for a change.

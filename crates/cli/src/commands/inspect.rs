@@ -265,8 +265,8 @@ fn item_repr(item: &Item) -> String {
 
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let item = get_item(&mut dict, key)?;
+    let dict = store::open_dict_readonly(path)?;
+    let item = get_item(&dict, key)?;
     if as_json {
         print_json(out, &ItemJson(&item))
     } else {
@@ -277,22 +277,25 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
 
 /// `dump`: every live key in file order.
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let keys = dict.keys()?;
+    let dict = store::open_dict_readonly(path)?;
+    // One shared lock and one state of the file for every key (reads below join it).
+    let snapshot = dict.read()?;
+    let keys = snapshot.keys()?;
     if as_json {
         let mut items = Vec::with_capacity(keys.len());
         for key in keys {
-            let item = get_item(&mut dict, &key)?;
+            let item = get_item(&dict, &key)?;
             items.push((key, item));
         }
         return print_json(out, &DumpJson(&items));
     }
     writeln!(out, "{{")?;
     for key in keys {
-        let item = get_item(&mut dict, &key)?;
+        let item = get_item(&dict, &key)?;
         writeln!(out, "    {}: {},", str_repr(&key), item_repr(&item))?;
     }
     writeln!(out, "}}")?;
+    drop(snapshot);
     Ok(())
 }
 

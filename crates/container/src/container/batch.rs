@@ -280,8 +280,10 @@ impl Batch<'_> {
         self.changes += 1 + u32::from(replaced);
         new_entries.push(entry.clone());
         self.memo_start = self.memo_start.max(new.memo_max);
-        self.pending
-            .insert(new.key.to_owned(), self.appended.len() + new_entries.len() - 1);
+        self.pending.insert(
+            new.key.to_owned(),
+            self.appended.len() + new_entries.len() - 1,
+        );
         self.appended.extend(new_entries);
         Ok(entry)
     }

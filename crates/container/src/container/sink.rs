@@ -92,6 +92,45 @@ impl ValueSink<'_> {
         Ok(())
     }
 
+    /// Copies `len` bytes of `source` from `source_offset` to the current position and
+    /// moves past them: inside the kernel (`copy_file_range`, no copy through memory) where
+    /// it can, else in 1 MiB pieces through a buffer. `source` is not read past its end: a
+    /// source that ends early is an error.
+    pub fn copy_from(&mut self, source: &File, source_offset: u64, len: u64) -> io::Result<()> {
+        let next = self.reserve(len)?;
+        if let Some(buffer) = self.buffer.as_mut() {
+            // A small value of a batch: read into the batch's buffer.
+            let start = buffer.len();
+            let len = usize::try_from(len).map_err(io::Error::other)?;
+            buffer.resize(start + len, 0);
+            source.read_exact_at(&mut buffer[start..], source_offset)?;
+            self.position = next;
+            return Ok(());
+        }
+        let mut copied = 0;
+        while copied < len {
+            let piece = usize::try_from(len - copied)
+                .unwrap_or(usize::MAX)
+                .min(1 << 30);
+            let done = kernel_copy(
+                source,
+                source_offset + copied,
+                self.file,
+                self.position + copied,
+                piece,
+            )?;
+            if done == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the source ends {} bytes early", len - copied),
+                ));
+            }
+            copied += done as u64;
+        }
+        self.position = next;
+        Ok(())
+    }
+
     /// Absolute file offset of the next byte.
     pub fn position(&self) -> u64 {
         self.position
@@ -119,6 +158,25 @@ fn preallocate(file: &File, offset: u64, len: u64) {
     let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, offset, len);
 }
 
+/// Copies up to `len` bytes from `source` at `from` to `target` at `to`, returning how many
+/// (0 at the source's end): `copy_file_range`, or where the kernel refuses it (another file
+/// system, an old kernel) a `pread` and `pwrite` of up to 1 MiB.
+fn kernel_copy(source: &File, from: u64, target: &File, to: u64, len: usize) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let (mut from, mut to) = (from, to);
+        match rustix::fs::copy_file_range(source, Some(&mut from), target, Some(&mut to), len) {
+            Ok(done) => return Ok(done),
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let mut buffer = vec![0u8; len.min(1 << 20)];
+    let done = source.read_at(&mut buffer, from)?;
+    target.write_all_at(buffer.get(..done).unwrap_or_default(), to)?;
+    Ok(done)
+}
+
 /// Elsewhere the write allocates as it goes.
 #[cfg(not(target_os = "linux"))]
 fn preallocate(_file: &File, _offset: u64, _len: u64) {}
@@ -142,5 +200,25 @@ mod tests {
         let mut written = [0u8; 3];
         file.read_exact_at(&mut written, 10).unwrap();
         assert_eq!(&written, b"abc");
+    }
+
+    #[test]
+    fn value_sink_copies_from_a_file_and_refuses_a_short_source() {
+        let source = tempfile::tempfile().unwrap();
+        source.write_all_at(b"0123456789", 0).unwrap();
+        let target = tempfile::tempfile().unwrap();
+        let mut sink = ValueSink::new(&target, 4, 12);
+        sink.copy_from(&source, 2, 6).unwrap();
+        assert_eq!(sink.position(), 10);
+        let mut copied = [0u8; 6];
+        target.read_exact_at(&mut copied, 4).unwrap();
+        assert_eq!(&copied, b"234567");
+        assert!(sink.copy_from(&source, 9, 2).is_err());
+        assert!(sink.copy_from(&source, 0, 3).is_err());
+
+        let mut buffer = Vec::new();
+        let mut sink = ValueSink::buffered(&target, &mut buffer, 0, 3);
+        sink.copy_from(&source, 7, 3).unwrap();
+        assert_eq!(buffer, b"789");
     }
 }

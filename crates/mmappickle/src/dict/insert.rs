@@ -144,6 +144,34 @@ impl MmapDict {
         self.write(|tx| tx.insert_array_with(key, dtype, shape, write_raw))
     }
 
+    /// Stores an array whose raw bytes (C order) are `product(shape) * item_size` bytes of
+    /// `source` from `source_offset` on (say the data of a `.npy` file): copied inside the
+    /// kernel (`copy_file_range`), so at the speed of `cp` and in constant memory. A source
+    /// that ends early is an error, and the dict is left as it was.
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    /// use mmappickle::{Element, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let raw = dir.path().join("raw.bin");
+    /// std::fs::write(&raw, [0u8, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0])?; // skip 4, then 2 x i32
+    /// let mut m = MmapDict::open(dir.path().join("copy.mmdpickle"))?;
+    /// m.insert_array_copy("ab", &i32::dtype(), &[2], &std::fs::File::open(&raw)?, 4)?;
+    /// assert_eq!(m.array::<i32>("ab")?.to_vec(), [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_array_copy(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        source: &std::fs::File,
+        source_offset: u64,
+    ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_array_copy(key, dtype, shape, source, source_offset))
+    }
+
     /// Stores an ndarray (any memory order: it is written in C order).
     #[cfg(feature = "ndarray")]
     pub fn insert_ndarray<T, S, D>(
@@ -326,8 +354,28 @@ impl Transaction<'_> {
         }
     }
 
-    #[cfg(feature = "ndarray")]
+    /// As [`MmapDict::insert_array_copy`], in the batch.
+    pub fn insert_array_copy(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        source: &std::fs::File,
+        source_offset: u64,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
+        self.batch.append(new, |sink| {
+            sink.write_all(layout.prefix())?;
+            sink.copy_from(source, source_offset, layout.raw_len())?;
+            sink.write_all(layout.suffix())
+        })?;
+        Ok(())
+    }
+
     /// As [`MmapDict::insert_ndarray`], in the batch.
+    #[cfg(feature = "ndarray")]
     pub fn insert_ndarray<T, S, D>(
         &mut self,
         key: &str,
@@ -397,9 +445,7 @@ impl Transaction<'_> {
         check_key(key)?;
         let layout = stub.layout()?;
         let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
-        append_array_value(&mut self.batch, new, |sink| {
-            stub.write_to(sink).map(drop)
-        })?;
+        append_array_value(&mut self.batch, new, |sink| stub.write_to(sink).map(drop))?;
         Ok(())
     }
 }

@@ -89,7 +89,11 @@ impl MmapDict {
     }
 }
 
-pub(super) fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<(), Error> {
+pub(super) fn check_element<T: Element>(
+    key: &str,
+    dtype: &DType,
+    offset: u64,
+) -> Result<(), Error> {
     if T::matches(dtype) {
         Ok(())
     } else {

@@ -66,12 +66,12 @@ impl Drop for ReadSnapshot<'_> {
 
 impl<'d> ReadSnapshot<'d> {
     fn view(&self) -> Result<&ReadView, Error> {
-        self.view
-            .as_ref()
-            .ok_or_else(|| Error::from(mmappickle_container::Error::new(
+        self.view.as_ref().ok_or_else(|| {
+            Error::from(mmappickle_container::Error::new(
                 mmappickle_container::ErrorKind::StaleEntry,
                 0,
-            )))
+            ))
+        })
     }
 
     /// The live entry of `key`.
@@ -122,9 +122,7 @@ impl<'d> ReadSnapshot<'d> {
         let form = match value_form_of(&mut &*bytes, value_offset) {
             Ok(form) => form,
             // An array expression whose header numpy would refuse.
-            Err(array_error) if is_malformed_array_header(&array_error) => {
-                return Err(array_error)
-            }
+            Err(array_error) if is_malformed_array_header(&array_error) => return Err(array_error),
             // Starts like an array but is not one we can map: it may still be an ordinary
             // value; if not, the array error says more.
             Err(array_error) => {
@@ -139,14 +137,12 @@ impl<'d> ReadSnapshot<'d> {
                 decode_entry_value(bytes, limits)
                     .map_err(|error| Error::codec_at(error, value_offset))?,
             ),
-            ValueForm::Array(header) => Item::Array(
-                map_bytes(view.file(), value_offset, header)?.with_keep_alive(token()),
-            ),
+            ValueForm::Array(header) => {
+                Item::Array(map_bytes(view.file(), value_offset, header)?.with_keep_alive(token()))
+            }
             ValueForm::Masked(header) => Item::Masked(MaskedBytes {
-                data: map_bytes(view.file(), value_offset, header.data)?
-                    .with_keep_alive(token()),
-                mask: map_bytes(view.file(), value_offset, header.mask)?
-                    .with_keep_alive(token()),
+                data: map_bytes(view.file(), value_offset, header.data)?.with_keep_alive(token()),
+                mask: map_bytes(view.file(), value_offset, header.mask)?.with_keep_alive(token()),
             }),
         })
     }
@@ -174,8 +170,12 @@ impl<'d> ReadSnapshot<'d> {
     /// The array of `key`, mapped read-only and typed (see [`MmapDict::array`]).
     pub fn array<T: Element>(&self, key: &str) -> Result<MappedArray<T>, Error> {
         let (data_offset, header) = self.array_header::<T>(key)?;
-        let map =
-            MappedArray::<T>::map(self.view()?.file(), data_offset, header.dtype, &header.shape)?;
+        let map = MappedArray::<T>::map(
+            self.view()?.file(),
+            data_offset,
+            header.dtype,
+            &header.shape,
+        )?;
         Ok(map.with_keep_alive(Box::new(Arc::clone(&self.dict.maps))))
     }
 
