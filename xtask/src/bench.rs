@@ -36,6 +36,8 @@ struct Options {
     stub_gib: usize,
     /// Row 8: entries of the pickled dict.
     dict_entries: usize,
+    /// Row 9: the array copied in and out by the CLI, in MiB.
+    bulk_mib: usize,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
     /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
@@ -54,6 +56,7 @@ impl Default for Options {
             array_mib: 256,
             stub_gib: 1,
             dict_entries: 1_000_000,
+            bulk_mib: 1024,
             json: None,
             rust_only: false,
         }
@@ -62,7 +65,7 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--json FILE] [--rust-only]   the workloads of \
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--bulk-mib N] [--json FILE] [--rust-only]   the workloads of \
 issue 9 through our crates and through Python, one table of medians (see BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
@@ -91,6 +94,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--array-mib" => options.array_mib = number()?,
             "--stub-gib" => options.stub_gib = number()?,
             "--dict-entries" => options.dict_entries = number()?,
+            "--bulk-mib" => options.bulk_mib = number()?.max(64),
             "--json" => options.json = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
@@ -463,6 +467,22 @@ fn rows(options: &Options) -> Vec<Row> {
             "dumps",
             Goal::RatioAtLeast(1.0),
         ),
+        row(
+            "9",
+            format!("import-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_import",
+            Goal::RatioAtLeast(1.0 / 1.3),
+        ),
+        row(
+            "9",
+            format!("export-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_export",
+            Goal::RatioAtLeast(1.0 / 1.3),
+        ),
     ]
 }
 
@@ -672,6 +692,7 @@ fn json(
         ("array_mib".to_owned(), options.array_mib.to_string()),
         ("stub_gib".to_owned(), options.stub_gib.to_string()),
         ("dict_entries".to_owned(), options.dict_entries.to_string()),
+        ("bulk_mib".to_owned(), options.bulk_mib.to_string()),
     ]);
     let rows: Vec<String> = figures
         .iter()
@@ -894,6 +915,19 @@ pub fn main(args: &[String]) -> Result {
             Ok(())
         })?;
     }
+    step("bulk copies (Rust only)", || {
+        run(cargo().args(["build", "--release", "--quiet", "-p", "mmappickle-cli"]))?;
+        let cli = target.join("release").join("mmappickle");
+        let mut command = driver_command(&driver, &[], "bulk", &dir, options.runs.min(3));
+        add_flags(
+            &mut command,
+            &[
+                ("mib", options.bulk_mib.to_string()),
+                ("cli", cli.display().to_string()),
+            ],
+        );
+        measured.parse(Side::Rust, &capture(&mut command)?)
+    })?;
     let _ = std::fs::remove_dir_all(&dir);
 
     let rows = rows(&options);

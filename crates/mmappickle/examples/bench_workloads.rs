@@ -83,6 +83,7 @@ fn main() -> Result {
         "stub" => stub(&dir, runs, args.number("gib")?),
         "vacuum" => vacuum(&dir, &args.path("file")?, runs),
         "pickle" => pickle(&args.path("file")?, runs),
+        "bulk" => bulk(&dir, runs, args.number("mib")?, &args.path("cli")?),
         other => Err(format!("unknown workload {other:?}").into()),
     }
 }
@@ -495,6 +496,95 @@ fn pickle(file: &Path, runs: usize) -> Result {
         info("dumps.len", dumped.len());
         drop(black_box(dumped));
         sample("dumps", seconds);
+    }
+    Ok(())
+}
+
+/// Bulk copies: `mmappickle import-npy` and `export-npy` of a float64 `.npy` of `mib` MiB
+/// against `cp` of the same file, each a process of its own timed from here (the source in
+/// the page cache, `sync` before each), with its peak RSS from GNU `time` when installed.
+fn bulk(dir: &Path, runs: usize, mib: usize, cli: &Path) -> Result {
+    let npy = dir.join("bulk.npy");
+    let copy = dir.join("bulk-copy.npy");
+    let dict = dir.join("bulk.mmdpickle");
+    let exported = dir.join("bulk-exported.npy");
+    let n = mib * (1 << 20) / 8;
+    // The .npy header (version 1.0) padded to 64 bytes, then the data in 64 MiB pieces.
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n},), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&npy)?);
+        file.write_all(&bytes)?;
+        let piece: Vec<u8> = (0..(8 << 20))
+            .flat_map(|idx: u64| (idx as f64 * 0.5).to_le_bytes())
+            .collect();
+        for _ in 0..(mib / 64).max(1) {
+            file.write_all(&piece)?;
+        }
+    }
+    let has_gnu_time = Path::new("/usr/bin/time").exists();
+    // Runs `program args`; its seconds, and its peak RSS in KiB when known.
+    let timed_process = |name: &str, program: &Path, args: &[&Path]| -> Result {
+        let rss_file = dir.join("bulk-rss");
+        let mut command = if has_gnu_time {
+            let mut command = std::process::Command::new("/usr/bin/time");
+            command
+                .arg("-f")
+                .arg("%M")
+                .arg("-o")
+                .arg(&rss_file)
+                .arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        };
+        command.args(args);
+        // Each starts with no dirty pages to write back (untimed): the writes of the one
+        // before would otherwise throttle it.
+        flush_page_cache()?;
+        let (status, seconds) = timed(|| command.status());
+        if !status?.success() {
+            return Err(format!("{name}: {} failed", program.display()).into());
+        }
+        sample(name, seconds);
+        if let Ok(text) = std::fs::read_to_string(&rss_file) {
+            info(&format!("{name}.peak_rss_kib"), text.trim());
+        }
+        Ok(())
+    };
+    let cp = Path::new("cp");
+    let cp_path = std::process::Command::new("sh")
+        .args(["-c", "command -v cp"])
+        .output()
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .unwrap_or_else(|_| cp.to_path_buf());
+    for _ in 0..runs {
+        for path in [&copy, &dict, &exported] {
+            remove_if_present(path)?;
+        }
+        timed_process("bulk_cp", &cp_path, &[&npy, &copy])?;
+        timed_process(
+            "bulk_import",
+            cli,
+            &[Path::new("import-npy"), &dict, Path::new("data"), &npy],
+        )?;
+        timed_process(
+            "bulk_export",
+            cli,
+            &[Path::new("export-npy"), &dict, Path::new("data"), &exported],
+        )?;
+    }
+    let same = std::fs::read(&npy)? == std::fs::read(&exported)?;
+    info("bulk.exported_equals_source", same);
+    for path in [&npy, &copy, &dict, &exported] {
+        remove_if_present(path)?;
     }
     Ok(())
 }
