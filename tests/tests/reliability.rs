@@ -3,13 +3,14 @@
 //!
 //! Index of the cases:
 //! - `crash_injection_loses_no_acknowledged_operation`: a child process runs a random plan of
-//!   inserts (generic values and arrays), replaces, deletes, stub inserts and vacuums,
-//!   acknowledging each finished operation on its standard output (a pipe); the parent
+//!   inserts (generic values and arrays), replaces, deletes, stub inserts, vacuums and
+//!   batches of the others (`MmapDict::write`), acknowledging each finished operation on its standard output (a pipe); the parent
 //!   SIGKILLs it at a random moment, then checks that a read-only open sees every
 //!   acknowledged operation (and at most the one in flight) without changing a byte, that a
 //!   read-write open (with fsck where needed) keeps exactly that, and that Python's
 //!   `pickle.load` (the crash image and the repaired file) and `mmappickle.mmapdict` read it
-//!   with the same values. 50 kills here (`MMAPPICKLE_RELIABILITY_KILLS` overrides, which
+//!   with the same values; a kill inside a batch may also leave its inserts with a prefix
+//!   of its removes (`partial_states`, the promise of `RELIABILITY.md`). 50 kills here (`MMAPPICKLE_RELIABILITY_KILLS` overrides, which
 //!   `cargo xtask stress --kills N` sets); the figures are printed.
 //! - `a_commit_torn_at_a_page_boundary_reads_as_the_old_dict`: the 11-byte commit of an
 //!   append torn after 1 to 9 bytes (SIGKILL between two pages of one `pwrite`, which the crash

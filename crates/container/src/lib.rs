@@ -7,8 +7,10 @@
 //! - [`Container`] is an open file: an exclusive `flock` (compatible with Python's
 //!   `fcntl.flock`) around every operation, a cached table re-read only when the commit number,
 //!   the length or the identity of the file changed, and crash-safe changes: [`Container::append`]
-//!   (with the value written straight into the file), [`Container::remove`],
-//!   [`Container::vacuum`] (by rename) and [`Container::fsck`].
+//!   (with the value written straight into the file), [`Container::batch`] (many appends and
+//!   removes, one commit), [`Container::remove`], [`Container::vacuum`] (by rename) and
+//!   [`Container::fsck`]; [`Container::begin_read`] gives [`ReadView`]s under the shared
+//!   lock, which read values from a map of the file.
 //!
 //! `FORMAT-NOTES.md` beside this crate's manifest describes the padding entries, the crash
 //! safety protocol and vacuum-by-rename.
