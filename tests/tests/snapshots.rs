@@ -9,6 +9,8 @@
 //! - `a_batch_interrupted_by_an_error_or_a_panic_changes_nothing`: byte for byte.
 //! - `batches_of_other_processes_are_seen_whole`: a reader in this process never sees half
 //!   of a batch another process commits.
+//! - `a_kill_inside_a_batch_leaves_its_inserts_and_a_prefix_of_its_removes`: kills aimed
+//!   between a batch's commit and its last remove.
 //!
 //! Crash injection over batches is part of the crash plan of `reliability.rs`.
 
@@ -58,8 +60,77 @@ fn snapshot_worker() {
                 .unwrap();
             }
         }
+        // A file of `n` keys, then one batch: insert `new`, remove every key in order.
+        ["remove-all", path, n] => {
+            let mut dict = MmapDict::open(path).unwrap();
+            let n: usize = n.parse().unwrap();
+            dict.write(|tx| (0..n).try_for_each(|idx| tx.insert(&format!("k{idx}"), idx as i64)))
+                .unwrap();
+            println!("[ready]");
+            std::io::stdout().flush().unwrap();
+            dict.write(|tx| {
+                tx.insert("new", "batch")?;
+                (0..n).try_for_each(|idx| tx.remove(&format!("k{idx}")).map(drop))
+            })
+            .unwrap();
+            println!("[done]");
+        }
         _ => panic!("unknown job {job}"),
     }
+}
+
+// A batch of one insert and 3,000 removes, killed at random moments: the file is always the
+// state before the batch, or the insert with a prefix of the removes done (the promise of
+// `RELIABILITY.md`), or the state after; the run goes on until kills landed between the
+// commit and the last remove (most do: the removes are 3,000 writes after the commit).
+#[test]
+fn a_kill_inside_a_batch_leaves_its_inserts_and_a_prefix_of_its_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let workers = workers();
+    let n = 3000;
+    let (mut partial, mut attempts) = (0, 0);
+    while partial < 3 && attempts < 100 {
+        attempts += 1;
+        let path = dir.path().join(format!("kill-{attempts}.mmdpickle"));
+        let mut child = workers
+            .command(&format!("remove-all|{}|{n}", path.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.any(|line| line.unwrap().contains("[ready]")));
+        std::thread::sleep(Duration::from_micros(attempts * 97 % 6000));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let dict = MmapDict::open_readonly(&path).unwrap();
+        let snapshot = dict.read().unwrap();
+        let keys = snapshot.keys().unwrap();
+        if !snapshot.contains_key("new").unwrap() {
+            assert_eq!(
+                keys.len(),
+                n,
+                "attempt {attempts}: keys removed before the commit"
+            );
+            continue;
+        }
+        assert_eq!(snapshot.value("new").unwrap(), Value::from("batch"));
+        // The keys left are the last ones, in order: the removes done are a prefix.
+        let left = keys.len() - 1;
+        let expected: Vec<String> = (n - left..n).map(|idx| format!("k{idx}")).collect();
+        assert_eq!(keys[..left], expected[..], "attempt {attempts}");
+        for key in &expected {
+            let idx: i64 = key[1..].parse().unwrap();
+            assert_eq!(snapshot.value(key).unwrap(), Value::Int(idx));
+        }
+        if left > 0 {
+            partial += 1;
+        }
+    }
+    println!("{partial} of {attempts} kills between the commit and the last remove");
+    assert!(
+        partial > 0,
+        "no kill landed between the commit and the last remove"
+    );
 }
 
 #[test]
