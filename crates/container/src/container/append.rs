@@ -27,7 +27,7 @@ pub struct NewEntry<'a> {
     pub key: &'a str,
     /// The exact number of value bytes the writer will write or skip.
     pub value_len: u64,
-    /// The next free memo index after the value (see [`Table::memo_start`]).
+    /// The next free memo index after the value (see [`Table::memo_start`](crate::Table::memo_start)).
     pub memo_max: i32,
     /// Where the value must be aligned, if anywhere.
     pub align: Option<Alignment>,

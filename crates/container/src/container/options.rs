@@ -58,7 +58,7 @@ impl ContainerOptions {
         self
     }
 
-    /// Opens read-only: every change returns [`ErrorKind::ReadOnly`] and no byte is written.
+    /// Opens read-only: every change returns [`ErrorKind::ReadOnly`](crate::ErrorKind::ReadOnly) and no byte is written.
     pub fn readonly(mut self, readonly: bool) -> Self {
         self.readonly = readonly;
         self

@@ -11,7 +11,7 @@ use crate::layout::{self, encode_header, encode_padding_entry, Entry, HEADER_LEN
 use crate::scratch::sync_parent_directory;
 
 /// Vacuum keeps the offset of an entry that follows padding the same modulo this many bytes,
-/// so data aligned by [`Alignment`] (64 for arrays) stays aligned.
+/// so data aligned by [`Alignment`](crate::Alignment) (64 for arrays) stays aligned.
 pub const VACUUM_ALIGNMENT: u64 = 64;
 
 /// Chunk size for copies during vacuum.

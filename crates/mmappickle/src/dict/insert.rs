@@ -73,7 +73,7 @@ impl MmapDict {
     }
 
     /// Stores the array `data` of `shape` (C order) under `key`, in the dict's
-    /// [`ArrayEncoding`]: Python's `mmapdict` reads it back as a `numpy.memmap`.
+    /// [`ArrayEncoding`](crate::ArrayEncoding): Python's `mmapdict` reads it back as a `numpy.memmap`.
     ///
     /// ```
     /// use mmappickle::MmapDict;

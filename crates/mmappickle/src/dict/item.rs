@@ -5,14 +5,14 @@ use mmappickle_codec::Value;
 
 /// What a key holds: a generic value, a mapped array, or a mapped masked array.
 ///
-/// Maps stay valid after the dict is dropped; while one is alive, [`MmapDict::vacuum`] is
+/// Maps stay valid after the dict is dropped; while one is alive, [`MmapDict::vacuum`](crate::MmapDict::vacuum) is
 /// refused.
 #[derive(Debug)]
 pub enum Item {
     /// A generic Python value, decoded (never run: objects stay [`Value::Object`] nodes).
     Value(Value),
     /// A numpy array, mapped read-only whatever its dtype; [`MappedBytes::typed`] gives a
-    /// typed view, [`MmapDict::array`] maps it typed directly.
+    /// typed view, [`MmapDict::array`](crate::MmapDict::array) maps it typed directly.
     Array(MappedBytes),
     /// A `numpy.ma.MaskedArray`: data and mask, both mapped read-only.
     Masked(MaskedBytes),

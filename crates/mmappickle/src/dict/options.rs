@@ -71,7 +71,7 @@ impl MmapDictOptions {
     }
 
     /// Whether the raw data of inserted arrays starts at a multiple of 64 bytes in the file
-    /// (on by default), so that [`MappedArray::as_slice`] works. The container writes a
+    /// (on by default), so that [`MappedArray::as_slice`](crate::MappedArray::as_slice) works. The container writes a
     /// deleted padding entry before the array when needed; every reader skips it.
     ///
     /// `align(false)` writes exactly the layout Python mmappickle writes: no padding entries
