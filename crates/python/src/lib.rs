@@ -132,12 +132,12 @@ impl NativeDict {
 
     /// The live keys in file order.
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.with(py, MmapDict::keys)
+        self.with(py, |dict| dict.keys())
     }
 
     /// The number of live keys.
     fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        self.with(py, MmapDict::len)
+        self.with(py, |dict| dict.len())
     }
 
     /// Whether `key` is live.
@@ -147,7 +147,7 @@ impl NativeDict {
 
     /// The commit number in the file's header.
     fn commit_number(&self, py: Python<'_>) -> PyResult<i32> {
-        self.with(py, MmapDict::commit_number)
+        self.with(py, |dict| dict.commit_number())
     }
 
     /// Writes the commit number.
