@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 
 use mmappickle_array::{classify, ArrayHeader, ArrayLayout, DType, ValueKind};
 use mmappickle_codec::{decode_entry_value, entry_value_from_pickle, ops, Limits, Op};
-use mmappickle_container::{NewEntry, COMMIT_NUMBER_OFFSET};
+use mmappickle_container::COMMIT_NUMBER_OFFSET;
 
 use super::snapshot::request;
 use super::{check_key, MmapDict, ReadSnapshot, Transaction};
@@ -175,14 +175,7 @@ impl Transaction<'_> {
                 .map_err(|error| Error::codec_at(error, 0))?;
         // At most i32::MAX: the codec refuses indices past it.
         let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
-        let new = NewEntry {
-            key,
-            value_len: bytes.len() as u64,
-            memo_max,
-            align: None,
-        };
-        self.batch.append(new, |sink| sink.write_all(&bytes))?;
-        Ok(())
+        self.append_value(key, &bytes, memo_max)
     }
 
     /// As [`MmapDict::insert_array_in_place`], in the batch.

@@ -276,13 +276,24 @@ impl Transaction<'_> {
         let memo_start_index = u32::try_from(memo_start).unwrap_or(1);
         let (bytes, memo_max) = encode_entry_value(&value.into(), memo_start_index);
         let memo_max = i32::try_from(memo_max).unwrap_or(memo_start);
+        self.append_value(key, &bytes, memo_max)
+    }
+
+    /// Appends the entry of a generic value whose bytes store memo indices below
+    /// `memo_max`.
+    pub(super) fn append_value(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        memo_max: i32,
+    ) -> Result<(), Error> {
         let new = NewEntry {
             key,
             value_len: bytes.len() as u64,
             memo_max,
             align: None,
         };
-        self.batch.append(new, |sink| sink.write_all(&bytes))?;
+        self.batch.append(new, |sink| sink.write_all(bytes))?;
         Ok(())
     }
 
