@@ -12,6 +12,10 @@
 //! - `a_kill_inside_a_batch_leaves_its_inserts_and_a_prefix_of_its_removes`: kills aimed
 //!   between a batch's commit and its last remove.
 //!
+//! - `map_claims_hold_across_snapshots_handles_and_threads`: a writable map of an array is
+//!   refused while a map of it from any snapshot, handle or thread lives, and the other
+//!   way round.
+//!
 //! Crash injection over batches is part of the crash plan of `reliability.rs`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -20,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mmappickle::{MmapDict, Value};
+use mmappickle::{ErrorKind, MmapDict, Value};
 use mmappickle_conformance::{python_mmappickle, WorkerExe};
 
 const WORKER_VARIABLE: &str = "MMAPPICKLE_SNAPSHOT_WORKER";
@@ -358,6 +362,48 @@ fn batches_of_other_processes_are_seen_whole() {
 }
 
 // Asserted where the compiler can see it: threads share one dict without a Mutex.
+#[test]
+fn map_claims_hold_across_snapshots_handles_and_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert_array("a", &[1u8, 2, 3], &[3]).unwrap();
+    m.insert_array("b", &[4u8], &[1]).unwrap();
+    let m = Arc::new(m);
+    let other_handle = MmapDict::open(&path).unwrap();
+    fn is_conflict(error: mmappickle::Error) -> bool {
+        matches!(error.kind(), ErrorKind::MapConflict { key } if key == "a")
+    }
+
+    // A reader from a snapshot of another thread: no writer in any snapshot or handle.
+    let reader = std::thread::spawn({
+        let m = Arc::clone(&m);
+        move || m.read().unwrap().array::<u8>("a").unwrap()
+    })
+    .join()
+    .unwrap();
+    let snapshot = m.read().unwrap();
+    assert!(is_conflict(snapshot.array_mut::<u8>("a").unwrap_err()));
+    assert!(is_conflict(other_handle.array_mut::<u8>("a").unwrap_err()));
+    // Other bytes are other claims.
+    drop(snapshot.array_mut::<u8>("b").unwrap());
+    drop(reader);
+
+    // A writer from a snapshot: every other map of those bytes is refused until it goes.
+    let mut writer = snapshot.array_mut::<u8>("a").unwrap();
+    drop(snapshot);
+    assert!(is_conflict(m.read().unwrap().array::<u8>("a").unwrap_err()));
+    assert!(is_conflict(other_handle.get("a").unwrap_err()));
+    let from_thread = std::thread::spawn({
+        let m = Arc::clone(&m);
+        move || m.array::<u8>("a").map(|map| map.to_vec())
+    });
+    assert!(is_conflict(from_thread.join().unwrap().unwrap_err()));
+    writer.set(0, 9).unwrap();
+    drop(writer);
+    assert_eq!(other_handle.array::<u8>("a").unwrap().to_vec(), [9, 2, 3]);
+}
+
 #[test]
 fn mmap_dict_and_its_snapshots_are_send_and_sync() {
     fn send_sync<T: Send + Sync>() {}
