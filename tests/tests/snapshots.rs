@@ -286,10 +286,7 @@ fn a_batch_interrupted_by_an_error_or_a_panic_changes_nothing() {
         tx.insert("x".repeat(300).as_str(), 3) // a key over 255 bytes
     });
     let error = failed.unwrap_err();
-    assert!(matches!(
-        error.kind(),
-        mmappickle::ErrorKind::KeyTooLong { len: 300 }
-    ));
+    assert!(matches!(error.kind(), ErrorKind::KeyTooLong { len: 300 }));
     assert_eq!(std::fs::read(&path).unwrap(), before);
 
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
