@@ -283,8 +283,8 @@ fn item_repr(item: &Item) -> String {
 
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let item = get_item(&mut dict, key)?;
+    let dict = store::open_dict_readonly(path)?;
+    let item = get_item(&dict, key)?;
     if as_json {
         print_json(out, &ItemJson(&item))
     } else {
@@ -293,9 +293,9 @@ pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) ->
     }
 }
 
-/// `dump`: every live key in file order, all read under one lock.
+/// `dump`: every live key in file order, all read from one snapshot (one shared lock).
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
+    let dict = store::open_dict_readonly(path)?;
     let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
     if as_json {
         let mut items = Vec::new();
