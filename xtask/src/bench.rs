@@ -41,6 +41,8 @@ struct Options {
     dict_entries: usize,
     /// Row 9: the size in MiB of the array read over HTTP.
     remote_mib: usize,
+    /// Row 9: the array copied in and out by the CLI, in MiB.
+    bulk_mib: usize,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
     /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
@@ -60,6 +62,7 @@ impl Default for Options {
             stub_gib: 1,
             dict_entries: 1_000_000,
             remote_mib: 1024,
+            bulk_mib: 1024,
             json: None,
             rust_only: false,
         }
@@ -68,9 +71,9 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--json FILE] [--rust-only]   \
-the benchmark workloads through our crates and through Python, and remote reads over nginx \
-against curl, one table of medians (see BENCHMARKS.md)";
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--bulk-mib N] [--json FILE] \
+[--rust-only]   the benchmark workloads through our crates and through Python, remote reads over \
+nginx against curl, and the CLI's bulk copies against cp, one table of medians (see BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options::default();
@@ -99,6 +102,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--stub-gib" => options.stub_gib = number()?,
             "--dict-entries" => options.dict_entries = number()?,
             "--remote-mib" => options.remote_mib = number()?,
+            "--bulk-mib" => options.bulk_mib = number()?.max(64),
             "--json" => options.json = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
@@ -387,6 +391,14 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "1",
+            format!("{entries} inserts in one batch"),
+            "single inserts (Rust)",
+            own(&create_entries),
+            &format!("batch_create.{}", options.entries),
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "1",
             format!("one insert: #{entries} vs #100"),
             "insert #100 (Rust)",
             own("insert_100th"),
@@ -407,7 +419,26 @@ fn rows(options: &Options) -> Vec<Row> {
             "mmappickle 1.0",
             py("gets"),
             "gets",
-            Goal::RatioAtLeast(50.0),
+            Goal::RatioAtLeast(20.0),
+        ),
+        row(
+            "3",
+            format!("{} random gets in one snapshot", thousands(options.gets)),
+            "mmappickle 1.0",
+            py("gets"),
+            "snapshot_gets",
+            Goal::RatioAtLeast(100.0),
+        ),
+        row(
+            "3",
+            format!(
+                "{} random gets: 4 threads, one shared dict",
+                thousands(4 * options.gets)
+            ),
+            "1 thread (Rust)",
+            own("gets_1_thread"),
+            "gets_4_threads",
+            Goal::RatioAtLeast(1.6),
         ),
         row(
             "4",
@@ -509,6 +540,14 @@ fn rows(options: &Options) -> Vec<Row> {
             Goal::RatioAtLeast(10.0),
         ),
         row(
+            "7",
+            "delete half in one batch + vacuum".to_owned(),
+            "mmappickle 1.0",
+            py("delete_and_vacuum"),
+            "batch_delete_and_vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
             "8",
             format!("loads, {} str -> int dict", thousands(options.dict_entries)),
             "pickle.loads (C)",
@@ -550,6 +589,22 @@ fn rows(options: &Options) -> Vec<Row> {
             own("remote.local_open_keys"),
             "remote.open_keys",
             Goal::RatioAtLeast(1.0 / 3.0),
+        ),
+        row(
+            "11",
+            format!("import-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_import",
+            Goal::RatioAtLeast(1.0 / 1.3),
+        ),
+        row(
+            "11",
+            format!("export-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_export",
+            Goal::RatioAtLeast(1.0 / 1.3),
         ),
     ]
 }
@@ -761,6 +816,7 @@ fn json(
         ("array_mib".to_owned(), options.array_mib.to_string()),
         ("stub_gib".to_owned(), options.stub_gib.to_string()),
         ("dict_entries".to_owned(), options.dict_entries.to_string()),
+        ("bulk_mib".to_owned(), options.bulk_mib.to_string()),
     ]);
     let rows: Vec<String> = figures
         .iter()
@@ -1039,6 +1095,19 @@ pub fn main(args: &[String]) -> Result {
             &[
                 ("file", dir.join("entries.mmdpickle").display().to_string()),
                 ("mib", options.remote_mib.to_string()),
+            ],
+        );
+        measured.parse(Side::Rust, &capture(&mut command)?)
+    })?;
+    step("bulk copies (Rust only)", || {
+        run(cargo().args(["build", "--release", "--quiet", "-p", "mmappickle-cli"]))?;
+        let cli = target.join("release").join("mmappickle");
+        let mut command = driver_command(&driver, &[], "bulk", &dir, options.runs.min(3));
+        add_flags(
+            &mut command,
+            &[
+                ("mib", options.bulk_mib.to_string()),
+                ("cli", cli.display().to_string()),
             ],
         );
         measured.parse(Side::Rust, &capture(&mut command)?)

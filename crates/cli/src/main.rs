@@ -115,12 +115,13 @@ enum Command {
         #[arg(long = "json", value_name = "VALUE", allow_hyphen_values = true)]
         value: String,
     },
-    /// Delete a key.
+    /// Delete keys, all in one batch: if one is missing, none is deleted.
     Rm {
         /// The mmappickle file.
         file: PathBuf,
-        /// The key.
-        key: String,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
     },
     /// Allocate an array on disk without writing its data (it reads as zeros).
     Stub {

@@ -10,6 +10,8 @@ pub struct ArrayView<'a> {
     pub dtype: &'a DType,
     pub shape: &'a [usize],
     pub bytes: &'a [u8],
+    /// Where the bytes are in the local file, for a mapped array.
+    pub data_offset: Option<u64>,
 }
 
 /// An item as the printers see it.
@@ -29,6 +31,7 @@ impl<'a> From<&'a MappedBytes> for ArrayView<'a> {
             dtype: array.dtype(),
             shape: array.shape(),
             bytes: array.bytes(),
+            data_offset: Some(array.data_offset()),
         }
     }
 }
@@ -39,6 +42,7 @@ impl<'a> From<&'a OwnedArray> for ArrayView<'a> {
             dtype: &array.dtype,
             shape: &array.shape,
             bytes: &array.data,
+            data_offset: None,
         }
     }
 }

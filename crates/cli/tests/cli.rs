@@ -485,12 +485,22 @@ fn set_then_read_back_here_and_in_python() {
     ok(&["rm", "new.mmdpickle", "s"], dir.path());
     let err = fails(&["rm", "new.mmdpickle", "s"], dir.path(), 1);
     assert!(err.contains("no key \"s\""), "{err}");
-    assert_eq!(
+    let n_keys = || {
         json_of(&ok(&["ls", "--json", "new.mmdpickle"], dir.path()))
             .as_array()
-            .map(Vec::len),
-        Some(2)
+            .map(Vec::len)
+    };
+    assert_eq!(n_keys(), Some(2));
+    // Several keys go in one batch: a missing one fails it, and none is deleted.
+    let err = fails(
+        &["rm", "new.mmdpickle", "k", "missing", "od"],
+        dir.path(),
+        1,
     );
+    assert!(err.contains("no key \"missing\""), "{err}");
+    assert_eq!(n_keys(), Some(2));
+    ok(&["rm", "new.mmdpickle", "k", "od"], dir.path());
+    assert_eq!(n_keys(), Some(0));
 }
 
 // Stubs, vacuum, fsck and convert change the file as they say.

@@ -34,7 +34,7 @@ fn fixtures() -> Vec<PathBuf> {
 /// The remote reading of `remote` equals the local reading of `local`, key by key.
 fn assert_reads_alike(local: &Path, remote: Result<RemoteDict, mmappickle_remote::Error>) {
     let name = local.display();
-    let mut local = match MmapDict::open_readonly(local) {
+    let local = match MmapDict::open_readonly(local) {
         Ok(local) => local,
         Err(local_error) => {
             let remote_error = remote.expect_err("a file the local open refuses");

@@ -300,8 +300,8 @@ fn item_repr(item: ItemView<'_>) -> String {
 
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    print_item(get_item(&mut dict, key)?.view(), as_json, out)
+    let dict = store::open_dict_readonly(path)?;
+    print_item(get_item(&dict, key)?.view(), as_json, out)
 }
 
 /// `get`'s printing of an item (of a local or a remote file).
@@ -314,9 +314,9 @@ pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write)
     }
 }
 
-/// `dump`: every live key in file order, all read under one lock.
+/// `dump`: every live key in file order, all read from one snapshot (one shared lock).
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
+    let dict = store::open_dict_readonly(path)?;
     let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
     print_dump(as_json, out, |each| {
         dict.for_each_item(|key, item| each(key, item))

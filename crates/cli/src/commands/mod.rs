@@ -35,7 +35,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Command::Unpickle { file, json } => inspect::unpickle(file, *json, out),
         Command::Dis { file } => disasm::disassemble(file, out),
         Command::Set { file, key, value } => edit::set(file, key, value, encoding),
-        Command::Rm { file, key } => edit::rm(file, key),
+        Command::Rm { file, keys } => edit::rm(file, keys),
         Command::Stub {
             file,
             key,
@@ -173,7 +173,7 @@ impl serde_json::ser::Formatter for ShallowPretty {
 }
 
 /// The item of `key`, with the file named in the error.
-fn get_item(dict: &mut MmapDict, key: &str) -> CliResult<Item> {
+fn get_item(dict: &MmapDict, key: &str) -> CliResult<Item> {
     dict.get(key).map_err(|err| match err.kind() {
         ErrorKind::KeyNotFound(_) => no_key(&dict.path().display(), key),
         _ => CliError::from(err).context(dict.path().display()),

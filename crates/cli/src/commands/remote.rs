@@ -74,7 +74,9 @@ pub(super) fn run(command: &Command, out: &mut dyn Write) -> Option<CliResult> {
             out: npy_path,
             mask,
             ..
-        } => item(key).and_then(|item| transfer::write_npy(key, item.view(), npy_path, *mask)),
+        } => {
+            item(key).and_then(|item| transfer::write_npy(key, item.view(), npy_path, *mask, None))
+        }
         _ => return None,
     })
 }

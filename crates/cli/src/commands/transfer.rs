@@ -1,7 +1,7 @@
 //! Arrays in and out: `import-npy`, `import-npz`, `export-npy`.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use mmappickle::Kind;
@@ -218,9 +218,10 @@ pub(super) fn import_npy(
             fortran_to_c(&mut source, len, &shape, dtype.item_size(), emit, &bar)
         })
     } else {
-        dict.insert_array_with(key, &dtype, &shape, |emit| {
-            copy_chunks(&mut reader, raw_len, emit, &bar)
-        })
+        // Copied inside the kernel, file to file: at the speed of `cp`, in constant memory.
+        let copied = dict.insert_array_copy(key, &dtype, &shape, &npy_file, header.data_offset);
+        bar.inc(raw_len);
+        copied
     };
     bar.finish_and_clear();
     Ok(result?)
@@ -306,18 +307,22 @@ pub(super) fn import_npz(
 
 /// `export-npy`: an array (or a masked array's data or mask) as a C-order `.npy`.
 pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let item = get_item(&mut dict, key)?;
-    write_npy(key, item.view(), npy_path, want_mask)
+    let dict = store::open_dict_readonly(path)?;
+    // Held until the data is copied: the file cannot change meanwhile.
+    let _snapshot = dict.read()?;
+    let item = get_item(&dict, key)?;
+    write_npy(key, item.view(), npy_path, want_mask, Some(path))
 }
 
-/// `export-npy`'s writing of the array of `item` (of a local or a remote file), or of its
-/// mask when `want_mask`.
+/// `export-npy`'s writing of the array of `item`, or of its mask when `want_mask`: a mapped
+/// array of the local file `local_file` is copied from the file, others from their bytes
+/// (an array of a remote file, one pickled as a generic value).
 pub(super) fn write_npy(
     key: &str,
     item: ItemView<'_>,
     npy_path: &Path,
     want_mask: bool,
+    local_file: Option<&Path>,
 ) -> CliResult {
     let owned;
     let array = match (item, want_mask) {
@@ -341,6 +346,7 @@ pub(super) fn write_npy(
         dtype,
         shape,
         bytes,
+        data_offset,
     } = array;
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
@@ -354,9 +360,25 @@ pub(super) fn write_npy(
     let mut writer = BufWriter::with_capacity(CHUNK, file);
     writer.write_all(&npy::write_header(&dtype.type_str(), false, &shape_u64))?;
     let bar = progress::bytes_bar(bytes.len() as u64, &format!("exporting {key}"));
-    for chunk in bytes.chunks(CHUNK) {
-        writer.write_all(chunk)?;
-        bar.inc(chunk.len() as u64);
+    if let (Some(path), Some(data_offset)) = (local_file, data_offset) {
+        // From the file, not through the map: `io::copy` of a file to a file is
+        // `copy_file_range`, in the kernel; no page of the data is faulted into this process.
+        writer.flush()?;
+        let mut source = File::open(path)?;
+        source.seek(SeekFrom::Start(data_offset))?;
+        let len = bytes.len() as u64;
+        if io::copy(&mut source.take(len), writer.get_mut())? != len {
+            return Err(CliError::new(format!(
+                "{}: the array's data ends early",
+                path.display()
+            )));
+        }
+        bar.inc(len);
+    } else {
+        for chunk in bytes.chunks(CHUNK) {
+            writer.write_all(chunk)?;
+            bar.inc(chunk.len() as u64);
+        }
     }
     writer.flush()?;
     bar.finish_and_clear();

@@ -77,7 +77,7 @@ impl MmapDict {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_disassembly<R>(
-        &mut self,
+        &self,
         read: impl FnOnce(&Disassembly<'_>) -> R,
     ) -> Result<R, Error> {
         self.with_file_map(|listing, file| read(&Disassembly { listing, file }))

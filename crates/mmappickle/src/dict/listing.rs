@@ -66,17 +66,19 @@ impl MmapDict {
     /// assert_eq!(kinds, [("name", Some("value")), ("grid", Some("array"))]);
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
-    pub fn listing(&mut self) -> Result<Listing, Error> {
+    pub fn listing(&self) -> Result<Listing, Error> {
         self.with_file_map(|listing, _| listing)
     }
 
-    /// Runs `read` over the listing and a read-only map of the whole file, under one lock.
+    /// Runs `read` over the listing and a read-only map of the whole file, both of one read
+    /// snapshot.
     pub(super) fn with_file_map<R>(
-        &mut self,
+        &self,
         read: impl FnOnce(Listing, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.container
-            .with_table_and_map(|table, file| Ok(read(listing_of(table, file)?, file)))?
+        let snapshot = self.read()?;
+        let view = snapshot.view()?;
+        Ok(read(listing_of(view.table(), view.bytes())?, view.bytes()))
     }
 }
 
