@@ -46,29 +46,11 @@ impl From<io::Error> for CliError {
     }
 }
 
-/// The error's message followed by those of its sources (`what: why: ...`): each error says
-/// what and at which byte offset, and no message is part of another's. A source whose
-/// message ends the one before it (a library's error that repeats its cause) is not said
-/// again.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_message = cause.to_string();
-        if !message.ends_with(&cause_message) {
-            message.push_str(": ");
-            message.push_str(&cause_message);
-        }
-        source = cause.source();
-    }
-    message
-}
-
 macro_rules! from_display {
     ($($t:ty),* $(,)?) => {$(
         impl From<$t> for CliError {
             fn from(err: $t) -> Self {
-                CliError::new(with_sources(&err))
+                CliError::new(mmappickle::message_with_sources(&err))
             }
         }
     )*};

@@ -238,7 +238,7 @@ pub use {
             loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
             MmapDictOptions, ReadSnapshot, Transaction,
         },
-        error::{Error, ErrorKind},
+        error::{message_with_sources, Error, ErrorKind},
     },
     mmappickle_array::{
         self as array, half::f16, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element,

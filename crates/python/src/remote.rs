@@ -1,7 +1,7 @@
 //! `NativeRemote`: a read-only mmappickle file over HTTP(S), S3 or `file://` URLs, through
 //! the remote crate's blocking API, every request made with the Python runtime detached.
 
-use mmappickle::ValueKind;
+use mmappickle::{message_with_sources, ValueKind};
 use mmappickle_remote::{ErrorKind, RemoteDict, RemoteItem, RemoteOptions};
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -15,19 +15,6 @@ pub(crate) struct NativeRemote {
 }
 
 /// The error's message and those of its sources, as the CLI says them.
-fn message_of(error: &mmappickle_remote::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_message = cause.to_string();
-        if !message.ends_with(&cause_message) {
-            message = format!("{message}: {cause_message}");
-        }
-        source = cause.source();
-    }
-    message
-}
-
 /// `KeyError(key)` for a missing key, `OSError` for a failed request or a file that changed
 /// while it was read, `ValueError` for the rest (a bad URL, a malformed file).
 fn to_py_err(error: mmappickle_remote::Error) -> PyErr {
@@ -36,8 +23,8 @@ fn to_py_err(error: mmappickle_remote::Error) -> PyErr {
         ErrorKind::Request(_)
         | ErrorKind::Changed { .. }
         | ErrorKind::BadResponse { .. }
-        | ErrorKind::Runtime(_) => PyOSError::new_err(message_of(&error)),
-        _ => PyValueError::new_err(message_of(&error)),
+        | ErrorKind::Runtime(_) => PyOSError::new_err(message_with_sources(&error)),
+        _ => PyValueError::new_err(message_with_sources(&error)),
     }
 }
 
