@@ -245,7 +245,9 @@ pub use {
         Kind, MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind,
         DATA_ALIGN,
     },
-    mmappickle_codec::{self as codec, dis, Construct, DisOp, Global, Limits, Object, Value},
+    mmappickle_codec::{
+        self as codec, decode_entry_value, dis, Construct, DisOp, Global, Limits, Object, Value,
+    },
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,
     },
