@@ -3,13 +3,14 @@
 //!
 //! Index of the cases:
 //! - `crash_injection_loses_no_acknowledged_operation`: a child process runs a random plan of
-//!   inserts (generic values and arrays), replaces, deletes, stub inserts and vacuums,
-//!   acknowledging each finished operation on its standard output (a pipe); the parent
+//!   inserts (generic values and arrays), replaces, deletes, stub inserts, vacuums and
+//!   batches of the others (`MmapDict::write`), acknowledging each finished operation on its standard output (a pipe); the parent
 //!   SIGKILLs it at a random moment, then checks that a read-only open sees every
 //!   acknowledged operation (and at most the one in flight) without changing a byte, that a
 //!   read-write open (with fsck where needed) keeps exactly that, and that Python's
 //!   `pickle.load` (the crash image and the repaired file) and `mmappickle.mmapdict` read it
-//!   with the same values. 50 kills here (`MMAPPICKLE_RELIABILITY_KILLS` overrides, which
+//!   with the same values; a kill inside a batch may also leave its inserts with a prefix
+//!   of its removes (`partial_states`, the promise of `RELIABILITY.md`). 50 kills here (`MMAPPICKLE_RELIABILITY_KILLS` overrides, which
 //!   `cargo xtask stress --kills N` sets); the figures are printed.
 //! - `a_commit_torn_at_a_page_boundary_reads_as_the_old_dict`: the 11-byte commit of an
 //!   append torn after 1 to 9 bytes (SIGKILL between two pages of one `pwrite`, which the crash
@@ -151,6 +152,8 @@ enum Op {
     /// A float64 (`f64: true`) or int32 stub of this shape.
     InsertStub(String, bool, Vec<usize>),
     Vacuum,
+    /// Several inserts and removes in one batch (`MmapDict::write`).
+    Batch(Vec<Op>),
 }
 
 impl Op {
@@ -161,6 +164,7 @@ impl Op {
             Op::Remove(..) => "remove",
             Op::InsertStub(..) => "stub",
             Op::Vacuum => "vacuum",
+            Op::Batch(..) => "batch",
         }
     }
 }
@@ -234,7 +238,21 @@ fn planned_op(seed: u64, step: u64) -> Op {
     let roll = rng.below(100);
     let key = plan_key(&mut rng);
     match roll {
-        0..=37 => Op::Insert(key, random_value(&mut rng, 3)),
+        0..=7 => {
+            // Never a vacuum inside; any mix of the other operations, on few keys.
+            let mut draw = step.wrapping_mul(1 << 12);
+            let ops = (0..2 + rng.below(12))
+                .map(|_| loop {
+                    draw += 1;
+                    let op = planned_op(seed ^ 0x5bd1_e995, draw);
+                    if !matches!(op, Op::Vacuum | Op::Batch(_)) {
+                        break op;
+                    }
+                })
+                .collect();
+            Op::Batch(ops)
+        }
+        8..=37 => Op::Insert(key, random_value(&mut rng, 3)),
         38..=62 => {
             // Now and then a bigger array, so that kills land inside value writes.
             let max_dim = if rng.chance(15) { 400 } else { 40 };
@@ -283,7 +301,52 @@ fn apply_to_model(model: &mut BTreeMap<String, Content>, op: &Op) {
             model.insert(key.clone(), content);
         }
         Op::Vacuum => {}
+        Op::Batch(ops) => {
+            for op in ops {
+                apply_to_model(model, op);
+            }
+        }
     }
+}
+
+/// The states a kill inside `op` may leave, besides `before` and the state after `op`: a
+/// batch's inserts and replaces commit together, then its removes of keys that were in the
+/// file are done one by one in the order asked, so a kill between them leaves the batch's
+/// result with the keys of the removes not yet done still there.
+fn partial_states(before: &BTreeMap<String, Content>, op: &Op) -> Vec<BTreeMap<String, Content>> {
+    let Op::Batch(ops) = op else {
+        return Vec::new();
+    };
+    let mut after = before.clone();
+    apply_to_model(&mut after, op);
+    // The committed keys in the order the batch retires their entries (a remove, or the
+    // insert that replaces them): the order of the live-flag flips after the commit.
+    let mut retired: Vec<&String> = Vec::new();
+    for op in ops {
+        let key = match op {
+            Op::Insert(key, _)
+            | Op::InsertArray(key, ..)
+            | Op::Remove(key)
+            | Op::InsertStub(key, ..) => key,
+            Op::Vacuum | Op::Batch(_) => continue,
+        };
+        if before.contains_key(key) && !retired.contains(&key) {
+            retired.push(key);
+        }
+    }
+    let removed: Vec<&String> = retired
+        .into_iter()
+        .filter(|key| !after.contains_key(*key))
+        .collect();
+    (0..removed.len())
+        .map(|flipped| {
+            let mut state = after.clone();
+            for key in removed.iter().skip(flipped) {
+                state.insert((*key).clone(), before[*key].clone());
+            }
+            state
+        })
+        .collect()
 }
 
 fn apply_to_dict(dict: &mut MmapDict, op: &Op) -> Result<(), mmappickle::Error> {
@@ -296,6 +359,31 @@ fn apply_to_dict(dict: &mut MmapDict, op: &Op) -> Result<(), mmappickle::Error> 
         Op::InsertStub(key, true, shape) => dict.insert_stub(key, EmptyArray::new::<f64>(shape)),
         Op::InsertStub(key, false, shape) => dict.insert_stub(key, EmptyArray::new::<i32>(shape)),
         Op::Vacuum => dict.vacuum().map(drop),
+        Op::Batch(ops) => dict.write(|tx| {
+            for op in ops {
+                match op {
+                    Op::Insert(key, value) => tx.insert(key, value.clone())?,
+                    Op::InsertArray(key, ArrayData::U8(data), shape) => {
+                        tx.insert_array(key, data, shape)?
+                    }
+                    Op::InsertArray(key, ArrayData::I32(data), shape) => {
+                        tx.insert_array(key, data, shape)?
+                    }
+                    Op::InsertArray(key, ArrayData::F64(data), shape) => {
+                        tx.insert_array(key, data, shape)?
+                    }
+                    Op::Remove(key) => drop(tx.remove(key)?),
+                    Op::InsertStub(key, true, shape) => {
+                        tx.insert_stub(key, EmptyArray::new::<f64>(shape))?
+                    }
+                    Op::InsertStub(key, false, shape) => {
+                        tx.insert_stub(key, EmptyArray::new::<i32>(shape))?
+                    }
+                    Op::Vacuum | Op::Batch(_) => unreachable!("no vacuum or batch in a batch"),
+                }
+            }
+            Ok(())
+        }),
     }
 }
 
@@ -507,7 +595,7 @@ fn reliability_worker() {
         }
         assert_eq!(read_state(&mut dict).unwrap(), model_after(7, 60));
         // The plan exercises every kind of operation.
-        assert_eq!(kinds.len(), 5, "{kinds:?}");
+        assert_eq!(kinds.len(), 6, "{kinds:?}");
         return;
     };
     let parts: Vec<&str> = job.split('|').collect();
@@ -532,7 +620,7 @@ fn reliability_worker() {
             println!("[hostile-cases] {cases}");
         }
         ["map-and-read", path] => {
-            let mut dict = MmapDict::open_readonly(Path::new(path)).unwrap();
+            let dict = MmapDict::open_readonly(Path::new(path)).unwrap();
             let map = dict.array::<f64>("big").unwrap();
             println!("[mapped]");
             // Wait for the parent to truncate the file, then touch every page.
@@ -556,6 +644,8 @@ struct CrashFigures {
     /// Kills after which the file held the in-flight operation too (it had reached its
     /// commit point).
     in_flight_committed: usize,
+    /// Kills inside a batch after its commit, before all its removes were done.
+    batches_between_commit_and_removes: usize,
     /// Kind of the in-flight operation at each kill.
     in_flight_kinds: BTreeMap<&'static str, usize>,
     /// Kills that left bytes after the terminator (a torn append), cut by the read-write open.
@@ -716,6 +806,9 @@ fn one_kill(
     }
     if state == after && state != before {
         figures.in_flight_committed += 1;
+    } else if state != before && partial_states(&before, &in_flight).contains(&state) {
+        figures.in_flight_committed += 1;
+        figures.batches_between_commit_and_removes += 1;
     } else {
         assert!(
             state == before,
@@ -1472,7 +1565,7 @@ mod hostile {
         std::fs::write(path, bytes).unwrap();
         let before = sha256_hex(bytes);
         let outcome = (|| -> Result<usize, mmappickle::Error> {
-            let mut dict = MmapDict::open_readonly(path)?;
+            let dict = MmapDict::open_readonly(path)?;
             let keys = dict.keys()?;
             for key in &keys {
                 match dict.get(key)? {
@@ -1503,7 +1596,7 @@ mod hostile {
 
     /// Maps key `x` of the file at `path` as an array of `dtype` (read-only).
     fn map_as_array(path: &Path, dtype: &str) -> Result<usize, mmappickle::Error> {
-        let mut dict = MmapDict::open_readonly(path)?;
+        let dict = MmapDict::open_readonly(path)?;
         Ok(match dtype {
             "float64" => dict.array::<f64>("x")?.len(),
             _ => dict.array::<u8>("x")?.len(),
@@ -1513,7 +1606,7 @@ mod hostile {
     /// Opens `bytes` read-write: must not panic; an error is fine.
     fn open_read_write(path: &Path, bytes: &[u8]) -> Result<(), mmappickle::Error> {
         std::fs::write(path, bytes).unwrap();
-        let mut dict = MmapDict::open(path)?;
+        let dict = MmapDict::open(path)?;
         for key in dict.keys()? {
             dict.get(&key)?;
         }
@@ -1664,7 +1757,7 @@ fn a_file_truncated_before_mapping_is_an_error() {
         let mut dict = MmapDict::open(&path).unwrap();
         dict.insert_array("big", &vec![1.0f64; 100_000], &[100_000])
             .unwrap();
-        let mut dict = MmapDict::options().readonly(readonly).open(&path).unwrap();
+        let dict = MmapDict::options().readonly(readonly).open(&path).unwrap();
         assert_eq!(dict.keys().unwrap(), ["big"]);
         let len = std::fs::metadata(&path).unwrap().len();
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();

@@ -297,7 +297,7 @@ def pickle_rows(args):
         del value, dumped
 
 
-# What a user scripts in Python for each read command of `mmappickle` (rows 11 to 17),
+# What a user scripts in Python for each read command of `mmappickle` (rows 12 to 19),
 # run as `python -c CODE FILE`: the same command names as the Rust driver's.
 CLI_PRELUDE = "import json, os, pickletools, sys\nfrom mmappickle import mmapdict\nf = sys.argv[1]\n"
 CLI_EQUIVALENTS = {
@@ -312,7 +312,7 @@ CLI_EQUIVALENTS = {
 
 
 def cli(args):
-    """Rows 11 to 17: each command's Python equivalent as a process (its start included,
+    """Rows 12 to 19: each command's Python equivalent as a process (its start included,
     output to /dev/null), on --file."""
     for name, code in CLI_EQUIVALENTS.items():
         command = [sys.executable, "-W", "ignore", "-c", CLI_PRELUDE + code, args.file]

@@ -41,10 +41,12 @@ struct Options {
     dict_entries: usize,
     /// Row 9: the size in MiB of the array read over HTTP.
     remote_mib: usize,
-    /// Row 17: entries of the big file `mmappickle ls` lists.
+    /// Row 18: entries of the big file `mmappickle ls` lists.
     big_entries: usize,
     /// Run only these workloads (`cli`, `open_keys`, `remote`...); all when empty.
     only: Vec<String>,
+    /// Row 9: the array copied in and out by the CLI, in MiB.
+    bulk_mib: usize,
     /// Where to write the results as JSON.
     json: Option<PathBuf>,
     /// Skip Python's workloads (its columns stay empty, except the machine's limits); Python
@@ -66,6 +68,7 @@ impl Default for Options {
             remote_mib: 1024,
             big_entries: 100_000,
             only: Vec::new(),
+            bulk_mib: 1024,
             json: None,
             rust_only: false,
         }
@@ -74,10 +77,12 @@ impl Default for Options {
 
 pub const USAGE: &str =
     "bench [--runs N] [--python-create-runs N] [--entries N] [--python-entries N] [--gets N] \
-[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--big-entries N] \
-[--only WORKLOAD,...] [--json FILE] [--rust-only]   the benchmark workloads (--only cli: the \
-command-line rows alone) through our crates and through Python, and remote reads over nginx \
-against curl, one table of medians (see BENCHMARKS.md)";
+[--array-mib N] [--stub-gib N] [--dict-entries N] [--remote-mib N] [--bulk-mib N] \
+[--big-entries N] [--only WORKLOAD,...] [--json FILE] [--rust-only]   the benchmark workloads \
+through our crates and through Python, remote reads over nginx against curl, the CLI's bulk \
+copies against cp and its read commands against Python (--only cli: those rows alone; \
+--only takes workload names, remote and bulk among them), one table of medians (see \
+BENCHMARKS.md)";
 
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options::default();
@@ -108,6 +113,7 @@ fn parse_options(args: &[String]) -> Result<Options> {
             "--remote-mib" => options.remote_mib = number()?,
             "--big-entries" => options.big_entries = number()?,
             "--only" => options.only = value.split(',').map(str::to_owned).collect(),
+            "--bulk-mib" => options.bulk_mib = number()?.max(64),
             "--json" => options.json = Some(PathBuf::from(value)),
             _ => {
                 return Err(format!(
@@ -396,6 +402,14 @@ fn rows(options: &Options) -> Vec<Row> {
         ),
         row(
             "1",
+            format!("{entries} inserts in one batch"),
+            "single inserts (Rust)",
+            own(&create_entries),
+            &format!("batch_create.{}", options.entries),
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
+            "1",
             format!("one insert: #{entries} vs #100"),
             "insert #100 (Rust)",
             own("insert_100th"),
@@ -416,7 +430,26 @@ fn rows(options: &Options) -> Vec<Row> {
             "mmappickle 1.0",
             py("gets"),
             "gets",
-            Goal::RatioAtLeast(50.0),
+            Goal::RatioAtLeast(20.0),
+        ),
+        row(
+            "3",
+            format!("{} random gets in one snapshot", thousands(options.gets)),
+            "mmappickle 1.0",
+            py("gets"),
+            "snapshot_gets",
+            Goal::RatioAtLeast(100.0),
+        ),
+        row(
+            "3",
+            format!(
+                "{} random gets: 4 threads, one shared dict",
+                thousands(4 * options.gets)
+            ),
+            "1 thread (Rust)",
+            own("gets_1_thread"),
+            "gets_4_threads",
+            Goal::RatioAtLeast(1.6),
         ),
         row(
             "4",
@@ -518,6 +551,14 @@ fn rows(options: &Options) -> Vec<Row> {
             Goal::RatioAtLeast(10.0),
         ),
         row(
+            "7",
+            "delete half in one batch + vacuum".to_owned(),
+            "mmappickle 1.0",
+            py("delete_and_vacuum"),
+            "batch_delete_and_vacuum",
+            Goal::RatioAtLeast(10.0),
+        ),
+        row(
             "8",
             format!("loads, {} str -> int dict", thousands(options.dict_entries)),
             "pickle.loads (C)",
@@ -560,13 +601,29 @@ fn rows(options: &Options) -> Vec<Row> {
             "remote.open_keys",
             Goal::RatioAtLeast(1.0 / 3.0),
         ),
+        row(
+            "11",
+            format!("import-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_import",
+            Goal::RatioAtLeast(1.0 / 1.3),
+        ),
+        row(
+            "11",
+            format!("export-npy, {} MiB float64 (CLI)", options.bulk_mib),
+            "cp of the .npy",
+            own("bulk_cp"),
+            "bulk_export",
+            Goal::RatioAtLeast(1.0 / 1.3),
+        ),
     ]
     .into_iter()
     .chain(cli_rows(options))
     .collect()
 }
 
-/// Rows 11 to 17: the read commands of `mmappickle` as processes, against the Python a user
+/// Rows 12 to 19: the read commands of `mmappickle` as processes, against the Python a user
 /// scripts (a process too) and against the library's in-process time.
 fn cli_rows(options: &Options) -> Vec<Row> {
     let entries = thousands(options.entries);
@@ -575,7 +632,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
     let mut rows = Vec::new();
     for (id, command, metric, python_equivalent, library_equivalent, goals) in [
         (
-            "11",
+            "12",
             "ls",
             "ls",
             "mmapdict(f, True).keys()",
@@ -583,7 +640,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
             [Goal::RatioAtLeast(100.0), Goal::RatioAtLeast(1.0 / 3.0)],
         ),
         (
-            "12",
+            "13",
             "ls --json",
             "ls_json",
             "json.dumps of keys()",
@@ -591,7 +648,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
             [Goal::None, Goal::None],
         ),
         (
-            "13",
+            "14",
             "info",
             "info",
             "commit_number, len(keys())",
@@ -599,7 +656,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
             [Goal::None, Goal::None],
         ),
         (
-            "14",
+            "15",
             "get FILE key5000",
             "get",
             "m['key5000']",
@@ -607,7 +664,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
             [Goal::None, Goal::None],
         ),
         (
-            "15",
+            "16",
             "dump --json",
             "dump_json",
             "json.dumps of every value",
@@ -615,7 +672,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
             [Goal::RatioAtLeast(50.0), Goal::None],
         ),
         (
-            "16",
+            "17",
             "dis",
             "dis",
             "pickletools.dis",
@@ -643,7 +700,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
         ));
     }
     rows.push(row(
-        "17",
+        "18",
         format!(
             "`mmappickle ls`, {} entries",
             thousands(options.big_entries)
@@ -654,7 +711,7 @@ fn cli_rows(options: &Options) -> Vec<Row> {
         Goal::RustUnder(0.05),
     ));
     rows.push(row(
-        "18",
+        "19",
         "process start: `mmappickle --version`".to_owned(),
         "python -c 'import mmappickle'",
         py("cli.start"),
@@ -871,6 +928,7 @@ fn json(
         ("array_mib".to_owned(), options.array_mib.to_string()),
         ("stub_gib".to_owned(), options.stub_gib.to_string()),
         ("dict_entries".to_owned(), options.dict_entries.to_string()),
+        ("bulk_mib".to_owned(), options.bulk_mib.to_string()),
     ]);
     let rows: Vec<String> = figures
         .iter()
@@ -1200,6 +1258,21 @@ pub fn main(args: &[String]) -> Result {
                 &[
                     ("file", dir.join("entries.mmdpickle").display().to_string()),
                     ("mib", options.remote_mib.to_string()),
+                ],
+            );
+            measured.parse(Side::Rust, &capture(&mut command)?)
+        })?;
+    }
+    if options.selects("bulk") {
+        step("bulk copies (Rust only)", || {
+            run(cargo().args(["build", "--release", "--quiet", "-p", "mmappickle-cli"]))?;
+            let cli = target.join("release").join("mmappickle");
+            let mut command = driver_command(&driver, &[], "bulk", &dir, options.runs.min(3));
+            add_flags(
+                &mut command,
+                &[
+                    ("mib", options.bulk_mib.to_string()),
+                    ("cli", cli.display().to_string()),
                 ],
             );
             measured.parse(Side::Rust, &capture(&mut command)?)

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: THE test command (the README and `.ci/run` give it).
 //!
-//! Fast checks first: formatting, clippy with `-D warnings`; then the Python
+//! Fast checks first: formatting, clippy with `-D warnings`, docs without warnings; then the Python
 //! environments, the fixture drift check, and `cargo test --workspace` (doc
 //! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
 //! so that the conformance tests run the Python half of the suite, and
@@ -36,6 +36,11 @@ pub fn main(args: &[String]) -> Result {
             "-D",
             "warnings",
         ]))
+    })?;
+    step("docs (cargo doc, warnings denied)", || {
+        run(cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
     let pythons = step("Python environments", venv::ensure_all)?;
     let moto = step(

@@ -46,24 +46,11 @@ impl From<io::Error> for CliError {
     }
 }
 
-/// The error's message followed by those of its sources (`what: why: ...`): each error says
-/// what and at which byte offset, and no message is part of another's.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 macro_rules! from_display {
     ($($t:ty),* $(,)?) => {$(
         impl From<$t> for CliError {
             fn from(err: $t) -> Self {
-                CliError::new(with_sources(&err))
+                CliError::new(mmappickle::message_with_sources(&err))
             }
         }
     )*};
@@ -71,6 +58,7 @@ macro_rules! from_display {
 
 from_display!(
     mmappickle::Error,
+    mmappickle_remote::Error,
     crate::json::JsonError,
     crate::npy::NpyError,
     serde_json::Error,

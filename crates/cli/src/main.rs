@@ -5,9 +5,9 @@
 //! offset for format errors), 2 on a usage error. See the crate's README for
 //! every command and for the JSON mapping of values.
 
-// Architecture invariant: one door. The command depends on the facade alone (its
-// Cargo.toml lists `mmappickle` and no layer) and uses `MmapDict` and the facade's
-// top-level items, never a layer module.
+// Architecture invariant: one door. The command depends on the facade and, for URLs, the
+// remote crate (its Cargo.toml lists `mmappickle`, `mmappickle-remote` and no layer) and
+// uses `MmapDict`, `RemoteDict` and the facade's top-level items, never a layer module.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -21,6 +21,7 @@ mod pretty;
 mod progress;
 mod scalars;
 mod store;
+mod view;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -114,12 +115,13 @@ enum Command {
         #[arg(long = "json", value_name = "VALUE", allow_hyphen_values = true)]
         value: String,
     },
-    /// Delete a key.
+    /// Delete keys, all in one batch: if one is missing, none is deleted.
     Rm {
         /// The mmappickle file.
         file: PathBuf,
-        /// The key.
-        key: String,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<String>,
     },
     /// Allocate an array on disk without writing its data (it reads as zeros).
     Stub {

@@ -38,7 +38,11 @@ fn dict_open_error(path: &Path, err: mmappickle::Error) -> CliError {
         }
         _ => "",
     };
-    CliError::new(format!("{}: {err}{hint}", path.display()))
+    CliError::new(format!(
+        "{}: {}{hint}",
+        path.display(),
+        mmappickle::message_with_sources(&err)
+    ))
 }
 
 /// The array layout for `dtype` and `shape` in the chosen encoding.

@@ -81,7 +81,7 @@ impl Container {
     ) -> Result<bool, Error> {
         self.check_writable()?;
         self.with_lock(|container| -> Result<bool, Error> {
-            let map = ReadMap::new(container)?;
+            let map = ReadMap::new(container, container.current_len()?)?;
             let salvaged = salvage(map.bytes())?;
             if salvaged.problem.is_none() {
                 return Ok(false);

@@ -2,21 +2,26 @@
 //! (`append`, `vacuum`, `fsck`), options and the value sink beside them.
 
 mod append;
+mod batch;
 mod fsck;
 mod options;
 mod sink;
 mod vacuum;
+mod view;
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use self::append::{Alignment, NewEntry, MAX_ALIGN};
+pub use self::batch::Batch;
 pub use self::fsck::FsckReport;
 pub use self::options::{ContainerOptions, Durability};
 pub use self::sink::ValueSink;
 pub use self::vacuum::{VacuumReport, VACUUM_ALIGNMENT};
+pub use self::view::ReadView;
 
 use self::vacuum::vacuum_scratch_prefix;
 use crate::error::{Error, ErrorKind};
@@ -44,17 +49,30 @@ impl Identity {
 /// An open mmappickle file: its lock, its cached entry table, its changes.
 ///
 /// Every public method takes the exclusive `flock` on the file for its duration (re-entrant:
-/// [`Container::with_lock`] runs several operations under one lock), and refreshes the cached
-/// table only when the commit number, the file's length or the file's identity changed (checked
-/// once per lock hold: under the lock only this handle changes the file).
+/// [`Container::with_lock`] runs several operations under one lock, [`Container::batch`]
+/// several changes with one commit), and refreshes the cached table only when the commit
+/// number or the file's length changed (checked once per lock hold: under the lock only this
+/// handle changes the file). [`Container::begin_read`] takes the shared lock instead, for
+/// readers side by side.
+///
+/// A check costs one `fstat` (the length) and a load from the map of the file kept across
+/// lock holds (the commit number). The path is `stat`ed only when the commit number changed:
+/// a vacuum by another handle changes the old file's number before renaming the new file
+/// over the path, so that this handle then reopens the path.
 #[derive(Debug)]
 pub struct Container {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     identity: Identity,
     options: ContainerOptions,
     lock_depth: u32,
-    cache: Option<Table>,
+    /// Read views handed out and not yet ended: the file is locked shared while this is not 0.
+    shared_readers: u32,
+    cache: Option<Arc<Table>>,
+    /// A read-only map of the file as long as it was when last scanned (or longer): the
+    /// commit number is read through it, and read views read values through it. Only read
+    /// under a lock and after an `fstat` found the file at least this long.
+    map: Option<Arc<ReadMap>>,
     /// The cached table was checked against the file (or kept up to date by this handle's
     /// own changes) during the current lock hold: nobody else can have changed the file
     /// since, so it is not checked again until the lock is released.
@@ -100,11 +118,13 @@ impl Container {
         let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
         let mut container = Container {
             path: path.to_path_buf(),
-            file,
+            file: Arc::new(file),
             identity,
             options,
             lock_depth: 0,
+            shared_readers: 0,
             cache: None,
+            map: None,
             validated: false,
         };
         container.locked(|container| {
@@ -122,7 +142,7 @@ impl Container {
                 // Under the lock, so no vacuum of this file is building its scratch file now.
                 container.remove_stale_vacuum_files();
             }
-            let map = ReadMap::new(container)?;
+            let map = ReadMap::new(container, container.current_len()?)?;
             if let Err(error) = layout::parse_header(map.bytes()) {
                 return Err(match error.kind() {
                     &ErrorKind::NotAContainer { expected, .. } => {
@@ -163,9 +183,10 @@ impl Container {
         &self.file
     }
 
-    /// Whether this handle holds the file's lock now (inside an operation).
+    /// Whether this handle holds the file's lock now (inside an operation, or read views
+    /// out under the shared lock).
     pub(crate) fn holds_lock(&self) -> bool {
-        self.lock_depth > 0
+        self.lock_depth > 0 || self.shared_readers > 0
     }
 
     /// Whether the container was opened read-only.
@@ -185,19 +206,22 @@ impl Container {
 
     /// The file's current length.
     pub fn file_len(&mut self) -> Result<u64, Error> {
-        self.locked(|container| container.current_len())
+        self.locked(|container| {
+            container.refresh()?;
+            container.current_len()
+        })
     }
 
     /// The commit number in the file's header.
     pub fn commit_number(&mut self) -> Result<i32, Error> {
-        self.locked(|container| container.read_commit_number())
+        self.locked(|container| Ok(container.refresh()?.commit_number()))
     }
 
     /// The entry table, re-read only when the file changed since the last call.
     pub fn table(&mut self) -> Result<&Table, Error> {
         self.locked(|container| container.refresh().map(|_| ()))?;
         self.cache
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))
     }
 
@@ -242,28 +266,43 @@ impl Container {
 
     /// Runs `read` over a read-only map of the whole file, under the lock.
     pub fn with_read_map<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<R, Error> {
-        self.locked(|container| {
-            container.refresh()?;
-            let map = ReadMap::new(container)?;
-            Ok(read(map.bytes()))
-        })
+        self.with_table_and_map(|_, bytes| read(bytes))
     }
 
     /// Runs `read` over the entry table and a read-only map of the whole file, under the lock
-    /// (so that they agree).
+    /// (so that they agree). The map is the one kept across lock holds: no system call when
+    /// the file did not change.
     pub fn with_table_and_map<R>(
         &mut self,
         read: impl FnOnce(&Table, &[u8]) -> R,
     ) -> Result<R, Error> {
         self.locked(|container| {
-            container.refresh()?;
-            let map = ReadMap::new(container)?;
-            let table = container
-                .cache
-                .as_ref()
+            let (map, table) = container.current_map_and_table()?;
+            let bytes = usize::try_from(table.file_len())
+                .ok()
+                .and_then(|len| map.bytes().get(..len))
                 .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))?;
-            Ok(read(table, map.bytes()))
+            Ok(read(&table, bytes))
         })
+    }
+
+    /// The checked table and the kept map, extended to cover the whole file if this handle's
+    /// own changes grew it; called under a lock (shared or exclusive).
+    fn current_map_and_table(&mut self) -> Result<(Arc<ReadMap>, Arc<Table>), Error> {
+        let file_len = self.refresh()?.file_len();
+        let covered = self
+            .map
+            .as_ref()
+            .is_some_and(|map| map.bytes().len() as u64 >= file_len);
+        if !covered {
+            // The table was checked against the file's length under this lock hold: the map
+            // lies inside the file.
+            self.map = Some(Arc::new(ReadMap::new(self, file_len)?));
+        }
+        match (&self.map, &self.cache) {
+            (Some(map), Some(table)) => Ok((Arc::clone(map), Arc::clone(table))),
+            _ => Err(Error::unplaced(ErrorKind::StaleEntry)),
+        }
     }
 
     /// Deletes the live entry of `key` (flips its live flag); returns whether there was one.
@@ -303,7 +342,7 @@ impl Container {
             self.write_at(&[live_flag(false)], flag_offset)?;
         }
         self.sync()?;
-        if let Some(table) = self.cache.as_mut() {
+        if let Some(table) = self.cache.as_mut().map(Arc::make_mut) {
             for &(entry_idx, _) in doomed {
                 table.set_live(entry_idx, false);
             }
@@ -317,65 +356,97 @@ impl Container {
         &mut self,
         operation: impl FnOnce(&mut Self) -> Result<R, Error>,
     ) -> Result<R, Error> {
+        self.enter_lock()?;
+        let result = operation(self);
+        self.leave_lock(result.is_err());
+        result
+    }
+
+    /// Takes the exclusive lock, or one more level of it (see [`Container::locked`]).
+    fn enter_lock(&mut self) -> Result<(), Error> {
+        if self.shared_readers > 0 {
+            // Locking exclusively would convert the readers' shared lock under them.
+            return Err(Error::unplaced(ErrorKind::ReadersActive));
+        }
         if self.lock_depth == 0 {
             self.validated = false;
-            self.acquire_lock()?;
+            fs2::FileExt::lock_exclusive(&*self.file).map_err(Error::unplaced_io)?;
         }
         self.lock_depth += 1;
-        let result = operation(self);
-        if result.is_err() {
+        Ok(())
+    }
+
+    /// Leaves one level of the exclusive lock; `failed`: the operation under it failed.
+    fn leave_lock(&mut self, failed: bool) {
+        if failed {
             // A failed change may have left the file and the cache apart: check again.
             self.validated = false;
         }
         self.lock_depth -= 1;
         if self.lock_depth == 0 {
-            let _ = fs2::FileExt::unlock(&self.file);
+            let _ = fs2::FileExt::unlock(&*self.file);
         }
-        result
     }
 
-    /// Locks the file; if the path now names another file (a vacuum elsewhere renamed a new
-    /// file over it), reopens the path and locks that instead.
-    fn acquire_lock(&mut self) -> Result<(), Error> {
-        loop {
-            fs2::FileExt::lock_exclusive(&self.file).map_err(Error::unplaced_io)?;
-            let path_identity = match std::fs::metadata(&self.path) {
-                Ok(metadata) => Identity::of(&metadata),
-                // The path is gone: keep working on the file we have.
-                Err(_) => return Ok(()),
-            };
-            if path_identity == self.identity {
-                return Ok(());
-            }
-            let file = Self::open_file(&self.path, self.options.readonly)?;
-            let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
-            let _ = fs2::FileExt::unlock(&self.file);
-            self.file = file;
-            self.identity = identity;
-            self.cache = None;
+    /// Whether the path now names another file than ours (a vacuum elsewhere renamed a new
+    /// file over it); if so, opens it, locks it as ours is locked (`shared`), and uses it.
+    fn follow_path(&mut self, shared: bool) -> Result<bool, Error> {
+        let path_identity = match std::fs::metadata(&self.path) {
+            Ok(metadata) => Identity::of(&metadata),
+            // The path is gone: keep working on the file we have.
+            Err(_) => return Ok(false),
+        };
+        if path_identity == self.identity {
+            return Ok(false);
         }
+        let file = Self::open_file(&self.path, self.options.readonly)?;
+        if shared {
+            fs2::FileExt::lock_shared(&file).map_err(Error::unplaced_io)?;
+        } else {
+            fs2::FileExt::lock_exclusive(&file).map_err(Error::unplaced_io)?;
+        }
+        let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
+        let _ = fs2::FileExt::unlock(&*self.file);
+        self.file = Arc::new(file);
+        self.identity = identity;
+        self.cache = None;
+        self.map = None;
+        Ok(true)
     }
 
     /// The cached table, re-scanned if the commit number or the length changed; a read-write
-    /// handle truncates the bytes an interrupted append left after the terminator.
+    /// handle under the exclusive lock truncates the bytes an interrupted append left after
+    /// the terminator (under the shared lock nothing is written: the scan skips them).
     fn refresh(&mut self) -> Result<&Table, Error> {
         if self.validated && self.cache.is_some() {
             return self
                 .cache
-                .as_ref()
+                .as_deref()
                 .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry));
         }
         self.validated = false;
-        let len = self.current_len()?;
-        let commit_number = self.read_commit_number().ok();
-        let fresh = matches!(&self.cache, Some(table)
-            if table.file_len() == len && Some(table.commit_number()) == commit_number);
-        if !fresh {
+        let shared = self.shared_readers > 0;
+        let mut len = self.current_len()?;
+        let mut commit_number = self.header_commit_number(len);
+        let fresh = |cache: &Option<Arc<Table>>, len: u64, commit_number: Option<i32>| {
+            matches!(cache, Some(table)
+                if table.file_len() == len && Some(table.commit_number()) == commit_number)
+        };
+        if !fresh(&self.cache, len, commit_number) {
+            // Something changed: maybe a vacuum elsewhere, which marks the old file (its
+            // commit number changes) before renaming the new one over the path.
+            while self.follow_path(shared)? {
+                len = self.current_len()?;
+                commit_number = self.header_commit_number(len);
+            }
+        }
+        if !fresh(&self.cache, len, commit_number) {
             self.cache = None;
-            let map = ReadMap::new(self)?;
+            self.map = None;
+            let map = ReadMap::new(self, len)?;
             let mut table = layout::scan(map.bytes())?;
-            drop(map);
-            if table.trailing_len() > 0 && !self.options.readonly {
+            self.map = Some(Arc::new(map));
+            if table.trailing_len() > 0 && !self.options.readonly && !shared {
                 let clean_len = table.terminator_offset() + TERMINATOR.len() as u64;
                 // Rewritten whole: an interrupted commit may have torn it (see the scan).
                 self.write_at(&TERMINATOR, table.terminator_offset())?;
@@ -389,15 +460,31 @@ impl Container {
                 .filter(|entry| entry.is_live())
                 .count()
                 != table.n_live();
-            self.cache = Some(table);
-            if has_duplicates && !self.options.readonly {
+            self.cache = Some(Arc::new(table));
+            if has_duplicates && !self.options.readonly && !shared {
                 self.delete_duplicates()?;
             }
         }
         self.validated = true;
         self.cache
-            .as_ref()
+            .as_deref()
             .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))
+    }
+
+    /// The commit number of a file of `len` bytes (`None` if unreadable): through the map
+    /// when it covers the header (no system call), else with a `pread`.
+    fn header_commit_number(&self, len: u64) -> Option<i32> {
+        let end = COMMIT_NUMBER_OFFSET + 4;
+        if len < end {
+            return None;
+        }
+        let mapped = self.map.as_ref().and_then(|map| {
+            let bytes = map
+                .bytes()
+                .get(COMMIT_NUMBER_OFFSET as usize..end as usize)?;
+            Some(i32::from_le_bytes(bytes.try_into().ok()?))
+        });
+        mapped.or_else(|| self.read_commit_number().ok())
     }
 
     /// Deletes the older live entries of keys that have several (a replace interrupted after
@@ -426,7 +513,7 @@ impl Container {
         }
     }
 
-    fn current_len(&self) -> Result<u64, Error> {
+    pub(crate) fn current_len(&self) -> Result<u64, Error> {
         Ok(self.file.metadata().map_err(Error::unplaced_io)?.len())
     }
 

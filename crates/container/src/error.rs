@@ -57,6 +57,9 @@ pub enum ErrorKind {
     ReadOnly,
     /// An entry handed back to the container is no longer in the file.
     StaleEntry,
+    /// An exclusive operation was asked of a container while read views it handed out
+    /// hold its shared lock ([`Container::end_read`](crate::Container::end_read) them first).
+    ReadersActive,
     /// An offset or length does not fit in 64 bits (or in memory).
     Overflow,
     /// An operating-system error (it is the error's [`source`](std::error::Error::source)).
@@ -170,6 +173,10 @@ impl fmt::Display for ErrorKind {
                     "the entry is no longer in the file: expected a current entry"
                 )
             }
+            ErrorKind::ReadersActive => write!(
+                f,
+                "read views of this container are open: expected them ended before a change"
+            ),
             ErrorKind::Overflow => write!(f, "offset or length overflows"),
             // The I/O error itself is the source: said once, by whoever prints the chain.
             ErrorKind::Io(_) => write!(f, "I/O error"),

@@ -8,8 +8,10 @@
 //! - [`Container`] is an open file: an exclusive `flock` (compatible with Python's
 //!   `fcntl.flock`) around every operation, a cached table re-read only when the commit number,
 //!   the length or the identity of the file changed, and crash-safe changes: [`Container::append`]
-//!   (with the value written straight into the file), [`Container::remove`],
-//!   [`Container::vacuum`] (by rename) and [`Container::fsck`].
+//!   (with the value written straight into the file), [`Container::batch`] (many appends and
+//!   removes, one commit), [`Container::remove`], [`Container::vacuum`] (by rename) and
+//!   [`Container::fsck`]; [`Container::begin_read`] gives [`ReadView`]s under the shared
+//!   lock, which read values from a map of the file.
 //!
 //! `FORMAT-NOTES.md` beside this crate's manifest describes the padding entries, the crash
 //! safety protocol and vacuum-by-rename.
@@ -53,12 +55,11 @@ pub mod fuzzing;
 mod layout;
 mod map;
 mod scratch;
-mod sink_ext;
 
 pub use crate::{
     container::{
-        next_commit_number, Alignment, Container, ContainerOptions, Durability, FsckReport,
-        NewEntry, VacuumReport, ValueSink, MAX_ALIGN, VACUUM_ALIGNMENT,
+        next_commit_number, Alignment, Batch, Container, ContainerOptions, Durability, FsckReport,
+        NewEntry, ReadView, VacuumReport, ValueSink, MAX_ALIGN, VACUUM_ALIGNMENT,
     },
     error::{Error, ErrorKind},
     layout::{

@@ -747,7 +747,9 @@ fn worker_process() {
                 ["abort-in-value", path] => {
                     let mut container = Container::open(Path::new(path)).unwrap();
                     insert(&mut container, "kept", &bytes_value(b"kept"));
-                    let value = bytes_value(&[5; 1000]);
+                    // Over 64 KiB, so that it goes straight to the file (smaller values are
+                    // gathered and written with the commit).
+                    let value = bytes_value(&[5; 100_000]);
                     let new = NewEntry {
                         key: "torn",
                         value_len: value.len() as u64,
@@ -755,7 +757,7 @@ fn worker_process() {
                         align: None,
                     };
                     let _ = container.append(new, |sink| {
-                        sink.write_all(&value[..500])?;
+                        sink.write_all(&value[..50_000])?;
                         std::process::abort()
                     });
                 }
@@ -820,7 +822,7 @@ fn processes_dying_inside_a_value_write_lose_only_that_append() {
     let mut readonly = Container::open_readonly(&path).unwrap();
     assert_eq!(readonly.keys().unwrap(), ["kept"]);
     let trailing = readonly.table().unwrap().trailing_len();
-    assert!(trailing > 500, "{trailing} bytes after the terminator");
+    assert!(trailing > 50_000, "{trailing} bytes after the terminator");
     assert_eq!(std::fs::read(&path).unwrap(), torn);
     let mut container = Container::open(&path).unwrap();
     assert_eq!(container.keys().unwrap(), ["kept"]);

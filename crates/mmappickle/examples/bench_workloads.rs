@@ -86,6 +86,7 @@ fn main() -> Result {
         "vacuum" => vacuum(&dir, &args.path("file")?, runs),
         "pickle" => pickle(&args.path("file")?, runs),
         "cli" => cli(&args, runs),
+        "bulk" => bulk(&dir, runs, args.number("mib")?, &args.path("cli")?),
         other => Err(format!("unknown workload {other:?}").into()),
     }
 }
@@ -137,6 +138,19 @@ fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> 
         });
         outcome?;
         sample(&format!("create.{entries}"), seconds);
+        // Another file: the one of single inserts is compared with Python's below.
+        let batch_path = dir.join("rust-create-batch.mmdpickle");
+        remove_if_present(&batch_path)?;
+        let (outcome, batch_seconds) = timed(|| -> Result {
+            let mut dict = MmapDict::open(&batch_path)?;
+            dict.write(|tx| {
+                (0..entries).try_for_each(|idx| tx.insert(&format!("key{idx}"), idx as i64))
+            })?;
+            Ok(())
+        });
+        outcome?;
+        sample(&format!("batch_create.{entries}"), batch_seconds);
+        remove_if_present(&batch_path)?;
         if entries >= 200 {
             sample("insert_100th", median(&insert_times[50..150]));
             sample("insert_last", median(&insert_times[entries - 100..]));
@@ -156,8 +170,8 @@ fn create(dir: &Path, runs: usize, entries: usize, reference: Option<&Path>) -> 
 
 /// Whether two files hold the same live keys, in the same order, with the same values.
 fn same_dict(a: &Path, b: &Path) -> Result<bool> {
-    let mut a = MmapDict::open_readonly(a)?;
-    let mut b = MmapDict::open_readonly(b)?;
+    let a = MmapDict::open_readonly(a)?;
+    let b = MmapDict::open_readonly(b)?;
     let keys = a.keys()?;
     if keys != b.keys()? {
         return Ok(false);
@@ -184,7 +198,7 @@ fn median(values: &[f64]) -> f64 {
 fn open_keys(file: &Path, runs: usize) -> Result {
     for _ in 0..runs {
         let (keys, seconds) = timed(|| -> Result<usize> {
-            let mut dict = MmapDict::open(file)?;
+            let dict = MmapDict::open(file)?;
             Ok(black_box(dict.keys()?).len())
         });
         info("open_keys.n_keys", keys?);
@@ -207,7 +221,7 @@ impl Xorshift {
 
 /// Row 3: `gets` random gets of small values from an open dict (the open is not timed).
 fn gets(file: &Path, runs: usize, n_gets: usize) -> Result {
-    let mut dict = MmapDict::open(file)?;
+    let dict = MmapDict::open(file)?;
     let keys = dict.keys()?;
     let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
     let picked: Vec<&str> = (0..n_gets)
@@ -222,6 +236,46 @@ fn gets(file: &Path, runs: usize, n_gets: usize) -> Result {
         });
         outcome?;
         sample("gets", seconds);
+        let (outcome, seconds) = timed(|| -> Result {
+            let snapshot = dict.read()?;
+            for key in &picked {
+                black_box(snapshot.get(key)?);
+            }
+            Ok(())
+        });
+        outcome?;
+        sample("snapshot_gets", seconds);
+    }
+    // Throughput of threads sharing one dict, each read its own locked operation: the
+    // same 4 x `n_gets` gets by one thread, then by four threads.
+    let dict = std::sync::Arc::new(dict);
+    let threads_gets = |threads: usize| -> Result<f64> {
+        let (outcome, seconds) = timed(|| {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        scope.spawn(|| -> std::result::Result<(), mmappickle::Error> {
+                            for _ in 0..4 / threads {
+                                for key in &picked {
+                                    black_box(dict.get(key)?);
+                                }
+                            }
+                            Ok(())
+                        })
+                    })
+                    .collect();
+                workers.into_iter().try_for_each(|worker| -> Result {
+                    worker.join().map_err(|_| "a thread panicked")??;
+                    Ok(())
+                })
+            })
+        });
+        outcome?;
+        Ok(seconds)
+    };
+    for _ in 0..runs {
+        sample("gets_1_thread", threads_gets(1)?);
+        sample("gets_4_threads", threads_gets(4)?);
     }
     Ok(())
 }
@@ -336,7 +390,7 @@ fn array_sum(dir: &Path, runs: usize, mib: usize) -> Result {
     let expected = sum_f64(data);
     for _ in 0..runs {
         let (total, seconds) = timed(|| -> Result<f64> {
-            let mut dict = MmapDict::open_readonly(&path)?;
+            let dict = MmapDict::open_readonly(&path)?;
             let array = dict.array::<f64>("a")?;
             Ok(sum_f64(array.as_slice()?))
         });
@@ -415,6 +469,21 @@ fn vacuum(dir: &Path, file: &Path, runs: usize) -> Result {
         sample("vacuum", vacuum_seconds);
         sample("delete_and_vacuum", seconds + vacuum_seconds);
         info("vacuum.n_keys_after", dict.len()?);
+        drop(dict);
+        std::fs::copy(file, &path)?;
+        let mut dict = MmapDict::open(&path)?;
+        let keys = dict.keys()?;
+        let (outcome, seconds) = timed(|| -> Result {
+            dict.write(|tx| {
+                keys.iter()
+                    .step_by(2)
+                    .try_for_each(|key| tx.remove(key).map(drop))
+            })?;
+            dict.vacuum()?;
+            Ok(())
+        });
+        outcome?;
+        sample("batch_delete_and_vacuum", seconds);
     }
     remove_if_present(&path)?;
     Ok(())
@@ -447,7 +516,7 @@ const CLI_COMMANDS: [(&str, &[&str], &[&str]); 6] = [
     ("dis", &["dis"], &[]),
 ];
 
-/// Rows 11 to 17: each read command of the `mmappickle` binary `--cli`, as a process (its
+/// Rows 12 to 19: each read command of the `mmappickle` binary `--cli`, as a process (its
 /// start included, output to `/dev/null`), on `--file`, `ls` also on `--big-file`; the
 /// binary's start alone (`--version`); and what the library does in-process for each command
 /// (`cli_lib.NAME`): open read-only + keys for `ls`, + the listing without kinds for `info`,
@@ -535,6 +604,95 @@ fn in_process(name: &str, runs: usize, mut body: impl FnMut() -> Result<usize>) 
         let (count, seconds) = timed(&mut body);
         info(&format!("{name}.count"), count?);
         sample(name, seconds);
+    }
+    Ok(())
+}
+
+/// Bulk copies: `mmappickle import-npy` and `export-npy` of a float64 `.npy` of `mib` MiB
+/// against `cp` of the same file, each a process of its own timed from here (the source in
+/// the page cache, `sync` before each), with its peak RSS from GNU `time` when installed.
+fn bulk(dir: &Path, runs: usize, mib: usize, cli: &Path) -> Result {
+    let npy = dir.join("bulk.npy");
+    let copy = dir.join("bulk-copy.npy");
+    let dict = dir.join("bulk.mmdpickle");
+    let exported = dir.join("bulk-exported.npy");
+    let n = mib * (1 << 20) / 8;
+    // The .npy header (version 1.0) padded to 64 bytes, then the data in 64 MiB pieces.
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({n},), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    {
+        use std::io::Write as _;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&npy)?);
+        file.write_all(&bytes)?;
+        let piece: Vec<u8> = (0..(8 << 20))
+            .flat_map(|idx: u64| (idx as f64 * 0.5).to_le_bytes())
+            .collect();
+        for _ in 0..(mib / 64).max(1) {
+            file.write_all(&piece)?;
+        }
+    }
+    let has_gnu_time = Path::new("/usr/bin/time").exists();
+    // Runs `program args`; its seconds, and its peak RSS in KiB when known.
+    let timed_process = |name: &str, program: &Path, args: &[&Path]| -> Result {
+        let rss_file = dir.join("bulk-rss");
+        let mut command = if has_gnu_time {
+            let mut command = std::process::Command::new("/usr/bin/time");
+            command
+                .arg("-f")
+                .arg("%M")
+                .arg("-o")
+                .arg(&rss_file)
+                .arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        };
+        command.args(args);
+        // Each starts with no dirty pages to write back (untimed): the writes of the one
+        // before would otherwise throttle it.
+        flush_page_cache()?;
+        let (status, seconds) = timed(|| command.status());
+        if !status?.success() {
+            return Err(format!("{name}: {} failed", program.display()).into());
+        }
+        sample(name, seconds);
+        if let Ok(text) = std::fs::read_to_string(&rss_file) {
+            info(&format!("{name}.peak_rss_kib"), text.trim());
+        }
+        Ok(())
+    };
+    let cp = Path::new("cp");
+    let cp_path = std::process::Command::new("sh")
+        .args(["-c", "command -v cp"])
+        .output()
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+        .unwrap_or_else(|_| cp.to_path_buf());
+    for _ in 0..runs {
+        for path in [&copy, &dict, &exported] {
+            remove_if_present(path)?;
+        }
+        timed_process("bulk_cp", &cp_path, &[&npy, &copy])?;
+        timed_process(
+            "bulk_import",
+            cli,
+            &[Path::new("import-npy"), &dict, Path::new("data"), &npy],
+        )?;
+        timed_process(
+            "bulk_export",
+            cli,
+            &[Path::new("export-npy"), &dict, Path::new("data"), &exported],
+        )?;
+    }
+    let same = std::fs::read(&npy)? == std::fs::read(&exported)?;
+    info("bulk.exported_equals_source", same);
+    for path in [&npy, &copy, &dict, &exported] {
+        remove_if_present(path)?;
     }
     Ok(())
 }

@@ -59,7 +59,7 @@ pub fn run(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(keys, ["other_key"]);
 
     // In another interpreter: a second handle on the same file sees the same dict.
-    let mut second = MmapDict::open(path)?;
+    let second = MmapDict::open(path)?;
     println!(
         "second handle: m['other_key'] = {:?}",
         second.value("other_key")?

@@ -1,6 +1,7 @@
 //! `MmapDict`: the dictionary and its key set; options, items, inserting and reading live
 //! in the submodules.
 
+mod batch;
 pub(crate) mod bindings;
 mod disassembly;
 mod insert;
@@ -10,30 +11,38 @@ mod maps;
 mod open;
 mod options;
 mod read;
+mod snapshot;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
 
+pub use self::batch::Transaction;
 pub use self::disassembly::Disassembly;
 pub use self::item::{Item, MaskedArray, MaskedBytes};
 pub use self::listing::{EntryInfo, Listing};
 pub use self::open::loads;
 pub use self::options::MmapDictOptions;
-pub use self::read::Iter;
+pub use self::snapshot::{Iter, ReadSnapshot};
 
 use crate::error::{Error, ErrorKind};
 /// A dictionary stored in a file that is at once a Python pickle of the dict and a store of
 /// memory-mapped numpy arrays (see the crate docs).
 ///
-/// Every operation takes the file's exclusive lock for its duration, so several handles and
-/// processes can share a file; changes made by one are seen by the others at their next
-/// operation. `MmapDict` is [`Send`]: move it to another thread, share it behind a
-/// [`Mutex`](std::sync::Mutex), or open one per thread (each handle locks on its own).
+/// Every read takes the file's shared lock, every change its exclusive lock, for the
+/// operation's duration ([`MmapDict::read`] and [`MmapDict::write`]: for many operations),
+/// so several handles and processes can share a file; changes made by one are seen by the
+/// others at their next operation. Reads take `&self` and `MmapDict` is [`Send`] and
+/// [`Sync`]: threads share one `Arc<MmapDict>` and read side by side; changes take
+/// `&mut self` (see the crate docs on threads).
 #[derive(Debug)]
 pub struct MmapDict {
-    container: Container,
+    /// Behind a mutex for the cached table and the count of read snapshots; a snapshot
+    /// holds it only to begin and to end, and reads without it.
+    container: Mutex<Container>,
+    /// The path opened (the container's, kept here to be reached without the mutex).
+    path: std::path::PathBuf,
     options: MmapDictOptions,
     /// One clone lives in every map handed out: `strong_count - 1` maps are alive.
     maps: Arc<()>,
@@ -93,12 +102,12 @@ impl MmapDict {
 
     /// The path the dict was opened with.
     pub fn path(&self) -> &Path {
-        self.container.path()
+        &self.path
     }
 
     /// Whether the dict was opened read-only.
     pub fn is_readonly(&self) -> bool {
-        self.container.is_readonly()
+        self.options.readonly
     }
 
     /// The options the dict was opened with.
@@ -114,42 +123,57 @@ impl MmapDict {
         }
     }
 
+    /// The container, for an operation of `&self` (a poisoned lock is taken over: the
+    /// container's state is checked against the file at every lock of the file anyway).
+    fn lock_container(&self) -> MutexGuard<'_, Container> {
+        self.container
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The container, for a change.
+    fn container_mut(&mut self) -> &mut Container {
+        self.container
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     // ---- the key set ----
 
     /// Whether `key` is live.
-    pub fn contains_key(&mut self, key: &str) -> Result<bool, Error> {
-        Ok(self.container.get(key)?.is_some())
+    pub fn contains_key(&self, key: &str) -> Result<bool, Error> {
+        self.read()?.contains_key(key)
     }
 
     /// The live keys, in file order (the order `pickle.load` gives).
-    pub fn keys(&mut self) -> Result<Vec<String>, Error> {
-        Ok(self.container.keys()?)
+    pub fn keys(&self) -> Result<Vec<String>, Error> {
+        self.read()?.keys()
     }
 
     /// The number of live keys.
-    pub fn len(&mut self) -> Result<usize, Error> {
-        Ok(self.container.table()?.n_live())
+    pub fn len(&self) -> Result<usize, Error> {
+        self.read()?.len()
     }
 
     /// Whether there are no live keys.
-    pub fn is_empty(&mut self) -> Result<bool, Error> {
+    pub fn is_empty(&self) -> Result<bool, Error> {
         Ok(self.len()? == 0)
     }
 
     /// Every entry in the file, deleted and padding entries included (for tools).
-    pub fn entries(&mut self) -> Result<Vec<Entry>, Error> {
-        Ok(self.container.table()?.entries().to_vec())
+    pub fn entries(&self) -> Result<Vec<Entry>, Error> {
+        self.read()?.entries()
     }
 
     /// Deletes `key` (one byte flips in the file); returns whether it was there.
     pub fn remove(&mut self, key: &str) -> Result<bool, Error> {
         self.check_writable()?;
-        Ok(self.container.remove(key)?)
+        Ok(self.container_mut().remove(key)?)
     }
 
     /// The commit number: it changes on every insert and remove, by any handle or process.
-    pub fn commit_number(&mut self) -> Result<i32, Error> {
-        Ok(self.container.commit_number()?)
+    pub fn commit_number(&self) -> Result<i32, Error> {
+        self.read()?.commit_number()
     }
 
     /// How many maps handed out by this dict (arrays, masked parts) are still alive.
@@ -183,7 +207,7 @@ impl MmapDict {
         if count > 0 {
             return Err(Error::unplaced(ErrorKind::MapsAlive { count }));
         }
-        Ok(self.container.vacuum()?)
+        Ok(self.container_mut().vacuum()?)
     }
 
     /// Repairs a damaged file (a torn last entry, a missing terminator): keeps every complete
@@ -194,11 +218,12 @@ impl MmapDict {
         self.check_writable()?;
         // A last entry cut after its value is completed first (the file gets its old size
         // back); whatever else is torn, fsck drops.
-        let limits = &self.options.limits;
-        self.container.complete_torn_entry(|value, memo_start| {
-            bindings::whole_value_memo_max(value, memo_start, limits)
+        let limits = self.options.limits.clone();
+        let container = self.container_mut();
+        container.complete_torn_entry(|value, memo_start| {
+            bindings::whole_value_memo_max(value, memo_start, &limits)
         })?;
-        Ok(self.container.fsck()?)
+        Ok(container.fsck()?)
     }
 }
 #[cfg(test)]

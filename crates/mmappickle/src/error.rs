@@ -179,6 +179,33 @@ impl From<mmappickle_array::Error> for Error {
     }
 }
 
+/// `error`'s message followed by those of its sources (`what: why: ...`), for a tool that
+/// shows an error on one line. Each error of these crates says only its own part (what, and
+/// at which byte offset) and leaves its cause to [`source`](std::error::Error::source); a
+/// source whose message already ends the line (another library's error that repeats its
+/// cause) is not said again.
+///
+/// ```
+/// use mmappickle::{message_with_sources, MmapDict};
+///
+/// let error = MmapDict::open_readonly("/nonexistent/dir/file.mmdpickle").unwrap_err();
+/// let message = message_with_sources(&error);
+/// assert!(message.ends_with("No such file or directory (os error 2)"), "{message}");
+/// ```
+pub fn message_with_sources(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_message = cause.to_string();
+        if !message.ends_with(&cause_message) {
+            message.push_str(": ");
+            message.push_str(&cause_message);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

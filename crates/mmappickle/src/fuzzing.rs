@@ -47,7 +47,7 @@ fn scratch_path() -> PathBuf {
 }
 
 fn read_every_key(path: &Path) -> Verdict {
-    let Ok(mut dict) = MmapDict::open_readonly(path) else {
+    let Ok(dict) = MmapDict::open_readonly(path) else {
         return Ok(());
     };
     let keys = match dict.keys() {

@@ -107,7 +107,7 @@
 //! concurrent writers of the same array yourself, as in Python.
 //!
 //! Inside one process a writable map of an array never lives beside another map of the same
-//! bytes (through any handle of the file): [`MmapDict::array_mut`] is refused
+//! bytes (through any handle or snapshot of the file): [`MmapDict::array_mut`] is refused
 //! ([`ErrorKind::MapConflict`]) while such a map lives, and every other map while a writable
 //! one does. The maps themselves are made in this crate's one `unsafe` module, which argues
 //! both conditions.
@@ -115,14 +115,82 @@
 //! Python's own `vacuum` shifts entries in place: do not vacuum with Python while a Rust
 //! process holds maps of the file.
 //!
-//! ## Threads and processes
+//! ## Threads and processes: snapshots and batches
 //!
-//! Every operation takes an exclusive `flock` on the file (the lock Python's `fcntl.flock`
-//! takes, so Rust and Python processes exclude each other) and re-reads the entry table only
-//! when the commit number changed. [`MmapDict`] is `Send`; its operations take `&mut self`,
-//! so share one behind a `Mutex`, or open one per thread (each handle locks the file on its
-//! own). Changes made by one handle or process are seen by the others at their next
+//! Every read takes the file's *shared* `flock`, every change its *exclusive* one (the lock
+//! Python's `fcntl.flock(f, LOCK_EX)` takes, so Rust and Python processes exclude each
+//! other), and the entry table is re-read only when the commit number or the length
+//! changed. Changes made by one handle or process are seen by the others at their next
 //! operation.
+//!
+//! **Read snapshots.** [`MmapDict::read`] takes the shared lock once and sees one state of
+//! the file through all its reads ([`ReadSnapshot::get`], `value`, `array`, `masked`,
+//! `keys`, `iter`, `len`, `contains_key`): values are read from a map of the file, with no
+//! system call and no check per read. Snapshots of many threads and processes read side by
+//! side; a writer waits until they end (and keeps waiting while they keep overlapping:
+//! keep them short). Maps handed out stay valid after the snapshot ends. A single read
+//! ([`MmapDict::get`] and the others) is a snapshot of one read: three system calls
+//! (`flock`, `fstat`, unlock).
+//!
+//! **Write batches.** [`MmapDict::write`] (or [`MmapDict::transaction`] and
+//! [`Transaction::commit`]) makes many changes under one exclusive lock, written in large
+//! pieces and committed together. If the closure returns an error or panics, or the
+//! transaction is dropped, the file is left as it was, byte for byte. What a batch
+//! guarantees when the process dies inside it:
+//!
+//! - all its inserts and replaces become visible at once, by one 11-byte write over the old
+//!   terminator (the commit point): before it, the file is the dict before the batch;
+//! - its removes (a remove flips one byte of an older entry) follow the commit, one by one
+//!   in the order asked: a kill between them leaves the batch's inserts and replaces, the
+//!   first removes done and the later ones not yet (never a remove without the batch's
+//!   inserts). A remove of a key the batch itself inserted, or of a key it replaces, is
+//!   atomic with the commit;
+//! - [`Durability::Flush`] syncs twice per batch (before and after the commit point),
+//!   whatever its size.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use mmappickle::{MmapDict, Value};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let mut m = MmapDict::open(dir.path().join("batch.mmdpickle"))?;
+//! m.write(|tx| {                                   // one lock, one commit
+//!     for i in 0..100 {
+//!         tx.insert(&format!("key{i}"), i)?;
+//!     }
+//!     tx.remove("key0")?;
+//!     Ok(())
+//! })?;
+//!
+//! let m = Arc::new(m);                             // reads take &self: no Mutex
+//! let threads: Vec<_> = (0..4)
+//!     .map(|t| {
+//!         let m = Arc::clone(&m);
+//!         std::thread::spawn(move || -> Result<i64, mmappickle::Error> {
+//!             let r = m.read()?;                   // one shared lock for all reads below
+//!             let mut sum = 0;
+//!             for i in (1 + t..100).step_by(4) {
+//!                 if let Value::Int(v) = r.value(&format!("key{i}"))? {
+//!                     sum += v;
+//!                 }
+//!             }
+//!             Ok(sum)
+//!         })
+//!     })
+//!     .collect();
+//! let total: i64 = threads.into_iter().map(|t| t.join().unwrap()).sum::<Result<i64, _>>()?;
+//! assert_eq!(total, (1..100).sum::<i64>());
+//! # Ok::<(), mmappickle::Error>(())
+//! ```
+//!
+//! **Why reads take `&self` and changes `&mut self`.** [`MmapDict`] is [`Send`] and
+//! [`Sync`]: its cached table and the count of open snapshots sit behind a mutex that a
+//! read holds only to begin and to end, so threads sharing one `Arc<MmapDict>` read in
+//! parallel. Changes take `&mut self`: a change needs the exclusive lock, which on a file
+//! shared by the snapshots of this handle would convert their shared lock under them; the
+//! borrow checker thus proves that no snapshot of the handle is open during a change,
+//! with no run-time wait. Threads that write share the dict behind a `Mutex` or
+//! `RwLock`, or open a handle each (each handle locks on its own).
 //!
 //! ## Compatibility: who reads what
 //!
@@ -168,16 +236,18 @@ pub use {
         dict::{
             bindings::{ArrayPlace, Located},
             loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
-            MmapDictOptions,
+            MmapDictOptions, ReadSnapshot, Transaction,
         },
-        error::{Error, ErrorKind},
+        error::{message_with_sources, Error, ErrorKind},
     },
     mmappickle_array::{
         self as array, half::f16, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element,
         Kind, MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind,
         DATA_ALIGN,
     },
-    mmappickle_codec::{self as codec, dis, Construct, DisOp, Global, Limits, Object, Value},
+    mmappickle_codec::{
+        self as codec, decode_entry_value, dis, Construct, DisOp, Global, Limits, Object, Value,
+    },
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,
     },

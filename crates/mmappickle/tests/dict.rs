@@ -380,7 +380,7 @@ fn convert_plain_pickle() {
     ]);
     write_plain_pickle(&path, &dict);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut m = MmapDict::open(&path).unwrap();
+    let m = MmapDict::open(&path).unwrap();
     assert_eq!(m.keys().unwrap(), ["a", "array", "list"]);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(
@@ -444,7 +444,7 @@ fn convert_refuses_non_dicts_and_non_str_keys() {
 #[test]
 fn error_key_not_found() {
     let (_dir, path) = temp_file("e.mmdpickle");
-    let mut m = MmapDict::open(&path).unwrap();
+    let m = MmapDict::open(&path).unwrap();
     for error in [
         m.get("nope").unwrap_err(),
         m.value("nope").unwrap_err(),
@@ -605,7 +605,7 @@ fn error_limits_exceeded() {
         max_depth: 10,
         ..Limits::default()
     };
-    let mut m = MmapDict::options().limits(limits).open(&path).unwrap();
+    let m = MmapDict::options().limits(limits).open(&path).unwrap();
     let error = m.get("deep").unwrap_err();
     assert!(matches!(error.kind(), ErrorKind::Codec(_)), "{error}");
 }
@@ -656,7 +656,7 @@ fn error_malformed_array_header() {
         m.insert("after", "kept").unwrap();
         drop(m);
         let at = patch_file(&path, from, to);
-        let mut m = MmapDict::open_readonly(&path).unwrap();
+        let m = MmapDict::open_readonly(&path).unwrap();
         for error in [m.get("x").unwrap_err(), m.value("x").unwrap_err()] {
             assert!(
                 matches!(error.kind(), ErrorKind::Array(_)),
@@ -716,7 +716,7 @@ fn read_write_open_removes_stale_scratch_files() {
     }
     MmapDict::open_readonly(&path).unwrap();
     assert!(stale.iter().all(|file| file.exists()));
-    let mut m = MmapDict::open(&path).unwrap();
+    let m = MmapDict::open(&path).unwrap();
     for file in &stale {
         assert!(!file.exists(), "{} is still there", file.display());
     }
@@ -784,7 +784,7 @@ fn mmap_dict_is_send() {
 fn quickstart_example_runs() {
     let (_dir, path) = temp_file("quickstart.mmdpickle");
     quickstart::run(&path).unwrap();
-    let mut m = MmapDict::open_readonly(&path).unwrap();
+    let m = MmapDict::open_readonly(&path).unwrap();
     assert_eq!(m.keys().unwrap(), ["other_key", "test"]);
 }
 

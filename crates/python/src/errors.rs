@@ -2,7 +2,7 @@
 
 use std::io;
 
-use mmappickle::ErrorKind;
+use mmappickle::{message_with_sources, ErrorKind};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
 
@@ -36,8 +36,11 @@ pub(crate) fn to_py_err(error: mmappickle::Error) -> PyErr {
         _ => {}
     }
     match io_source(&error) {
-        Some(io_error) => PyErr::from(io::Error::new(io_error.kind(), error.to_string())),
-        None => PyValueError::new_err(error.to_string()),
+        Some(io_error) => PyErr::from(io::Error::new(
+            io_error.kind(),
+            message_with_sources(&error),
+        )),
+        None => PyValueError::new_err(message_with_sources(&error)),
     }
 }
 

@@ -13,8 +13,10 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod remote;
 mod safe;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -46,6 +48,69 @@ fn parse_dtype(name: &str) -> PyResult<DType> {
 /// `(data_offset, dtype name, shape)` of an array's raw bytes.
 fn place_tuple<'py>(py: Python<'py>, place: &ArrayPlace) -> PyResult<Bound<'py, PyTuple>> {
     (place.data_offset, place.dtype.name(), place.shape.clone()).into_pyobject(py)
+}
+
+/// What a key holds, as the Python half reads it: `("generic", bytes)`, `("array", place)`
+/// or `("masked", data place, mask place)`.
+fn located_tuple<'py>(py: Python<'py>, located: &Located) -> PyResult<Bound<'py, PyTuple>> {
+    match located {
+        Located::Value(bytes) => ("generic", PyBytes::new(py, bytes)).into_pyobject(py),
+        Located::Array(place) => ("array", place_tuple(py, place)?).into_pyobject(py),
+        Located::Masked { data, mask } => {
+            ("masked", place_tuple(py, data)?, place_tuple(py, mask)?).into_pyobject(py)
+        }
+    }
+}
+
+/// One value of [`NativeDict::insert_many`]: `(kind, key, dtype, shape, payload, mask)`.
+type NewValueTuple<'py> = (
+    String,
+    String,
+    String,
+    Vec<usize>,
+    Bound<'py, PyAny>,
+    Bound<'py, PyAny>,
+);
+
+/// A value of [`NativeDict::insert_many`], checked before the batch begins.
+enum NewValue<'a, 'py> {
+    /// A whole pickle stream.
+    Pickle(Cow<'a, [u8]>),
+    /// An array whose raw bytes a Python callable writes.
+    Array(DType, &'a Bound<'py, PyAny>),
+    /// A masked array: its data's and its mask's raw bytes.
+    Masked(DType, Cow<'a, [u8]>, Cow<'a, [u8]>),
+    /// A stub.
+    Stub(DType),
+}
+
+/// Writes the raw bytes of an array with the Python callable `write_raw(fd, offset,
+/// length)`; a Python exception it raises is kept in `python_error` (and is the insert's
+/// error).
+fn call_writer(
+    write_raw: &Bound<'_, PyAny>,
+    python_error: &mut Option<PyErr>,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    match write_raw.call1((file.as_raw_fd(), offset, len)) {
+        Ok(_) => Ok(()),
+        Err(error) => {
+            let message = error.to_string();
+            *python_error = Some(error);
+            Err(std::io::Error::other(message))
+        }
+    }
+}
+
+/// The error of an insert whose writer may have raised: the Python exception first.
+fn insert_result<R>(inserted: PyResult<R>, python_error: Option<PyErr>) -> PyResult<R> {
+    match (inserted, python_error) {
+        (Err(_), Some(error)) => Err(error),
+        (inserted, _) => inserted,
+    }
 }
 
 impl NativeDict {
@@ -132,12 +197,12 @@ impl NativeDict {
 
     /// The live keys in file order.
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.with(py, MmapDict::keys)
+        self.with(py, |dict| dict.keys())
     }
 
     /// The number of live keys.
     fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        self.with(py, MmapDict::len)
+        self.with(py, |dict| dict.len())
     }
 
     /// Whether `key` is live.
@@ -147,7 +212,7 @@ impl NativeDict {
 
     /// The commit number in the file's header.
     fn commit_number(&self, py: Python<'_>) -> PyResult<i32> {
-        self.with(py, MmapDict::commit_number)
+        self.with(py, |dict| dict.commit_number())
     }
 
     /// Writes the commit number.
@@ -183,79 +248,76 @@ impl NativeDict {
     /// What `key` holds: `("generic", bytes)`, `("array", place)` or `("masked", data place,
     /// mask place)`, a place being `(data_offset, dtype name, shape)`.
     fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
-        match self.with(py, |dict| dict.locate(key))? {
-            Located::Value(bytes) => ("generic", PyBytes::new(py, &bytes)).into_pyobject(py),
-            Located::Array(place) => ("array", place_tuple(py, &place)?).into_pyobject(py),
-            Located::Masked { data, mask } => {
-                ("masked", place_tuple(py, &data)?, place_tuple(py, &mask)?).into_pyobject(py)
-            }
-        }
+        located_tuple(py, &self.with(py, |dict| dict.locate(key))?)
     }
 
-    /// Stores a whole pickle stream (`pickle.dumps(value, 4)`) as the value of `key`.
-    fn insert_pickle(&self, py: Python<'_>, key: &str, stream: &[u8]) -> PyResult<()> {
-        self.with(py, |dict| dict.insert_pickle(key, stream))
+    /// Every live key with what it holds (as `locate`), in file order, all from one read
+    /// snapshot of the file (one shared lock).
+    fn locate_all<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyTuple>)>> {
+        let located = self.with(py, |dict| {
+            let snapshot = dict.read()?;
+            snapshot
+                .keys()?
+                .into_iter()
+                .map(|key| {
+                    let located = snapshot.locate(&key)?;
+                    Ok((key, located))
+                })
+                .collect::<Result<Vec<_>, mmappickle::Error>>()
+        })?;
+        located
+            .into_iter()
+            .map(|(key, located)| Ok((key, located_tuple(py, &located)?)))
+            .collect()
     }
 
-    /// Stores an array of `dtype` and `shape` whose raw bytes (C order) `write_raw(fd,
-    /// offset, length)` writes into the file itself (with `os.pwrite` from the array's own
-    /// buffer, which releases the GIL while it writes).
-    fn insert_array(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        dtype: &str,
-        shape: Vec<usize>,
-        write_raw: Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        use std::os::fd::AsRawFd;
-        let dtype = parse_dtype(dtype)?;
+    /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
+    /// none). Each is `(kind, key, dtype, shape, payload, mask)`: `("pickle", key, "", [],
+    /// stream, None)`, `("array", key, dtype, shape, write_raw, None)`, `("masked", key,
+    /// dtype, shape, data bytes, mask bytes)` or `("stub", key, dtype, shape, None, None)`.
+    fn insert_many(&self, py: Python<'_>, values: Vec<NewValueTuple<'_>>) -> PyResult<()> {
+        let new_values = values
+            .iter()
+            .map(|(kind, key, dtype, shape, payload, mask)| {
+                let value = match kind.as_str() {
+                    "pickle" => NewValue::Pickle(payload.extract()?),
+                    "array" => NewValue::Array(parse_dtype(dtype)?, payload),
+                    "masked" => {
+                        NewValue::Masked(parse_dtype(dtype)?, payload.extract()?, mask.extract()?)
+                    }
+                    "stub" => NewValue::Stub(parse_dtype(dtype)?),
+                    _ => {
+                        let message = format!("unknown kind of value {kind:?}");
+                        return Err(PyValueError::new_err(message));
+                    }
+                };
+                Ok((key.as_str(), shape.as_slice(), value))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
         let mut python_error = None;
         let inserted = self.with(py, |dict| {
-            dict.insert_array_in_place(key, &dtype, &shape, |file, offset, len| {
-                match write_raw.call1((file.as_raw_fd(), offset, len)) {
-                    Ok(_) => Ok(()),
-                    Err(error) => {
-                        let message = error.to_string();
-                        python_error = Some(error);
-                        Err(std::io::Error::other(message))
+            dict.write(|tx| {
+                for (key, shape, value) in new_values {
+                    match value {
+                        NewValue::Pickle(stream) => tx.insert_pickle(key, &stream)?,
+                        NewValue::Array(dtype, write_raw) => {
+                            tx.insert_array_in_place(key, &dtype, shape, |file, offset, len| {
+                                call_writer(write_raw, &mut python_error, file, offset, len)
+                            })?
+                        }
+                        NewValue::Masked(dtype, data, mask) => {
+                            tx.insert_masked_bytes(key, &dtype, shape, &data, &mask)?
+                        }
+                        NewValue::Stub(dtype) => {
+                            let stub = EmptyArray::with_dtype(dtype, shape).encoding(self.encoding);
+                            tx.insert_stub(key, stub)?
+                        }
                     }
                 }
+                Ok(())
             })
         });
-        match (inserted, python_error) {
-            (Err(_), Some(error)) => Err(error),
-            (inserted, _) => inserted,
-        }
-    }
-
-    /// Stores a masked array from the raw bytes of its data and of its mask (one byte per
-    /// element), both C order.
-    fn insert_masked(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        dtype: &str,
-        shape: Vec<usize>,
-        data: &[u8],
-        mask: &[u8],
-    ) -> PyResult<()> {
-        let dtype = parse_dtype(dtype)?;
-        self.with(py, |dict| {
-            dict.insert_masked_bytes(key, &dtype, &shape, data, mask)
-        })
-    }
-
-    /// Stores a stub: an array of `dtype` and `shape` whose data is a hole in the file.
-    fn insert_stub(
-        &self,
-        py: Python<'_>,
-        key: &str,
-        dtype: &str,
-        shape: Vec<usize>,
-    ) -> PyResult<()> {
-        let stub = EmptyArray::with_dtype(parse_dtype(dtype)?, &shape).encoding(self.encoding);
-        self.with(py, |dict| dict.insert_stub(key, stub))
+        insert_result(inserted, python_error)
     }
 }
 
@@ -265,6 +327,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<NativeDict>()?;
+    module.add_class::<remote::NativeRemote>()?;
     module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
     module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
     Ok(())

@@ -1,8 +1,7 @@
 //! Safe loading: an entry's value decoded by the codec and built as Python objects directly,
 //! without Python's unpickler, so nothing a file names is ever imported or run.
 
-use mmappickle::codec::{decode_entry_value, Construct, Global, Limits, Object};
-use mmappickle::{OwnedArray, Value};
+use mmappickle::{decode_entry_value, Construct, Global, Limits, Object, OwnedArray, Value};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,3 +57,90 @@ def run_ours(script: str, *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
     )
+
+
+class Nginx:
+    """nginx serving a temporary directory on a loopback port, with an access log of
+    ``status body_bytes_sent "Range"`` lines (as the remote crate's tests start it)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "root"
+        self.root.mkdir(parents=True)
+        self._log = tmp / "access.log"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = tmp / "nginx.conf"
+        config.write_text(
+            textwrap.dedent(
+                f"""\
+                daemon off;
+                master_process off;
+                worker_processes 1;
+                pid {tmp}/nginx.pid;
+                error_log {tmp}/error.log warn;
+                events {{ worker_connections 1024; }}
+                http {{
+                    log_format counted '$status $body_bytes_sent "$http_range"';
+                    access_log {self._log} counted;
+                    client_body_temp_path {tmp}/client_body;
+                    proxy_temp_path {tmp}/proxy;
+                    fastcgi_temp_path {tmp}/fastcgi;
+                    uwsgi_temp_path {tmp}/uwsgi;
+                    scgi_temp_path {tmp}/scgi;
+                    default_type application/octet-stream;
+                    sendfile on;
+                    keepalive_requests 100000;
+                    server {{ listen 127.0.0.1:{self.port}; root {self.root}; }}
+                }}
+                """
+            )
+        )
+        binary = os.environ.get("MMAPPICKLE_NGINX") or shutil.which(
+            "nginx", path="/usr/sbin:/usr/bin"
+        )
+        if binary is None:
+            raise RuntimeError(
+                "nginx is not installed: the remote tests serve files with Debian's nginx "
+                "(apt-get install -y nginx; or set MMAPPICKLE_NGINX)"
+            )
+        self._process = subprocess.Popen(
+            [binary, "-e", f"{tmp}/error.log", "-p", str(tmp), "-c", str(config)],
+            stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("nginx did not start listening") from None
+                time.sleep(0.05)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def accesses(self) -> list[tuple[int, int, str]]:
+        """``(status, body bytes, Range header)`` of each request so far."""
+        lines = self._log.read_text().splitlines() if self._log.exists() else []
+        accesses = []
+        for line in lines:
+            status, sent, rest = line.split(" ", 2)
+            accesses.append((int(status), int(sent), rest.strip('"')))
+        return accesses
+
+    def stop(self) -> None:
+        self._process.kill()
+        self._process.wait()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Any:
+    """nginx serving ``nginx.root``, stopped after the test."""
+    server = Nginx(tmp_path / "nginx")
+    try:
+        yield server
+    finally:
+        server.stop()

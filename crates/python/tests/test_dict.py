@@ -39,6 +39,39 @@ def test_mapping_methods(path: str) -> None:
     assert m.setdefault("e", 5) == 5
 
 
+def test_update_is_one_batch(path: str) -> None:
+    m = mmapdict(path)
+    m["kept"] = 0
+    commit_number = m.commit_number
+    m.update([("a", 1), ("b", 2)], c=3)
+    assert m.keys() == ["kept", "a", "b", "c"]
+    # One commit for the batch: the number moves on by its three changes at once.
+    assert m.commit_number == commit_number + 3
+    other = mmapdict(path + ".other")
+    other.update(m)  # an mmapdict as the source: read from one state of it
+    assert other.items() == m.items()
+
+    class KeysOnly:
+        def keys(self) -> list:
+            return ["k"]
+
+        def __getitem__(self, key: str) -> str:
+            return key * 2
+
+    m.update(KeysOnly())
+    assert m["k"] == "kk"
+    # A bad key or an unpicklable value stores nothing, not even the values before it.
+    before = pathlib.Path(path).read_bytes()
+    with pytest.raises(ValueError):
+        m.update({"x": 1, "é" * 128: 2})
+    with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+        m.update({"y": 1, "z": lambda: None})
+    assert pathlib.Path(path).read_bytes() == before
+    assert "x" not in m and "y" not in m
+    m.update()
+    assert pathlib.Path(path).read_bytes() == before
+
+
 def test_missing_keys_and_bad_keys(path: str) -> None:
     m = mmapdict(path)
     with pytest.raises(KeyError) as missing:

@@ -65,11 +65,15 @@ def test_import_without_numpy(path: str) -> None:
         """
         import sys
         sys.modules["numpy"] = None  # import numpy now fails
+        sys.modules["dask"] = None
         import mmappickle, mmappickle.stubs, mmappickle.picklers
         from mmappickle import mmapdict
         m = mmapdict(sys.argv[1])
         m["a"] = [1, "two"]
         assert m["a"] == [1, "two"]
+        del m
+        remote = mmappickle.remote.open("file://" + sys.argv[1])
+        assert remote["a"] == [1, "two"]
         assert not hasattr(mmappickle.stubs, "EmptyNDArray")
         assert not hasattr(mmappickle.picklers, "ArrayPickler")
         print("ok")

@@ -3,9 +3,7 @@
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use mmappickle_array::{
-    checked_raw_len, read_array_header, read_masked_header, ArrayHeader, MaskedHeader, OwnedArray,
-};
+use mmappickle_array::{checked_raw_len, classify, ArrayHeader, OwnedArray, ValueKind};
 use mmappickle_codec::{decode_entry_value, Value};
 use mmappickle_container::{ByteSource, Entry, ScanProgress, Scanner, Table};
 
@@ -28,18 +26,6 @@ pub enum RemoteItem {
         /// The mask.
         mask: OwnedArray,
     },
-}
-
-/// What an entry's value is, found from its first and last bytes (the array payload is not
-/// read).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueKind {
-    /// A generic pickled value.
-    Generic,
-    /// A plain numpy array: where its raw bytes are in the value.
-    Array(ArrayHeader),
-    /// A masked array: its data and mask arrays.
-    Masked(MaskedHeader),
 }
 
 /// The remote file's bytes: the object at the version first read, and the block cache.
@@ -245,33 +231,21 @@ impl AsyncRemoteDict {
 
     fn entry(&self, key: &str) -> Result<&Entry, Error> {
         self.table.get(key).ok_or_else(|| {
-            Error::new(
-                ErrorKind::KeyNotFound {
-                    key: key.to_owned(),
-                },
-                0,
-            )
+            Error::unplaced(ErrorKind::KeyNotFound {
+                key: key.to_owned(),
+            })
         })
     }
 
     /// What `key` holds: a generic value decoded, or an array read whole into memory.
     pub async fn get(&self, key: &str) -> Result<RemoteItem, Error> {
         let entry = self.entry(key)?;
-        let form = match self.value_form(entry).await? {
-            Ok(form) => form,
-            Err(array_error) if is_malformed_array_header(&array_error) => return Err(array_error),
-            // Starts like an array but is not one: it may still be an ordinary value; if
-            // not, the array error says more.
-            Err(array_error) => {
-                return self
-                    .decode(entry)
-                    .await
-                    .map(RemoteItem::Value)
-                    .map_err(|_| array_error)
-            }
-        };
-        match form {
-            ValueKind::Generic => self.decode(entry).await.map(RemoteItem::Value),
+        match self.value_kind(entry).await? {
+            ValueKind::Malformed(error) => Err(Error::array(error, entry.value_offset())),
+            ValueKind::Generic { not_an_array } => self
+                .decode(entry, not_an_array)
+                .await
+                .map(RemoteItem::Value),
             ValueKind::Array(header) => self
                 .read_array(entry, &header, None)
                 .await
@@ -287,17 +261,25 @@ impl AsyncRemoteDict {
     /// array gives its expression tree, read whole).
     pub async fn value(&self, key: &str) -> Result<Value, Error> {
         let entry = self.entry(key)?;
-        if let Err(array_error) = self.value_form(entry).await? {
-            if is_malformed_array_header(&array_error) {
-                return Err(array_error);
-            }
+        match self.value_kind(entry).await? {
+            ValueKind::Malformed(error) => Err(Error::array(error, entry.value_offset())),
+            ValueKind::Generic { not_an_array } => self.decode(entry, not_an_array).await,
+            ValueKind::Array(_) | ValueKind::Masked(_) => self.decode(entry, None).await,
         }
-        self.decode(entry).await
     }
 
-    /// What the value of `entry` (of [`AsyncRemoteDict::table`], deleted ones included) is.
+    /// What the value of `entry` (of [`AsyncRemoteDict::table`], deleted ones included) is,
+    /// by the one classifier ([`classify`]) over its head read through the cache (an array's
+    /// payload is not read). Offsets in headers and in a [`ValueKind::Malformed`] error are
+    /// relative to the value.
     pub async fn value_kind(&self, entry: &Entry) -> Result<ValueKind, Error> {
-        self.value_form(entry).await?
+        // The cache is the only source and never fails with I/O errors: bytes it lacks are
+        // fetched and the classification run again.
+        let kind = self
+            .source
+            .parse_value(entry, |value| classify(value))
+            .await?;
+        kind.map_err(|error| Error::array(error, entry.value_offset()))
     }
 
     /// The bytes `range` of the remote file (fetched exactly, in parallel pieces when large).
@@ -361,21 +343,23 @@ impl AsyncRemoteDict {
         let (entry, header) = self.entry_and_header(key).await?;
         let (_, range) = array_part(entry, &header, rows)?;
         if range.end - range.start != out.len() as u64 {
-            return Err(Error::new(
-                ErrorKind::BufferLength {
-                    expected: range.end - range.start,
-                    found: out.len(),
-                },
-                range.start,
-            ));
+            return Err(Error::unplaced(ErrorKind::BufferLength {
+                expected: range.end - range.start,
+                found: out.len(),
+            }));
         }
         self.source.bytes_into(range.start, out).await
     }
 
     async fn entry_and_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
         let entry = self.entry(key)?;
-        match self.value_form(entry).await?? {
+        match self.value_kind(entry).await? {
             ValueKind::Array(header) => Ok((entry, header)),
+            // Starts like an array but is not one: the array error says why.
+            ValueKind::Malformed(error)
+            | ValueKind::Generic {
+                not_an_array: Some(error),
+            } => Err(Error::array(error, entry.value_offset())),
             _ => Err(Error::new(
                 ErrorKind::NotAnArray {
                     key: key.to_owned(),
@@ -385,36 +369,27 @@ impl AsyncRemoteDict {
         }
     }
 
-    /// The form of the value of `entry` (outer error: a request failed; inner: an array
-    /// expression is malformed).
-    async fn value_form(&self, entry: &Entry) -> Result<Result<ValueKind, Error>, Error> {
-        let value_offset = entry.value_offset();
-        self.source
-            .parse_value(entry, |value| {
-                let array_error = |error| Error::array(error, value_offset);
-                if let Some(header) = read_array_header(value).map_err(array_error)? {
-                    return Ok(ValueKind::Array(header));
-                }
-                if let Some(header) = read_masked_header(value).map_err(array_error)? {
-                    return Ok(ValueKind::Masked(header));
-                }
-                Ok(ValueKind::Generic)
-            })
-            .await
-    }
-
     /// Whether the value of `entry` is read through the cache (at most a block long).
     fn small(&self, entry: &Entry) -> bool {
         entry.value_len() <= self.options.block_size
     }
 
-    async fn decode(&self, entry: &Entry) -> Result<Value, Error> {
+    /// The value of `entry` decoded as a generic value. One that only starts like an array
+    /// (`not_an_array` says why it is not one) and does not decode either is the array error.
+    async fn decode(
+        &self,
+        entry: &Entry,
+        not_an_array: Option<mmappickle_array::Error>,
+    ) -> Result<Value, Error> {
         let bytes = self
             .source
             .bytes(entry.value_range(), self.small(entry))
             .await?;
-        decode_entry_value(&bytes, &self.options.limits)
-            .map_err(|error| Error::codec(error, entry.value_offset()))
+        let value_offset = entry.value_offset();
+        decode_entry_value(&bytes, &self.options.limits).map_err(|error| match not_an_array {
+            Some(array_error) => Error::array(array_error, value_offset),
+            None => Error::codec(error, value_offset),
+        })
     }
 
     /// The array of `header` in the value of `entry`, whole or only `rows`.
@@ -458,10 +433,7 @@ fn array_part(
     };
     let n_rows = header.shape.first().copied().unwrap_or(0);
     if rows.start > rows.end || rows.end > n_rows {
-        return Err(Error::new(
-            ErrorKind::RowsOutOfRange { rows, n_rows },
-            value_offset,
-        ));
+        return Err(Error::unplaced(ErrorKind::RowsOutOfRange { rows, n_rows }));
     }
     let row_len = checked_raw_len(&header.dtype, &header.shape[1..]).ok_or_else(overflow)?;
     let start = data_offset + rows.start as u64 * row_len;
@@ -469,23 +441,6 @@ fn array_part(
     let mut shape = header.shape.clone();
     shape[0] = rows.end - rows.start;
     Ok((shape, start..end))
-}
-
-/// Whether `error` says that the value is an array expression whose header numpy would
-/// refuse (as the facade decides it): such an entry is an error, not a value.
-fn is_malformed_array_header(error: &Error) -> bool {
-    use mmappickle_array::ErrorKind as Kind;
-    let ErrorKind::Array(array_error) = error.kind() else {
-        return false;
-    };
-    matches!(
-        array_error.kind(),
-        Kind::LengthMismatch { .. }
-            | Kind::Overflow
-            | Kind::NegativeDim(_)
-            | Kind::TooManyDims(_)
-            | Kind::BadDType(_)
-    )
 }
 
 /// The blocking face of [`AsyncRemoteDict`]: the same reads, run on a runtime of its own.
@@ -507,7 +462,7 @@ impl RemoteDict {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|error| Error::new(ErrorKind::Runtime(error), 0))?;
+            .map_err(|error| Error::unplaced(ErrorKind::Runtime(error)))?;
         let inner = runtime.block_on(AsyncRemoteDict::open_with(url, options))?;
         Ok(RemoteDict { runtime, inner })
     }

@@ -44,7 +44,7 @@ mod object;
 mod options;
 
 pub use crate::{
-    dict::{AsyncRemoteDict, RemoteDict, RemoteItem, ValueKind},
+    dict::{AsyncRemoteDict, RemoteDict, RemoteItem},
     error::{Error, ErrorKind},
     object::Transfer,
     options::RemoteOptions,

@@ -210,13 +210,10 @@ impl RemoteObject {
 /// The store and the object's path for `url`.
 fn store_for(url: &str, options: &RemoteOptions) -> Result<(Arc<dyn ObjectStore>, Path), Error> {
     let bad_url = |reason: String| {
-        Error::new(
-            ErrorKind::BadUrl {
-                url: url.to_owned(),
-                reason,
-            },
-            0,
-        )
+        Error::unplaced(ErrorKind::BadUrl {
+            url: url.to_owned(),
+            reason,
+        })
     };
     let parsed = Url::parse(url).map_err(|error| bad_url(error.to_string()))?;
     let object_path = |path: &str| Path::from_url_path(path).map_err(|e| bad_url(e.to_string()));

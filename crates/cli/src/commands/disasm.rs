@@ -19,7 +19,7 @@ const MAX_SHOWN_OP: usize = 128;
 /// `dis`: the header, then each entry's framing and its value's opcodes, then the
 /// terminator; a file that is not an mmappickle file is listed as a plain pickle.
 pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
-    let mut dict = match MmapDict::open_readonly(path) {
+    let dict = match MmapDict::open_readonly(path) {
         Ok(dict) => dict,
         Err(err) => return disassemble_plain(path, &err, out),
     };
@@ -47,7 +47,7 @@ fn disassemble_plain(path: &Path, err: &mmappickle::Error, out: &mut dyn Write) 
 }
 
 /// The listing of an mmappickle file.
-fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
+pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
     let listing = &disassembly.listing;
     writeln!(
         out,

@@ -30,13 +30,21 @@ pub(super) fn set(path: &Path, key: &str, text: &str, encoding: ArrayEncoding) -
     Ok(())
 }
 
-/// `rm`: deletes a key; an error when it is not there.
-pub(super) fn rm(path: &Path, key: &str) -> CliResult {
+/// `rm`: deletes keys in one batch; an error, and nothing deleted, when one is not there.
+pub(super) fn rm(path: &Path, keys: &[String]) -> CliResult {
     let mut dict = store::open_dict(path, ArrayEncoding::default())?;
-    if dict.remove(key)? {
-        Ok(())
-    } else {
-        Err(no_key(path, key))
+    let missing = dict.write(|tx| {
+        if let Some(missing) = keys.iter().find(|key| !tx.contains_key(key)) {
+            return Ok(Some(missing.clone()));
+        }
+        for key in keys {
+            tx.remove(key)?;
+        }
+        Ok(None)
+    })?;
+    match missing {
+        Some(key) => Err(no_key(&path.display(), &key)),
+        None => Ok(()),
     }
 }
 

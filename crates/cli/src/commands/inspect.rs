@@ -5,7 +5,7 @@ use std::path::Path;
 
 use mmappickle::loads;
 use mmappickle::DATA_ALIGN;
-use mmappickle::{EntryInfo, Item, MappedBytes, ValueKind, FORMAT_VERSION};
+use mmappickle::{EntryInfo, Listing, ValueKind, FORMAT_VERSION};
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
@@ -16,6 +16,7 @@ use crate::json::JsonOf;
 use crate::pretty::repr;
 use crate::scalars::str_repr;
 use crate::store;
+use crate::view::{ArrayView, ItemView, Viewed};
 
 /// One row of `ls`, borrowing its key from the listing.
 struct Row<'a> {
@@ -79,6 +80,16 @@ fn decimal_len(n: u64) -> usize {
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
     let listing = store::open_dict_readonly(path)?.listing()?;
+    print_ls(&listing, all, as_json, out)
+}
+
+/// `ls`'s table of `listing` (of a local or a remote file).
+pub(super) fn print_ls(
+    listing: &Listing,
+    all: bool,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
     let rows: Vec<Row<'_>> = listing
         .entries
         .iter()
@@ -190,6 +201,16 @@ fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     // Counts and lengths only: no value is read.
     let listing = store::open_dict_readonly(path)?.entry_listing()?;
+    print_info(&path.display(), &listing, as_json, out)
+}
+
+/// `info`'s facts of `listing`, of the file called `name` (a path or a URL).
+pub(super) fn print_info(
+    name: &dyn std::fmt::Display,
+    listing: &Listing,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> CliResult {
     let format_version = FORMAT_VERSION;
     let (file_len, commit_number, live) = (listing.file_len, listing.commit_number, listing.n_live);
     let (mut deleted, mut padding, mut shadowed, mut reclaimable) = (0usize, 0usize, 0usize, 0u64);
@@ -221,7 +242,7 @@ pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
             }),
         );
     }
-    writeln!(out, "file:               {}", path.display())?;
+    writeln!(out, "file:               {name}")?;
     writeln!(out, "format version:     {format_version}")?;
     writeln!(out, "commit number:      {commit_number}")?;
     writeln!(out, "live entries:       {live}")?;
@@ -240,79 +261,90 @@ pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
 
 /// An item in the JSON mapping: a value serialized as it is written, an array
 /// as its digest.
-struct ItemJson<'a>(&'a Item);
+struct ItemJson<'a>(ItemView<'a>);
 
 impl Serialize for ItemJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let digest =
-            |array: &MappedBytes| arrays::digest(array.dtype(), array.shape(), array.bytes());
+        let digest = |array: ArrayView<'_>| arrays::digest(array.dtype, array.shape, array.bytes);
         match self.0 {
-            Item::Value(value) => JsonOf(value).serialize(serializer),
-            Item::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
-            Item::Masked(masked) => arrays::masked_json(digest(&masked.data), digest(&masked.mask))
-                .serialize(serializer),
-            #[allow(unreachable_patterns)]
-            other => json!({ "unknown": format!("{other:?}") }).serialize(serializer),
+            ItemView::Value(value) => JsonOf(value).serialize(serializer),
+            ItemView::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
+            ItemView::Masked { data, mask } => {
+                arrays::masked_json(digest(data), digest(mask)).serialize(serializer)
+            }
         }
     }
 }
 
 /// The whole dict for `dump --json`: key -> item, in file order.
-struct DumpJson<'a>(&'a [(String, Item)]);
+struct DumpJson<'a, I>(&'a [(String, I)]);
 
-impl Serialize for DumpJson<'_> {
+impl<I: Viewed> Serialize for DumpJson<'_, I> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.0.iter().map(|(key, item)| (key, ItemJson(item))))
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(key, item)| (key, ItemJson(item.view()))),
+        )
     }
 }
 
-fn item_repr(item: &Item) -> String {
+fn item_repr(item: ItemView<'_>) -> String {
     match item {
-        Item::Value(value) => repr(value),
-        Item::Array(array) => arrays::summary(array.dtype(), array.shape(), array.bytes()),
-        Item::Masked(masked) => arrays::masked_summary(
-            masked.data.dtype(),
-            masked.data.shape(),
-            masked.data.bytes(),
-            masked.mask.shape(),
-            masked.mask.bytes(),
-        ),
-        #[allow(unreachable_patterns)]
-        other => format!("{other:?}"),
+        ItemView::Value(value) => repr(value),
+        ItemView::Array(array) => arrays::summary(array.dtype, array.shape, array.bytes),
+        ItemView::Masked { data, mask } => {
+            arrays::masked_summary(data.dtype, data.shape, data.bytes, mask.shape, mask.bytes)
+        }
     }
 }
 
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let item = get_item(&mut dict, key)?;
+    let dict = store::open_dict_readonly(path)?;
+    print_item(get_item(&dict, key)?.view(), as_json, out)
+}
+
+/// `get`'s printing of an item (of a local or a remote file).
+pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write) -> CliResult {
     if as_json {
-        print_json(out, &ItemJson(&item))
+        print_json(out, &ItemJson(item))
     } else {
-        writeln!(out, "{}", item_repr(&item))?;
+        writeln!(out, "{}", item_repr(item))?;
         Ok(())
     }
 }
 
-/// `dump`: every live key in file order, all read under one lock.
+/// `dump`: every live key in file order, all read from one snapshot (one shared lock).
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
+    let dict = store::open_dict_readonly(path)?;
     let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
+    print_dump(as_json, out, |each| {
+        dict.for_each_item(|key, item| each(key, item))
+            .map_err(in_file)?
+    })
+}
+
+/// `dump`'s printing of the items `read_items` hands, each with its key, in file order, to
+/// the function it is given (items of a local or a remote file).
+pub(super) fn print_dump<I: Viewed>(
+    as_json: bool,
+    out: &mut dyn Write,
+    read_items: impl FnOnce(&mut dyn FnMut(&str, I) -> CliResult) -> CliResult,
+) -> CliResult {
     if as_json {
         let mut items = Vec::new();
-        dict.for_each_item(|key, item| -> CliResult {
+        read_items(&mut |key, item| {
             items.push((key.to_owned(), item));
             Ok(())
-        })
-        .map_err(in_file)??;
+        })?;
         return print_json(out, &DumpJson(&items));
     }
     writeln!(out, "{{")?;
-    dict.for_each_item(|key, item| -> CliResult {
-        writeln!(out, "    {}: {},", str_repr(key), item_repr(&item))?;
+    read_items(&mut |key, item| {
+        writeln!(out, "    {}: {},", str_repr(key), item_repr(item.view()))?;
         Ok(())
-    })
-    .map_err(in_file)??;
+    })?;
     writeln!(out, "}}")?;
     Ok(())
 }

@@ -3,11 +3,11 @@
 mod disasm;
 mod edit;
 mod inspect;
+mod remote;
 pub(crate) mod show;
 mod transfer;
 
 use std::io::{self, Write};
-use std::path::Path;
 
 use mmappickle::{ArrayEncoding, ErrorKind, Item, MmapDict};
 use serde::Serialize;
@@ -24,6 +24,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Encoding::Compatible => ArrayEncoding::Compatible,
         Encoding::Portable => ArrayEncoding::Portable,
     };
+    if let Some(result) = remote::run(&cli.command, out) {
+        return result;
+    }
     match &cli.command {
         Command::Ls { file, all, json } => inspect::ls(file, *all, *json, out),
         Command::Info { file, json } => inspect::info(file, *json, out),
@@ -32,7 +35,7 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Command::Unpickle { file, json } => inspect::unpickle(file, *json, out),
         Command::Dis { file } => disasm::disassemble(file, out),
         Command::Set { file, key, value } => edit::set(file, key, value, encoding),
-        Command::Rm { file, key } => edit::rm(file, key),
+        Command::Rm { file, keys } => edit::rm(file, keys),
         Command::Stub {
             file,
             key,
@@ -170,16 +173,16 @@ impl serde_json::ser::Formatter for ShallowPretty {
 }
 
 /// The item of `key`, with the file named in the error.
-fn get_item(dict: &mut MmapDict, key: &str) -> CliResult<Item> {
+fn get_item(dict: &MmapDict, key: &str) -> CliResult<Item> {
     dict.get(key).map_err(|err| match err.kind() {
-        ErrorKind::KeyNotFound(_) => no_key(dict.path(), key),
+        ErrorKind::KeyNotFound(_) => no_key(&dict.path().display(), key),
         _ => CliError::from(err).context(dict.path().display()),
     })
 }
 
 /// The error for a key that is not in the file.
-fn no_key(path: &Path, key: &str) -> CliError {
-    CliError::new(format!("no key {key:?} in {}", path.display()))
+fn no_key(file: &dyn std::fmt::Display, key: &str) -> CliError {
+    CliError::new(format!("no key {key:?} in {file}"))
 }
 
 #[cfg(test)]

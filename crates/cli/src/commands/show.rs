@@ -57,8 +57,8 @@ pub struct ShowArgs {
 
 /// `show`: samples the array of `args.key` through its map and draws it.
 pub fn show(args: &ShowArgs, out: &mut dyn Write) -> CliResult {
-    let mut dict = store::open_dict_readonly(&args.file)?;
-    let item = get_item(&mut dict, &args.key)?;
+    let dict = store::open_dict_readonly(&args.file)?;
+    let item = get_item(&dict, &args.key)?;
     let owned;
     // Only the sampled elements are read: no readahead around them. A hint,
     // so its refusal changes nothing but speed.

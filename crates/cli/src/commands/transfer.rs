@@ -1,17 +1,18 @@
 //! Arrays in and out: `import-npy`, `import-npz`, `export-npy`.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use mmappickle::Kind;
-use mmappickle::{ArrayEncoding, DType, Item, OwnedArray};
+use mmappickle::{ArrayEncoding, DType, OwnedArray};
 
 use super::{get_item, CHUNK};
 use crate::error::{CliError, CliResult};
 use crate::npy::{self, NpyHeader};
 use crate::progress;
 use crate::store;
+use crate::view::{ArrayView, ItemView, Viewed};
 
 /// The dtype of a `.npy` header, refusing what cannot be mapped.
 fn npy_dtype(header: &NpyHeader) -> CliResult<DType> {
@@ -217,9 +218,10 @@ pub(super) fn import_npy(
             fortran_to_c(&mut source, len, &shape, dtype.item_size(), emit, &bar)
         })
     } else {
-        dict.insert_array_with(key, &dtype, &shape, |emit| {
-            copy_chunks(&mut reader, raw_len, emit, &bar)
-        })
+        // Copied inside the kernel, file to file: at the speed of `cp`, in constant memory.
+        let copied = dict.insert_array_copy(key, &dtype, &shape, &npy_file, header.data_offset);
+        bar.inc(raw_len);
+        copied
     };
     bar.finish_and_clear();
     Ok(result?)
@@ -305,36 +307,47 @@ pub(super) fn import_npz(
 
 /// `export-npy`: an array (or a masked array's data or mask) as a C-order `.npy`.
 pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliResult {
-    let mut dict = store::open_dict_readonly(path)?;
-    let item = get_item(&mut dict, key)?;
+    let dict = store::open_dict_readonly(path)?;
+    // Held until the data is copied: the file cannot change meanwhile.
+    let _snapshot = dict.read()?;
+    let item = get_item(&dict, key)?;
+    write_npy(key, item.view(), npy_path, want_mask, Some(path))
+}
+
+/// `export-npy`'s writing of the array of `item`, or of its mask when `want_mask`: a mapped
+/// array of the local file `local_file` is copied from the file, others from their bytes
+/// (an array of a remote file, one pickled as a generic value).
+pub(super) fn write_npy(
+    key: &str,
+    item: ItemView<'_>,
+    npy_path: &Path,
+    want_mask: bool,
+    local_file: Option<&Path>,
+) -> CliResult {
     let owned;
-    let (dtype, shape, bytes): (&DType, &[usize], &[u8]) = match (&item, want_mask) {
-        (Item::Array(array), false) => (array.dtype(), array.shape(), array.bytes()),
-        (Item::Masked(masked), false) => (
-            masked.data.dtype(),
-            masked.data.shape(),
-            masked.data.bytes(),
-        ),
-        (Item::Masked(masked), true) => (
-            masked.mask.dtype(),
-            masked.mask.shape(),
-            masked.mask.bytes(),
-        ),
+    let array = match (item, want_mask) {
+        (ItemView::Array(array), false)
+        | (ItemView::Masked { data: array, .. }, false)
+        | (ItemView::Masked { mask: array, .. }, true) => array,
         (_, true) => {
             return Err(CliError::new(format!(
                 "key {key:?} is not a masked array: no --mask"
             )));
         }
-        (Item::Value(value), false) => match OwnedArray::from_value(value) {
+        (ItemView::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
                 owned = array.map_err(mmappickle::Error::from)?;
-                (&owned.dtype, &owned.shape, &owned.data)
+                ArrayView::from(&owned)
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),
         },
-        #[allow(unreachable_patterns)]
-        _ => return Err(CliError::new(format!("key {key:?} is not an array"))),
     };
+    let ArrayView {
+        dtype,
+        shape,
+        bytes,
+        data_offset,
+    } = array;
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
             "dtype {} cannot be written to .npy",
@@ -347,9 +360,25 @@ pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: boo
     let mut writer = BufWriter::with_capacity(CHUNK, file);
     writer.write_all(&npy::write_header(&dtype.type_str(), false, &shape_u64))?;
     let bar = progress::bytes_bar(bytes.len() as u64, &format!("exporting {key}"));
-    for chunk in bytes.chunks(CHUNK) {
-        writer.write_all(chunk)?;
-        bar.inc(chunk.len() as u64);
+    if let (Some(path), Some(data_offset)) = (local_file, data_offset) {
+        // From the file, not through the map: `io::copy` of a file to a file is
+        // `copy_file_range`, in the kernel; no page of the data is faulted into this process.
+        writer.flush()?;
+        let mut source = File::open(path)?;
+        source.seek(SeekFrom::Start(data_offset))?;
+        let len = bytes.len() as u64;
+        if io::copy(&mut source.take(len), writer.get_mut())? != len {
+            return Err(CliError::new(format!(
+                "{}: the array's data ends early",
+                path.display()
+            )));
+        }
+        bar.inc(len);
+    } else {
+        for chunk in bytes.chunks(CHUNK) {
+            writer.write_all(chunk)?;
+            bar.inc(chunk.len() as u64);
+        }
     }
     writer.flush()?;
     bar.finish_and_clear();

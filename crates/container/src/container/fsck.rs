@@ -40,7 +40,7 @@ impl Container {
 
     fn fsck_locked(&mut self) -> Result<FsckReport, Error> {
         let len = self.current_len()?;
-        let map = ReadMap::new(self)?;
+        let map = ReadMap::new(self, len)?;
         let salvage = layout::salvage(map.bytes())?;
         drop(map);
         let terminator_present = salvage.problem.is_none();

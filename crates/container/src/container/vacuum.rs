@@ -3,6 +3,7 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{io_at, straddles_page, Container, Durability, Identity};
 use crate::error::Error;
@@ -106,6 +107,15 @@ impl Container {
         };
         // Lock the new file before it gets the name, so that handles reopening it wait for us.
         fs2::FileExt::lock_exclusive(&scratch).map_err(Error::unplaced_io)?;
+        // Mark the old file superseded: its commit number changes (to a negative number,
+        // which no other change writes), so other handles look at the path again at their
+        // next lock instead of at every one. A kill before the rename leaves the old file
+        // with that number, a valid file for every reader.
+        let superseded = if table.commit_number() == -1 { -2 } else { -1 };
+        if let Err(error) = self.write_commit_number(superseded) {
+            let _ = std::fs::remove_file(&scratch_path);
+            return Err(error);
+        }
         if let Err(error) = std::fs::rename(&scratch_path, &self.path) {
             let _ = std::fs::remove_file(&scratch_path);
             return Err(Error::unplaced_io(error));
@@ -115,8 +125,9 @@ impl Container {
         }
         // Dropping the old file releases its lock; we hold the new file's lock already.
         self.identity = Identity::of(&scratch.metadata().map_err(Error::unplaced_io)?);
-        self.file = scratch;
+        self.file = Arc::new(scratch);
         self.cache = None;
+        self.map = None;
         self.refresh()?;
         Ok(VacuumReport {
             removed_entries,
@@ -134,7 +145,7 @@ impl Container {
     ) -> Result<u64, Error> {
         scratch
             .write_all_at(&encode_header(commit_number), 0)
-            .map_err(io_at(0))?;
+            .map_err(Error::unplaced_io)?;
         let mut offset = HEADER_LEN;
         let mut buffer = vec![0u8; COPY_CHUNK];
         for &(entry, after_padding) in kept {

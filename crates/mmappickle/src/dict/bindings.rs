@@ -9,11 +9,10 @@ use std::os::unix::fs::FileExt;
 
 use mmappickle_array::{classify, ArrayHeader, ArrayLayout, DType, ValueKind};
 use mmappickle_codec::{decode_entry_value, entry_value_from_pickle, ops, Limits, Op};
-use mmappickle_container::{NewEntry, COMMIT_NUMBER_OFFSET};
+use mmappickle_container::COMMIT_NUMBER_OFFSET;
 
-use super::maps::MapRequest;
-use super::read::{entry_kind, kind_of, SMALL_VALUE_LEN};
-use super::{check_key, key_not_found, MmapDict};
+use super::snapshot::request;
+use super::{check_key, MmapDict, ReadSnapshot, Transaction};
 use crate::error::Error;
 
 /// Where an array's raw bytes (C order) are in the file.
@@ -70,11 +69,7 @@ pub(super) fn whole_value_memo_max(value: &[u8], memo_start: i32, limits: &Limit
 }
 
 fn place(key: &str, value_offset: u64, header: ArrayHeader) -> Result<ArrayPlace, Error> {
-    let request = MapRequest {
-        key,
-        value_offset,
-        header,
-    };
+    let request = request(key, value_offset, header);
     Ok(ArrayPlace {
         data_offset: request.data_offset()?,
         dtype: request.header.dtype,
@@ -99,27 +94,7 @@ impl MmapDict {
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn insert_pickle(&mut self, key: &str, stream: &[u8]) -> Result<(), Error> {
-        check_key(key)?;
-        self.check_writable()?;
-        self.container
-            .with_lock(|container| -> Result<(), Error> {
-                // Under one lock: no other handle can raise the memo start in between.
-                let memo_start = container.memo_start()?;
-                let (bytes, memo_max) =
-                    entry_value_from_pickle(stream, u32::try_from(memo_start).unwrap_or(1))
-                        .map_err(|error| Error::codec_at(error, 0))?;
-                // At most i32::MAX: the codec refuses indices past it.
-                let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
-                let new = NewEntry {
-                    key,
-                    value_len: bytes.len() as u64,
-                    memo_max,
-                    align: None,
-                };
-                container.append(new, |sink| sink.write_all(&bytes))?;
-                Ok(())
-            })
-            .map_err(Error::from)?
+        self.write(|tx| tx.insert_pickle(key, stream))
     }
 
     /// Stores an array of `dtype` and `shape` whose raw bytes (C order) `write_raw` writes
@@ -149,19 +124,7 @@ impl MmapDict {
         shape: &[usize],
         write_raw: impl FnOnce(&File, u64, u64) -> io::Result<()>,
     ) -> Result<(), Error> {
-        check_key(key)?;
-        self.check_writable()?;
-        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
-        let raw_len = layout.raw_len();
-        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
-        self.container.append(new, |sink| {
-            sink.write_all(layout.prefix())?;
-            sink.preallocate_next(raw_len);
-            write_raw(sink.file(), sink.position(), raw_len)?;
-            sink.skip(raw_len)?;
-            sink.write_all(layout.suffix())
-        })?;
-        Ok(())
+        self.write(|tx| tx.insert_array_in_place(key, dtype, shape, write_raw))
     }
 
     /// What `key` holds, without mapping or decoding anything: a generic value's bytes, or
@@ -183,50 +146,74 @@ impl MmapDict {
     /// assert_eq!(raw[4], 2);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn locate(&mut self, key: &str) -> Result<Located, Error> {
-        self.container
-            .with_lock(|container| -> Result<Located, Error> {
-                let entry = container.get(key)?.ok_or_else(|| key_not_found(key))?;
-                let value_offset = entry.value_offset();
-                let small_value = if entry.value_len() <= SMALL_VALUE_LEN {
-                    Some(container.read_value(&entry)?)
-                } else {
-                    None
-                };
-                let kind = match &small_value {
-                    Some(bytes) => kind_of(&mut bytes.as_slice(), value_offset)?,
-                    None => entry_kind(container.file(), &entry)?,
-                };
-                match kind {
-                    ValueKind::Array(header) => {
-                        Ok(Located::Array(place(key, value_offset, header)?))
-                    }
-                    ValueKind::Masked(header) => Ok(Located::Masked {
-                        data: place(key, value_offset, header.data)?,
-                        mask: place(key, value_offset, header.mask)?,
-                    }),
-                    ValueKind::Malformed(error) => Err(Error::array_at(error, value_offset)),
-                    // A generic value (or one that only starts like an array).
-                    ValueKind::Generic { .. } => match small_value {
-                        Some(bytes) => Ok(Located::Value(bytes)),
-                        None => Ok(Located::Value(container.read_value(&entry)?)),
-                    },
-                }
-            })
-            .map_err(Error::from)?
+    pub fn locate(&self, key: &str) -> Result<Located, Error> {
+        self.read()?.locate(key)
     }
 
     /// Writes `commit_number` into the file's header, as setting `commit_number` in Python
     /// does (readers re-read the entry table when it changes).
     pub fn set_commit_number(&mut self, commit_number: i32) -> Result<(), Error> {
         self.check_writable()?;
-        self.container
+        self.container_mut()
             .with_lock(|container| {
                 container
                     .file()
                     .write_all_at(&commit_number.to_le_bytes(), COMMIT_NUMBER_OFFSET)
             })?
             .map_err(Error::from)
+    }
+}
+
+impl Transaction<'_> {
+    /// As [`MmapDict::insert_pickle`], in the batch.
+    pub fn insert_pickle(&mut self, key: &str, stream: &[u8]) -> Result<(), Error> {
+        check_key(key)?;
+        // Under the batch's lock: no other handle can raise the memo start in between.
+        let memo_start = self.batch.memo_start();
+        let (bytes, memo_max) =
+            entry_value_from_pickle(stream, u32::try_from(memo_start).unwrap_or(1))
+                .map_err(|error| Error::codec_at(error, 0))?;
+        // At most i32::MAX: the codec refuses indices past it.
+        let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
+        self.append_value(key, &bytes, memo_max)
+    }
+
+    /// As [`MmapDict::insert_array_in_place`], in the batch.
+    pub fn insert_array_in_place(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        write_raw: impl FnOnce(&File, u64, u64) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        let raw_len = layout.raw_len();
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
+        self.batch.append(new, |sink| {
+            sink.write_all(layout.prefix())?;
+            sink.write_in_place(raw_len, write_raw)?;
+            sink.write_all(layout.suffix())
+        })?;
+        Ok(())
+    }
+}
+
+impl ReadSnapshot<'_> {
+    /// What `key` holds, without mapping or decoding anything (see [`MmapDict::locate`]).
+    pub fn locate(&self, key: &str) -> Result<Located, Error> {
+        let entry = self.entry(key)?;
+        let value_offset = entry.value_offset();
+        match self.classified(entry)? {
+            (_, ValueKind::Array(header)) => Ok(Located::Array(place(key, value_offset, header)?)),
+            (_, ValueKind::Masked(header)) => Ok(Located::Masked {
+                data: place(key, value_offset, header.data)?,
+                mask: place(key, value_offset, header.mask)?,
+            }),
+            (_, ValueKind::Malformed(error)) => Err(Error::array_at(error, value_offset)),
+            // A generic value (or one that only starts like an array).
+            (bytes, ValueKind::Generic { .. }) => Ok(Located::Value(bytes.to_vec())),
+        }
     }
 }
 

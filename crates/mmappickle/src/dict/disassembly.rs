@@ -2,7 +2,7 @@
 
 use mmappickle_codec::{dis_ops, DisOp};
 
-use super::listing::{value_bytes, EntryInfo, Listing};
+use super::listing::{listing_of, value_bytes, EntryInfo, Listing};
 use super::MmapDict;
 use crate::error::Error;
 
@@ -16,6 +16,29 @@ pub struct Disassembly<'f> {
 }
 
 impl<'f> Disassembly<'f> {
+    /// The disassembly of a whole file held in memory (a file read whole over the network, a
+    /// download): its table is scanned from `file` as an open scans it.
+    ///
+    /// ```
+    /// use mmappickle::{Disassembly, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("bytes.mmdpickle");
+    /// MmapDict::open(&path)?.insert("answer", 42)?;
+    /// let file = std::fs::read(&path)?;
+    /// let dis = Disassembly::from_bytes(&file)?;
+    /// let ops: Vec<_> = dis.value_ops(&dis.listing.entries[0]).collect::<Result<_, _>>()?;
+    /// assert_eq!(ops[0].to_string(), "BININT1 42");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_bytes(file: &'f [u8]) -> Result<Disassembly<'f>, Error> {
+        let table = mmappickle_container::scan(file)?;
+        Ok(Disassembly {
+            listing: listing_of(&table, Some(file))?,
+            file,
+        })
+    }
+
     /// The ops of `info`'s value as the codec reads them, offsets in the file; an undecodable
     /// op ends them with the codec's error (its offset in the file too).
     pub fn value_ops(
@@ -54,7 +77,7 @@ impl MmapDict {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_disassembly<R>(
-        &mut self,
+        &self,
         read: impl FnOnce(&Disassembly<'_>) -> R,
     ) -> Result<R, Error> {
         self.with_file_map(|listing, file| read(&Disassembly { listing, file }))

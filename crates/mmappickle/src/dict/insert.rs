@@ -5,10 +5,10 @@ use std::path::Path;
 
 use mmappickle_array::{ArrayLayout, DType, Element, MaskedLayout, RawSink, DATA_ALIGN};
 use mmappickle_codec::{encode_entry_value, Value};
-use mmappickle_container::{Alignment, Container, Entry, NewEntry, ValueSink, VACUUM_ALIGNMENT};
+use mmappickle_container::{Alignment, Batch, Entry, NewEntry, ValueSink, VACUUM_ALIGNMENT};
 use mmappickle_stubs::EmptyArray;
 
-use super::{check_key, MmapDict};
+use super::{check_key, MmapDict, Transaction};
 use crate::error::{Error, ErrorKind};
 
 // Architecture invariant: vacuum keeps each entry's offset modulo VACUUM_ALIGNMENT, so array
@@ -49,13 +49,13 @@ impl RawSink for ContainerSink<'_, '_> {
 /// Appends an entry whose value an array-layer writer writes; a writer error comes back as
 /// the array error it was rather than as the I/O error the container saw.
 fn append_array_value(
-    container: &mut Container,
+    batch: &mut Batch<'_>,
     new: NewEntry<'_>,
     write: impl FnOnce(&mut ContainerSink<'_, '_>) -> Result<(), mmappickle_array::Error>,
 ) -> Result<Entry, Error> {
-    let path = container.path().to_path_buf();
+    let path = batch.container().path().to_path_buf();
     let mut writer_error = None;
-    let appended = container.append(new, |sink| {
+    let appended = batch.append(new, |sink| {
         let mut adapter = ContainerSink { sink, path: &path };
         write(&mut adapter).map_err(|error| {
             let io_error = io::Error::other(error.to_string());
@@ -70,48 +70,10 @@ fn append_array_value(
 }
 
 impl MmapDict {
-    /// The new entry of an array value whose raw data starts `raw_offset` bytes into it
-    /// (aligned to [`DATA_ALIGN`] when the options say so). Arrays use no memo, as in Python.
-    pub(super) fn array_entry<'k>(
-        &self,
-        key: &'k str,
-        value_len: u64,
-        raw_offset: u64,
-    ) -> NewEntry<'k> {
-        NewEntry {
-            key,
-            value_len,
-            memo_max: 0,
-            align: self.options.align.then_some(Alignment {
-                value_relative_offset: raw_offset,
-                align: DATA_ALIGN,
-            }),
-        }
-    }
-
     /// Stores `value` under `key` as a generic pickled value (replacing any value the key
     /// had, as `m[key] = value` does in Python).
     pub fn insert(&mut self, key: &str, value: impl Into<Value>) -> Result<(), Error> {
-        check_key(key)?;
-        self.check_writable()?;
-        let value = value.into();
-        self.container
-            .with_lock(|container| -> Result<(), Error> {
-                // Under one lock: no other handle can raise the memo start in between.
-                let memo_start = container.memo_start()?;
-                let memo_start_index = u32::try_from(memo_start).unwrap_or(1);
-                let (bytes, memo_max) = encode_entry_value(&value, memo_start_index);
-                let memo_max = i32::try_from(memo_max).unwrap_or(memo_start);
-                let new = NewEntry {
-                    key,
-                    value_len: bytes.len() as u64,
-                    memo_max,
-                    align: None,
-                };
-                container.append(new, |sink| sink.write_all(&bytes))?;
-                Ok(())
-            })
-            .map_err(Error::from)?
+        self.write(|tx| tx.insert(key, value))
     }
 
     /// Stores the array `data` of `shape` (C order) under `key`, in the dict's
@@ -135,7 +97,7 @@ impl MmapDict {
         data: &[T],
         shape: &[usize],
     ) -> Result<(), Error> {
-        self.insert_array_bytes(key, &T::dtype(), shape, bytemuck_bytes(data))
+        self.write(|tx| tx.insert_array(key, data, shape))
     }
 
     /// Stores an array of any fixed-size `dtype` (strings, datetimes, other byte orders)
@@ -147,15 +109,7 @@ impl MmapDict {
         shape: &[usize],
         raw: &[u8],
     ) -> Result<(), Error> {
-        check_key(key)?;
-        self.check_writable()?;
-        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
-        if layout.raw_len() != raw.len() as u64 {
-            return Err(data_length_error(raw.len() as u64, layout.raw_len()));
-        }
-        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
-        append_array_value(&mut self.container, new, |sink| layout.write_to(sink, raw))?;
-        Ok(())
+        self.write(|tx| tx.insert_array_bytes(key, dtype, shape, raw))
     }
 
     /// Stores an array whose raw bytes (C order) `write_raw` produces piece by piece: each
@@ -191,15 +145,202 @@ impl MmapDict {
         shape: &[usize],
         write_raw: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
     ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_array_with(key, dtype, shape, write_raw))
+    }
+
+    /// Stores an array whose raw bytes (C order) are `product(shape) * item_size` bytes of
+    /// `source` from `source_offset` on (say the data of a `.npy` file): copied inside the
+    /// kernel (`copy_file_range`), so at the speed of `cp` and in constant memory. A source
+    /// that ends early is an error, and the dict is left as it was.
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    /// use mmappickle::{Element, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let raw = dir.path().join("raw.bin");
+    /// std::fs::write(&raw, [0u8, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0])?; // skip 4, then 2 x i32
+    /// let mut m = MmapDict::open(dir.path().join("copy.mmdpickle"))?;
+    /// m.insert_array_copy("ab", &i32::dtype(), &[2], &std::fs::File::open(&raw)?, 4)?;
+    /// assert_eq!(m.array::<i32>("ab")?.to_vec(), [1, 2]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_array_copy(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        source: &std::fs::File,
+        source_offset: u64,
+    ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_array_copy(key, dtype, shape, source, source_offset))
+    }
+
+    /// Stores an ndarray (any memory order: it is written in C order).
+    #[cfg(feature = "ndarray")]
+    pub fn insert_ndarray<T, S, D>(
+        &mut self,
+        key: &str,
+        array: &ndarray::ArrayBase<S, D>,
+    ) -> Result<(), Error>
+    where
+        T: Element,
+        S: ndarray::Data<Elem = T>,
+        D: ndarray::Dimension,
+    {
+        self.write(|tx| tx.insert_ndarray(key, array))
+    }
+
+    /// Stores a `numpy.ma.MaskedArray` of `data` and `mask` (same number of elements,
+    /// `true` = masked), always in the compatible encoding (the only one Python reads).
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("masked.mmdpickle"))?;
+    /// m.insert_masked("m", &[1.0f64, 2.0, 3.0], &[false, true, false], &[3])?;
+    /// let masked = m.masked::<f64>("m")?;
+    /// assert_eq!(masked.data.to_vec(), [1.0, 2.0, 3.0]);
+    /// assert!(masked.mask.get(1)?.get()?);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn insert_masked<T: Element>(
+        &mut self,
+        key: &str,
+        data: &[T],
+        mask: &[bool],
+        shape: &[usize],
+    ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_masked(key, data, mask, shape))
+    }
+
+    /// Stores a masked array of any fixed-size `dtype` from the raw bytes of its data and
+    /// of its mask (one byte per element, 0 or 1), both in C order.
+    pub fn insert_masked_bytes(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        data: &[u8],
+        mask: &[u8],
+    ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_masked_bytes(key, dtype, shape, data, mask))
+    }
+
+    /// Stores a stub: an array whose raw bytes are never written (a hole in the file that
+    /// reads as zeros), allocated in constant time and memory whatever its size. The stub's
+    /// own encoding and reservation settings apply.
+    ///
+    /// ```
+    /// use mmappickle::{stubs::EmptyArray, MmapDict};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("stub.mmdpickle"))?;
+    /// m.insert_stub("test_large", EmptyArray::new::<f64>(&[300, 300, 300]))?;
+    /// let big = m.array::<f64>("test_large")?;
+    /// assert_eq!(big.len(), 27_000_000);
+    /// assert_eq!(big.get(26_999_999)?, 0.0);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn insert_stub(&mut self, key: &str, stub: EmptyArray) -> Result<(), Error> {
+        self.write(|tx| tx.insert_stub(key, stub))
+    }
+}
+
+impl Transaction<'_> {
+    /// The new entry of an array value whose raw data starts `raw_offset` bytes into it
+    /// (aligned to [`DATA_ALIGN`] when the options say so). Arrays use no memo, as in Python.
+    pub(super) fn array_entry<'k>(
+        &self,
+        key: &'k str,
+        value_len: u64,
+        raw_offset: u64,
+    ) -> NewEntry<'k> {
+        NewEntry {
+            key,
+            value_len,
+            memo_max: 0,
+            align: self.options.align.then_some(Alignment {
+                value_relative_offset: raw_offset,
+                align: DATA_ALIGN,
+            }),
+        }
+    }
+
+    /// As [`MmapDict::insert`], in the batch.
+    pub fn insert(&mut self, key: &str, value: impl Into<Value>) -> Result<(), Error> {
         check_key(key)?;
-        self.check_writable()?;
+        // Under the batch's lock: no other handle can raise the memo start in between.
+        let memo_start = self.batch.memo_start();
+        let memo_start_index = u32::try_from(memo_start).unwrap_or(1);
+        let (bytes, memo_max) = encode_entry_value(&value.into(), memo_start_index);
+        let memo_max = i32::try_from(memo_max).unwrap_or(memo_start);
+        self.append_value(key, &bytes, memo_max)
+    }
+
+    /// Appends the entry of a generic value whose bytes store memo indices below
+    /// `memo_max`.
+    pub(super) fn append_value(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        memo_max: i32,
+    ) -> Result<(), Error> {
+        let new = NewEntry {
+            key,
+            value_len: bytes.len() as u64,
+            memo_max,
+            align: None,
+        };
+        self.batch.append(new, |sink| sink.write_all(bytes))?;
+        Ok(())
+    }
+
+    /// As [`MmapDict::insert_array`], in the batch.
+    pub fn insert_array<T: Element>(
+        &mut self,
+        key: &str,
+        data: &[T],
+        shape: &[usize],
+    ) -> Result<(), Error> {
+        self.insert_array_bytes(key, &T::dtype(), shape, bytemuck_bytes(data))
+    }
+
+    /// As [`MmapDict::insert_array_bytes`], in the batch.
+    pub fn insert_array_bytes(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        raw: &[u8],
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        if layout.raw_len() != raw.len() as u64 {
+            return Err(data_length_error(raw.len() as u64, layout.raw_len()));
+        }
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
+        append_array_value(&mut self.batch, new, |sink| layout.write_to(sink, raw))?;
+        Ok(())
+    }
+
+    /// As [`MmapDict::insert_array_with`], in the batch.
+    pub fn insert_array_with(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        write_raw: impl FnOnce(&mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()>,
+    ) -> Result<(), Error> {
+        check_key(key)?;
         let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
         let raw_len = layout.raw_len();
         let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
         // Bytes emitted, and how many were offered when that count came out wrong.
         let mut emitted = 0u64;
         let mut wrong_len = None;
-        let appended = self.container.append(new, |sink| {
+        let appended = self.batch.append(new, |sink| {
             sink.write_all(layout.prefix())?;
             let mut pending = Vec::new();
             write_raw(&mut |chunk: &[u8]| {
@@ -233,7 +374,27 @@ impl MmapDict {
         }
     }
 
-    /// Stores an ndarray (any memory order: it is written in C order).
+    /// As [`MmapDict::insert_array_copy`], in the batch.
+    pub fn insert_array_copy(
+        &mut self,
+        key: &str,
+        dtype: &DType,
+        shape: &[usize],
+        source: &std::fs::File,
+        source_offset: u64,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let layout = ArrayLayout::new(dtype, shape, self.options.encoding)?;
+        let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
+        self.batch.append(new, |sink| {
+            sink.write_all(layout.prefix())?;
+            sink.copy_from(source, source_offset, layout.raw_len())?;
+            sink.write_all(layout.suffix())
+        })?;
+        Ok(())
+    }
+
+    /// As [`MmapDict::insert_ndarray`], in the batch.
     #[cfg(feature = "ndarray")]
     pub fn insert_ndarray<T, S, D>(
         &mut self,
@@ -255,20 +416,7 @@ impl MmapDict {
         }
     }
 
-    /// Stores a `numpy.ma.MaskedArray` of `data` and `mask` (same number of elements,
-    /// `true` = masked), always in the compatible encoding (the only one Python reads).
-    ///
-    /// ```
-    /// use mmappickle::MmapDict;
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let mut m = MmapDict::open(dir.path().join("masked.mmdpickle"))?;
-    /// m.insert_masked("m", &[1.0f64, 2.0, 3.0], &[false, true, false], &[3])?;
-    /// let masked = m.masked::<f64>("m")?;
-    /// assert_eq!(masked.data.to_vec(), [1.0, 2.0, 3.0]);
-    /// assert!(masked.mask.get(1)?.get()?);
-    /// # Ok::<(), mmappickle::Error>(())
-    /// ```
+    /// As [`MmapDict::insert_masked`], in the batch.
     pub fn insert_masked<T: Element>(
         &mut self,
         key: &str,
@@ -286,8 +434,7 @@ impl MmapDict {
         self.insert_masked_bytes(key, &T::dtype(), shape, bytemuck_bytes(data), &mask_bytes)
     }
 
-    /// Stores a masked array of any fixed-size `dtype` from the raw bytes of its data and
-    /// of its mask (one byte per element, 0 or 1), both in C order.
+    /// As [`MmapDict::insert_masked_bytes`], in the batch.
     pub fn insert_masked_bytes(
         &mut self,
         key: &str,
@@ -297,7 +444,6 @@ impl MmapDict {
         mask: &[u8],
     ) -> Result<(), Error> {
         check_key(key)?;
-        self.check_writable()?;
         let layout = MaskedLayout::new(dtype, shape)?;
         for (raw, part) in [(data, &layout.header().data), (mask, &layout.header().mask)] {
             if part.raw_len != raw.len() as u64 {
@@ -305,35 +451,18 @@ impl MmapDict {
             }
         }
         let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
-        append_array_value(&mut self.container, new, |sink| {
+        append_array_value(&mut self.batch, new, |sink| {
             layout.write_to(sink, data, mask)
         })?;
         Ok(())
     }
 
-    /// Stores a stub: an array whose raw bytes are never written (a hole in the file that
-    /// reads as zeros), allocated in constant time and memory whatever its size. The stub's
-    /// own encoding and reservation settings apply.
-    ///
-    /// ```
-    /// use mmappickle::{stubs::EmptyArray, MmapDict};
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let mut m = MmapDict::open(dir.path().join("stub.mmdpickle"))?;
-    /// m.insert_stub("test_large", EmptyArray::new::<f64>(&[300, 300, 300]))?;
-    /// let big = m.array::<f64>("test_large")?;
-    /// assert_eq!(big.len(), 27_000_000);
-    /// assert_eq!(big.get(26_999_999)?, 0.0);
-    /// # Ok::<(), mmappickle::Error>(())
-    /// ```
+    /// As [`MmapDict::insert_stub`], in the batch.
     pub fn insert_stub(&mut self, key: &str, stub: EmptyArray) -> Result<(), Error> {
         check_key(key)?;
-        self.check_writable()?;
         let layout = stub.layout()?;
         let new = self.array_entry(key, layout.value_len(), layout.raw_offset());
-        append_array_value(&mut self.container, new, |sink| {
-            stub.write_to(sink).map(drop)
-        })?;
+        append_array_value(&mut self.batch, new, |sink| stub.write_to(sink).map(drop))?;
         Ok(())
     }
 }

@@ -66,7 +66,7 @@ impl MmapDict {
     /// assert_eq!(kinds, [("name", Some("value")), ("grid", Some("array"))]);
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
-    pub fn listing(&mut self) -> Result<Listing, Error> {
+    pub fn listing(&self) -> Result<Listing, Error> {
         self.with_file_map(|listing, _| listing)
     }
 
@@ -86,23 +86,29 @@ impl MmapDict {
     /// assert!(listing.entries.iter().all(|info| info.kind.is_none()));
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
-    pub fn entry_listing(&mut self) -> Result<Listing, Error> {
-        listing_of(self.container.table()?, None)
+    pub fn entry_listing(&self) -> Result<Listing, Error> {
+        let snapshot = self.read()?;
+        listing_of(snapshot.view()?.table(), None)
     }
 
-    /// Runs `read` over the listing and a read-only map of the whole file, under one lock.
+    /// Runs `read` over the listing and a read-only map of the whole file, both of one read
+    /// snapshot.
     pub(super) fn with_file_map<R>(
-        &mut self,
+        &self,
         read: impl FnOnce(Listing, &[u8]) -> R,
     ) -> Result<R, Error> {
-        self.container
-            .with_table_and_map(|table, file| Ok(read(listing_of(table, Some(file))?, file)))?
+        let snapshot = self.read()?;
+        let view = snapshot.view()?;
+        Ok(read(
+            listing_of(view.table(), Some(view.bytes()))?,
+            view.bytes(),
+        ))
     }
 }
 
 /// The listing of `table`, with kinds when given `file`, the map of the whole file it was
 /// scanned from.
-fn listing_of(table: &Table, file: Option<&[u8]>) -> Result<Listing, Error> {
+pub(super) fn listing_of(table: &Table, file: Option<&[u8]>) -> Result<Listing, Error> {
     let mut entries = Vec::with_capacity(table.entries().len());
     // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
     let n_live_entries = table

@@ -10,11 +10,11 @@
 #![allow(unsafe_code)]
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mmappickle_array::{ArrayHeader, MappedBytes, MappedBytesMut};
-use mmappickle_container::Container;
 
 use crate::error::{Error, ErrorKind};
 
@@ -101,13 +101,8 @@ pub(super) struct MapRequest<'a> {
 
 impl MapRequest<'_> {
     /// Claims the region (or is refused by the rule) and finds where the raw data starts.
-    fn claim(
-        &self,
-        container: &Container,
-        writable: bool,
-        counter: &Arc<()>,
-    ) -> Result<(Claim, u64), Error> {
-        let metadata = container.file().metadata().map_err(Error::io)?;
+    fn claim(&self, file: &File, writable: bool, counter: &Arc<()>) -> Result<(Claim, u64), Error> {
+        let metadata = file.metadata().map_err(Error::io)?;
         let region = Region {
             device: metadata.dev(),
             inode: metadata.ino(),
@@ -132,17 +127,14 @@ impl MapRequest<'_> {
             })
     }
 
-    /// Maps the part read-only. `container` is locked by the caller, and the value is that
-    /// of the live entry of `key` it just returned.
-    pub(super) fn map(
-        self,
-        container: &Container,
-        counter: &Arc<()>,
-    ) -> Result<MappedBytes, Error> {
-        let (claim, data_offset) = self.claim(container, false, counter)?;
+    /// Maps the part read-only. `file` is that of a read snapshot (under the file's lock,
+    /// shared or exclusive), and the value is that of the live entry of `key` in its table.
+    pub(super) fn map(self, file: &File, counter: &Arc<()>) -> Result<MappedBytes, Error> {
+        let (claim, data_offset) = self.claim(file, false, counter)?;
         // SAFETY: the region stays in the file: it lies inside the value of a live entry
         // (the array parser checked the raw bytes against the value's length, and the map
-        // checks them against the file's), found under the container's lock, and the
+        // checks them against the file's), found under the file's lock (the snapshot's
+        // shared lock, or the exclusive one), and the
         // container never shrinks a file below a live entry (a failed append cuts back to
         // its own terminator, fsck and the refresh cut only after the last complete entry,
         // vacuum writes a new file and renames it, leaving the mapped inode whole);
@@ -150,36 +142,21 @@ impl MapRequest<'_> {
         // under the same lock. Aliasing: `claim` proves that no writable map of these bytes
         // lives in this process, and it lives as long as the map. Bit validity: the map
         // hands out bytes, read as `Pod` elements, for which any bits are valid.
-        let map = unsafe {
-            MappedBytes::map(
-                container.file(),
-                data_offset,
-                self.header.dtype,
-                &self.header.shape,
-            )
-        }?;
+        let map =
+            unsafe { MappedBytes::map(file, data_offset, self.header.dtype, &self.header.shape) }?;
         Ok(map.with_keep_alive(Box::new(claim)))
     }
 
     /// Maps the part writable, under the same conditions as [`MapRequest::map`].
-    pub(super) fn map_mut(
-        self,
-        container: &Container,
-        counter: &Arc<()>,
-    ) -> Result<MappedBytesMut, Error> {
-        let (claim, data_offset) = self.claim(container, true, counter)?;
+    pub(super) fn map_mut(self, file: &File, counter: &Arc<()>) -> Result<MappedBytesMut, Error> {
+        let (claim, data_offset) = self.claim(file, true, counter)?;
         // SAFETY: the region stays in the file for the reasons given in `map`. Aliasing:
         // `claim` proves that no other map of these bytes (read-only or writable) lives in
         // this process, and it lives as long as this one, so the `&mut [u8]` it hands out
         // is the only reference to them here. Writes by other processes only change element
         // values: any bits are a valid `Pod` element.
         let map = unsafe {
-            MappedBytesMut::map(
-                container.file(),
-                data_offset,
-                self.header.dtype,
-                &self.header.shape,
-            )
+            MappedBytesMut::map(file, data_offset, self.header.dtype, &self.header.shape)
         }?;
         Ok(map.with_keep_alive(Box::new(claim)))
     }

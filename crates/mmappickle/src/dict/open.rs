@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mmappickle_array::{OwnedArray, OwnedMasked};
 use mmappickle_codec::{loads_with, Limits, Value};
@@ -64,7 +64,8 @@ impl MmapDictOptions {
             })?;
         }
         Ok(MmapDict {
-            container,
+            container: Mutex::new(container),
+            path: path.to_path_buf(),
             options: self,
             maps: Arc::new(()),
         })

@@ -7,7 +7,9 @@ this package is the glue (``pickle.dumps``/``loads`` of generic values, ``numpy.
 of arrays). numpy is optional: without it, generic values only.
 """
 
+from . import remote
 from ._native import UnsafeValueError, __version__
 from .dict import mmapdict
+from .http import httpdict
 
-__all__ = ["UnsafeValueError", "__version__", "mmapdict"]
+__all__ = ["UnsafeValueError", "__version__", "httpdict", "mmapdict", "remote"]

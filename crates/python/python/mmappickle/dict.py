@@ -6,7 +6,7 @@ import io
 import os
 import pickle
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 from . import _native
@@ -161,20 +161,15 @@ class mmapdict(MutableMapping):
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_key(key)
         self._check_writable()
-        kind = self._kind_of(value)
-        if kind not in self._kinds:
-            raise TypeError(f"Could not find a pickler for element of type {type(value)}")
-        if kind == "array":
-            self._write_array(key, value)
-        elif kind == "masked":
-            self._write_masked(key, value)
-        else:
-            self._native.insert_pickle(key, pickle.dumps(value, 4))
+        self._native.insert_many([self._new_value(key, value)])
 
     def __getitem__(self, key: str) -> Any:
         if not isinstance(key, str):
             raise KeyError(key)
-        located = self._native.locate(key)
+        return self._value_of(key, self._native.locate(key))
+
+    def _value_of(self, key: str, located: tuple) -> Any:
+        """The value of ``key`` from what the Rust half found it holds."""
         kind = located[0]
         if kind not in self._kinds:
             raise ValueError(f"No picklers are valid to key {key!r}")
@@ -223,12 +218,31 @@ class mmapdict(MutableMapping):
         return iter(self._native.keys())
 
     def values(self) -> list:  # type: ignore[override]
-        """Every value, in key order."""
-        return [self[key] for key in self]
+        """Every value, in file order, all read from one state of the file (one shared
+        lock)."""
+        return [value for _, value in self.items()]
 
     def items(self) -> list:  # type: ignore[override]
-        """Every ``(key, value)``, in file order."""
-        return [(key, self[key]) for key in self]
+        """Every ``(key, value)``, in file order, all read from one state of the file (one
+        shared lock)."""
+        return [(key, self._value_of(key, located)) for key, located in self._native.locate_all()]
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
+        as ``dict.update``, in one batch: one lock and one commit, so that other readers see
+        all of them at once; on an error, none is stored."""
+        if isinstance(other, Mapping):
+            pairs = list(other.items())
+        elif hasattr(other, "keys"):
+            pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 (as dict.update)
+        else:
+            pairs = list(other)
+        pairs.extend(kwargs.items())
+        for key, _ in pairs:
+            self._check_key(key)
+        if pairs:
+            self._check_writable()
+            self._native.insert_many([self._new_value(key, value) for key, value in pairs])
 
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
@@ -271,27 +285,31 @@ class mmapdict(MutableMapping):
             return "masked" if _mappable(value.dtype) else "generic"
         return "generic"
 
-    def _write_array(self, key: str, value: Any) -> None:
+    def _new_value(self, key: str, value: Any) -> tuple:
+        """``value`` as the Rust half stores it: ``(kind, key, dtype, shape, payload,
+        mask)`` (see ``NativeDict.insert_many``)."""
+        kind = self._kind_of(value)
+        if kind not in self._kinds:
+            raise TypeError(f"Could not find a pickler for element of type {type(value)}")
+        if kind == "generic":
+            return ("pickle", key, "", [], pickle.dumps(value, 4), None)
+        if kind == "masked":
+            data = value.data
+            mask = _numpy().ma.getmaskarray(value)
+            return (
+                "masked",
+                key,
+                str(data.dtype),
+                [int(dim) for dim in data.shape],
+                _c_order_bytes(data).tobytes(),
+                _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
+            )
         from .stubs.numpy import EmptyNDArray
 
         shape = [int(dim) for dim in value.shape]
         if type(value) is EmptyNDArray:
-            self._native.insert_stub(key, str(value.dtype), shape)
-            return
-        raw = _c_order_bytes(value)
-        self._native.insert_array(key, str(value.dtype), shape, _pwriter(raw))
-
-    def _write_masked(self, key: str, value: Any) -> None:
-        numpy = _numpy()
-        data = value.data
-        mask = numpy.ma.getmaskarray(value)
-        self._native.insert_masked(
-            key,
-            str(data.dtype),
-            [int(dim) for dim in data.shape],
-            _c_order_bytes(data).tobytes(),
-            _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
-        )
+            return ("stub", key, str(value.dtype), shape, None, None)
+        return ("array", key, str(value.dtype), shape, _pwriter(_c_order_bytes(value)), None)
 
     def _memmap(self, place: tuple) -> Any:
         numpy = _import_numpy()

@@ -1,0 +1,424 @@
+//! Batches: many appends and removes under one exclusive lock, made visible by one commit.
+//!
+//! The entries of a batch are written after the old terminator `T` (small values gathered
+//! in memory and written in large pieces, large ones straight to the file), except their
+//! first 11 bytes; the commit writes those over `T`, then the commit number, then flips the
+//! live flags of the entries the batch removes or replaces, in the order asked.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::sync::Arc;
+
+use super::append::{padding_bytes, AppendPlan, NewEntry};
+use super::{io_at, next_commit_number, Container, ValueSink};
+use crate::error::{Error, ErrorKind};
+use crate::layout::{encode_entry_trailer, live_flag, Entry, ENTRY_TRAILER_LEN, TERMINATOR};
+
+/// Values up to this long are gathered in the batch's buffer; longer ones go straight to
+/// their place in the file.
+const BUFFERED_VALUE_MAX: u64 = 64 << 10;
+/// The buffer is written out once it holds this many bytes.
+const BUFFER_FLUSH_LEN: usize = 1 << 20;
+
+/// Changes under one exclusive lock, made visible together by one commit: see
+/// [`Container::batch`].
+///
+/// Dropped without [`Batch::commit`] (or after an error of `commit` before its commit
+/// point), the file is left as it was and the lock is released.
+#[derive(Debug)]
+pub struct Batch<'c> {
+    container: &'c mut Container,
+    /// The old terminator's offset: the batch's first byte goes there.
+    start: u64,
+    /// Where the next entry goes.
+    next: u64,
+    /// Bytes not yet written, which go at `buffer_offset`.
+    buffer: Vec<u8>,
+    buffer_offset: u64,
+    /// The batch's first 11 bytes, held back for the commit once the rest was written.
+    commit_bytes: Option<[u8; TERMINATOR.len()]>,
+    /// Entries written by the batch (padding included), in file order.
+    appended: Vec<Entry>,
+    /// The live ones among them by key (index in `appended`).
+    pending: HashMap<String, usize>,
+    /// Committed entries the batch deletes, `(index in the table, offset of the live flag)`,
+    /// in the order their deletes were asked; the set holds the same indices.
+    doomed: Vec<(usize, u64)>,
+    doomed_indices: HashSet<usize>,
+    memo_start: i32,
+    /// Changes of the key set (the commit number moves on by this many).
+    changes: u32,
+    /// Bytes were written past the old terminator (dropping the batch cuts them).
+    wrote: bool,
+    /// The file may extend past the batch's end (a value written straight to the file, an
+    /// abandoned append): the commit sets the length.
+    may_overshoot: bool,
+    /// The commit write happened: nothing is cut any more.
+    committed: bool,
+    /// The lock was left (commit done).
+    finished: bool,
+}
+
+impl Container {
+    /// Starts a batch: takes the exclusive lock (re-entrant, like every operation) until the
+    /// batch is committed or dropped. Appends and removes inside it are seen by the batch
+    /// ([`Batch::get`]) but by no reader until [`Batch::commit`]:
+    ///
+    /// - every entry the batch appends becomes visible at once, with one 11-byte write over
+    ///   the old terminator (the commit point), as a single append does;
+    /// - the commit number then moves on by the number of changes, in one write;
+    /// - then the entries the batch removes or replaces are deleted, one live-flag byte each,
+    ///   in the order asked. A replaced entry is shadowed by its newer one from the commit
+    ///   point on, so a replace is atomic with the appends; a plain remove is not: a process
+    ///   killed during these flips leaves the batch's appends and replaces and a prefix of
+    ///   its removes.
+    ///
+    /// [`Durability::Flush`](crate::Durability::Flush) syncs twice per batch (before and
+    /// after the commit point), whatever its size.
+    ///
+    /// ```
+    /// use mmappickle_container::{Container, NewEntry};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut container = Container::open(dir.path().join("batch.mmdpickle"))?;
+    /// let mut batch = container.batch()?;
+    /// for key in ["a", "b", "c"] {
+    ///     let new = NewEntry { key, value_len: 2, memo_max: batch.memo_start(), align: None };
+    ///     batch.append(new, |sink| sink.write_all(b"K\x07"))?;
+    /// }
+    /// assert!(batch.remove("b")?);
+    /// batch.commit()?;
+    /// assert_eq!(container.keys()?, ["a", "c"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn batch(&mut self) -> Result<Batch<'_>, Error> {
+        self.check_writable()?;
+        self.enter_lock()?;
+        let (start, memo_start) = match self.refresh() {
+            Ok(table) => (table.terminator_offset(), table.memo_start()),
+            Err(error) => {
+                self.leave_lock(true);
+                return Err(error);
+            }
+        };
+        Ok(Batch {
+            container: self,
+            start,
+            next: start,
+            buffer: Vec::new(),
+            buffer_offset: start,
+            commit_bytes: None,
+            appended: Vec::new(),
+            pending: HashMap::new(),
+            doomed: Vec::new(),
+            doomed_indices: HashSet::new(),
+            memo_start,
+            changes: 0,
+            wrote: false,
+            may_overshoot: false,
+            committed: false,
+            finished: false,
+        })
+    }
+}
+
+impl Batch<'_> {
+    /// The first memo index free for a new value, the batch's entries included.
+    pub fn memo_start(&self) -> i32 {
+        self.memo_start
+    }
+
+    /// The container (for its path and options; its methods would wait for this batch).
+    pub fn container(&self) -> &Container {
+        self.container
+    }
+
+    /// The live entry of `key` as the batch sees it (its own appends and removes included).
+    /// An entry appended by the batch is not readable through the container before the
+    /// commit.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        if let Some(&appended_idx) = self.pending.get(key) {
+            return self.appended.get(appended_idx);
+        }
+        let table = self.container.cache.as_deref()?;
+        let entry_idx = table.index_of(key)?;
+        if self.doomed_indices.contains(&entry_idx) {
+            return None;
+        }
+        table.entries().get(entry_idx)
+    }
+
+    /// Appends an entry whose value `write_value` writes (into the batch's buffer, or
+    /// straight into the file for a value over 64 KiB), replacing any live entry of the
+    /// same key at the commit. On an error the batch is as it was before this call.
+    pub fn append(
+        &mut self,
+        new: NewEntry<'_>,
+        write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
+    ) -> Result<Entry, Error> {
+        let plan = AppendPlan::new(&new, self.next, self.memo_start)?;
+        let (next, buffer_len, buffer_offset) = (self.next, self.buffer.len(), self.buffer_offset);
+        let (n_appended, memo_start) = (self.appended.len(), self.memo_start);
+        match self.append_entry(new, plan, write_value) {
+            Ok(entry) => Ok(entry),
+            Err(error) => {
+                self.rewind(next, buffer_len, buffer_offset, n_appended, memo_start);
+                Err(error)
+            }
+        }
+    }
+
+    /// Undoes an append that failed: forgets its entries and bytes (those already in the
+    /// file lie after the batch's end and are cut at the commit or the drop).
+    fn rewind(
+        &mut self,
+        next: u64,
+        buffer_len: usize,
+        buffer_offset: u64,
+        n_appended: usize,
+        memo_start: i32,
+    ) {
+        if self.buffer_offset == buffer_offset {
+            self.buffer.truncate(buffer_len);
+        } else {
+            // The buffer was written out meanwhile: what it held before is in the file.
+            self.buffer.clear();
+            self.buffer_offset = next;
+            if next == self.start {
+                self.commit_bytes = None;
+            }
+        }
+        self.next = next;
+        self.appended.truncate(n_appended);
+        self.memo_start = memo_start;
+        self.may_overshoot |= self.wrote;
+        if self.wrote {
+            // Best effort, as a Python `mmapdict` constructor expects a terminator at the end.
+            let _ = self.container.write_at(&TERMINATOR, next.max(self.start));
+        }
+    }
+
+    fn append_entry(
+        &mut self,
+        new: NewEntry<'_>,
+        plan: AppendPlan,
+        write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
+    ) -> Result<Entry, Error> {
+        self.buffer.extend(plan.bytes_before_value(new.key)?);
+        let AppendPlan { padding, entry } = plan;
+        let mut new_entries: Vec<Entry> = padding.into_iter().collect();
+        let value_end = entry.end() - ENTRY_TRAILER_LEN;
+        let file = Arc::clone(&self.container.file);
+        let written_to = if new.value_len <= BUFFERED_VALUE_MAX {
+            let mut sink =
+                ValueSink::buffered(&file, &mut self.buffer, entry.value_offset(), value_end);
+            write_value(&mut sink).map_err(io_at(sink.position()))?;
+            sink.position()
+        } else {
+            // The file keeps ending with a terminator while the value is written (a Python
+            // `mmapdict` constructor checks for one without the lock).
+            self.wrote = true;
+            self.may_overshoot = true;
+            self.container.write_at(&TERMINATOR, entry.end())?;
+            self.write_out(false)?;
+            let mut sink = ValueSink::new(&file, entry.value_offset(), value_end);
+            let written = write_value(&mut sink).map_err(io_at(sink.position()));
+            self.buffer_offset = value_end;
+            written?;
+            sink.position()
+        };
+        if written_to != value_end {
+            return Err(Error::new(
+                ErrorKind::ValueLength {
+                    expected: entry.value_len(),
+                    written: written_to - entry.value_offset(),
+                },
+                written_to,
+            ));
+        }
+        self.buffer
+            .extend_from_slice(&encode_entry_trailer(new.memo_max, true));
+        self.next = entry.end();
+        if self.buffer.len() >= BUFFER_FLUSH_LEN {
+            self.write_out(true)?;
+        }
+        // Only now that the entry is complete: what it replaces, and the batch's view.
+        let replaced = self.retire(new.key)?;
+        self.changes += 1 + u32::from(replaced);
+        new_entries.push(entry.clone());
+        self.memo_start = self.memo_start.max(new.memo_max);
+        self.pending.insert(
+            new.key.to_owned(),
+            self.appended.len() + new_entries.len() - 1,
+        );
+        self.appended.extend(new_entries);
+        Ok(entry)
+    }
+
+    /// Deletes the live entry of `key` at the commit (or at once, in the batch's own
+    /// bytes, if the batch appended it); returns whether there was one.
+    pub fn remove(&mut self, key: &str) -> Result<bool, Error> {
+        let removed = self.retire(key)?;
+        self.changes += u32::from(removed);
+        Ok(removed)
+    }
+
+    /// Marks the live entry of `key` deleted in the batch's view; returns whether there
+    /// was one.
+    fn retire(&mut self, key: &str) -> Result<bool, Error> {
+        if let Some(appended_idx) = self.pending.remove(key) {
+            self.kill_appended(appended_idx)?;
+            return Ok(true);
+        }
+        let Some(table) = self.container.cache.as_deref() else {
+            return Ok(false);
+        };
+        let Some(entry_idx) = table.index_of(key) else {
+            return Ok(false);
+        };
+        if !self.doomed_indices.insert(entry_idx) {
+            return Ok(false);
+        }
+        let flag_offset = table
+            .entries()
+            .get(entry_idx)
+            .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))?
+            .live_flag_offset();
+        self.doomed.push((entry_idx, flag_offset));
+        Ok(true)
+    }
+
+    /// Deletes an entry the batch appended (not yet visible: its flag is simply rewritten).
+    fn kill_appended(&mut self, appended_idx: usize) -> Result<(), Error> {
+        let Some(entry) = self.appended.get_mut(appended_idx) else {
+            return Ok(());
+        };
+        entry.set_live(false);
+        let flag_offset = entry.live_flag_offset();
+        match flag_offset
+            .checked_sub(self.buffer_offset)
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| self.buffer.get_mut(at))
+        {
+            Some(flag) => *flag = live_flag(false),
+            None => self.container.write_at(&[live_flag(false)], flag_offset)?,
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer at its place (holding back the batch's first 11 bytes), followed
+    /// by a terminator when `then_terminator` (so that the file ends with one).
+    fn write_out(&mut self, then_terminator: bool) -> Result<(), Error> {
+        let written_len = self.buffer.len() as u64;
+        if then_terminator {
+            self.buffer.extend_from_slice(&TERMINATOR);
+        }
+        let mut bytes = self.buffer.as_slice();
+        let mut offset = self.buffer_offset;
+        if offset == self.start && self.commit_bytes.is_none() {
+            let (first, rest) = bytes.split_at(TERMINATOR.len().min(bytes.len()));
+            self.commit_bytes = Some(
+                first
+                    .try_into()
+                    .map_err(|_| Error::bad_entry("an entry head of 11 bytes", offset))?,
+            );
+            bytes = rest;
+            offset += TERMINATOR.len() as u64;
+        }
+        if !bytes.is_empty() {
+            self.wrote = true;
+            self.container.write_at(bytes, offset)?;
+        }
+        self.buffer_offset += written_len;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Makes every change of the batch visible (see [`Container::batch`] for the order), and
+    /// releases the lock.
+    pub fn commit(mut self) -> Result<(), Error> {
+        let result = self.commit_changes();
+        self.finished = true;
+        if result.is_err() && !self.committed {
+            self.cut();
+        }
+        self.container.leave_lock(result.is_err());
+        result
+    }
+
+    fn commit_changes(&mut self) -> Result<(), Error> {
+        if self.appended.is_empty() && self.doomed.is_empty() {
+            return Ok(());
+        }
+        let table_commit_number = match self.container.cache.as_deref() {
+            // Validated under this lock hold: its commit number is the file's.
+            Some(table) => table.commit_number(),
+            None => self.container.read_commit_number()?,
+        };
+        if !self.appended.is_empty() {
+            // The next commit writes 11 bytes over the terminator this one leaves: it must
+            // not straddle a page boundary (see `straddles_page`).
+            let tail = AppendPlan::tail_padding(
+                self.next,
+                self.memo_start,
+                self.container.options.page_safe_commit,
+            )?;
+            if let Some(tail) = tail {
+                self.buffer.extend(padding_bytes(&tail)?);
+                self.next = tail.end();
+                self.appended.push(tail);
+            }
+            self.write_out(true)?;
+            let new_end = self.next + TERMINATOR.len() as u64;
+            if self.may_overshoot {
+                self.container
+                    .file
+                    .set_len(new_end)
+                    .map_err(io_at(new_end))?;
+            }
+            self.container.sync()?;
+            let commit_bytes = self
+                .commit_bytes
+                .ok_or_else(|| Error::bad_entry("an entry head of 11 bytes", self.start))?;
+            self.container.write_at(&commit_bytes, self.start)?;
+        }
+        self.committed = true;
+        let mut commit_number = table_commit_number;
+        for _ in 0..self.changes {
+            commit_number = next_commit_number(commit_number);
+        }
+        self.container.write_commit_number(commit_number)?;
+        for &(_, flag_offset) in &self.doomed {
+            self.container.write_at(&[live_flag(false)], flag_offset)?;
+        }
+        self.container.sync()?;
+        if let Some(table) = self.container.cache.as_mut().map(Arc::make_mut) {
+            table.push_appended(std::mem::take(&mut self.appended));
+            for &(entry_idx, _) in &self.doomed {
+                table.set_live(entry_idx, false);
+            }
+            table.set_commit_number(commit_number);
+        }
+        Ok(())
+    }
+
+    /// Cuts what the batch wrote after the old terminator (best effort: every reader ignores
+    /// those bytes, and the next read-write open removes them anyway).
+    fn cut(&mut self) {
+        if self.wrote || self.may_overshoot {
+            let _ = self
+                .container
+                .file
+                .set_len(self.start + TERMINATOR.len() as u64);
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cut();
+            self.container.leave_lock(true);
+        }
+    }
+}

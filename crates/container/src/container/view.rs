@@ -1,0 +1,131 @@
+//! Read views: one state of the file (its table and a map of it) under the shared lock.
+
+use std::fmt;
+use std::fs::File;
+use std::sync::Arc;
+
+use super::Container;
+use crate::error::{Error, ErrorKind};
+use crate::layout::{Entry, Table};
+use crate::map::ReadMap;
+
+/// One state of the file, read under the shared `flock` that [`Container::begin_read`] took:
+/// the entry table and a read-only map of the whole file, so that values are read from
+/// memory, without a system call. Hand it back to [`Container::end_read`].
+pub struct ReadView {
+    file: Arc<File>,
+    map: Arc<ReadMap>,
+    table: Arc<Table>,
+    /// The view counts among the shared readers (it was not begun under the exclusive lock).
+    counted: bool,
+}
+
+impl fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadView")
+            .field("file_len", &self.map.bytes().len())
+            .field("entries", &self.table.entries().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReadView {
+    /// The entry table.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The file the view reads (the array layer maps regions of it).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The whole file as this view sees it (as long as its table says).
+    pub fn bytes(&self) -> &[u8] {
+        let bytes = self.map.bytes();
+        let len = usize::try_from(self.table.file_len()).unwrap_or(usize::MAX);
+        bytes.get(..len).unwrap_or(bytes)
+    }
+
+    /// The value bytes of `entry`, an entry of this view's table.
+    pub fn value(&self, entry: &Entry) -> Result<&[u8], Error> {
+        let range = entry.value_range();
+        usize::try_from(range.start)
+            .ok()
+            .zip(usize::try_from(range.end).ok())
+            .and_then(|(start, end)| self.map.bytes().get(start..end))
+            .ok_or_else(|| Error::new(ErrorKind::StaleEntry, entry.offset()))
+    }
+}
+
+impl Container {
+    /// Takes the *shared* `flock` (Python's writers take `LOCK_EX`, so they wait) and returns
+    /// a view of the file's current state. Views of one handle share one lock: the first
+    /// takes it and checks the cached table, the others reuse both; the last one handed back
+    /// to [`Container::end_read`] releases it. While views are out, the exclusive operations
+    /// of this handle return [`ErrorKind::ReadersActive`]. Begun under the exclusive lock
+    /// (inside [`Container::with_lock`]), a view reads under that lock.
+    ///
+    /// A view that is dropped instead of handed back keeps the shared lock for the life of
+    /// the handle.
+    ///
+    /// ```
+    /// use mmappickle_container::{Container, NewEntry};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut container = Container::open(dir.path().join("view.mmdpickle"))?;
+    /// let new = NewEntry { key: "answer", value_len: 2, memo_max: 1, align: None };
+    /// container.append(new, |sink| sink.write_all(b"K\x2a"))?;
+    /// let view = container.begin_read()?;
+    /// let entry = view.table().get("answer").cloned().expect("a live key");
+    /// assert_eq!(view.value(&entry)?, b"K\x2a");
+    /// container.end_read(view);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin_read(&mut self) -> Result<ReadView, Error> {
+        let counted = self.lock_depth == 0;
+        if counted {
+            if self.shared_readers == 0 {
+                fs2::FileExt::lock_shared(&*self.file).map_err(Error::unplaced_io)?;
+                self.validated = false;
+            }
+            self.shared_readers += 1;
+        }
+        match self.view_of_current_state(counted) {
+            Ok(view) => Ok(view),
+            Err(error) => {
+                self.validated = false;
+                self.leave_shared(counted);
+                Err(error)
+            }
+        }
+    }
+
+    fn view_of_current_state(&mut self, counted: bool) -> Result<ReadView, Error> {
+        let (map, table) = self.current_map_and_table()?;
+        Ok(ReadView {
+            file: Arc::clone(&self.file),
+            map,
+            table,
+            counted,
+        })
+    }
+
+    /// Hands back a view of [`Container::begin_read`]; the last one out releases the shared
+    /// lock.
+    pub fn end_read(&mut self, view: ReadView) {
+        let counted = view.counted;
+        drop(view);
+        self.leave_shared(counted);
+    }
+
+    fn leave_shared(&mut self, counted: bool) {
+        if !counted {
+            return;
+        }
+        self.shared_readers = self.shared_readers.saturating_sub(1);
+        if self.shared_readers == 0 {
+            let _ = fs2::FileExt::unlock(&*self.file);
+        }
+    }
+}

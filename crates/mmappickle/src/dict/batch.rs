@@ -1,0 +1,110 @@
+//! Write batches: many changes under one exclusive lock, made visible by one commit.
+
+use mmappickle_container::Batch;
+
+use super::{check_key, MmapDict, MmapDictOptions};
+use crate::error::Error;
+
+/// Changes under one exclusive lock, committed together: see [`MmapDict::write`] and
+/// [`MmapDict::transaction`].
+///
+/// Its inserts are those of [`MmapDict`] (`insert`, `insert_array`, `insert_array_with`,
+/// `insert_masked`, `insert_stub`, ...). Dropped without [`Transaction::commit`], it leaves
+/// the file as it was.
+#[derive(Debug)]
+pub struct Transaction<'d> {
+    pub(super) batch: Batch<'d>,
+    pub(super) options: &'d MmapDictOptions,
+}
+
+impl MmapDict {
+    /// Runs `changes` as one batch under the file's exclusive lock, and commits them
+    /// together if it returns `Ok`: every insert and replace of the batch becomes visible at
+    /// once, with one write; then its removes are done, one byte each. If `changes` returns
+    /// an error or panics, the file is left as it was and the error is returned.
+    ///
+    /// What a crash in the middle leaves is said in the crate docs (*Batches*).
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("batch.mmdpickle"))?;
+    /// m.write(|tx| {
+    ///     for i in 0..1000 {
+    ///         tx.insert(&format!("key{i}"), i)?;
+    ///     }
+    ///     tx.insert_array("grid", &[1.0f64, 2.0], &[2])?;
+    ///     tx.remove("key0")?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(m.len()?, 1000);
+    ///
+    /// // An error inside changes nothing.
+    /// let failed = m.write(|tx| {
+    ///     tx.insert("key1", "changed")?;
+    ///     tx.insert_array("bad", &[1u8, 2, 3], &[4]) // 3 elements for a shape of 4
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(m.value("key1")?, 1.into());
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn write<R>(
+        &mut self,
+        changes: impl FnOnce(&mut Transaction<'_>) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut transaction = self.transaction()?;
+        let result = changes(&mut transaction)?;
+        transaction.commit()?;
+        Ok(result)
+    }
+
+    /// Begins a batch (see [`MmapDict::write`]) to commit with [`Transaction::commit`];
+    /// dropped without it, nothing changes.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("tx.mmdpickle"))?;
+    /// let mut tx = m.transaction()?;
+    /// tx.insert("a", 1)?;
+    /// drop(tx);                   // not committed
+    /// assert!(m.is_empty()?);
+    /// let mut tx = m.transaction()?;
+    /// tx.insert("a", 1)?;
+    /// assert!(tx.contains_key("a"));
+    /// tx.commit()?;
+    /// assert_eq!(m.keys()?, ["a"]);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+        self.check_writable()?;
+        let options = &self.options;
+        let batch = self
+            .container
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .batch()?;
+        Ok(Transaction { batch, options })
+    }
+}
+
+impl Transaction<'_> {
+    /// Deletes `key` when the batch commits (at once in the batch's own view); returns
+    /// whether it was there, in that view.
+    pub fn remove(&mut self, key: &str) -> Result<bool, Error> {
+        check_key(key)?;
+        Ok(self.batch.remove(key)?)
+    }
+
+    /// Whether `key` is live in the batch's view (the file's state and the batch's changes).
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.batch.get(key).is_some()
+    }
+
+    /// Makes the batch's changes visible and releases the lock.
+    pub fn commit(self) -> Result<(), Error> {
+        Ok(self.batch.commit()?)
+    }
+}
