@@ -1,6 +1,5 @@
 //! The file layout of FORMAT.md: header, entries, terminator, and the pure scan of a whole file.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -214,7 +213,7 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
     entries: Vec<Entry>,
-    live_index: HashMap<Arc<str>, usize>,
+    live_index: foldhash::HashMap<Arc<str>, usize>,
     commit_number: i32,
     terminator_offset: u64,
     file_len: u64,
@@ -674,7 +673,8 @@ impl Scanner {
         // file) instead of growing and rehashing every key along the way. In file order: the
         // last live entry of a key wins, as in `pickle.load`.
         let n_live_flags = entries.iter().filter(|entry| entry.live).count();
-        let mut live_index = HashMap::with_capacity(n_live_flags);
+        let mut live_index =
+            foldhash::HashMap::with_capacity_and_hasher(n_live_flags, Default::default());
         for (entry_idx, entry) in entries.iter().enumerate() {
             if entry.live {
                 live_index.insert(Arc::clone(&entry.key), entry_idx);

@@ -5,7 +5,6 @@
 //! first 11 bytes; the commit writes those over `T`, then the commit number, then flips the
 //! live flags of the entries the batch removes or replaces, in the order asked.
 
-use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -40,11 +39,11 @@ pub struct Batch<'c> {
     /// Entries written by the batch (padding included), in file order.
     appended: Vec<Entry>,
     /// The live ones among them by key (index in `appended`).
-    pending: HashMap<String, usize>,
+    pending: foldhash::HashMap<String, usize>,
     /// Committed entries the batch deletes, `(index in the table, offset of the live flag)`,
     /// in the order their deletes were asked; the set holds the same indices.
     doomed: Vec<(usize, u64)>,
-    doomed_indices: HashSet<usize>,
+    doomed_indices: foldhash::HashSet<usize>,
     memo_start: i32,
     /// Changes of the key set (the commit number moves on by this many).
     changes: u32,
@@ -109,9 +108,9 @@ impl Container {
             buffer_offset: start,
             commit_bytes: None,
             appended: Vec::new(),
-            pending: HashMap::new(),
+            pending: Default::default(),
             doomed: Vec::new(),
-            doomed_indices: HashSet::new(),
+            doomed_indices: Default::default(),
             memo_start,
             changes: 0,
             wrote: false,
