@@ -17,10 +17,11 @@ pub enum ValueKind {
         /// Why a value that starts like an array is not one.
         not_an_array: Option<Error>,
     },
-    /// A memory-mappable array.
-    Array(ArrayHeader),
+    /// A memory-mappable array. (Headers are boxed so that a listing of many small values
+    /// stays small.)
+    Array(Box<ArrayHeader>),
     /// A masked array: data and mask, both mappable.
-    Masked(MaskedHeader),
+    Masked(Box<MaskedHeader>),
     /// An array expression whose header numpy would refuse (raw length against shape x
     /// itemsize, a shape that overflows or is negative, too many dimensions, a number dtype
     /// of no numpy size): an error, not a value. Offsets are relative to the value.
@@ -62,12 +63,12 @@ impl ValueKind {
 /// ```
 pub fn classify<S: ValueSource + ?Sized>(source: &mut S) -> Result<ValueKind, Error> {
     let not_an_array = match read_array_header(source) {
-        Ok(Some(header)) => return Ok(ValueKind::Array(header)),
+        Ok(Some(header)) => return Ok(ValueKind::Array(Box::new(header))),
         Ok(None) => None,
         Err(error) => Some(error),
     };
     let not_an_array = match (not_an_array, read_masked_header(source)) {
-        (_, Ok(Some(header))) => return Ok(ValueKind::Masked(header)),
+        (_, Ok(Some(header))) => return Ok(ValueKind::Masked(Box::new(header))),
         (first, Ok(None)) => first,
         (_, Err(error)) => Some(error),
     };

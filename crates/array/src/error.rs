@@ -8,7 +8,8 @@ use std::fmt;
 /// problems at no place (an index out of bounds, a wrong element type).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Error {
-    kind: ErrorKind,
+    // Boxed: a `Result` of this crate, and a `ValueKind` holding an error, stay small.
+    kind: Box<ErrorKind>,
     offset: Option<u64>,
 }
 
@@ -103,14 +104,17 @@ impl Error {
     /// An error of `kind` found at byte `offset`.
     pub fn new(kind: ErrorKind, offset: u64) -> Self {
         Error {
-            kind,
+            kind: Box::new(kind),
             offset: Some(offset),
         }
     }
 
     /// An error of `kind` at no place in a value or file.
     pub fn unplaced(kind: ErrorKind) -> Self {
-        Error { kind, offset: None }
+        Error {
+            kind: Box::new(kind),
+            offset: None,
+        }
     }
 
     /// What went wrong.
@@ -135,7 +139,7 @@ impl Error {
     /// like an array expression.
     pub fn is_malformed_header(&self) -> bool {
         matches!(
-            self.kind,
+            *self.kind,
             ErrorKind::LengthMismatch { .. }
                 | ErrorKind::Overflow
                 | ErrorKind::NegativeDim(_)
@@ -229,7 +233,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
+        match &*self.kind {
             ErrorKind::Io(error) => Some(error),
             _ => None,
         }

@@ -354,7 +354,7 @@ impl AsyncRemoteDict {
     async fn entry_and_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
         let entry = self.entry(key)?;
         match self.value_kind(entry).await? {
-            ValueKind::Array(header) => Ok((entry, header)),
+            ValueKind::Array(header) => Ok((entry, *header)),
             // Starts like an array but is not one: the array error says why.
             ValueKind::Malformed(error)
             | ValueKind::Generic {

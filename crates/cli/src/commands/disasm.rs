@@ -145,7 +145,7 @@ fn flat_op(op: &DisOp<'_>) -> String {
 /// and where its raw data lies in the file.
 fn annotate_arrays(info: &EntryInfo, out: &mut dyn Write) -> CliResult {
     let headers = match &info.kind {
-        Some(ValueKind::Array(header)) => vec![("array", header)],
+        Some(ValueKind::Array(header)) => vec![("array", &**header)],
         Some(ValueKind::Masked(masked)) => {
             vec![("masked data", &masked.data), ("masked mask", &masked.mask)]
         }

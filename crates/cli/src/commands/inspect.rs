@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use mmappickle::array::ArrayHeader;
 use mmappickle::loads;
 use mmappickle::DATA_ALIGN;
 use mmappickle::{EntryInfo, Listing, ValueKind, FORMAT_VERSION};
@@ -18,12 +19,12 @@ use crate::scalars::str_repr;
 use crate::store;
 use crate::view::{ArrayView, ItemView, Viewed};
 
-/// One row of `ls`, borrowing its key from the listing.
+/// One row of `ls`, borrowing from the listing: nothing is allocated for a row of a value.
 struct Row<'a> {
     key: &'a str,
     kind: &'static str,
-    /// Dtype name and shape, for array entries.
-    array: Option<(String, &'a [usize])>,
+    /// The (data) array's header, for array entries.
+    array: Option<&'a ArrayHeader>,
     bytes: u64,
     offset: u64,
 }
@@ -37,21 +38,20 @@ impl<'a> Row<'a> {
             None => "padding",
             Some(kind) => kind.name(),
         };
-        let header = info.kind.as_ref().and_then(ValueKind::data_header);
         let (offset, bytes) = info
             .data_range()
             .unwrap_or((entry.value_offset(), entry.value_len()));
         Row {
             key: entry.key(),
             kind,
-            array: header.map(|header| (header.dtype.name(), header.shape.as_slice())),
+            array: info.kind.as_ref().and_then(ValueKind::data_header),
             bytes,
             offset,
         }
     }
 
     fn aligned(&self) -> Option<bool> {
-        self.array.as_ref().map(|_| self.offset % DATA_ALIGN == 0)
+        self.array.map(|_| self.offset % DATA_ALIGN == 0)
     }
 }
 
@@ -61,9 +61,9 @@ impl Serialize for Row<'_> {
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("key", self.key)?;
         map.serialize_entry("kind", self.kind)?;
-        if let (Some((dtype, shape)), Some(aligned)) = (&self.array, self.aligned()) {
-            map.serialize_entry("dtype", dtype)?;
-            map.serialize_entry("shape", shape)?;
+        if let (Some(header), Some(aligned)) = (self.array, self.aligned()) {
+            map.serialize_entry("dtype", &header.dtype.name())?;
+            map.serialize_entry("shape", &header.shape)?;
             map.serialize_entry("aligned", &aligned)?;
         }
         map.serialize_entry("bytes", &self.bytes)?;
@@ -72,15 +72,34 @@ impl Serialize for Row<'_> {
     }
 }
 
-/// Digits of `n` in decimal.
-fn decimal_len(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |log| log as usize + 1)
+/// `ls --json`: the rows as one array, serialized as they are made.
+struct RowsJson<'a> {
+    listing: &'a Listing,
+    all: bool,
+}
+
+impl Serialize for RowsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(rows(self.listing, self.all))
+    }
+}
+
+/// The rows `ls` shows: the live entries, or every entry with `all`.
+fn rows(listing: &Listing, all: bool) -> impl Iterator<Item = Row<'_>> {
+    listing
+        .entries
+        .iter()
+        .filter(move |info| all || info.entry.is_live())
+        .map(Row::of)
 }
 
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let listing = store::open_dict_readonly(path)?.listing()?;
-    print_ls(&listing, all, as_json, out)
+    let dict = store::open_dict_readonly(path)?;
+    let listing = dict.listing()?;
+    print_ls(&listing, all, as_json, out)?;
+    super::free_at_exit((dict, listing));
+    Ok(())
 }
 
 /// `ls`'s table of `listing` (of a local or a remote file).
@@ -90,34 +109,31 @@ pub(super) fn print_ls(
     as_json: bool,
     out: &mut dyn Write,
 ) -> CliResult {
-    let rows: Vec<Row<'_>> = listing
-        .entries
-        .iter()
-        .filter(|info| all || info.entry.is_live())
-        .map(Row::of)
-        .collect();
     if as_json {
-        return print_json(out, &rows);
+        return print_json(out, &RowsJson { listing, all });
     }
-    // Shapes are drawn once; the other cells are written straight from the row.
-    let shapes: Vec<Option<String>> = rows
-        .iter()
-        .map(|row| {
-            row.array
-                .as_ref()
-                .map(|(_, shape)| arrays::shape_repr(shape))
-        })
-        .collect();
     const HEADER: [&str; 7] = [
         "KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED",
     ];
+    // The widths come from one pass over the rows; only the array cells (dtype and shape)
+    // need drawing to be measured, and they are kept for the second pass.
     let mut widths = HEADER.map(str::len);
-    for (row, shape) in rows.iter().zip(&shapes) {
+    let mut array_cells = Vec::new();
+    for row in rows(listing, all) {
+        let (dtype, shape) = match row.array {
+            Some(header) => {
+                let cells = (header.dtype.name(), arrays::shape_repr(&header.shape));
+                let lens = (cells.0.len(), cells.1.len());
+                array_cells.push(cells);
+                lens
+            }
+            None => (1, 1),
+        };
         let cells = [
-            row.key.chars().count(),
+            char_len(row.key),
             row.kind.len(),
-            row.array.as_ref().map_or(1, |(dtype, _)| dtype.len()),
-            shape.as_ref().map_or(1, String::len),
+            dtype,
+            shape,
             decimal_len(row.bytes),
             decimal_len(row.offset),
         ];
@@ -126,75 +142,103 @@ pub(super) fn print_ls(
         }
     }
     let [key_w, kind_w, dtype_w, shape_w, bytes_w, offset_w, _] = widths;
-    // Each line is drawn into one reused buffer: no formatting machinery per cell.
-    let mut line = String::new();
-    let mut digits = [0u8; 20];
+    let mut table = Columns::new(out);
     for (cell, width) in HEADER.iter().zip(widths).take(4) {
-        push_left(&mut line, cell, cell.len(), width);
+        table.left(cell, cell.len(), width);
     }
-    push_right(&mut line, HEADER[4], bytes_w);
-    push_right(&mut line, HEADER[5], offset_w);
-    line.push_str(HEADER[6]);
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
-    for (row, shape) in rows.iter().zip(&shapes) {
-        let dtype = row.array.as_ref().map_or("-", |(dtype, _)| dtype.as_str());
-        let shape = shape.as_deref().unwrap_or("-");
-        line.clear();
-        push_left(&mut line, row.key, row.key.chars().count(), key_w);
-        push_left(&mut line, row.kind, row.kind.len(), kind_w);
-        push_left(&mut line, dtype, dtype.len(), dtype_w);
-        push_left(&mut line, shape, shape.len(), shape_w);
-        push_right(&mut line, decimal(row.bytes, &mut digits), bytes_w);
-        push_right(&mut line, decimal(row.offset, &mut digits), offset_w);
-        line.push_str(match row.aligned() {
+    table.right(HEADER[4], bytes_w);
+    table.right(HEADER[5], offset_w);
+    table.end_line(HEADER[6])?;
+    let mut array_cells = array_cells.iter();
+    for row in rows(listing, all) {
+        let (dtype, shape) = match row.array.and_then(|_| array_cells.next()) {
+            Some((dtype, shape)) => (dtype.as_str(), shape.as_str()),
+            None => ("-", "-"),
+        };
+        table.left(row.key, char_len(row.key), key_w);
+        table.left(row.kind, row.kind.len(), kind_w);
+        table.left(dtype, dtype.len(), dtype_w);
+        table.left(shape, shape.len(), shape_w);
+        table.number(row.bytes, bytes_w);
+        table.number(row.offset, offset_w);
+        table.end_line(match row.aligned() {
             None => "-",
             Some(true) => "yes",
             Some(false) => "no",
-        });
-        line.push('\n');
-        out.write_all(line.as_bytes())?;
+        })?;
     }
-    Ok(())
+    table.finish()
 }
 
-/// Spaces to pad cells with.
-const SPACES: &str = "                                                                ";
-
-/// Pushes `n` spaces.
-fn push_spaces(line: &mut String, mut n: usize) {
-    while n > 0 {
-        let run = n.min(SPACES.len());
-        line.push_str(&SPACES[..run]);
-        n -= run;
+/// Characters in `text` (its length, for ASCII).
+fn char_len(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
     }
 }
 
-/// A left-aligned cell of `chars` characters in a column `width` wide, and the gap after it.
-fn push_left(line: &mut String, cell: &str, chars: usize, width: usize) {
-    line.push_str(cell);
-    push_spaces(line, width.saturating_sub(chars) + 2);
+/// Digits of `n` in decimal.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
-/// A right-aligned (ASCII) cell in a column `width` wide, and the gap after it.
-fn push_right(line: &mut String, cell: &str, width: usize) {
-    push_spaces(line, width.saturating_sub(cell.len()));
-    line.push_str(cell);
-    push_spaces(line, 2);
+/// Text columns drawn into one byte buffer and written out in large pieces: no formatting
+/// machinery and no allocation per cell.
+struct Columns<'w> {
+    out: &'w mut dyn Write,
+    buffer: Vec<u8>,
 }
 
-/// `n` in decimal, drawn into `digits`.
-fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &str {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+impl<'w> Columns<'w> {
+    /// Bytes gathered before they are written out.
+    const CHUNK: usize = 64 * 1024;
+
+    fn new(out: &'w mut dyn Write) -> Self {
+        let buffer = Vec::with_capacity(Self::CHUNK + 1024);
+        Columns { out, buffer }
+    }
+
+    /// A left-aligned cell of `chars` characters in a column `width` wide, and the gap.
+    fn left(&mut self, cell: &str, chars: usize, width: usize) {
+        self.buffer.extend_from_slice(cell.as_bytes());
+        self.spaces(width.saturating_sub(chars) + 2);
+    }
+
+    /// A right-aligned (ASCII) cell in a column `width` wide, and the gap.
+    fn right(&mut self, cell: &str, width: usize) {
+        self.spaces(width.saturating_sub(cell.len()));
+        self.buffer.extend_from_slice(cell.as_bytes());
+        self.spaces(2);
+    }
+
+    /// `n` in decimal, right-aligned in a column `width` wide, and the gap.
+    fn number(&mut self, n: u64, width: usize) {
+        let mut digits = itoa::Buffer::new();
+        self.right(digits.format(n), width);
+    }
+
+    fn spaces(&mut self, n: usize) {
+        self.buffer.resize(self.buffer.len() + n, b' ');
+    }
+
+    /// The last cell of a line, unpadded, and the line's end.
+    fn end_line(&mut self, cell: &str) -> CliResult {
+        self.buffer.extend_from_slice(cell.as_bytes());
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= Self::CHUNK {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
         }
+        Ok(())
     }
-    std::str::from_utf8(&digits[start..]).unwrap_or_default()
+
+    /// Writes what is left.
+    fn finish(self) -> CliResult {
+        self.out.write_all(&self.buffer)?;
+        Ok(())
+    }
 }
 
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.

@@ -205,7 +205,7 @@ impl ReadSnapshot<'_> {
         let entry = self.entry(key)?;
         let value_offset = entry.value_offset();
         match self.classified(entry)? {
-            (_, ValueKind::Array(header)) => Ok(Located::Array(place(key, value_offset, header)?)),
+            (_, ValueKind::Array(header)) => Ok(Located::Array(place(key, value_offset, *header)?)),
             (_, ValueKind::Masked(header)) => Ok(Located::Masked {
                 data: place(key, value_offset, header.data)?,
                 mask: place(key, value_offset, header.mask)?,

@@ -152,7 +152,7 @@ impl<'d> ReadSnapshot<'d> {
                 })?,
             ),
             ValueKind::Array(header) => {
-                Item::Array(request(key, value_offset, header).map(file, counter)?)
+                Item::Array(request(key, value_offset, *header).map(file, counter)?)
             }
             ValueKind::Masked(header) => Item::Masked(MaskedBytes {
                 data: request(key, value_offset, header.data).map(file, counter)?,
@@ -208,7 +208,7 @@ impl<'d> ReadSnapshot<'d> {
             return Err(Error::new(ErrorKind::NotAnArray { key }, value_offset));
         };
         check_element::<T>(key, &header.dtype, value_offset)?;
-        map(self.view()?.file(), request(key, value_offset, header))
+        map(self.view()?.file(), request(key, value_offset, *header))
     }
 
     /// The masked array of `key`, data and mask mapped read-only and typed (see
