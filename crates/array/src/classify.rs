@@ -5,7 +5,10 @@
 //! listing, convert, the fuzz bodies) asks [`classify`]; nothing else tells these apart.
 
 use crate::error::{Error, ErrorKind};
-use crate::expr::{read_array_header, read_masked_header, ArrayHeader, MaskedHeader, ValueSource};
+use crate::expr::{
+    may_be_array_expression, read_array_header, read_masked_header, ArrayHeader, MaskedHeader,
+    ValueSource,
+};
 
 /// What a value is, found from its head (the raw data is never read).
 #[derive(Debug)]
@@ -62,6 +65,9 @@ impl ValueKind {
 /// # Ok::<(), mmappickle_array::Error>(())
 /// ```
 pub fn classify<S: ValueSource + ?Sized>(source: &mut S) -> Result<ValueKind, Error> {
+    if !may_be_array_expression(source)? {
+        return Ok(ValueKind::Generic { not_an_array: None });
+    }
     let not_an_array = match read_array_header(source) {
         Ok(Some(header)) => return Ok(ValueKind::Array(Box::new(header))),
         Ok(None) => None,

@@ -7,6 +7,7 @@
 mod read;
 mod write;
 
+pub(crate) use self::read::may_be_array_expression;
 pub use self::read::{
     parse_array_value, parse_masked_value, read_array_header, read_masked_header, FileValue,
     ValueSource,
@@ -99,7 +100,26 @@ pub fn checked_raw_len(dtype: &DType, shape: &[usize]) -> Option<u64> {
 mod tests {
     use super::write::push_shape;
     use super::*;
-    use crate::error::ErrorKind;
+    use crate::error::{Error, ErrorKind};
+
+    #[test]
+    fn every_array_form_passes_the_quick_check() -> Result<(), Error> {
+        let f64_array = |encoding| {
+            let layout = ArrayLayout::new(&f64_dtype(), &[2], encoding)?;
+            layout.to_value_bytes(&[0; 16])
+        };
+        for value in [
+            f64_array(ArrayEncoding::Compatible)?,
+            f64_array(ArrayEncoding::Portable)?,
+            MaskedLayout::new(&f64_dtype(), &[2])?.to_value_bytes(&[0; 16], &[0; 2])?,
+        ] {
+            assert!(may_be_array_expression(&mut value.as_slice())?);
+        }
+        for generic in [&b"J\x01\x00\x00\x00"[..], &[b'X'; 64][..]] {
+            assert!(!may_be_array_expression(&mut &generic[..])?);
+        }
+        Ok(())
+    }
 
     fn f64_dtype() -> DType {
         DType::parse("float64").unwrap()

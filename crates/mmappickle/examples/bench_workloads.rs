@@ -564,12 +564,12 @@ fn cli(args: &Args, runs: usize) -> Result {
         })?;
     }
     in_process("cli_lib.ls_json", runs, || {
-        Ok(MmapDict::open_readonly(&file)?.listing()?.entries.len())
+        Ok(MmapDict::open_readonly(&file)?.listing()?.entries().len())
     })?;
     in_process("cli_lib.info", runs, || {
         Ok(MmapDict::open_readonly(&file)?
             .entry_listing()?
-            .entries
+            .entries()
             .len())
     })?;
     in_process("cli_lib.get", runs, || {
@@ -590,8 +590,8 @@ fn cli(args: &Args, runs: usize) -> Result {
     in_process("cli_lib.dis", runs, || {
         let mut n_ops = 0;
         MmapDict::open_readonly(&file)?.with_disassembly(|disassembly| {
-            for info in &disassembly.listing.entries {
-                n_ops += disassembly.value_ops(info).map(black_box).count();
+            for info in disassembly.listing.entries() {
+                n_ops += disassembly.value_ops(&info).map(black_box).count();
             }
         })?;
         Ok(n_ops)

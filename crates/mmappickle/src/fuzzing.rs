@@ -59,8 +59,8 @@ fn read_every_key(path: &Path) -> Verdict {
     };
     // The listing's kinds come from the same classifier as `get`: they agree.
     if let Ok(listing) = dict.listing() {
-        for info in listing.entries.iter().filter(|info| info.entry.is_live()) {
-            let kind = info.kind.as_ref().map(ValueKind::name);
+        for info in listing.entries().filter(|info| info.entry.is_live()) {
+            let kind = info.kind.map(ValueKind::name);
             if info.shadowed || kind.is_none() {
                 continue;
             }

@@ -677,10 +677,9 @@ fn error_malformed_array_header() {
         // The listing's classifier is `get`'s: the entry is malformed there too.
         let listing = m.listing().unwrap();
         let kinds: Vec<_> = listing
-            .entries
-            .iter()
+            .entries()
             .filter(|info| info.entry.is_live())
-            .map(|info| (info.entry.key(), info.kind.as_ref().map(ValueKind::name)))
+            .map(|info| (info.entry.key(), info.kind.map(ValueKind::name)))
             .collect();
         assert_eq!(
             kinds,
@@ -906,15 +905,14 @@ fn listing_marks_an_older_live_duplicate_as_shadowed() {
     m.insert("k", 1).unwrap();
     m.insert("k", 2).unwrap();
     m.insert("other", 3).unwrap();
-    let old = m.listing().unwrap().entries[0].entry.clone();
+    let old = m.listing().unwrap().table().entries()[0].clone();
     assert!(!old.is_live());
     drop(m);
     assert!(MmapDict::open_readonly(&path)
         .unwrap()
         .listing()
         .unwrap()
-        .entries
-        .iter()
+        .entries()
         .all(|info| !info.shadowed));
     // The live flag is the entry's second-to-last byte (NEWTRUE when live).
     let mut bytes = std::fs::read(&path).unwrap();
@@ -922,8 +920,7 @@ fn listing_marks_an_older_live_duplicate_as_shadowed() {
     std::fs::write(&path, &bytes).unwrap();
     let listing = MmapDict::open_readonly(&path).unwrap().listing().unwrap();
     let shadowed: Vec<_> = listing
-        .entries
-        .iter()
+        .entries()
         .map(|info| (info.entry.key(), info.entry.is_live(), info.shadowed))
         .collect();
     assert_eq!(
@@ -934,5 +931,5 @@ fn listing_marks_an_older_live_duplicate_as_shadowed() {
             ("other", true, false)
         ]
     );
-    assert_eq!(listing.n_live, 2);
+    assert_eq!(listing.n_live(), 2);
 }

@@ -466,6 +466,23 @@ const RECONSTRUCT_GLOBALS: [&[u8]; 2] = [
     b"\x8c\x16numpy._core.multiarray\x8c\x0c_reconstruct\x93",
 ];
 
+/// Whether the value in `source` may be an array or a masked array expression: each starts
+/// with a global's module as `SHORT_BINUNICODE "numpy.` (every prefix above) and is longer
+/// than the shortest prefix. Most values of a dict fail this after one small read (or none).
+pub(crate) fn may_be_array_expression<S: ValueSource + ?Sized>(
+    source: &mut S,
+) -> Result<bool, Error> {
+    if source.value_len() < MASKED_PREFIX.len() as u64 {
+        return Ok(false);
+    }
+    let mut head = [0u8; ARRAY_HEAD.len() + 2];
+    source.read_exact_at(0, &mut head)?;
+    Ok(head[0] == SHORT_BINUNICODE && head[2..] == *ARRAY_HEAD)
+}
+
+/// The module name's start that every array expression's first global has.
+const ARRAY_HEAD: &[u8; 6] = b"numpy.";
+
 fn array_at<S: ValueSource + ?Sized>(
     cursor: &mut Cursor<'_, S>,
 ) -> Result<Option<ArrayHeader>, Error> {

@@ -54,10 +54,10 @@ pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -
         "{:>10}: header: PROTO 4, FRAME 13, format version {}, commit number {}, MARK",
         0,
         mmappickle::FORMAT_VERSION,
-        listing.commit_number
+        listing.commit_number()
     )?;
-    for (entry_idx, info) in listing.entries.iter().enumerate() {
-        let entry = &info.entry;
+    for (entry_idx, info) in listing.entries().enumerate() {
+        let entry = info.entry;
         let state = if entry.is_padding() {
             "padding"
         } else if entry.is_live() {
@@ -75,9 +75,9 @@ pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -
             entry.value_offset(),
             entry.memo_max()
         )?;
-        annotate_arrays(info, out)?;
+        annotate_arrays(&info, out)?;
         let full = entry.value_len() <= MAX_FULL_VALUE;
-        for op in disassembly.value_ops(info) {
+        for op in disassembly.value_ops(&info) {
             match op {
                 Ok(op) => {
                     write_offset_column(out, op.offset as u64)?;
@@ -105,7 +105,7 @@ pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -
     writeln!(
         out,
         "{:>10}: terminator: FRAME 2, DICT, STOP",
-        listing.file_len.saturating_sub(11)
+        listing.file_len().saturating_sub(11)
     )?;
     Ok(())
 }
@@ -143,8 +143,8 @@ fn flat_op(op: &DisOp<'_>) -> String {
 
 /// For an array or masked array value: a line per array with its dtype, shape,
 /// and where its raw data lies in the file.
-fn annotate_arrays(info: &EntryInfo, out: &mut dyn Write) -> CliResult {
-    let headers = match &info.kind {
+fn annotate_arrays(info: &EntryInfo<'_>, out: &mut dyn Write) -> CliResult {
+    let headers = match info.kind {
         Some(ValueKind::Array(header)) => vec![("array", &**header)],
         Some(ValueKind::Masked(masked)) => {
             vec![("masked data", &masked.data), ("masked mask", &masked.mask)]

@@ -31,9 +31,9 @@ struct Row<'a> {
 
 impl<'a> Row<'a> {
     /// The row of an entry: its kind from the one classifier, and where its data is.
-    fn of(info: &'a EntryInfo) -> Row<'a> {
-        let entry = &info.entry;
-        let kind = match &info.kind {
+    fn of(info: EntryInfo<'a>) -> Row<'a> {
+        let entry = info.entry;
+        let kind = match info.kind {
             _ if !entry.is_live() && !entry.is_padding() => "deleted",
             None => "padding",
             Some(kind) => kind.name(),
@@ -44,7 +44,7 @@ impl<'a> Row<'a> {
         Row {
             key: entry.key(),
             kind,
-            array: info.kind.as_ref().and_then(ValueKind::data_header),
+            array: info.kind.and_then(ValueKind::data_header),
             bytes,
             offset,
         }
@@ -87,8 +87,7 @@ impl Serialize for RowsJson<'_> {
 /// The rows `ls` shows: the live entries, or every entry with `all`.
 fn rows(listing: &Listing, all: bool) -> impl Iterator<Item = Row<'_>> {
     listing
-        .entries
-        .iter()
+        .entries()
         .filter(move |info| all || info.entry.is_live())
         .map(Row::of)
 }
@@ -256,10 +255,14 @@ pub(super) fn print_info(
     out: &mut dyn Write,
 ) -> CliResult {
     let format_version = FORMAT_VERSION;
-    let (file_len, commit_number, live) = (listing.file_len, listing.commit_number, listing.n_live);
+    let (file_len, commit_number, live) = (
+        listing.file_len(),
+        listing.commit_number(),
+        listing.n_live(),
+    );
     let (mut deleted, mut padding, mut shadowed, mut reclaimable) = (0usize, 0usize, 0usize, 0u64);
-    for info in &listing.entries {
-        let entry = &info.entry;
+    for info in listing.entries() {
+        let entry = info.entry;
         if entry.is_padding() {
             padding += 1;
         } else if !entry.is_live() {

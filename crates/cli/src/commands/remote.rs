@@ -5,7 +5,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use mmappickle::{Disassembly, EntryInfo, Listing};
+use std::sync::Arc;
+
+use mmappickle::{Disassembly, Listing};
 use mmappickle_remote::{ErrorKind, RemoteDict, RemoteItem};
 
 use super::{disasm, inspect, no_key, transfer};
@@ -84,28 +86,8 @@ pub(super) fn run(command: &Command, out: &mut dyn Write) -> Option<CliResult> {
 /// The facade's listing of the remote file: its table, each value's kind by the one
 /// classifier over its head (array payloads are not fetched).
 fn listing(remote: &RemoteDict) -> Result<Listing, mmappickle_remote::Error> {
-    let table = remote.table();
-    let entries = table
-        .entries()
-        .iter()
-        .map(|entry| {
-            let kind = match entry.is_padding() {
-                true => None,
-                false => Some(remote.value_kind(entry)?),
-            };
-            Ok(EntryInfo {
-                // A live entry that is not its key's value: an older duplicate.
-                shadowed: entry.is_live() && table.get(entry.key()) != Some(entry),
-                entry: entry.clone(),
-                kind,
-            })
-        })
-        .collect::<Result<_, mmappickle_remote::Error>>()?;
-    Ok(Listing {
-        commit_number: table.commit_number(),
-        file_len: table.file_len(),
-        n_live: table.n_live(),
-        entries,
+    Listing::new(Arc::new(remote.table().clone()), |entry| {
+        remote.value_kind(entry)
     })
 }
 

@@ -30,8 +30,8 @@ impl fmt::Debug for ReadView {
 }
 
 impl ReadView {
-    /// The entry table.
-    pub fn table(&self) -> &Table {
+    /// The entry table (shared: a listing keeps it beyond the view).
+    pub fn table(&self) -> &Arc<Table> {
         &self.table
     }
 

@@ -1,5 +1,7 @@
 //! The file disassembled: the listing, and each value's ops from the codec, at file offsets.
 
+use std::sync::Arc;
+
 use mmappickle_codec::{dis_ops, DisOp};
 
 use super::listing::{listing_of, value_bytes, EntryInfo, Listing};
@@ -27,12 +29,13 @@ impl<'f> Disassembly<'f> {
     /// MmapDict::open(&path)?.insert("answer", 42)?;
     /// let file = std::fs::read(&path)?;
     /// let dis = Disassembly::from_bytes(&file)?;
-    /// let ops: Vec<_> = dis.value_ops(&dis.listing.entries[0]).collect::<Result<_, _>>()?;
+    /// let first = dis.listing.entries().next().expect("one entry");
+    /// let ops: Vec<_> = dis.value_ops(&first).collect::<Result<_, _>>()?;
     /// assert_eq!(ops[0].to_string(), "BININT1 42");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_bytes(file: &'f [u8]) -> Result<Disassembly<'f>, Error> {
-        let table = mmappickle_container::scan(file)?;
+        let table = Arc::new(mmappickle_container::scan(file)?);
         Ok(Disassembly {
             listing: listing_of(&table, Some(file))?,
             file,
@@ -43,11 +46,11 @@ impl<'f> Disassembly<'f> {
     /// op ends them with the codec's error (its offset in the file too).
     pub fn value_ops(
         &self,
-        info: &EntryInfo,
+        info: &EntryInfo<'_>,
     ) -> impl Iterator<Item = Result<DisOp<'f>, mmappickle_codec::Error>> + 'f {
         let value_offset = info.entry.value_offset();
         let shift = usize::try_from(value_offset).unwrap_or(usize::MAX);
-        dis_ops(value_bytes(self.file, &info.entry)).map(move |item| match item {
+        dis_ops(value_bytes(self.file, info.entry)).map(move |item| match item {
             Ok(op) => Ok(DisOp {
                 offset: op.offset.saturating_add(shift),
                 ..op
@@ -68,8 +71,8 @@ impl MmapDict {
     /// let mut m = MmapDict::open(dir.path().join("dis.mmdpickle"))?;
     /// m.insert("answer", 42)?;
     /// let lines = m.with_disassembly(|dis| {
-    ///     let info = &dis.listing.entries[0];
-    ///     dis.value_ops(info)
+    ///     let info = dis.listing.entries().next().expect("one entry");
+    ///     dis.value_ops(&info)
     ///         .map(|op| op.map(|op| format!("{}: {op}", op.offset)))
     ///         .collect::<Result<Vec<_>, _>>()
     /// })??;

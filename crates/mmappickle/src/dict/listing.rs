@@ -1,47 +1,124 @@
 //! The file as tools list it: every entry with what its value holds, and the file's facts,
 //! read under one lock from one map of the file.
 
+use std::sync::Arc;
+
 use mmappickle_array::{classify, ValueKind};
 use mmappickle_container::{Entry, Table};
 
 use super::MmapDict;
 use crate::error::Error;
 
-/// One entry of the file with what its value holds.
-#[derive(Debug)]
-pub struct EntryInfo {
+/// One entry of the file with what its value holds, borrowed from a [`Listing`].
+#[derive(Debug, Clone, Copy)]
+pub struct EntryInfo<'a> {
     /// Where the entry is, its key, its flags.
-    pub entry: Entry,
+    pub entry: &'a Entry,
     /// What the value holds, from the one classifier ([`classify`]); `None` for a
-    /// padding entry, and for every entry of an [`MmapDict::entry_listing`]. Offsets in a [`ValueKind::Malformed`] error and in headers are
-    /// relative to the value (at [`Entry::value_offset`]).
-    pub kind: Option<ValueKind>,
+    /// padding entry, and for every entry of an [`MmapDict::entry_listing`]. Offsets in a
+    /// [`ValueKind::Malformed`] error and in headers are relative to the value (at
+    /// [`Entry::value_offset`]).
+    pub kind: Option<&'a ValueKind>,
     /// A live entry that is not its key's value: an older duplicate left by an interrupted
     /// replace (a read-write open deletes it).
     pub shadowed: bool,
 }
 
-impl EntryInfo {
+impl EntryInfo<'_> {
     /// The absolute file offset and length of the (data) array's raw bytes, for array
     /// entries; `None` for other entries.
     pub fn data_range(&self) -> Option<(u64, u64)> {
-        let header = self.kind.as_ref()?.data_header()?;
+        let header = self.kind?.data_header()?;
         let offset = self.entry.value_offset().checked_add(header.raw_offset)?;
         Some((offset, header.raw_len))
     }
 }
 
-/// What [`MmapDict::listing`] reads: the file's facts and every entry, as of one moment.
+/// What [`MmapDict::listing`] reads: the file's facts and every entry, as of one moment. It
+/// shares the table the read scanned (no entry is copied) and keeps one kind per entry.
 #[derive(Debug)]
 pub struct Listing {
-    /// The commit number in the header.
-    pub commit_number: i32,
-    /// The file's length in bytes.
-    pub file_len: u64,
-    /// The number of live keys.
-    pub n_live: usize,
+    table: Arc<Table>,
+    /// What each entry's value holds, in file order; empty when kinds were not read.
+    kinds: Vec<Option<ValueKind>>,
+    /// Whether some key has two live entries (a replace cut short): only then can an entry
+    /// be shadowed, and only then is the key index asked.
+    may_shadow: bool,
+}
+
+impl Listing {
+    /// The listing of `table` with what each value holds: `classify_value` is asked for
+    /// every entry but padding (a remote file's listing classifies values it fetched).
+    pub fn new<E>(
+        table: Arc<Table>,
+        mut classify_value: impl FnMut(&Entry) -> Result<ValueKind, E>,
+    ) -> Result<Listing, E> {
+        let kinds = table
+            .entries()
+            .iter()
+            .map(|entry| match entry.is_padding() {
+                true => Ok(None),
+                false => classify_value(entry).map(Some),
+            })
+            .collect::<Result<_, E>>()?;
+        Ok(Listing {
+            kinds,
+            ..Listing::without_kinds(table)
+        })
+    }
+
+    /// The listing of `table` without what values hold (every [`EntryInfo::kind`] is
+    /// `None`).
+    pub fn without_kinds(table: Arc<Table>) -> Listing {
+        let n_live_entries = table
+            .entries()
+            .iter()
+            .filter(|entry| entry.is_live())
+            .count();
+        Listing {
+            may_shadow: n_live_entries != table.n_live(),
+            kinds: Vec::new(),
+            table,
+        }
+    }
+
     /// Every entry in file order: live, deleted and padding ones.
-    pub entries: Vec<EntryInfo>,
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryInfo<'_>> + '_ {
+        let table = &*self.table;
+        table
+            .entries()
+            .iter()
+            .enumerate()
+            .map(move |(entry_idx, entry)| EntryInfo {
+                entry,
+                kind: self.kinds.get(entry_idx).and_then(Option::as_ref),
+                shadowed: self.may_shadow
+                    && entry.is_live()
+                    && table
+                        .get(entry.key())
+                        .is_some_and(|value| !std::ptr::eq(value, entry)),
+            })
+    }
+
+    /// The entry table the listing was made from.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// The commit number in the header.
+    pub fn commit_number(&self) -> i32 {
+        self.table.commit_number()
+    }
+
+    /// The file's length in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.table.file_len()
+    }
+
+    /// The number of live keys.
+    pub fn n_live(&self) -> usize {
+        self.table.n_live()
+    }
 }
 
 impl MmapDict {
@@ -58,10 +135,9 @@ impl MmapDict {
     /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
     /// let listing = m.listing()?;
     /// let kinds: Vec<_> = listing
-    ///     .entries
-    ///     .iter()
+    ///     .entries()
     ///     .filter(|info| info.entry.is_live())
-    ///     .map(|info| (info.entry.key(), info.kind.as_ref().map(ValueKind::name)))
+    ///     .map(|info| (info.entry.key(), info.kind.map(ValueKind::name)))
     ///     .collect();
     /// assert_eq!(kinds, [("name", Some("value")), ("grid", Some("array"))]);
     /// # Ok::<(), mmappickle::Error>(())
@@ -82,8 +158,8 @@ impl MmapDict {
     /// m.insert("b", 2)?;
     /// m.remove("a")?;
     /// let listing = m.entry_listing()?;
-    /// assert_eq!((listing.n_live, listing.entries.len()), (1, 2));
-    /// assert!(listing.entries.iter().all(|info| info.kind.is_none()));
+    /// assert_eq!((listing.n_live(), listing.entries().len()), (1, 2));
+    /// assert!(listing.entries().all(|info| info.kind.is_none()));
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn entry_listing(&self) -> Result<Listing, Error> {
@@ -108,38 +184,15 @@ impl MmapDict {
 
 /// The listing of `table`, with kinds when given `file`, the map of the whole file it was
 /// scanned from.
-pub(super) fn listing_of(table: &Table, file: Option<&[u8]>) -> Result<Listing, Error> {
-    let mut entries = Vec::with_capacity(table.entries().len());
-    // Without two live entries of one key (the usual case) no entry is shadowed: no lookups.
-    let n_live_entries = table
-        .entries()
-        .iter()
-        .filter(|entry| entry.is_live())
-        .count();
-    let may_shadow = n_live_entries != table.n_live();
-    for entry in table.entries() {
-        let kind = match file {
-            Some(file) if !entry.is_padding() => {
-                let value = value_bytes(file, entry);
-                Some(
-                    classify(&mut &value[..])
-                        .map_err(|error| Error::array_at(error, entry.value_offset()))?,
-                )
-            }
-            _ => None,
-        };
-        entries.push(EntryInfo {
-            shadowed: may_shadow && entry.is_live() && table.get(entry.key()) != Some(entry),
-            entry: entry.clone(),
-            kind,
-        });
+pub(super) fn listing_of(table: &Arc<Table>, file: Option<&[u8]>) -> Result<Listing, Error> {
+    let table = Arc::clone(table);
+    match file {
+        Some(file) => Listing::new(table, |entry| {
+            classify(&mut value_bytes(file, entry))
+                .map_err(|error| Error::array_at(error, entry.value_offset()))
+        }),
+        None => Ok(Listing::without_kinds(table)),
     }
-    Ok(Listing {
-        commit_number: table.commit_number(),
-        file_len: table.file_len(),
-        n_live: table.n_live(),
-        entries,
-    })
 }
 
 /// The bytes of `entry`'s value in `file` (the scan checked that they lie inside it).
