@@ -933,3 +933,60 @@ fn listing_marks_an_older_live_duplicate_as_shadowed() {
     );
     assert_eq!(listing.n_live(), 2);
 }
+
+// The listing keeps kinds only for values that are not plain values: each entry still gets
+// its own kind, in file order, and padding and entry listings get none.
+#[test]
+fn listing_gives_every_entry_its_kind() {
+    let (_dir, path) = temp_file("kinds.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert("a", 1).unwrap();
+    m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2]).unwrap();
+    m.insert("b", "text").unwrap();
+    m.insert_masked("masked", &[1.5f64, 2.5], &[false, true], &[2])
+        .unwrap();
+    m.insert("c", vec![1, 2, 3]).unwrap();
+    m.remove("a").unwrap();
+    let listing = m.listing().unwrap();
+    let kinds: Vec<_> = listing
+        .entries()
+        .map(|info| {
+            let name = if info.entry.is_padding() {
+                "padding".to_owned()
+            } else {
+                info.entry.key().to_owned()
+            };
+            (name, info.kind.map(ValueKind::name))
+        })
+        .collect();
+    let expected: Vec<_> = [
+        ("a", Some("value")),
+        ("grid", Some("array")),
+        ("b", Some("value")),
+        ("masked", Some("masked")),
+        ("c", Some("value")),
+    ]
+    .map(|(key, kind)| (key.to_owned(), kind))
+    .into();
+    let without_padding: Vec<_> = kinds
+        .iter()
+        .filter(|(name, _)| name != "padding")
+        .cloned()
+        .collect();
+    assert_eq!(without_padding, expected);
+    assert!(kinds
+        .iter()
+        .all(|(name, kind)| (name == "padding") == kind.is_none()));
+    assert_eq!(listing.entries().len(), kinds.len());
+    let array = listing
+        .entries()
+        .find(|info| info.entry.key() == "grid")
+        .unwrap();
+    let (offset, len) = array.data_range().unwrap();
+    assert_eq!((offset % 64, len), (0, 16));
+    assert!(m
+        .entry_listing()
+        .unwrap()
+        .entries()
+        .all(|info| info.kind.is_none()));
+}

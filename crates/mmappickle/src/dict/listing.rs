@@ -35,12 +35,17 @@ impl EntryInfo<'_> {
 }
 
 /// What [`MmapDict::listing`] reads: the file's facts and every entry, as of one moment. It
-/// shares the table the read scanned (no entry is copied) and keeps one kind per entry.
+/// shares the table the read scanned (no entry is copied) and keeps the kinds of the values
+/// that are not plain values (a dict of many small values costs no memory per entry).
 #[derive(Debug)]
 pub struct Listing {
     table: Arc<Table>,
-    /// What each entry's value holds, in file order; empty when kinds were not read.
-    kinds: Vec<Option<ValueKind>>,
+    /// Whether values were classified (a listing, not an entry listing).
+    with_kinds: bool,
+    /// The kind of every value that is not a plain generic value (arrays, masked arrays,
+    /// malformed headers, values that only start like arrays), after its entry's index, in
+    /// file order.
+    other_kinds: Vec<(usize, ValueKind)>,
     /// Whether some key has two live entries (a replace cut short): only then can an entry
     /// be shadowed, and only then is the key index asked.
     may_shadow: bool,
@@ -53,16 +58,19 @@ impl Listing {
         table: Arc<Table>,
         mut classify_value: impl FnMut(&Entry) -> Result<ValueKind, E>,
     ) -> Result<Listing, E> {
-        let kinds = table
-            .entries()
-            .iter()
-            .map(|entry| match entry.is_padding() {
-                true => Ok(None),
-                false => classify_value(entry).map(Some),
-            })
-            .collect::<Result<_, E>>()?;
+        let mut other_kinds = Vec::new();
+        for (entry_idx, entry) in table.entries().iter().enumerate() {
+            if entry.is_padding() {
+                continue;
+            }
+            match classify_value(entry)? {
+                ValueKind::Generic { not_an_array: None } => {}
+                kind => other_kinds.push((entry_idx, kind)),
+            }
+        }
         Ok(Listing {
-            kinds,
+            with_kinds: true,
+            other_kinds,
             ..Listing::without_kinds(table)
         })
     }
@@ -77,7 +85,8 @@ impl Listing {
             .count();
         Listing {
             may_shadow: n_live_entries != table.n_live(),
-            kinds: Vec::new(),
+            with_kinds: false,
+            other_kinds: Vec::new(),
             table,
         }
     }
@@ -85,13 +94,18 @@ impl Listing {
     /// Every entry in file order: live, deleted and padding ones.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryInfo<'_>> + '_ {
         let table = &*self.table;
+        let mut other_kinds = self.other_kinds.iter().peekable();
         table
             .entries()
             .iter()
             .enumerate()
             .map(move |(entry_idx, entry)| EntryInfo {
                 entry,
-                kind: self.kinds.get(entry_idx).and_then(Option::as_ref),
+                kind: match other_kinds.next_if(|(at, _)| *at == entry_idx) {
+                    Some((_, kind)) => Some(kind),
+                    None if self.with_kinds && !entry.is_padding() => Some(&PLAIN_VALUE),
+                    None => None,
+                },
                 shadowed: self.may_shadow
                     && entry.is_live()
                     && table
@@ -181,6 +195,9 @@ impl MmapDict {
         ))
     }
 }
+
+/// The kind of most values: a generic value that does not start like an array.
+static PLAIN_VALUE: ValueKind = ValueKind::Generic { not_an_array: None };
 
 /// The listing of `table`, with kinds when given `file`, the map of the whole file it was
 /// scanned from.
