@@ -23,7 +23,9 @@ pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
         Ok(dict) => dict,
         Err(err) => return disassemble_plain(path, &err, out),
     };
-    dict.with_disassembly(|disassembly| list_entries(disassembly, out))?
+    dict.with_disassembly(|disassembly| list_entries(disassembly, out))??;
+    super::free_at_exit(dict);
+    Ok(())
 }
 
 /// Not an mmappickle file: the plain pickle it may be.

@@ -243,8 +243,11 @@ impl<'w> Columns<'w> {
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     // Counts and lengths only: no value is read.
-    let listing = store::open_dict_readonly(path)?.entry_listing()?;
-    print_info(&path.display(), &listing, as_json, out)
+    let dict = store::open_dict_readonly(path)?;
+    let listing = dict.entry_listing()?;
+    print_info(&path.display(), &listing, as_json, out)?;
+    super::free_at_exit((dict, listing));
+    Ok(())
 }
 
 /// `info`'s facts of `listing`, of the file called `name` (a path or a URL).
@@ -349,7 +352,9 @@ fn item_repr(item: ItemView<'_>) -> String {
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
     let dict = store::open_dict_readonly(path)?;
-    print_item(get_item(&dict, key)?.view(), as_json, out)
+    print_item(get_item(&dict, key)?.view(), as_json, out)?;
+    super::free_at_exit(dict);
+    Ok(())
 }
 
 /// `get`'s printing of an item (of a local or a remote file).
@@ -369,7 +374,9 @@ pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult
     print_dump(as_json, out, |each| {
         dict.for_each_item(|key, item| each(key, item))
             .map_err(in_file)?
-    })
+    })?;
+    super::free_at_exit(dict);
+    Ok(())
 }
 
 /// `dump`'s printing of the items `read_items` hands, each with its key, in file order, to
