@@ -4,16 +4,17 @@
 use mmappickle::{Construct, Object, Value};
 
 use crate::arrays;
-use crate::scalars::{bytes_repr, float_repr, str_repr};
+use crate::scalars::{bytes_repr, float_repr, push_str_repr};
 
 /// `value` the way Python's `repr` would print it.
 pub fn repr(value: &Value) -> String {
     let mut out = String::new();
-    write_repr(value, &mut out);
+    push_repr(value, &mut out);
     out
 }
 
-fn write_repr(value: &Value, out: &mut String) {
+/// [`repr`] of `value`, pushed onto `out`.
+pub fn push_repr(value: &Value, out: &mut String) {
     if let Some(summary) = arrays::array_repr(value) {
         out.push_str(&summary);
         return;
@@ -22,10 +23,10 @@ fn write_repr(value: &Value, out: &mut String) {
         Value::None => out.push_str("None"),
         Value::Bool(true) => out.push_str("True"),
         Value::Bool(false) => out.push_str("False"),
-        Value::Int(n) => out.push_str(&n.to_string()),
+        Value::Int(n) => out.push_str(itoa::Buffer::new().format(*n)),
         Value::BigInt(big) => out.push_str(&big.to_decimal()),
         Value::Float(x) => out.push_str(&float_repr(*x)),
-        Value::Str(s) => out.push_str(&str_repr(s)),
+        Value::Str(s) => push_str_repr(s, out),
         Value::Bytes(b) => out.push_str(&bytes_repr(b)),
         Value::ByteArray(b) => {
             out.push_str("bytearray(");
@@ -57,7 +58,7 @@ fn write_seq(items: &[Value], open: &str, close: &str, out: &mut String) {
         if idx > 0 {
             out.push_str(", ");
         }
-        write_repr(item, out);
+        push_repr(item, out);
     }
     out.push_str(close);
 }
@@ -68,9 +69,9 @@ fn write_pairs(pairs: &[(Value, Value)], out: &mut String) {
         if idx > 0 {
             out.push_str(", ");
         }
-        write_repr(key, out);
+        push_repr(key, out);
         out.push_str(": ");
-        write_repr(value, out);
+        push_repr(value, out);
     }
     out.push('}');
 }
@@ -80,7 +81,7 @@ fn write_pairs(pairs: &[(Value, Value)], out: &mut String) {
 /// APPENDS, SETITEMS and BUILD applied to it.
 fn write_object(object: &Object, out: &mut String) {
     let mut callable = String::new();
-    write_repr(&object.callable, &mut callable);
+    push_repr(&object.callable, &mut callable);
     out.push_str(&callable);
     let is_new = matches!(object.construct, Construct::NewObj | Construct::NewObjEx);
     if is_new {
@@ -93,7 +94,7 @@ fn write_object(object: &Object, out: &mut String) {
         if idx > 0 || is_new {
             out.push_str(", ");
         }
-        write_repr(arg, out);
+        push_repr(arg, out);
     }
     for (idx, (key, value)) in object.kwargs.iter().enumerate() {
         if idx > 0 || is_new || !object.args.is_empty() {
@@ -103,12 +104,12 @@ fn write_object(object: &Object, out: &mut String) {
             Value::Str(name) => out.push_str(name),
             other => {
                 out.push_str("**{");
-                write_repr(other, out);
+                push_repr(other, out);
                 out.push_str(": ...}");
             }
         }
         out.push('=');
-        write_repr(value, out);
+        push_repr(value, out);
     }
     out.push(')');
     if !object.list_items.is_empty() {
@@ -123,7 +124,7 @@ fn write_object(object: &Object, out: &mut String) {
     }
     if let Some(state) = &object.state {
         out.push_str(".__setstate__(");
-        write_repr(state, out);
+        push_repr(state, out);
         out.push(')');
     }
 }

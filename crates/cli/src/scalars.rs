@@ -27,12 +27,28 @@ pub fn float_repr(x: f64) -> String {
 
 /// Python's `repr(str)`: single quotes unless the text has one and no double.
 pub fn str_repr(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    push_str_repr(text, &mut out);
+    out
+}
+
+/// [`str_repr`] of `text`, pushed onto `out`.
+pub fn push_str_repr(text: &str, out: &mut String) {
+    // Most keys and strings are printable ASCII without quotes or backslashes: as they are.
+    if text
+        .bytes()
+        .all(|byte| (b' '..=b'~').contains(&byte) && byte != b'\\' && byte != b'\'')
+    {
+        out.push('\'');
+        out.push_str(text);
+        out.push('\'');
+        return;
+    }
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {
         '\''
     };
-    let mut out = String::with_capacity(text.len() + 2);
     out.push(quote);
     for c in text.chars() {
         match c {
@@ -55,7 +71,6 @@ pub fn str_repr(text: &str) -> String {
         }
     }
     out.push(quote);
-    out
 }
 
 /// Python's `repr(bytes)`.
@@ -114,6 +129,9 @@ mod tests {
         assert_eq!(str_repr("it's"), "\"it's\"");
         assert_eq!(str_repr("a'b\"c"), "'a\\'b\"c'");
         assert_eq!(str_repr("tab\there\x01é"), "'tab\\there\\x01é'");
+        assert_eq!(str_repr("key 42 ~\"!"), "'key 42 ~\"!'");
+        assert_eq!(str_repr("back\\slash"), "'back\\\\slash'");
+        assert_eq!(str_repr("del\x7f"), "'del\\x7f'");
         assert_eq!(bytes_repr(b"\x00ab'"), "b\"\\x00ab'\"");
         assert_eq!(bytes_repr(b"\\\xff"), "b'\\\\\\xff'");
     }

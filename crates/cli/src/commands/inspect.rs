@@ -14,8 +14,8 @@ use super::{get_item, print_json};
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::json::JsonOf;
-use crate::pretty::repr;
-use crate::scalars::str_repr;
+use crate::pretty::{push_repr, repr};
+use crate::scalars::push_str_repr;
 use crate::store;
 use crate::view::{ArrayView, ItemView, Viewed};
 
@@ -339,13 +339,16 @@ impl<I: Viewed> Serialize for DumpJson<'_, I> {
     }
 }
 
-fn item_repr(item: ItemView<'_>) -> String {
+/// The Python-like form of `item`, pushed onto `out`.
+fn push_item_repr(item: ItemView<'_>, out: &mut String) {
     match item {
-        ItemView::Value(value) => repr(value),
-        ItemView::Array(array) => arrays::summary(array.dtype, array.shape, array.bytes),
-        ItemView::Masked { data, mask } => {
-            arrays::masked_summary(data.dtype, data.shape, data.bytes, mask.shape, mask.bytes)
+        ItemView::Value(value) => push_repr(value, out),
+        ItemView::Array(array) => {
+            out.push_str(&arrays::summary(array.dtype, array.shape, array.bytes));
         }
+        ItemView::Masked { data, mask } => out.push_str(&arrays::masked_summary(
+            data.dtype, data.shape, data.bytes, mask.shape, mask.bytes,
+        )),
     }
 }
 
@@ -362,7 +365,10 @@ pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write)
     if as_json {
         print_json(out, &ItemJson(item))
     } else {
-        writeln!(out, "{}", item_repr(item))?;
+        let mut line = String::new();
+        push_item_repr(item, &mut line);
+        line.push('\n');
+        out.write_all(line.as_bytes())?;
         Ok(())
     }
 }
@@ -395,8 +401,16 @@ pub(super) fn print_dump<I: Viewed>(
         return print_json(out, &DumpJson(&items));
     }
     writeln!(out, "{{")?;
+    // Each line is drawn into one reused buffer.
+    let mut line = String::new();
     read_items(&mut |key, item| {
-        writeln!(out, "    {}: {},", str_repr(key), item_repr(item.view()))?;
+        line.clear();
+        line.push_str("    ");
+        push_str_repr(key, &mut line);
+        line.push_str(": ");
+        push_item_repr(item.view(), &mut line);
+        line.push_str(",\n");
+        out.write_all(line.as_bytes())?;
         Ok(())
     })?;
     writeln!(out, "}}")?;
