@@ -68,9 +68,12 @@ fn free_at_exit<T>(tables: T) {
 
 /// Prints `json` pretty, with a final newline.
 fn print_json(out: &mut dyn Write, json: &impl Serialize) -> CliResult {
-    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, ShallowPretty::new());
+    // serde_json writes a few bytes at a time: gathered here, not one dynamic call each.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, ShallowPretty::new());
     json.serialize(&mut serializer)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 
