@@ -1,9 +1,10 @@
 //! The file layout of FORMAT.md: header, entries, terminator, and the pure scan of a whole file.
 
+use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
+use crate::keys::{arena_of, key_in, KeyArena, KeyIndex, KeyWriter, MAX_ENTRIES};
 
 use mmappickle_codec::opcode::{
     BINBYTES, BININT, DICT, FRAME, MARK, NEWTRUE, POP, PROTO, SHORT_BINBYTES, SHORT_BINUNICODE,
@@ -131,22 +132,27 @@ pub(crate) fn padding_to(position: u64, like: u64, align: u64) -> Option<u64> {
 }
 
 /// One entry of the table: where it is, its key, its value's byte range, its flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its lengths and offsets are derived from `offset`, the key's length and `value_len`:
+/// every way of making an entry checked that `offset + len()` fits in a `u64`, so those sums
+/// cannot overflow.
+#[derive(Clone)]
 pub struct Entry {
-    // Shared with the table's index of live keys: one allocation per key.
-    key: Arc<str>,
+    // The key is `key_len` bytes at `key_start` in an arena shared with the other entries of
+    // the same scan (see `keys`): no allocation per key, and a thin pointer (40-byte entries).
+    keys: KeyArena,
     offset: u64,
-    len: u64,
-    value_offset: u64,
     value_len: u64,
     memo_max: i32,
+    key_start: u32,
+    key_len: u8,
     live: bool,
 }
 
 impl Entry {
     /// The key.
     pub fn key(&self) -> &str {
-        &self.key
+        key_in(&self.keys, self.key_start, self.key_len)
     }
 
     /// Offset of the entry's FRAME opcode.
@@ -156,22 +162,22 @@ impl Entry {
 
     /// Length of the whole entry (`9 + frame_len`).
     pub fn len(&self) -> u64 {
-        self.len
+        ENTRY_HEAD_LEN + u64::from(self.key_len) + self.value_len + ENTRY_TRAILER_LEN
     }
 
     /// Whether the entry is empty (never: an entry has at least 19 bytes).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Offset just past the entry (where the next entry or the terminator starts).
     pub fn end(&self) -> u64 {
-        self.offset + self.len
+        self.offset + self.len()
     }
 
     /// Offset of the value's first byte.
     pub fn value_offset(&self) -> u64 {
-        self.value_offset
+        self.offset + ENTRY_HEAD_LEN + u64::from(self.key_len)
     }
 
     /// Length of the value's bytes.
@@ -181,7 +187,7 @@ impl Entry {
 
     /// The value's byte range in the file.
     pub fn value_range(&self) -> Range<u64> {
-        self.value_offset..self.value_offset + self.value_len
+        self.value_offset()..self.value_offset() + self.value_len
     }
 
     /// The next free memo index after this entry's value.
@@ -196,7 +202,7 @@ impl Entry {
 
     /// Whether the entry is alignment padding (deleted, empty key).
     pub fn is_padding(&self) -> bool {
-        !self.live && self.key.is_empty()
+        !self.live && self.key_len == 0
     }
 
     /// Offset of the live flag byte.
@@ -207,18 +213,74 @@ impl Entry {
     pub(crate) fn set_live(&mut self, live: bool) {
         self.live = live;
     }
+
+    /// Whether `other`'s key is in the same arena as this entry's.
+    #[cfg(test)]
+    pub(crate) fn shares_arena_with(&self, other: &Entry) -> bool {
+        std::sync::Arc::ptr_eq(&self.keys, &other.keys)
+    }
+}
+
+// Tables of many small entries are mostly entries: keep them small.
+const _: () = assert!(std::mem::size_of::<Entry>() <= 40);
+
+// By hand: entries are equal when their keys are, whichever arenas hold them.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.offset == other.offset
+            && self.value_len == other.value_len
+            && self.memo_max == other.memo_max
+            && self.live == other.live
+            && self.key() == other.key()
+    }
+}
+
+impl Eq for Entry {}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key())
+            .field("offset", &self.offset)
+            .field("len", &self.len())
+            .field("value_offset", &self.value_offset())
+            .field("value_len", &self.value_len)
+            .field("memo_max", &self.memo_max)
+            .field("live", &self.live)
+            .finish()
+    }
 }
 
 /// The entry table of a file: every entry in file order, the live keys, the commit number.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Table {
     entries: Vec<Entry>,
-    live_index: foldhash::HashMap<Arc<str>, usize>,
+    /// The live entries by key: the last live entry of a key, as `pickle.load` keeps it.
+    live_index: KeyIndex,
     commit_number: i32,
     terminator_offset: u64,
     file_len: u64,
     memo_start: i32,
 }
+
+// By hand: the same entries and facts, and the same entry indexed for each live key (the
+// index's layout depends on its seed).
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.entries == other.entries
+            && self.commit_number == other.commit_number
+            && self.terminator_offset == other.terminator_offset
+            && self.file_len == other.file_len
+            && self.memo_start == other.memo_start
+            && self.live_index.len() == other.live_index.len()
+            && self.live_index.indices().all(|entry_idx| {
+                let key = self.entries.get(entry_idx).map(Entry::key);
+                key.and_then(|key| other.index_of(key)) == Some(entry_idx)
+            })
+    }
+}
+
+impl Eq for Table {}
 
 impl Table {
     /// Every entry in file order, deleted and padding entries included.
@@ -237,7 +299,7 @@ impl Table {
             .iter()
             .enumerate()
             .filter(move |(entry_idx, entry)| {
-                entry.live && (unique || self.live_index.get(&*entry.key) == Some(entry_idx))
+                entry.live && (unique || self.index_of(entry.key()) == Some(*entry_idx))
             })
             .map(|(_, entry)| entry)
     }
@@ -254,14 +316,13 @@ impl Table {
 
     /// The live entry of `key` (the last one, as `pickle.load` would keep it).
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        self.live_index
-            .get(key)
-            .and_then(|&entry_idx| self.entries.get(entry_idx))
+        self.index_of(key)
+            .and_then(|entry_idx| self.entries.get(entry_idx))
     }
 
     /// The index in [`Table::entries`] of the live entry of `key`.
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
-        self.live_index.get(key).copied()
+        self.live_index.get(&self.entries, key)
     }
 
     /// The commit number read from the header.
@@ -297,23 +358,24 @@ impl Table {
     pub(crate) fn set_live(&mut self, entry_idx: usize, live: bool) {
         if let Some(entry) = self.entries.get_mut(entry_idx) {
             entry.set_live(live);
-            if !live && self.live_index.get(&*entry.key) == Some(&entry_idx) {
-                self.live_index.remove(&*entry.key);
+            if !live {
+                self.live_index.remove_entry(&self.entries, entry_idx);
             }
         }
     }
 
     /// Records entries appended at the terminator's old place; the file now ends with a
-    /// terminator right after them.
+    /// terminator right after them. The caller keeps the table under [`MAX_ENTRIES`].
     pub(crate) fn push_appended(&mut self, entries: Vec<Entry>) {
         for entry in entries {
             self.terminator_offset = entry.end();
             self.memo_start = self.memo_start.max(entry.memo_max);
-            if entry.live {
-                self.live_index
-                    .insert(Arc::clone(&entry.key), self.entries.len());
-            }
+            let live = entry.live;
             self.entries.push(entry);
+            if live {
+                self.live_index
+                    .insert(&self.entries, self.entries.len() - 1);
+            }
         }
         self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
     }
@@ -324,7 +386,8 @@ impl Table {
     }
 }
 
-/// Builds the [`Entry`] of a new entry written at `offset`.
+/// Builds the [`Entry`] of a new entry written at `offset` (`None` if its key is over
+/// [`MAX_KEY_LEN`] bytes or its end past the `u64` range).
 pub(crate) fn new_entry(
     key: &str,
     offset: u64,
@@ -332,19 +395,18 @@ pub(crate) fn new_entry(
     memo_max: i32,
     live: bool,
 ) -> Option<Entry> {
-    let key_len = key.len() as u64;
-    let value_offset = offset.checked_add(ENTRY_HEAD_LEN)?.checked_add(key_len)?;
-    let len = (ENTRY_HEAD_LEN + key_len)
+    let key_len = u8::try_from(key.len()).ok()?;
+    let len = (ENTRY_HEAD_LEN + u64::from(key_len))
         .checked_add(value_len)?
         .checked_add(ENTRY_TRAILER_LEN)?;
     offset.checked_add(len)?;
     Some(Entry {
-        key: Arc::from(key),
+        keys: arena_of(key),
         offset,
-        len,
-        value_offset,
         value_len,
         memo_max,
+        key_start: 0,
+        key_len,
         live,
     })
 }
@@ -491,7 +553,12 @@ enum Step {
     Terminator,
 }
 
-fn parse_entry<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Step, Stop> {
+/// Parses the entry at `offset`; its key goes to `keys` once the entry proved complete.
+fn parse_entry<S: ByteSource + ?Sized>(
+    file: &S,
+    offset: u64,
+    keys: &mut KeyWriter,
+) -> Result<Step, Stop> {
     let file_len = file.len();
     // Only the head and the trailer are read: a value (an array's payload) is never touched.
     let head_len = ENTRY_HEAD_LEN.min(file_len.saturating_sub(offset));
@@ -545,8 +612,8 @@ fn parse_entry<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Step, St
             Error::bad_entry("SHORT_BINUNICODE opcode (0x8c) for the key", offset + 9).into(),
         );
     }
-    let key_len = u64::from(head.get(10).copied().unwrap_or(0));
-    let value_offset = offset + ENTRY_HEAD_LEN + key_len;
+    let key_len = head.get(10).copied().unwrap_or(0);
+    let value_offset = offset + ENTRY_HEAD_LEN + u64::from(key_len);
     let value_end = value_offset
         .checked_add(ENTRY_TRAILER_LEN)
         .filter(|&trailer_end| trailer_end <= entry_end)
@@ -558,10 +625,13 @@ fn parse_entry<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Step, St
             )
         })?;
     let key_bytes = file
-        .bytes_at(offset + ENTRY_HEAD_LEN, key_len)?
+        .bytes_at(offset + ENTRY_HEAD_LEN, u64::from(key_len))?
         .ok_or_else(|| Error::bad_entry("key bytes", offset + ENTRY_HEAD_LEN))?;
-    let key = std::str::from_utf8(key_bytes)
-        .map_err(|_| Error::bad_entry("a UTF-8 key", offset + ENTRY_HEAD_LEN))?;
+    // Most keys are ASCII: checked at a few instructions a byte, where `from_utf8` costs
+    // a hundred instructions on the short key of a small entry.
+    if !key_bytes.is_ascii() && std::str::from_utf8(key_bytes).is_err() {
+        return Err(Error::bad_entry("a UTF-8 key", offset + ENTRY_HEAD_LEN).into());
+    }
     let trailer = file
         .bytes_at(value_end, ENTRY_TRAILER_LEN)?
         .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
@@ -584,13 +654,15 @@ fn parse_entry<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<Step, St
     if trailer[7] != POP {
         return Err(Error::bad_entry("POP closing the entry", value_end + 7).into());
     }
+    // `entry_end` fits in a u64 and is `offset + len()`: what `Entry` relies on.
+    let (keys, key_start) = keys.push(key_bytes);
     Ok(Step::Entry(Entry {
-        key: Arc::from(key),
+        keys,
         offset,
-        len: entry_len,
-        value_offset,
         value_len: value_end - value_offset,
         memo_max,
+        key_start,
+        key_len,
         live,
     }))
 }
@@ -636,6 +708,8 @@ pub enum ScanProgress {
 pub struct Scanner {
     commit_number: Option<i32>,
     entries: Vec<Entry>,
+    /// The keys of `entries`, kept over pauses.
+    keys: KeyWriter,
     offset: u64,
 }
 
@@ -660,24 +734,27 @@ impl Scanner {
             }
         };
         loop {
-            match parse_entry(file, self.offset)? {
+            match parse_entry(file, self.offset, &mut self.keys)? {
                 Step::Terminator => break,
+                Step::Entry(_) if self.entries.len() == MAX_ENTRIES => {
+                    return Err(Error::overflow(self.offset).into())
+                }
                 Step::Entry(entry) => {
                     self.offset = entry.end();
                     self.entries.push(entry);
                 }
             }
         }
+        self.keys.finish();
         let entries = std::mem::take(&mut self.entries);
         // Indexed after the walk, so that the index is sized once (by entries really in the
         // file) instead of growing and rehashing every key along the way. In file order: the
         // last live entry of a key wins, as in `pickle.load`.
         let n_live_flags = entries.iter().filter(|entry| entry.live).count();
-        let mut live_index =
-            foldhash::HashMap::with_capacity_and_hasher(n_live_flags, Default::default());
+        let mut live_index = KeyIndex::with_capacity(n_live_flags);
         for (entry_idx, entry) in entries.iter().enumerate() {
             if entry.live {
-                live_index.insert(Arc::clone(&entry.key), entry_idx);
+                live_index.insert(&entries, entry_idx);
             }
         }
         let memo_start = entries
@@ -711,41 +788,35 @@ pub(crate) struct Salvage {
 pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
     parse_header(file)?;
     let mut entries = Vec::new();
+    let mut keys = KeyWriter::default();
     let mut offset = HEADER_LEN;
-    loop {
-        match in_memory(parse_entry(file, offset), file.len() as u64) {
-            Ok(Step::Terminator) => {
-                return Ok(Salvage {
-                    entries,
-                    end: offset,
-                    problem: None,
-                    torn_key: None,
-                })
-            }
+    let problem = loop {
+        match in_memory(parse_entry(file, offset, &mut keys), file.len() as u64) {
+            Ok(Step::Terminator) => break None,
             Ok(Step::Entry(entry)) => {
                 offset = entry.end();
                 entries.push(entry);
             }
-            Err(problem) => {
-                let torn_key = (|| {
-                    let head = file.bytes_at(offset, ENTRY_HEAD_LEN).ok()??;
-                    if head[9] != SHORT_BINUNICODE {
-                        return None;
-                    }
-                    let key = file
-                        .bytes_at(offset + ENTRY_HEAD_LEN, u64::from(head[10]))
-                        .ok()??;
-                    Some(String::from_utf8_lossy(key).into_owned())
-                })();
-                return Ok(Salvage {
-                    entries,
-                    end: offset,
-                    problem: Some(problem),
-                    torn_key,
-                });
-            }
+            Err(problem) => break Some(problem),
         }
-    }
+    };
+    keys.finish();
+    let torn_key = problem.as_ref().and_then(|_| {
+        let head = file.bytes_at(offset, ENTRY_HEAD_LEN).ok()??;
+        if head[9] != SHORT_BINUNICODE {
+            return None;
+        }
+        let key = file
+            .bytes_at(offset + ENTRY_HEAD_LEN, u64::from(head[10]))
+            .ok()??;
+        Some(String::from_utf8_lossy(key).into_owned())
+    });
+    Ok(Salvage {
+        entries,
+        end: offset,
+        problem,
+        torn_key,
+    })
 }
 
 #[cfg(test)]
@@ -755,13 +826,18 @@ mod tests {
     fn file_with(entries: &[(&str, &[u8], bool)]) -> Vec<u8> {
         let mut file = encode_header(7).to_vec();
         for (key, value, live) in entries {
-            let frame_len = key.len() as u64 + value.len() as u64 + 10;
-            file.extend(encode_entry_head(key.as_bytes(), frame_len));
-            file.extend_from_slice(value);
-            file.extend(encode_entry_trailer(3, *live));
+            file.extend(encode_entry(key.as_bytes(), value, *live));
         }
         file.extend(TERMINATOR);
         file
+    }
+
+    fn encode_entry(key: &[u8], value: &[u8], live: bool) -> Vec<u8> {
+        let frame_len = key.len() as u64 + value.len() as u64 + 10;
+        let mut entry = encode_entry_head(key, frame_len);
+        entry.extend_from_slice(value);
+        entry.extend(encode_entry_trailer(3, live));
+        entry
     }
 
     #[test]
@@ -917,11 +993,124 @@ mod tests {
         };
         assert_eq!(table, scan(&file).unwrap());
         assert!(n_pauses >= 3, "{n_pauses}");
+        // The keys gathered before each pause are all there, in the scan's one arena.
+        let keys: Vec<&str> = table.entries().iter().map(Entry::key).collect();
+        assert_eq!(keys, ["a", "big", "c"]);
+        let first = &table.entries()[0];
+        assert!(table
+            .entries()
+            .iter()
+            .all(|entry| entry.shares_arena_with(first)));
         // The big value's inner blocks were never asked for.
         let value = table.get("big").unwrap().value_range();
         let inner = value.start.div_ceil(16)..value.end / 16;
         assert!(inner.end - inner.start >= 10);
         assert!(inner.clone().all(|block| !source.loaded[block as usize]));
+    }
+
+    #[test]
+    fn entries_are_small_and_derive_their_ranges() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        let entry = new_entry("key", 100, 7, 2, true).unwrap();
+        assert_eq!(entry.len(), ENTRY_HEAD_LEN + 3 + 7 + ENTRY_TRAILER_LEN);
+        assert_eq!(entry.value_range(), 114..121);
+        assert_eq!(entry.end(), 100 + entry.len());
+        assert_eq!(entry.live_flag_offset(), entry.end() - 2);
+        // Ends past the u64 range, and keys the format cannot store, make no entry.
+        assert!(new_entry("key", u64::MAX - entry.len() + 1, 7, 2, true).is_none());
+        assert!(new_entry("key", 0, u64::MAX - 20, 2, true).is_none());
+        assert!(new_entry(&"k".repeat(MAX_KEY_LEN + 1), 0, 7, 2, true).is_none());
+        assert!(new_entry(&"k".repeat(MAX_KEY_LEN), 0, 7, 2, true).is_some());
+    }
+
+    #[test]
+    fn entries_from_different_arenas_compare_and_print_by_key() {
+        let file = file_with(&[("one", b"N", true), ("two", b"N", false)]);
+        let table = scan(&file).unwrap();
+        let scanned = &table.entries()[1];
+        let made = new_entry("two", scanned.offset(), 1, 3, false).unwrap();
+        assert!(!made.shares_arena_with(scanned));
+        assert_eq!(&made, scanned);
+        assert_eq!(format!("{made:?}"), format!("{scanned:?}"));
+        assert!(format!("{made:?}").contains("key: \"two\""));
+        let other_key = new_entry("owt", scanned.offset(), 1, 3, false).unwrap();
+        assert_ne!(&other_key, scanned);
+        // Two scans: other arenas, other index seeds, equal tables.
+        assert_eq!(scan(&file).unwrap(), table);
+    }
+
+    #[test]
+    fn appended_entries_join_the_index_and_the_last_live_entry_wins() {
+        let file = file_with(&[("a", b"N", true), ("b", b"N", true)]);
+        let mut table = scan(&file).unwrap();
+        let scanned = table.clone();
+        let end = table.terminator_offset();
+        let new_b = new_entry("b", end, 1, 4, true).unwrap();
+        let c = new_entry("c", new_b.end(), 1, 4, true).unwrap();
+        let c_end = c.end();
+        table.push_appended(vec![new_b, c]);
+        assert_ne!(table, scanned);
+        assert_eq!(table.terminator_offset(), c_end);
+        assert_eq!(table.memo_start(), 4);
+        assert_eq!(table.get("b").unwrap().offset(), end);
+        assert_eq!(table.index_of("c"), Some(3));
+        // The older "b" is live too (a replace not yet finished): the newer one is listed.
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(table.n_live(), 3);
+        // Deleting the shadowed older "b" keeps the newer one indexed.
+        table.set_live(1, false);
+        assert_eq!(table.index_of("b"), Some(2));
+        table.set_live(2, false);
+        assert_eq!(table.get("b"), None);
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["a", "c"]);
+        // Scanned and appended entries keep their keys.
+        let keys: Vec<&str> = table.entries().iter().map(Entry::key).collect();
+        assert_eq!(keys, ["a", "b", "b", "c"]);
+    }
+
+    #[test]
+    fn salvaged_entries_keep_their_keys() {
+        let good = file_with(&[("first", b"N", true), ("second", b"N", false)]);
+        for salvaged in [
+            salvage(&good).unwrap(),
+            salvage(&good[..good.len() - 5]).unwrap(),
+        ] {
+            let keys: Vec<&str> = salvaged.entries.iter().map(Entry::key).collect();
+            assert_eq!(keys, ["first", "second"]);
+        }
+        let torn = salvage(&good[..good.len() - 15]).unwrap();
+        assert_eq!(torn.entries.len(), 1);
+        assert_eq!(torn.entries[0].key(), "first");
+        assert_eq!(torn.torn_key.as_deref(), Some("second"));
+    }
+
+    #[test]
+    fn keys_are_checked_one_by_one_as_utf8() {
+        let file = file_with(&[
+            ("αβ", b"N", true),
+            ("key", b"N", true),
+            ("日本", b"N", false),
+        ]);
+        let table = scan(&file).unwrap();
+        let keys: Vec<&str> = table.entries().iter().map(Entry::key).collect();
+        assert_eq!(keys, ["αβ", "key", "日本"]);
+        // "€" cut in two keys: each is invalid though the two together are valid.
+        let mut file = encode_header(0).to_vec();
+        file.extend(encode_entry(b"ok", b"N", true));
+        let bad_key_offset = file.len() as u64 + ENTRY_HEAD_LEN;
+        file.extend(encode_entry(&[0xe2, 0x82], b"N", true));
+        file.extend(encode_entry(&[0xac], b"N", true));
+        file.extend(TERMINATOR);
+        let error = scan(&file).unwrap_err();
+        assert!(
+            matches!(error.kind(), ErrorKind::BadEntry { .. }),
+            "{error}"
+        );
+        assert_eq!(error.offset(), Some(bad_key_offset));
+        let salvaged = salvage(&file).unwrap();
+        assert_eq!(salvaged.entries.len(), 1);
+        assert_eq!(salvaged.entries[0].key(), "ok");
+        assert_eq!(salvaged.problem.unwrap().offset(), Some(bad_key_offset));
     }
 
     #[test]

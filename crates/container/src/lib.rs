@@ -52,6 +52,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod keys;
 mod layout;
 mod map;
 mod scratch;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::append::{padding_bytes, AppendPlan, NewEntry};
 use super::{io_at, next_commit_number, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
+use crate::keys::{KeyIndex, MAX_ENTRIES};
 use crate::layout::{encode_entry_trailer, live_flag, Entry, ENTRY_TRAILER_LEN, TERMINATOR};
 
 /// Values up to this long are gathered in the batch's buffer; longer ones go straight to
@@ -38,8 +39,8 @@ pub struct Batch<'c> {
     commit_bytes: Option<[u8; TERMINATOR.len()]>,
     /// Entries written by the batch (padding included), in file order.
     appended: Vec<Entry>,
-    /// The live ones among them by key (index in `appended`).
-    pending: foldhash::HashMap<String, usize>,
+    /// The live ones among them by key (indices in `appended`).
+    pending: KeyIndex,
     /// Committed entries the batch deletes, `(index in the table, offset of the live flag)`,
     /// in the order their deletes were asked; the set holds the same indices.
     doomed: Vec<(usize, u64)>,
@@ -136,7 +137,7 @@ impl Batch<'_> {
     /// An entry appended by the batch is not readable through the container before the
     /// commit.
     pub fn get(&self, key: &str) -> Option<&Entry> {
-        if let Some(&appended_idx) = self.pending.get(key) {
+        if let Some(appended_idx) = self.pending.get(&self.appended, key) {
             return self.appended.get(appended_idx);
         }
         let table = self.container.cache.as_deref()?;
@@ -155,6 +156,16 @@ impl Batch<'_> {
         new: NewEntry<'_>,
         write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
     ) -> Result<Entry, Error> {
+        // Room in the table for the entry, its padding and the batch's tail padding (the
+        // key indices are u32).
+        let n_committed = self
+            .container
+            .cache
+            .as_deref()
+            .map_or(0, |table| table.entries().len());
+        if n_committed.saturating_add(self.appended.len()) > MAX_ENTRIES - 3 {
+            return Err(Error::overflow(self.next));
+        }
         let plan = AppendPlan::new(&new, self.next, self.memo_start)?;
         let (next, buffer_len, buffer_offset) = (self.next, self.buffer.len(), self.buffer_offset);
         let (n_appended, memo_start) = (self.appended.len(), self.memo_start);
@@ -246,11 +257,8 @@ impl Batch<'_> {
         self.changes += 1 + u32::from(replaced);
         new_entries.push(entry.clone());
         self.memo_start = self.memo_start.max(new.memo_max);
-        self.pending.insert(
-            new.key.to_owned(),
-            self.appended.len() + new_entries.len() - 1,
-        );
         self.appended.extend(new_entries);
+        self.pending.insert(&self.appended, self.appended.len() - 1);
         Ok(entry)
     }
 
@@ -265,7 +273,7 @@ impl Batch<'_> {
     /// Marks the live entry of `key` deleted in the batch's view; returns whether there
     /// was one.
     fn retire(&mut self, key: &str) -> Result<bool, Error> {
-        if let Some(appended_idx) = self.pending.remove(key) {
+        if let Some(appended_idx) = self.pending.remove(&self.appended, key) {
             self.kill_appended(appended_idx)?;
             return Ok(true);
         }
