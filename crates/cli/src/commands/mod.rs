@@ -59,9 +59,9 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
     }
 }
 
-/// Leaves `tables` (an open dict, a listing: one allocation per key) to the operating
-/// system, which frees a process's memory at once when the command ends next: freeing a
-/// table of 100,000 keys one by one costs about as much as drawing it.
+/// Leaves `tables` (an open dict, a listing) to the operating system, which frees a
+/// process's memory at once when the command ends next: releasing a table of many entries
+/// one by one is work nobody waits for.
 fn free_at_exit<T>(tables: T) {
     std::mem::forget(tables);
 }
