@@ -114,32 +114,28 @@ pub(super) fn print_ls(
     const HEADER: [&str; 7] = [
         "KEY", "KIND", "DTYPE", "SHAPE", "BYTES", "OFFSET", "ALIGNED",
     ];
-    // The widths come from one pass over the rows; only the array cells (dtype and shape)
-    // need drawing to be measured, and they are kept for the second pass.
+    // The widths come from one pass over the rows: a key's characters are counted only when
+    // it has more bytes than the widest key so far, numbers are measured once from the
+    // largest, and only array cells (dtype and shape) are drawn, kept for the second pass.
     let mut widths = HEADER.map(str::len);
+    let (mut max_bytes, mut max_offset) = (0, 0);
     let mut array_cells = Vec::new();
     for row in rows(listing, all) {
-        let (dtype, shape) = match row.array {
-            Some(header) => {
-                let cells = (header.dtype.name(), arrays::shape_repr(&header.shape));
-                let lens = (cells.0.len(), cells.1.len());
-                array_cells.push(cells);
-                lens
-            }
-            None => (1, 1),
-        };
-        let cells = [
-            char_len(row.key),
-            row.kind.len(),
-            dtype,
-            shape,
-            decimal_len(row.bytes),
-            decimal_len(row.offset),
-        ];
-        for (width, cell) in widths.iter_mut().zip(cells) {
-            *width = (*width).max(cell);
+        if row.key.len() > widths[0] {
+            widths[0] = widths[0].max(char_len(row.key));
+        }
+        widths[1] = widths[1].max(row.kind.len());
+        max_bytes = max_bytes.max(row.bytes);
+        max_offset = max_offset.max(row.offset);
+        if let Some(header) = row.array {
+            let cells = (header.dtype.name(), arrays::shape_repr(&header.shape));
+            widths[2] = widths[2].max(cells.0.len());
+            widths[3] = widths[3].max(cells.1.len());
+            array_cells.push(cells);
         }
     }
+    widths[4] = widths[4].max(decimal_len(max_bytes));
+    widths[5] = widths[5].max(decimal_len(max_offset));
     let [key_w, kind_w, dtype_w, shape_w, bytes_w, offset_w, _] = widths;
     let mut table = Columns::new(out);
     for (cell, width) in HEADER.iter().zip(widths).take(4) {
@@ -148,16 +144,35 @@ pub(super) fn print_ls(
     table.right(HEADER[4], bytes_w);
     table.right(HEADER[5], offset_w);
     table.end_line(HEADER[6])?;
+    // A row without an array has the same kind, dtype and shape cells as every other row of
+    // its kind: those three cells are drawn once per kind.
+    let mut plain_middles: Vec<(&str, Vec<u8>)> = Vec::new();
     let mut array_cells = array_cells.iter();
     for row in rows(listing, all) {
-        let (dtype, shape) = match row.array.and_then(|_| array_cells.next()) {
-            Some((dtype, shape)) => (dtype.as_str(), shape.as_str()),
-            None => ("-", "-"),
-        };
         table.left(row.key, char_len(row.key), key_w);
-        table.left(row.kind, row.kind.len(), kind_w);
-        table.left(dtype, dtype.len(), dtype_w);
-        table.left(shape, shape.len(), shape_w);
+        match row.array.and_then(|_| array_cells.next()) {
+            Some((dtype, shape)) => {
+                table.left(row.kind, row.kind.len(), kind_w);
+                table.left(dtype, dtype.len(), dtype_w);
+                table.left(shape, shape.len(), shape_w);
+            }
+            None => {
+                // Kind names are static strings: the same address is the same name.
+                let same_kind = |kind: &str| std::ptr::eq(kind, row.kind) || kind == row.kind;
+                let middle = match plain_middles.iter().position(|(kind, _)| same_kind(kind)) {
+                    Some(known) => &plain_middles[known].1,
+                    None => {
+                        let mut cells = Vec::new();
+                        push_left(&mut cells, row.kind, row.kind.len(), kind_w);
+                        push_left(&mut cells, "-", 1, dtype_w);
+                        push_left(&mut cells, "-", 1, shape_w);
+                        plain_middles.push((row.kind, cells));
+                        &plain_middles[plain_middles.len() - 1].1
+                    }
+                };
+                table.buffer.extend_from_slice(middle);
+            }
+        }
         table.number(row.bytes, bytes_w);
         table.number(row.offset, offset_w);
         table.end_line(match row.aligned() {
@@ -183,6 +198,19 @@ fn decimal_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
+/// Spaces between columns.
+const GAP: usize = 2;
+
+/// A left-aligned cell of `chars` characters in a column `width` wide, and the gap.
+fn push_left(buffer: &mut Vec<u8>, cell: &str, chars: usize, width: usize) {
+    buffer.extend_from_slice(cell.as_bytes());
+    push_spaces(buffer, width.saturating_sub(chars) + GAP);
+}
+
+fn push_spaces(buffer: &mut Vec<u8>, n: usize) {
+    buffer.resize(buffer.len() + n, b' ');
+}
+
 /// Text columns drawn into one byte buffer and written out in large pieces: no formatting
 /// machinery and no allocation per cell.
 struct Columns<'w> {
@@ -201,25 +229,20 @@ impl<'w> Columns<'w> {
 
     /// A left-aligned cell of `chars` characters in a column `width` wide, and the gap.
     fn left(&mut self, cell: &str, chars: usize, width: usize) {
-        self.buffer.extend_from_slice(cell.as_bytes());
-        self.spaces(width.saturating_sub(chars) + 2);
+        push_left(&mut self.buffer, cell, chars, width);
     }
 
     /// A right-aligned (ASCII) cell in a column `width` wide, and the gap.
     fn right(&mut self, cell: &str, width: usize) {
-        self.spaces(width.saturating_sub(cell.len()));
+        push_spaces(&mut self.buffer, width.saturating_sub(cell.len()));
         self.buffer.extend_from_slice(cell.as_bytes());
-        self.spaces(2);
+        push_spaces(&mut self.buffer, GAP);
     }
 
     /// `n` in decimal, right-aligned in a column `width` wide, and the gap.
     fn number(&mut self, n: u64, width: usize) {
         let mut digits = itoa::Buffer::new();
         self.right(digits.format(n), width);
-    }
-
-    fn spaces(&mut self, n: usize) {
-        self.buffer.resize(self.buffer.len() + n, b' ');
     }
 
     /// The last cell of a line, unpadded, and the line's end.
