@@ -199,6 +199,41 @@ fn get_json_agrees_with_the_manifest() {
     }
 }
 
+// Columns are as wide as their widest cell in characters (a key of two-byte characters is
+// not wider than its letters), padding entries show with --all, an aligned array says yes.
+#[test]
+fn ls_pads_columns_by_characters() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let dir = dir.path();
+    ok(&["set", "u.mmdpickle", "clé_été", "--json", "1"], dir);
+    ok(&["set", "u.mmdpickle", "k", "--json", "\"text\""], dir);
+    ok(
+        &[
+            "stub",
+            "u.mmdpickle",
+            "grille_ü",
+            "--dtype",
+            "int16",
+            "--shape",
+            "3",
+            "4",
+        ],
+        dir,
+    );
+    ok(&["set", "u.mmdpickle", "clé_été", "--json", "2"], dir);
+    assert_eq!(
+        ok(&["ls", "--all", "u.mmdpickle"], dir),
+        "\
+KEY       KIND     DTYPE  SHAPE   BYTES  OFFSET  ALIGNED
+clé_été   deleted  -      -           2      45  -
+k         value    -      -           6      67  -
+          padding  -      -          57      92  -
+grille_ü  array    int16  (3, 4)     24     256  yes
+clé_été   value    -      -           2     325  -
+"
+    );
+}
+
 // Golden tables: the fixtures are byte-for-byte stable, so is this output.
 #[test]
 fn ls_and_info_print_golden_tables() {
