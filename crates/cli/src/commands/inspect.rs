@@ -173,13 +173,12 @@ pub(super) fn print_ls(
                 table.buffer.extend_from_slice(middle);
             }
         }
-        table.number(row.bytes, bytes_w);
-        table.number(row.offset, offset_w);
-        table.end_line(match row.aligned() {
+        let aligned = match row.aligned() {
             None => "-",
             Some(true) => "yes",
             Some(false) => "no",
-        })?;
+        };
+        table.end_row([row.bytes, row.offset], [bytes_w, offset_w], aligned)?;
     }
     table.finish()
 }
@@ -239,16 +238,42 @@ impl<'w> Columns<'w> {
         push_spaces(&mut self.buffer, GAP);
     }
 
-    /// `n` in decimal, right-aligned in a column `width` wide, and the gap.
-    fn number(&mut self, n: u64, width: usize) {
-        let mut digits = itoa::Buffer::new();
-        self.right(digits.format(n), width);
+    /// The end of a row: `numbers` right-aligned in columns `widths` wide, then `last` and
+    /// the line's end, drawn on the stack and copied once (this runs for every row).
+    fn end_row(&mut self, numbers: [u64; 2], widths: [usize; 2], last: &str) -> CliResult {
+        // Two columns of at most 20 digits (u64::MAX), their gaps, "yes" and the newline.
+        let mut tail = [b' '; 2 * (20 + GAP) + 4];
+        let mut column_end = 0;
+        for (mut n, width) in numbers.into_iter().zip(widths) {
+            column_end += width.min(20);
+            let mut at = column_end;
+            loop {
+                at -= 1;
+                tail[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 || at == 0 {
+                    break;
+                }
+            }
+            column_end += GAP;
+        }
+        let last = &last.as_bytes()[..last.len().min(3)];
+        tail[column_end..column_end + last.len()].copy_from_slice(last);
+        tail[column_end + last.len()] = b'\n';
+        self.buffer
+            .extend_from_slice(&tail[..=column_end + last.len()]);
+        self.flush_full()
     }
 
     /// The last cell of a line, unpadded, and the line's end.
     fn end_line(&mut self, cell: &str) -> CliResult {
         self.buffer.extend_from_slice(cell.as_bytes());
         self.buffer.push(b'\n');
+        self.flush_full()
+    }
+
+    /// Writes the buffer out once it holds a chunk.
+    fn flush_full(&mut self) -> CliResult {
         if self.buffer.len() >= Self::CHUNK {
             self.out.write_all(&self.buffer)?;
             self.buffer.clear();
