@@ -7,6 +7,7 @@ use mmappickle::array::ArrayHeader;
 use mmappickle::loads;
 use mmappickle::DATA_ALIGN;
 use mmappickle::{EntryInfo, Listing, ValueKind, FORMAT_VERSION};
+use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
@@ -57,7 +58,6 @@ impl<'a> Row<'a> {
 
 impl Serialize for Row<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(None)?;
         map.serialize_entry("key", self.key)?;
         map.serialize_entry("kind", self.kind)?;
@@ -374,19 +374,6 @@ impl Serialize for ItemJson<'_> {
     }
 }
 
-/// The whole dict for `dump --json`: key -> item, in file order.
-struct DumpJson<'a, I>(&'a [(String, I)]);
-
-impl<I: Viewed> Serialize for DumpJson<'_, I> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(
-            self.0
-                .iter()
-                .map(|(key, item)| (key, ItemJson(item.view()))),
-        )
-    }
-}
-
 /// The Python-like form of `item`, pushed onto `out`.
 fn push_item_repr(item: ItemView<'_>, out: &mut String) {
     match item {
@@ -441,12 +428,19 @@ pub(super) fn print_dump<I: Viewed>(
     read_items: impl FnOnce(&mut dyn FnMut(&str, I) -> CliResult) -> CliResult,
 ) -> CliResult {
     if as_json {
-        let mut items = Vec::new();
+        // The mapping key -> item in file order, serialized as the items are read (only its
+        // text is kept) and printed once whole: a value that fails prints nothing.
+        let mut text = Vec::new();
+        let mut serializer = super::json_serializer(&mut text);
+        let mut map = serializer.serialize_map(None)?;
         read_items(&mut |key, item| {
-            items.push((key.to_owned(), item));
+            map.serialize_entry(key, &ItemJson(item.view()))?;
             Ok(())
         })?;
-        return print_json(out, &DumpJson(&items));
+        SerializeMap::end(map)?;
+        text.push(b'\n');
+        out.write_all(&text)?;
+        return Ok(());
     }
     writeln!(out, "{{")?;
     // Each line is drawn into one reused buffer.

@@ -77,6 +77,11 @@ fn print_json(out: &mut dyn Write, json: &impl Serialize) -> CliResult {
     Ok(())
 }
 
+/// A serializer of JSON into `text`, laid out as [`print_json`] prints it.
+fn json_serializer(text: &mut Vec<u8>) -> serde_json::Serializer<&mut Vec<u8>, ShallowPretty> {
+    serde_json::Serializer::with_formatter(text, ShallowPretty::new())
+}
+
 /// Levels of nesting that [`ShallowPretty`] puts on lines of their own.
 const INDENTED_LEVELS: usize = 16;
 
