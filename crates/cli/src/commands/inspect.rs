@@ -32,6 +32,7 @@ struct Row<'a> {
 
 impl<'a> Row<'a> {
     /// The row of an entry: its kind from the one classifier, and where its data is.
+    #[inline]
     fn of(info: EntryInfo<'a>) -> Row<'a> {
         let entry = info.entry;
         let kind = match info.kind {
