@@ -145,9 +145,10 @@ pub(super) fn print_ls(
     table.right(HEADER[4], bytes_w);
     table.right(HEADER[5], offset_w);
     table.end_line(HEADER[6])?;
-    // A row without an array has the same kind, dtype and shape cells as every other row of
-    // its kind: those three cells are drawn once per kind.
-    let mut plain_middles: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut plain_cells = PlainCells {
+        widths: [kind_w, dtype_w, shape_w],
+        drawn: Vec::new(),
+    };
     let mut array_cells = array_cells.iter();
     for row in rows(listing, all) {
         table.left(row.key, char_len(row.key), key_w);
@@ -157,31 +158,40 @@ pub(super) fn print_ls(
                 table.left(dtype, dtype.len(), dtype_w);
                 table.left(shape, shape.len(), shape_w);
             }
-            None => {
-                // Kind names are static strings: the same address is the same name.
-                let same_kind = |kind: &str| std::ptr::eq(kind, row.kind) || kind == row.kind;
-                let middle = match plain_middles.iter().position(|(kind, _)| same_kind(kind)) {
-                    Some(known) => &plain_middles[known].1,
-                    None => {
-                        let mut cells = Vec::new();
-                        push_left(&mut cells, row.kind, row.kind.len(), kind_w);
-                        push_left(&mut cells, "-", 1, dtype_w);
-                        push_left(&mut cells, "-", 1, shape_w);
-                        plain_middles.push((row.kind, cells));
-                        &plain_middles[plain_middles.len() - 1].1
-                    }
-                };
-                table.buffer.extend_from_slice(middle);
-            }
+            None => table.buffer.extend_from_slice(plain_cells.of(row.kind)),
         }
-        let aligned = match row.aligned() {
-            None => "-",
-            Some(true) => "yes",
-            Some(false) => "no",
-        };
-        table.end_row([row.bytes, row.offset], [bytes_w, offset_w], aligned)?;
+        table.end_row([row.bytes, row.offset], [bytes_w, offset_w], row.aligned())?;
     }
     table.finish()
+}
+
+/// The kind, dtype and shape cells of rows without an array: the same for every row of a
+/// kind, so drawn once per kind.
+struct PlainCells {
+    /// The widths of the kind, dtype and shape columns.
+    widths: [usize; 3],
+    /// The cells drawn so far, after their kind's name.
+    drawn: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl PlainCells {
+    fn of(&mut self, kind: &'static str) -> &[u8] {
+        // Kind names are static strings: the same address is the same name.
+        let known = self
+            .drawn
+            .iter()
+            .position(|(drawn, _)| std::ptr::eq(*drawn, kind) || *drawn == kind);
+        let idx = known.unwrap_or_else(|| {
+            let [kind_w, dtype_w, shape_w] = self.widths;
+            let mut cells = Vec::new();
+            push_left(&mut cells, kind, kind.len(), kind_w);
+            push_left(&mut cells, "-", 1, dtype_w);
+            push_left(&mut cells, "-", 1, shape_w);
+            self.drawn.push((kind, cells));
+            self.drawn.len() - 1
+        });
+        &self.drawn[idx].1
+    }
 }
 
 /// Characters in `text` (its length, for ASCII).
@@ -239,9 +249,15 @@ impl<'w> Columns<'w> {
         push_spaces(&mut self.buffer, GAP);
     }
 
-    /// The end of a row: `numbers` right-aligned in columns `widths` wide, then `last` and
-    /// the line's end, drawn on the stack and copied once (this runs for every row).
-    fn end_row(&mut self, numbers: [u64; 2], widths: [usize; 2], last: &str) -> CliResult {
+    /// The end of a row: `numbers` right-aligned in columns `widths` wide, then whether the
+    /// data is `aligned` and the line's end, drawn on the stack and copied once (this runs
+    /// for every row).
+    fn end_row(
+        &mut self,
+        numbers: [u64; 2],
+        widths: [usize; 2],
+        aligned: Option<bool>,
+    ) -> CliResult {
         // Two columns of at most 20 digits (u64::MAX), their gaps, "yes" and the newline.
         let mut tail = [b' '; 2 * (20 + GAP) + 4];
         let mut column_end = 0;
@@ -258,7 +274,11 @@ impl<'w> Columns<'w> {
             }
             column_end += GAP;
         }
-        let last = &last.as_bytes()[..last.len().min(3)];
+        let last: &[u8] = match aligned {
+            None => b"-",
+            Some(true) => b"yes",
+            Some(false) => b"no",
+        };
         tail[column_end..column_end + last.len()].copy_from_slice(last);
         tail[column_end + last.len()] = b'\n';
         self.buffer
