@@ -454,12 +454,7 @@ impl Container {
                 self.sync()?;
                 table.drop_trailing();
             }
-            let has_duplicates = table
-                .entries()
-                .iter()
-                .filter(|entry| entry.is_live())
-                .count()
-                != table.n_live();
+            let has_duplicates = table.has_shadowed();
             self.cache = Some(Arc::new(table));
             if has_duplicates && !self.options.readonly && !shared {
                 self.delete_duplicates()?;
@@ -497,9 +492,7 @@ impl Container {
             .entries()
             .iter()
             .enumerate()
-            .filter(|(entry_idx, entry)| {
-                entry.is_live() && table.index_of(entry.key()) != Some(*entry_idx)
-            })
+            .filter(|&(entry_idx, _)| table.is_shadowed(entry_idx))
             .map(|(entry_idx, entry)| (entry_idx, entry.live_flag_offset()))
             .collect();
         self.delete_entries(&doomed)

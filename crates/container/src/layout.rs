@@ -288,20 +288,33 @@ impl Table {
         &self.entries
     }
 
-    /// The live entries in file order.
+    /// The live entries in file order: each key's value, shadowed entries left out.
     pub fn live_entries(&self) -> impl Iterator<Item = &Entry> {
-        // Every indexed entry is live; when there are as many live flags as indexed keys
-        // (no key live twice, the usual case) the live entries are exactly the indexed ones,
-        // and no lookup is needed.
-        let unique =
-            self.entries.iter().filter(|entry| entry.live).count() == self.live_index.len();
+        // In the usual case (no key live twice) the live entries are exactly the indexed
+        // ones, and no lookup is needed.
+        let has_shadowed = self.has_shadowed();
         self.entries
             .iter()
             .enumerate()
-            .filter(move |(entry_idx, entry)| {
-                entry.live && (unique || self.index_of(entry.key()) == Some(*entry_idx))
+            .filter(move |&(entry_idx, entry)| {
+                entry.live && !(has_shadowed && self.is_shadowed(entry_idx))
             })
             .map(|(_, entry)| entry)
+    }
+
+    /// Whether some key has two live entries (a replace cut short): whether any entry may
+    /// be [shadowed](Table::is_shadowed). Every indexed entry is live, so this is a count of
+    /// live flags against the number of live keys.
+    pub fn has_shadowed(&self) -> bool {
+        self.entries.iter().filter(|entry| entry.live).count() != self.live_index.len()
+    }
+
+    /// Whether the entry at `entry_idx` is live but not its key's value: an older duplicate
+    /// left by an interrupted replace (a read-write open deletes it).
+    pub fn is_shadowed(&self, entry_idx: usize) -> bool {
+        self.entries
+            .get(entry_idx)
+            .is_some_and(|entry| entry.live && self.index_of(entry.key()) != Some(entry_idx))
     }
 
     /// The live keys in file order.

@@ -52,7 +52,7 @@ impl Container {
             .entries()
             .iter()
             .enumerate()
-            .filter(|(_, entry)| table.get(entry.key()) == Some(*entry))
+            .filter(|&(entry_idx, entry)| entry.is_live() && !table.is_shadowed(entry_idx))
             .map(|(entry_idx, entry)| {
                 let after_padding = entry_idx
                     .checked_sub(1)

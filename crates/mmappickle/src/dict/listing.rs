@@ -46,9 +46,6 @@ pub struct Listing {
     /// malformed headers, values that only start like arrays), after its entry's index, in
     /// file order.
     other_kinds: Vec<(usize, ValueKind)>,
-    /// Whether some key has two live entries (a replace cut short): only then can an entry
-    /// be shadowed, and only then is the key index asked.
-    may_shadow: bool,
 }
 
 impl Listing {
@@ -78,13 +75,7 @@ impl Listing {
     /// The listing of `table` without what values hold (every [`EntryInfo::kind`] is
     /// `None`).
     pub fn without_kinds(table: Arc<Table>) -> Listing {
-        let n_live_entries = table
-            .entries()
-            .iter()
-            .filter(|entry| entry.is_live())
-            .count();
         Listing {
-            may_shadow: n_live_entries != table.n_live(),
             with_kinds: false,
             other_kinds: Vec::new(),
             table,
@@ -95,6 +86,8 @@ impl Listing {
     pub fn entries(&self) -> impl ExactSizeIterator<Item = EntryInfo<'_>> + '_ {
         let table = &*self.table;
         let mut other_kinds = self.other_kinds.iter().peekable();
+        // Only when some key is live twice is the key index asked whether an entry is shadowed.
+        let may_shadow = table.has_shadowed();
         table
             .entries()
             .iter()
@@ -106,11 +99,7 @@ impl Listing {
                     None if self.with_kinds && !entry.is_padding() => Some(&PLAIN_VALUE),
                     None => None,
                 },
-                shadowed: self.may_shadow
-                    && entry.is_live()
-                    && table
-                        .get(entry.key())
-                        .is_some_and(|value| !std::ptr::eq(value, entry)),
+                shadowed: may_shadow && table.is_shadowed(entry_idx),
             })
     }
 
