@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::Path;
-
 use std::sync::Arc;
 
 use mmappickle::{Disassembly, Listing};
@@ -57,9 +56,11 @@ pub(super) fn run(command: &Command, out: &mut dyn Write) -> Option<CliResult> {
         Command::Ls { all, json, .. } => listing(&remote)
             .map_err(in_url)
             .and_then(|listing| inspect::print_ls(&listing, *all, *json, out)),
-        Command::Info { json, .. } => listing(&remote)
-            .map_err(in_url)
-            .and_then(|listing| inspect::print_info(&url, &listing, *json, out)),
+        // Counts and lengths only: no value is fetched.
+        Command::Info { json, .. } => {
+            let listing = Listing::without_kinds(Arc::new(remote.table().clone()));
+            inspect::print_info(&url, &listing, *json, out)
+        }
         Command::Get { key, json, .. } => {
             item(key).and_then(|item| inspect::print_item(item.view(), *json, out))
         }
