@@ -70,16 +70,15 @@ fn free_at_exit<T>(tables: T) {
 fn print_json(out: &mut dyn Write, json: &impl Serialize) -> CliResult {
     // serde_json writes a few bytes at a time: gathered here, not one dynamic call each.
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, ShallowPretty::new());
-    json.serialize(&mut serializer)?;
+    json.serialize(&mut json_serializer(&mut out))?;
     writeln!(out)?;
     out.flush()?;
     Ok(())
 }
 
-/// A serializer of JSON into `text`, laid out as [`print_json`] prints it.
-fn json_serializer(text: &mut Vec<u8>) -> serde_json::Serializer<&mut Vec<u8>, ShallowPretty> {
-    serde_json::Serializer::with_formatter(text, ShallowPretty::new())
+/// A serializer of JSON into `out`, laid out as the commands print it.
+fn json_serializer<W: Write>(out: W) -> serde_json::Serializer<W, ShallowPretty> {
+    serde_json::Serializer::with_formatter(out, ShallowPretty::new())
 }
 
 /// Levels of nesting that [`ShallowPretty`] puts on lines of their own.
