@@ -4,10 +4,15 @@ writes we read, and generic values are stored byte for byte as it stores them.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
-from conftest import run_library
+from conftest import library_python, run_library
 from mmappickle import mmapdict
 from mmappickle.stubs import EmptyNDArray
 
@@ -169,49 +174,57 @@ def test_generic_values_are_byte_identical(path: str, tmp_path) -> None:
     assert Path(path).read_bytes() == library_bytes
 
 
-LIBRARY_WRITER = """
-    import json, sys
+# Waits, after its mmapdict is constructed, for the go-file: no constructor runs while
+# another process appends (the library's constructor writes a terminator without the lock).
+BARRIER = """
+    import os, sys, time
     from mmappickle import mmapdict
-    m = mmapdict(sys.argv[1])
+    path, name, directory = sys.argv[1], sys.argv[2], sys.argv[3]
+    m = mmapdict(path)
+    open(os.path.join(directory, "ready-" + name), "w").close()
+    while not os.path.exists(os.path.join(directory, "go")):
+        time.sleep(0.001)
     for i in range(100):
-        m[f"library{sys.argv[2]}-{i}"] = [i, "x"]
-    print(json.dumps(True))
+        m[f"{name}-{i}"] = [i, "x"]
 """
 
 
-def test_library_and_our_processes_share_a_file(path: str) -> None:
-    import os
-    import subprocess
-    import sys
-    import textwrap
-
-    from conftest import library_python
-
-    mmapdict(path)["start"] = 0
-    ours = """
-        import sys
-        from mmappickle import mmapdict
-        m = mmapdict(sys.argv[1])
-        for i in range(100):
-            m[f"ours{sys.argv[2]}-{i}"] = [i, "x"]
-    """
+def start_behind_a_barrier(
+    path: str, directory: Path, interpreters: dict[str, str]
+) -> list[subprocess.Popen]:
+    """Starts one process per ``name: interpreter``, each constructing its mmapdict of
+    ``path`` and then inserting 100 keys ``name-i``; the inserts begin once every process
+    has constructed its mmapdict."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     processes = [
         subprocess.Popen(
-            [library_python(), "-c", textwrap.dedent(LIBRARY_WRITER), path, str(worker)],
-            env=env,
-            stdout=subprocess.DEVNULL,
+            [python, "-c", textwrap.dedent(BARRIER), path, name, str(directory)], env=env
         )
-        for worker in range(2)
-    ] + [
-        subprocess.Popen([sys.executable, "-c", textwrap.dedent(ours), path, str(worker)])
-        for worker in range(2)
+        for name, python in interpreters.items()
     ]
+    while not all((directory / f"ready-{name}").exists() for name in interpreters):
+        if any(process.poll() is not None for process in processes):
+            for process in processes:
+                process.kill()
+            raise AssertionError("a process exited before the barrier")
+        time.sleep(0.002)
+    (directory / "go").touch()
+    return processes
+
+
+def test_library_and_our_processes_share_a_file(path: str, tmp_path: Path) -> None:
+    mmapdict(path)["start"] = 0
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    interpreters = {"library0": library_python(), "library1": library_python()}
+    interpreters |= {"ours0": sys.executable, "ours1": sys.executable}
+    processes = start_behind_a_barrier(path, barrier, interpreters)
     assert [process.wait() for process in processes] == [0] * 4
     m = mmapdict(path)
     assert len(m) == 401
-    for prefix in ("library0", "library1", "ours0", "ours1"):
-        assert m[f"{prefix}-99"] == [99, "x"]
+    for name in interpreters:
+        for i in range(100):
+            assert m[f"{name}-{i}"] == [i, "x"]
     count_keys = """
         import json, sys
         from mmappickle import mmapdict
