@@ -245,6 +245,19 @@ impl NativeDict {
         })
     }
 
+    /// Calls `callback()` while this handle holds the file's exclusive lock (a batch with no
+    /// change, dropped without a commit), and returns what it returns: the Python half
+    /// rewrites a file opened from a file object in place under it. The handle reads the
+    /// file's table again at its next operation.
+    fn locked(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let mut guard = self.lock(py)?;
+        let dict = guard.as_mut().ok_or_else(closed)?;
+        let transaction = dict.transaction().map_err(to_py_err)?;
+        let result = callback.call0().map(Bound::unbind);
+        drop(transaction);
+        result
+    }
+
     /// What `key` holds: `("generic", bytes)`, `("array", place)` or `("masked", data place,
     /// mask place)`, a place being `(data_offset, dtype name, shape)`.
     fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
@@ -321,6 +334,12 @@ impl NativeDict {
     }
 }
 
+/// Whether the file at `path` starts with the mmappickle header (a plain pickle does not).
+#[pyfunction]
+fn is_container(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
+    py.detach(|| MmapDict::is_container(&path)).map_err(to_py_err)
+}
+
 /// The module `mmappickle._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -330,5 +349,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<remote::NativeRemote>()?;
     module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
     module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
+    module.add_function(wrap_pyfunction!(is_container, module)?)?;
     Ok(())
 }

@@ -81,3 +81,57 @@ def test_import_without_numpy(path: str) -> None:
         path,
     )
     assert completed.stdout.strip() == "ok", completed.stderr
+
+
+def test_writes_when_an_import_hook_blocks_numpy_submodules(path: str) -> None:
+    # numpy 2 imports numpy.ma (and more) lazily, on first use: storing plain arrays and
+    # generic values must not need a numpy import that a plain array never needed.
+    completed = run_ours(
+        """
+        import sys
+        import numpy as np
+
+        class BlockNumpySubmodules:
+            def find_spec(self, name, path=None, target=None):
+                if name.startswith("numpy."):
+                    raise ImportError(f"blocked: {name}")
+                return None
+
+        already = set(sys.modules)
+        sys.meta_path.insert(0, BlockNumpySubmodules())
+        from mmappickle import mmapdict
+        from mmappickle.stubs import EmptyNDArray
+        m = mmapdict(sys.argv[1])
+        m["array"] = np.arange(6, dtype=np.int32).reshape(2, 3)
+        m["generic"] = {"a": [1, 2]}
+        m["stub"] = EmptyNDArray((3,), dtype=np.float32)
+        m["object array"] = np.array([1, "x"], dtype=object)
+        m.update(more=np.zeros(2), text="t")
+        m["array"] = np.ones(2)
+        del m["text"]
+        m.vacuum()
+        assert m["array"].tolist() == [1.0, 1.0] and m["generic"] == {"a": [1, 2]}
+        assert m["stub"].tolist() == [0.0] * 3 and m["more"].tolist() == [0.0, 0.0]
+        assert m["object array"].tolist() == [1, "x"]
+        new = sorted(name for name in set(sys.modules) - already if name.startswith("numpy."))
+        print("ok", new)
+        """,
+        path,
+    )
+    assert completed.stdout.startswith("ok []"), completed.stderr
+    m = mmapdict(path)
+    assert m.keys() == ["generic", "stub", "object array", "more", "array"]
+
+
+def test_import_is_lean() -> None:
+    completed = run_ours(
+        """
+        import sys
+        before = set(sys.modules)
+        import mmappickle
+        new = set(sys.modules) - before
+        heavy = {"pathlib", "numpy", "tempfile", "fcntl", "shutil", "json", "urllib", "dask"}
+        print(sorted(name for name in new if name.split(".")[0] in heavy))
+        """
+    )
+    assert completed.stdout.strip() == "[]", completed.stderr

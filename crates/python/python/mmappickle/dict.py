@@ -7,10 +7,13 @@ import os
 import pickle
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _native
 from .picklers.base import BasePickler, GenericPickler
+
+if TYPE_CHECKING:
+    from weakref import WeakSet
 
 _KINDS = ("generic", "array", "masked")
 _MAX_KEY_LEN = 255
@@ -73,6 +76,113 @@ def _numpy() -> Any:
     return sys.modules.get("numpy")
 
 
+def _flush(file: Any) -> None:
+    """Before an operation on a file opened from a file object: the bytes it holds in its
+    write buffer reach the file (the Rust half writes and reads through its own
+    descriptor)."""
+    if not file.closed:
+        file.flush()
+
+
+def _forget_read_buffer(file: Any) -> None:
+    """After a change: the file object forgets what it read ahead, so that its next read
+    sees the change; its position stays. ``io.BufferedRandom.flush`` drops the read-ahead
+    (``seek`` within the buffered range keeps it); other objects seek to the end and back."""
+    if file.closed:
+        return
+    file.flush()
+    if type(file) is not io.BufferedRandom and file.readable():
+        position = file.tell()
+        file.seek(0, io.SEEK_END)
+        file.seek(position)
+
+
+def _copy_bytes(source: int, target: int, length: int) -> None:
+    """Copies the first ``length`` bytes of the file ``source`` over those of ``target``."""
+    offset = 0
+    while offset < length:
+        count = min(length - offset, 1 << 24)
+        try:
+            copied = os.copy_file_range(source, target, count, offset, offset)
+        except (AttributeError, OSError):  # not Linux; file systems that refuse it
+            copied = os.pwrite(target, os.pread(source, count, offset), offset)
+        if copied == 0:
+            raise OSError(f"the file ended at byte {offset} of {length} during a copy")
+        offset += copied
+
+
+def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Any) -> None:
+    """Rewrites the file of the file object ``file`` in place, so that ``file`` keeps naming
+    it: the file is copied to a scratch file, ``rewrite(scratch path)`` (the Rust half: a
+    convert, a vacuum) turns the copy into the new file and returns whether it changed it,
+    the new file is copied back over the old one from byte 0 and the rest is cut.
+
+    The scratch file is ``<path>.rewrite-<pid>`` beside a named file. A kill before the
+    copy back leaves the file as it was; during it, the new file's head followed by the old
+    file's tail (opening it fails at the first torn entry, or reads it whole where they meet
+    between two entries), and the scratch file, synced first, holds the whole new file
+    (``mv`` it over the path); after it, the old tail after the new terminator, which the
+    next read-write open cuts. The scratch file is removed once the new file is synced.
+    """
+    fd = file.fileno()
+    if reopen_path is None:  # a file without a name: nothing to recover after a crash
+        import tempfile
+
+        scratch_fd, scratch = tempfile.mkstemp(prefix="mmappickle-rewrite-")
+        os.close(scratch_fd)
+    else:
+        scratch = f"{reopen_path}.rewrite-{os.getpid()}"
+    copying_back = False
+    try:
+        with open(scratch, "wb") as copy:
+            _copy_bytes(fd, copy.fileno(), os.fstat(fd).st_size)
+        if not rewrite(scratch):
+            return
+        # The Rust half renamed the new file over the scratch path: open it again.
+        with open(scratch, "rb") as new:
+            length = os.fstat(new.fileno()).st_size
+            os.fsync(new.fileno())
+            copying_back = True
+            _copy_bytes(new.fileno(), fd, length)
+        os.fsync(fd)
+        os.ftruncate(fd, length)
+        os.fsync(fd)
+        copying_back = False
+    except OSError as error:
+        if copying_back and reopen_path is not None:
+            raise OSError(
+                error.errno,
+                f"{error.strerror}: the file was rewritten in part; {scratch!r} holds the "
+                "whole new file",
+            ) from error
+        raise
+    finally:
+        if not copying_back or reopen_path is None:
+            try:
+                os.unlink(scratch)
+            except FileNotFoundError:
+                pass
+
+
+def _convert_in_place(file: Any, path: str, reopen_path: str | None, portable: bool) -> None:
+    """Converts the plain pickle of a dict in the file of ``file`` in place (under the
+    file's lock, as every change): ``ValueError`` if it is not one."""
+    import fcntl
+
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+    try:
+        if _native.is_container(path):  # converted by another process meanwhile
+            return
+
+        def convert(scratch: str) -> bool:
+            _native.NativeDict(scratch, False, portable, False).close()
+            return True
+
+        _rewrite_in_place(file, reopen_path, convert)
+    finally:
+        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
+
+
 class mmapdict(MutableMapping):
     """A dict stored in a file that is a pickle of the dict; numpy arrays are memory-mapped.
 
@@ -114,13 +224,31 @@ class mmapdict(MutableMapping):
         self._kinds = _kinds_of(picklers)
         self._encoding = encoding
         self._safe = bool(safe)
+        # A file object: its buffers are kept coherent with the file around every operation
+        # (``None`` when opened by path: then there is nothing to do).
         self._file = None if isinstance(file, (str, os.PathLike)) else file
         self._reopen_path = reopen_path
+        readonly = bool(readonly) or file_readonly
+        if self._file is not None:
+            _flush(self._file)
+            if not readonly and not _native.is_container(path) and os.stat(path).st_size:
+                # A plain pickle of a dict: converted in place, so that the caller's file
+                # object still names the file.
+                _convert_in_place(self._file, path, reopen_path, encoding == "portable")
         self._native = _native.NativeDict(
-            path, bool(readonly) or file_readonly, encoding == "portable", bool(allow_damaged)
+            path, readonly, encoding == "portable", bool(allow_damaged)
         )
         self._path = str(self._native.path())
         self._readonly = self._native.readonly()
+        # Arrays mapped from a file object's file: an in-place vacuum is refused while any
+        # is alive (it moves the bytes under them).
+        self._maps: WeakSet | None = None
+        if self._file is not None and not self._readonly:
+            from weakref import WeakSet
+
+            self._maps = WeakSet()
+        if self._file is not None:
+            _forget_read_buffer(self._file)
 
     # ---- the Python library's API ----
 
@@ -132,6 +260,8 @@ class mmapdict(MutableMapping):
     @property
     def commit_number(self) -> int:
         """The commit number: it changes whenever the key set changes (any process)."""
+        if self._file is not None:
+            _flush(self._file)
         return self._native.commit_number()
 
     @commit_number.setter
@@ -139,7 +269,11 @@ class mmapdict(MutableMapping):
         if type(value) is not int:
             raise TypeError("commit_number should be an int")
         self._check_writable()
+        if self._file is not None:
+            _flush(self._file)
         self._native.set_commit_number(value)
+        if self._file is not None:
+            _forget_read_buffer(self._file)
 
     def _check_writable(self) -> None:
         if self._readonly:
@@ -152,20 +286,34 @@ class mmapdict(MutableMapping):
             raise ValueError(f"key of more than {_MAX_KEY_LEN} UTF-8 bytes: {key[:40]!r}...")
 
     def __contains__(self, key: object) -> bool:
+        if self._file is not None:
+            _flush(self._file)
         return isinstance(key, str) and self._native.contains(key)
 
     def keys(self) -> list:  # type: ignore[override]
         """The keys, in file order (a list, as the Python library's quick start prints)."""
+        if self._file is not None:
+            _flush(self._file)
         return self._native.keys()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_key(key)
         self._check_writable()
-        self._native.insert_many([self._new_value(key, value)])
+        new_value = self._new_value(key, value)
+        if self._file is None:
+            self._native.insert_many([new_value])
+            return
+        _flush(self._file)
+        try:
+            self._native.insert_many([new_value])
+        finally:
+            _forget_read_buffer(self._file)
 
     def __getitem__(self, key: str) -> Any:
         if not isinstance(key, str):
             raise KeyError(key)
+        if self._file is not None:
+            _flush(self._file)
         return self._value_of(key, self._native.locate(key))
 
     def _value_of(self, key: str, located: tuple) -> Any:
@@ -183,23 +331,52 @@ class mmapdict(MutableMapping):
 
     def __delitem__(self, key: str) -> None:
         self._check_writable()
-        if not isinstance(key, str) or not self._native.remove(key):
+        if not isinstance(key, str):
+            raise KeyError(key)
+        if self._file is None:
+            removed = self._native.remove(key)
+        else:
+            _flush(self._file)
+            try:
+                removed = self._native.remove(key)
+            finally:
+                _forget_read_buffer(self._file)
+        if not removed:
             raise KeyError(key)
 
     def vacuum(self, chunk_size: int = 1048576) -> None:
-        """Frees the space of deleted and replaced values (the file is rewritten beside and
-        renamed over the path; ``chunk_size`` is accepted for compatibility).
+        """Frees the space of deleted and replaced values (``chunk_size`` is accepted for
+        compatibility).
 
-        Arrays mapped before keep mapping the old file: they no longer see changes. A file
-        opened from a descriptor without a path (``TemporaryFile``) cannot be vacuumed.
+        Opened by path, the file is rewritten beside and renamed over the path: arrays
+        mapped before keep mapping the old file, and no longer see changes. Opened from a
+        file object, the file is rewritten in place (the file object keeps naming it), which
+        moves bytes under any array mapped from it: refused while one is alive.
         """
         self._check_writable()
-        if self._reopen_path is None:
-            raise io.UnsupportedOperation(
-                "vacuum needs a file with a path (it writes the compacted file beside it): "
-                "this mmapdict was opened from a file object without one"
+        if self._file is None:
+            self._native.vacuum()
+            return
+        if self._maps:
+            raise ValueError(
+                f"{len(self._maps)} array(s) mapped from this file are alive: a vacuum of a "
+                "file opened from a file object rewrites it in place, under them"
             )
-        self._native.vacuum()
+        _flush(self._file)
+        try:
+            self._native.locked(
+                lambda: _rewrite_in_place(self._file, self._reopen_path, self._vacuumed)
+            )
+        finally:
+            _forget_read_buffer(self._file)
+
+    def _vacuumed(self, scratch: str) -> bool:
+        """Vacuums the copy at ``scratch``: whether it changed."""
+        native = _native.NativeDict(scratch, False, self._encoding == "portable", False)
+        try:
+            return native.vacuum()[0] > 0
+        finally:
+            native.close()
 
     def fsck(self) -> None:
         """Repairs a file whose end was cut (a full disk, a truncation): a last entry cut
@@ -207,15 +384,24 @@ class mmapdict(MutableMapping):
         value is dropped, every other entry is kept, and the file is a valid pickle again.
         Open a file that fails to open with ``allow_damaged=True`` to reach it."""
         self._check_writable()
-        self._native.fsck()
+        if self._file is None:
+            self._native.fsck()
+            return
+        _flush(self._file)
+        try:
+            self._native.fsck()
+        finally:
+            _forget_read_buffer(self._file)
 
     # ---- beyond the Python library ----
 
     def __len__(self) -> int:
+        if self._file is not None:
+            _flush(self._file)
         return self._native.len()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._native.keys())
+        return iter(self.keys())
 
     def values(self) -> list:  # type: ignore[override]
         """Every value, in file order, all read from one state of the file (one shared
@@ -225,6 +411,8 @@ class mmapdict(MutableMapping):
     def items(self) -> list:  # type: ignore[override]
         """Every ``(key, value)``, in file order, all read from one state of the file (one
         shared lock)."""
+        if self._file is not None:
+            _flush(self._file)
         return [(key, self._value_of(key, located)) for key, located in self._native.locate_all()]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -240,9 +428,18 @@ class mmapdict(MutableMapping):
         pairs.extend(kwargs.items())
         for key, _ in pairs:
             self._check_key(key)
-        if pairs:
-            self._check_writable()
-            self._native.insert_many([self._new_value(key, value) for key, value in pairs])
+        if not pairs:
+            return
+        self._check_writable()
+        new_values = [self._new_value(key, value) for key, value in pairs]
+        if self._file is None:
+            self._native.insert_many(new_values)
+            return
+        _flush(self._file)
+        try:
+            self._native.insert_many(new_values)
+        finally:
+            _forget_read_buffer(self._file)
 
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
@@ -273,15 +470,18 @@ class mmapdict(MutableMapping):
     # ---- arrays ----
 
     def _kind_of(self, value: Any) -> str:
-        numpy = _numpy()
+        # Only modules already imported are looked at: a value's class can only come from one,
+        # and an import here (numpy 2 imports ``numpy.ma`` lazily) may be refused by an import
+        # hook that a plain array never met.
+        modules = sys.modules
+        numpy = modules.get("numpy")
         if numpy is None:
             return "generic"
-        from .stubs.numpy import EmptyNDArray
-
         value_type = type(value)
-        if value_type in (numpy.ndarray, numpy.memmap, EmptyNDArray):
+        if value_type is numpy.ndarray or value_type is numpy.memmap or value_type is _stub_type():
             return "array" if _mappable(value.dtype) else "generic"
-        if value_type is numpy.ma.MaskedArray:
+        ma = modules.get("numpy.ma")
+        if ma is not None and value_type is ma.MaskedArray:
             return "masked" if _mappable(value.dtype) else "generic"
         return "generic"
 
@@ -295,7 +495,7 @@ class mmapdict(MutableMapping):
             return ("pickle", key, "", [], pickle.dumps(value, 4), None)
         if kind == "masked":
             data = value.data
-            mask = _numpy().ma.getmaskarray(value)
+            mask = sys.modules["numpy.ma"].getmaskarray(value)
             return (
                 "masked",
                 key,
@@ -304,23 +504,25 @@ class mmapdict(MutableMapping):
                 _c_order_bytes(data).tobytes(),
                 _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
             )
-        from .stubs.numpy import EmptyNDArray
-
         shape = [int(dim) for dim in value.shape]
-        if type(value) is EmptyNDArray:
+        if type(value) is _stub_type():
             return ("stub", key, str(value.dtype), shape, None, None)
         return ("array", key, str(value.dtype), shape, _pwriter(_c_order_bytes(value)), None)
 
     def _memmap(self, place: tuple) -> Any:
         numpy = _import_numpy()
         offset, dtype, shape = place
-        return numpy.memmap(
+        array = numpy.memmap(
             self._path,
             dtype=numpy.dtype(dtype),
             mode="r" if self._readonly else "r+",
             offset=offset,
             shape=tuple(shape),
         )
+        if self._maps is not None:
+            # What stays alive while any view of the array does: the map itself.
+            self._maps.add(array.base if array.base is not None else array)
+        return array
 
     def _masked(self, data_place: tuple, mask_place: tuple) -> Any:
         numpy = _import_numpy()
@@ -339,6 +541,12 @@ def _reopen(
 ) -> mmapdict:
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
+
+
+def _stub_type() -> Any:
+    """``EmptyNDArray`` if its module was imported (a stub can only exist if it was)."""
+    stubs = sys.modules.get("mmappickle.stubs.numpy")
+    return None if stubs is None else stubs.EmptyNDArray
 
 
 def _import_numpy() -> Any:
