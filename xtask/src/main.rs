@@ -6,6 +6,7 @@
 mod bench;
 mod fixtures;
 mod fuzz;
+mod power_loss;
 mod pypackage;
 mod stress;
 mod test;

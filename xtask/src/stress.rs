@@ -5,9 +5,10 @@
 //!   crash image and repaired file read back by Python's `pickle.load` and `mmapdict`;
 //! - 4 Rust and 4 Python writers in one file with K keys per Python writer (200 by
 //!   default; the test command runs 50, as Python's reader cost grows with the square of
-//!   the keys).
+//!   the keys);
+//! - every power-loss crash state of every kind of change (`xtask/src/power_loss.rs`).
 //!
-//! Both run the same test functions as `cargo xtask test`, with their sizes raised through
+//! All run the same test functions as `cargo xtask test`, with their sizes raised through
 //! environment variables, and print their figures (copy them into `RELIABILITY.md`).
 
 use std::time::Instant;
@@ -88,6 +89,7 @@ pub fn main(args: &[String]) -> Result {
         }
         run(pythons.set_env(&mut command))
     })?;
+    crate::power_loss::stress()?;
     step(
         &format!(
             "concurrency, 4 Rust writers x 200 keys and 4 Python writers x {} keys",
