@@ -7,8 +7,12 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import signal
 import struct
+import subprocess
+import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,3 +284,98 @@ def test_vacuum_in_place_is_refused_while_arrays_map_the_file(path: str) -> None
         del view
         m.vacuum()
         assert m["array"].tolist() == list(np.arange(10.0))
+
+
+# Rewrites a file in place through a file object (a vacuum, or the convert of a plain
+# pickle) and kills itself at one point of the rewrite: in the middle of the copy to the
+# scratch file ("out") or of the copy back ("back"), or at the n-th fsync: "fsync1" the
+# scratch file rewritten, "fsync2" renamed as whole (its directory synced), "fsync3" the
+# copy back done, "fsync4" the old tail cut.
+KILLED_REWRITE = """
+    import os, signal, sys
+    import mmappickle.dict
+    from mmappickle import mmapdict
+
+    path, rewrite, kill_at = sys.argv[1:4]
+    copy_bytes, fsync = mmappickle.dict._copy_bytes, os.fsync
+    calls = {"copy": 0, "fsync": 0}
+
+    def kill():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def copy_and_kill(source, target, length):
+        calls["copy"] += 1
+        if ["out", "back"][calls["copy"] - 1] == kill_at:
+            copy_bytes(source, target, length // 2)
+            kill()
+        copy_bytes(source, target, length)
+
+    def fsync_and_kill(fd):
+        calls["fsync"] += 1
+        if f"fsync{calls['fsync']}" == kill_at:
+            kill()
+        fsync(fd)
+
+    mmappickle.dict._copy_bytes = copy_and_kill
+    os.fsync = fsync_and_kill
+    with open(path, "r+b") as file:
+        m = mmapdict(file)
+        if rewrite == "vacuum":
+            m.vacuum()
+"""
+
+KILL_POINTS = ["out", "fsync1", "fsync2", "back", "fsync3", "fsync4"]
+
+
+def contents(path: str, readonly: bool = False) -> dict:
+    m = mmapdict(path, readonly)
+    return {key: getattr(value, "tolist", lambda v=value: v)() for key, value in m.items()}
+
+
+@pytest.mark.parametrize("kill_at", KILL_POINTS)
+@pytest.mark.parametrize("rewrite", ["vacuum", "convert"])
+def test_a_kill_during_an_in_place_rewrite_loses_nothing(
+    tmp_path: Path, rewrite: str, kill_at: str
+) -> None:
+    path = str(tmp_path / "killed.mmdpickle")
+    values = {f"k{i}": [i, "x" * (100 * i)] for i in range(20)}
+    values["array"] = np.arange(1000, dtype=np.int64)
+    if rewrite == "vacuum":
+        m = mmapdict(path)
+        m.update(values)
+        for i in range(0, 20, 2):
+            del m[f"k{i}"]
+            del values[f"k{i}"]
+        m.close()
+    else:
+        Path(path).write_bytes(pickle.dumps(values, 4))
+    expected = {key: getattr(value, "tolist", lambda v=value: v)() for key, value in values.items()}
+    before = file_bytes(path)
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_REWRITE), path, rewrite, kill_at],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == -signal.SIGKILL, completed.stderr
+    scratches = list(tmp_path.glob("killed.mmdpickle.rewrite-*"))
+    if kill_at in ("out", "fsync1", "fsync2"):
+        assert file_bytes(path) == before  # not touched yet
+    if kill_at in ("out", "fsync1"):
+        assert scratches == []
+    else:
+        # The scratch file holds the whole new file until the new file is synced.
+        (scratch,) = scratches
+        assert contents(str(scratch), readonly=True) == expected
+    if kill_at == "back":
+        # The file's head is new, its tail old: it is refused (or read whole, where the two
+        # meet between entries), never read in part.
+        try:
+            seen = contents(path)
+        except ValueError as error:
+            assert f"{scratch} holds the whole file" in str(error)
+            return
+        assert seen == expected
+    else:
+        # A plain pickle left whole is converted by this open; trailing old bytes are cut.
+        assert contents(path) == expected

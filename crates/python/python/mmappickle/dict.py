@@ -117,31 +117,37 @@ def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Any) -> None:
     convert, a vacuum) turns the copy into the new file and returns whether it changed it,
     the new file is copied back over the old one from byte 0 and the rest is cut.
 
-    The scratch file is ``<path>.rewrite-<pid>`` beside a named file. A kill before the
-    copy back leaves the file as it was; during it, the new file's head followed by the old
-    file's tail (opening it fails at the first torn entry, or reads it whole where they meet
-    between two entries), and the scratch file, synced first, holds the whole new file
-    (``mv`` it over the path); after it, the old tail after the new terminator, which the
-    next read-write open cuts. The scratch file is removed once the new file is synced.
+    Beside a named file, the copy is ``<path>.rewriting-<pid>``, synced and renamed
+    ``<path>.rewrite-<pid>`` once it is the whole new file. A kill before the copy back
+    leaves the file as it was; during it, the new file's head followed by the old file's
+    tail (opening it fails at the first torn entry, naming ``<path>.rewrite-<pid>``, or
+    reads it whole where the two meet between entries): ``mv`` that file over the path;
+    after it, the old tail after the new terminator, which the next read-write open cuts.
+    ``<path>.rewrite-<pid>`` is removed once the new file is synced.
     """
     fd = file.fileno()
     if reopen_path is None:  # a file without a name: nothing to recover after a crash
         import tempfile
 
-        scratch_fd, scratch = tempfile.mkstemp(prefix="mmappickle-rewrite-")
+        scratch_fd, work = tempfile.mkstemp(prefix="mmappickle-rewrite-")
         os.close(scratch_fd)
+        whole = work
     else:
-        scratch = f"{reopen_path}.rewrite-{os.getpid()}"
+        work = f"{reopen_path}.rewriting-{os.getpid()}"
+        whole = f"{reopen_path}.rewrite-{os.getpid()}"
     copying_back = False
     try:
-        with open(scratch, "wb") as copy:
+        with open(work, "wb") as copy:
             _copy_bytes(fd, copy.fileno(), os.fstat(fd).st_size)
-        if not rewrite(scratch):
+        if not rewrite(work):
             return
         # The Rust half renamed the new file over the scratch path: open it again.
-        with open(scratch, "rb") as new:
+        with open(work, "rb") as new:
             length = os.fstat(new.fileno()).st_size
             os.fsync(new.fileno())
+            if whole != work:
+                os.rename(work, whole)
+                _sync_directory(whole)
             copying_back = True
             _copy_bytes(new.fileno(), fd, length)
         os.fsync(fd)
@@ -152,16 +158,40 @@ def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Any) -> None:
         if copying_back and reopen_path is not None:
             raise OSError(
                 error.errno,
-                f"{error.strerror}: the file was rewritten in part; {scratch!r} holds the "
-                "whole new file",
+                f"{error.strerror}: the file was rewritten in part; {whole} holds the whole "
+                f"new file: move it over {reopen_path}",
             ) from error
         raise
     finally:
-        if not copying_back or reopen_path is None:
-            try:
-                os.unlink(scratch)
-            except FileNotFoundError:
-                pass
+        for scratch in {work, whole}:
+            if scratch == work or not copying_back or reopen_path is None:
+                try:
+                    os.unlink(scratch)
+                except FileNotFoundError:
+                    pass
+
+
+def _sync_directory(path: str) -> None:
+    """``fsync`` of the directory holding ``path`` (a rename into it survives a crash)."""
+    directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _rewrite_scratch(path: str | None) -> str | None:
+    """The scratch file left beside ``path`` by an in-place rewrite that was killed during
+    its copy back, if any."""
+    if path is None:
+        return None
+    directory, name = os.path.split(path)
+    prefix = f"{name}.rewrite-"
+    try:
+        found = sorted(entry for entry in os.listdir(directory) if entry.startswith(prefix))
+    except OSError:
+        return None
+    return os.path.join(directory, found[-1]) if found else None
 
 
 def _convert_in_place(file: Any, path: str, reopen_path: str | None, portable: bool) -> None:
@@ -235,9 +265,18 @@ class mmapdict(MutableMapping):
                 # A plain pickle of a dict: converted in place, so that the caller's file
                 # object still names the file.
                 _convert_in_place(self._file, path, reopen_path, encoding == "portable")
-        self._native = _native.NativeDict(
-            path, readonly, encoding == "portable", bool(allow_damaged)
-        )
+        try:
+            self._native = _native.NativeDict(
+                path, readonly, encoding == "portable", bool(allow_damaged)
+            )
+        except ValueError as error:
+            scratch = _rewrite_scratch(reopen_path)
+            if scratch is None:
+                raise
+            raise ValueError(
+                f"{error}; {scratch} holds the whole file as a process killed while it "
+                f"rewrote the file in place left it: move it over {reopen_path}"
+            ) from error
         self._path = str(self._native.path())
         self._readonly = self._native.readonly()
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
