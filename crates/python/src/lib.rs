@@ -337,7 +337,8 @@ impl NativeDict {
 /// Whether the file at `path` starts with the mmappickle header (a plain pickle does not).
 #[pyfunction]
 fn is_container(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
-    py.detach(|| MmapDict::is_container(&path)).map_err(to_py_err)
+    py.detach(|| MmapDict::is_container(&path))
+        .map_err(to_py_err)
 }
 
 /// The module `mmappickle._native`.
