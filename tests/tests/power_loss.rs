@@ -302,10 +302,10 @@ fn insert_held(dict: &mut MmapDict, key: &str, held: &Held) -> Result<(), mmappi
 
 /// The value a replace or a batch puts under `k1` (generic) or `k2` (array) for `seed`.
 fn replacement(seed: u64, size: usize) -> (&'static str, Held) {
-    if seed % 2 == 0 {
-        ("k1", Held::Value(small_value(seed + 50)))
-    } else {
+    if seed % 2 == 1 {
         ("k2", float_array(seed + 50, size / 8))
+    } else {
+        ("k1", Held::Value(small_value(seed + 50)))
     }
 }
 
