@@ -166,6 +166,8 @@ CHANGES: list[Callable[[mmapdict, str], None]] = [
 ]
 
 
+# Plain pickle.load of a masked array on numpy < 2.3 warns of binary fromstring.
+@pytest.mark.filterwarnings("ignore:The binary mode of fromstring:DeprecationWarning")
 @pytest.mark.parametrize("change", CHANGES, ids=lambda change: change.__name__)
 @pytest.mark.parametrize("named", [True, False], ids=["named", "temporary"])
 def test_reads_through_the_file_object_see_every_change(
