@@ -14,7 +14,6 @@
 //!   change with a few placements of the commit write across a 512-byte sector boundary;
 //!   `MMAPPICKLE_POWER_LOSS_ROUND=full` (set by `cargo xtask stress`) runs every placement,
 //!   larger values and `MMAPPICKLE_POWER_LOSS_SEEDS` seeds. Prints the figures per kind.
-//!   The losses found and not fixed yet are in `KNOWN_DATA_LOSS`, recognised in the state.
 //! - `the_crash_model_reorders_tears_and_orders_renames`: the state enumeration on a
 //!   hand-made trace: reorderings, sector tears, renames durable only after the directory's
 //!   `fsync`.
@@ -1542,8 +1541,8 @@ struct Figures {
     states: usize,
     repaired: usize,
     fsck: usize,
-    /// Failing states: their known cause, if any, and what was wrong.
-    failures: Vec<(Option<KnownLoss>, String)>,
+    /// Failing states: what was wrong.
+    failures: Vec<String>,
 }
 
 fn read_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>, String> {
@@ -1656,98 +1655,14 @@ fn run_scenario(
                 figures.repaired += usize::from(checked.repaired);
                 figures.fsck += usize::from(checked.fsck);
             }
-            Err(problem) => figures.failures.push((
-                known_loss(scenario, &state, &ops),
-                format!("{}: {}: {problem}", scenario.label(), state.describe(&ops)),
+            Err(problem) => figures.failures.push(format!(
+                "{}: {}: {problem}",
+                scenario.label(),
+                state.describe(&ops)
             )),
         }
     }
     Ok(())
-}
-
-// ---- known data loss ----
-
-/// Data loss under power loss that this test found and that is not fixed yet. A failing
-/// state is counted here only when [`known_loss`] recognises its cause in the state itself;
-/// every other failure fails the test, and so does a known one marked as always shown that
-/// no longer happens (then remove it from [`KNOWN_DATA_LOSS`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum KnownLoss {
-    /// Replace and batch write the commit (11 bytes over the old terminator), the commit
-    /// number and the live flags of the entries they replace or remove, and only then
-    /// `fsync`: the disk may keep a flag flip without the commit. The old value is then
-    /// deleted and the new one not committed: the key is gone (replace), or the batch's
-    /// removes are done without its inserts.
-    FlagBeforeCommit,
-    /// fsck completing a last entry cut in its trailer writes the trailer and a terminator
-    /// after it, then `fsync`: the disk may keep the terminator without the trailer (zeros
-    /// there), and the next fsck drops the entry an uninterrupted fsck keeps. Written as two
-    /// writes, terminator first, this shows in every round; written as one, only where that
-    /// write is torn at a sector boundary.
-    TerminatorBeforeTrailer,
-    /// The first open creates the file and never `fsync`s the directory: after a power cut
-    /// the file may be missing, with every value acknowledged in it.
-    CreationNotDurable,
-}
-
-/// Each known loss, and whether every round shows it.
-const KNOWN_DATA_LOSS: &[(KnownLoss, bool)] = &[
-    (KnownLoss::FlagBeforeCommit, true),
-    (KnownLoss::TerminatorBeforeTrailer, false),
-    (KnownLoss::CreationNotDurable, true),
-];
-
-/// The known cause of a failing `state` of `scenario`, if it shows in the state.
-fn known_loss(scenario: &Scenario, state: &CrashState, ops: &[Op]) -> Option<KnownLoss> {
-    let kind = scenario.kind;
-    let write_of = |idx: usize| match &ops[idx] {
-        Op::Write { data, .. } => Some(data.as_slice()),
-        _ => None,
-    };
-    let landed = |predicate: &dyn Fn(&[u8]) -> bool| -> Vec<(usize, bool)> {
-        state
-            .landings
-            .iter()
-            .filter(|(idx, _)| write_of(*idx).is_some_and(predicate))
-            .map(|(idx, landing)| (*idx, *landing == Landing::Whole))
-            .collect()
-    };
-    // A deleted live flag is POP; the commit is a frame head of 11 bytes.
-    let flips = landed(&|data| data == [0x30]);
-    let commits = landed(&|data| data.len() == 11 && data[0] == 0x95);
-    if matches!(kind, Kind::Replace | Kind::Batch)
-        && flips.iter().any(|&(flip, flip_landed)| {
-            flip_landed
-                && commits
-                    .iter()
-                    .any(|&(commit, commit_landed)| commit < flip && !commit_landed)
-        })
-    {
-        return Some(KnownLoss::FlagBeforeCommit);
-    }
-    // The completed entry is the last one: its trailer (`BININT memo_max POP`, the live
-    // flag, `POP`) sits just before the terminator at the file's end.
-    let terminator = mmappickle::container::TERMINATOR;
-    let trailer_lost = state.fs.files().get(DATA_NAME).is_some_and(|file| {
-        let trailer = file
-            .len()
-            .checked_sub(terminator.len() + 8)
-            .map(|at| &file[at..]);
-        file.ends_with(&terminator)
-            && trailer.is_some_and(|trailer| trailer[0] != 0x4a || trailer[5] != 0x30)
-    });
-    let completes = kind == Kind::Fsck && scenario.size == 1;
-    if completes && trailer_lost {
-        return Some(KnownLoss::TerminatorBeforeTrailer);
-    }
-    let creation_lost = state.pending_names.iter().enumerate().any(|(pos, &idx)| {
-        pos >= state.names_landed
-            && matches!(&ops[idx], Op::Create { name, .. } if name == DATA_NAME)
-    });
-    if kind == Kind::Create && creation_lost {
-        return Some(KnownLoss::CreationNotDurable);
-    }
-    None
 }
 
 // ---- the tests ----
@@ -1794,36 +1709,15 @@ fn every_power_loss_state_of_every_change_is_consistent() {
         "{total} crash states checked in {:.1} s",
         start.elapsed().as_secs_f64()
     );
-    let failures: Vec<&(Option<KnownLoss>, String)> = by_kind
+    let failures: Vec<&String> = by_kind
         .values()
         .flat_map(|figures| &figures.failures)
         .collect();
-    for &(known, always) in KNOWN_DATA_LOSS {
-        let seen: Vec<&String> = failures
-            .iter()
-            .filter(|(cause, _)| cause == &Some(known))
-            .map(|(_, failure)| failure)
-            .collect();
-        println!(
-            "known data loss {known:?}: {} states, e.g. {}",
-            seen.len(),
-            seen.first().map_or("", |failure| failure.as_str())
-        );
-        assert!(
-            !seen.is_empty() || !always,
-            "the known data loss {known:?} no longer happens: remove it from KNOWN_DATA_LOSS"
-        );
-    }
-    let unknown: Vec<&String> = failures
-        .iter()
-        .filter(|(cause, _)| cause.is_none())
-        .map(|(_, failure)| failure)
-        .collect();
     assert!(
-        unknown.is_empty(),
+        failures.is_empty(),
         "{} crash states fail (showing 20):\n{}",
-        unknown.len(),
-        unknown
+        failures.len(),
+        failures
             .iter()
             .take(20)
             .map(|failure| failure.as_str())

@@ -28,6 +28,9 @@ struct TornTail<'f> {
     value_end: u64,
     /// The trailer bytes still in the file (a prefix of the trailer).
     trailer_left: &'f [u8],
+    /// The terminator is in place after the entry, and the trailer's bytes that are not
+    /// there yet are zeros (a completion cut short by a power loss).
+    terminator_after: bool,
     key_is_empty: bool,
 }
 
@@ -49,7 +52,11 @@ fn torn_tail(file: &[u8], start: u64) -> Option<TornTail<'_>> {
     let value_offset = start + ENTRY_HEAD_LEN + key_len;
     let entry_end = start.checked_add(9)?.checked_add(frame_len)?;
     let value_end = entry_end.checked_sub(ENTRY_TRAILER_LEN)?;
-    if value_end < value_offset || value_end > len || len >= entry_end + TERMINATOR.len() as u64 {
+    let clean_len = entry_end + TERMINATOR.len() as u64;
+    // A completion writes the terminator before the trailer: a power loss in between may
+    // leave the terminator in place and the trailer's bytes (some or all) still zeros.
+    let terminator_after = len == clean_len && file.ends_with(&TERMINATOR);
+    if value_end < value_offset || value_end > len || (len >= clean_len && !terminator_after) {
         return None;
     }
     let value = file.get(usize::try_from(value_offset).ok()?..usize::try_from(value_end).ok()?)?;
@@ -60,6 +67,7 @@ fn torn_tail(file: &[u8], start: u64) -> Option<TornTail<'_>> {
         value,
         value_end,
         trailer_left,
+        terminator_after,
         key_is_empty: key.is_empty(),
     })
 }
@@ -97,25 +105,41 @@ impl Container {
             let Some(computed_memo_max) = memo_max_of(torn.value, memo_start) else {
                 return Ok(false);
             };
-            let memo_max = match torn.trailer_left.get(1..5) {
-                Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
-                None => computed_memo_max,
+            let trailer = if torn.terminator_after {
+                // Any byte may still be a zero: the flag is known only if it is not.
+                let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+                    Some(&0) | None => !torn.key_is_empty,
+                    Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+                };
+                let trailer = encode_entry_trailer(computed_memo_max, live);
+                let landed = |(&left, &expected): (&u8, &u8)| left == 0 || left == expected;
+                if !torn.trailer_left.iter().zip(&trailer).all(landed) {
+                    return Ok(false);
+                }
+                trailer
+            } else {
+                let memo_max = match torn.trailer_left.get(1..5) {
+                    Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
+                    None => computed_memo_max,
+                };
+                let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+                    Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+                    None => !torn.key_is_empty,
+                };
+                let trailer = encode_entry_trailer(memo_max, live);
+                if !trailer.starts_with(torn.trailer_left) {
+                    return Ok(false);
+                }
+                trailer
             };
-            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
-                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
-                None => !torn.key_is_empty,
-            };
-            let trailer = encode_entry_trailer(memo_max, live);
-            if !trailer.starts_with(torn.trailer_left) {
-                return Ok(false);
-            }
-            let mut tail = trailer.to_vec();
-            tail.extend_from_slice(&TERMINATOR);
             let value_end = torn.value_end;
             drop(map);
+            // The terminator first: the file keeps ending with one (see
+            // `end_with_terminator`).
+            container.end_with_terminator(value_end + ENTRY_TRAILER_LEN)?;
             container
                 .file()
-                .write_all_at(&tail, value_end)
+                .write_all_at(&trailer, value_end)
                 .map_err(|error| Error::io(error, value_end))?;
             if container.durability() == Durability::Flush {
                 container.file().sync_all().map_err(Error::unplaced_io)?;

@@ -11,6 +11,7 @@ mod view;
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,9 +27,11 @@ pub use self::view::ReadView;
 use self::vacuum::vacuum_scratch_prefix;
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
-    self, encode_header, live_flag, Entry, Table, COMMIT_NUMBER_OFFSET, TERMINATOR,
+    self, encode_header, live_flag, Entry, Table, COMMIT_NUMBER_OFFSET, ENTRY_TRAILER_LEN,
+    TERMINATOR,
 };
 use crate::map::ReadMap;
+use crate::scratch::sync_parent_directory;
 
 /// The identity of a file: which inode on which device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,9 @@ pub struct Container {
     path: PathBuf,
     file: Arc<File>,
     identity: Identity,
+    /// The process that opened `file`: a child made by `fork` shares its open file
+    /// description, and so its `flock`, and reopens the file (see `follow_fork`).
+    owner: u32,
     options: ContainerOptions,
     lock_depth: u32,
     /// Read views handed out and not yet ended: the file is locked shared while this is not 0.
@@ -77,6 +83,9 @@ pub struct Container {
     /// own changes) during the current lock hold: nobody else can have changed the file
     /// since, so it is not checked again until the lock is released.
     validated: bool,
+    /// Trailers a library constructor had overwritten that this handle wrote back, as
+    /// `(key, live)`, until [`fsck`](Container::fsck) reports them.
+    restored_trailers: Vec<(String, bool)>,
 }
 
 fn io_at(offset: u64) -> impl FnOnce(io::Error) -> Error {
@@ -120,12 +129,14 @@ impl Container {
             path: path.to_path_buf(),
             file: Arc::new(file),
             identity,
+            owner: std::process::id(),
             options,
             lock_depth: 0,
             shared_readers: 0,
             cache: None,
             map: None,
             validated: false,
+            restored_trailers: Vec::new(),
         };
         container.locked(|container| {
             let len = container.current_len()?;
@@ -137,6 +148,17 @@ impl Container {
                 new_file.extend_from_slice(&TERMINATOR);
                 container.write_at(&new_file, 0)?;
                 container.sync()?;
+                if container.options.durability == Durability::Flush {
+                    // The file may have just been created: its name must survive a power
+                    // loss as its bytes do. (A descriptor's path under /proc has no
+                    // directory to sync: it names a file that exists already.)
+                    match sync_parent_directory(&container.path) {
+                        Err(error) if !container.path.starts_with("/proc") => {
+                            return Err(Error::unplaced_io(error))
+                        }
+                        _ => {}
+                    }
+                }
             }
             if !container.options.readonly {
                 // Under the lock, so no vacuum of this file is building its scratch file now.
@@ -364,6 +386,7 @@ impl Container {
 
     /// Takes the exclusive lock, or one more level of it (see [`Container::locked`]).
     fn enter_lock(&mut self) -> Result<(), Error> {
+        self.follow_fork()?;
         if self.shared_readers > 0 {
             // Locking exclusively would convert the readers' shared lock under them.
             return Err(Error::unplaced(ErrorKind::ReadersActive));
@@ -376,13 +399,44 @@ impl Container {
         Ok(())
     }
 
+    /// In a process other than the one that opened the file (a child made by `fork`, which
+    /// inherited this handle): opens the file again, so that this process has an open file
+    /// description, and a `flock`, of its own. Parent and child would otherwise hold one lock
+    /// between them and write over each other's appends. Maps made before the fork stay
+    /// valid; the table is read again. Locks the parent held are not the child's: the child
+    /// starts without any.
+    fn follow_fork(&mut self) -> Result<(), Error> {
+        let pid = std::process::id();
+        if pid == self.owner {
+            return Ok(());
+        }
+        // This process's descriptor of the very file, even if the path now names another
+        // (it is followed at the next refresh, as in the parent).
+        let own_descriptor = PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()));
+        let reopen_path = if own_descriptor.exists() {
+            own_descriptor.as_path()
+        } else {
+            self.path.as_path()
+        };
+        let file = Self::open_file(reopen_path, self.options.readonly)?;
+        self.identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
+        self.file = Arc::new(file);
+        self.owner = pid;
+        self.lock_depth = 0;
+        self.shared_readers = 0;
+        self.cache = None;
+        self.map = None;
+        self.validated = false;
+        Ok(())
+    }
+
     /// Leaves one level of the exclusive lock; `failed`: the operation under it failed.
     fn leave_lock(&mut self, failed: bool) {
         if failed {
             // A failed change may have left the file and the cache apart: check again.
             self.validated = false;
         }
-        self.lock_depth -= 1;
+        self.lock_depth = self.lock_depth.saturating_sub(1);
         if self.lock_depth == 0 {
             let _ = fs2::FileExt::unlock(&*self.file);
         }
@@ -446,13 +500,8 @@ impl Container {
             let map = ReadMap::new(self, len)?;
             let mut table = layout::scan(map.bytes())?;
             self.map = Some(Arc::new(map));
-            if table.trailing_len() > 0 && !self.options.readonly && !shared {
-                let clean_len = table.terminator_offset() + TERMINATOR.len() as u64;
-                // Rewritten whole: an interrupted commit may have torn it (see the scan).
-                self.write_at(&TERMINATOR, table.terminator_offset())?;
-                self.file.set_len(clean_len).map_err(io_at(clean_len))?;
-                self.sync()?;
-                table.drop_trailing();
+            if !self.options.readonly && !shared {
+                self.tidy(&mut table)?;
             }
             let has_duplicates = table.has_shadowed();
             self.cache = Some(Arc::new(table));
@@ -464,6 +513,43 @@ impl Container {
         self.cache
             .as_deref()
             .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))
+    }
+
+    /// Under the exclusive lock, what a scan tolerates is written back: the terminator whole
+    /// at the end of the file (after an interrupted append, or the remains of one a library
+    /// constructor wrote), then the trailers a library constructor overwrote, with the
+    /// commit number moved on (the library read those entries as deleted).
+    fn tidy(&mut self, table: &mut Table) -> Result<(), Error> {
+        let untidy_tail = table.has_untidy_tail();
+        if untidy_tail {
+            // Rewritten whole: an interrupted commit may have torn it (see the scan).
+            self.end_with_terminator(table.terminator_offset())?;
+            table.drop_trailing();
+        }
+        let trailers: Vec<(u64, [u8; 8])> = table
+            .overwritten_trailers()
+            .map(|entry| {
+                let trailer = layout::encode_entry_trailer(entry.memo_max(), entry.is_live());
+                (entry.end() - ENTRY_TRAILER_LEN, trailer)
+            })
+            .collect();
+        let restored = table
+            .overwritten_trailers()
+            .map(|entry| (entry.key().to_owned(), entry.is_live()));
+        self.restored_trailers.extend(restored);
+        if !trailers.is_empty() {
+            let commit_number = next_commit_number(table.commit_number());
+            self.write_commit_number(commit_number)?;
+            for (offset, trailer) in &trailers {
+                self.write_at(trailer, *offset)?;
+            }
+            table.set_commit_number(commit_number);
+            table.forget_overwritten();
+        }
+        if untidy_tail || !trailers.is_empty() {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     /// The commit number of a file of `len` bytes (`None` if unreadable): through the map
@@ -522,6 +608,30 @@ impl Container {
         self.write_at(&commit_number.to_le_bytes(), COMMIT_NUMBER_OFFSET)
     }
 
+    /// Makes the file end with a terminator at `at` (its last 11 bytes), such that it ends
+    /// with a whole terminator at every instant, as a Python `mmapdict` constructor expects:
+    /// it checks the last 11 bytes without the lock and, when they are not a terminator,
+    /// writes one at the end, over whatever is being written there. Call it before the
+    /// bytes in front of `at`, which then never grow the file.
+    ///
+    /// The kernel grows a file page by page during one write, so a terminator that crosses
+    /// a page boundary is not written where the file ends: a whole one goes just past that
+    /// boundary first, and the length is set back once the one at `at` is in place.
+    pub(crate) fn end_with_terminator(&self, at: u64) -> Result<(), Error> {
+        let end = at + TERMINATOR.len() as u64;
+        let mut len = self.current_len()?;
+        if len < end && straddles_page(at) {
+            let past_boundary = at.next_multiple_of(PAGE);
+            self.write_at(&TERMINATOR, past_boundary)?;
+            len = past_boundary + TERMINATOR.len() as u64;
+        }
+        self.write_at(&TERMINATOR, at)?;
+        if len > end {
+            self.file.set_len(end).map_err(io_at(end))?;
+        }
+        Ok(())
+    }
+
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), Error> {
         self.check_writable()?;
         self.file.write_all_at(bytes, offset).map_err(io_at(offset))
@@ -543,10 +653,13 @@ fn is_plain_pickle_of_dict(bytes: &[u8]) -> bool {
     )
 }
 
+/// The page size the terminator rules assume (larger pages have their boundaries among
+/// these).
+const PAGE: u64 = 4096;
+
 /// Whether the 11 bytes of a terminator at `offset` cross a 4 KiB page boundary (see
-/// `append_locked`; larger pages have their boundaries among these).
+/// [`AppendPlan::tail_padding`](append::AppendPlan) and [`Container::end_with_terminator`]).
 fn straddles_page(offset: u64) -> bool {
-    const PAGE: u64 = 4096;
     offset % PAGE > PAGE - TERMINATOR.len() as u64
 }
 

@@ -261,6 +261,9 @@ pub struct Table {
     terminator_offset: u64,
     file_len: u64,
     memo_start: i32,
+    /// Indices of the entries whose trailer a library constructor overwrote (their flag and
+    /// `memo_max` are the restored ones; a read-write open writes them back).
+    overwritten: Vec<usize>,
 }
 
 // By hand: the same entries and facts, and the same entry indexed for each live key (the
@@ -272,6 +275,7 @@ impl PartialEq for Table {
             && self.terminator_offset == other.terminator_offset
             && self.file_len == other.file_len
             && self.memo_start == other.memo_start
+            && self.overwritten == other.overwritten
             && self.live_index.len() == other.live_index.len()
             && self.live_index.indices().all(|entry_idx| {
                 let key = self.entries.get(entry_idx).map(Entry::key);
@@ -356,7 +360,27 @@ impl Table {
     /// Bytes after the terminator: left by an append that was interrupted before it
     /// committed; a read-write open truncates them.
     pub fn trailing_len(&self) -> u64 {
-        self.file_len - self.terminator_offset - TERMINATOR.len() as u64
+        self.file_len
+            .saturating_sub(self.terminator_offset + TERMINATOR.len() as u64)
+    }
+
+    /// Whether the file does not end with a whole terminator at
+    /// [`terminator_offset`](Table::terminator_offset): bytes after it, or the remains of
+    /// one a Python `mmapdict` constructor wrote without the lock. A read-write open writes
+    /// the terminator whole and cuts the rest.
+    pub fn has_untidy_tail(&self) -> bool {
+        self.file_len != self.terminator_offset + TERMINATOR.len() as u64
+    }
+
+    /// The entries whose 8-byte trailer a Python `mmapdict` constructor overwrote with a
+    /// terminator (the library's own damage, when its constructor runs beside its writers).
+    /// Each is read as live with the `memo_max` its value needs, unless the library deleted
+    /// it since or its value is not whole ops (then deleted); a read-write open writes that
+    /// trailer back.
+    pub fn overwritten_trailers(&self) -> impl Iterator<Item = &Entry> {
+        self.overwritten
+            .iter()
+            .filter_map(|&entry_idx| self.entries.get(entry_idx))
     }
 
     /// The first memo index free for a new value: `max(memo_max of all entries, 1)`.
@@ -396,6 +420,11 @@ impl Table {
     /// Forgets the bytes after the terminator (after they were truncated).
     pub(crate) fn drop_trailing(&mut self) {
         self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+    }
+
+    /// Forgets which trailers were overwritten (after they were written back).
+    pub(crate) fn forget_overwritten(&mut self) {
+        self.overwritten.clear();
     }
 }
 
@@ -564,6 +593,91 @@ enum Step {
     Entry(Entry),
     /// The terminator starts here.
     Terminator,
+    /// The remnant of a terminator that a Python `mmapdict` constructor wrote over the
+    /// previous entry's trailer (or just before the terminator of its own append): the
+    /// terminator belongs here; the bytes from here to the end of the file are its remains.
+    TerminatorRemnant,
+    /// An entry whose trailer a Python `mmapdict` constructor overwrote, in part or whole,
+    /// with a terminator (see [`overwritten_trailer`]). Its `live` and `memo_max` are still
+    /// to be restored.
+    OverwrittenTrailer { entry: Entry, left: TrailerLeft },
+}
+
+/// What is left of an overwritten trailer.
+#[derive(Debug, Clone, Copy)]
+struct TrailerLeft {
+    /// `memo_max`, if no terminator byte went over it.
+    memo_max: Option<i32>,
+    /// The live flag, if the library wrote it (its append, or its delete since).
+    live: Option<bool>,
+}
+
+/// Whether `trailer` (an entry's last 8 bytes) holds bytes of a terminator written over
+/// it, at an offset from 10 bytes before it to 7 bytes into it, every other byte being the
+/// trailer's own; if so, what is left of the trailer.
+///
+/// The Python library's constructor checks for a terminator at the end of the file without
+/// the lock, and writes one at the end when it finds none. A library append (under the lock)
+/// writes the value, the head, the trailer in two writes (`BININT memo_max POP`, then the
+/// flag and `POP`) and only then the terminator, so a constructor in another process that
+/// looked while the file ended before the trailer's end writes its terminator where the
+/// trailer is or goes, before or after either part of it. When the appender then finds a
+/// terminator at the end it leaves it, and the library reads that entry as deleted (its flag
+/// byte is not NEWTRUE): the whole file is no longer a pickle. The entry's length (in its
+/// head) is whole, and so is its value when the terminator starts at or after the trailer.
+fn overwritten_trailer(trailer: &[u8]) -> Option<TrailerLeft> {
+    let own = |idx: usize, byte: u8| match idx {
+        0 => byte == BININT,
+        5 | 7 => byte == POP,
+        6 => byte == NEWTRUE || byte == POP,
+        _ => true,
+    };
+    let trailer: [u8; 8] = trailer.try_into().ok()?;
+    let fits = |start: i64| {
+        let mut overlaps_memo_max = false;
+        let all_explained = trailer.iter().enumerate().all(|(idx, &byte)| {
+            let at = idx as i64 - start;
+            let in_terminator = usize::try_from(at).ok().and_then(|at| TERMINATOR.get(at));
+            overlaps_memo_max |= in_terminator.is_some() && (1..5).contains(&idx);
+            own(idx, byte) || in_terminator == Some(&byte)
+        });
+        all_explained.then_some(overlaps_memo_max)
+    };
+    let overlaps_memo_max = (-10..=7).find_map(fits)?;
+    let memo_max = (!overlaps_memo_max)
+        .then(|| i32::from_le_bytes([trailer[1], trailer[2], trailer[3], trailer[4]]));
+    // No terminator byte is NEWTRUE or POP: a flag byte that is one was written by the
+    // library (its append, or its delete since).
+    let live = match trailer[6] {
+        NEWTRUE => Some(true),
+        POP => Some(false),
+        _ => None,
+    };
+    Some(TrailerLeft { memo_max, live })
+}
+
+/// The `memo_max` of an entry whose value is `value`, if `value` is a sequence of whole ops
+/// as an entry holds them (no PROTO, FRAME, STOP or MEMOIZE): the memo index after the
+/// largest it stores, at least `memo_start` (the first index free before it).
+pub(crate) fn value_memo_max(value: &[u8], memo_start: i32) -> Option<i32> {
+    use mmappickle_codec::Op;
+    let mut ops = mmappickle_codec::ops(value);
+    let mut largest_stored = None;
+    for op in ops.by_ref() {
+        let index = match op.ok()?.1 {
+            Op::Proto(_) | Op::Frame(_) | Op::Stop | Op::Memoize => return None,
+            Op::Put(index) => index,
+            Op::BinPut(index) => u64::from(index),
+            Op::LongBinPut(index) => u64::from(index),
+            _ => continue,
+        };
+        largest_stored = largest_stored.max(Some(index));
+    }
+    if ops.position() != value.len() {
+        return None;
+    }
+    let after = largest_stored.map_or(0, |index| index.saturating_add(1));
+    Some(i32::try_from(after).ok()?.max(memo_start))
 }
 
 /// Parses the entry at `offset`; its key goes to `keys` once the entry proved complete.
@@ -586,6 +700,9 @@ fn parse_entry<S: ByteSource + ?Sized>(
     // terminator, and the append did not commit (`pickle.load` reads the old dict there too).
     if head.first() == Some(&FRAME) && head.get(9..) == TERMINATOR.get(9..) {
         return Ok(Step::Terminator);
+    }
+    if is_terminator_remnant(file, offset)? {
+        return Ok(Step::TerminatorRemnant);
     }
     if offset >= file_len {
         return Err(Error::new(ErrorKind::MissingTerminator, offset).into());
@@ -648,6 +765,29 @@ fn parse_entry<S: ByteSource + ?Sized>(
     let trailer = file
         .bytes_at(value_end, ENTRY_TRAILER_LEN)?
         .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
+    let entry = |keys: &mut KeyWriter, memo_max: i32, live: bool| {
+        // `entry_end` fits in a u64 and is `offset + len()`: what `Entry` relies on.
+        let (keys, key_start) = keys.push(key_bytes);
+        Entry {
+            keys,
+            offset,
+            value_len: value_end - value_offset,
+            memo_max,
+            key_start,
+            key_len,
+            live,
+        }
+    };
+    let well_formed = trailer[0] == BININT
+        && trailer[5] == POP
+        && matches!(trailer[6], NEWTRUE | POP)
+        && trailer[7] == POP;
+    if !well_formed {
+        if let Some(left) = overwritten_trailer(trailer) {
+            let entry = entry(keys, 0, false);
+            return Ok(Step::OverwrittenTrailer { entry, left });
+        }
+    }
     if trailer[0] != BININT {
         return Err(Error::bad_entry("BININT (memo_max) in the trailer", value_end).into());
     }
@@ -667,17 +807,48 @@ fn parse_entry<S: ByteSource + ?Sized>(
     if trailer[7] != POP {
         return Err(Error::bad_entry("POP closing the entry", value_end + 7).into());
     }
-    // `entry_end` fits in a u64 and is `offset + len()`: what `Entry` relies on.
-    let (keys, key_start) = keys.push(key_bytes);
-    Ok(Step::Entry(Entry {
-        keys,
-        offset,
-        value_len: value_end - value_offset,
-        memo_max,
-        key_start,
-        key_len,
-        live,
-    }))
+    Ok(Step::Entry(entry(keys, memo_max, live)))
+}
+
+/// Whether the bytes from `offset` to the end of the file are the remains of terminators
+/// that Python `mmapdict` constructors wrote without the lock (see [`overwritten_trailer`]),
+/// the file ending with a whole one: the last 3 bytes of one whose first 8 lie over the
+/// previous entry's trailer; or such remains followed by the terminator the library's append
+/// wrote after them; or several constructors' terminators over each other.
+///
+/// Only bytes of a terminator (`95 02 00 64 2e`) may be there, and few of them: an entry
+/// head has its key opcode (`8c`) 9 bytes after its FRAME, so no entry can hide in them.
+fn is_terminator_remnant<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Result<bool, Stop> {
+    const MAX_REMNANT_LEN: u64 = 64;
+    let whole = TERMINATOR.len() as u64;
+    let left = file.len().saturating_sub(offset);
+    if left == 0 || left > MAX_REMNANT_LEN || file.len() < HEADER_LEN + whole {
+        return Ok(false);
+    }
+    let ending = file.bytes_at(file.len() - whole, whole)?;
+    let remains = file.bytes_at(offset, left)?.unwrap_or_default();
+    Ok(ending == Some(&TERMINATOR[..]) && remains.iter().all(|byte| TERMINATOR.contains(byte)))
+}
+
+/// Gives an entry whose trailer a library constructor overwrote its `live` flag and
+/// `memo_max` back. Its value must be whole ops (else it is deleted: a terminator over the
+/// value's end, or other damage); then the entry is what the writer stored (the value was
+/// written before the trailer) and is live, unless the flag tells otherwise (the library's
+/// delete writes it after the damage). `memo_max` is the one left, or the one the value
+/// needs after `memo_start` (the first memo index free before the entry).
+fn restore_overwritten<S: ByteSource + ?Sized>(
+    file: &S,
+    entry: &mut Entry,
+    left: TrailerLeft,
+    memo_start: i32,
+) -> Result<(), Stop> {
+    let value = file
+        .bytes_at(entry.value_offset(), entry.value_len())?
+        .unwrap_or_default();
+    let needed = value_memo_max(value, memo_start);
+    entry.live = needed.is_some() && left.live.unwrap_or(true);
+    entry.memo_max = left.memo_max.or(needed).unwrap_or(memo_start);
+    Ok(())
 }
 
 /// Reads the header, walks the entries by their frame lengths, checks each one and the
@@ -724,6 +895,13 @@ pub struct Scanner {
     /// The keys of `entries`, kept over pauses.
     keys: KeyWriter,
     offset: u64,
+    /// Indices of the entries whose trailer a library constructor overwrote.
+    overwritten: Vec<usize>,
+}
+
+/// The first memo index free after `entries`: `max(memo_max of all, 1)`.
+fn memo_start(entries: &[Entry]) -> i32 {
+    entries.iter().map(Entry::memo_max).fold(1, i32::max)
 }
 
 impl Scanner {
@@ -747,16 +925,20 @@ impl Scanner {
             }
         };
         loop {
-            match parse_entry(file, self.offset, &mut self.keys)? {
-                Step::Terminator => break,
-                Step::Entry(_) if self.entries.len() == MAX_ENTRIES => {
-                    return Err(Error::overflow(self.offset).into())
+            let entry = match parse_entry(file, self.offset, &mut self.keys)? {
+                Step::Terminator | Step::TerminatorRemnant => break,
+                Step::Entry(entry) => entry,
+                Step::OverwrittenTrailer { mut entry, left } => {
+                    restore_overwritten(file, &mut entry, left, memo_start(&self.entries))?;
+                    self.overwritten.push(self.entries.len());
+                    entry
                 }
-                Step::Entry(entry) => {
-                    self.offset = entry.end();
-                    self.entries.push(entry);
-                }
+            };
+            if self.entries.len() == MAX_ENTRIES {
+                return Err(Error::overflow(self.offset).into());
             }
+            self.offset = entry.end();
+            self.entries.push(entry);
         }
         self.keys.finish();
         let entries = std::mem::take(&mut self.entries);
@@ -770,17 +952,14 @@ impl Scanner {
                 live_index.insert(&entries, entry_idx);
             }
         }
-        let memo_start = entries
-            .iter()
-            .map(|entry: &Entry| entry.memo_max)
-            .fold(1, i32::max);
         Ok(Table {
+            memo_start: memo_start(&entries),
             entries,
             live_index,
             commit_number,
             terminator_offset: self.offset,
             file_len: file.len(),
-            memo_start,
+            overwritten: std::mem::take(&mut self.overwritten),
         })
     }
 }
@@ -803,15 +982,23 @@ pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
     let mut entries = Vec::new();
     let mut keys = KeyWriter::default();
     let mut offset = HEADER_LEN;
+    let len = file.len() as u64;
     let problem = loop {
-        match in_memory(parse_entry(file, offset, &mut keys), file.len() as u64) {
-            Ok(Step::Terminator) => break None,
-            Ok(Step::Entry(entry)) => {
-                offset = entry.end();
-                entries.push(entry);
+        let entry = match in_memory(parse_entry(file, offset, &mut keys), len) {
+            Ok(Step::Terminator | Step::TerminatorRemnant) => break None,
+            Ok(Step::Entry(entry)) => entry,
+            Ok(Step::OverwrittenTrailer { mut entry, left }) => {
+                let memo_start = memo_start(&entries);
+                let restored = restore_overwritten(file, &mut entry, left, memo_start);
+                if let Err(problem) = in_memory(restored, len) {
+                    break Some(problem);
+                }
+                entry
             }
             Err(problem) => break Some(problem),
-        }
+        };
+        offset = entry.end();
+        entries.push(entry);
     };
     keys.finish();
     let torn_key = problem.as_ref().and_then(|_| {

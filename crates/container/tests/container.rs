@@ -761,6 +761,7 @@ fn worker_process() {
                         std::process::abort()
                     });
                 }
+                ["fork", path] => fork_and_insert(Path::new(path)),
                 _ => panic!("unknown job {job}"),
             }
         }
@@ -780,6 +781,75 @@ fn worker_process() {
             assert_eq!(container.keys().unwrap().len(), 10 + model.len());
         }
     }
+}
+
+/// The fork job (run in a worker process, whose only thread is the test's): one handle
+/// opened, then 3 children forked that insert through the inherited handle while the parent
+/// inserts through its own, 300 keys each.
+fn fork_and_insert(path: &Path) {
+    let mut container = Container::open(path).unwrap();
+    insert(&mut container, "start", &bytes_value(b"start"));
+    let mut children = Vec::new();
+    for child_idx in 0..3 {
+        // SAFETY: the worker process has one thread (the harness runs the test on its main
+        // thread with --test-threads=1), so the child inherits no lock held by another thread.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let inserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let prefix = format!("child{child_idx}");
+                for idx in 0..300 {
+                    insert(
+                        &mut container,
+                        &format!("{prefix}-{idx}"),
+                        &bytes_value(prefix.as_bytes()),
+                    );
+                }
+            }));
+            // SAFETY: leaves the child at once, without running the parent's exit handlers.
+            unsafe { libc::_exit(i32::from(inserted.is_err())) };
+        }
+        children.push(pid);
+    }
+    for idx in 0..300 {
+        insert(
+            &mut container,
+            &format!("parent-{idx}"),
+            &bytes_value(b"parent"),
+        );
+    }
+    for pid in children {
+        let mut status = 0;
+        // SAFETY: waits for a child of this process; `status` is a valid place to write.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed"
+        );
+    }
+}
+
+// A handle inherited through `fork` shares its parent's open file description, and so its
+// `flock`: without a description of their own, parent and children append over each other
+// (hundreds of keys lost, or a file that no longer opens). Every key is there.
+#[test]
+fn fork_children_get_their_own_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "forked.mmdpickle");
+    let status = run_worker(&format!("fork|{}", path.display()))
+        .wait()
+        .unwrap();
+    assert!(status.success());
+    let mut container = Container::open_readonly(&path).unwrap();
+    let got = contents(&mut container);
+    assert_eq!(got.len(), 1 + 4 * 300);
+    for prefix in ["parent", "child0", "child1", "child2"] {
+        for idx in 0..300 {
+            let value = got.get(&format!("{prefix}-{idx}")).map(Vec::as_slice);
+            assert_eq!(value, Some(bytes_value(prefix.as_bytes()).as_slice()));
+        }
+    }
+    assert_eq!(container.commit_number().unwrap(), 1 + 4 * 300);
 }
 
 // 4 processes insert 200 keys each into the same file at the same time: every key is there.

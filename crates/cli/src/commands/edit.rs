@@ -113,6 +113,10 @@ pub(super) fn fsck(path: &Path, out: &mut dyn Write) -> CliResult {
     if report.deleted_duplicates > 0 {
         writeln!(out, "  deleted duplicates:  {}", report.deleted_duplicates)?;
     }
+    for (key, live) in &report.restored_trailers {
+        let state = if *live { "live" } else { "deleted" };
+        writeln!(out, "  restored trailer:    {} ({state})", str_repr(key))?;
+    }
     Ok(())
 }
 

@@ -203,8 +203,8 @@ impl Batch<'_> {
         self.memo_start = memo_start;
         self.may_overshoot |= self.wrote;
         if self.wrote {
-            // Best effort, as a Python `mmapdict` constructor expects a terminator at the end.
-            let _ = self.container.write_at(&TERMINATOR, next.max(self.start));
+            // Best effort: the failed entry's bytes go, the file ends with a terminator.
+            let _ = self.container.end_with_terminator(next.max(self.start));
         }
     }
 
@@ -229,7 +229,7 @@ impl Batch<'_> {
             // `mmapdict` constructor checks for one without the lock).
             self.wrote = true;
             self.may_overshoot = true;
-            self.container.write_at(&TERMINATOR, entry.end())?;
+            self.container.end_with_terminator(entry.end())?;
             self.write_out(false)?;
             let mut sink = ValueSink::new(&file, entry.value_offset(), value_end);
             let written = write_value(&mut sink).map_err(io_at(sink.position()));
@@ -313,12 +313,15 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Writes the buffer at its place (holding back the batch's first 11 bytes), followed
-    /// by a terminator when `then_terminator` (so that the file ends with one).
+    /// Writes the buffer at its place (holding back the batch's first 11 bytes), with a
+    /// terminator after it when `then_terminator`: that one first, so that the buffer's
+    /// bytes never grow the file (which must end with a terminator at every instant).
     fn write_out(&mut self, then_terminator: bool) -> Result<(), Error> {
         let written_len = self.buffer.len() as u64;
         if then_terminator {
-            self.buffer.extend_from_slice(&TERMINATOR);
+            self.wrote = true;
+            self.container
+                .end_with_terminator(self.buffer_offset + written_len)?;
         }
         let mut bytes = self.buffer.as_slice();
         let mut offset = self.buffer_offset;
@@ -375,14 +378,8 @@ impl Batch<'_> {
                 self.next = tail.end();
                 self.appended.push(tail);
             }
+            // Also sets the length, if a value writer reserved more.
             self.write_out(true)?;
-            let new_end = self.next + TERMINATOR.len() as u64;
-            if self.may_overshoot {
-                self.container
-                    .file
-                    .set_len(new_end)
-                    .map_err(io_at(new_end))?;
-            }
             self.container.sync()?;
             let commit_bytes = self
                 .commit_bytes
@@ -395,6 +392,11 @@ impl Batch<'_> {
             commit_number = next_commit_number(commit_number);
         }
         self.container.write_commit_number(commit_number)?;
+        if !self.appended.is_empty() && !self.doomed.is_empty() {
+            // On a power loss, writes since the last sync land in any order: a flip must not
+            // land without the commit before it (a replaced key would be gone).
+            self.container.sync()?;
+        }
         for &(_, flag_offset) in &self.doomed {
             self.container.write_at(&[live_flag(false)], flag_offset)?;
         }

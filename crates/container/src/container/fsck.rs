@@ -1,6 +1,6 @@
 //! Fsck: keep every complete entry, cut the rest, write a fresh terminator.
 
-use super::{io_at, next_commit_number, straddles_page, Container};
+use super::{next_commit_number, straddles_page, Container};
 use crate::error::Error;
 use crate::layout::{self, encode_padding_entry, Entry, TERMINATOR};
 use crate::map::ReadMap;
@@ -20,12 +20,21 @@ pub struct FsckReport {
     pub problem: Option<String>,
     /// Older live duplicates of a key (a replace interrupted by a crash) that were deleted.
     pub deleted_duplicates: usize,
+    /// Entries whose trailer a Python `mmapdict` constructor had overwritten with a
+    /// terminator, written back: `(key, live)`, live unless the library deleted the entry
+    /// since or its value is not whole (see [`Table::overwritten_trailers`]).
+    ///
+    /// [`Table::overwritten_trailers`]: crate::Table::overwritten_trailers
+    pub restored_trailers: Vec<(String, bool)>,
 }
 
 impl FsckReport {
     /// Whether the file was already sound.
     pub fn is_clean(&self) -> bool {
-        self.dropped_bytes == 0 && self.problem.is_none() && self.deleted_duplicates == 0
+        self.dropped_bytes == 0
+            && self.problem.is_none()
+            && self.deleted_duplicates == 0
+            && self.restored_trailers.is_empty()
     }
 }
 
@@ -45,31 +54,33 @@ impl Container {
         drop(map);
         let terminator_present = salvage.problem.is_none();
         let clean_end = salvage.end + TERMINATOR.len() as u64;
+        // Past the kept entries, the terminator excluded when there is one (the remains of
+        // one a library constructor wrote may be shorter).
         let dropped_bytes = if terminator_present {
-            len - clean_end
+            len.saturating_sub(clean_end)
         } else {
             len - salvage.end
         };
-        if !terminator_present || dropped_bytes > 0 {
+        if !terminator_present || len != clean_end {
             if !terminator_present {
                 let commit_number = next_commit_number(self.read_commit_number()?);
                 self.write_commit_number(commit_number)?;
             }
-            self.file.set_len(salvage.end).map_err(io_at(salvage.end))?;
             // The page rule of `append_locked`: the next commit's 11 bytes must not cross a
             // page boundary, so a padding entry moves a terminator that would.
-            let mut tail = Vec::new();
+            let mut padding = Vec::new();
             if self.options.page_safe_commit && straddles_page(salvage.end) {
                 let memo_max = salvage
                     .entries
                     .iter()
                     .map(Entry::memo_max)
                     .fold(1, i32::max);
-                tail = encode_padding_entry(layout::MIN_PADDING_LEN, memo_max)
+                padding = encode_padding_entry(layout::MIN_PADDING_LEN, memo_max)
                     .ok_or(Error::overflow(salvage.end))?;
             }
-            tail.extend_from_slice(&TERMINATOR);
-            self.write_at(&tail, salvage.end)?;
+            // The terminator first (it also sets the length), then the padding before it.
+            self.end_with_terminator(salvage.end + padding.len() as u64)?;
+            self.write_at(&padding, salvage.end)?;
             self.sync()?;
         }
         // Older live duplicates of a key (a crash in the middle of a replace) are counted here
@@ -87,9 +98,12 @@ impl Container {
                     })
             })
             .count();
+        // The refresh writes back what the scan tolerates (overwritten trailers); those an
+        // earlier refresh of this handle wrote back (at the open) are reported too.
         self.cache = None;
         self.refresh()?;
         Ok(FsckReport {
+            restored_trailers: std::mem::take(&mut self.restored_trailers),
             kept_entries: salvage.entries.len(),
             truncated_at: salvage.end,
             dropped_bytes,

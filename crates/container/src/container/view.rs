@@ -83,6 +83,7 @@ impl Container {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn begin_read(&mut self) -> Result<ReadView, Error> {
+        self.follow_fork()?;
         let counted = self.lock_depth == 0;
         if counted {
             if self.shared_readers == 0 {
