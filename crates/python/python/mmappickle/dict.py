@@ -6,7 +6,7 @@ import io
 import os
 import pickle
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from . import _native
@@ -111,7 +111,7 @@ def _copy_bytes(source: int, target: int, length: int) -> None:
         offset += copied
 
 
-def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Any) -> None:
+def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Callable[[str], bool]) -> None:
     """Rewrites the file of the file object ``file`` in place, so that ``file`` keeps naming
     it: the file is copied to a scratch file, ``rewrite(scratch path)`` (the Rust half: a
     convert, a vacuum) turns the copy into the new file and returns whether it changed it,
