@@ -237,21 +237,34 @@ fn numpy2_reads_compatible_arrays() -> bool {
     mmappickle_conformance::numpy2_version() < (2, 3)
 }
 
-/// One round: our values beside `constructors` library processes constructing in a loop.
-pub fn our_values_beside_constructors(dir: &Path, count: usize, constructors: usize) {
-    let path = dir.join("ours.mmdpickle");
-    let stop = dir.join("stop");
-    MmapDict::open(&path).unwrap();
-    let children = library_constructors(&path, &stop, constructors);
-    let ours = write_ours(&path, "ours", count);
-    stop_all(&stop, children);
-    assert_eq!(check_ours(&path, &ours), count);
+/// The number of rounds and of values per round (`cargo xtask stress` raises them).
+const ROUNDS_VARIABLE: &str = "MMAPPICKLE_COEXISTENCE_ROUNDS";
+const VALUES_VARIABLE: &str = "MMAPPICKLE_COEXISTENCE_VALUES";
+
+fn number_from_env(variable: &str, default: usize) -> usize {
+    match std::env::var(variable) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{variable} must be a number, found {text:?}")),
+        Err(_) => default,
+    }
 }
 
 #[test]
 fn our_values_survive_library_constructors() {
-    let dir = tempfile::tempdir().unwrap();
-    our_values_beside_constructors(dir.path(), 60, 2);
+    let rounds = number_from_env(ROUNDS_VARIABLE, 1);
+    let count = number_from_env(VALUES_VARIABLE, 60);
+    for round in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ours.mmdpickle");
+        let stop = dir.path().join("stop");
+        MmapDict::open(&path).unwrap();
+        let children = library_constructors(&path, &stop, 2);
+        let ours = write_ours(&path, "ours", count);
+        stop_all(&stop, children);
+        assert_eq!(check_ours(&path, &ours), count, "round {round}");
+    }
+    println!("{rounds} rounds of {count} values beside 2 constructing processes: all read back");
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! - 4 Rust and 4 Python writers in one file with K keys per Python writer (200 by
 //!   default; the test command runs 50, as Python's reader cost grows with the square of
 //!   the keys);
-//! - every power-loss crash state of every kind of change (`xtask/src/power_loss.rs`).
+//! - every power-loss crash state of every kind of change (`xtask/src/power_loss.rs`);
+//! - our writers beside the Python library's constructors: 20 rounds of 300 values
+//!   (`tests/tests/coexistence.rs`; the test command runs one round of 60).
 //!
 //! All run the same test functions as `cargo xtask test`, with their sizes raised through
 //! environment variables, and print their figures (copy them into `RELIABILITY.md`).
@@ -98,6 +100,28 @@ pub fn main(args: &[String]) -> Result {
         || {
             let mut command = reliability_test("rust_and_python_processes_write_concurrently");
             command.env(PYTHON_KEYS_VARIABLE, options.python_keys.to_string());
+            run(pythons.set_env(&mut command))
+        },
+    )?;
+    step(
+        "beside the library's constructors, 20 rounds x 300 values",
+        || {
+            let mut command = cargo();
+            command
+                .args([
+                    "test",
+                    "-p",
+                    "mmappickle-conformance",
+                    "--test",
+                    "coexistence",
+                ])
+                .args([
+                    "--",
+                    "our_values_survive_library_constructors",
+                    "--nocapture",
+                ])
+                .env("MMAPPICKLE_COEXISTENCE_ROUNDS", "20")
+                .env("MMAPPICKLE_COEXISTENCE_VALUES", "300");
             run(pythons.set_env(&mut command))
         },
     )?;

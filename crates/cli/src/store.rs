@@ -16,10 +16,21 @@ pub fn must_exist(path: &Path) -> CliResult {
     }
 }
 
-/// Opens `path` through the facade, read-only.
+/// Opens `path` through the facade, read-only; a torn end is said on standard error (the
+/// complete entries are read).
 pub fn open_dict_readonly(path: &Path) -> CliResult<MmapDict> {
     must_exist(path)?;
-    MmapDict::open_readonly(path).map_err(|err| dict_open_error(path, err))
+    let dict = MmapDict::open_readonly(path).map_err(|err| dict_open_error(path, err))?;
+    if let Some(offset) = dict.entry_listing()?.torn_at() {
+        eprintln!(
+            "mmappickle: warning: {}: the file's end is torn at byte offset {offset} (cut \
+             short by a full disk or a crash): the complete entries are read; \
+             `mmappickle fsck {}` repairs it",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(dict)
 }
 
 /// Opens `path` through the facade, read-write (created when missing; a plain

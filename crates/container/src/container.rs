@@ -83,9 +83,8 @@ pub struct Container {
     /// own changes) during the current lock hold: nobody else can have changed the file
     /// since, so it is not checked again until the lock is released.
     validated: bool,
-    /// Trailers a library constructor had overwritten that this handle wrote back, as
-    /// `(key, live)`, until [`fsck`](Container::fsck) reports them.
-    restored_trailers: Vec<(String, bool)>,
+    /// What this handle repaired on its own, until [`fsck`](Container::fsck) reports it.
+    repairs: fsck::Repairs,
 }
 
 fn io_at(offset: u64) -> impl FnOnce(io::Error) -> Error {
@@ -136,7 +135,7 @@ impl Container {
             cache: None,
             map: None,
             validated: false,
-            restored_trailers: Vec::new(),
+            repairs: fsck::Repairs::default(),
         };
         container.locked(|container| {
             let len = container.current_len()?;
@@ -497,8 +496,29 @@ impl Container {
         if !fresh(&self.cache, len, commit_number) {
             self.cache = None;
             self.map = None;
-            let map = ReadMap::new(self, len)?;
+            let mut map = ReadMap::new(self, len)?;
             let mut table = layout::scan(map.bytes())?;
+            if table.is_torn() && !self.options.readonly && !shared {
+                // What fsck does, before anything else under this lock: the last entry
+                // completed if only its trailer or terminator was cut, else cut away.
+                let salvaged = layout::salvage(map.bytes())?;
+                drop(map);
+                let at = salvaged.end;
+                let completed = self.complete_torn_locked(layout::value_memo_max)?;
+                if !completed {
+                    self.cut_at(at, layout::memo_start(&salvaged.entries))?;
+                }
+                self.repairs.torn_tail = Some(fsck::TornTailRepair {
+                    at,
+                    dropped_bytes: if completed { 0 } else { len.saturating_sub(at) },
+                    key: salvaged.torn_key,
+                    completed,
+                    problem: salvaged.problem.map(|p| p.to_string()).unwrap_or_default(),
+                });
+                len = self.current_len()?;
+                map = ReadMap::new(self, len)?;
+                table = layout::scan(map.bytes())?;
+            }
             self.map = Some(Arc::new(map));
             if !self.options.readonly && !shared {
                 self.tidy(&mut table)?;
@@ -536,7 +556,7 @@ impl Container {
         let restored = table
             .overwritten_trailers()
             .map(|entry| (entry.key().to_owned(), entry.is_live()));
-        self.restored_trailers.extend(restored);
+        self.repairs.restored_trailers.extend(restored);
         if !trailers.is_empty() {
             let commit_number = next_commit_number(table.commit_number());
             self.write_commit_number(commit_number)?;
@@ -618,7 +638,10 @@ impl Container {
     /// a page boundary is not written where the file ends: a whole one goes just past that
     /// boundary first, and the length is set back once the one at `at` is in place.
     pub(crate) fn end_with_terminator(&self, at: u64) -> Result<(), Error> {
-        let end = at + TERMINATOR.len() as u64;
+        let end = at
+            .checked_add(PAGE)
+            .map(|_| at + TERMINATOR.len() as u64)
+            .ok_or(Error::overflow(at))?;
         let mut len = self.current_len()?;
         if len < end && straddles_page(at) {
             let past_boundary = at.next_multiple_of(PAGE);

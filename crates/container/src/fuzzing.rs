@@ -70,11 +70,15 @@ fn check_table(table: &Table, file: &[u8]) -> Verdict {
             let _ = decode_entry_value(bytes, &Limits::default());
         }
     }
+    // A torn tail, or the remains of a library constructor's terminator, end the file before
+    // a whole terminator would.
     let terminator_end = table
         .terminator_offset()
         .checked_add(TERMINATOR.len() as u64);
+    let whole_terminator = !table.is_torn() && !table.has_untidy_tail();
     if table.terminator_offset() != expected_offset
-        || terminator_end.is_none_or(|end| end > file_len)
+        || (table.terminator_offset() > file_len && !table.is_torn())
+        || (whole_terminator && terminator_end != Some(file_len))
     {
         return Err(format!(
             "terminator at {} after entries ending at {expected_offset} in {file_len} bytes",

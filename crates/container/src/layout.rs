@@ -264,6 +264,8 @@ pub struct Table {
     /// Indices of the entries whose trailer a library constructor overwrote (their flag and
     /// `memo_max` are the restored ones; a read-write open writes them back).
     overwritten: Vec<usize>,
+    /// The file ends inside an entry or a terminator: see [`Table::is_torn`].
+    torn: bool,
 }
 
 // By hand: the same entries and facts, and the same entry indexed for each live key (the
@@ -276,6 +278,7 @@ impl PartialEq for Table {
             && self.file_len == other.file_len
             && self.memo_start == other.memo_start
             && self.overwritten == other.overwritten
+            && self.torn == other.torn
             && self.live_index.len() == other.live_index.len()
             && self.live_index.indices().all(|entry_idx| {
                 let key = self.entries.get(entry_idx).map(Entry::key);
@@ -370,6 +373,28 @@ impl Table {
     /// the terminator whole and cuts the rest.
     pub fn has_untidy_tail(&self) -> bool {
         self.file_len != self.terminator_offset + TERMINATOR.len() as u64
+    }
+
+    /// Whether the file ends inside an entry or inside the terminator, at
+    /// [`terminator_offset`](Table::terminator_offset): a torn tail (a full disk, a writer's
+    /// crash, a truncation). The complete entries before it are the table; a read-write
+    /// open repairs the tail under the lock at its first operation, as `fsck` does: the last
+    /// entry completed when only its trailer or terminator was cut, else cut away.
+    pub fn is_torn(&self) -> bool {
+        self.torn
+    }
+
+    /// Where a torn tail starts: the last entry when it is the one cut (in its trailer:
+    /// it is read, its value being whole), else the terminator's place. `None` when the file
+    /// is not torn.
+    pub fn torn_at(&self) -> Option<u64> {
+        self.torn.then(|| {
+            let cut_entry = self
+                .entries
+                .last()
+                .filter(|entry| entry.end() > self.file_len);
+            cut_entry.map_or(self.terminator_offset, Entry::offset)
+        })
     }
 
     /// The entries whose 8-byte trailer a Python `mmapdict` constructor overwrote with a
@@ -597,6 +622,16 @@ enum Step {
     /// previous entry's trailer (or just before the terminator of its own append): the
     /// terminator belongs here; the bytes from here to the end of the file are its remains.
     TerminatorRemnant,
+    /// The file ends here, inside an entry or a terminator (cut short: a full disk, a crash
+    /// of a writer without our terminator-first order, a truncation); the error says how.
+    TornTail(Error),
+    /// The file ends inside this entry's trailer (the value is all there): the entry is read
+    /// if its value is whole, with what is left of its trailer; the error says how it ends.
+    TornEntry {
+        entry: Entry,
+        left: TrailerLeft,
+        cut: Error,
+    },
     /// An entry whose trailer a Python `mmapdict` constructor overwrote, in part or whole,
     /// with a terminator (see [`overwritten_trailer`]). Its `live` and `memo_max` are still
     /// to be restored.
@@ -656,6 +691,28 @@ fn overwritten_trailer(trailer: &[u8]) -> Option<TrailerLeft> {
     Some(TrailerLeft { memo_max, live })
 }
 
+/// What is left of a trailer cut to `left` (fewer than 8 bytes), if those bytes are a start
+/// of a trailer; a lost flag is live, but for a padding entry (`padding`: its key is empty).
+fn cut_trailer(left: &[u8], padding: bool) -> Option<TrailerLeft> {
+    let fits = left.iter().enumerate().all(|(idx, &byte)| match idx {
+        0 => byte == BININT,
+        5 | 7 => byte == POP,
+        6 => byte == NEWTRUE || byte == POP,
+        _ => true,
+    });
+    if !fits {
+        return None;
+    }
+    let memo_max = left
+        .get(1..5)
+        .map(|bytes| i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]));
+    let live = match left.get(6) {
+        Some(&flag) => Some(flag == NEWTRUE),
+        None => padding.then_some(false),
+    };
+    Some(TrailerLeft { memo_max, live })
+}
+
 /// The `memo_max` of an entry whose value is `value`, if `value` is a sequence of whole ops
 /// as an entry holds them (no PROTO, FRAME, STOP or MEMOIZE): the memo index after the
 /// largest it stores, at least `memo_start` (the first index free before it).
@@ -705,10 +762,28 @@ fn parse_entry<S: ByteSource + ?Sized>(
         return Ok(Step::TerminatorRemnant);
     }
     if offset >= file_len {
-        return Err(Error::new(ErrorKind::MissingTerminator, offset).into());
+        return Ok(Step::TornTail(Error::new(
+            ErrorKind::MissingTerminator,
+            offset,
+        )));
     }
     if head.first() != Some(&FRAME) {
         return Err(Error::bad_entry("FRAME opcode (0x95) opening an entry", offset).into());
+    }
+    // A file cut short has lost its terminator; one that still ends with a whole terminator
+    // has an entry that claims too much (damage, or a hostile file), not a torn tail.
+    let cut_short = || -> Result<bool, NotLoaded> {
+        let ending = file.bytes_at(file_len.saturating_sub(TERMINATOR.len() as u64), 11)?;
+        Ok(ending != Some(&TERMINATOR[..]))
+    };
+    if head.len() < ENTRY_HEAD_LEN as usize && cut_short()? {
+        // The start of an entry head or of a terminator, cut.
+        let entry_end = offset + 9;
+        let cut = ErrorKind::TruncatedEntry {
+            entry_end,
+            file_len,
+        };
+        return Ok(Step::TornTail(Error::new(cut, offset)));
     }
     let frame_len = head
         .get(1..9)
@@ -727,16 +802,6 @@ fn parse_entry<S: ByteSource + ?Sized>(
     let entry_end = offset
         .checked_add(entry_len)
         .ok_or(Error::overflow(offset + 1))?;
-    if entry_end > file_len {
-        return Err(Error::new(
-            ErrorKind::TruncatedEntry {
-                entry_end,
-                file_len,
-            },
-            offset,
-        )
-        .into());
-    }
     if head.get(9) != Some(&SHORT_BINUNICODE) {
         return Err(
             Error::bad_entry("SHORT_BINUNICODE opcode (0x8c) for the key", offset + 9).into(),
@@ -744,6 +809,24 @@ fn parse_entry<S: ByteSource + ?Sized>(
     }
     let key_len = head.get(10).copied().unwrap_or(0);
     let value_offset = offset + ENTRY_HEAD_LEN + u64::from(key_len);
+    let torn = entry_end > file_len;
+    if torn && !cut_short()? {
+        let kind = ErrorKind::TruncatedEntry {
+            entry_end,
+            file_len,
+        };
+        return Err(Error::new(kind, offset).into());
+    }
+    let cut = || {
+        let kind = ErrorKind::TruncatedEntry {
+            entry_end,
+            file_len,
+        };
+        Error::new(kind, offset)
+    };
+    if torn && (value_offset > file_len || entry_end - ENTRY_TRAILER_LEN > file_len) {
+        return Ok(Step::TornTail(cut()));
+    }
     let value_end = value_offset
         .checked_add(ENTRY_TRAILER_LEN)
         .filter(|&trailer_end| trailer_end <= entry_end)
@@ -762,9 +845,6 @@ fn parse_entry<S: ByteSource + ?Sized>(
     if !key_bytes.is_ascii() && std::str::from_utf8(key_bytes).is_err() {
         return Err(Error::bad_entry("a UTF-8 key", offset + ENTRY_HEAD_LEN).into());
     }
-    let trailer = file
-        .bytes_at(value_end, ENTRY_TRAILER_LEN)?
-        .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
     let entry = |keys: &mut KeyWriter, memo_max: i32, live: bool| {
         // `entry_end` fits in a u64 and is `offset + len()`: what `Entry` relies on.
         let (keys, key_start) = keys.push(key_bytes);
@@ -778,6 +858,25 @@ fn parse_entry<S: ByteSource + ?Sized>(
             live,
         }
     };
+    if torn {
+        let left = file
+            .bytes_at(value_end, file_len - value_end)?
+            .and_then(|left| cut_trailer(left, key_len == 0));
+        return Ok(match left {
+            Some(left) => {
+                let entry = entry(keys, 0, false);
+                Step::TornEntry {
+                    entry,
+                    left,
+                    cut: cut(),
+                }
+            }
+            None => Step::TornTail(cut()),
+        });
+    }
+    let trailer = file
+        .bytes_at(value_end, ENTRY_TRAILER_LEN)?
+        .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
     let well_formed = trailer[0] == BININT
         && trailer[5] == POP
         && matches!(trailer[6], NEWTRUE | POP)
@@ -851,6 +950,28 @@ fn restore_overwritten<S: ByteSource + ?Sized>(
     Ok(())
 }
 
+/// Reads an entry cut in its trailer as [`Container::complete_torn_entry`] would complete it:
+/// whether its value is whole ops (else the entry is not read), its `memo_max` the one left
+/// or the one its value needs, live unless its flag (or its empty key) says otherwise.
+///
+/// [`Container::complete_torn_entry`]: crate::Container::complete_torn_entry
+fn restore_cut<S: ByteSource + ?Sized>(
+    file: &S,
+    entry: &mut Entry,
+    left: TrailerLeft,
+    memo_start: i32,
+) -> Result<bool, Stop> {
+    let value = file
+        .bytes_at(entry.value_offset(), entry.value_len())?
+        .unwrap_or_default();
+    let Some(needed) = value_memo_max(value, memo_start) else {
+        return Ok(false);
+    };
+    entry.memo_max = left.memo_max.unwrap_or(needed);
+    entry.live = left.live.unwrap_or(true);
+    Ok(true)
+}
+
 /// Reads the header, walks the entries by their frame lengths, checks each one and the
 /// terminator, and returns the entry table.
 ///
@@ -897,10 +1018,12 @@ pub struct Scanner {
     offset: u64,
     /// Indices of the entries whose trailer a library constructor overwrote.
     overwritten: Vec<usize>,
+    /// The file ends inside an entry or a terminator.
+    torn: bool,
 }
 
 /// The first memo index free after `entries`: `max(memo_max of all, 1)`.
-fn memo_start(entries: &[Entry]) -> i32 {
+pub(crate) fn memo_start(entries: &[Entry]) -> i32 {
     entries.iter().map(Entry::memo_max).fold(1, i32::max)
 }
 
@@ -927,6 +1050,21 @@ impl Scanner {
         loop {
             let entry = match parse_entry(file, self.offset, &mut self.keys)? {
                 Step::Terminator | Step::TerminatorRemnant => break,
+                Step::TornTail(_) => {
+                    self.torn = true;
+                    break;
+                }
+                Step::TornEntry {
+                    mut entry, left, ..
+                } => {
+                    self.torn = true;
+                    let memo_start = memo_start(&self.entries);
+                    if restore_cut(file, &mut entry, left, memo_start)? {
+                        self.offset = entry.end();
+                        self.entries.push(entry);
+                    }
+                    break;
+                }
                 Step::Entry(entry) => entry,
                 Step::OverwrittenTrailer { mut entry, left } => {
                     restore_overwritten(file, &mut entry, left, memo_start(&self.entries))?;
@@ -960,6 +1098,7 @@ impl Scanner {
             terminator_offset: self.offset,
             file_len: file.len(),
             overwritten: std::mem::take(&mut self.overwritten),
+            torn: self.torn,
         })
     }
 }
@@ -986,6 +1125,9 @@ pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
     let problem = loop {
         let entry = match in_memory(parse_entry(file, offset, &mut keys), len) {
             Ok(Step::Terminator | Step::TerminatorRemnant) => break None,
+            Ok(Step::TornTail(problem) | Step::TornEntry { cut: problem, .. }) => {
+                break Some(problem)
+            }
             Ok(Step::Entry(entry)) => entry,
             Ok(Step::OverwrittenTrailer { mut entry, left }) => {
                 let memo_start = memo_start(&entries);
@@ -1124,21 +1266,36 @@ mod tests {
         let mut bad = good.clone();
         bad[35] = 0xff;
         assert_eq!(scan(&bad).unwrap_err().offset(), Some(35));
-        // Frame length past the end of the file.
+        // Frame length past the end of a file that ends with its terminator: damage, not a
+        // file cut short.
         let mut bad = good.clone();
         bad[25] = 0xf0;
         assert!(matches!(
             scan(&bad).unwrap_err().kind(),
             ErrorKind::TruncatedEntry { .. }
         ));
+        // The same entry in a file cut short (no terminator): a torn tail, the entries before
+        // it kept; fsck says how it ends.
+        let cut = &bad[..bad.len() - 11];
+        let table = scan(cut).unwrap();
+        assert!(table.is_torn() && table.entries().is_empty());
+        assert!(matches!(
+            salvage(cut).unwrap().problem.unwrap().kind(),
+            ErrorKind::TruncatedEntry { .. }
+        ));
         // Frame length too short for key and trailer.
         let mut bad = good.clone();
         bad[25] = 3;
         assert!(scan(&bad).is_err());
-        // No terminator.
-        let error = scan(&good[..good.len() - 11]).unwrap_err();
-        assert!(matches!(error.kind(), ErrorKind::MissingTerminator));
-        assert_eq!(error.offset(), Some(good.len() as u64 - 11));
+        // No terminator: a torn tail at the end of the last entry.
+        let cut = &good[..good.len() - 11];
+        let table = scan(cut).unwrap();
+        assert!(table.is_torn());
+        assert_eq!(table.terminator_offset(), cut.len() as u64);
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["a"]);
+        let problem = salvage(cut).unwrap().problem.unwrap();
+        assert!(matches!(problem.kind(), ErrorKind::MissingTerminator));
+        assert_eq!(problem.offset(), Some(good.len() as u64 - 11));
     }
 
     /// A file whose 16-byte blocks are held only once asked for.

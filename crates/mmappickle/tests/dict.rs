@@ -745,7 +745,8 @@ fn an_empty_file_is_refused_read_only_and_initialised_read_write() {
     );
 }
 
-// A torn last entry: the open fails, `allow_damaged` + fsck repairs it.
+// A torn last entry: read-only, the complete entries are read and the file is left as it
+// is; read-write, the open repairs it and fsck reports what was dropped.
 #[test]
 fn fsck_repairs_a_torn_entry() {
     let (_dir, path) = temp_file("torn.mmdpickle");
@@ -757,11 +758,20 @@ fn fsck_repairs_a_torn_entry() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.set_len(len - 40).unwrap();
     drop(file);
-    assert!(MmapDict::open(&path).is_err());
-    let mut m = MmapDict::options().allow_damaged(true).open(&path).unwrap();
+    let torn = std::fs::read(&path).unwrap();
+    let readonly = MmapDict::open_readonly(&path).unwrap();
+    assert_eq!(readonly.keys().unwrap(), ["kept"]);
+    let torn_at = readonly.entry_listing().unwrap().torn_at().unwrap();
+    assert_eq!(readonly.value("kept").unwrap(), Value::Int(1));
+    drop(readonly);
+    assert_eq!(std::fs::read(&path).unwrap(), torn);
+    let mut m = MmapDict::open(&path).unwrap();
     let report = m.fsck().unwrap();
     assert!(!report.is_clean());
+    assert_eq!(report.truncated_at, torn_at);
+    assert_eq!(report.dropped_key.as_deref(), Some("torn"));
     assert_eq!(m.keys().unwrap(), ["kept"]);
+    assert!(m.fsck().unwrap().is_clean());
 }
 
 // `MmapDict` can move to another thread.

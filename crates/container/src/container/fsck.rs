@@ -26,6 +26,9 @@ pub struct FsckReport {
     ///
     /// [`Table::overwritten_trailers`]: crate::Table::overwritten_trailers
     pub restored_trailers: Vec<(String, bool)>,
+    /// The key of a torn last entry that was completed (only its trailer or terminator was
+    /// cut: its value was whole).
+    pub completed_key: Option<String>,
 }
 
 impl FsckReport {
@@ -35,10 +38,51 @@ impl FsckReport {
             && self.problem.is_none()
             && self.deleted_duplicates == 0
             && self.restored_trailers.is_empty()
+            && self.completed_key.is_none()
     }
 }
 
+/// What a read-write handle repaired on its own under the lock (a torn tail, overwritten
+/// trailers) before [`Container::fsck`] was asked: the next fsck reports it.
+#[derive(Debug, Default)]
+pub(super) struct Repairs {
+    /// `(key, live)` of each trailer written back.
+    pub(super) restored_trailers: Vec<(String, bool)>,
+    /// The torn tail repaired.
+    pub(super) torn_tail: Option<TornTailRepair>,
+}
+
+/// A torn tail repaired: the last entry completed, or cut away.
+#[derive(Debug)]
+pub(super) struct TornTailRepair {
+    /// Where the torn entry (or terminator) started.
+    pub(super) at: u64,
+    /// Bytes cut (0 when the entry was completed).
+    pub(super) dropped_bytes: u64,
+    /// The torn entry's key, when its head was readable.
+    pub(super) key: Option<String>,
+    pub(super) completed: bool,
+    /// How the file ended.
+    pub(super) problem: String,
+}
+
 impl Container {
+    /// Ends the file with a terminator at `end` (cutting what follows), then syncs. The page
+    /// rule of `append_locked`: the next commit's 11 bytes must not cross a page boundary,
+    /// so a padding entry (with `memo_start`, the memo start in force) moves a terminator
+    /// that would.
+    pub(super) fn cut_at(&mut self, end: u64, memo_start: i32) -> Result<(), Error> {
+        let mut padding = Vec::new();
+        if self.options.page_safe_commit && straddles_page(end) {
+            padding = encode_padding_entry(layout::MIN_PADDING_LEN, memo_start)
+                .ok_or(Error::overflow(end))?;
+        }
+        // The terminator first (it also sets the length), then the padding before it.
+        self.end_with_terminator(end + padding.len() as u64)?;
+        self.write_at(&padding, end)?;
+        self.sync()
+    }
+
     /// Repairs a damaged file: keeps every complete entry, cuts the file after the last one,
     /// writes a fresh terminator, deletes older live duplicates of a key, and reports what it
     /// dropped. The header must be valid.
@@ -66,22 +110,12 @@ impl Container {
                 let commit_number = next_commit_number(self.read_commit_number()?);
                 self.write_commit_number(commit_number)?;
             }
-            // The page rule of `append_locked`: the next commit's 11 bytes must not cross a
-            // page boundary, so a padding entry moves a terminator that would.
-            let mut padding = Vec::new();
-            if self.options.page_safe_commit && straddles_page(salvage.end) {
-                let memo_max = salvage
-                    .entries
-                    .iter()
-                    .map(Entry::memo_max)
-                    .fold(1, i32::max);
-                padding = encode_padding_entry(layout::MIN_PADDING_LEN, memo_max)
-                    .ok_or(Error::overflow(salvage.end))?;
-            }
-            // The terminator first (it also sets the length), then the padding before it.
-            self.end_with_terminator(salvage.end + padding.len() as u64)?;
-            self.write_at(&padding, salvage.end)?;
-            self.sync()?;
+            let memo_start = salvage
+                .entries
+                .iter()
+                .map(Entry::memo_max)
+                .fold(1, i32::max);
+            self.cut_at(salvage.end, memo_start)?;
         }
         // Older live duplicates of a key (a crash in the middle of a replace) are counted here
         // and deleted by the refresh.
@@ -102,14 +136,27 @@ impl Container {
         // earlier refresh of this handle wrote back (at the open) are reported too.
         self.cache = None;
         self.refresh()?;
-        Ok(FsckReport {
-            restored_trailers: std::mem::take(&mut self.restored_trailers),
+        let repairs = std::mem::take(&mut self.repairs);
+        let mut report = FsckReport {
+            restored_trailers: repairs.restored_trailers,
+            completed_key: None,
             kept_entries: salvage.entries.len(),
             truncated_at: salvage.end,
             dropped_bytes,
             dropped_key: salvage.torn_key,
             problem: salvage.problem.map(|problem| problem.to_string()),
             deleted_duplicates,
-        })
+        };
+        if let Some(torn) = repairs.torn_tail.filter(|_| report.problem.is_none()) {
+            report.truncated_at = torn.at;
+            report.dropped_bytes += torn.dropped_bytes;
+            report.problem = Some(torn.problem);
+            if torn.completed {
+                report.completed_key = torn.key;
+            } else {
+                report.dropped_key = torn.key;
+            }
+        }
+        Ok(report)
     }
 }
