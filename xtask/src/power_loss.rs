@@ -8,7 +8,8 @@
 //! number of seeds. The test prints the figures per kind of change (copy them into
 //! `RELIABILITY.md`). It needs `strace`.
 
-use crate::{cargo, run, step, Result};
+use crate::stress::conformance_test;
+use crate::{run, step, Result};
 
 const ROUND_VARIABLE: &str = "MMAPPICKLE_POWER_LOSS_ROUND";
 const SEEDS_VARIABLE: &str = "MMAPPICKLE_POWER_LOSS_SEEDS";
@@ -27,19 +28,11 @@ pub fn stress() -> Result {
     step(
         &format!("power loss, every crash state of every change, {seeds} seeds"),
         || {
-            let mut command = cargo();
+            let mut command = conformance_test(
+                "power_loss",
+                "every_power_loss_state_of_every_change_is_consistent",
+            );
             command
-                .args([
-                    "test",
-                    "-p",
-                    "mmappickle-conformance",
-                    "--test",
-                    "power_loss",
-                    "--",
-                    "every_power_loss_state_of_every_change_is_consistent",
-                    "--exact",
-                    "--nocapture",
-                ])
                 .env(ROUND_VARIABLE, "full")
                 .env(SEEDS_VARIABLE, seeds.to_string());
             run(&mut command)

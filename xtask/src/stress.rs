@@ -62,20 +62,11 @@ impl Options {
     }
 }
 
-/// `cargo test -p mmappickle-conformance --test reliability -- TEST --exact --nocapture`.
-fn reliability_test(test: &str) -> std::process::Command {
+/// `cargo test -p mmappickle-conformance --test FILE -- TEST --exact --nocapture`.
+pub fn conformance_test(file: &str, test: &str) -> std::process::Command {
     let mut command = cargo();
-    command.args([
-        "test",
-        "-p",
-        "mmappickle-conformance",
-        "--test",
-        "reliability",
-        "--",
-        test,
-        "--exact",
-        "--nocapture",
-    ]);
+    command.args(["test", "-p", "mmappickle-conformance", "--test", file]);
+    command.args(["--", test, "--exact", "--nocapture"]);
     command
 }
 
@@ -84,7 +75,10 @@ pub fn main(args: &[String]) -> Result {
     let start = Instant::now();
     let pythons = step("Python environments", venv::ensure_all)?;
     step(&format!("crash injection, {} kills", options.kills), || {
-        let mut command = reliability_test("crash_injection_loses_no_acknowledged_operation");
+        let mut command = conformance_test(
+            "reliability",
+            "crash_injection_loses_no_acknowledged_operation",
+        );
         command.env(KILLS_VARIABLE, options.kills.to_string());
         if let Some(seed) = options.seed {
             command.env(SEED_VARIABLE, seed.to_string());
@@ -98,7 +92,10 @@ pub fn main(args: &[String]) -> Result {
             options.python_keys
         ),
         || {
-            let mut command = reliability_test("rust_and_python_processes_write_concurrently");
+            let mut command = conformance_test(
+                "reliability",
+                "rust_and_python_processes_write_concurrently",
+            );
             command.env(PYTHON_KEYS_VARIABLE, options.python_keys.to_string());
             run(pythons.set_env(&mut command))
         },
@@ -106,20 +103,9 @@ pub fn main(args: &[String]) -> Result {
     step(
         "beside the library's constructors, 20 rounds x 300 values",
         || {
-            let mut command = cargo();
+            let mut command =
+                conformance_test("coexistence", "our_values_survive_library_constructors");
             command
-                .args([
-                    "test",
-                    "-p",
-                    "mmappickle-conformance",
-                    "--test",
-                    "coexistence",
-                ])
-                .args([
-                    "--",
-                    "our_values_survive_library_constructors",
-                    "--nocapture",
-                ])
                 .env("MMAPPICKLE_COEXISTENCE_ROUNDS", "20")
                 .env("MMAPPICKLE_COEXISTENCE_VALUES", "300");
             run(pythons.set_env(&mut command))
