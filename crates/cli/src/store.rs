@@ -21,7 +21,7 @@ pub fn must_exist(path: &Path) -> CliResult {
 pub fn open_dict_readonly(path: &Path) -> CliResult<MmapDict> {
     must_exist(path)?;
     let dict = MmapDict::open_readonly(path).map_err(|err| dict_open_error(path, err))?;
-    if let Some(offset) = dict.entry_listing()?.torn_at() {
+    if let Some(offset) = dict.torn_at()? {
         eprintln!(
             "mmappickle: warning: {}: the file's end is torn at byte offset {offset} (cut \
              short by a full disk or a crash): the complete entries are read; \

@@ -960,3 +960,59 @@ fn ls_over_http_reads_the_table_not_the_arrays() {
     let error = fails(&["ls", "s3a://"], dir.path(), 1);
     assert!(error.contains("cannot open"), "{error}");
 }
+
+// `dump` and `dis` read under the lock and print after releasing it: a reader whose output
+// is not read (a paused pager) does not hold a writer off. The reader's first output byte is
+// read (so it is printing), then a writer must finish while its output sits in a full pipe.
+#[test]
+fn paused_readers_do_not_hold_writers_off() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path();
+    let mut m = mmappickle::MmapDict::open(path.join("big.mmdpickle")).expect("open");
+    let mut transaction = m.transaction().expect("transaction");
+    for idx in 0..4000 {
+        let text = format!("a string long enough to fill the output pipe, number {idx}");
+        transaction
+            .insert(&format!("key{idx}"), text)
+            .expect("insert");
+    }
+    transaction.commit().expect("commit");
+    drop(m);
+    for command in ["dump", "dis"] {
+        let mut reader = Command::new(env!("CARGO_BIN_EXE_mmappickle"))
+            .args([command, "big.mmdpickle"])
+            .current_dir(path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let mut first = [0u8; 1];
+        let mut stdout = reader.stdout.take().expect("piped");
+        stdout.read_exact(&mut first).expect("the reader prints");
+        let mut writer = Command::new(env!("CARGO_BIN_EXE_mmappickle"))
+            .args(["set", "big.mmdpickle", "during", "--json", "1"])
+            .current_dir(path)
+            .spawn()
+            .expect("the binary runs");
+        // Generous: a writer held off by the reader would wait forever.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = writer.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{command}: the writer is held off"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{command}");
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).expect("read");
+        assert!(reader.wait().expect("wait").success());
+        assert!(rest.len() > 64 << 10, "{command}: {} bytes", rest.len());
+    }
+}

@@ -4,6 +4,7 @@
 mod append;
 mod batch;
 mod fsck;
+mod held;
 mod options;
 mod sink;
 mod vacuum;
@@ -70,6 +71,8 @@ pub struct Container {
     /// The process that opened `file`: a child made by `fork` shares its open file
     /// description, and so its `flock`, and reopens the file (see `follow_fork`).
     owner: u32,
+    /// This handle's number among the process's, for the locks it holds (see `held`).
+    handle: u64,
     options: ContainerOptions,
     lock_depth: u32,
     /// Read views handed out and not yet ended: the file is locked shared while this is not 0.
@@ -129,6 +132,7 @@ impl Container {
             file: Arc::new(file),
             identity,
             owner: std::process::id(),
+            handle: held::new_handle(),
             options,
             lock_depth: 0,
             shared_readers: 0,
@@ -392,10 +396,27 @@ impl Container {
         }
         if self.lock_depth == 0 {
             self.validated = false;
-            fs2::FileExt::lock_exclusive(&*self.file).map_err(Error::unplaced_io)?;
+            // A read-only handle never writes: its operations only need the shared lock.
+            let exclusive = !self.options.readonly;
+            held::register(self.handle, self.identity, exclusive)?;
+            let locked = if exclusive {
+                fs2::FileExt::lock_exclusive(&*self.file)
+            } else {
+                fs2::FileExt::lock_shared(&*self.file)
+            };
+            if let Err(error) = locked {
+                held::unregister(self.handle);
+                return Err(Error::unplaced_io(error));
+            }
         }
         self.lock_depth += 1;
         Ok(())
+    }
+
+    /// Whether the lock held is shared (read views out, or a read-only handle's operation):
+    /// nothing is written under it.
+    fn lock_is_shared(&self) -> bool {
+        self.shared_readers > 0 || self.options.readonly
     }
 
     /// In a process other than the one that opened the file (a child made by `fork`, which
@@ -423,6 +444,7 @@ impl Container {
         self.owner = pid;
         self.lock_depth = 0;
         self.shared_readers = 0;
+        held::unregister(self.handle);
         self.cache = None;
         self.map = None;
         self.validated = false;
@@ -438,6 +460,7 @@ impl Container {
         self.lock_depth = self.lock_depth.saturating_sub(1);
         if self.lock_depth == 0 {
             let _ = fs2::FileExt::unlock(&*self.file);
+            held::unregister(self.handle);
         }
     }
 
@@ -460,6 +483,7 @@ impl Container {
         }
         let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
         let _ = fs2::FileExt::unlock(&*self.file);
+        held::moved(self.handle, identity);
         self.file = Arc::new(file);
         self.identity = identity;
         self.cache = None;
@@ -478,7 +502,7 @@ impl Container {
                 .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry));
         }
         self.validated = false;
-        let shared = self.shared_readers > 0;
+        let shared = self.lock_is_shared();
         let mut len = self.current_len()?;
         let mut commit_number = self.header_commit_number(len);
         let fresh = |cache: &Option<Arc<Table>>, len: u64, commit_number: Option<i32>| {
@@ -665,6 +689,13 @@ impl Container {
             Durability::None => Ok(()),
             Durability::Flush => self.file.sync_all().map_err(Error::unplaced_io),
         }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // Closing the file releases its lock (unless a read view still holds the file).
+        held::unregister(self.handle);
     }
 }
 

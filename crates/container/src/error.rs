@@ -60,6 +60,10 @@ pub enum ErrorKind {
     /// An exclusive operation was asked of a container while read views it handed out
     /// hold its shared lock ([`Container::end_read`](crate::Container::end_read) them first).
     ReadersActive,
+    /// Another handle of the same file holds a lock in this thread that this operation's
+    /// lock would wait for forever (`flock` locks belong to open file descriptions): a read
+    /// snapshot or a batch on one handle and a change or read on another.
+    LockedByThisThread,
     /// An offset or length does not fit in 64 bits (or in memory).
     Overflow,
     /// An operating-system error (it is the error's [`source`](std::error::Error::source)).
@@ -176,6 +180,12 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ReadersActive => write!(
                 f,
                 "read views of this container are open: expected them ended before a change"
+            ),
+            ErrorKind::LockedByThisThread => write!(
+                f,
+                "another handle of this file holds its lock in this thread (a read snapshot or \
+                 a batch), and this operation would wait for it forever: expected it released \
+                 first, or one handle used for both"
             ),
             ErrorKind::Overflow => write!(f, "offset or length overflows"),
             // The I/O error itself is the source: said once, by whoever prints the chain.

@@ -844,6 +844,76 @@ fn fork_and_insert(path: &Path) {
     }
 }
 
+// Two handles of one file in one thread: `flock` would make the thread wait for itself, so
+// the lock that would wait is refused with a clear error; another thread's lock is waited
+// for. Read-only handles take the shared lock, and read beside a read view.
+#[test]
+fn a_lock_held_by_this_thread_is_an_error_not_a_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "locks.mmdpickle");
+    let mut first = Container::open(&path).unwrap();
+    insert(&mut first, "a", &bytes_value(b"a"));
+    let mut second = Container::open(&path).unwrap();
+    let mut readonly = Container::open_readonly(&path).unwrap();
+
+    let view = first.begin_read().unwrap();
+    let new = NewEntry {
+        key: "b",
+        value_len: 2,
+        memo_max: 1,
+        align: None,
+    };
+    let error = second
+        .append(new, |sink| sink.write_all(b"K\x01"))
+        .unwrap_err();
+    assert!(
+        matches!(error.kind(), ErrorKind::LockedByThisThread),
+        "{error}"
+    );
+    assert!(error.to_string().contains("this thread"), "{error}");
+    // Shared beside shared: a read-only handle reads.
+    assert_eq!(readonly.keys().unwrap(), ["a"]);
+    first.end_read(view);
+    second
+        .append(new, |sink| sink.write_all(b"K\x01"))
+        .unwrap();
+
+    // Inside a change on one handle, a read on another would wait too.
+    first
+        .with_lock(|first| {
+            let error = readonly.keys().unwrap_err();
+            assert!(matches!(error.kind(), ErrorKind::LockedByThisThread));
+            first.keys().unwrap()
+        })
+        .unwrap();
+
+    // Another thread's read view is waited for, not refused.
+    let (held, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let reader_path = path.clone();
+    let reader = std::thread::spawn(move || {
+        let mut reader = Container::open_readonly(&reader_path).unwrap();
+        let view = reader.begin_read().unwrap();
+        held.0.send(()).unwrap();
+        release.1.recv().unwrap();
+        reader.end_read(view);
+    });
+    held.1.recv().unwrap();
+    let writer = std::thread::spawn(move || {
+        let new = NewEntry {
+            key: "c",
+            value_len: 2,
+            memo_max: 1,
+            align: None,
+        };
+        second.append(new, |sink| sink.write_all(b"K\x02")).unwrap();
+        second
+    });
+    release.0.send(()).unwrap();
+    reader.join().unwrap();
+    let mut second = writer.join().unwrap();
+    assert_eq!(second.keys().unwrap(), ["a", "b", "c"]);
+}
+
 // A handle inherited through `fork` shares its parent's open file description, and so its
 // `flock`: without a description of their own, parent and children append over each other
 // (hundreds of keys lost, or a file that no longer opens). Every key is there.

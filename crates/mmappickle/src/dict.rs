@@ -155,6 +155,36 @@ impl MmapDict {
         self.read()?.len()
     }
 
+    /// Where the file's end is torn, when it is (cut short by a full disk, a crash, a
+    /// truncation): the table holds the complete entries before that offset (and a last
+    /// entry cut only in its trailer, whose value is whole). A read-only handle leaves the
+    /// file so; a read-write one repairs the tail at its first operation, as
+    /// [`MmapDict::fsck`] does, and its next `fsck` reports what it did.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("torn.mmdpickle");
+    /// let mut m = MmapDict::open(&path)?;
+    /// m.insert("kept", 1)?;
+    /// m.insert("cut", "a value cut in half by a full disk")?;
+    /// drop(m);
+    /// let len = std::fs::metadata(&path)?.len();
+    /// std::fs::OpenOptions::new().write(true).open(&path)?.set_len(len - 30)?;
+    ///
+    /// let readonly = MmapDict::open_readonly(&path)?;
+    /// assert!(readonly.torn_at()?.is_some());
+    /// assert_eq!(readonly.keys()?, ["kept"]);
+    /// let mut m = MmapDict::open(&path)?;
+    /// assert_eq!(m.torn_at()?, None);
+    /// assert_eq!(m.fsck()?.dropped_key.as_deref(), Some("cut"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn torn_at(&self) -> Result<Option<u64>, Error> {
+        Ok(self.read()?.view()?.table().torn_at())
+    }
+
     /// Whether there are no live keys.
     pub fn is_empty(&self) -> Result<bool, Error> {
         Ok(self.len()? == 0)

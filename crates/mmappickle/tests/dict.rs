@@ -761,7 +761,7 @@ fn fsck_repairs_a_torn_entry() {
     let torn = std::fs::read(&path).unwrap();
     let readonly = MmapDict::open_readonly(&path).unwrap();
     assert_eq!(readonly.keys().unwrap(), ["kept"]);
-    let torn_at = readonly.entry_listing().unwrap().torn_at().unwrap();
+    let torn_at = readonly.torn_at().unwrap().unwrap();
     assert_eq!(readonly.value("kept").unwrap(), Value::Int(1));
     drop(readonly);
     assert_eq!(std::fs::read(&path).unwrap(), torn);

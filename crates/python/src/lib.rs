@@ -245,6 +245,12 @@ impl NativeDict {
         })
     }
 
+    /// Where the file's end is torn (`None` when it is not): a read-only handle reads the
+    /// complete entries; a read-write one repaired the tail at its open.
+    fn torn_at(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.with(py, |dict| dict.torn_at())
+    }
+
     /// Calls `callback()` while this handle holds the file's exclusive lock (a batch with no
     /// change, dropped without a commit), and returns what it returns: the Python half
     /// rewrites a file opened from a file object in place under it. The handle reads the

@@ -99,12 +99,22 @@ def test_fsck_after_truncation(path: str, cut: int) -> None:
     assert mmapdict(path).keys() == list(loaded)
 
 
-def test_damaged_file_opens_for_fsck(path: str) -> None:
+def test_torn_tail_opens_as_in_the_library(path: str) -> None:
+    # Cut inside the last value: read-only, the complete entries are read (with a warning)
+    # and the file is left as it is; read-write, the open repairs it as fsck does.
     whole = build(path)
     with open(path, "r+b") as file:
         file.truncate(len(whole) - 25)
-    with pytest.raises(ValueError):
-        mmapdict(path)
-    m = mmapdict(path, allow_damaged=True)
+    torn = Path(path).read_bytes()
+    with pytest.warns(RuntimeWarning, match="torn at byte offset"):
+        readonly = mmapdict(path, True)
+    assert readonly.keys() == ["first"]
+    assert readonly["first"] == {"a": [1, 2, 3]}
+    readonly.close()
+    assert Path(path).read_bytes() == torn
+    m = mmapdict(path)
     m.fsck()
     assert m.keys() == ["first"]
+    m["after"] = 1
+    with open(path, "rb") as file:
+        assert pickle.load(file) == {"first": {"a": [1, 2, 3]}, "after": 1}

@@ -23,7 +23,10 @@ pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
         Ok(dict) => dict,
         Err(err) => return disassemble_plain(path, &err, out),
     };
-    dict.with_disassembly(|disassembly| list_entries(disassembly, out))??;
+    // Listed under the lock, printed after it is released (see `dump`).
+    let mut text = Vec::new();
+    dict.with_disassembly(|disassembly| list_entries(disassembly, &mut text))??;
+    out.write_all(&text)?;
     super::free_at_exit(dict);
     Ok(())
 }

@@ -433,10 +433,14 @@ pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write)
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     let dict = store::open_dict_readonly(path)?;
     let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
-    print_dump(as_json, out, |each| {
+    // Read under the lock, printed after it is released: a reader paused on its output (a
+    // pager) must not hold writers off.
+    let mut text = Vec::new();
+    print_dump(as_json, &mut text, |each| {
         dict.for_each_item(|key, item| each(key, item))
             .map_err(in_file)?
     })?;
+    out.write_all(&text)?;
     super::free_at_exit(dict);
     Ok(())
 }

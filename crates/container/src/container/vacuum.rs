@@ -125,6 +125,7 @@ impl Container {
         }
         // Dropping the old file releases its lock; we hold the new file's lock already.
         self.identity = Identity::of(&scratch.metadata().map_err(Error::unplaced_io)?);
+        super::held::moved(self.handle, self.identity);
         self.file = Arc::new(scratch);
         self.cache = None;
         self.map = None;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::sync::Arc;
 
-use super::Container;
+use super::{held, Container};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{Entry, Table};
 use crate::map::ReadMap;
@@ -87,7 +87,11 @@ impl Container {
         let counted = self.lock_depth == 0;
         if counted {
             if self.shared_readers == 0 {
-                fs2::FileExt::lock_shared(&*self.file).map_err(Error::unplaced_io)?;
+                held::register(self.handle, self.identity, false)?;
+                if let Err(error) = fs2::FileExt::lock_shared(&*self.file) {
+                    held::unregister(self.handle);
+                    return Err(Error::unplaced_io(error));
+                }
                 self.validated = false;
             }
             self.shared_readers += 1;
@@ -127,6 +131,7 @@ impl Container {
         self.shared_readers = self.shared_readers.saturating_sub(1);
         if self.shared_readers == 0 {
             let _ = fs2::FileExt::unlock(&*self.file);
+            held::unregister(self.handle);
         }
     }
 }

@@ -122,36 +122,6 @@ impl Listing {
     pub fn n_live(&self) -> usize {
         self.table.n_live()
     }
-
-    /// Where the file's end is torn, when it is (cut short by a full disk, a crash, a
-    /// truncation): the listing holds the complete entries before that offset (and a last
-    /// entry cut only in its trailer, whose value is whole). A read-only handle leaves the
-    /// file so; a read-write one repairs the tail at its first operation, as
-    /// [`MmapDict::fsck`] does, and its next `fsck` reports what it did.
-    ///
-    /// ```
-    /// use mmappickle::MmapDict;
-    ///
-    /// let dir = tempfile::tempdir()?;
-    /// let path = dir.path().join("torn.mmdpickle");
-    /// let mut m = MmapDict::open(&path)?;
-    /// m.insert("kept", 1)?;
-    /// m.insert("cut", "a value cut in half by a full disk")?;
-    /// drop(m);
-    /// let len = std::fs::metadata(&path)?.len();
-    /// std::fs::OpenOptions::new().write(true).open(&path)?.set_len(len - 30)?;
-    ///
-    /// let readonly = MmapDict::open_readonly(&path)?;
-    /// assert!(readonly.entry_listing()?.torn_at().is_some());
-    /// assert_eq!(readonly.keys()?, ["kept"]);
-    /// let mut m = MmapDict::open(&path)?;
-    /// assert_eq!(m.entry_listing()?.torn_at(), None);
-    /// assert_eq!(m.fsck()?.dropped_key.as_deref(), Some("cut"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn torn_at(&self) -> Option<u64> {
-        self.table.torn_at()
-    }
 }
 
 impl MmapDict {

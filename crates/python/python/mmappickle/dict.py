@@ -279,6 +279,18 @@ class mmapdict(MutableMapping):
             ) from error
         self._path = str(self._native.path())
         self._readonly = self._native.readonly()
+        if self._readonly:
+            torn_at = self._native.torn_at()
+            if torn_at is not None:
+                import warnings
+
+                warnings.warn(
+                    f"{self._path}: the file's end is torn at byte offset {torn_at} (cut short "
+                    "by a full disk or a crash): the complete entries are read; open it "
+                    "read-write (which repairs it) and call fsck() to see what was kept",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
         # is alive (it moves the bytes under them).
         self._maps: WeakSet | None = None
