@@ -1000,3 +1000,77 @@ fn listing_gives_every_entry_its_kind() {
         .entries()
         .all(|info| info.kind.is_none()));
 }
+
+// Values written in place by a caller, their length known only afterwards (as a Python
+// pickler class writes): first in a batch, between buffered values, with memo indices; bytes
+// that are not one whole value, memo indices out of range, MEMOIZE, a failing writer or a
+// short write leave the file as it was.
+#[test]
+fn values_written_in_place_are_checked_before_the_commit() {
+    use std::os::unix::fs::FileExt;
+
+    let (_dir, path) = temp_file("written.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    // s = 'x'; [s, s]: EMPTY_LIST MARK SHORT_BINUNICODE 'x' BINPUT i BINGET i APPENDS
+    let shared = |memo_start: i32| {
+        let index = u8::try_from(memo_start).unwrap();
+        let mut value = b"](\x8c\x01xq".to_vec();
+        value.extend([index, b'h', index, b'e']);
+        value
+    };
+    m.write(|tx| {
+        tx.insert_written("first", |file, offset, memo_start| {
+            let value = shared(memo_start);
+            file.write_all_at(&value, offset)?;
+            Ok((value.len() as u64, memo_start + 1))
+        })?;
+        tx.insert("between", 5)?;
+        tx.insert_written("second", |file, offset, memo_start| {
+            let value = shared(memo_start);
+            file.write_all_at(&value, offset)?;
+            Ok((value.len() as u64, memo_start + 1))
+        })?;
+        Ok(())
+    })
+    .unwrap();
+    let pair = Value::List(vec![Value::from("x"), Value::from("x")]);
+    assert_eq!(m.value("first").unwrap(), pair);
+    assert_eq!(m.value("second").unwrap(), pair);
+    assert_eq!(m.value("between").unwrap(), Value::Int(5));
+    let before = std::fs::read(&path).unwrap();
+
+    let cases: [(&str, Vec<u8>, i32); 4] = [
+        ("cut short", b"](\x8c\x01x".to_vec(), 0),
+        ("memo index below the start", b"\x8c\x01xq\x00".to_vec(), 1),
+        ("memo_max too low", shared(2), 0),
+        ("MEMOIZE", b"\x8c\x01x\x94".to_vec(), 1),
+    ];
+    for (case, value, memo_past_start) in cases {
+        let error = m
+            .insert_written("bad", |file, offset, memo_start| {
+                file.write_all_at(&value, offset)?;
+                Ok((value.len() as u64, memo_start + memo_past_start))
+            })
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("at byte offset"),
+            "{case}: {error}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{case}");
+    }
+    let error = m
+        .insert_written("bad", |_, _, _| {
+            Err(std::io::Error::other("pickler failed"))
+        })
+        .unwrap_err();
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("pickler failed"), "{error}");
+    // Claims more bytes than it wrote.
+    m.insert_written("bad", |file, offset, memo_start| {
+        file.write_all_at(b"K\x01", offset)?;
+        Ok((1000, memo_start))
+    })
+    .unwrap_err();
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(m.keys().unwrap(), ["first", "between", "second"]);
+}

@@ -12,7 +12,11 @@ use super::append::{padding_bytes, AppendPlan, NewEntry};
 use super::{io_at, next_commit_number, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
 use crate::keys::{KeyIndex, MAX_ENTRIES};
-use crate::layout::{encode_entry_trailer, live_flag, Entry, ENTRY_TRAILER_LEN, TERMINATOR};
+use crate::layout::{
+    encode_entry_head, encode_entry_trailer, live_flag, new_entry, Entry, ENTRY_HEAD_LEN,
+    ENTRY_TRAILER_LEN, MAX_KEY_LEN, TERMINATOR,
+};
+use crate::map::ReadMap;
 
 /// Values up to this long are gathered in the batch's buffer; longer ones go straight to
 /// their place in the file.
@@ -156,16 +160,7 @@ impl Batch<'_> {
         new: NewEntry<'_>,
         write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
     ) -> Result<Entry, Error> {
-        // Room in the table for the entry, its padding and the batch's tail padding (the
-        // key indices are u32).
-        let n_committed = self
-            .container
-            .cache
-            .as_deref()
-            .map_or(0, |table| table.entries().len());
-        if n_committed.saturating_add(self.appended.len()) > MAX_ENTRIES - 3 {
-            return Err(Error::overflow(self.next));
-        }
+        self.check_room()?;
         let plan = AppendPlan::new(&new, self.next, self.memo_start)?;
         let (next, buffer_len, buffer_offset) = (self.next, self.buffer.len(), self.buffer_offset);
         let (n_appended, memo_start) = (self.appended.len(), self.memo_start);
@@ -176,6 +171,126 @@ impl Batch<'_> {
                 Err(error)
             }
         }
+    }
+
+    /// Appends an entry whose value `write_value(file, value_offset)` writes straight at its
+    /// final place in the file, returning `(value length, memo_max)`: its length is known only
+    /// once written (a Python pickler class of the library's kind writes so, and may map its
+    /// own bytes). `check(value, memo_max)` then sees the bytes written, mapped from the
+    /// file, and may refuse them with what it expected and at which byte of the value (a
+    /// [`BadEntry`](ErrorKind::BadEntry) at that offset of the file). The entry replaces any
+    /// live entry of the key at the commit.
+    /// On an error (of either), the batch is as it was before this call and the bytes are cut
+    /// with the batch's others.
+    ///
+    /// Unlike [`Batch::append`], the file does not end with a terminator while
+    /// `write_value` writes (where its value ends is not known yet).
+    ///
+    /// ```
+    /// use mmappickle_container::Container;
+    /// use std::os::unix::fs::FileExt;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut container = Container::open(dir.path().join("written.mmdpickle"))?;
+    /// let mut batch = container.batch()?;
+    /// let memo_max = batch.memo_start();
+    /// batch.append_written(
+    ///     "answer",
+    ///     |file, offset| file.write_all_at(b"K\x2a", offset).map(|()| (2, memo_max)),
+    ///     |value, _| if value == b"K\x2a" { Ok(()) } else { Err(("K\x2a", 0)) },
+    /// )?;
+    /// batch.commit()?;
+    /// assert_eq!(container.keys()?, ["answer"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_written(
+        &mut self,
+        key: &str,
+        write_value: impl FnOnce(&std::fs::File, u64) -> io::Result<(u64, i32)>,
+        check: impl FnOnce(&[u8], i32) -> Result<(), (&'static str, u64)>,
+    ) -> Result<Entry, Error> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::unplaced(ErrorKind::KeyTooLong { len: key.len() }));
+        }
+        self.check_room()?;
+        let (next, buffer_len, buffer_offset) = (self.next, self.buffer.len(), self.buffer_offset);
+        let (n_appended, memo_start) = (self.appended.len(), self.memo_start);
+        match self.append_written_entry(key, write_value, check) {
+            Ok(entry) => Ok(entry),
+            Err(error) => {
+                self.rewind(next, buffer_len, buffer_offset, n_appended, memo_start);
+                Err(error)
+            }
+        }
+    }
+
+    fn append_written_entry(
+        &mut self,
+        key: &str,
+        write_value: impl FnOnce(&std::fs::File, u64) -> io::Result<(u64, i32)>,
+        check: impl FnOnce(&[u8], i32) -> Result<(), (&'static str, u64)>,
+    ) -> Result<Entry, Error> {
+        // What the batch gathered goes to the file first, a terminator after it.
+        self.write_out(true)?;
+        let offset = self.next;
+        let value_offset = offset + ENTRY_HEAD_LEN + key.len() as u64;
+        self.wrote = true;
+        self.may_overshoot = true;
+        let file = Arc::clone(&self.container.file);
+        let (value_len, memo_max) =
+            write_value(&file, value_offset).map_err(io_at(value_offset))?;
+        let entry = new_entry(key, offset, value_len, memo_max, true)
+            .ok_or(Error::overflow(value_offset))?;
+        let value_end = entry.end() - ENTRY_TRAILER_LEN;
+        let file_len = self.container.current_len()?;
+        if file_len < value_end {
+            let written = file_len.saturating_sub(value_offset);
+            let kind = ErrorKind::ValueLength {
+                expected: value_len,
+                written,
+            };
+            return Err(Error::new(kind, value_offset.min(file_len)));
+        }
+        {
+            let map = ReadMap::new(self.container, value_end)?;
+            let value = usize::try_from(value_offset)
+                .ok()
+                .zip(usize::try_from(value_end).ok())
+                .and_then(|(start, end)| map.bytes().get(start..end))
+                .ok_or(Error::overflow(value_offset))?;
+            check(value, memo_max)
+                .map_err(|(expected, at)| Error::bad_entry(expected, value_offset + at))?;
+        }
+        // Whatever the writer left past the value is cut; the file ends with a terminator
+        // again, after the entry.
+        self.container.end_with_terminator(entry.end())?;
+        self.buffer
+            .extend(encode_entry_head(key.as_bytes(), entry.len() - 9));
+        self.write_out(false)?;
+        self.buffer_offset = value_end;
+        self.buffer
+            .extend_from_slice(&encode_entry_trailer(memo_max, true));
+        self.next = entry.end();
+        let replaced = self.retire(key)?;
+        self.changes += 1 + u32::from(replaced);
+        self.memo_start = self.memo_start.max(memo_max);
+        self.appended.push(entry.clone());
+        self.pending.insert(&self.appended, self.appended.len() - 1);
+        Ok(entry)
+    }
+
+    /// Room in the table for one more entry, its padding and the batch's tail padding (the
+    /// key indices are u32).
+    fn check_room(&self) -> Result<(), Error> {
+        let n_committed = self
+            .container
+            .cache
+            .as_deref()
+            .map_or(0, |table| table.entries().len());
+        if n_committed.saturating_add(self.appended.len()) > MAX_ENTRIES - 3 {
+            return Err(Error::overflow(self.next));
+        }
+        Ok(())
     }
 
     /// Undoes an append that failed: forgets its entries and bytes (those already in the
@@ -325,7 +440,7 @@ impl Batch<'_> {
         }
         let mut bytes = self.buffer.as_slice();
         let mut offset = self.buffer_offset;
-        if offset == self.start && self.commit_bytes.is_none() {
+        if offset == self.start && self.commit_bytes.is_none() && !bytes.is_empty() {
             let (first, rest) = bytes.split_at(TERMINATOR.len().min(bytes.len()));
             self.commit_bytes = Some(
                 first

@@ -68,6 +68,39 @@ pub(super) fn whole_value_memo_max(value: &[u8], memo_start: i32, limits: &Limit
     }
 }
 
+/// Whether `value`, written in place by a caller, is what an entry holds: one whole value,
+/// every memo index explicit and in `memo_start..memo_max`. Else what was expected, and at
+/// which byte of the value.
+fn check_written(
+    value: &[u8],
+    memo_start: i32,
+    memo_max: i32,
+    limits: &Limits,
+) -> Result<(), (&'static str, u64)> {
+    let memo = u64::try_from(memo_start).unwrap_or(0)..u64::try_from(memo_max).unwrap_or(0);
+    for op in ops(value) {
+        let (at, op) = op.map_err(|error| ("whole pickle opcodes", error.offset()))?;
+        let index = match op {
+            Op::Proto(_) | Op::Frame(_) | Op::Stop => {
+                return Err(("no PROTO, FRAME or STOP in an entry's value", at as u64))
+            }
+            Op::Memoize => return Err(("explicit memo indices (no MEMOIZE)", at as u64)),
+            Op::Put(index) | Op::Get(index) => index,
+            Op::BinPut(index) | Op::BinGet(index) => u64::from(index),
+            Op::LongBinPut(index) | Op::LongBinGet(index) => u64::from(index),
+            _ => continue,
+        };
+        if !memo.contains(&index) {
+            return Err(("memo indices from the memo start up to memo_max", at as u64));
+        }
+    }
+    match whole_value_memo_max(value, memo_start, limits) {
+        Some(needed) if needed <= memo_max.max(memo_start) => Ok(()),
+        Some(_) => Err(("a memo_max above every memo index stored", 0)),
+        None => Err(("one whole pickled value", 0)),
+    }
+}
+
 fn place(key: &str, value_offset: u64, header: ArrayHeader) -> Result<ArrayPlace, Error> {
     let request = request(key, value_offset, header);
     Ok(ArrayPlace {
@@ -127,6 +160,41 @@ impl MmapDict {
         self.write(|tx| tx.insert_array_in_place(key, dtype, shape, write_raw))
     }
 
+    /// Stores a value that `write(file, value_offset, memo_start)` writes itself, straight at
+    /// its final place in the file, returning `(value length, memo_max)`: the value's pickle
+    /// opcodes (no PROTO, FRAME or STOP; memo indices from `memo_start`, `memo_max` the
+    /// next free one), as a Python pickler class of the library's kind writes them. The
+    /// bytes are checked before the commit (one whole value, explicit memo indices in
+    /// `memo_start..memo_max`); an error of `write`, or bytes that fail the check, leave the
+    /// dict and the file as they were. Replaces any value of `key`.
+    ///
+    /// ```
+    /// use std::os::unix::fs::FileExt;
+    /// use mmappickle::{MmapDict, Value};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("written.mmdpickle"))?;
+    /// m.insert_written("k", |file, offset, memo_start| {
+    ///     file.write_all_at(b"K\x07", offset)?; // BININT1 7
+    ///     Ok((2, memo_start))
+    /// })?;
+    /// assert_eq!(m.value("k")?, Value::Int(7));
+    /// let garbage = m.insert_written("bad", |file, offset, memo_start| {
+    ///     file.write_all_at(b"K", offset)?; // cut short
+    ///     Ok((1, memo_start))
+    /// });
+    /// assert!(garbage.is_err());
+    /// assert_eq!(m.keys()?, ["k"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_written(
+        &mut self,
+        key: &str,
+        write: impl FnOnce(&File, u64, i32) -> io::Result<(u64, i32)>,
+    ) -> Result<(), Error> {
+        self.write(|tx| tx.insert_written(key, write))
+    }
+
     /// What `key` holds, without mapping or decoding anything: a generic value's bytes, or
     /// where an array's (or a masked array's two) raw bytes are, for a caller that maps them
     /// itself. The places are valid until the file is vacuumed.
@@ -176,6 +244,24 @@ impl Transaction<'_> {
         // At most i32::MAX: the codec refuses indices past it.
         let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
         self.append_value(key, &bytes, memo_max)
+    }
+
+    /// As [`MmapDict::insert_written`], in the batch.
+    pub fn insert_written(
+        &mut self,
+        key: &str,
+        write: impl FnOnce(&File, u64, i32) -> io::Result<(u64, i32)>,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        // Under the batch's lock: no other handle can raise the memo start in between.
+        let memo_start = self.batch.memo_start();
+        let limits = &self.options.limits;
+        self.batch.append_written(
+            key,
+            |file, offset| write(file, offset, memo_start),
+            |value, memo_max| check_written(value, memo_start, memo_max, limits),
+        )?;
+        Ok(())
     }
 
     /// As [`MmapDict::insert_array_in_place`], in the batch.
