@@ -874,9 +874,7 @@ fn a_lock_held_by_this_thread_is_an_error_not_a_deadlock() {
     // Shared beside shared: a read-only handle reads.
     assert_eq!(readonly.keys().unwrap(), ["a"]);
     first.end_read(view);
-    second
-        .append(new, |sink| sink.write_all(b"K\x01"))
-        .unwrap();
+    second.append(new, |sink| sink.write_all(b"K\x01")).unwrap();
 
     // Inside a change on one handle, a read on another would wait too.
     first
