@@ -30,6 +30,12 @@ const TARGETS: &[(&str, Body)] = &[
     ("scan", mmappickle_container::fuzzing::scan),
     ("array", mmappickle_array::fuzzing::array),
     ("open", mmappickle::fuzzing::open),
+    (
+        "entry_value_from_pickle",
+        mmappickle_codec::fuzzing::entry_value_from_pickle,
+    ),
+    ("remote_scan", mmappickle_remote::fuzzing::remote_scan),
+    ("repair", mmappickle_container::fuzzing::repair),
 ];
 
 /// A checked-in input: its target, its file name, and what was wrong.

@@ -8,6 +8,11 @@
 //! - `--target NAME --time SECONDS [--sanitizer none] [-- LIBFUZZER-ARGS]`
 //!   runs one campaign (`--sanitizer none`: several times faster, for the
 //!   targets that reach no `unsafe` code of ours; built in its own target dir).
+//! - `--minutes N [--target NAME]... [--sanitizer none] [-- LIBFUZZER-ARGS]`:
+//!   the long campaign, every target (or those named) for N minutes each, one
+//!   after the other, with a 120 s time-out per input; then a table per target
+//!   of executions, coverage (`cov`, `ft`), corpus files and seconds, as
+//!   fuzz/README.md records it. A finding does not stop the other targets.
 //!
 //! cargo-fuzz is installed when missing. With a nightly toolchain the targets
 //! build with the address sanitizer (`cargo +nightly fuzz`); without one they
@@ -17,19 +22,42 @@
 //! `tests/tests/fuzz_regressions.rs`).
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use crate::{run, step, succeeds, workspace_root, Result};
 
 /// Every target, in the order the smoke runs them.
-pub const TARGETS: &[&str] = &["ops", "loads", "roundtrip", "scan", "array", "open"];
+pub const TARGETS: &[&str] = &[
+    "ops",
+    "loads",
+    "roundtrip",
+    "entry_value_from_pickle",
+    "scan",
+    "remote_scan",
+    "array",
+    "open",
+    "repair",
+];
 
 /// Seconds per target in the smoke.
 pub const SMOKE_SECONDS: u64 = 30;
 
 /// Memory cap of a fuzzed process (libFuzzer reports an OOM past it).
 const RSS_LIMIT_MB: u32 = 2048;
+
+/// Time-out per input (wall clock) of the smoke and of `--target` runs.
+const TIMEOUT_SECONDS: u32 = 30;
+/// Time-out per input of the long campaign: it runs beside builds and tests, and a
+/// fuzzer starved of CPU would report a slow input as a time-out (README.md).
+const CAMPAIGN_TIMEOUT_SECONDS: u32 = 120;
+
+/// The 3 bytes the `remote_scan` target reads before the file: block size, cache budget
+/// and announced length (see `mmappickle_remote::fuzzing`). The seeds: the smallest
+/// blocks and budget told truly, and another size with a lie.
+const REMOTE_SCAN_PREFIXES: [[u8; 3]; 2] = [[0, 0, 0], [2, 1, 200]];
 
 /// Seeds larger than this are left out: they slow every mutation.
 const MAX_SEED_LEN: usize = 64 * 1024;
@@ -46,18 +74,124 @@ const MASKED_PREFIX_START: &[u8] = b"\x8c\x0dnumpy.ma.core";
 
 pub fn main(args: &[String]) -> Result {
     let options = Options::parse(args)?;
+    let prepare = |sanitizer: Option<String>| -> Result<Toolchain> {
+        let mut toolchain = Toolchain::prepare()?;
+        if let Some(sanitizer) = sanitizer {
+            toolchain.sanitizer = Some(sanitizer);
+        }
+        seed_corpus()?;
+        Ok(toolchain)
+    };
     match options.mode {
         Mode::SeedCorpus => seed_corpus().map(drop),
         Mode::Smoke => smoke(options.seconds.unwrap_or(SMOKE_SECONDS)),
         Mode::Campaign(target) => {
             let seconds = options.seconds.ok_or("--target needs --time SECONDS")?;
-            let mut toolchain = Toolchain::prepare()?;
-            if let Some(sanitizer) = options.sanitizer {
-                toolchain.sanitizer = Some(sanitizer);
-            }
-            seed_corpus()?;
-            campaign(&toolchain, &target, seconds, &options.extra)
+            let toolchain = prepare(options.sanitizer)?;
+            campaign(
+                &toolchain,
+                &target,
+                seconds,
+                TIMEOUT_SECONDS,
+                &options.extra,
+            )
+            .map(drop)
         }
+        Mode::Long { minutes, targets } => {
+            let toolchain = prepare(options.sanitizer)?;
+            long_campaign(&toolchain, minutes, &targets, &options.extra)
+        }
+    }
+}
+
+/// What one target's run reported (libFuzzer's last status line and final stats).
+#[derive(Debug, Default, Clone)]
+struct RunStats {
+    executions: Option<u64>,
+    cov: Option<u64>,
+    ft: Option<u64>,
+    /// Units in the fuzzer's corpus at the end (`corp:`).
+    corpus_units: Option<u64>,
+    /// Files in `corpus/<target>/` after the run.
+    corpus_files: usize,
+    seconds: f64,
+}
+
+impl RunStats {
+    /// Takes what a line of libFuzzer's output says.
+    fn read_line(&mut self, line: &str) {
+        if let Some(executions) = line.strip_prefix("stat::number_of_executed_units:") {
+            self.executions = executions.trim().parse().ok();
+        } else if line.starts_with('#') && line.contains(" cov: ") {
+            let mut words = line.split_whitespace();
+            while let Some(word) = words.next() {
+                let value = || words.clone().next().unwrap_or_default();
+                match word {
+                    "cov:" => self.cov = value().parse().ok(),
+                    "ft:" => self.ft = value().parse().ok(),
+                    "corp:" => {
+                        self.corpus_units = value().split('/').next().and_then(|n| n.parse().ok())
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The long campaign: each target for `minutes`, one after the other, then the table.
+fn long_campaign(
+    toolchain: &Toolchain,
+    minutes: u64,
+    targets: &[String],
+    extra: &[String],
+) -> Result {
+    let all: Vec<String> = TARGETS.iter().map(|&target| target.to_owned()).collect();
+    let targets = if targets.is_empty() {
+        &all[..]
+    } else {
+        targets
+    };
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for target in targets {
+        let outcome = step(&format!("fuzz {target} ({minutes} min)"), || {
+            campaign(
+                toolchain,
+                target,
+                minutes * 60,
+                CAMPAIGN_TIMEOUT_SECONDS,
+                extra,
+            )
+        });
+        match outcome {
+            Ok(stats) => rows.push((target.clone(), stats, "")),
+            Err(error) => {
+                failures.push(error);
+                rows.push((target.clone(), RunStats::default(), "FAILED"));
+            }
+        }
+    }
+    let sanitizer = toolchain.sanitizer.as_deref().unwrap_or("address");
+    println!("\ncampaign: {minutes} min per target, sanitizer {sanitizer}\n");
+    println!("| target | executions | cov | ft | corpus (units / files) | seconds |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let show = |figure: Option<u64>| figure.map_or("?".to_owned(), |figure| figure.to_string());
+    for (target, stats, failed) in &rows {
+        println!(
+            "| `{target}` {failed}| {} | {} | {} | {} / {} | {:.0} |",
+            show(stats.executions),
+            show(stats.cov),
+            show(stats.ft),
+            show(stats.corpus_units),
+            stats.corpus_files,
+            stats.seconds
+        );
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n"))
     }
 }
 
@@ -67,7 +201,7 @@ pub fn smoke(seconds: u64) -> Result {
     seed_corpus()?;
     for target in TARGETS {
         step(&format!("fuzz {target} ({seconds} s)"), || {
-            campaign(&toolchain, target, seconds, &[])
+            campaign(&toolchain, target, seconds, TIMEOUT_SECONDS, &[])
         })?;
     }
     Ok(())
@@ -77,6 +211,11 @@ enum Mode {
     SeedCorpus,
     Smoke,
     Campaign(String),
+    /// `--minutes N`: every target (or those named) for N minutes each.
+    Long {
+        minutes: u64,
+        targets: Vec<String>,
+    },
 }
 
 struct Options {
@@ -90,13 +229,16 @@ struct Options {
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
-        let usage = "expected --seed-corpus, --smoke [--time SECONDS] or \
-                     --target NAME --time SECONDS [-- LIBFUZZER-ARGS]";
+        let usage = "expected --seed-corpus, --smoke [--time SECONDS], \
+                     --target NAME --time SECONDS [-- LIBFUZZER-ARGS] or \
+                     --minutes N [--target NAME]... [-- LIBFUZZER-ARGS]";
         let (ours, extra) = match args.iter().position(|arg| arg == "--") {
             Some(split) => (&args[..split], args[split + 1..].to_vec()),
             None => (args, Vec::new()),
         };
         let mut mode = None;
+        let mut minutes = None;
+        let mut targets = Vec::new();
         let mut seconds = None;
         let mut sanitizer = None;
         let mut words = ours.iter();
@@ -109,7 +251,14 @@ impl Options {
                     if !TARGETS.contains(&name.as_str()) {
                         return Err(format!("unknown target {name:?} (targets: {TARGETS:?})"));
                     }
-                    mode = Some(Mode::Campaign(name.clone()));
+                    targets.push(name.clone());
+                }
+                "--minutes" => {
+                    let value = words.next().ok_or("--minutes needs N")?;
+                    let parsed: u64 = value
+                        .parse()
+                        .map_err(|_| format!("--minutes {value:?}: expected whole minutes"))?;
+                    minutes = Some(parsed);
                 }
                 "--time" => {
                     let value = words.next().ok_or("--time needs SECONDS")?;
@@ -125,7 +274,12 @@ impl Options {
                 other => return Err(format!("unexpected argument {other:?}: {usage}")),
             }
         }
-        let mode = mode.ok_or(usage)?;
+        let mode = match (mode, minutes, &targets[..]) {
+            (None, Some(minutes), _) => Mode::Long { minutes, targets },
+            (None, None, [target]) => Mode::Campaign(target.clone()),
+            (Some(mode), None, []) => mode,
+            _ => return Err(usage.into()),
+        };
         Ok(Options {
             mode,
             seconds,
@@ -200,26 +354,49 @@ fn fuzz_dir() -> PathBuf {
     workspace_root().join("fuzz")
 }
 
-/// Runs `target` for `seconds`, its corpus in `fuzz/corpus/<target>/`.
-fn campaign(toolchain: &Toolchain, target: &str, seconds: u64, extra: &[String]) -> Result {
+/// Runs `target` for `seconds`, its corpus in `fuzz/corpus/<target>/`, with a time-out of
+/// `timeout` seconds per input; returns what libFuzzer reported.
+fn campaign(
+    toolchain: &Toolchain,
+    target: &str,
+    seconds: u64,
+    timeout: u32,
+    extra: &[String],
+) -> Result<RunStats> {
     let mut command = toolchain.fuzz("run");
     command
         .args(["--release", "--debug-assertions", target])
         .arg("--")
         .arg(format!("-max_total_time={seconds}"))
         .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
-        .arg("-timeout=30")
+        .arg(format!("-timeout={timeout}"))
         .arg("-print_final_stats=1")
-        .args(extra);
+        .args(extra)
+        .stderr(Stdio::piped());
     // `run` would go back to the workspace root; cargo-fuzz finds `fuzz/` from the crate dir.
     println!("$ (in fuzz/) {}", crate::describe(&command));
     let artifacts = fuzz_dir().join("artifacts").join(target);
     let artifacts_before = count_files(&artifacts);
-    let status = command
-        .status()
+    let start = Instant::now();
+    let mut child = command
+        .spawn()
         .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    // libFuzzer reports on stderr: passed on as it comes, and read for the figures.
+    let mut stats = RunStats::default();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            stats.read_line(&line);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for cargo fuzz: {e}"))?;
+    stats.seconds = start.elapsed().as_secs_f64();
+    stats.corpus_files = count_files(&fuzz_dir().join("corpus").join(target));
     if status.success() {
-        Ok(())
+        Ok(stats)
     } else if count_files(&artifacts) > artifacts_before {
         Err(format!(
             "fuzz target {target} found a problem ({status}): its input is in \
@@ -251,15 +428,28 @@ pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
     };
 
     for (name, stream) in golden_streams(&root.join("crates/codec/tests/golden/golden.json"))? {
-        for target in ["ops", "loads", "array"] {
+        for target in ["ops", "loads", "array", "entry_value_from_pickle"] {
             add(target, format!("golden-{name}"), &stream);
         }
     }
 
     for (file_name, file) in fixture_files(&root.join("tests/fixtures"))? {
-        for target in ["ops", "scan", "open"] {
+        for target in ["ops", "scan", "open", "repair"] {
             add(target, format!("fixture-{file_name}"), &file);
         }
+        for (prefix_idx, prefix) in REMOTE_SCAN_PREFIXES.iter().enumerate() {
+            let served = [&prefix[..], &file].concat();
+            add(
+                "remote_scan",
+                format!("fixture-{file_name}-{prefix_idx}"),
+                &served,
+            );
+        }
+        // What the repair target is for: a torn tail, and bytes after the terminator.
+        let torn = &file[..file.len().saturating_sub(TERMINATOR_LEN + 3)];
+        add("repair", format!("fixture-{file_name}-torn"), torn);
+        let trailing = [&file[..], b"\x95\x00\x00"].concat();
+        add("repair", format!("fixture-{file_name}-trailing"), &trailing);
         if let Some(after_header) = file.get(HEADER_LEN..) {
             // The scan target prepends a header itself.
             add(
@@ -272,6 +462,9 @@ pub fn seed_corpus() -> Result<BTreeMap<&'static str, usize>> {
             let name = format!("fixture-{file_name}-entry{entry_idx}");
             add("loads", name.clone(), value);
             add("array", name.clone(), value);
+            // An entry's value with a STOP is a stream as `pickle.dumps` writes one.
+            let stream = [value, b"."].concat();
+            add("entry_value_from_pickle", name.clone(), &stream);
             // The array target prepends the prefixes itself.
             if value.starts_with(ARRAY_PREFIX_START) {
                 let rest = value.get(ARRAY_PREFIX_LEN..).unwrap_or_default();

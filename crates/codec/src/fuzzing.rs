@@ -384,6 +384,76 @@ fn check_ops_decode(bytes: &[u8], writer: &str) -> Verdict {
     }
 }
 
+/// The memo starts the `entry_value_from_pickle` target runs with: a new
+/// file's, one where `BINPUT` gives way to `LONG_BINPUT`, and one that leaves
+/// room for a single store below the `i32::MAX` limit.
+const MEMO_STARTS: [u32; 3] = [1, 255, i32::MAX as u32 - 1];
+
+/// `entry_value_from_pickle` target: `data` as a whole pickle stream made
+/// into an entry's value bytes, at each of [`MEMO_STARTS`].
+///
+/// Checked on success: the bytes decode op by op with no `PROTO`, `FRAME`,
+/// `STOP` or `MEMOIZE`, every memo index they use lies in `[memo_start,
+/// memo_max)`, and where `loads` reads the stream, the entry decoder reads
+/// the bytes as the same value. On error: its offset lies within the input.
+pub fn entry_value_from_pickle(data: &[u8]) -> Verdict {
+    let limits = fuzz_limits();
+    // Loaded once: the value does not depend on the memo start.
+    let mut loaded = None;
+    for memo_start in MEMO_STARTS {
+        let (bytes, memo_max) = match crate::entry_value_from_pickle(data, memo_start) {
+            Ok(rewritten) => rewritten,
+            Err(error) => {
+                check_error_offset(&error, data.len())?;
+                continue;
+            }
+        };
+        if memo_max < memo_start {
+            return Err(format!("memo_max {memo_max} below memo_start {memo_start}"));
+        }
+        check_entry_ops(&bytes, memo_start, memo_max)?;
+        let expected = loaded.get_or_insert_with(|| loads_with(data, &limits).ok());
+        let Some(expected) = expected else {
+            continue;
+        };
+        let decoded = decode_entry_value(&bytes, &limits).map_err(|error| {
+            format!("loads reads the stream, the entry decoder not its rewrite (start {memo_start}): {error}")
+        })?;
+        // Pickled bytes are compared, not values: a float NaN is not equal to itself.
+        if decoded != *expected && dumps(&decoded) != dumps(expected) {
+            return Err(format!(
+                "the rewrite (start {memo_start}) reads as {decoded:?}, the stream as {expected:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An entry value holds no op that only a whole stream may, and its memo
+/// indices lie in `[memo_start, memo_max)`.
+fn check_entry_ops(bytes: &[u8], memo_start: u32, memo_max: u32) -> Verdict {
+    use crate::Op;
+    for op in crate::ops(bytes) {
+        let (_offset, op) =
+            op.map_err(|error| format!("the rewrite holds an op that does not decode: {error}"))?;
+        let index = match op {
+            Op::Proto(_) | Op::Frame(_) | Op::Stop | Op::Memoize => {
+                return Err(format!("the rewrite holds {op:?}"))
+            }
+            Op::Put(index) | Op::Get(index) => index,
+            Op::BinPut(index) | Op::BinGet(index) => u64::from(index),
+            Op::LongBinPut(index) | Op::LongBinGet(index) => u64::from(index),
+            _ => continue,
+        };
+        if !(u64::from(memo_start)..u64::from(memo_max)).contains(&index) {
+            return Err(format!(
+                "the rewrite uses memo index {index} outside [{memo_start}, {memo_max})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +471,11 @@ mod tests {
             assert_eq!(ops(input), Ok(()), "ops {input:?}");
             assert_eq!(loads(input), Ok(()), "loads {input:?}");
             assert_eq!(roundtrip(input), Ok(()), "roundtrip {input:?}");
+            assert_eq!(
+                entry_value_from_pickle(input),
+                Ok(()),
+                "entry_value_from_pickle {input:?}"
+            );
         }
     }
 
@@ -428,6 +503,16 @@ mod tests {
             assert_eq!(roundtrip_value(&input), Ok(()));
         }
         assert!(saw_container, "the generator never nested anything");
+    }
+
+    // A stream with a shared part: its rewrite keeps one store and reads as
+    // the stream does.
+    #[test]
+    fn entry_value_from_pickle_checks_a_shared_list() {
+        // x = ['a']; pickle.dumps([x, x], 4), as in the function's example.
+        let stream =
+            b"\x80\x04\x95\x0e\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94\x8c\x01a\x94ah\x01e.";
+        assert_eq!(entry_value_from_pickle(stream), Ok(()));
     }
 
     // A bad op does not stop the walk: ops after it are still decoded (and a

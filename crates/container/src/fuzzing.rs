@@ -5,10 +5,13 @@
 //! the input; a panic inside it is a finding too. Not part of the public API
 //! (compiled with the `fuzzing` feature, or in this crate's own tests).
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use mmappickle_codec::{decode_entry_value, Limits};
 
 use crate::layout::salvage;
-use crate::{encode_header, Error, Table, HEADER_LEN, TERMINATOR};
+use crate::{encode_header, Container, Error, Table, HEADER_LEN, TERMINATOR};
 
 /// What a fuzz body reports when a property fails.
 pub type Verdict = Result<(), String>;
@@ -118,6 +121,108 @@ fn check_error(error: &Error, file_len: usize) -> Verdict {
     Ok(())
 }
 
+/// `repair` target: `data` written to a file in a scratch directory of its own, opened
+/// read-only ([`Container::open_readonly`]), then read-write ([`Container::open`], which
+/// repairs a torn tail, trailers a library constructor overwrote and bytes after the
+/// terminator), then checked with [`Container::fsck`].
+///
+/// Checked: the read-only open leaves the file as it was; after the read-write open the
+/// file scans without a torn or untidy tail, every key the read-only open read (with its
+/// value) is still there with the same value bytes, and `fsck` (after a first one, which
+/// reports what the open repaired) finds nothing left to repair.
+pub fn repair(data: &[u8]) -> Verdict {
+    let dir = scratch_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("repair.mmdpickle");
+    let outcome = std::fs::write(&path, data)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .and_then(|()| check_repair(&path, data));
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+/// A directory of its own for each call (tests replay in parallel threads, and a
+/// read-write open may leave scratch files of its own beside the file).
+fn scratch_dir() -> PathBuf {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!(
+        "mmappickle-fuzz-repair-{}-{call}",
+        std::process::id()
+    ))
+}
+
+fn check_repair(path: &Path, data: &[u8]) -> Verdict {
+    let read_only = read_every_value(path);
+    let after = std::fs::read(path).map_err(|e| format!("cannot read back: {e}"))?;
+    if after != data {
+        return Err("opening read-only changed the file".to_owned());
+    }
+    let Ok(mut container) = Container::open(path) else {
+        return Ok(());
+    };
+    let repaired = std::fs::read(path).map_err(|e| format!("cannot read back: {e}"))?;
+    let table = crate::scan(&repaired)
+        .map_err(|error| format!("the read-write open left a file that does not scan: {error}"))?;
+    if table.is_torn() || table.has_untidy_tail() {
+        return Err(format!(
+            "the read-write open left a torn ({}) or untidy ({}) tail in {} bytes",
+            table.is_torn(),
+            table.has_untidy_tail(),
+            repaired.len()
+        ));
+    }
+    for (key, value) in &read_only {
+        let Some(entry) = table.get(key) else {
+            return Err(format!(
+                "key {key:?} read before the repair is gone after it"
+            ));
+        };
+        let now = usize::try_from(entry.value_offset())
+            .ok()
+            .zip(usize::try_from(entry.value_range().end).ok())
+            .and_then(|(start, end)| repaired.get(start..end));
+        if now != Some(&value[..]) {
+            return Err(format!(
+                "key {key:?} has other value bytes after the repair"
+            ));
+        }
+    }
+    // The first fsck reports what the open repaired; the next one must find nothing.
+    let first = container
+        .fsck()
+        .map_err(|error| format!("fsck after the read-write open failed: {error}"))?;
+    let report = container
+        .fsck()
+        .map_err(|error| format!("fsck after the read-write open failed: {error}"))?;
+    if !report.is_clean() {
+        return Err(format!(
+            "fsck after the read-write open and a first fsck ({first:?}) repaired more: {report:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Every live key the read-only open reads, with its value bytes (none when it fails).
+fn read_every_value(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(mut container) = Container::open_readonly(path) else {
+        return Vec::new();
+    };
+    let Ok(keys) = container.keys() else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    for key in keys {
+        let Ok(Some(entry)) = container.get(&key) else {
+            continue;
+        };
+        if let Ok(value) = container.read_value(&entry) {
+            values.push((key, value));
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +237,7 @@ mod tests {
             b"\x95\x00",
         ] {
             assert_eq!(scan(input), Ok(()), "{input:?}");
+            assert_eq!(repair(input), Ok(()), "{input:?}");
         }
     }
 
@@ -145,5 +251,18 @@ mod tests {
         let table = crate::scan(&file).expect("a valid file");
         assert_eq!(table.keys().collect::<Vec<_>>(), ["k"]);
         assert_eq!(scan(&entry[..]), Ok(()));
+    }
+
+    // The same file, torn in its trailer, behind bytes after the terminator, and whole:
+    // the read-write open repairs it and keeps the key.
+    #[test]
+    fn repair_keeps_the_entry() {
+        let entry = b"\x95\x0d\x00\x00\x00\x00\x00\x00\x00\x8c\x01kK\x2aJ\x01\x00\x00\x000\x880";
+        let file = [&encode_header(1)[..], &entry[..], &TERMINATOR[..]].concat();
+        let torn = &file[..file.len() - TERMINATOR.len() - 2];
+        let trailing = [&file[..], b"junk"].concat();
+        for input in [&file[..], torn, &trailing] {
+            assert_eq!(repair(input), Ok(()), "{input:?}");
+        }
     }
 }

@@ -40,6 +40,9 @@
 mod cache;
 mod dict;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod object;
 mod options;
 
