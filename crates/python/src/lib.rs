@@ -13,96 +13,52 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod records;
 mod remote;
 mod safe;
 
-use std::borrow::Cow;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, ArrayPlace, DType, EmptyArray, Located, MmapDict};
-use pyo3::exceptions::PyValueError;
+use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::MutexExt;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::sync::RwLockExt;
+use pyo3::types::PyBytes;
 
 use crate::errors::{to_py_err, UnsafeValueError};
+use crate::records::{
+    located_record, ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
+    NewMasked, NewPickle, NewStub, NewWritten, RemoteArray,
+};
 
 /// An open mmappickle file (the `mmapdict` class of the Python half wraps one).
+///
+/// Reads share the handle (`MmapDict` reads take `&self` and it is `Sync`): each takes a read
+/// guard and runs with the Python runtime detached, so reads of several Python threads run
+/// side by side. Changes take the write guard (`&mut MmapDict`).
 #[pyclass(module = "mmappickle._native", frozen)]
 struct NativeDict {
     /// `None` once closed.
-    dict: Mutex<Option<MmapDict>>,
+    dict: RwLock<Option<MmapDict>>,
+    /// The thread that holds the write guard, if any: a read or a change that thread asks
+    /// for (from a callback of its own change) is an error, not a deadlock.
+    writer: Mutex<Option<ThreadId>>,
     /// The encoding of arrays and stubs written.
     encoding: ArrayEncoding,
+    /// Reads running now, and the most that ever ran at once (see `parallel_reads`).
+    reads_now: AtomicUsize,
+    reads_peak: AtomicUsize,
 }
 
 fn closed() -> PyErr {
     PyValueError::new_err("I/O operation on a closed mmapdict")
 }
 
-fn parse_dtype(name: &str) -> PyResult<DType> {
-    DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
-}
-
-/// `(data_offset, dtype name, shape)` of an array's raw bytes.
-fn place_tuple<'py>(py: Python<'py>, place: &ArrayPlace) -> PyResult<Bound<'py, PyTuple>> {
-    (place.data_offset, place.dtype.name(), place.shape.clone()).into_pyobject(py)
-}
-
-/// What a key holds, as the Python half reads it: `("generic", bytes)`, `("array", place)`
-/// or `("masked", data place, mask place)`.
-fn located_tuple<'py>(py: Python<'py>, located: &Located) -> PyResult<Bound<'py, PyTuple>> {
-    match located {
-        Located::Value(bytes) => ("generic", PyBytes::new(py, bytes)).into_pyobject(py),
-        Located::Array(place) => ("array", place_tuple(py, place)?).into_pyobject(py),
-        Located::Masked { data, mask } => {
-            ("masked", place_tuple(py, data)?, place_tuple(py, mask)?).into_pyobject(py)
-        }
-    }
-}
-
-/// One value of [`NativeDict::insert_many`]: `(kind, key, dtype, shape, payload, mask)`.
-type NewValueTuple<'py> = (
-    String,
-    String,
-    String,
-    Vec<usize>,
-    Bound<'py, PyAny>,
-    Bound<'py, PyAny>,
-);
-
-/// A value of [`NativeDict::insert_many`], checked before the batch begins.
-enum NewValue<'a, 'py> {
-    /// A whole pickle stream.
-    Pickle(Cow<'a, [u8]>),
-    /// An array whose raw bytes a Python callable writes.
-    Array(DType, &'a Bound<'py, PyAny>),
-    /// A masked array: its data's and its mask's raw bytes.
-    Masked(DType, Cow<'a, [u8]>, Cow<'a, [u8]>),
-    /// A stub.
-    Stub(DType),
-}
-
-/// Writes the raw bytes of an array with the Python callable `write_raw(fd, offset,
-/// length)`; a Python exception it raises is kept in `python_error` (and is the insert's
-/// error).
-fn call_writer(
-    write_raw: &Bound<'_, PyAny>,
-    python_error: &mut Option<PyErr>,
-    file: &std::fs::File,
-    offset: u64,
-    len: u64,
-) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    match write_raw.call1((file.as_raw_fd(), offset, len)) {
-        Ok(_) => Ok(()),
-        Err(error) => {
-            let message = error.to_string();
-            *python_error = Some(error);
-            Err(std::io::Error::other(message))
-        }
-    }
+fn poisoned() -> PyErr {
+    PyValueError::new_err("mmapdict poisoned by a panic")
 }
 
 /// The error of an insert whose writer may have raised: the Python exception first.
@@ -113,37 +69,128 @@ fn insert_result<R>(inserted: PyResult<R>, python_error: Option<PyErr>) -> PyRes
     }
 }
 
+/// Counts a read while it runs.
+struct ReadCount<'a>(&'a NativeDict);
+
+impl<'a> ReadCount<'a> {
+    fn begin(native: &'a NativeDict) -> Self {
+        let now = native.reads_now.fetch_add(1, Ordering::SeqCst) + 1;
+        native.reads_peak.fetch_max(now, Ordering::SeqCst);
+        ReadCount(native)
+    }
+}
+
+impl Drop for ReadCount<'_> {
+    fn drop(&mut self) {
+        self.0.reads_now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The write guard of a change; the thread that holds it is remembered meanwhile.
+struct WriteGuard<'a> {
+    native: &'a NativeDict,
+    guard: RwLockWriteGuard<'a, Option<MmapDict>>,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut writer) = self.native.writer.lock() {
+            *writer = None;
+        }
+    }
+}
+
+impl WriteGuard<'_> {
+    fn dict(&mut self) -> PyResult<&mut MmapDict> {
+        self.guard.as_mut().ok_or_else(closed)
+    }
+}
+
 impl NativeDict {
-    /// The dict (`None` once closed), waiting for another thread's operation with the Python
-    /// runtime detached.
-    fn lock(&self, py: Python<'_>) -> PyResult<MutexGuard<'_, Option<MmapDict>>> {
-        self.dict
-            .lock_py_attached(py)
-            .map_err(|_| PyValueError::new_err("mmapdict poisoned by a panic"))
+    /// Refuses a use of the handle by the thread that is changing it (a callback of the
+    /// change, such as a pickler's `write`, that reads the dict).
+    fn check_not_reentrant(&self) -> PyResult<()> {
+        let writer = self.writer.lock().map_err(|_| poisoned())?;
+        if *writer == Some(std::thread::current().id()) {
+            return Err(PyRuntimeError::new_err(
+                "the mmapdict is used from inside one of its own changes (a callback of it)",
+            ));
+        }
+        Ok(())
     }
 
-    /// Runs `operation` on the open dict, the Python runtime attached (short operations).
-    fn with<R>(
+    /// The read guard, waited for with the Python runtime detached.
+    fn read_guard(&self, py: Python<'_>) -> PyResult<RwLockReadGuard<'_, Option<MmapDict>>> {
+        self.check_not_reentrant()?;
+        self.dict.read_py_attached(py).map_err(|_| poisoned())
+    }
+
+    /// The write guard, waited for with the Python runtime detached.
+    fn write_guard(&self, py: Python<'_>) -> PyResult<WriteGuard<'_>> {
+        self.check_not_reentrant()?;
+        let guard = self.dict.write_py_attached(py).map_err(|_| poisoned())?;
+        *self.writer.lock().map_err(|_| poisoned())? = Some(std::thread::current().id());
+        Ok(WriteGuard {
+            native: self,
+            guard,
+        })
+    }
+
+    /// Runs the read `operation` with the Python runtime detached: other Python threads run
+    /// meanwhile, and so do their reads of this handle.
+    fn read<R: Send>(
+        &self,
+        py: Python<'_>,
+        operation: impl FnOnce(&MmapDict) -> Result<R, mmappickle::Error> + Send,
+    ) -> PyResult<R> {
+        let guard = self.read_guard(py)?;
+        let dict = guard.as_ref().ok_or_else(closed)?;
+        py.detach(|| {
+            let _count = ReadCount::begin(self);
+            operation(dict)
+        })
+        .map_err(to_py_err)
+    }
+
+    /// Runs the change `operation`, the Python runtime attached (it may call Python).
+    fn change<R>(
         &self,
         py: Python<'_>,
         operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error>,
     ) -> PyResult<R> {
-        let mut guard = self.lock(py)?;
-        let dict = guard.as_mut().ok_or_else(closed)?;
-        operation(dict).map_err(to_py_err)
+        let mut guard = self.write_guard(py)?;
+        operation(guard.dict()?).map_err(to_py_err)
     }
 
-    /// Runs `operation` on the open dict with the Python runtime detached (long operations:
-    /// other Python threads run meanwhile).
-    fn detached<R: Send>(
+    /// Runs the change `operation` with the Python runtime detached (long changes).
+    fn change_detached<R: Send>(
         &self,
         py: Python<'_>,
         operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error> + Send,
     ) -> PyResult<R> {
-        let mut guard = self.lock(py)?;
-        let dict = guard.as_mut().ok_or_else(closed)?;
+        let mut guard = self.write_guard(py)?;
+        let dict = guard.dict()?;
         py.detach(|| operation(dict)).map_err(to_py_err)
     }
+}
+
+/// A value of [`NativeDict::insert_many`], checked before the batch begins.
+enum NewValue<'a> {
+    Pickle(&'a NewPickle, &'a [u8]),
+    Array(&'a NewArray),
+    Masked(&'a NewMasked, &'a [u8], &'a [u8]),
+    Stub(&'a NewStub),
+    Written(&'a NewWritten),
+}
+
+/// The result of a Python callback of a change as an I/O result: a Python exception it
+/// raised is kept in `python_error` (and becomes the change's error).
+fn kept<R>(result: PyResult<R>, python_error: &mut Option<PyErr>) -> std::io::Result<R> {
+    result.map_err(|error| {
+        let message = error.to_string();
+        *python_error = Some(error);
+        std::io::Error::other(message)
+    })
 }
 
 #[pymethods]
@@ -169,65 +216,74 @@ impl NativeDict {
             .allow_damaged(allow_damaged);
         let dict = py.detach(|| options.open(&path)).map_err(to_py_err)?;
         Ok(NativeDict {
-            dict: Mutex::new(Some(dict)),
+            dict: RwLock::new(Some(dict)),
+            writer: Mutex::new(None),
             encoding,
+            reads_now: AtomicUsize::new(0),
+            reads_peak: AtomicUsize::new(0),
         })
     }
 
     /// The path the file was opened with.
     fn path(&self, py: Python<'_>) -> PyResult<PathBuf> {
-        self.with(py, |dict| Ok(dict.path().to_path_buf()))
+        self.read(py, |dict| Ok(dict.path().to_path_buf()))
     }
 
     /// Whether the file was opened read-only.
     fn readonly(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with(py, |dict| Ok(dict.is_readonly()))
+        self.read(py, |dict| Ok(dict.is_readonly()))
     }
 
     /// Whether the dict was closed.
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.lock(py)?.is_none())
+        Ok(self.read_guard(py)?.is_none())
     }
 
     /// Closes the file (later operations raise `ValueError`).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        *self.lock(py)? = None;
+        *self.write_guard(py)?.guard = None;
         Ok(())
+    }
+
+    /// The most reads of this handle that ever ran at the same time (the Python runtime
+    /// detached during each): a diagnostic of parallel reads.
+    fn parallel_reads(&self) -> usize {
+        self.reads_peak.load(Ordering::SeqCst)
     }
 
     /// The live keys in file order.
     fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.with(py, |dict| dict.keys())
+        self.read(py, |dict| dict.keys())
     }
 
     /// The number of live keys.
     fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        self.with(py, |dict| dict.len())
+        self.read(py, |dict| dict.len())
     }
 
     /// Whether `key` is live.
     fn contains(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        self.with(py, |dict| dict.contains_key(key))
+        self.read(py, |dict| dict.contains_key(key))
     }
 
     /// The commit number in the file's header.
     fn commit_number(&self, py: Python<'_>) -> PyResult<i32> {
-        self.with(py, |dict| dict.commit_number())
+        self.read(py, |dict| dict.commit_number())
     }
 
     /// Writes the commit number.
     fn set_commit_number(&self, py: Python<'_>, commit_number: i32) -> PyResult<()> {
-        self.with(py, |dict| dict.set_commit_number(commit_number))
+        self.change(py, |dict| dict.set_commit_number(commit_number))
     }
 
     /// Deletes `key`; returns whether it was there.
     fn remove(&self, py: Python<'_>, key: &str) -> PyResult<bool> {
-        self.with(py, |dict| dict.remove(key))
+        self.change(py, |dict| dict.remove(key))
     }
 
     /// Removes deleted entries: `(removed entries, length before, length after)`.
     fn vacuum(&self, py: Python<'_>) -> PyResult<(usize, u64, u64)> {
-        self.detached(py, |dict| {
+        self.change_detached(py, |dict| {
             let report = dict.vacuum()?;
             Ok((report.removed_entries, report.len_before, report.len_after))
         })
@@ -235,7 +291,7 @@ impl NativeDict {
 
     /// Repairs a damaged file: `(kept entries, dropped bytes, dropped key or None)`.
     fn fsck(&self, py: Python<'_>) -> PyResult<(usize, u64, Option<String>)> {
-        self.detached(py, |dict| {
+        self.change_detached(py, |dict| {
             let report = dict.fsck()?;
             Ok((
                 report.kept_entries,
@@ -248,7 +304,7 @@ impl NativeDict {
     /// Where the file's end is torn (`None` when it is not): a read-only handle reads the
     /// complete entries; a read-write one repaired the tail at its open.
     fn torn_at(&self, py: Python<'_>) -> PyResult<Option<u64>> {
-        self.with(py, |dict| dict.torn_at())
+        self.read(py, |dict| dict.torn_at())
     }
 
     /// Calls `callback()` while this handle holds the file's exclusive lock (a batch with no
@@ -256,24 +312,23 @@ impl NativeDict {
     /// rewrites a file opened from a file object in place under it. The handle reads the
     /// file's table again at its next operation.
     fn locked(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let mut guard = self.lock(py)?;
-        let dict = guard.as_mut().ok_or_else(closed)?;
-        let transaction = dict.transaction().map_err(to_py_err)?;
+        let mut guard = self.write_guard(py)?;
+        let transaction = guard.dict()?.transaction().map_err(to_py_err)?;
         let result = callback.call0().map(Bound::unbind);
         drop(transaction);
         result
     }
 
-    /// What `key` holds: `("generic", bytes)`, `("array", place)` or `("masked", data place,
-    /// mask place)`, a place being `(data_offset, dtype name, shape)`.
-    fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
-        located_tuple(py, &self.with(py, |dict| dict.locate(key))?)
+    /// What `key` holds: a `GenericValue`, an `ArrayPlace` or a `MaskedPlace`.
+    fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        let located = self.read(py, |dict| dict.locate(key))?;
+        located_record(py, located)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read
     /// snapshot of the file (one shared lock).
-    fn locate_all<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyTuple>)>> {
-        let located = self.with(py, |dict| {
+    fn locate_all(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
+        let located = self.read(py, |dict| {
             let snapshot = dict.read()?;
             snapshot
                 .keys()?
@@ -286,50 +341,104 @@ impl NativeDict {
         })?;
         located
             .into_iter()
-            .map(|(key, located)| Ok((key, located_tuple(py, &located)?)))
+            .map(|(key, located)| Ok((key, located_record(py, located)?)))
             .collect()
     }
 
+    /// `(offset, length)` of the value bytes of `key` in the file, as the Python library's
+    /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)`.
+    fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
+        self.read(py, |dict| {
+            let entries = dict.read()?.entries()?;
+            match entries
+                .iter()
+                .rev()
+                .find(|entry| entry.is_live() && entry.key() == key)
+            {
+                Some(entry) => Ok((entry.value_offset(), entry.value_len())),
+                None => Err(mmappickle::Error::unplaced(
+                    mmappickle::ErrorKind::KeyNotFound(key.to_owned()),
+                )),
+            }
+        })
+    }
+
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
-    /// none). Each is `(kind, key, dtype, shape, payload, mask)`: `("pickle", key, "", [],
-    /// stream, None)`, `("array", key, dtype, shape, write_raw, None)`, `("masked", key,
-    /// dtype, shape, data bytes, mask bytes)` or `("stub", key, dtype, shape, None, None)`.
-    fn insert_many(&self, py: Python<'_>, values: Vec<NewValueTuple<'_>>) -> PyResult<()> {
-        let new_values = values
+    /// none): each a `NewPickle`, `NewArray`, `NewMasked`, `NewStub` or `NewWritten`.
+    fn insert_many(&self, py: Python<'_>, values: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        let records = values
             .iter()
-            .map(|(kind, key, dtype, shape, payload, mask)| {
-                let value = match kind.as_str() {
-                    "pickle" => NewValue::Pickle(payload.extract()?),
-                    "array" => NewValue::Array(parse_dtype(dtype)?, payload),
-                    "masked" => {
-                        NewValue::Masked(parse_dtype(dtype)?, payload.extract()?, mask.extract()?)
+            .map(|value| {
+                if let Ok(record) = value.cast::<NewPickle>() {
+                    Ok(Record::Pickle(record.get()))
+                } else if let Ok(record) = value.cast::<NewArray>() {
+                    Ok(Record::Array(record.get()))
+                } else if let Ok(record) = value.cast::<NewMasked>() {
+                    Ok(Record::Masked(record.get()))
+                } else if let Ok(record) = value.cast::<NewStub>() {
+                    Ok(Record::Stub(record.get()))
+                } else if let Ok(record) = value.cast::<NewWritten>() {
+                    Ok(Record::Written(record.get()))
+                } else {
+                    Err(PyTypeError::new_err(format!(
+                        "insert_many takes NewPickle, NewArray, NewMasked, NewStub or NewWritten \
+                         records, not {}",
+                        value.get_type()
+                    )))
+                }
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let new_values = records
+            .iter()
+            .map(|record| {
+                Ok(match record {
+                    Record::Pickle(new) => NewValue::Pickle(new, new.stream.as_bytes(py)),
+                    Record::Array(new) => NewValue::Array(new),
+                    Record::Masked(new) => {
+                        NewValue::Masked(new, new.data.as_bytes(py), new.mask.as_bytes(py))
                     }
-                    "stub" => NewValue::Stub(parse_dtype(dtype)?),
-                    _ => {
-                        let message = format!("unknown kind of value {kind:?}");
-                        return Err(PyValueError::new_err(message));
-                    }
-                };
-                Ok((key.as_str(), shape.as_slice(), value))
+                    Record::Stub(new) => NewValue::Stub(new),
+                    Record::Written(new) => NewValue::Written(new),
+                })
             })
             .collect::<PyResult<Vec<_>>>()?;
         let mut python_error = None;
-        let inserted = self.with(py, |dict| {
+        let encoding = self.encoding;
+        let inserted = self.change(py, |dict| {
             dict.write(|tx| {
-                for (key, shape, value) in new_values {
+                for value in new_values {
                     match value {
-                        NewValue::Pickle(stream) => tx.insert_pickle(key, &stream)?,
-                        NewValue::Array(dtype, write_raw) => {
-                            tx.insert_array_in_place(key, &dtype, shape, |file, offset, len| {
-                                call_writer(write_raw, &mut python_error, file, offset, len)
+                        NewValue::Pickle(new, stream) => tx.insert_pickle(&new.key, stream)?,
+                        NewValue::Array(new) => {
+                            let write_raw = new.write_raw.bind(py);
+                            tx.insert_array_in_place(
+                                &new.key,
+                                &new.dtype,
+                                &new.shape,
+                                |file, offset, len| {
+                                    use std::os::fd::AsRawFd;
+                                    let called = write_raw.call1((file.as_raw_fd(), offset, len));
+                                    kept(called.map(drop), &mut python_error)
+                                },
+                            )?
+                        }
+                        NewValue::Masked(new, data, mask) => {
+                            tx.insert_masked_bytes(&new.key, &new.dtype, &new.shape, data, mask)?
+                        }
+                        NewValue::Stub(new) => {
+                            let stub = EmptyArray::with_dtype(new.dtype.clone(), &new.shape)
+                                .encoding(encoding);
+                            tx.insert_stub(&new.key, stub)?
+                        }
+                        NewValue::Written(new) => {
+                            let write = new.write.bind(py);
+                            tx.insert_written(&new.key, |file, offset, memo_start| {
+                                use std::os::fd::AsRawFd;
+                                let called = write
+                                    .call1((file.as_raw_fd(), offset, memo_start))
+                                    .and_then(|result| result.extract::<(u64, i32)>());
+                                kept(called, &mut python_error)
                             })?
-                        }
-                        NewValue::Masked(dtype, data, mask) => {
-                            tx.insert_masked_bytes(key, &dtype, shape, &data, &mask)?
-                        }
-                        NewValue::Stub(dtype) => {
-                            let stub = EmptyArray::with_dtype(dtype, shape).encoding(self.encoding);
-                            tx.insert_stub(key, stub)?
                         }
                     }
                 }
@@ -338,6 +447,35 @@ impl NativeDict {
         });
         insert_result(inserted, python_error)
     }
+}
+
+/// A record of [`NativeDict::insert_many`], borrowed from its Python object.
+enum Record<'a> {
+    Pickle(&'a NewPickle),
+    Array(&'a NewArray),
+    Masked(&'a NewMasked),
+    Stub(&'a NewStub),
+    Written(&'a NewWritten),
+}
+
+/// The value bytes `(bytes, memo_max)` of the pickle `stream` for an entry whose memo indices
+/// start at `memo_start` (the Python library's `BasePickler._pickle_dump_fix`).
+#[pyfunction]
+fn entry_value<'py>(
+    py: Python<'py>,
+    stream: &[u8],
+    memo_start: u32,
+) -> PyResult<(Bound<'py, PyBytes>, u32)> {
+    let (bytes, memo_max) = mmappickle::codec::entry_value_from_pickle(stream, memo_start)
+        .map_err(|error| PyValueError::new_err(error.to_string()))?;
+    Ok((PyBytes::new(py, &bytes), memo_max))
+}
+
+/// The whole pickle of an entry's value bytes (`PROTO 4`, the bytes, `STOP`): what
+/// `pickle.loads` reads (the Python library's `BasePickler._pickle_load_fix`).
+#[pyfunction]
+fn value_pickle<'py>(py: Python<'py>, value_bytes: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    records::value_pickle(py, value_bytes)
 }
 
 /// Whether the file at `path` starts with the mmappickle header (a plain pickle does not).
@@ -354,6 +492,19 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add_class::<NativeDict>()?;
     module.add_class::<remote::NativeRemote>()?;
+    module.add_class::<GenericValue>()?;
+    module.add_class::<ArrayPlace>()?;
+    module.add_class::<MaskedPlace>()?;
+    module.add_class::<RemoteArray>()?;
+    module.add_class::<ArrayBytes>()?;
+    module.add_class::<MaskedArrayBytes>()?;
+    module.add_class::<NewPickle>()?;
+    module.add_class::<NewArray>()?;
+    module.add_class::<NewMasked>()?;
+    module.add_class::<NewStub>()?;
+    module.add_class::<NewWritten>()?;
+    module.add_function(wrap_pyfunction!(entry_value, module)?)?;
+    module.add_function(wrap_pyfunction!(value_pickle, module)?)?;
     module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
     module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
     module.add_function(wrap_pyfunction!(is_container, module)?)?;

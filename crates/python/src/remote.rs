@@ -5,13 +5,22 @@ use mmappickle::{message_with_sources, ValueKind};
 use mmappickle_remote::{ErrorKind, RemoteDict, RemoteItem, RemoteOptions};
 use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyTuple};
+use pyo3::types::PyByteArray;
+use std::sync::{Arc, Mutex};
 
-/// A remote file opened for reading (the `remotedict` class of the Python half wraps one).
+use crate::records::{ArrayBytes, GenericValue, MaskedArrayBytes, RemoteArray};
+
+/// A remote file opened for reading (the `RemoteDict` class of the Python half wraps one).
 #[pyclass(module = "mmappickle._native", frozen)]
 pub(crate) struct NativeRemote {
-    remote: RemoteDict,
+    /// `None` once closed (the block cache and connections are then released, as soon as
+    /// the reads running meanwhile end).
+    remote: Mutex<Option<Arc<RemoteDict>>>,
     url: String,
+}
+
+fn closed() -> PyErr {
+    PyValueError::new_err("I/O operation on a closed RemoteDict")
 }
 
 /// The error's message and those of its sources, as the CLI says them.
@@ -28,17 +37,24 @@ fn to_py_err(error: mmappickle_remote::Error) -> PyErr {
     }
 }
 
-/// `(dtype name, shape, raw bytes)` of an array read whole.
-fn array_tuple<'py>(
-    py: Python<'py>,
-    array: &mmappickle::OwnedArray,
-) -> PyResult<Bound<'py, PyTuple>> {
-    (
-        array.dtype.name(),
-        array.shape.clone(),
-        PyByteArray::new(py, &array.data),
+/// An array read whole, as its record.
+fn array_bytes(py: Python<'_>, array: &mmappickle::OwnedArray) -> PyResult<Py<ArrayBytes>> {
+    Py::new(
+        py,
+        ArrayBytes {
+            dtype: array.dtype.name(),
+            shape: array.shape.clone(),
+            raw: PyByteArray::new(py, &array.data).unbind(),
+        },
     )
-        .into_pyobject(py)
+}
+
+impl NativeRemote {
+    /// The open remote file (shared with the reads running now).
+    fn remote(&self) -> PyResult<Arc<RemoteDict>> {
+        let remote = self.remote.lock().map_err(|_| closed())?;
+        remote.as_ref().map(Arc::clone).ok_or_else(closed)
+    }
 }
 
 #[pymethods]
@@ -54,7 +70,10 @@ impl NativeRemote {
         let remote = py
             .detach(|| RemoteDict::open_with(&url, options))
             .map_err(to_py_err)?;
-        Ok(NativeRemote { remote, url })
+        Ok(NativeRemote {
+            remote: Mutex::new(Some(Arc::new(remote))),
+            url,
+        })
     }
 
     /// The URL the file was opened with.
@@ -62,44 +81,60 @@ impl NativeRemote {
         &self.url
     }
 
+    /// Releases the block cache and the connections (later reads raise `ValueError`).
+    fn close(&self) -> PyResult<()> {
+        *self.remote.lock().map_err(|_| closed())? = None;
+        Ok(())
+    }
+
+    /// Whether it was closed.
+    fn closed(&self) -> PyResult<bool> {
+        Ok(self.remote.lock().map_err(|_| closed())?.is_none())
+    }
+
     /// The live keys in file order.
-    fn keys(&self) -> Vec<String> {
-        self.remote.keys()
+    fn keys(&self) -> PyResult<Vec<String>> {
+        Ok(self.remote()?.keys())
     }
 
     /// The number of live keys.
-    fn len(&self) -> usize {
-        self.remote.len()
+    fn len(&self) -> PyResult<usize> {
+        Ok(self.remote()?.len())
     }
 
     /// Whether `key` is live.
-    fn contains(&self, key: &str) -> bool {
-        self.remote.contains_key(key)
+    fn contains(&self, key: &str) -> PyResult<bool> {
+        Ok(self.remote()?.contains_key(key))
     }
 
     /// The commit number in the file's header.
-    fn commit_number(&self) -> i32 {
-        self.remote.table().commit_number()
+    fn commit_number(&self) -> PyResult<i32> {
+        Ok(self.remote()?.table().commit_number())
     }
 
-    /// What `key` holds: `("generic", value bytes)`, `("array", dtype name, shape)` (read it
-    /// with `read_rows`) or `("masked", data, mask)`, each `(dtype name, shape, bytes)`.
-    fn locate<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Bound<'py, PyTuple>> {
-        let entry = self
-            .remote
+    /// What `key` holds: a `GenericValue`, a `RemoteArray` (read it with `read_rows`) or a
+    /// `MaskedArrayBytes`.
+    fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
+        let remote = self.remote()?;
+        let entry = remote
             .table()
             .get(key)
             .ok_or_else(|| PyKeyError::new_err(key.to_owned()))?;
-        let kind = py
-            .detach(|| self.remote.value_kind(entry))
-            .map_err(to_py_err)?;
+        let kind = py.detach(|| remote.value_kind(entry)).map_err(to_py_err)?;
         match kind {
-            ValueKind::Array(header) => {
-                ("array", header.dtype.name(), header.shape).into_pyobject(py)
-            }
-            ValueKind::Masked(_) => match py.detach(|| self.remote.get(key)) {
+            ValueKind::Array(header) => Ok(Py::new(
+                py,
+                RemoteArray {
+                    dtype: header.dtype.name(),
+                    shape: header.shape,
+                },
+            )?
+            .into_any()),
+            ValueKind::Masked(_) => match py.detach(|| remote.get(key)) {
                 Ok(RemoteItem::Masked { data, mask }) => {
-                    ("masked", array_tuple(py, &data)?, array_tuple(py, &mask)?).into_pyobject(py)
+                    let data = array_bytes(py, &data)?;
+                    let mask = array_bytes(py, &mask)?;
+                    Ok(Py::new(py, MaskedArrayBytes { data, mask })?.into_any())
                 }
                 Ok(_) => Err(PyValueError::new_err(format!(
                     "key {key:?} changed kind while it was read"
@@ -107,17 +142,15 @@ impl NativeRemote {
                 Err(error) => Err(to_py_err(error)),
             },
             // A header numpy would refuse: the remote dict's decoding says where and why.
-            ValueKind::Malformed(_) => match py.detach(|| self.remote.value(key)) {
+            ValueKind::Malformed(_) => match py.detach(|| remote.value(key)) {
                 Err(error) => Err(to_py_err(error)),
                 Ok(_) => Err(PyValueError::new_err(format!(
                     "key {key:?} holds a malformed array"
                 ))),
             },
             ValueKind::Generic { .. } => {
-                let bytes = py
-                    .detach(|| self.remote.raw_value(key))
-                    .map_err(to_py_err)?;
-                ("generic", PyBytes::new(py, &bytes)).into_pyobject(py)
+                let bytes = py.detach(|| remote.raw_value(key)).map_err(to_py_err)?;
+                Ok(Py::new(py, GenericValue::new(py, &bytes))?.into_any())
             }
         }
     }
@@ -133,9 +166,8 @@ impl NativeRemote {
         start: Option<usize>,
         stop: Option<usize>,
     ) -> PyResult<Bound<'py, PyByteArray>> {
-        let header = py
-            .detach(|| self.remote.array_header(key))
-            .map_err(to_py_err)?;
+        let remote = self.remote()?;
+        let header = py.detach(|| remote.array_header(key)).map_err(to_py_err)?;
         let too_large = || PyValueError::new_err("the array does not fit in memory");
         let raw_len = usize::try_from(header.raw_len).map_err(|_| too_large())?;
         let rows = match (start, stop) {
@@ -159,16 +191,16 @@ impl NativeRemote {
         PyByteArray::new_with(py, len, |buffer| {
             // The new bytearray is not visible to any Python code until it is returned.
             py.detach(|| match &rows {
-                None => self.remote.array_into(key, buffer),
-                Some(rows) => self.remote.array_rows_into(key, rows.clone(), buffer),
+                None => remote.array_into(key, buffer),
+                Some(rows) => remote.array_rows_into(key, rows.clone(), buffer),
             })
             .map_err(to_py_err)
         })
     }
 
     /// Requests made and bytes received since the open: `(requests, bytes)`.
-    fn transfer(&self) -> (u64, u64) {
-        let transfer = self.remote.transfer();
-        (transfer.requests, transfer.bytes)
+    fn transfer(&self) -> PyResult<(u64, u64)> {
+        let transfer = self.remote()?.transfer();
+        Ok((transfer.requests, transfer.bytes))
     }
 }

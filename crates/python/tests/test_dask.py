@@ -34,7 +34,7 @@ def make_big(path: str) -> tuple[int, int]:
         big[start : start + 1024] = (values % 1_000_003).reshape(1024, COLS)
     big.flush()
     m["after"] = [1, 2, 3]
-    data_offset = m._native.locate("big")[1][0]
+    data_offset = m._native.locate("big").data_offset
     expected = int(np.sum(mmapdict(path, readonly=True)["big"]))
     return data_offset, expected
 

@@ -8,6 +8,7 @@ import pathlib
 import pickle
 import tempfile
 import weakref
+from collections.abc import ItemsView, ValuesView
 
 import mmappickle
 import pytest
@@ -26,12 +27,17 @@ def test_mapping_methods(path: str) -> None:
     m.update({"c": [3]}, d=4.0)
     assert len(m) == 4
     assert list(m) == m.keys() == ["a", "b", "c", "d"]
-    assert m.values() == [1, "two", [3], 4.0]
-    assert m.items() == [("a", 1), ("b", "two"), ("c", [3]), ("d", 4.0)]
+    values, items = m.values(), m.items()
+    assert isinstance(values, ValuesView) and isinstance(items, ItemsView)
+    assert list(values) == [1, "two", [3], 4.0] and len(values) == 4
+    assert list(items) == [("a", 1), ("b", "two"), ("c", [3]), ("d", 4.0)] and len(items) == 4
+    assert "two" in values and 5 not in values
+    assert ("c", [3]) in items and ("c", [4]) not in items and ("zz", 1) not in items
     assert dict(m) == {"a": 1, "b": "two", "c": [3], "d": 4.0}
     assert m.get("a") == 1 and m.get("zz") is None and m.get("zz", 5) == 5
     assert "a" in m and "zz" not in m and 1 not in m
     m["a"] = "replaced"
+    assert list(values)[-1] == "replaced"  # a view: it sees the change
     assert m.keys() == ["b", "c", "d", "a"] and m["a"] == "replaced"
     del m["b"]
     assert "b" not in m
@@ -49,7 +55,7 @@ def test_update_is_one_batch(path: str) -> None:
     assert m.commit_number == commit_number + 3
     other = mmapdict(path + ".other")
     other.update(m)  # an mmapdict as the source: read from one state of it
-    assert other.items() == m.items()
+    assert list(other.items()) == list(m.items())
 
     class KeysOnly:
         def keys(self) -> list:

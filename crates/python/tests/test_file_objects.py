@@ -215,7 +215,7 @@ def test_writes_through_the_file_object_reach_the_next_operation(path: str) -> N
         file.truncate()
         assert m.keys() == ["other"] and m["other"] == [1, 2]
         assert "other" in m and len(m) == 1 and list(m) == ["other"]
-        assert m.items() == [("other", [1, 2])]
+        assert list(m.items()) == [("other", [1, 2])]
 
 
 def test_file_object_position_is_kept(path: str) -> None:

@@ -72,7 +72,7 @@ def test_import_without_numpy(path: str) -> None:
         m["a"] = [1, "two"]
         assert m["a"] == [1, "two"]
         del m
-        remote = mmappickle.remote.open("file://" + sys.argv[1])
+        remote = mmappickle.RemoteDict("file://" + sys.argv[1])
         assert remote["a"] == [1, "two"]
         assert not hasattr(mmappickle.stubs, "EmptyNDArray")
         assert not hasattr(mmappickle.picklers, "ArrayPickler")

@@ -1,4 +1,4 @@
-"""Reading over URLs: ``httpdict`` and ``remote.open`` against nginx started by the test
+"""Reading over URLs: ``httpdict`` and ``RemoteDict`` against nginx started by the test
 (and ``file://``) read what ``mmapdict`` reads locally, for files we write and for the
 Python library's fixtures."""
 
@@ -64,12 +64,19 @@ def test_httpdict_reads_what_mmapdict_wrote(path: str, nginx: Any) -> None:
         # The table came in a block or two; the rows of a stub came exactly.
         requests, received = remote.transfer()
         assert received < 2 * (1 << 20) + 64 * 1024 * 8, (requests, received)
-    by_file = mmappickle.remote.open("file://" + path)
-    assert_same(local["grid"], by_file["grid"])
+    with mmappickle.RemoteDict("file://" + path) as by_file:
+        assert_same(local["grid"], by_file["grid"])
+        assert "entries=" in repr(by_file) and not by_file.closed
+    # Leaving the block released the cache and the connections.
+    assert by_file.closed and "closed" in repr(by_file)
+    with pytest.raises(ValueError, match="closed"):
+        by_file["grid"]
+    assert mmappickle.remote.remotedict is mmappickle.RemoteDict
+    assert not hasattr(mmappickle.remote, "open")
     with pytest.raises(OSError):
-        mmappickle.remote.open("http://127.0.0.1:9/none.mmdpickle")
+        mmappickle.RemoteDict("http://127.0.0.1:9/none.mmdpickle")
     with pytest.raises(ValueError):
-        mmappickle.remote.open("ftp://host/file")
+        mmappickle.RemoteDict("ftp://host/file")
 
 
 @pytest.mark.parametrize("name", sorted(path.name for path in FIXTURES.glob("*.mmdpickle")))

@@ -11,5 +11,6 @@ from . import remote
 from ._native import UnsafeValueError, __version__
 from .dict import mmapdict
 from .http import httpdict
+from .remote import RemoteDict
 
-__all__ = ["UnsafeValueError", "__version__", "httpdict", "mmapdict", "remote"]
+__all__ = ["RemoteDict", "UnsafeValueError", "__version__", "httpdict", "mmapdict", "remote"]

@@ -14,7 +14,7 @@ from typing import Any
 import dask.array
 from dask.base import tokenize
 
-from .remote import remotedict
+from .remote import RemoteDict
 
 __all__ = ["from_mmapdict"]
 
@@ -29,7 +29,7 @@ def _is_url(source: str) -> bool:
 def _opened(source: str) -> Any:
     """The file ``source`` names, opened once per process (each worker opens its own)."""
     if _is_url(source):
-        return remotedict(source)
+        return RemoteDict(source)
     from .dict import mmapdict
 
     return mmapdict(source, readonly=True)
@@ -40,7 +40,7 @@ def _read_chunk(source: str, key: str, index: tuple) -> Any:
     import numpy
 
     opened = _opened(source)
-    if isinstance(opened, remotedict):
+    if isinstance(opened, RemoteDict):
         rows, rest = index[0], index[1:]
         return opened.read_rows(key, rows.start, rows.stop)[(slice(None), *rest)]
     # A copy: the chunk does not keep the map alive, nor see later changes of the file.
@@ -59,7 +59,7 @@ def from_mmapdict(source: str | os.PathLike, key: str, chunks: Any = "auto") -> 
     if not (isinstance(source, str) and _is_url(source)):
         source = os.path.abspath(os.fspath(source))
     opened = _opened(source)
-    if isinstance(opened, remotedict):
+    if isinstance(opened, RemoteDict):
         dtype, shape = opened.array_info(key)
     else:
         array = opened[key]

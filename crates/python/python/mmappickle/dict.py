@@ -6,39 +6,49 @@ import io
 import os
 import pickle
 import sys
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterator,
+    Mapping,
+    MutableMapping,
+    Sequence,
+    ValuesView,
+)
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from . import _native
-from .picklers.base import BasePickler, GenericPickler
+from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArrayPickler
 
 if TYPE_CHECKING:
     from weakref import WeakSet
 
-_KINDS = ("generic", "array", "masked")
-_MAX_KEY_LEN = 255
+_BUILTIN_PICKLERS = (GenericPickler, ArrayPickler, MaskedArrayPickler)
 
 
 def _not_writable() -> io.UnsupportedOperation:
     return io.UnsupportedOperation("not writable")
 
 
-def _kinds_of(picklers: list | None) -> frozenset:
-    if picklers is None:
-        return frozenset(_KINDS)
-    kinds = set()
-    for pickler in picklers:
-        kind = getattr(pickler, "kind", None)
-        if (
-            not (isinstance(pickler, type) and issubclass(pickler, BasePickler))
-            or kind not in _KINDS
-        ):
-            raise TypeError(
-                f"unsupported pickler {pickler!r}: only GenericPickler, ArrayPickler and "
-                "MaskedArrayPickler are supported (the file format is written in Rust)"
-            )
-        kinds.add(kind)
-    return frozenset(kinds)
+def _all_subclasses(cls: type[BasePickler]) -> list[type[BasePickler]]:
+    """Every subclass of ``cls``, depth first (the library's ``utils.all_subclasses``)."""
+    found: list[type[BasePickler]] = []
+    for subclass in cls.__subclasses__():
+        for each in (subclass, *_all_subclasses(subclass)):
+            if each not in found:
+                found.append(each)
+    return found
+
+
+def _picklers_of(parent: mmapdict, picklers: Sequence[type] | None) -> list[BasePickler]:
+    """The pickler instances of ``parent``, highest priority first, as the library makes
+    them: every subclass of ``BasePickler`` when ``picklers`` is ``None``."""
+    classes = _all_subclasses(BasePickler) if picklers is None else list(picklers)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, BasePickler)):
+            raise TypeError(f"a pickler is a subclass of BasePickler, not {cls!r}")
+    instances = [cls(parent) for cls in classes]
+    return sorted(instances, key=lambda pickler: pickler.priority, reverse=True)
 
 
 def _path_of(file: Any) -> tuple[str, str | None, bool]:
@@ -213,7 +223,7 @@ def _convert_in_place(file: Any, path: str, reopen_path: str | None, portable: b
         fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
-class mmapdict(MutableMapping):
+class mmapdict(MutableMapping[str, Any]):
     """A dict stored in a file that is a pickle of the dict; numpy arrays are memory-mapped.
 
     :param file: a path (``str`` or ``os.PathLike``) or an open binary file object with a
@@ -221,8 +231,10 @@ class mmapdict(MutableMapping):
     :param readonly: open read-only: every change raises ``io.UnsupportedOperation``, arrays
         are read-only maps. A missing path is then ``FileNotFoundError``; read-write, it is
         created.
-    :param picklers: the kinds of values that may be stored and read (all by default); see
-        :mod:`mmappickle.picklers`.
+    :param picklers: the pickler classes that store and read values, as in the library: by
+        default every subclass of :class:`mmappickle.picklers.BasePickler` (the built-in
+        ``GenericPickler``, ``ArrayPickler``, ``MaskedArrayPickler`` and any written for the
+        library), tried in decreasing ``priority``; see :mod:`mmappickle.picklers`.
     :param encoding: ``"compatible"`` (default: arrays byte-identical to the Python library's)
         or ``"portable"`` (numpy's own pickle form, which plain ``pickle.load`` reads on
         numpy 1.x and 2.x).
@@ -241,7 +253,7 @@ class mmapdict(MutableMapping):
         self,
         file: Any,
         readonly: bool | None = False,
-        picklers: list | None = None,
+        picklers: Sequence[type[BasePickler]] | None = None,
         *,
         encoding: str = "compatible",
         safe: bool = False,
@@ -250,21 +262,25 @@ class mmapdict(MutableMapping):
         if encoding not in ("compatible", "portable"):
             raise ValueError(f"encoding must be 'compatible' or 'portable', not {encoding!r}")
         path, reopen_path, file_readonly = _path_of(file)
-        self._picklers = None if picklers is None else list(picklers)
-        self._kinds = _kinds_of(picklers)
+        self._pickler_classes = None if picklers is None else list(picklers)
+        self._picklers = _picklers_of(self, picklers)
+        # The file object that picklers written for the library use (``self._file``), opened
+        # when one first asks for it.
+        self._pickler_file: IO[bytes] | None = None
+        self._pickler_file_pid = 0
         self._encoding = encoding
         self._safe = bool(safe)
         # A file object: its buffers are kept coherent with the file around every operation
         # (``None`` when opened by path: then there is nothing to do).
-        self._file = None if isinstance(file, (str, os.PathLike)) else file
+        self._fileobj = None if isinstance(file, (str, os.PathLike)) else file
         self._reopen_path = reopen_path
         readonly = bool(readonly) or file_readonly
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
             if not readonly and not _native.is_container(path) and os.stat(path).st_size:
                 # A plain pickle of a dict: converted in place, so that the caller's file
                 # object still names the file.
-                _convert_in_place(self._file, path, reopen_path, encoding == "portable")
+                _convert_in_place(self._fileobj, path, reopen_path, encoding == "portable")
         try:
             self._native = _native.NativeDict(
                 path, readonly, encoding == "portable", bool(allow_damaged)
@@ -294,12 +310,12 @@ class mmapdict(MutableMapping):
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
         # is alive (it moves the bytes under them).
         self._maps: WeakSet | None = None
-        if self._file is not None and not self._readonly:
+        if self._fileobj is not None and not self._readonly:
             from weakref import WeakSet
 
             self._maps = WeakSet()
-        if self._file is not None:
-            _forget_read_buffer(self._file)
+        if self._fileobj is not None:
+            _forget_read_buffer(self._fileobj)
 
     # ---- the Python library's API ----
 
@@ -311,8 +327,8 @@ class mmapdict(MutableMapping):
     @property
     def commit_number(self) -> int:
         """The commit number: it changes whenever the key set changes (any process)."""
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return self._native.commit_number()
 
     @commit_number.setter
@@ -320,78 +336,101 @@ class mmapdict(MutableMapping):
         if type(value) is not int:
             raise TypeError("commit_number should be an int")
         self._check_writable()
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         self._native.set_commit_number(value)
-        if self._file is not None:
-            _forget_read_buffer(self._file)
+        if self._fileobj is not None:
+            _forget_read_buffer(self._fileobj)
 
     def _check_writable(self) -> None:
         if self._readonly:
             raise _not_writable()
 
     def _check_key(self, key: Any) -> None:
+        # The key's length is checked by the Rust half (a ValueError, the file unchanged).
         if not isinstance(key, str):
             raise TypeError(f"keys are str, not {type(key).__name__}")
-        if len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_LEN:
-            raise ValueError(f"key of more than {_MAX_KEY_LEN} UTF-8 bytes: {key[:40]!r}...")
+
+    @property
+    def _file(self) -> IO[bytes]:
+        """The file object of the library's picklers (``BasePickler._file``): the file object
+        the dict was opened with, or the file opened unbuffered (so that it always sees what
+        the Rust half wrote) in the dict's mode, again in a process of its own after a fork."""
+        if self._fileobj is not None:
+            return cast("IO[bytes]", self._fileobj)
+        if self._pickler_file is None or self._pickler_file_pid != os.getpid():
+            mode = "rb" if self._readonly else "r+b"
+            self._pickler_file = open(self._path, mode, buffering=0)  # noqa: SIM115
+            self._pickler_file_pid = os.getpid()
+        return self._pickler_file
 
     def __contains__(self, key: object) -> bool:
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return isinstance(key, str) and self._native.contains(key)
 
-    def keys(self) -> list:  # type: ignore[override]
+    def keys(self) -> list[str]:  # type: ignore[override]
         """The keys, in file order (a list, as the Python library's quick start prints)."""
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return self._native.keys()
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_key(key)
         self._check_writable()
         new_value = self._new_value(key, value)
-        if self._file is None:
+        if self._fileobj is None:
             self._native.insert_many([new_value])
             return
-        _flush(self._file)
+        _flush(self._fileobj)
         try:
             self._native.insert_many([new_value])
         finally:
-            _forget_read_buffer(self._file)
+            _forget_read_buffer(self._fileobj)
 
     def __getitem__(self, key: str) -> Any:
         if not isinstance(key, str):
             raise KeyError(key)
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return self._value_of(key, self._native.locate(key))
 
-    def _value_of(self, key: str, located: tuple) -> Any:
-        """The value of ``key`` from what the Rust half found it holds."""
-        kind = located[0]
-        if kind not in self._kinds:
-            raise ValueError(f"No picklers are valid to key {key!r}")
-        if kind == "array":
-            return self._memmap(located[1])
-        if kind == "masked":
-            return self._masked(located[1], located[2])
-        if self._safe:
-            return _native.safe_loads(located[1], _make_array)
-        return pickle.loads(b"\x80\x04" + located[1] + b".")
+    def _value_of(self, key: str, located: _native.Located) -> Any:
+        """The value of ``key`` from what the Rust half found it holds, read by the first
+        pickler (highest priority first) valid for it, as the library chooses them."""
+        value_range: tuple[int, int] | None = None
+        for pickler in self._picklers:
+            kind = type(pickler)
+            if kind is ArrayPickler:
+                if isinstance(located, _native.ArrayPlace):
+                    return self._memmap(located)
+            elif kind is MaskedArrayPickler:
+                if isinstance(located, _native.MaskedPlace):
+                    return self._masked(located.data, located.mask)
+            elif kind is GenericPickler:
+                if isinstance(located, _native.GenericValue):
+                    if self._safe:
+                        return _native.safe_loads(located.value_bytes, _make_array)
+                    return pickle.loads(located.pickle)
+            else:
+                if value_range is None:
+                    value_range = self._native.value_range(key)
+                if pickler.is_valid(*value_range):
+                    return pickler.read(*value_range)[0]
+        raise ValueError(f"No picklers are valid to key {key!r}")
 
     def __delitem__(self, key: str) -> None:
         self._check_writable()
         if not isinstance(key, str):
             raise KeyError(key)
-        if self._file is None:
+        if self._fileobj is None:
             removed = self._native.remove(key)
         else:
-            _flush(self._file)
+            _flush(self._fileobj)
             try:
                 removed = self._native.remove(key)
             finally:
-                _forget_read_buffer(self._file)
+                _forget_read_buffer(self._fileobj)
         if not removed:
             raise KeyError(key)
 
@@ -405,7 +444,7 @@ class mmapdict(MutableMapping):
         moves bytes under any array mapped from it: refused while one is alive.
         """
         self._check_writable()
-        if self._file is None:
+        if self._fileobj is None:
             self._native.vacuum()
             return
         if self._maps:
@@ -413,13 +452,13 @@ class mmapdict(MutableMapping):
                 f"{len(self._maps)} array(s) mapped from this file are alive: a vacuum of a "
                 "file opened from a file object rewrites it in place, under them"
             )
-        _flush(self._file)
+        _flush(self._fileobj)
         try:
             self._native.locked(
-                lambda: _rewrite_in_place(self._file, self._reopen_path, self._vacuumed)
+                lambda: _rewrite_in_place(self._fileobj, self._reopen_path, self._vacuumed)
             )
         finally:
-            _forget_read_buffer(self._file)
+            _forget_read_buffer(self._fileobj)
 
     def _vacuumed(self, scratch: str) -> bool:
         """Vacuums the copy at ``scratch``: whether it changed."""
@@ -435,42 +474,48 @@ class mmapdict(MutableMapping):
         value is dropped, every other entry is kept, and the file is a valid pickle again.
         Open a file that fails to open with ``allow_damaged=True`` to reach it."""
         self._check_writable()
-        if self._file is None:
+        if self._fileobj is None:
             self._native.fsck()
             return
-        _flush(self._file)
+        _flush(self._fileobj)
         try:
             self._native.fsck()
         finally:
-            _forget_read_buffer(self._file)
+            _forget_read_buffer(self._fileobj)
 
     # ---- beyond the Python library ----
 
     def __len__(self) -> int:
-        if self._file is not None:
-            _flush(self._file)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return self._native.len()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
-    def values(self) -> list:  # type: ignore[override]
-        """Every value, in file order, all read from one state of the file (one shared
-        lock)."""
-        return [value for _, value in self.items()]
+    def values(self) -> ValuesView[Any]:
+        """A view of the values, in file order; each iteration reads every value from one
+        state of the file (one shared lock)."""
+        return _Values(self)
 
-    def items(self) -> list:  # type: ignore[override]
-        """Every ``(key, value)``, in file order, all read from one state of the file (one
-        shared lock)."""
-        if self._file is not None:
-            _flush(self._file)
+    def items(self) -> ItemsView[str, Any]:
+        """A view of the ``(key, value)`` pairs, in file order; each iteration reads every
+        value from one state of the file (one shared lock)."""
+        return _Items(self)
+
+    def _snapshot_items(self) -> list[tuple[str, Any]]:
+        """Every ``(key, value)``, in file order, all read from one state of the file."""
+        if self._fileobj is not None:
+            _flush(self._fileobj)
         return [(key, self._value_of(key, located)) for key, located in self._native.locate_all()]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
         as ``dict.update``, in one batch: one lock and one commit, so that other readers see
         all of them at once; on an error, none is stored."""
-        if isinstance(other, Mapping):
+        if isinstance(other, mmapdict):
+            pairs = other._snapshot_items()
+        elif isinstance(other, Mapping):
             pairs = list(other.items())
         elif hasattr(other, "keys"):
             pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 (as dict.update)
@@ -483,18 +528,21 @@ class mmapdict(MutableMapping):
             return
         self._check_writable()
         new_values = [self._new_value(key, value) for key, value in pairs]
-        if self._file is None:
+        if self._fileobj is None:
             self._native.insert_many(new_values)
             return
-        _flush(self._file)
+        _flush(self._fileobj)
         try:
             self._native.insert_many(new_values)
         finally:
-            _forget_read_buffer(self._file)
+            _forget_read_buffer(self._fileobj)
 
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
         self._native.close()
+        if self._pickler_file is not None:
+            self._pickler_file.close()
+            self._pickler_file = None
 
     def __enter__(self) -> mmapdict:  # noqa: PYI034  (typing.Self needs 3.11)
         return self
@@ -515,7 +563,13 @@ class mmapdict(MutableMapping):
             )
         return (
             _reopen,
-            (self._reopen_path, self._readonly, self._picklers, self._encoding, self._safe),
+            (
+                self._reopen_path,
+                self._readonly,
+                self._pickler_classes,
+                self._encoding,
+                self._safe,
+            ),
         )
 
     # ---- arrays ----
@@ -536,59 +590,112 @@ class mmapdict(MutableMapping):
             return "masked" if _mappable(value.dtype) else "generic"
         return "generic"
 
-    def _new_value(self, key: str, value: Any) -> tuple:
-        """``value`` as the Rust half stores it: ``(kind, key, dtype, shape, payload,
-        mask)`` (see ``NativeDict.insert_many``)."""
+    def _new_value(self, key: str, value: Any) -> _native.NewValue:
+        """``value`` as the Rust half stores it, by the first pickler (highest priority
+        first) that can pickle it, as the library chooses them."""
         kind = self._kind_of(value)
-        if kind not in self._kinds:
-            raise TypeError(f"Could not find a pickler for element of type {type(value)}")
-        if kind == "generic":
-            return ("pickle", key, "", [], pickle.dumps(value, 4), None)
-        if kind == "masked":
-            data = value.data
-            mask = sys.modules["numpy.ma"].getmaskarray(value)
-            return (
-                "masked",
-                key,
-                str(data.dtype),
-                [int(dim) for dim in data.shape],
-                _c_order_bytes(data).tobytes(),
-                _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
-            )
+        for pickler in self._picklers:
+            pickler_type = type(pickler)
+            if pickler_type is GenericPickler:
+                return _native.NewPickle(key, pickle.dumps(value, 4))
+            if pickler_type is ArrayPickler:
+                if kind == "array":
+                    return self._new_array(key, value)
+            elif pickler_type is MaskedArrayPickler:
+                if kind == "masked":
+                    return self._new_masked(key, value)
+            elif pickler.is_picklable(value):
+                return _native.NewWritten(key, self._pickler_writer(pickler, value))
+        raise TypeError(f"Could not find a pickler for element of type {type(value)}")
+
+    def _new_array(self, key: str, value: Any) -> _native.NewValue:
         shape = [int(dim) for dim in value.shape]
         if type(value) is _stub_type():
-            return ("stub", key, str(value.dtype), shape, None, None)
-        return ("array", key, str(value.dtype), shape, _pwriter(_c_order_bytes(value)), None)
+            return _native.NewStub(key, str(value.dtype), shape)
+        return _native.NewArray(key, str(value.dtype), shape, _pwriter(_c_order_bytes(value)))
 
-    def _memmap(self, place: tuple) -> Any:
+    def _new_masked(self, key: str, value: Any) -> _native.NewValue:
+        data = value.data
+        mask = sys.modules["numpy.ma"].getmaskarray(value)
+        return _native.NewMasked(
+            key,
+            str(data.dtype),
+            [int(dim) for dim in data.shape],
+            _c_order_bytes(data).tobytes(),
+            _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
+        )
+
+    def _pickler_writer(
+        self, pickler: BasePickler, value: Any
+    ) -> Callable[[int, int, int], tuple[int, int]]:
+        """The writer of ``value`` by a pickler written for the library: its
+        ``write(obj, offset, memo_start_idx)`` through ``self._file``, whose bytes then reach
+        the file before the Rust half checks them."""
+
+        def write(fd: int, offset: int, memo_start: int) -> tuple[int, int]:
+            file = self._file
+            position = file.tell()
+            try:
+                written = pickler.write(value, offset, memo_start)
+            finally:
+                file.seek(position)
+                file.flush()
+            try:
+                length, memo_max = written
+                return int(length), int(memo_max)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{type(pickler).__name__}.write returned {written!r}, not (length, memo_max)"
+                ) from None
+
+        return write
+
+    def _memmap(self, place: _native.ArrayPlace) -> Any:
         numpy = _import_numpy()
-        offset, dtype, shape = place
         array = numpy.memmap(
             self._path,
-            dtype=numpy.dtype(dtype),
+            dtype=numpy.dtype(place.dtype),
             mode="r" if self._readonly else "r+",
-            offset=offset,
-            shape=tuple(shape),
+            offset=place.data_offset,
+            shape=tuple(place.shape),
         )
         if self._maps is not None:
             # What stays alive while any view of the array does: the map itself.
             self._maps.add(array.base if array.base is not None else array)
         return array
 
-    def _masked(self, data_place: tuple, mask_place: tuple) -> Any:
+    def _masked(self, data_place: _native.ArrayPlace, mask_place: _native.ArrayPlace) -> Any:
         numpy = _import_numpy()
         data = self._memmap(data_place)
         mask = self._memmap(mask_place)
         if mask.shape != data.shape:
             # A masked array written by the Python library without a mask (0-d mask).
             return numpy.ma.MaskedArray(data, mask=bool(mask))
-        masked = numpy.ma.MaskedArray(data, mask=numpy.ma.nomask)
-        masked._mask = mask
-        return masked
+        # copy=False: the mask is a view of its map, so that changes of it reach the file.
+        return numpy.ma.MaskedArray(data, mask=mask, copy=False)
+
+
+class _Values(ValuesView[Any]):
+    """``mmapdict.values()``: each iteration reads from one state of the file."""
+
+    def __iter__(self) -> Iterator[Any]:
+        for _, value in cast(mmapdict, self._mapping)._snapshot_items():
+            yield value
+
+
+class _Items(ItemsView[str, Any]):
+    """``mmapdict.items()``: each iteration reads from one state of the file."""
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        yield from cast(mmapdict, self._mapping)._snapshot_items()
 
 
 def _reopen(
-    path: str, readonly: bool, picklers: list | None, encoding: str, safe: bool
+    path: str,
+    readonly: bool,
+    picklers: Sequence[type[BasePickler]] | None,
+    encoding: str,
+    safe: bool,
 ) -> mmapdict:
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)

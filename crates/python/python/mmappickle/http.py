@@ -4,13 +4,13 @@ which also reads ``s3://`` and ``file://`` URLs)."""
 
 from __future__ import annotations
 
-from .remote import remotedict
+from .remote import RemoteDict
 
 __all__ = ["httpdict"]
 
 
-def httpdict(url: str, cache_size: int | None = None) -> remotedict:
+def httpdict(url: str, cache_size: int | None = None) -> RemoteDict:
     """A read-only mapping over the mmappickle file at ``url``: generic values come back
     through ``pickle.loads``, arrays as numpy arrays. ``cache_size`` bounds the block cache
     in bytes (64 MiB when ``None``)."""
-    return remotedict(url, cache_size)
+    return RemoteDict(url, cache_size)

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _native
 
-__all__ = ["open", "remotedict"]
+__all__ = ["RemoteDict", "remotedict"]
 
 
 def _not_writable() -> io.UnsupportedOperation:
@@ -30,13 +30,16 @@ def _array(dtype: str, shape: list[int], raw: bytearray) -> Any:
     return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape)
 
 
-class remotedict(Mapping):
+class RemoteDict(Mapping[str, Any]):
     """A read-only mapping over a remote mmappickle file: generic values come back through
     ``pickle.loads``, arrays as numpy arrays read into memory (``read_rows`` reads some rows
     only), masked arrays as ``numpy.ma.MaskedArray``.
 
     :param url: ``http://``, ``https://``, ``s3://`` or ``file://`` URL of the file.
     :param cache_size: the block cache's budget in bytes (64 MiB when ``None``).
+
+    ``close()`` (or leaving a ``with`` block) releases the block cache and the connections;
+    arrays already read stay valid.
     """
 
     def __init__(self, url: str, cache_size: int | None = None) -> None:
@@ -58,13 +61,14 @@ class remotedict(Mapping):
         if not isinstance(key, str):
             raise KeyError(key)
         located = self._native.locate(key)
-        if located[0] == "generic":
-            return pickle.loads(b"\x80\x04" + located[1] + b".")
-        if located[0] == "array":
-            return _array(located[1], located[2], self._native.read_rows(key))
+        if isinstance(located, _native.GenericValue):
+            return pickle.loads(located.pickle)
+        if isinstance(located, _native.RemoteArray):
+            return _array(located.dtype, located.shape, self._native.read_rows(key))
         import numpy
 
-        data, mask = _array(*located[1]), _array(*located[2])
+        data = _array(located.data.dtype, located.data.shape, located.data.raw)
+        mask = _array(located.mask.dtype, located.mask.shape, located.mask.raw)
         if mask.shape != data.shape:
             # Written by the Python library without a mask (0-d mask).
             return numpy.ma.MaskedArray(data, mask=bool(mask))
@@ -75,9 +79,9 @@ class remotedict(Mapping):
         import numpy
 
         located = self._native.locate(key)
-        if located[0] != "array":
-            raise ValueError(f"key {key!r} does not hold a plain array")
-        return numpy.dtype(located[1]), tuple(located[2])
+        if not isinstance(located, _native.RemoteArray):
+            raise ValueError(f"key {key!r} does not hold a plain array")  # noqa: TRY004
+        return numpy.dtype(located.dtype), tuple(located.shape)
 
     def read_rows(self, key: str, start: int, stop: int) -> Any:
         """Rows ``start:stop`` (first axis) of the array of ``key``, fetched without the rest
@@ -99,7 +103,7 @@ class remotedict(Mapping):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._native.contains(key)
 
-    def keys(self) -> list:  # type: ignore[override]
+    def keys(self) -> list[str]:  # type: ignore[override]
         """The live keys in file order."""
         return self._native.keys()
 
@@ -109,17 +113,26 @@ class remotedict(Mapping):
     def __len__(self) -> int:
         return self._native.len()
 
-    def __enter__(self) -> remotedict:  # noqa: PYI034  (typing.Self needs 3.11)
+    def close(self) -> None:
+        """Releases the block cache and the connections; later reads raise ``ValueError``."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed()
+
+    def __enter__(self) -> RemoteDict:  # noqa: PYI034  (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        pass
+        self.close()
 
     def __repr__(self) -> str:
-        return f"<remotedict {self.url!r} entries={len(self)}>"
+        if self.closed:
+            return f"<RemoteDict {self.url!r} closed>"
+        return f"<RemoteDict {self.url!r} entries={len(self)}>"
 
 
-def open(url: str, cache_size: int | None = None) -> remotedict:
-    """Opens the mmappickle file at ``url`` (``http(s)://``, ``s3://``, ``file://``)
-    read-only."""
-    return remotedict(url, cache_size)
+#: The name of :class:`RemoteDict` in earlier releases.
+remotedict = RemoteDict

@@ -1,9 +1,10 @@
-"""The Python library's picklers, as markers of the kinds of values an mmapdict stores.
+"""The picklers: ``mmapdict(path, picklers=[...])`` selects which store and read values.
 
-``mmapdict(path, picklers=[...])`` restricts what may be written and read: ``GenericPickler``
-(any picklable value), ``ArrayPickler`` (numpy arrays, memmaps and stubs),
-``MaskedArrayPickler`` (``numpy.ma.MaskedArray``). The format itself is written in Rust.
-The numpy picklers are imported on first use (``import mmappickle`` does not import numpy).
+``GenericPickler`` (any picklable value), ``ArrayPickler`` (numpy arrays, memmaps and
+stubs), ``MaskedArrayPickler`` (``numpy.ma.MaskedArray``), and any subclass of
+:class:`BasePickler` written for the Python library (see :mod:`mmappickle.picklers.base`).
+As in the library, the numpy picklers are names of this module only where numpy imports
+(``import mmappickle`` does not import numpy: they are imported on first use).
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ __all__ = ["BasePickler", "GenericPickler"]
 _NUMPY_PICKLERS = ("ArrayPickler", "MaskedArrayPickler")
 
 
-def __getattr__(name: str) -> type:
+def __getattr__(name: str) -> type[BasePickler]:
     if name in _NUMPY_PICKLERS:
         try:
             from . import numpy
         except ImportError:  # no numpy: generic values only
             pass
         else:
-            pickler = globals()[name] = getattr(numpy, name)
+            pickler: type[BasePickler] = getattr(numpy, name)
+            globals()[name] = pickler
             return pickler
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -1,27 +1,125 @@
-"""The base of the pickler markers, and the pickler of generic values."""
+"""``BasePickler``, the library's extension point, and the built-in picklers.
+
+A pickler written for the Python library works unchanged: a subclass of
+:class:`BasePickler` with a ``priority``, ``is_picklable(obj)``, ``is_valid(offset, length)``,
+``read(offset, length) -> (obj, length)`` and ``write(obj, offset, memo_start_idx) ->
+(length, memo_max)`` working through ``self._file``. Every subclass is found when an
+``mmapdict`` is made with ``picklers=None``, and tried in decreasing priority. The bytes a
+pickler writes are checked by the Rust half before the entry is committed (one whole
+pickled value, memo indices from ``memo_start_idx`` below ``memo_max``); on any error the
+file is left as it was.
+
+The built-in picklers (:class:`GenericPickler`, :class:`ArrayPickler`,
+:class:`MaskedArrayPickler`) are recognised by the ``mmapdict`` and served by the Rust half;
+their methods here answer as the library's do for code that calls them directly.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+import io
+import pickle
+import sys
+import weakref
+from typing import IO, TYPE_CHECKING, Any
+
+from .. import _native
+
+if TYPE_CHECKING:
+    from ..dict import mmapdict
 
 
 class BasePickler:
-    """A kind of value an mmapdict may store (see :mod:`mmappickle.picklers`).
+    """Picklers are tried in decreasing priority order."""
 
-    The Python library's picklers wrote the file themselves; here the file format is written
-    in Rust, so a pickler only names a kind. Subclasses other than the three of this package
-    are refused by :class:`mmappickle.mmapdict` with a ``TypeError``.
-    """
+    priority: int = 0
 
-    kind: ClassVar[str] = ""
-    priority: ClassVar[int] = 0
+    def __init__(self, parent_object: mmapdict) -> None:
+        self._parent_object = weakref.ref(parent_object)
 
-    def __init__(self, parent_object: object = None) -> None:
-        self._parent_object = parent_object
+    @property
+    def _file(self) -> IO[bytes]:
+        """The dict's file object: ``seek``, ``read``, ``write``, ``tell``, ``fileno``."""
+        parent = self._parent_object()
+        if parent is None:
+            raise ValueError("the mmapdict of this pickler was freed")
+        return parent._file
+
+    def is_valid(self, offset: int, length: int) -> bool:
+        """Whether the value of ``length`` bytes at ``offset`` is one this pickler reads."""
+        return False
+
+    def is_picklable(self, obj: Any) -> bool:
+        """Whether this pickler can write ``obj``."""
+        return False
+
+    def read(self, offset: int, length: int) -> tuple[Any, int]:
+        """The value at ``offset`` and the length read."""
+        raise NotImplementedError("Should be subclassed")
+
+    def write(self, obj: Any, offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
+        """Writes ``obj`` at ``offset``: ``(number of bytes, next free memo index)``."""
+        raise NotImplementedError("Should be subclassed")
+
+    def _pickle_load_fix(self, p: bytes) -> Any:
+        """The value of the entry value bytes ``p`` (``pickle.loads`` of them made whole)."""
+        return pickle.loads(_native.value_pickle(p))
+
+    def _pickle_dump_fix(self, obj: Any, memo_start_idx: int = 0) -> tuple[bytes, int]:
+        """``obj`` pickled as entry value bytes whose memo indices start at
+        ``memo_start_idx``: ``(bytes, next free memo index)``."""
+        return _native.entry_value(pickle.dumps(obj, 4), memo_start_idx)
 
 
 class GenericPickler(BasePickler):
     """Any picklable value: ``pickle.dumps(value, 4)``, framed into the file by Rust."""
 
-    kind = "generic"
     priority = -100
+
+    def is_valid(self, offset: int, length: int) -> bool:
+        return True
+
+    def is_picklable(self, obj: Any) -> bool:
+        return True
+
+    def read(self, offset: int, length: int) -> tuple[Any, int]:
+        file = self._file
+        position = file.tell()
+        try:
+            file.seek(offset, io.SEEK_SET)
+            return self._pickle_load_fix(file.read(length)), length
+        finally:
+            file.seek(position)
+
+    def write(self, obj: Any, offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
+        file = self._file
+        position = file.tell()
+        try:
+            file.seek(offset, io.SEEK_SET)
+            data, memo_max = self._pickle_dump_fix(obj, memo_start_idx)
+            return file.write(data), memo_max
+        finally:
+            file.seek(position)
+
+
+class ArrayPickler(BasePickler):
+    """``numpy.ndarray``, ``numpy.memmap`` and ``EmptyNDArray`` stubs, stored
+    memory-mappable (written and read by the Rust half)."""
+
+    priority = 100
+
+    def is_picklable(self, obj: Any) -> bool:
+        numpy = sys.modules.get("numpy")
+        stubs = sys.modules.get("mmappickle.stubs.numpy")
+        types = () if numpy is None else (numpy.ndarray, numpy.memmap)
+        return type(obj) in types or (stubs is not None and type(obj) is stubs.EmptyNDArray)
+
+
+class MaskedArrayPickler(BasePickler):
+    """``numpy.ma.MaskedArray``: data and mask both memory-mappable (written and read by
+    the Rust half)."""
+
+    priority = 100
+
+    def is_picklable(self, obj: Any) -> bool:
+        ma = sys.modules.get("numpy.ma")
+        return ma is not None and type(obj) is ma.MaskedArray

@@ -1,19 +1,9 @@
-"""The picklers of numpy arrays and masked arrays (markers: the format is written in Rust)."""
+"""The picklers of numpy arrays and masked arrays (as in the library, this module needs
+numpy; the classes live in :mod:`mmappickle.picklers.base`, so that an ``mmapdict`` finds
+them without importing numpy)."""
 
 import numpy  # noqa: F401  (as in the Python library: this module needs numpy)
 
-from .base import BasePickler
+from .base import ArrayPickler, MaskedArrayPickler
 
-
-class ArrayPickler(BasePickler):
-    """``numpy.ndarray``, ``numpy.memmap`` and ``EmptyNDArray`` stubs, stored memory-mappable."""
-
-    kind = "array"
-    priority = 100
-
-
-class MaskedArrayPickler(BasePickler):
-    """``numpy.ma.MaskedArray``: data and mask both memory-mappable."""
-
-    kind = "masked"
-    priority = 100
+__all__ = ["ArrayPickler", "MaskedArrayPickler"]

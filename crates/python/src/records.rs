@@ -1,0 +1,250 @@
+//! The typed records that cross the boundary between the Rust half and the Python half: what
+//! a key holds (`GenericValue`, `ArrayPlace`, `MaskedPlace`; over a URL, `RemoteArray` and
+//! `ArrayBytes` / `MaskedArrayBytes`), and the values a batch stores (`NewPickle`,
+//! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
+//! fields the `.pyi` describes.
+
+use mmappickle::codec::opcode::{PROTO, STOP};
+use mmappickle::{DType, Located};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+
+/// The pickle protocol of every value in the file.
+const PROTOCOL: u8 = 4;
+
+fn parse_dtype(name: &str) -> PyResult<DType> {
+    DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
+}
+
+/// `PROTO 4`, `value_bytes`, `STOP`: the pickle of an entry's value alone.
+pub(crate) fn value_pickle<'py>(
+    py: Python<'py>,
+    value_bytes: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, value_bytes.len() + 3, |buffer| {
+        let end = buffer.len() - 1;
+        buffer[0] = PROTO;
+        buffer[1] = PROTOCOL;
+        buffer[2..end].copy_from_slice(value_bytes);
+        buffer[end] = STOP;
+        Ok(())
+    })
+}
+
+/// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`).
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct GenericValue {
+    value_bytes: Py<PyBytes>,
+}
+
+impl GenericValue {
+    pub(crate) fn new(py: Python<'_>, value_bytes: &[u8]) -> Self {
+        GenericValue {
+            value_bytes: PyBytes::new(py, value_bytes).unbind(),
+        }
+    }
+}
+
+#[pymethods]
+impl GenericValue {
+    /// The value's bytes as stored in the file.
+    #[getter]
+    fn value_bytes(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.value_bytes.clone_ref(py)
+    }
+
+    /// A whole pickle of the value alone, for `pickle.loads`.
+    #[getter]
+    fn pickle<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        value_pickle(py, self.value_bytes.as_bytes(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "GenericValue(<{} bytes>)",
+            self.value_bytes.as_bytes(py).len()
+        )
+    }
+}
+
+/// Where an array's raw bytes (C order) are in the file, to map them.
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct ArrayPlace {
+    /// Offset of the first raw byte (any alignment).
+    data_offset: u64,
+    /// numpy's name of the dtype.
+    dtype: String,
+    /// The shape.
+    shape: Vec<usize>,
+}
+
+impl ArrayPlace {
+    fn new(place: mmappickle::ArrayPlace) -> Self {
+        ArrayPlace {
+            data_offset: place.data_offset,
+            dtype: place.dtype.name(),
+            shape: place.shape,
+        }
+    }
+}
+
+#[pymethods]
+impl ArrayPlace {
+    fn __repr__(&self) -> String {
+        format!(
+            "ArrayPlace(data_offset={}, dtype={:?}, shape={:?})",
+            self.data_offset, self.dtype, self.shape
+        )
+    }
+}
+
+/// A masked array: the places of its data and of its mask (`bool`, the data's shape, or 0-d
+/// when the array was written without a mask).
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct MaskedPlace {
+    data: Py<ArrayPlace>,
+    mask: Py<ArrayPlace>,
+}
+
+/// What a key holds, as the record the Python half reads.
+pub(crate) fn located_record(py: Python<'_>, located: Located) -> PyResult<Py<PyAny>> {
+    Ok(match located {
+        Located::Value(bytes) => Py::new(py, GenericValue::new(py, &bytes))?.into_any(),
+        Located::Array(place) => Py::new(py, ArrayPlace::new(place))?.into_any(),
+        Located::Masked { data, mask } => Py::new(
+            py,
+            MaskedPlace {
+                data: Py::new(py, ArrayPlace::new(data))?,
+                mask: Py::new(py, ArrayPlace::new(mask))?,
+            },
+        )?
+        .into_any(),
+    })
+}
+
+/// A remote plain array, its bytes not read yet (`NativeRemote.read_rows` reads them).
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct RemoteArray {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<usize>,
+}
+
+/// An array read whole: its dtype name, shape and raw bytes (C order).
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct ArrayBytes {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) raw: Py<PyByteArray>,
+}
+
+/// A masked array read whole.
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct MaskedArrayBytes {
+    pub(crate) data: Py<ArrayBytes>,
+    pub(crate) mask: Py<ArrayBytes>,
+}
+
+/// A value pickled by Python: a whole pickle stream (`pickle.dumps(value, 4)`).
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct NewPickle {
+    pub(crate) key: String,
+    pub(crate) stream: Py<PyBytes>,
+}
+
+#[pymethods]
+impl NewPickle {
+    #[new]
+    fn new(key: String, stream: Py<PyBytes>) -> Self {
+        NewPickle { key, stream }
+    }
+}
+
+/// An array whose raw bytes `write_raw(fd, offset, length)` writes into the file.
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct NewArray {
+    pub(crate) key: String,
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) write_raw: Py<PyAny>,
+}
+
+#[pymethods]
+impl NewArray {
+    #[new]
+    fn new(key: String, dtype: &str, shape: Vec<usize>, write_raw: Py<PyAny>) -> PyResult<Self> {
+        Ok(NewArray {
+            key,
+            dtype: parse_dtype(dtype)?,
+            shape,
+            write_raw,
+        })
+    }
+}
+
+/// A masked array: the raw bytes (C order) of its data and of its mask.
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct NewMasked {
+    pub(crate) key: String,
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Py<PyBytes>,
+    pub(crate) mask: Py<PyBytes>,
+}
+
+#[pymethods]
+impl NewMasked {
+    #[new]
+    fn new(
+        key: String,
+        dtype: &str,
+        shape: Vec<usize>,
+        data: Py<PyBytes>,
+        mask: Py<PyBytes>,
+    ) -> PyResult<Self> {
+        Ok(NewMasked {
+            key,
+            dtype: parse_dtype(dtype)?,
+            shape,
+            data,
+            mask,
+        })
+    }
+}
+
+/// A stub: an array of `dtype` and `shape` whose bytes are a hole in the file.
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct NewStub {
+    pub(crate) key: String,
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<usize>,
+}
+
+#[pymethods]
+impl NewStub {
+    #[new]
+    fn new(key: String, dtype: &str, shape: Vec<usize>) -> PyResult<Self> {
+        Ok(NewStub {
+            key,
+            dtype: parse_dtype(dtype)?,
+            shape,
+        })
+    }
+}
+
+/// A value that `write(fd, value_offset, memo_start) -> (length, memo_max)` writes itself at
+/// its final place (a pickler class of the Python library's kind); its bytes are checked by
+/// the codec before the commit.
+#[pyclass(module = "mmappickle._native", frozen)]
+pub(crate) struct NewWritten {
+    pub(crate) key: String,
+    pub(crate) write: Py<PyAny>,
+}
+
+#[pymethods]
+impl NewWritten {
+    #[new]
+    fn new(key: String, write: Py<PyAny>) -> Self {
+        NewWritten { key, write }
+    }
+}
