@@ -68,9 +68,10 @@ pub struct Container {
     path: PathBuf,
     file: Arc<File>,
     identity: Identity,
-    /// The process that opened `file`: a child made by `fork` shares its open file
-    /// description, and so its `flock`, and reopens the file (see `follow_fork`).
-    owner: u32,
+    /// The forks that made the process that opened `file` (`map::forks`): a child made by
+    /// `fork` shares its open file description, and so its `flock`, and reopens the file
+    /// (see `follow_fork`).
+    forks: u64,
     /// This handle's number among the process's, for the locks it holds (see `held`).
     handle: u64,
     options: ContainerOptions,
@@ -131,7 +132,7 @@ impl Container {
             path: path.to_path_buf(),
             file: Arc::new(file),
             identity,
-            owner: std::process::id(),
+            forks: crate::map::forks(),
             handle: held::new_handle(),
             options,
             lock_depth: 0,
@@ -426,8 +427,8 @@ impl Container {
     /// valid; the table is read again. Locks the parent held are not the child's: the child
     /// starts without any.
     fn follow_fork(&mut self) -> Result<(), Error> {
-        let pid = std::process::id();
-        if pid == self.owner {
+        let forks = crate::map::forks();
+        if forks == self.forks {
             return Ok(());
         }
         // This process's descriptor of the very file, even if the path now names another
@@ -441,7 +442,7 @@ impl Container {
         let file = Self::open_file(reopen_path, self.options.readonly)?;
         self.identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
         self.file = Arc::new(file);
-        self.owner = pid;
+        self.forks = forks;
         self.lock_depth = 0;
         self.shared_readers = 0;
         held::unregister(self.handle);

@@ -18,6 +18,9 @@ use crate::layout::{
 };
 use crate::map::ReadMap;
 
+/// The page size of the terminator rules (see `Container::end_with_terminator`).
+const PAGE: u64 = 4096;
+
 /// Values up to this long are gathered in the batch's buffer; longer ones go straight to
 /// their place in the file.
 const BUFFERED_VALUE_MAX: u64 = 64 << 10;
@@ -433,24 +436,40 @@ impl Batch<'_> {
     /// bytes never grow the file (which must end with a terminator at every instant).
     fn write_out(&mut self, then_terminator: bool) -> Result<(), Error> {
         let written_len = self.buffer.len() as u64;
+        let terminator_at = self.buffer_offset + written_len;
+        // Nothing of the batch in the file yet: the file ends with the old terminator, which
+        // the commit bytes held back keep whole, and the bytes go right after it.
+        let at_old_end = !self.wrote && !self.may_overshoot;
+        let mut held_back = 0;
+        if self.buffer_offset == self.start
+            && self.commit_bytes.is_none()
+            && !self.buffer.is_empty()
+        {
+            let first = self
+                .buffer
+                .get(..TERMINATOR.len())
+                .and_then(|first| first.try_into().ok());
+            let first = first.ok_or(Error::bad_entry("an entry head of 11 bytes", self.start))?;
+            self.commit_bytes = Some(first);
+            held_back = TERMINATOR.len();
+        }
+        let offset = self.buffer_offset + held_back as u64;
         if then_terminator {
             self.wrote = true;
-            self.container
-                .end_with_terminator(self.buffer_offset + written_len)?;
+            let end = terminator_at + TERMINATOR.len() as u64;
+            if at_old_end && offset / PAGE == (end - 1) / PAGE {
+                // One write inside one page grows the file at once, the new terminator with
+                // it: the file never ends without a whole terminator.
+                self.buffer.extend_from_slice(&TERMINATOR);
+            } else {
+                self.container.end_with_terminator(terminator_at)?;
+            }
         }
-        let mut bytes = self.buffer.as_slice();
-        let mut offset = self.buffer_offset;
-        if offset == self.start && self.commit_bytes.is_none() && !bytes.is_empty() {
-            let (first, rest) = bytes.split_at(TERMINATOR.len().min(bytes.len()));
-            self.commit_bytes = Some(
-                first
-                    .try_into()
-                    .map_err(|_| Error::bad_entry("an entry head of 11 bytes", offset))?,
-            );
-            bytes = rest;
-            offset += TERMINATOR.len() as u64;
-        }
-        if !bytes.is_empty() {
+        if let Some(bytes) = self
+            .buffer
+            .get(held_back..)
+            .filter(|bytes| !bytes.is_empty())
+        {
             self.wrote = true;
             self.container.write_at(bytes, offset)?;
         }
