@@ -151,10 +151,12 @@ fn payload(idx: usize, len: usize) -> Vec<u8> {
 /// The sizes of the values of a round: small, about one page, many pages.
 const SIZES: [usize; 4] = [100, 3000, 60_000, 200_000];
 
-/// Writes `count` values with our facade: bytes values and `uint8` arrays of [`SIZES`], by
-/// single inserts and in batches of 5 (every 4th group).
+/// Writes `count` values with our facade: bytes values and `uint8` arrays (copied, or written
+/// in place by the caller) of [`SIZES`], by single inserts and in batches of 5 (every 4th
+/// group).
 fn write_ours(path: &Path, prefix: &str, count: usize) -> Vec<(String, Vec<u8>)> {
     let mut dict = MmapDict::open(path).unwrap();
+    let uint8 = mmappickle::DType::parse("uint8").unwrap();
     let values: Vec<(String, Vec<u8>)> = (0..count)
         .map(|idx| {
             (
@@ -175,10 +177,16 @@ fn write_ours(path: &Path, prefix: &str, count: usize) -> Vec<(String, Vec<u8>)>
             continue;
         }
         for (idx, (key, bytes)) in group.iter().enumerate() {
-            if idx % 2 == 0 {
-                dict.insert(key, Value::bytes(bytes.clone())).unwrap();
-            } else {
-                dict.insert_array(key, bytes, &[bytes.len()]).unwrap();
+            match idx % 3 {
+                0 => dict.insert(key, Value::bytes(bytes.clone())).unwrap(),
+                1 => dict.insert_array(key, bytes, &[bytes.len()]).unwrap(),
+                // The array's bytes written by the caller at their place (as the Python
+                // package writes arrays, with `pwrite` from the array's buffer).
+                _ => dict
+                    .insert_array_in_place(key, &uint8, &[bytes.len()], |file, offset, _| {
+                        std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+                    })
+                    .unwrap(),
             }
         }
     }

@@ -663,21 +663,8 @@ impl Container {
     /// a page boundary is not written where the file ends: a whole one goes just past that
     /// boundary first, and the length is set back once the one at `at` is in place.
     pub(crate) fn end_with_terminator(&self, at: u64) -> Result<(), Error> {
-        let end = at
-            .checked_add(PAGE)
-            .map(|_| at + TERMINATOR.len() as u64)
-            .ok_or(Error::overflow(at))?;
-        let mut len = self.current_len()?;
-        if len < end && straddles_page(at) {
-            let past_boundary = at.next_multiple_of(PAGE);
-            self.write_at(&TERMINATOR, past_boundary)?;
-            len = past_boundary + TERMINATOR.len() as u64;
-        }
-        self.write_at(&TERMINATOR, at)?;
-        if len > end {
-            self.file.set_len(end).map_err(io_at(end))?;
-        }
-        Ok(())
+        self.check_writable()?;
+        end_file_with_terminator(&self.file, at)
     }
 
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<(), Error> {
@@ -706,6 +693,26 @@ fn is_plain_pickle_of_dict(bytes: &[u8]) -> bool {
         mmappickle_codec::loads(bytes),
         Ok(mmappickle_codec::Value::Dict(_))
     )
+}
+
+/// [`Container::end_with_terminator`] on `file`.
+pub(crate) fn end_file_with_terminator(file: &File, at: u64) -> Result<(), Error> {
+    let end = at
+        .checked_add(PAGE)
+        .map(|_| at + TERMINATOR.len() as u64)
+        .ok_or(Error::overflow(at))?;
+    let mut len = file.metadata().map_err(Error::unplaced_io)?.len();
+    if len < end && straddles_page(at) {
+        let past_boundary = at.next_multiple_of(PAGE);
+        file.write_all_at(&TERMINATOR, past_boundary)
+            .map_err(io_at(past_boundary))?;
+        len = past_boundary + TERMINATOR.len() as u64;
+    }
+    file.write_all_at(&TERMINATOR, at).map_err(io_at(at))?;
+    if len > end {
+        file.set_len(end).map_err(io_at(end))?;
+    }
+    Ok(())
 }
 
 /// The page size the terminator rules assume (larger pages have their boundaries among

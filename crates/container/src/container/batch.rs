@@ -340,7 +340,12 @@ impl Batch<'_> {
         let written_to = if new.value_len <= BUFFERED_VALUE_MAX {
             let mut sink =
                 ValueSink::buffered(&file, &mut self.buffer, entry.value_offset(), value_end);
-            write_value(&mut sink).map_err(io_at(sink.position()))?;
+            let written = write_value(&mut sink).map_err(io_at(sink.position()));
+            if sink.wrote_in_file() {
+                self.wrote = true;
+                self.may_overshoot = true;
+            }
+            written?;
             sink.position()
         } else {
             // The file keeps ending with a terminator while the value is written (a Python

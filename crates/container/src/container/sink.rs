@@ -16,6 +16,9 @@ pub struct ValueSink<'a> {
     buffer: Option<&'a mut Vec<u8>>,
     position: u64,
     end: u64,
+    /// A buffered value's bytes were written in the file by the value writer itself (see
+    /// [`ValueSink::write_in_place`]): the file may extend past the batch's end.
+    wrote_in_file: bool,
 }
 
 impl<'a> ValueSink<'a> {
@@ -26,6 +29,7 @@ impl<'a> ValueSink<'a> {
             buffer: None,
             position,
             end,
+            wrote_in_file: false,
         }
     }
 
@@ -42,6 +46,7 @@ impl<'a> ValueSink<'a> {
             buffer: Some(buffer),
             position,
             end,
+            wrote_in_file: false,
         }
     }
 }
@@ -146,6 +151,16 @@ impl ValueSink<'_> {
         if self.buffer.is_none() && len >= PREALLOCATE_MIN as u64 {
             preallocate(self.file, self.position, len);
         }
+        if self.buffer.is_some() {
+            // The writer writes past the file's end (a buffered value lies after what the
+            // batch wrote so far): a terminator goes after this entry first, so that the
+            // file keeps ending with one while the writer grows it (a Python `mmapdict`
+            // constructor writes one over whatever ends the file otherwise).
+            let entry_end = self.end + crate::layout::ENTRY_TRAILER_LEN;
+            super::end_file_with_terminator(self.file, entry_end)
+                .map_err(|error| io::Error::other(error.to_string()))?;
+            self.wrote_in_file = true;
+        }
         write(self.file, self.position, len)?;
         if let Some(buffer) = self.buffer.as_mut() {
             let start = buffer.len();
@@ -156,6 +171,12 @@ impl ValueSink<'_> {
         }
         self.position = next;
         Ok(())
+    }
+
+    /// Whether a buffered value's bytes were written in the file by its writer: the file
+    /// may then extend past the batch's end.
+    pub(super) fn wrote_in_file(&self) -> bool {
+        self.wrote_in_file
     }
 
     /// Absolute file offset of the next byte.
