@@ -76,6 +76,24 @@ const FINDINGS: &[Finding] = &[
             one element each, so max_elements did not bound memory. Fixed: a copied str, bytes \
             or int counts one more element per 32 bytes (codec unpickler.rs, node_count).",
     },
+    Finding {
+        target: "entry_value_from_pickle",
+        file: "two-values-at-stop",
+        what_was_wrong: "45 bytes, `(10,)` then `set([1, 2, 3, 300])` on the stack at STOP: \
+            pickle.loads takes the top value, the rewrite kept both, so insert_pickle would \
+            have stored an entry of two values (the whole file's pickle broken). Fixed: the \
+            rewrite counts the stack and refuses a stream that does not leave exactly one \
+            value (codec restream.rs, StackCount).",
+    },
+    Finding {
+        target: "remote_scan",
+        file: "range-past-the-budget",
+        what_was_wrong: "A trailer a library constructor overwrote makes the scan read the \
+            entry's whole value (7754 bytes over 3 blocks of 4096, budget 2 blocks): loading \
+            the third block dropped the first before the join, so the cache never held the \
+            range and the remote open fetched it forever. Fixed: the range is joined from the \
+            fetched blocks before they are kept (remote cache.rs, insert_and_join).",
+    },
 ];
 
 fn regressions_dir() -> PathBuf {

@@ -45,12 +45,15 @@ enum Step {
 /// `memo_max`).
 ///
 /// Errors: an op that does not parse, a `GET` of an index nothing stored
-/// before it ([`ErrorKind::MemoMissing`]), an op after `STOP` or no `STOP`
-/// ([`ErrorKind::BadEntryValue`]), a memo index past `i32::MAX` (an entry records its
-/// `memo_max` as a `BININT`).
-/// The bytes are not otherwise checked to be exactly one value: that is
-/// what a stream of `pickle.dumps` is; [`decode_entry_value`](crate::decode_entry_value)
-/// checks it.
+/// before it ([`ErrorKind::MemoMissing`]), an op after `STOP` or no `STOP`, a
+/// stream that does not leave exactly one value at its `STOP` or takes more
+/// items than its stack holds ([`ErrorKind::BadEntryValue`]), a memo index
+/// past `i32::MAX` (an entry records its `memo_max` as a `BININT`).
+/// The stack is checked by counting items, as `pickle.dumps` streams always
+/// pass: `pickle.loads` takes the top value at `STOP` and drops the rest, but
+/// an entry's extra values would break the pickle of the whole file. What the
+/// ops build is not otherwise checked;
+/// [`decode_entry_value`](crate::decode_entry_value) checks it.
 ///
 /// ```
 /// use mmappickle_codec::entry_value_from_pickle;
@@ -119,6 +122,7 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
     let mut latest: HashMap<u64, usize> = HashMap::new();
     let mut offset = 0;
     let mut stopped = false;
+    let mut stack = StackCount::default();
     while let Some(rest) = stream.get(offset..).filter(|rest| !rest.is_empty()) {
         if stopped {
             return Err(Error::new(
@@ -129,6 +133,9 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
             ));
         }
         let (op, len) = parse_op(rest).map_err(|error| error.shifted(offset as u64))?;
+        stack
+            .apply(&op)
+            .map_err(|problem| Error::new(ErrorKind::BadEntryValue { problem }, offset as u64))?;
         let end = offset + len;
         let stored_index = match op {
             Op::Put(index) => Some(index),
@@ -182,6 +189,111 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
         ));
     }
     Ok((steps, stores))
+}
+
+/// The unpickler's stack, counted: the items above the innermost open `MARK`,
+/// and those below each open `MARK`.
+#[derive(Default)]
+struct StackCount {
+    items: usize,
+    below_marks: Vec<usize>,
+}
+
+impl StackCount {
+    /// Counts what `op` takes from and leaves on the stack; the problem when
+    /// it takes more than there is, or when `STOP` leaves other than one value.
+    fn apply(&mut self, op: &Op<'_>) -> Result<(), &'static str> {
+        const UNDERFLOW: &str = "an op taking more items than the stack holds";
+        let (takes, leaves) = match op {
+            Op::Mark => {
+                self.below_marks.push(self.items);
+                self.items = 0;
+                return Ok(());
+            }
+            Op::Stop => {
+                return if self.items == 1 && self.below_marks.is_empty() {
+                    Ok(())
+                } else {
+                    Err("a stream that does not leave exactly one value at STOP")
+                };
+            }
+            // Ops that take the items above the innermost MARK.
+            Op::Tuple | Op::List | Op::Dict | Op::FrozenSet | Op::Inst { .. } | Op::Obj => {
+                self.pop_mark()?;
+                (0, 1)
+            }
+            // These add the items to the container below the MARK.
+            Op::Appends | Op::SetItems | Op::AddItems => {
+                self.pop_mark()?;
+                (1, 1)
+            }
+            Op::PopMark => {
+                self.pop_mark()?;
+                (0, 0)
+            }
+            Op::Proto(_) | Op::Frame(_) => (0, 0),
+            Op::Pop => (1, 0),
+            Op::Dup => (1, 2),
+            Op::Put(_)
+            | Op::BinPut(_)
+            | Op::LongBinPut(_)
+            | Op::Memoize
+            | Op::Tuple1
+            | Op::BinPersId
+            | Op::ReadonlyBuffer => (1, 1),
+            Op::Append | Op::Build | Op::Reduce | Op::NewObj | Op::StackGlobal | Op::Tuple2 => {
+                (2, 1)
+            }
+            Op::SetItem | Op::NewObjEx | Op::Tuple3 => (3, 1),
+            Op::Int(_)
+            | Op::BinInt(_)
+            | Op::BinInt1(_)
+            | Op::BinInt2(_)
+            | Op::Long(_)
+            | Op::Long1(_)
+            | Op::Long4(_)
+            | Op::Float(_)
+            | Op::BinFloat(_)
+            | Op::None
+            | Op::NewTrue
+            | Op::NewFalse
+            | Op::String(_)
+            | Op::BinString(_)
+            | Op::ShortBinString(_)
+            | Op::Unicode(_)
+            | Op::BinUnicode(_)
+            | Op::ShortBinUnicode(_)
+            | Op::BinUnicode8(_)
+            | Op::BinBytes(_)
+            | Op::ShortBinBytes(_)
+            | Op::BinBytes8(_)
+            | Op::ByteArray8(_)
+            | Op::EmptyDict
+            | Op::EmptyList
+            | Op::EmptyTuple
+            | Op::EmptySet
+            | Op::Global { .. }
+            | Op::Get(_)
+            | Op::BinGet(_)
+            | Op::LongBinGet(_)
+            | Op::PersId(_)
+            | Op::Ext1(_)
+            | Op::Ext2(_)
+            | Op::Ext4(_)
+            | Op::NextBuffer => (0, 1),
+        };
+        self.items = self.items.checked_sub(takes).ok_or(UNDERFLOW)? + leaves;
+        Ok(())
+    }
+
+    /// Drops the items above the innermost MARK, and the MARK.
+    fn pop_mark(&mut self) -> Result<(), &'static str> {
+        self.items = self
+            .below_marks
+            .pop()
+            .ok_or("an op taking items above a MARK with no MARK open")?;
+        Ok(())
+    }
 }
 
 fn put_op(index: u32) -> Op<'static> {
@@ -262,5 +374,34 @@ mod tests {
         let shared = framed(b"}\x94\x8c\x01k\x94h\x01s.");
         let error = entry_value_from_pickle(&shared, i32::MAX as u32).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::LimitExceeded { .. }));
+    }
+
+    // pickle.loads takes the top value at STOP; an entry must hold exactly one, so streams
+    // that leave more (or fewer), leave a MARK open or take what is not there are errors.
+    #[test]
+    fn streams_of_other_than_one_value_are_errors() {
+        for (stream, offset) in [
+            (&b"\x80\x04NN."[..], 4),
+            (b"\x80\x04(N.", 4),
+            (b"\x80\x040.", 2),
+            (b"\x80\x04Na.", 3),
+            (b"\x80\x04Nt.", 3),
+            (b"\x80\x04]NNe.", 5),
+            // (10,) then set([1, 2, 3, 300]), as the fuzzer made it: loads gives the set.
+            (
+                b"(K\nt\x80\x03cbuiltins\nset\n]q\x01(K\x01K\x02K\x03M,\x01e\x85R.",
+                36,
+            ),
+        ] {
+            let error = entry_value_from_pickle(stream, 1).unwrap_err();
+            assert!(
+                matches!(error.kind(), ErrorKind::BadEntryValue { .. }),
+                "{stream:?}: {error}"
+            );
+            assert_eq!(error.offset(), offset, "{stream:?}: {error}");
+        }
+        // Items above a MARK and below it are counted apart.
+        let (value, _) = entry_value_from_pickle(b"\x80\x02](N(K\x01tNe.", 1).unwrap();
+        assert_eq!(value, b"](N(K\x01tNe");
     }
 }

@@ -7,6 +7,9 @@ use std::ops::Range;
 use mmappickle_array::ValueSource;
 use mmappickle_container::{ByteSource, NotLoaded};
 
+/// Joined spans always kept, however large (see [`BlockCache::insert_and_join`]).
+const SPANS_KEPT: usize = 4;
+
 /// Blocks of `block_size` bytes (the last one shorter), dropped oldest first past the budget.
 #[derive(Debug)]
 pub(crate) struct BlockCache {
@@ -16,8 +19,10 @@ pub(crate) struct BlockCache {
     blocks: HashMap<u64, Vec<u8>>,
     /// Block indices, oldest first.
     order: VecDeque<u64>,
-    /// Copies of small reads that cross a block boundary, by start offset.
+    /// Copies of reads that cross a block boundary, by start offset.
     spans: BTreeMap<u64, Vec<u8>>,
+    /// Start offsets of `spans`, oldest first.
+    span_order: VecDeque<u64>,
     held: u64,
 }
 
@@ -30,6 +35,7 @@ impl BlockCache {
             blocks: HashMap::new(),
             order: VecDeque::new(),
             spans: BTreeMap::new(),
+            span_order: VecDeque::new(),
             held: 0,
         }
     }
@@ -81,25 +87,49 @@ impl BlockCache {
         }
     }
 
-    /// Makes the bytes of `range`, whose blocks are all held, readable as one slice.
-    pub(crate) fn join(&mut self, range: Range<u64>) {
+    /// Keeps the blocks `fetched` for `range` and makes the bytes of `range` readable as one
+    /// slice. Joined before the blocks are kept: a range longer than the budget (a whole
+    /// value the scan checks) would otherwise lose its first blocks to its last ones, and the
+    /// scan would ask for it again forever.
+    pub(crate) fn insert_and_join(&mut self, fetched: Vec<(u64, Vec<u8>)>, range: Range<u64>) {
+        let joined = self.joined(&range, &fetched);
+        for (block_idx, block) in fetched {
+            self.insert(block_idx, block);
+        }
+        let Some(joined) = joined else {
+            return;
+        };
+        if self.spans.insert(range.start, joined).is_some() {
+            self.span_order.retain(|&start| start != range.start);
+        }
+        self.span_order.push_back(range.start);
+        // Most joins are small (an entry's head, a trailer, an array header): the oldest
+        // are dropped once they add up to a block. The newest few stay whatever their
+        // size: one step of the scan (an entry read again from its head when it paused)
+        // may need its head, its trailer and its whole value joined at once.
+        let mut joined_len: usize = self.spans.values().map(Vec::len).sum();
+        while joined_len as u64 > self.block_size && self.span_order.len() > SPANS_KEPT {
+            if let Some(oldest) = self.span_order.pop_front() {
+                joined_len -= self.spans.remove(&oldest).map_or(0, |span| span.len());
+            }
+        }
+    }
+
+    /// The bytes of `range` from the blocks `fetched` and those held; `None` when one lacks.
+    fn joined(&self, range: &Range<u64>, fetched: &[(u64, Vec<u8>)]) -> Option<Vec<u8>> {
         let mut joined = Vec::with_capacity((range.end - range.start) as usize);
-        for block_idx in self.block_indices(&range) {
+        for block_idx in self.block_indices(range) {
             let block_range = self.block_range(block_idx);
-            let Some(block) = self.blocks.get(&block_idx) else {
-                return;
-            };
+            let block = fetched
+                .iter()
+                .find(|(fetched_idx, _)| *fetched_idx == block_idx)
+                .map(|(_, block)| block)
+                .or_else(|| self.blocks.get(&block_idx))?;
             let from = range.start.max(block_range.start) - block_range.start;
             let to = range.end.min(block_range.end) - block_range.start;
-            joined.extend_from_slice(&block[from as usize..to as usize]);
+            joined.extend_from_slice(block.get(from as usize..to as usize)?);
         }
-        // Joins are small (an entry's head, a trailer, an array header): the oldest are
-        // dropped once they add up to a block.
-        let joined_len: usize = self.spans.values().map(Vec::len).sum();
-        if joined_len as u64 > self.block_size {
-            self.spans.clear();
-        }
-        self.spans.insert(range.start, joined);
+        Some(joined)
     }
 
     /// The bytes of `range` when held in one piece, `None` when they are not.

@@ -60,11 +60,7 @@ impl Source {
             },
         ))
         .await?;
-        let mut cache = self.cache();
-        for (block_idx, block) in fetched {
-            cache.insert(block_idx, block);
-        }
-        cache.join(range);
+        self.cache().insert_and_join(fetched, range);
         Ok(())
     }
 

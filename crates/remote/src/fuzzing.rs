@@ -127,10 +127,7 @@ fn load(cache: &mut BlockCache, range: Range<u64>, served: &[u8]) -> bool {
             None => return false,
         }
     }
-    for (block_idx, block) in fetched {
-        cache.insert(block_idx, block);
-    }
-    cache.join(range);
+    cache.insert_and_join(fetched, range);
     true
 }
 
