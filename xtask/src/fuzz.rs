@@ -94,8 +94,8 @@ pub fn main(args: &[String]) -> Result {
                 seconds,
                 TIMEOUT_SECONDS,
                 &options.extra,
+                &mut RunStats::default(),
             )
-            .map(drop)
         }
         Mode::Long { minutes, targets } => {
             let toolchain = prepare(options.sanitizer)?;
@@ -155,6 +155,7 @@ fn long_campaign(
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for target in targets {
+        let mut stats = RunStats::default();
         let outcome = step(&format!("fuzz {target} ({minutes} min)"), || {
             campaign(
                 toolchain,
@@ -162,15 +163,17 @@ fn long_campaign(
                 minutes * 60,
                 CAMPAIGN_TIMEOUT_SECONDS,
                 extra,
+                &mut stats,
             )
         });
-        match outcome {
-            Ok(stats) => rows.push((target.clone(), stats, "")),
+        let verdict = match outcome {
+            Ok(()) => "",
             Err(error) => {
                 failures.push(error);
-                rows.push((target.clone(), RunStats::default(), "FAILED"));
+                "(FAILED) "
             }
-        }
+        };
+        rows.push((target.clone(), stats, verdict));
     }
     let sanitizer = toolchain.sanitizer.as_deref().unwrap_or("address");
     println!("\ncampaign: {minutes} min per target, sanitizer {sanitizer}\n");
@@ -201,7 +204,14 @@ pub fn smoke(seconds: u64) -> Result {
     seed_corpus()?;
     for target in TARGETS {
         step(&format!("fuzz {target} ({seconds} s)"), || {
-            campaign(&toolchain, target, seconds, TIMEOUT_SECONDS, &[])
+            campaign(
+                &toolchain,
+                target,
+                seconds,
+                TIMEOUT_SECONDS,
+                &[],
+                &mut RunStats::default(),
+            )
         })?;
     }
     Ok(())
@@ -355,14 +365,15 @@ fn fuzz_dir() -> PathBuf {
 }
 
 /// Runs `target` for `seconds`, its corpus in `fuzz/corpus/<target>/`, with a time-out of
-/// `timeout` seconds per input; returns what libFuzzer reported.
+/// `timeout` seconds per input; `stats` gets what libFuzzer reported, finding or not.
 fn campaign(
     toolchain: &Toolchain,
     target: &str,
     seconds: u64,
     timeout: u32,
     extra: &[String],
-) -> Result<RunStats> {
+    stats: &mut RunStats,
+) -> Result {
     let mut command = toolchain.fuzz("run");
     command
         .args(["--release", "--debug-assertions", target])
@@ -382,7 +393,6 @@ fn campaign(
         .spawn()
         .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
     // libFuzzer reports on stderr: passed on as it comes, and read for the figures.
-    let mut stats = RunStats::default();
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -396,7 +406,7 @@ fn campaign(
     stats.seconds = start.elapsed().as_secs_f64();
     stats.corpus_files = count_files(&fuzz_dir().join("corpus").join(target));
     if status.success() {
-        Ok(stats)
+        Ok(())
     } else if count_files(&artifacts) > artifacts_before {
         Err(format!(
             "fuzz target {target} found a problem ({status}): its input is in \
