@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use self::append::{Alignment, NewEntry, MAX_ALIGN};
 pub use self::batch::Batch;
-pub use self::fsck::FsckReport;
+pub use self::fsck::{DroppedEntry, FsckReport};
 pub use self::options::{ContainerOptions, Durability};
 pub use self::sink::ValueSink;
 pub use self::vacuum::{VacuumReport, VACUUM_ALIGNMENT};

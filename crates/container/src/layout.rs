@@ -1115,6 +1115,44 @@ pub(crate) struct Salvage {
     pub torn_key: Option<String>,
 }
 
+/// Where whole entries resume after a damaged entry at `damaged`: its end, when its head is
+/// whole and from there entries follow one another, each well formed, up to a whole
+/// terminator that ends the file (the proof that they are intact); `None` otherwise, or when
+/// only the terminator follows.
+///
+/// No search for entries past a head that is not whole: the head of a batch's first entry
+/// is the 11-byte commit over the old terminator, and a commit torn by a power loss (some of
+/// its bytes still the terminator's, such as the key length `2e`) is followed by the
+/// batch's entries, which were never committed and must not appear.
+pub(crate) fn entries_resume_at(file: &[u8], damaged: u64) -> Option<u64> {
+    let len = file.len() as u64;
+    let terminator_at = len.checked_sub(TERMINATOR.len() as u64)?;
+    if file.get(terminator_at as usize..) != Some(&TERMINATOR[..]) {
+        return None;
+    }
+    let head = file.get(damaged as usize..(damaged + ENTRY_HEAD_LEN) as usize)?;
+    let key_len = u64::from(head[10]);
+    let key = file.get((damaged + ENTRY_HEAD_LEN) as usize..(damaged + 11 + key_len) as usize)?;
+    let head_whole = head[0] == FRAME
+        && head[9] == SHORT_BINUNICODE
+        && head[10] != TERMINATOR[10]
+        && std::str::from_utf8(key).is_ok();
+    let frame_len = u64::from_le_bytes(head[1..9].try_into().ok()?);
+    let end = damaged.checked_add(9)?.checked_add(frame_len)?;
+    if !head_whole || end >= terminator_at || end < damaged + ENTRY_HEAD_LEN + key_len {
+        return None;
+    }
+    let mut keys = KeyWriter::default();
+    let mut offset = end;
+    loop {
+        match in_memory(parse_entry(file, offset, &mut keys), len) {
+            Ok(Step::Terminator) => return (offset == terminator_at).then_some(end),
+            Ok(Step::Entry(entry)) => offset = entry.end(),
+            _ => return None,
+        }
+    }
+}
+
 /// Walks the entries like [`scan`] but stops at the first problem instead of failing.
 pub(crate) fn salvage(file: &[u8]) -> Result<Salvage, Error> {
     parse_header(file)?;

@@ -59,8 +59,9 @@ mod scratch;
 
 pub use crate::{
     container::{
-        next_commit_number, Alignment, Batch, Container, ContainerOptions, Durability, FsckReport,
-        NewEntry, ReadView, VacuumReport, ValueSink, MAX_ALIGN, VACUUM_ALIGNMENT,
+        next_commit_number, Alignment, Batch, Container, ContainerOptions, DroppedEntry,
+        Durability, FsckReport, NewEntry, ReadView, VacuumReport, ValueSink, MAX_ALIGN,
+        VACUUM_ALIGNMENT,
     },
     error::{Error, ErrorKind},
     layout::{

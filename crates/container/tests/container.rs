@@ -541,6 +541,69 @@ fn fsck_repairs_torn_files() {
     }
 }
 
+// Damage in the middle of a file: the open refuses it and names the offset, the file left as
+// it is; fsck makes the damaged entry (its head whole) a padding entry and keeps every entry
+// after it (they chain to the terminator). A damaged head gives no proof of where its entry
+// ends (and may be a commit torn by a power loss): fsck cuts there, as before.
+#[test]
+fn fsck_keeps_the_intact_entries_after_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "middle.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    for key in ["a", "b", "c", "d"] {
+        insert(&mut container, key, &bytes_value(key.repeat(30).as_bytes()));
+    }
+    drop(container);
+    let whole = std::fs::read(&path).unwrap();
+    let table = scan(&whole).unwrap();
+    let b = table.entries()[1].clone();
+    let flag = b.end() - 2;
+    for (case, damaged_at) in [("flag", flag), ("closing POP", b.end() - 1)] {
+        let mut damaged = whole.clone();
+        damaged[damaged_at as usize] = 0x42;
+        std::fs::write(&path, &damaged).unwrap();
+        let error = Container::open(&path).unwrap_err();
+        assert!(error.to_string().contains("byte offset"), "{case}: {error}");
+        assert_eq!(std::fs::read(&path).unwrap(), damaged, "{case}");
+        let mut container = ContainerOptions::new()
+            .allow_damaged(true)
+            .open(&path)
+            .unwrap();
+        let report = container.fsck().unwrap();
+        assert_eq!(report.dropped_damaged.len(), 1, "{case}: {report:?}");
+        let dropped = &report.dropped_damaged[0];
+        assert_eq!(
+            (dropped.offset, dropped.len),
+            (b.offset(), b.len()),
+            "{case}"
+        );
+        assert_eq!(dropped.key.as_deref(), Some("b"), "{case}");
+        assert_eq!(container.keys().unwrap(), ["a", "c", "d"], "{case}");
+        let repaired = std::fs::read(&path).unwrap();
+        assert_eq!(repaired.len(), whole.len(), "{case}: nothing cut");
+        let rescanned = scan(&repaired).unwrap();
+        assert!(rescanned.entries()[1].is_padding(), "{case}");
+        for (idx, key) in [(2, "c"), (3, "d")] {
+            let entry = rescanned.entries()[idx].clone();
+            assert_eq!(entry.key(), key);
+            let value = container.read_value(&entry).unwrap();
+            assert_eq!(value, bytes_value(key.repeat(30).as_bytes()), "{case}");
+        }
+        assert!(container.fsck().unwrap().is_clean(), "{case}");
+    }
+    let mut damaged = whole.clone();
+    damaged[b.offset() as usize + 3] = 0x42; // b's frame length
+    std::fs::write(&path, &damaged).unwrap();
+    let mut container = ContainerOptions::new()
+        .allow_damaged(true)
+        .open(&path)
+        .unwrap();
+    let report = container.fsck().unwrap();
+    assert!(report.dropped_damaged.is_empty(), "{report:?}");
+    assert_eq!(report.truncated_at, b.offset());
+    assert_eq!(container.keys().unwrap(), ["a"]);
+}
+
 // fsck applies the page rule to the terminator it writes: a torn file whose last complete
 // entry ends in the last 10 bytes of a 4 KiB page gets a padding entry before its new
 // terminator, so the next commit's 11 bytes cannot cross the page boundary.

@@ -113,6 +113,17 @@ pub(super) fn fsck(path: &Path, out: &mut dyn Write) -> CliResult {
     if report.deleted_duplicates > 0 {
         writeln!(out, "  deleted duplicates:  {}", report.deleted_duplicates)?;
     }
+    for dropped in &report.dropped_damaged {
+        let key = dropped
+            .key
+            .as_deref()
+            .map_or_else(|| "-".to_owned(), str_repr);
+        writeln!(
+            out,
+            "  dropped damaged:     {key} ({} bytes at offset {}: {}); the entries after it kept",
+            dropped.len, dropped.offset, dropped.problem
+        )?;
+    }
     for (key, live) in &report.restored_trailers {
         let state = if *live { "live" } else { "deleted" };
         writeln!(out, "  restored trailer:    {} ({state})", str_repr(key))?;

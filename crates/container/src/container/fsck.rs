@@ -29,6 +29,22 @@ pub struct FsckReport {
     /// The key of a torn last entry that was completed (only its trailer or terminator was
     /// cut: its value was whole).
     pub completed_key: Option<String>,
+    /// Damaged entries followed by entries proven intact (they chain to the terminator that
+    /// ends the file): each made a padding entry of its length, the entries after it kept.
+    pub dropped_damaged: Vec<DroppedEntry>,
+}
+
+/// A damaged range that fsck made a padding entry, keeping the entries after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedEntry {
+    /// Where the damaged entry started.
+    pub offset: u64,
+    /// Its length, up to the first intact entry after it.
+    pub len: u64,
+    /// Its key, when its head was readable.
+    pub key: Option<String>,
+    /// What was wrong with it.
+    pub problem: String,
 }
 
 impl FsckReport {
@@ -39,6 +55,7 @@ impl FsckReport {
             && self.deleted_duplicates == 0
             && self.restored_trailers.is_empty()
             && self.completed_key.is_none()
+            && self.dropped_damaged.is_empty()
     }
 }
 
@@ -83,6 +100,41 @@ impl Container {
         self.sync()
     }
 
+    /// Damage followed by entries proven intact (they chain to the terminator that ends the
+    /// file): each damaged range becomes a padding entry of its length (deleted, no key),
+    /// and the entries after it are kept. Returns what was dropped. A range shorter than a
+    /// padding entry, or damage that nothing intact follows, is left to the cut.
+    fn drop_damaged_entries(&mut self) -> Result<Vec<DroppedEntry>, Error> {
+        let mut dropped = Vec::new();
+        loop {
+            let map = ReadMap::new(self, self.current_len()?)?;
+            let salvage = layout::salvage(map.bytes())?;
+            let Some(problem) = salvage.problem else {
+                return Ok(dropped);
+            };
+            let Some(resume) = layout::entries_resume_at(map.bytes(), salvage.end) else {
+                return Ok(dropped);
+            };
+            drop(map);
+            let len = resume - salvage.end;
+            let memo_start = layout::memo_start(&salvage.entries);
+            let Some(padding) = encode_padding_entry(len, memo_start) else {
+                return Ok(dropped);
+            };
+            // The key set changes (the damaged key goes): readers must look again.
+            let commit_number = next_commit_number(self.read_commit_number()?);
+            self.write_commit_number(commit_number)?;
+            self.write_at(&padding, salvage.end)?;
+            self.sync()?;
+            dropped.push(DroppedEntry {
+                offset: salvage.end,
+                len,
+                key: salvage.torn_key,
+                problem: problem.to_string(),
+            });
+        }
+    }
+
     /// Repairs a damaged file: keeps every complete entry, cuts the file after the last one,
     /// writes a fresh terminator, deletes older live duplicates of a key, and reports what it
     /// dropped. The header must be valid.
@@ -92,6 +144,7 @@ impl Container {
     }
 
     fn fsck_locked(&mut self) -> Result<FsckReport, Error> {
+        let dropped_damaged = self.drop_damaged_entries()?;
         let len = self.current_len()?;
         let map = ReadMap::new(self, len)?;
         let salvage = layout::salvage(map.bytes())?;
@@ -138,6 +191,7 @@ impl Container {
         self.refresh()?;
         let repairs = std::mem::take(&mut self.repairs);
         let mut report = FsckReport {
+            dropped_damaged,
             restored_trailers: repairs.restored_trailers,
             completed_key: None,
             kept_entries: salvage.entries.len(),
