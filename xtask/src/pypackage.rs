@@ -48,16 +48,20 @@ pub fn install_wheel(python: &Path, wheel: &Path) -> Result {
         .arg(wheel))
 }
 
-/// Environments, ruff, the wheel, and pytest on numpy 1.23.5 and 2.x.
+/// Environments, ruff, `mypy --strict` (the package and its typed example, as configured in
+/// its pyproject), the wheel, and pytest on numpy 1.23.5 and 2.x.
 pub fn test(library_pythons: &Pythons) -> Result {
     let PackagePythons { build, tests } = venv::ensure_package()?;
-    let sources = ["python", "tests"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
+    let sources = ["python", "tests", "examples"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
     run(Command::new(&build)
         .args(["-m", "ruff", "check", "--quiet"])
         .args(&sources))?;
     run(Command::new(&build)
         .args(["-m", "ruff", "format", "--check", "--quiet"])
         .args(&sources))?;
+    run(Command::new(&build)
+        .args(["-m", "mypy", "--config-file"])
+        .arg(Path::new(PACKAGE_DIR).join("pyproject.toml")))?;
     let wheel = build_wheel(&build)?;
     for (label, python) in &tests {
         println!("pytest with {label}");

@@ -37,12 +37,13 @@ const NUMPY2: Environment = Environment {
     ready_check: "import numpy; assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 
-/// maturin (which builds our wheel) and ruff, from pip.
+/// maturin (which builds our wheel), ruff, and mypy with numpy's annotations (the package's
+/// `mypy --strict` check), from pip.
 const BUILD: Environment = Environment {
     dir: "py-build",
-    packages: &["maturin>=1.7,<2", "ruff"],
-    python_minors: 9..=u32::MAX,
-    ready_check: "import maturin, ruff",
+    packages: &["maturin>=1.7,<2", "ruff", "mypy", "numpy>=2,<3"],
+    python_minors: 10..=u32::MAX,
+    ready_check: "import maturin, ruff, mypy, numpy",
 };
 
 /// Our package's test environments: pytest, one numpy and dask each (pip picks the newest
@@ -66,7 +67,7 @@ const OURS_NUMPY2: Environment = Environment {
 
 /// The interpreters of the Python package's build and test environments.
 pub struct PackagePythons {
-    /// `target/py-build/bin/python`: maturin and ruff.
+    /// `target/py-build/bin/python`: maturin, ruff and mypy.
     pub build: PathBuf,
     /// `(numpy version label, interpreter)` of each test environment.
     pub tests: [(&'static str, PathBuf); 2],

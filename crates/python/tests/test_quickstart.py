@@ -42,3 +42,15 @@ def test_quickstart_runs_verbatim(tmp_path: Path) -> None:
             os.remove(target)
         if saved.exists():
             saved.rename(target)
+
+
+def test_typed_example_runs(tmp_path: Path) -> None:
+    """The example that ``mypy --strict`` checks against the package's annotations runs."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "typed_usage.py"
+    completed = subprocess.run(
+        [sys.executable, str(example), str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert completed.stdout.strip() == "ok", completed.stderr

@@ -35,19 +35,20 @@ def _opened(source: str) -> Any:
     return mmapdict(source, readonly=True)
 
 
-def _read_chunk(source: str, key: str, index: tuple) -> Any:
+def _read_chunk(source: str, key: str, index: tuple[slice, ...]) -> Any:
     """The chunk ``index`` (a slice per axis) of the array of ``key`` in ``source``."""
     import numpy
 
     opened = _opened(source)
     if isinstance(opened, RemoteDict):
         rows, rest = index[0], index[1:]
-        return opened.read_rows(key, rows.start, rows.stop)[(slice(None), *rest)]
+        within: tuple[slice, ...] = (slice(None), *rest)
+        return opened.read_rows(key, rows.start, rows.stop)[within]
     # A copy: the chunk does not keep the map alive, nor see later changes of the file.
     return numpy.array(opened[key][index])
 
 
-def from_mmapdict(source: str | os.PathLike, key: str, chunks: Any = "auto") -> Any:
+def from_mmapdict(source: str | os.PathLike[str], key: str, chunks: Any = "auto") -> Any:
     """The array of ``key`` in the mmappickle file ``source`` (a path, or an ``http(s)://``,
     ``s3://``, ``file://`` URL) as a ``dask.array.Array`` whose chunks are read where they
     are computed.
@@ -75,5 +76,6 @@ def from_mmapdict(source: str | os.PathLike, key: str, chunks: Any = "auto") -> 
             slice(starts[axis][idx], starts[axis][idx] + chunks[axis][idx])
             for axis, idx in enumerate(block_idx)
         )
-        graph[(name, *block_idx)] = (_read_chunk, source, key, index)
+        block_key: tuple[Any, ...] = (name, *block_idx)
+        graph[block_key] = (_read_chunk, source, key, index)
     return dask.array.Array(graph, name, chunks, dtype=dtype)

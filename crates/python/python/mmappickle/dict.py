@@ -309,7 +309,7 @@ class mmapdict(MutableMapping[str, Any]):
                 )
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
         # is alive (it moves the bytes under them).
-        self._maps: WeakSet | None = None
+        self._maps: WeakSet[Any] | None = None
         if self._fileobj is not None and not self._readonly:
             from weakref import WeakSet
 
@@ -556,7 +556,7 @@ class mmapdict(MutableMapping[str, Any]):
             return f"<mmapdict {self._path!r} mode={mode!r} closed>"
         return f"<mmapdict {self._path!r} mode={mode!r} entries={len(self)}>"
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         if self._reopen_path is None:
             raise TypeError(
                 "an mmapdict opened from a file object without a path cannot be pickled"
@@ -678,16 +678,24 @@ class mmapdict(MutableMapping[str, Any]):
 class _Values(ValuesView[Any]):
     """``mmapdict.values()``: each iteration reads from one state of the file."""
 
+    def __init__(self, mapping: mmapdict) -> None:
+        super().__init__(mapping)
+        self._dict = mapping
+
     def __iter__(self) -> Iterator[Any]:
-        for _, value in cast(mmapdict, self._mapping)._snapshot_items():
+        for _, value in self._dict._snapshot_items():
             yield value
 
 
 class _Items(ItemsView[str, Any]):
     """``mmapdict.items()``: each iteration reads from one state of the file."""
 
+    def __init__(self, mapping: mmapdict) -> None:
+        super().__init__(mapping)
+        self._dict = mapping
+
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        yield from cast(mmapdict, self._mapping)._snapshot_items()
+        yield from self._dict._snapshot_items()
 
 
 def _reopen(
@@ -743,7 +751,7 @@ def _pwriter(raw: Any) -> Any:
     return write
 
 
-def _make_array(dtype: str, shape: list, raw: bytes) -> Any:
+def _make_array(dtype: str, shape: list[int], raw: bytes) -> Any:
     """A numpy array pickled by numpy, built by a safe mmapdict from its decoded parts."""
     numpy = _import_numpy()
     return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape).copy()

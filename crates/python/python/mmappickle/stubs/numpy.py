@@ -19,15 +19,15 @@ class EmptyNDArray:
 
     def __init__(self, shape: Any, dtype: Any = float) -> None:
         self._shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
-        self._dtype = numpy.dtype(dtype)
+        self._dtype: numpy.dtype[Any] = numpy.dtype(dtype)
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """The shape of the array."""
         return self._shape
 
     @property
-    def dtype(self) -> numpy.dtype:
+    def dtype(self) -> numpy.dtype[Any]:
         """The element type of the array."""
         return self._dtype
 
