@@ -247,3 +247,18 @@ def test_pickler_file_is_the_dict_file(path: str) -> None:
     assert pickle.load(file) == {"a": "value", "b": 2}
     m.close()
     assert file.closed
+
+
+def test_a_pickler_writes_through_the_callers_file_object(
+    path: str, faulty: type[BasePickler]
+) -> None:
+    with open(path, "w+b") as file:
+        m = mmapdict(file)
+        m["before"] = 1
+        m["good"] = Marked("good")  # written through `file`, flushed before the check
+        file.seek(0)
+        assert pickle.load(file) == {"before": 1, "good": 7}
+        before = pathlib.Path(path).read_bytes()
+        with pytest.raises(ValueError):
+            m["bad"] = Marked("garbage")
+        assert pathlib.Path(path).read_bytes() == before

@@ -60,3 +60,37 @@ def test_free_running_reads_overlap(path: str) -> None:
     for thread in threads:
         thread.join()
     assert m._native.parallel_reads() >= 2, counts
+
+
+def test_a_writer_thread_beside_reader_threads(path: str) -> None:
+    m = mmapdict(path)
+    m["start"] = 0
+    stop = threading.Event()
+    seen: list[list[int]] = [[], [], []]
+
+    errors: list[BaseException] = []
+
+    def read(lengths: list[int]) -> None:
+        try:
+            while not stop.is_set():
+                keys = m.keys()
+                lengths.append(len(keys))
+                assert keys[0] == "start" and m[keys[-1]] is not None
+        except BaseException as error:  # noqa: BLE001  (reported by the test's thread)
+            errors.append(error)
+
+    readers = [threading.Thread(target=read, args=(lengths,)) for lengths in seen]
+    for reader in readers:
+        reader.start()
+    try:
+        for i in range(300):
+            m[f"k{i}"] = i
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert errors == []
+    assert len(m) == 301 and m["k299"] == 299
+    # Each reader saw the key set grow, one whole insert at a time.
+    for lengths in seen:
+        assert lengths == sorted(lengths) and all(1 <= n <= 301 for n in lengths)
