@@ -349,12 +349,8 @@ impl NativeDict {
     /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)`.
     fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
         self.read(py, |dict| {
-            let entries = dict.read()?.entries()?;
-            match entries
-                .iter()
-                .rev()
-                .find(|entry| entry.is_live() && entry.key() == key)
-            {
+            // An entry listing shares the snapshot's table (no copy, no value read).
+            match dict.entry_listing()?.table().get(key) {
                 Some(entry) => Ok((entry.value_offset(), entry.value_len())),
                 None => Err(mmappickle::Error::unplaced(
                     mmappickle::ErrorKind::KeyNotFound(key.to_owned()),
