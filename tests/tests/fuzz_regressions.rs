@@ -86,6 +86,14 @@ const FINDINGS: &[Finding] = &[
             value (codec restream.rs, StackCount).",
     },
     Finding {
+        target: "entry_value_from_pickle",
+        file: "memo-limit-offset-past-input",
+        what_was_wrong: "34 bytes whose rewrite at memo start 2^31-2 runs past the i32::MAX \
+            memo limit: the error gave the offset in the rewritten bytes (39), past the \
+            34-byte stream. Fixed: it gives the offset of the store or GET in the stream \
+            (codec restream.rs).",
+    },
+    Finding {
         target: "remote_scan",
         file: "range-past-the-budget",
         what_was_wrong: "A trailer a library constructor overwrote makes the scan read the \

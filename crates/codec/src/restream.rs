@@ -26,10 +26,10 @@ enum Step {
     Copy { start: usize, end: usize },
     /// Left out (`PROTO`, `FRAME`, `STOP`).
     Drop,
-    /// The memo store with this id.
-    Store(usize),
-    /// A `GET` of what the store with this id stored.
-    Get(usize),
+    /// The memo store with this id, by the op at this offset of the stream.
+    Store { store_id: usize, offset: usize },
+    /// A `GET` (at this offset of the stream) of what the store with this id stored.
+    Get { store_id: usize, offset: usize },
 }
 
 /// Rewrites a whole pickle stream (as `pickle.dumps(value, protocol)` gives,
@@ -87,26 +87,26 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
                 out.extend_from_slice(stream.get(start..end).unwrap_or_default())
             }
             Step::Drop => {}
-            Step::Store(store_id) => {
+            Step::Store { store_id, offset } => {
                 if stores.get(store_id).is_some_and(|store| store.read) {
                     let index = next;
                     next = next
                         .checked_add(1)
                         .filter(|&next| next <= MAX_INDEX)
-                        .ok_or_else(|| too_many(out.len() as u64))?;
+                        .ok_or_else(|| too_many(offset as u64))?;
                     if let Some(slot) = new_index.get_mut(store_id) {
                         *slot = Some(index);
                     }
                     encode_op(&put_op(index), &mut out);
                 }
             }
-            Step::Get(store_id) => {
+            Step::Get { store_id, offset } => {
                 // A GET reads a store that came before it, so its index is known.
                 let index = new_index
                     .get(store_id)
                     .copied()
                     .flatten()
-                    .ok_or_else(|| too_many(out.len() as u64))?;
+                    .ok_or_else(|| too_many(offset as u64))?;
                 encode_op(&get_op(index), &mut out);
             }
         }
@@ -154,7 +154,10 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
         let step = if let Some(index) = stored_index {
             latest.insert(index, stores.len());
             stores.push(Store { read: false });
-            Step::Store(stores.len() - 1)
+            Step::Store {
+                store_id: stores.len() - 1,
+                offset,
+            }
         } else if let Some(index) = read_index {
             let store_id = *latest.get(&index).ok_or_else(|| {
                 Error::new(
@@ -168,7 +171,7 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
             if let Some(store) = stores.get_mut(store_id) {
                 store.read = true;
             }
-            Step::Get(store_id)
+            Step::Get { store_id, offset }
         } else {
             match op {
                 Op::Stop => {
@@ -374,6 +377,8 @@ mod tests {
         let shared = framed(b"}\x94\x8c\x01k\x94h\x01s.");
         let error = entry_value_from_pickle(&shared, i32::MAX as u32).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::LimitExceeded { .. }));
+        // At the store that went past it, in the stream (MEMOIZE after 'k').
+        assert_eq!(error.offset(), 16);
     }
 
     // pickle.loads takes the top value at STOP; an entry must hold exactly one, so streams
