@@ -12,7 +12,8 @@ use std::os::unix::fs::FileExt;
 use crate::container::{Container, Durability};
 use crate::error::Error;
 use crate::layout::{
-    encode_entry_head, encode_entry_trailer, salvage, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, TERMINATOR,
+    encode_entry_head, encode_entry_trailer, memo_start, salvage, ENTRY_HEAD_LEN,
+    ENTRY_TRAILER_LEN, TERMINATOR,
 };
 use crate::map::ReadMap;
 
@@ -96,65 +97,57 @@ impl Container {
         &mut self,
         memo_max_of: impl FnOnce(&[u8], i32) -> Option<i32>,
     ) -> Result<bool, Error> {
-        {
-            let container = self;
-            let map = ReadMap::new(container, container.current_len()?)?;
-            let salvaged = salvage(map.bytes())?;
-            if salvaged.problem.is_none() {
-                return Ok(false);
-            }
-            let Some(torn) = torn_tail(map.bytes(), salvaged.end) else {
-                return Ok(false);
-            };
-            let memo_start = salvaged
-                .entries
-                .iter()
-                .map(|entry| entry.memo_max())
-                .fold(1, i32::max);
-            let Some(computed_memo_max) = memo_max_of(torn.value, memo_start) else {
-                return Ok(false);
-            };
-            let trailer = if torn.terminator_after {
-                // Any byte may still be a zero: the flag is known only if it is not.
-                let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
-                    Some(&0) | None => !torn.key_is_empty,
-                    Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
-                };
-                let trailer = encode_entry_trailer(computed_memo_max, live);
-                let landed = |(&left, &expected): (&u8, &u8)| left == 0 || left == expected;
-                if !torn.trailer_left.iter().zip(&trailer).all(landed) {
-                    return Ok(false);
-                }
-                trailer
-            } else {
-                let memo_max = match torn.trailer_left.get(1..5) {
-                    Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
-                    None => computed_memo_max,
-                };
-                let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
-                    Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
-                    None => !torn.key_is_empty,
-                };
-                let trailer = encode_entry_trailer(memo_max, live);
-                if !trailer.starts_with(torn.trailer_left) {
-                    return Ok(false);
-                }
-                trailer
-            };
-            let value_end = torn.value_end;
-            drop(map);
-            // The terminator first: the file keeps ending with one (see
-            // `end_with_terminator`).
-            container.end_with_terminator(value_end + ENTRY_TRAILER_LEN)?;
-            container
-                .file()
-                .write_all_at(&trailer, value_end)
-                .map_err(|error| Error::io(error, value_end))?;
-            if container.durability() == Durability::Flush {
-                container.file().sync_all().map_err(Error::unplaced_io)?;
-            }
-            Ok(true)
+        let map = ReadMap::new(self, self.current_len()?)?;
+        let salvaged = salvage(map.bytes())?;
+        if salvaged.problem.is_none() {
+            return Ok(false);
         }
+        let Some(torn) = torn_tail(map.bytes(), salvaged.end) else {
+            return Ok(false);
+        };
+        let memo_start = memo_start(&salvaged.entries);
+        let Some(computed_memo_max) = memo_max_of(torn.value, memo_start) else {
+            return Ok(false);
+        };
+        let trailer = if torn.terminator_after {
+            // Any byte may still be a zero: the flag is known only if it is not.
+            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+                Some(&0) | None => !torn.key_is_empty,
+                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+            };
+            let trailer = encode_entry_trailer(computed_memo_max, live);
+            let landed = |(&left, &expected): (&u8, &u8)| left == 0 || left == expected;
+            if !torn.trailer_left.iter().zip(&trailer).all(landed) {
+                return Ok(false);
+            }
+            trailer
+        } else {
+            let memo_max = match torn.trailer_left.get(1..5) {
+                Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
+                None => computed_memo_max,
+            };
+            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+                None => !torn.key_is_empty,
+            };
+            let trailer = encode_entry_trailer(memo_max, live);
+            if !trailer.starts_with(torn.trailer_left) {
+                return Ok(false);
+            }
+            trailer
+        };
+        let value_end = torn.value_end;
+        drop(map);
+        // The terminator first: the file keeps ending with one (see
+        // `end_with_terminator`).
+        self.end_with_terminator(value_end + ENTRY_TRAILER_LEN)?;
+        self.file()
+            .write_all_at(&trailer, value_end)
+            .map_err(|error| Error::io(error, value_end))?;
+        if self.durability() == Durability::Flush {
+            self.file().sync_all().map_err(Error::unplaced_io)?;
+        }
+        Ok(true)
     }
 }
 

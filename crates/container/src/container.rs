@@ -571,27 +571,20 @@ impl Container {
             self.end_with_terminator(table.terminator_offset())?;
             table.drop_trailing();
         }
-        let trailers: Vec<(u64, [u8; 8])> = table
-            .overwritten_trailers()
-            .map(|entry| {
-                let trailer = layout::encode_entry_trailer(entry.memo_max(), entry.is_live());
-                (entry.end() - ENTRY_TRAILER_LEN, trailer)
-            })
-            .collect();
-        let restored = table
-            .overwritten_trailers()
-            .map(|entry| (entry.key().to_owned(), entry.is_live()));
-        self.repairs.restored_trailers.extend(restored);
-        if !trailers.is_empty() {
+        let restored_any = table.overwritten_trailers().next().is_some();
+        if restored_any {
             let commit_number = next_commit_number(table.commit_number());
             self.write_commit_number(commit_number)?;
-            for (offset, trailer) in &trailers {
-                self.write_at(trailer, *offset)?;
+            for entry in table.overwritten_trailers() {
+                let trailer = layout::encode_entry_trailer(entry.memo_max(), entry.is_live());
+                self.write_at(&trailer, entry.end() - ENTRY_TRAILER_LEN)?;
+                let restored = (entry.key().to_owned(), entry.is_live());
+                self.repairs.restored_trailers.push(restored);
             }
             table.set_commit_number(commit_number);
             table.forget_overwritten();
         }
-        if untidy_tail || !trailers.is_empty() {
+        if untidy_tail || restored_any {
             self.sync()?;
         }
         Ok(())

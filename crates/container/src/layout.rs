@@ -661,12 +661,6 @@ struct TrailerLeft {
 /// byte is not NEWTRUE): the whole file is no longer a pickle. The entry's length (in its
 /// head) is whole, and so is its value when the terminator starts at or after the trailer.
 fn overwritten_trailer(trailer: &[u8]) -> Option<TrailerLeft> {
-    let own = |idx: usize, byte: u8| match idx {
-        0 => byte == BININT,
-        5 | 7 => byte == POP,
-        6 => byte == NEWTRUE || byte == POP,
-        _ => true,
-    };
     let trailer: [u8; 8] = trailer.try_into().ok()?;
     let fits = |start: i64| {
         let mut overlaps_memo_max = false;
@@ -674,7 +668,7 @@ fn overwritten_trailer(trailer: &[u8]) -> Option<TrailerLeft> {
             let at = idx as i64 - start;
             let in_terminator = usize::try_from(at).ok().and_then(|at| TERMINATOR.get(at));
             overlaps_memo_max |= in_terminator.is_some() && (1..5).contains(&idx);
-            own(idx, byte) || in_terminator == Some(&byte)
+            trailer_byte_fits(idx, byte) || in_terminator == Some(&byte)
         });
         all_explained.then_some(overlaps_memo_max)
     };
@@ -691,16 +685,25 @@ fn overwritten_trailer(trailer: &[u8]) -> Option<TrailerLeft> {
     Some(TrailerLeft { memo_max, live })
 }
 
-/// What is left of a trailer cut to `left` (fewer than 8 bytes), if those bytes are a start
-/// of a trailer; a lost flag is live, but for a padding entry (`padding`: its key is empty).
-fn cut_trailer(left: &[u8], padding: bool) -> Option<TrailerLeft> {
-    let fits = left.iter().enumerate().all(|(idx, &byte)| match idx {
+/// Whether `byte` may be the trailer's byte at `idx`: `BININT memo_max POP`, the live flag
+/// (NEWTRUE or POP), `POP`.
+fn trailer_byte_fits(idx: usize, byte: u8) -> bool {
+    match idx {
         0 => byte == BININT,
         5 | 7 => byte == POP,
         6 => byte == NEWTRUE || byte == POP,
         _ => true,
-    });
-    if !fits {
+    }
+}
+
+/// What is left of a trailer cut to `left` (fewer than 8 bytes), if those bytes are a start
+/// of a trailer; a lost flag is live, but for a padding entry (`padding`: its key is empty).
+fn cut_trailer(left: &[u8], padding: bool) -> Option<TrailerLeft> {
+    if !left
+        .iter()
+        .enumerate()
+        .all(|(idx, &byte)| trailer_byte_fits(idx, byte))
+    {
         return None;
     }
     let memo_max = left
@@ -809,14 +812,6 @@ fn parse_entry<S: ByteSource + ?Sized>(
     }
     let key_len = head.get(10).copied().unwrap_or(0);
     let value_offset = offset + ENTRY_HEAD_LEN + u64::from(key_len);
-    let torn = entry_end > file_len;
-    if torn && !cut_short()? {
-        let kind = ErrorKind::TruncatedEntry {
-            entry_end,
-            file_len,
-        };
-        return Err(Error::new(kind, offset).into());
-    }
     let cut = || {
         let kind = ErrorKind::TruncatedEntry {
             entry_end,
@@ -824,6 +819,10 @@ fn parse_entry<S: ByteSource + ?Sized>(
         };
         Error::new(kind, offset)
     };
+    let torn = entry_end > file_len;
+    if torn && !cut_short()? {
+        return Err(cut().into());
+    }
     if torn && (value_offset > file_len || entry_end - ENTRY_TRAILER_LEN > file_len) {
         return Ok(Step::TornTail(cut()));
     }
@@ -877,10 +876,7 @@ fn parse_entry<S: ByteSource + ?Sized>(
     let trailer = file
         .bytes_at(value_end, ENTRY_TRAILER_LEN)?
         .ok_or_else(|| Error::bad_entry("the 8-byte trailer", value_end))?;
-    let well_formed = trailer[0] == BININT
-        && trailer[5] == POP
-        && matches!(trailer[6], NEWTRUE | POP)
-        && trailer[7] == POP;
+    let well_formed = (0..trailer.len()).all(|idx| trailer_byte_fits(idx, trailer[idx]));
     if !well_formed {
         if let Some(left) = overwritten_trailer(trailer) {
             let entry = entry(keys, 0, false);
@@ -929,6 +925,17 @@ fn is_terminator_remnant<S: ByteSource + ?Sized>(file: &S, offset: u64) -> Resul
     Ok(ending == Some(&TERMINATOR[..]) && remains.iter().all(|byte| TERMINATOR.contains(byte)))
 }
 
+/// [`value_memo_max`] of `entry`'s value in `file` (`None` for a value cut by the end of
+/// the file).
+fn entry_value_memo_max<S: ByteSource + ?Sized>(
+    file: &S,
+    entry: &Entry,
+    memo_start: i32,
+) -> Result<Option<i32>, Stop> {
+    let value = file.bytes_at(entry.value_offset(), entry.value_len())?;
+    Ok(value.and_then(|value| value_memo_max(value, memo_start)))
+}
+
 /// Gives an entry whose trailer a library constructor overwrote its `live` flag and
 /// `memo_max` back. Its value must be whole ops (else it is deleted: a terminator over the
 /// value's end, or other damage); then the entry is what the writer stored (the value was
@@ -941,10 +948,7 @@ fn restore_overwritten<S: ByteSource + ?Sized>(
     left: TrailerLeft,
     memo_start: i32,
 ) -> Result<(), Stop> {
-    let value = file
-        .bytes_at(entry.value_offset(), entry.value_len())?
-        .unwrap_or_default();
-    let needed = value_memo_max(value, memo_start);
+    let needed = entry_value_memo_max(file, entry, memo_start)?;
     entry.live = needed.is_some() && left.live.unwrap_or(true);
     entry.memo_max = left.memo_max.or(needed).unwrap_or(memo_start);
     Ok(())
@@ -961,10 +965,7 @@ fn restore_cut<S: ByteSource + ?Sized>(
     left: TrailerLeft,
     memo_start: i32,
 ) -> Result<bool, Stop> {
-    let value = file
-        .bytes_at(entry.value_offset(), entry.value_len())?
-        .unwrap_or_default();
-    let Some(needed) = value_memo_max(value, memo_start) else {
+    let Some(needed) = entry_value_memo_max(file, entry, memo_start)? else {
         return Ok(false);
     };
     entry.memo_max = left.memo_max.unwrap_or(needed);

@@ -9,7 +9,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::append::{padding_bytes, AppendPlan, NewEntry};
-use super::{io_at, next_commit_number, Container, ValueSink};
+use super::{io_at, next_commit_number, Container, ValueSink, PAGE};
 use crate::error::{Error, ErrorKind};
 use crate::keys::{KeyIndex, MAX_ENTRIES};
 use crate::layout::{
@@ -17,9 +17,6 @@ use crate::layout::{
     ENTRY_TRAILER_LEN, MAX_KEY_LEN, TERMINATOR,
 };
 use crate::map::ReadMap;
-
-/// The page size of the terminator rules (see `Container::end_with_terminator`).
-const PAGE: u64 = 4096;
 
 /// Values up to this long are gathered in the batch's buffer; longer ones go straight to
 /// their place in the file.

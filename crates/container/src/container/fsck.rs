@@ -2,7 +2,7 @@
 
 use super::{next_commit_number, straddles_page, Container};
 use crate::error::Error;
-use crate::layout::{self, encode_padding_entry, Entry, TERMINATOR};
+use crate::layout::{self, encode_padding_entry, TERMINATOR};
 use crate::map::ReadMap;
 
 /// What [`Container::fsck`] found and dropped.
@@ -163,12 +163,7 @@ impl Container {
                 let commit_number = next_commit_number(self.read_commit_number()?);
                 self.write_commit_number(commit_number)?;
             }
-            let memo_start = salvage
-                .entries
-                .iter()
-                .map(Entry::memo_max)
-                .fold(1, i32::max);
-            self.cut_at(salvage.end, memo_start)?;
+            self.cut_at(salvage.end, layout::memo_start(&salvage.entries))?;
         }
         // Older live duplicates of a key (a crash in the middle of a replace) are counted here
         // and deleted by the refresh.
