@@ -30,7 +30,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use mmappickle::{ArrayEncoding, Bool, DType, EmptyArray, Item, MappedBytes, MmapDict, Value};
+use mmappickle::{ArrayData, ArrayEncoding, Bool, DType, EmptyArray, Item, MmapDict, Value};
 use mmappickle_conformance::{
     base64_encode, check_file_with_python, check_value, fixtures_dir, manifest, numpy2_version,
     python_mmappickle, python_scripts_dir, run_python, sha256_hex, try_check_file_with_python,
@@ -39,7 +39,7 @@ use mmappickle_conformance::{
 use serde_json::{json, Value as Json};
 
 /// Compares a mapped array with an `{"dtype", "shape", "sha256"}` description.
-fn check_map(description: &Json, map: &MappedBytes) -> Result<(), String> {
+fn check_map(description: &Json, map: &ArrayData) -> Result<(), String> {
     let found = json!({
         "dtype": map.dtype().name(),
         "shape": map.shape(),

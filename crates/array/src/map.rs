@@ -90,6 +90,13 @@ macro_rules! raw_map_methods {
             self.len() == 0
         }
 
+        /// The elements as `T` (C order), copied, for any alignment and byte order: an
+        /// error when `T` is not the dtype's element.
+        pub fn to_vec<T: Element>(&self) -> Result<Vec<T>, Error> {
+            check_element::<T>(&self.dtype, self.data_offset)?;
+            Ok(elements(&self.map, &self.dtype))
+        }
+
         /// Tells the kernel the bytes will be read at scattered places
         /// (`MADV_RANDOM`): a page fault then reads its own page, not a
         /// readahead window, so a strided look at a huge array reads what it

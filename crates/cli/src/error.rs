@@ -58,7 +58,6 @@ macro_rules! from_display {
 
 from_display!(
     mmappickle::Error,
-    mmappickle_remote::Error,
     crate::json::JsonError,
     crate::npy::NpyError,
     serde_json::Error,

@@ -21,7 +21,6 @@ mod pretty;
 mod progress;
 mod scalars;
 mod store;
-mod view;
 
 use std::io::Write;
 use std::path::PathBuf;

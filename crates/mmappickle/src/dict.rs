@@ -5,7 +5,6 @@ mod batch;
 pub(crate) mod bindings;
 mod disassembly;
 mod insert;
-mod item;
 mod listing;
 mod maps;
 mod open;
@@ -20,7 +19,6 @@ use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_L
 
 pub use self::batch::Transaction;
 pub use self::disassembly::Disassembly;
-pub use self::item::{Item, MaskedArray, MaskedBytes};
 pub use self::listing::{EntryInfo, Listing};
 pub use self::open::loads;
 pub use self::options::MmapDictOptions;
@@ -55,7 +53,9 @@ fn check_key(key: &str) -> Result<(), Error> {
 }
 
 fn key_not_found(key: &str) -> Error {
-    Error::unplaced(ErrorKind::KeyNotFound(key.to_owned()))
+    Error::unplaced(ErrorKind::KeyNotFound {
+        key: key.to_owned(),
+    })
 }
 impl MmapDict {
     /// Opens `path` read-write, creating it if missing; a plain pickle of a dict is

@@ -26,7 +26,10 @@ pub enum ErrorKind {
     /// error's [`source`](std::error::Error::source).
     Io(std::io::Error),
     /// The key is not in the dict.
-    KeyNotFound(String),
+    KeyNotFound {
+        /// The key asked for.
+        key: String,
+    },
     /// A key longer than [`MAX_KEY_LEN`](crate::MAX_KEY_LEN) bytes once encoded as UTF-8 (the format stores its length in
     /// one byte).
     KeyTooLong {
@@ -91,6 +94,57 @@ pub enum ErrorKind {
         /// Elements of the mask.
         mask: usize,
     },
+    /// A pickle stream given to an insert does not decode; the codec's offset is in that
+    /// stream, not in the file (the error itself is at no place in the file).
+    PickleStream(mmappickle_codec::Error),
+    /// Rows asked outside the array (or of a 0-d array).
+    RowsOutOfRange {
+        /// The rows asked for.
+        rows: std::ops::Range<usize>,
+        /// The array's number of rows (0 for a 0-d array).
+        n_rows: usize,
+    },
+    /// A caller's buffer is not as long as the bytes asked for.
+    BufferLength {
+        /// The bytes asked for.
+        expected: u64,
+        /// The buffer's length.
+        found: usize,
+    },
+    /// A value is larger than this machine can hold in memory.
+    TooLarge {
+        /// The value's length as the file gives it.
+        len: u64,
+    },
+    /// A remote file's URL is malformed or names a scheme this build cannot read.
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A request for a remote file failed after its retries (a time-out, a refused
+    /// connection, a 4xx/5xx answer, a missing object); the store's error is the
+    /// [`source`](std::error::Error::source).
+    Request(Box<dyn std::error::Error + Send + Sync>),
+    /// A remote file was replaced while it was read: its version is no longer the one read
+    /// first, so nothing read from it is mixed with the new version.
+    Changed {
+        /// The version (ETag, else size) read first.
+        expected: String,
+        /// The version the store has now, when it said (a failed `If-Match` does not).
+        found: Option<String>,
+    },
+    /// A server answered with other bytes than asked for.
+    BadResponse {
+        /// The byte range asked for.
+        requested: std::ops::Range<u64>,
+        /// What was wrong with the answer.
+        problem: String,
+    },
+    /// A remote file's layout is torn or damaged: fsck mends a local file only (download it,
+    /// then run fsck on the copy).
+    RemoteLayout(mmappickle_container::Error),
 }
 
 impl Error {
@@ -117,14 +171,20 @@ impl Error {
         self.offset
     }
 
+    /// Whether a remote file changed while it was read ([`ErrorKind::Changed`]).
+    pub fn is_changed(&self) -> bool {
+        matches!(self.kind, ErrorKind::Changed { .. })
+    }
+
     /// A codec error found in a value that starts at `value_offset` in the file.
-    pub(crate) fn codec_at(error: mmappickle_codec::Error, value_offset: u64) -> Self {
+    pub fn codec_at(error: mmappickle_codec::Error, value_offset: u64) -> Self {
         let offset = value_offset.saturating_add(error.offset());
         Error::new(ErrorKind::Codec(error), offset)
     }
 
-    /// An array error whose offset is relative to a value at `value_offset` in the file.
-    pub(crate) fn array_at(error: mmappickle_array::Error, value_offset: u64) -> Self {
+    /// An array error whose offset is relative to a value at `value_offset` in the file (one
+    /// at no place, like a refused shape, stays at none).
+    pub fn array_at(error: mmappickle_array::Error, value_offset: u64) -> Self {
         let offset = error
             .offset()
             .map(|offset| value_offset.saturating_add(offset));
@@ -162,9 +222,10 @@ impl From<std::io::Error> for Error {
 
 #[cfg(feature = "serde")]
 impl From<mmappickle_codec::SerdeError> for Error {
-    /// Not about a place in the file: offset 0.
+    /// A Rust type and a value that do not fit: at no place in the file (the error says
+    /// where in the value).
     fn from(error: mmappickle_codec::SerdeError) -> Self {
-        Error::new(ErrorKind::Serde(error), 0)
+        Error::unplaced(ErrorKind::Serde(error))
     }
 }
 
@@ -206,6 +267,30 @@ pub fn message_with_sources(error: &dyn std::error::Error) -> String {
     message
 }
 
+/// The container's message for a remote file: fsck mends a local file only, so a remote
+/// file's torn end is said without the advice to run it.
+fn write_remote_layout(
+    f: &mut fmt::Formatter<'_>,
+    kind: &mmappickle_container::ErrorKind,
+) -> fmt::Result {
+    use mmappickle_container::ErrorKind as Kind;
+    match kind {
+        Kind::TruncatedEntry {
+            entry_end,
+            file_len,
+        } => write!(
+            f,
+            "entry ends at byte {entry_end}, past the end of the {file_len}-byte remote file (the \
+             file is torn or damaged)"
+        ),
+        Kind::MissingTerminator => write!(
+            f,
+            "expected the terminator (FRAME 2, DICT, STOP) (the file is torn or damaged)"
+        ),
+        kind => write!(f, "{kind}"),
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -216,7 +301,9 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Array(error) => write!(f, "{}", error.kind()),
             // The I/O error itself is the source: said once, by whoever prints the chain.
             ErrorKind::Io(_) => write!(f, "I/O error"),
-            ErrorKind::KeyNotFound(key) => write!(f, "key {key:?} not found: expected a live key"),
+            ErrorKind::KeyNotFound { key } => {
+                write!(f, "key {key:?} not found: expected a live key")
+            }
             ErrorKind::KeyTooLong { len } => {
                 let max = mmappickle_container::MAX_KEY_LEN;
                 write!(f, "key of {len} UTF-8 bytes: expected at most {max}")
@@ -267,6 +354,42 @@ impl fmt::Display for ErrorKind {
                 f,
                 "mask has {mask} elements: expected {data}, as many as the data"
             ),
+            ErrorKind::PickleStream(error) => write!(
+                f,
+                "cannot read the pickle given: {} at byte {} of the stream",
+                error.kind(),
+                error.offset()
+            ),
+            ErrorKind::RowsOutOfRange { rows, n_rows } => write!(
+                f,
+                "rows {}..{} asked of an array of {n_rows} rows",
+                rows.start, rows.end
+            ),
+            ErrorKind::BufferLength { expected, found } => {
+                write!(f, "a buffer of {found} bytes: expected {expected}")
+            }
+            ErrorKind::TooLarge { len } => {
+                write!(f, "a value of {len} bytes, more than this machine can hold")
+            }
+            ErrorKind::BadUrl { url, reason } => write!(f, "cannot open {url}: {reason}"),
+            // The store's error is the source: said once, by whoever prints the chain.
+            ErrorKind::Request(_) => write!(f, "request failed after its retries"),
+            ErrorKind::Changed { expected, found } => {
+                write!(
+                    f,
+                    "the remote file changed while it was read: version {expected} was read first"
+                )?;
+                match found {
+                    Some(found) => write!(f, ", the store now has {found}"),
+                    None => write!(f, ", the store now has another (a precondition failed)"),
+                }
+            }
+            ErrorKind::BadResponse { requested, problem } => write!(
+                f,
+                "bad answer for bytes {}..{}: {problem}",
+                requested.start, requested.end
+            ),
+            ErrorKind::RemoteLayout(error) => write_remote_layout(f, error.kind()),
         }
     }
 }
@@ -289,6 +412,9 @@ impl std::error::Error for Error {
             ErrorKind::Container(error) => error.source(),
             ErrorKind::Array(error) => error.source(),
             ErrorKind::Io(error) => Some(error),
+            ErrorKind::RemoteLayout(error) => error.source(),
+            ErrorKind::PickleStream(error) => error.source(),
+            ErrorKind::Request(error) => Some(error.as_ref()),
             #[cfg(feature = "serde")]
             ErrorKind::Serde(error) => Some(error),
             _ => None,
@@ -324,7 +450,9 @@ mod tests {
     // A problem at no place in the file says no offset.
     #[test]
     fn unplaced_errors_say_no_offset() {
-        let missing = Error::unplaced(ErrorKind::KeyNotFound("x".to_owned()));
+        let missing = Error::unplaced(ErrorKind::KeyNotFound {
+            key: "x".to_owned(),
+        });
         assert_eq!(missing.offset(), None);
         assert_eq!(
             missing.to_string(),

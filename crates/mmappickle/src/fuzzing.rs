@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::array::{checked_raw_len, MappedBytes};
-use crate::{Item, MmapDict, ValueKind};
+use crate::array::checked_raw_len;
+use crate::{ArrayData, Item, MmapDict, ValueKind};
 
 /// What a fuzz body reports when a property fails.
 pub type Verdict = Result<(), String>;
@@ -100,7 +100,7 @@ fn read_every_key(path: &Path) -> Verdict {
 }
 
 /// Reads every byte of a map (a map past the file's end would fault here).
-fn touch(array: &MappedBytes, key: &str) -> Verdict {
+fn touch(array: &ArrayData, key: &str) -> Verdict {
     let bytes = array.bytes();
     let expected_len = checked_raw_len(array.dtype(), array.shape());
     if expected_len != u64::try_from(bytes.len()).ok() {

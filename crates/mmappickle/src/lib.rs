@@ -226,6 +226,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod item;
 #[cfg(feature = "serde")]
 mod serde_values;
 
@@ -234,19 +235,23 @@ pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
         dict::{
-            bindings::{ArrayPlace, Located},
-            loads, Disassembly, EntryInfo, Item, Iter, Listing, MaskedArray, MaskedBytes, MmapDict,
-            MmapDictOptions, ReadSnapshot, Transaction,
+            loads, Disassembly, EntryInfo, Iter, Listing, MmapDict, MmapDictOptions, ReadSnapshot,
+            Transaction,
         },
         error::{message_with_sources, Error, ErrorKind},
+        item::{
+            decode_any_value, decode_value, locate_value, ArrayData, ArrayPlace, Item, Located,
+            MaskedArray, MaskedBytes, ValuePlace, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL,
+        },
     },
     mmappickle_array::{
-        self as array, half::f16, ArrayEncoding, ArrayLayout, Bool, ByteOrder, DType, Element,
-        Kind, MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked, ValueKind,
-        DATA_ALIGN,
+        self as array, half::f16, ArrayEncoding, ArrayHeader, ArrayLayout, Bool, ByteOrder, DType,
+        Element, Kind, MappedArray, MappedArrayMut, MappedBytes, OwnedArray, OwnedMasked,
+        ValueKind, DATA_ALIGN,
     },
     mmappickle_codec::{
-        self as codec, decode_entry_value, dis, Construct, DisOp, Global, Limits, Object, Value,
+        self as codec, decode_entry_value, dis, entry_value_from_pickle, Construct, DisOp, Global,
+        Limits, Object, Value,
     },
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,

@@ -3,7 +3,7 @@
 use std::io;
 
 use mmappickle::{message_with_sources, ErrorKind};
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 
 pyo3::create_exception!(
@@ -25,14 +25,19 @@ fn io_source<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e io:
     None
 }
 
-/// `KeyError(key)` for a missing key, `io.UnsupportedOperation("not writable")` for a change
-/// to a read-only dict, the `OSError` subclass of an I/O error (`FileNotFoundError`, ...), and
-/// `ValueError` with the facade's message (what, and at which byte offset) for the rest: a
-/// malformed file, an over-long key, a value that cannot be stored.
+/// The one translator of errors, for local and remote dicts alike: `KeyError(key)` for a
+/// missing key, `io.UnsupportedOperation("not writable")` for a change to a read-only dict,
+/// `OSError` for a failed request or a remote file that changed while it was read, the
+/// `OSError` subclass of an I/O error (`FileNotFoundError`, ...), and `ValueError` with the
+/// facade's message (what, and at which byte offset) for the rest: a malformed file, an
+/// over-long key, a value that cannot be stored, a bad URL.
 pub(crate) fn to_py_err(error: mmappickle::Error) -> PyErr {
     match error.kind() {
-        ErrorKind::KeyNotFound(key) => return PyKeyError::new_err(key.clone()),
+        ErrorKind::KeyNotFound { key } => return PyKeyError::new_err(key.clone()),
         ErrorKind::ReadOnly => return not_writable(),
+        ErrorKind::Request(_) | ErrorKind::Changed { .. } | ErrorKind::BadResponse { .. } => {
+            return PyOSError::new_err(message_with_sources(&error))
+        }
         _ => {}
     }
     match io_source(&error) {

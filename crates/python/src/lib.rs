@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
+use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
@@ -321,8 +321,9 @@ impl NativeDict {
 
     /// What `key` holds: a `GenericValue`, an `ArrayPlace` or a `MaskedPlace`.
     fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
-        let located = self.read(py, |dict| dict.locate(key))?;
-        located_record(py, located)
+        let (located, value_bytes) =
+            self.read(py, |dict| located_with_bytes(&dict.read()?, key))?;
+        located_record(py, located, &value_bytes)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read
@@ -333,30 +334,13 @@ impl NativeDict {
             snapshot
                 .keys()?
                 .into_iter()
-                .map(|key| {
-                    let located = snapshot.locate(&key)?;
-                    Ok((key, located))
-                })
+                .map(|key| Ok((located_with_bytes(&snapshot, &key)?, key)))
                 .collect::<Result<Vec<_>, mmappickle::Error>>()
         })?;
         located
             .into_iter()
-            .map(|(key, located)| Ok((key, located_record(py, located)?)))
+            .map(|((located, bytes), key)| Ok((key, located_record(py, located, &bytes)?)))
             .collect()
-    }
-
-    /// `(offset, length)` of the value bytes of `key` in the file, as the Python library's
-    /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)`.
-    fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
-        self.read(py, |dict| {
-            // An entry listing shares the snapshot's table (no copy, no value read).
-            match dict.entry_listing()?.table().get(key) {
-                Some(entry) => Ok((entry.value_offset(), entry.value_len())),
-                None => Err(mmappickle::Error::unplaced(
-                    mmappickle::ErrorKind::KeyNotFound(key.to_owned()),
-                )),
-            }
-        })
     }
 
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
@@ -454,6 +438,19 @@ enum Record<'a> {
     Written(&'a NewWritten),
 }
 
+/// What `key` holds in `snapshot`, with a generic value's bytes read in the same snapshot.
+fn located_with_bytes(
+    snapshot: &mmappickle::ReadSnapshot<'_>,
+    key: &str,
+) -> Result<(Located, Vec<u8>), mmappickle::Error> {
+    let located = snapshot.locate(key)?;
+    let value_bytes = match &located {
+        Located::Value(place) => snapshot.value_bytes_at(place)?.to_vec(),
+        _ => Vec::new(),
+    };
+    Ok((located, value_bytes))
+}
+
 /// The value bytes `(bytes, memo_max)` of the pickle `stream` for an entry whose memo indices
 /// start at `memo_start` (the Python library's `BasePickler._pickle_dump_fix`).
 #[pyfunction]
@@ -462,7 +459,7 @@ fn entry_value<'py>(
     stream: &[u8],
     memo_start: u32,
 ) -> PyResult<(Bound<'py, PyBytes>, u32)> {
-    let (bytes, memo_max) = mmappickle::codec::entry_value_from_pickle(stream, memo_start)
+    let (bytes, memo_max) = mmappickle::entry_value_from_pickle(stream, memo_start)
         .map_err(|error| PyValueError::new_err(error.to_string()))?;
     Ok((PyBytes::new(py, &bytes), memo_max))
 }
@@ -486,6 +483,8 @@ fn is_container(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let schemes = pyo3::types::PyTuple::new(module.py(), mmappickle_remote::SCHEMES)?;
+    module.add("URL_SCHEMES", schemes)?;
     module.add_class::<NativeDict>()?;
     module.add_class::<remote::NativeRemote>()?;
     module.add_class::<GenericValue>()?;

@@ -4,14 +4,10 @@
 //! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
 //! fields the `.pyi` describes.
 
-use mmappickle::codec::opcode::{PROTO, STOP};
-use mmappickle::{DType, Located};
+use mmappickle::{DType, Located, ValuePlace, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
-
-/// The pickle protocol of every value in the file.
-const PROTOCOL: u8 = 4;
 
 fn parse_dtype(name: &str) -> PyResult<DType> {
     DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
@@ -22,12 +18,12 @@ pub(crate) fn value_pickle<'py>(
     py: Python<'py>,
     value_bytes: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, value_bytes.len() + 3, |buffer| {
-        let end = buffer.len() - 1;
-        buffer[0] = PROTO;
-        buffer[1] = PROTOCOL;
-        buffer[2..end].copy_from_slice(value_bytes);
-        buffer[end] = STOP;
+    let (head, tail) = (VALUE_PICKLE_HEAD.len(), VALUE_PICKLE_TAIL.len());
+    PyBytes::new_with(py, head + value_bytes.len() + tail, |buffer| {
+        let end = buffer.len() - tail;
+        buffer[..head].copy_from_slice(&VALUE_PICKLE_HEAD);
+        buffer[head..end].copy_from_slice(value_bytes);
+        buffer[end..].copy_from_slice(&VALUE_PICKLE_TAIL);
         Ok(())
     })
 }
@@ -36,12 +32,20 @@ pub(crate) fn value_pickle<'py>(
 #[pyclass(module = "mmappickle._native", frozen)]
 pub(crate) struct GenericValue {
     value_bytes: Py<PyBytes>,
+    /// Where the bytes are in the file, as the library's picklers receive them in
+    /// `is_valid(offset, length)` and `read(offset, length)`.
+    #[pyo3(get)]
+    offset: u64,
+    #[pyo3(get)]
+    length: u64,
 }
 
 impl GenericValue {
-    pub(crate) fn new(py: Python<'_>, value_bytes: &[u8]) -> Self {
+    pub(crate) fn new(py: Python<'_>, place: &ValuePlace, value_bytes: &[u8]) -> Self {
         GenericValue {
             value_bytes: PyBytes::new(py, value_bytes).unbind(),
+            offset: place.offset,
+            length: place.len,
         }
     }
 }
@@ -107,10 +111,17 @@ pub(crate) struct MaskedPlace {
     mask: Py<ArrayPlace>,
 }
 
-/// What a key holds, as the record the Python half reads.
-pub(crate) fn located_record(py: Python<'_>, located: Located) -> PyResult<Py<PyAny>> {
+/// What a key holds, as the record the Python half reads (`value_bytes`: those of a generic
+/// value, read in the snapshot that located it).
+pub(crate) fn located_record(
+    py: Python<'_>,
+    located: Located,
+    value_bytes: &[u8],
+) -> PyResult<Py<PyAny>> {
     Ok(match located {
-        Located::Value(bytes) => Py::new(py, GenericValue::new(py, &bytes))?.into_any(),
+        Located::Value(place) => {
+            Py::new(py, GenericValue::new(py, &place, value_bytes))?.into_any()
+        }
         Located::Array(place) => Py::new(py, ArrayPlace::new(place))?.into_any(),
         Located::Masked { data, mask } => Py::new(
             py,

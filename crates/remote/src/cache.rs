@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 
-use mmappickle_array::ValueSource;
-use mmappickle_container::{ByteSource, NotLoaded};
+use mmappickle::array::ValueSource;
+use mmappickle::container::{ByteSource, NotLoaded};
 
 /// Joined spans always kept, however large (see [`BlockCache::insert_and_join`]).
 const SPANS_KEPT: usize = 4;
@@ -184,10 +184,10 @@ impl ValueSource for CachedValue<'_> {
         &mut self,
         offset: u64,
         buf: &mut [u8],
-    ) -> Result<(), mmappickle_array::Error> {
+    ) -> Result<(), mmappickle::array::Error> {
         let eof = || {
-            mmappickle_array::Error::new(
-                mmappickle_array::ErrorKind::UnexpectedEof {
+            mmappickle::array::Error::new(
+                mmappickle::array::ErrorKind::UnexpectedEof {
                     expected: "more bytes",
                 },
                 offset,

@@ -1,32 +1,21 @@
 //! The read-only dict over a remote file: [`AsyncRemoteDict`] and the blocking [`RemoteDict`].
+//! What a value holds is told by the facade's read core, over bytes read through the block
+//! cache; arrays come back read into memory.
 
 use std::ops::Range;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
-use mmappickle_array::{checked_raw_len, classify, ArrayHeader, OwnedArray, ValueKind};
-use mmappickle_codec::{decode_entry_value, Value};
-use mmappickle_container::{ByteSource, Entry, ScanProgress, Scanner, Table};
+use mmappickle::array::classify;
+use mmappickle::container::{ByteSource, Entry, ScanProgress, Scanner, Table};
+use mmappickle::{
+    decode_any_value, decode_value, locate_value, ArrayData, ArrayPlace, Item, Listing, Located,
+    MaskedBytes, OwnedArray, Value, ValueKind,
+};
 
 use crate::cache::{BlockCache, CachedValue};
-use crate::error::{Error, ErrorKind};
+use crate::error::{layout_error, Error, ErrorKind};
 use crate::object::{RemoteObject, Transfer};
 use crate::options::RemoteOptions;
-
-/// What a key holds, read into memory: a generic value, an array, or a masked array.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RemoteItem {
-    /// A generic Python value, decoded (never run).
-    Value(Value),
-    /// A numpy array.
-    Array(OwnedArray),
-    /// A `numpy.ma.MaskedArray`: its data and its mask (dtype `bool`, the data's shape or 0-d).
-    Masked {
-        /// The data.
-        data: OwnedArray,
-        /// The mask.
-        mask: OwnedArray,
-    },
-}
 
 /// The remote file's bytes: the object at the version first read, and the block cache.
 #[derive(Debug)]
@@ -154,7 +143,7 @@ fn zeroed(len: u64, offset: u64) -> Result<Vec<u8>, Error> {
 #[derive(Debug)]
 pub struct AsyncRemoteDict {
     source: Source,
-    table: Table,
+    table: Arc<Table>,
     options: RemoteOptions,
 }
 
@@ -177,7 +166,7 @@ impl AsyncRemoteDict {
         };
         let mut scanner = Scanner::default();
         let table = loop {
-            let progress = scanner.resume(&*source.cache())?;
+            let progress = scanner.resume(&*source.cache()).map_err(layout_error)?;
             match progress {
                 ScanProgress::Done(table) => break table,
                 ScanProgress::NeedBytes(range) => source.load(range).await?,
@@ -185,7 +174,7 @@ impl AsyncRemoteDict {
         };
         Ok(AsyncRemoteDict {
             source,
-            table,
+            table: Arc::new(table),
             options,
         })
     }
@@ -193,6 +182,35 @@ impl AsyncRemoteDict {
     /// The entry table read at the open (entries, commit number, lengths).
     pub fn table(&self) -> &Table {
         &self.table
+    }
+
+    /// Every entry (deleted and padding ones too) with what its value holds, by the one
+    /// classifier over its head (array payloads are not fetched), as
+    /// [`MmapDict::listing`](mmappickle::MmapDict::listing) lists a local file.
+    pub async fn listing(&self) -> Result<Listing, Error> {
+        let mut kinds = Vec::new();
+        for entry in self
+            .table
+            .entries()
+            .iter()
+            .filter(|entry| !entry.is_padding())
+        {
+            kinds.push(self.value_kind(entry).await?);
+        }
+        // Asked in the same order: every entry but padding.
+        let mut kinds = kinds.into_iter();
+        Listing::new(Arc::clone(&self.table), |entry| {
+            kinds.next().ok_or_else(|| {
+                let stale = mmappickle::container::ErrorKind::StaleEntry;
+                layout_error(mmappickle::container::Error::new(stale, entry.offset()))
+            })
+        })
+    }
+
+    /// The listing without what values hold (no value is fetched), for tools that count
+    /// entries and bytes.
+    pub fn entry_listing(&self) -> Listing {
+        Listing::without_kinds(Arc::clone(&self.table))
     }
 
     /// The live keys in file order.
@@ -233,35 +251,46 @@ impl AsyncRemoteDict {
         })
     }
 
+    /// Where the parts of the value of `entry` are, by the read core over its head.
+    async fn locate_entry(&self, entry: &Entry) -> Result<Located, Error> {
+        locate_value(entry, self.value_kind(entry).await?)
+    }
+
+    /// What `key` holds, without reading a value or an array's payload: where a generic
+    /// value's bytes are, or where an array's are.
+    pub async fn locate(&self, key: &str) -> Result<Located, Error> {
+        self.locate_entry(self.entry(key)?).await
+    }
+
     /// What `key` holds: a generic value decoded, or an array read whole into memory.
-    pub async fn get(&self, key: &str) -> Result<RemoteItem, Error> {
+    pub async fn get(&self, key: &str) -> Result<Item, Error> {
         let entry = self.entry(key)?;
-        match self.value_kind(entry).await? {
-            ValueKind::Malformed(error) => Err(Error::array(error, entry.value_offset())),
-            ValueKind::Generic { not_an_array } => self
-                .decode(entry, not_an_array)
-                .await
-                .map(RemoteItem::Value),
-            ValueKind::Array(header) => self
-                .read_array(entry, &header, None)
-                .await
-                .map(RemoteItem::Array),
-            ValueKind::Masked(header) => Ok(RemoteItem::Masked {
-                data: self.read_array(entry, &header.data, None).await?,
-                mask: self.read_array(entry, &header.mask, None).await?,
+        Ok(match self.locate_entry(entry).await? {
+            Located::Value(place) => {
+                let bytes = self
+                    .source
+                    .bytes(place.range(), self.is_small(entry))
+                    .await?;
+                Item::Value(decode_value(&bytes, place, &self.options.limits)?)
+            }
+            Located::Array(place) => Item::Array(ArrayData::Owned(self.read_array(place).await?)),
+            Located::Masked { data, mask } => Item::Masked(MaskedBytes {
+                data: ArrayData::Owned(self.read_array(data).await?),
+                mask: ArrayData::Owned(self.read_array(mask).await?),
             }),
-        }
+        })
     }
 
     /// The value of `key` decoded as a generic pickled value, whatever the entry holds (an
     /// array gives its expression tree, read whole).
     pub async fn value(&self, key: &str) -> Result<Value, Error> {
         let entry = self.entry(key)?;
-        match self.value_kind(entry).await? {
-            ValueKind::Malformed(error) => Err(Error::array(error, entry.value_offset())),
-            ValueKind::Generic { not_an_array } => self.decode(entry, not_an_array).await,
-            ValueKind::Array(_) | ValueKind::Masked(_) => self.decode(entry, None).await,
-        }
+        let kind = self.value_kind(entry).await?;
+        let bytes = self
+            .source
+            .bytes(entry.value_range(), self.is_small(entry))
+            .await?;
+        decode_any_value(&bytes, entry, kind, &self.options.limits)
     }
 
     /// What the value of `entry` (of [`AsyncRemoteDict::table`], deleted ones included) is,
@@ -275,7 +304,7 @@ impl AsyncRemoteDict {
             .source
             .parse_value(entry, |value| classify(value))
             .await?;
-        kind.map_err(|error| Error::array(error, entry.value_offset()))
+        kind.map_err(|error| Error::array_at(error, entry.value_offset()))
     }
 
     /// The bytes `range` of the remote file (fetched exactly, in parallel pieces when large).
@@ -290,160 +319,99 @@ impl AsyncRemoteDict {
     pub async fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
         let entry = self.entry(key)?;
         self.source
-            .bytes(entry.value_range(), self.small(entry))
+            .bytes(entry.value_range(), self.is_small(entry))
             .await
     }
 
     /// The plain array of `key`, read whole.
     pub async fn array(&self, key: &str) -> Result<OwnedArray, Error> {
-        let (entry, header) = self.entry_and_header(key).await?;
-        self.read_array(entry, &header, None).await
+        self.read_array(self.array_place(key).await?).await
     }
 
     /// Rows `rows` of the plain array of `key` (its first axis; C order, so one contiguous
     /// byte range), fetched without the rest of the array.
     pub async fn array_rows(&self, key: &str, rows: Range<usize>) -> Result<OwnedArray, Error> {
-        let (entry, header) = self.entry_and_header(key).await?;
-        self.read_array(entry, &header, Some(rows)).await
+        self.read_array(self.array_place(key).await?.rows(rows)?)
+            .await
     }
 
-    /// The dtype, shape and raw length of the plain array of `key` (its payload is not read):
-    /// what sizes a buffer for [`AsyncRemoteDict::array_into`].
-    pub async fn array_header(&self, key: &str) -> Result<ArrayHeader, Error> {
-        Ok(self.entry_and_header(key).await?.1)
+    /// Where the plain array of `key` is: its dtype, shape and byte range (its payload is not
+    /// read), what sizes a buffer for [`AsyncRemoteDict::read_into`].
+    pub async fn array_place(&self, key: &str) -> Result<ArrayPlace, Error> {
+        let entry = self.entry(key)?;
+        self.locate_entry(entry)
+            .await?
+            .into_array(key, entry.value_offset())
     }
 
-    /// The raw bytes (C order) of the plain array of `key` into `out`, a buffer of the
-    /// caller's (a numpy array's, a huge-page map), exactly `raw_len` bytes long.
-    pub async fn array_into(&self, key: &str, out: &mut [u8]) -> Result<(), Error> {
-        self.read_array_into(key, None, out).await
-    }
-
-    /// The raw bytes of rows `rows` of the plain array of `key` into `out`, exactly their
-    /// length.
-    pub async fn array_rows_into(
-        &self,
-        key: &str,
-        rows: Range<usize>,
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        self.read_array_into(key, Some(rows), out).await
-    }
-
-    async fn read_array_into(
-        &self,
-        key: &str,
-        rows: Option<Range<usize>>,
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        let (entry, header) = self.entry_and_header(key).await?;
-        let (_, range) = array_part(entry, &header, rows)?;
-        if range.end - range.start != out.len() as u64 {
+    /// The raw bytes (C order) of the array part at `place` (of [`Self::array_place`],
+    /// or rows of it) into `out`, a buffer of the caller's (a numpy array's, a huge-page
+    /// map), exactly as long as the part.
+    pub async fn read_into(&self, place: &ArrayPlace, out: &mut [u8]) -> Result<(), Error> {
+        if place.raw_len() != out.len() as u64 {
             return Err(Error::unplaced(ErrorKind::BufferLength {
-                expected: range.end - range.start,
+                expected: place.raw_len(),
                 found: out.len(),
             }));
         }
-        self.source.bytes_into(range.start, out).await
-    }
-
-    async fn entry_and_header(&self, key: &str) -> Result<(&Entry, ArrayHeader), Error> {
-        let entry = self.entry(key)?;
-        match self.value_kind(entry).await? {
-            ValueKind::Array(header) => Ok((entry, *header)),
-            // Starts like an array but is not one: the array error says why.
-            ValueKind::Malformed(error)
-            | ValueKind::Generic {
-                not_an_array: Some(error),
-            } => Err(Error::array(error, entry.value_offset())),
-            _ => Err(Error::new(
-                ErrorKind::NotAnArray {
-                    key: key.to_owned(),
-                },
-                entry.value_offset(),
-            )),
-        }
+        self.source.bytes_into(place.data_offset, out).await
     }
 
     /// Whether the value of `entry` is read through the cache (at most a block long).
-    fn small(&self, entry: &Entry) -> bool {
+    fn is_small(&self, entry: &Entry) -> bool {
         entry.value_len() <= self.options.block_size
     }
 
-    /// The value of `entry` decoded as a generic value. One that only starts like an array
-    /// (`not_an_array` says why it is not one) and does not decode either is the array error.
-    async fn decode(
-        &self,
-        entry: &Entry,
-        not_an_array: Option<mmappickle_array::Error>,
-    ) -> Result<Value, Error> {
-        let bytes = self
-            .source
-            .bytes(entry.value_range(), self.small(entry))
-            .await?;
-        let value_offset = entry.value_offset();
-        decode_entry_value(&bytes, &self.options.limits).map_err(|error| match not_an_array {
-            Some(array_error) => Error::array(array_error, value_offset),
-            None => Error::codec(error, value_offset),
-        })
-    }
-
-    /// The array of `header` in the value of `entry`, whole or only `rows`.
-    async fn read_array(
-        &self,
-        entry: &Entry,
-        header: &ArrayHeader,
-        rows: Option<Range<usize>>,
-    ) -> Result<OwnedArray, Error> {
-        let (shape, range) = array_part(entry, header, rows)?;
-        let data_offset = range.start;
-        let data = self.source.bytes(range, false).await?;
-        OwnedArray::new(header.dtype.clone(), shape, data)
-            .map_err(|error| Error::array(error, data_offset))
+    /// The array part at `place`, read into memory.
+    async fn read_array(&self, place: ArrayPlace) -> Result<OwnedArray, Error> {
+        let data_offset = place.data_offset;
+        let data = self.source.bytes(place.range(), false).await?;
+        OwnedArray::new(place.dtype, place.shape, data)
+            .map_err(|error| Error::array_at(error, data_offset))
     }
 }
 
-/// The shape and the file's byte range of the array of `header` in the value of `entry`,
-/// whole or only `rows`.
-fn array_part(
-    entry: &Entry,
-    header: &ArrayHeader,
-    rows: Option<Range<usize>>,
-) -> Result<(Vec<usize>, Range<u64>), Error> {
-    let value_offset = entry.value_offset();
-    let overflow = || {
-        Error::array(
-            mmappickle_array::Error::new(mmappickle_array::ErrorKind::Overflow, header.raw_offset),
-            value_offset,
-        )
-    };
-    // Within the value, itself within the file (both checked by the parsers).
-    let data_offset = value_offset
-        .checked_add(header.raw_offset)
-        .ok_or_else(overflow)?;
-    let Some(rows) = rows else {
-        return Ok((
-            header.shape.clone(),
-            data_offset..data_offset + header.raw_len,
-        ));
-    };
-    let n_rows = header.shape.first().copied().unwrap_or(0);
-    if rows.start > rows.end || rows.end > n_rows {
-        return Err(Error::unplaced(ErrorKind::RowsOutOfRange { rows, n_rows }));
+/// The runtime every blocking handle runs its reads on, started at the first open.
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Error> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
     }
-    let row_len = checked_raw_len(&header.dtype, &header.shape[1..]).ok_or_else(overflow)?;
-    let start = data_offset + rows.start as u64 * row_len;
-    let end = data_offset + rows.end as u64 * row_len;
-    let mut shape = header.shape.clone();
-    shape[0] = rows.end - rows.start;
-    Ok((shape, start..end))
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mmappickle-remote")
+        .enable_all()
+        .build()
+        .map_err(|error| Error::unplaced(ErrorKind::Io(error)))?;
+    // Two first opens may race: one runtime is kept, the other dropped unused.
+    Ok(RUNTIME.get_or_init(|| runtime))
 }
 
-/// The blocking face of [`AsyncRemoteDict`]: the same reads, run on a runtime of its own.
+/// The blocking face of [`AsyncRemoteDict`]: the same reads, run on one runtime shared by
+/// every blocking handle of the process. The reads that need no request (keys, table,
+/// counts) are those of the async dict, reached through `Deref`.
 #[derive(Debug)]
 pub struct RemoteDict {
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
     inner: AsyncRemoteDict,
+}
+
+impl std::ops::Deref for RemoteDict {
+    type Target = AsyncRemoteDict;
+
+    fn deref(&self) -> &AsyncRemoteDict {
+        &self.inner
+    }
+}
+
+/// Blocking methods running the async dict's method of the same name.
+macro_rules! blocking {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;)*) => {$(
+        #[doc = concat!("See [`AsyncRemoteDict::", stringify!($name), "`].")]
+        pub fn $name(&self $(, $arg: $ty)*) -> Result<$out, Error> {
+            self.runtime.block_on(self.inner.$name($($arg),*))
+        }
+    )*};
 }
 
 impl RemoteDict {
@@ -454,11 +422,7 @@ impl RemoteDict {
 
     /// Opens `url` with `options`.
     pub fn open_with(url: &str, options: RemoteOptions) -> Result<RemoteDict, Error> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|error| Error::unplaced(ErrorKind::Runtime(error)))?;
+        let runtime = runtime()?;
         let inner = runtime.block_on(AsyncRemoteDict::open_with(url, options))?;
         Ok(RemoteDict { runtime, inner })
     }
@@ -468,94 +432,17 @@ impl RemoteDict {
         &self.inner
     }
 
-    /// The entry table read at the open.
-    pub fn table(&self) -> &Table {
-        self.inner.table()
-    }
-
-    /// The live keys in file order.
-    pub fn keys(&self) -> Vec<String> {
-        self.inner.keys()
-    }
-
-    /// Whether `key` has a live entry.
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.inner.contains_key(key)
-    }
-
-    /// Number of live keys.
-    pub fn len(&self) -> usize {
-        self.inner.len()
-    }
-
-    /// Whether the dict has no live key.
-    pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
-    }
-
-    /// Requests made and bytes received since the open (the open included).
-    pub fn transfer(&self) -> Transfer {
-        self.inner.transfer()
-    }
-
-    /// See [`AsyncRemoteDict::cached_bytes`].
-    pub fn cached_bytes(&self) -> u64 {
-        self.inner.cached_bytes()
-    }
-
-    /// See [`AsyncRemoteDict::get`].
-    pub fn get(&self, key: &str) -> Result<RemoteItem, Error> {
-        self.runtime.block_on(self.inner.get(key))
-    }
-
-    /// See [`AsyncRemoteDict::value`].
-    pub fn value(&self, key: &str) -> Result<Value, Error> {
-        self.runtime.block_on(self.inner.value(key))
-    }
-
-    /// See [`AsyncRemoteDict::raw_value`].
-    pub fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
-        self.runtime.block_on(self.inner.raw_value(key))
-    }
-
-    /// See [`AsyncRemoteDict::value_kind`].
-    pub fn value_kind(&self, entry: &Entry) -> Result<ValueKind, Error> {
-        self.runtime.block_on(self.inner.value_kind(entry))
-    }
-
-    /// See [`AsyncRemoteDict::read_range`].
-    pub fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, Error> {
-        self.runtime.block_on(self.inner.read_range(range))
-    }
-
-    /// See [`AsyncRemoteDict::array`].
-    pub fn array(&self, key: &str) -> Result<OwnedArray, Error> {
-        self.runtime.block_on(self.inner.array(key))
-    }
-
-    /// See [`AsyncRemoteDict::array_header`].
-    pub fn array_header(&self, key: &str) -> Result<ArrayHeader, Error> {
-        self.runtime.block_on(self.inner.array_header(key))
-    }
-
-    /// See [`AsyncRemoteDict::array_into`].
-    pub fn array_into(&self, key: &str, out: &mut [u8]) -> Result<(), Error> {
-        self.runtime.block_on(self.inner.array_into(key, out))
-    }
-
-    /// See [`AsyncRemoteDict::array_rows_into`].
-    pub fn array_rows_into(
-        &self,
-        key: &str,
-        rows: Range<usize>,
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        self.runtime
-            .block_on(self.inner.array_rows_into(key, rows, out))
-    }
-
-    /// See [`AsyncRemoteDict::array_rows`].
-    pub fn array_rows(&self, key: &str, rows: Range<usize>) -> Result<OwnedArray, Error> {
-        self.runtime.block_on(self.inner.array_rows(key, rows))
+    blocking! {
+        fn listing(&self) -> Listing;
+        fn locate(&self, key: &str) -> Located;
+        fn get(&self, key: &str) -> Item;
+        fn value(&self, key: &str) -> Value;
+        fn raw_value(&self, key: &str) -> Vec<u8>;
+        fn value_kind(&self, entry: &Entry) -> ValueKind;
+        fn read_range(&self, range: Range<u64>) -> Vec<u8>;
+        fn array(&self, key: &str) -> OwnedArray;
+        fn array_rows(&self, key: &str, rows: Range<usize>) -> OwnedArray;
+        fn array_place(&self, key: &str) -> ArrayPlace;
+        fn read_into(&self, place: &ArrayPlace, out: &mut [u8]) -> ();
     }
 }

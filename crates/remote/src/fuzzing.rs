@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use mmappickle_container::{ByteSource, Error, ScanProgress, Scanner, Table};
+use mmappickle::container::{ByteSource, Error, ScanProgress, Scanner, Table};
 
 use crate::cache::BlockCache;
 
@@ -31,7 +31,7 @@ const MAX_RESUMES: usize = 1 << 20;
 /// and a lie: a server announcing a longer object than the bytes it serves.
 ///
 /// Checked: the scan ends (every range it asks for is held once fetched); when every fetch
-/// was answered, its outcome is that of [`mmappickle_container::scan`] on the same bytes;
+/// was answered, its outcome is that of [`mmappickle::container::scan`] on the same bytes;
 /// a table describes a file of the announced length.
 pub fn remote_scan(data: &[u8]) -> Verdict {
     let [block_choice, budget_choice, lie, ref file @ ..] = *data else {
@@ -51,7 +51,7 @@ pub fn remote_scan(data: &[u8]) -> Verdict {
     // (never fetched) cannot change the local scan's outcome either.
     let mut whole = file.to_vec();
     whole.resize(file.len() + extra as usize, 0);
-    let local = mmappickle_container::scan(&whole[..]);
+    let local = mmappickle::container::scan(&whole[..]);
     compare(&outcome, &local)?;
     if let Ok(table) = &outcome {
         if table.file_len() != announced {
@@ -173,9 +173,9 @@ mod tests {
     fn short_and_valid_files_pass() {
         let entry = b"\x95\x0d\x00\x00\x00\x00\x00\x00\x00\x8c\x01kK\x2aJ\x01\x00\x00\x000\x880";
         let file = [
-            &mmappickle_container::encode_header(1)[..],
+            &mmappickle::container::encode_header(1)[..],
             &entry[..],
-            &mmappickle_container::TERMINATOR[..],
+            &mmappickle::container::TERMINATOR[..],
         ]
         .concat();
         for prefix in [[0u8, 0, 0], [1, 7, 200], [2, 3, 128], [3, 0, 255]] {
@@ -192,7 +192,7 @@ mod tests {
     // the scan goes, and the table is the local scan's.
     #[test]
     fn many_blocks_with_a_small_budget() {
-        let mut file = mmappickle_container::encode_header(1).to_vec();
+        let mut file = mmappickle::container::encode_header(1).to_vec();
         for entry_idx in 0..40u8 {
             // FRAME, key "k<idx>", BINUNICODE of 1000 bytes, memo 1, live.
             let value: Vec<u8> = [&b"X\xe8\x03\x00\x00"[..], &[b'v'; 1000]].concat();
@@ -205,8 +205,8 @@ mod tests {
             file.extend_from_slice(&(body.len() as u64).to_le_bytes());
             file.extend_from_slice(&body);
         }
-        file.extend_from_slice(&mmappickle_container::TERMINATOR);
-        let table = mmappickle_container::scan(&file[..]).expect("a valid file");
+        file.extend_from_slice(&mmappickle::container::TERMINATOR);
+        let table = mmappickle::container::scan(&file[..]).expect("a valid file");
         assert_eq!(table.n_live(), 40);
         for block_choice in 0..4 {
             let input = [&[block_choice, 0, 0][..], &file].concat();

@@ -5,7 +5,7 @@
 //! block cache (1 MiB blocks by default), skipping array payloads; values are read on demand,
 //! arrays whole or by rows (a contiguous byte range of a C-ordered array, fetched in parallel
 //! pieces when large). The table is parsed by the container crate's own scan
-//! ([`mmappickle_container::Scanner`]), the array expressions by the array crate's parser.
+//! ([`mmappickle::container::Scanner`]), the array expressions by the array crate's parser.
 //!
 //! Every request after the first is conditional on the object's version (`If-Match` on the
 //! ETag, else `If-Unmodified-Since`): a file replaced while it is read gives
@@ -15,7 +15,8 @@
 //! [`AsyncRemoteDict`] is the same for async callers.
 //!
 //! ```
-//! use mmappickle_remote::{RemoteDict, RemoteItem};
+//! use mmappickle::Value;
+//! use mmappickle_remote::RemoteDict;
 //!
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("example.mmdpickle");
@@ -27,7 +28,7 @@
 //! // url: "https://host/data.mmdpickle", "s3://bucket/data.mmdpickle", "file:///..."
 //! let remote = RemoteDict::open(&url)?;
 //! assert_eq!(remote.keys(), ["answer", "a"]);
-//! assert_eq!(remote.get("answer")?, RemoteItem::Value(42i64.into()));
+//! assert_eq!(remote.get("answer")?, Value::from(42i64));
 //! let row = remote.array_rows("a", 1..2)?; // the second row only
 //! assert_eq!(row.shape, [1, 2]);
 //! assert_eq!(row.to_vec::<f64>()?, [3.0, 4.0]);
@@ -47,8 +48,8 @@ mod object;
 mod options;
 
 pub use crate::{
-    dict::{AsyncRemoteDict, RemoteDict, RemoteItem},
+    dict::{AsyncRemoteDict, RemoteDict},
     error::{Error, ErrorKind},
-    object::Transfer,
+    object::{is_url, Transfer, SCHEMES},
     options::RemoteOptions,
 };

@@ -17,7 +17,7 @@ use object_store::{
 };
 use url::Url;
 
-use crate::error::{Error, ErrorKind};
+use crate::error::{request_error, Error, ErrorKind};
 use crate::options::RemoteOptions;
 
 /// Requests made and body bytes received, since the open.
@@ -57,7 +57,7 @@ impl RemoteObject {
         let result = store
             .get_opts(&path, get)
             .await
-            .map_err(|error| Error::request(error, 0))?;
+            .map_err(|error| request_error(error, 0))?;
         let meta = result.meta.clone();
         let object = RemoteObject {
             store,
@@ -135,7 +135,7 @@ impl RemoteObject {
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(self.changed(Some("no object".into()), range.start))
             }
-            Err(error) => return Err(Error::request(error, range.start)),
+            Err(error) => return Err(request_error(error, range.start)),
         };
         // A store that ignores the precondition still says which version it sent.
         if result.meta.e_tag != self.meta.e_tag || result.meta.size != self.meta.size {
@@ -185,7 +185,7 @@ impl RemoteObject {
         let mut written = 0usize;
         while let Some(chunk) = stream.next().await {
             let chunk =
-                chunk.map_err(|error| Error::request(error, range.start + written as u64))?;
+                chunk.map_err(|error| request_error(error, range.start + written as u64))?;
             self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             let end = written + chunk.len();
             let Some(dest) = out.get_mut(written..end) else {
@@ -205,6 +205,14 @@ impl RemoteObject {
         }
         Ok(())
     }
+}
+
+/// The URL schemes a remote dict reads, as they start a URL.
+pub const SCHEMES: [&str; 5] = ["http://", "https://", "s3://", "s3a://", "file://"];
+
+/// Whether `text` is a URL of a scheme a remote dict reads (else, to a tool, a local path).
+pub fn is_url(text: &str) -> bool {
+    SCHEMES.iter().any(|scheme| text.starts_with(scheme))
 }
 
 /// The store and the object's path for `url`.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mmappickle_codec::Limits;
+use mmappickle::codec::Limits;
 
 /// Options of [`RemoteDict::open_with`](crate::RemoteDict::open_with) and
 /// [`AsyncRemoteDict::open_with`](crate::AsyncRemoteDict::open_with).

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mmappickle::stubs::EmptyArray;
-use mmappickle::{Item, MmapDict};
-use mmappickle_remote::{ErrorKind, RemoteDict, RemoteItem, RemoteOptions};
+use mmappickle::{ArrayData, Item, MmapDict, Value};
+use mmappickle_remote::{ErrorKind, RemoteDict, RemoteOptions};
 use support::hostile::{Answer, Hostile};
 use support::{Moto, Nginx};
 
@@ -47,22 +47,16 @@ fn assert_reads_alike(local: &Path, remote: Result<RemoteDict, mmappickle_remote
     assert_eq!(remote.len(), local.len().unwrap(), "{name}");
     for key in local.keys().unwrap() {
         assert!(remote.contains_key(&key));
-        let bytes_of = |array: &mmappickle::array::MappedBytes| {
-            (
-                array.dtype().clone(),
-                array.shape().to_vec(),
-                array.bytes().to_vec(),
-            )
-        };
-        let owned = |array: mmappickle::array::OwnedArray| (array.dtype, array.shape, array.data);
+        let mapped = |array: &ArrayData| array.as_mapped().is_some();
         match (local.get(&key), remote.get(&key)) {
-            (Ok(Item::Value(a)), Ok(RemoteItem::Value(b))) => assert_eq!(a, b, "{name} {key}"),
-            (Ok(Item::Array(a)), Ok(RemoteItem::Array(b))) => {
-                assert_eq!(bytes_of(&a), owned(b), "{name} {key}")
+            (Ok(Item::Value(a)), Ok(Item::Value(b))) => assert_eq!(a, b, "{name} {key}"),
+            (Ok(Item::Array(a)), Ok(Item::Array(b))) => {
+                assert!(mapped(&a) && !mapped(&b), "{name} {key}: mapped, read");
+                assert_eq!(a.into_owned(), b.into_owned(), "{name} {key}")
             }
-            (Ok(Item::Masked(a)), Ok(RemoteItem::Masked { data, mask })) => {
-                assert_eq!(bytes_of(&a.data), owned(data), "{name} {key}");
-                assert_eq!(bytes_of(&a.mask), owned(mask), "{name} {key}");
+            (Ok(Item::Masked(a)), Ok(Item::Masked(b))) => {
+                assert_eq!(a.data.into_owned(), b.data.into_owned(), "{name} {key}");
+                assert_eq!(a.mask.into_owned(), b.mask.into_owned(), "{name} {key}");
             }
             (Err(a), Err(b)) => assert_eq!(a.offset(), b.offset(), "{name} {key}: {a} / {b}"),
             (a, b) => panic!("{name} {key}: local {a:?}, remote {b:?}"),
@@ -131,10 +125,7 @@ fn open_and_keys_of_10000_small_entries_take_at_most_3_requests() {
     println!("open + keys: {accesses:?}");
     assert!(accesses.len() <= 3, "{} requests", accesses.len());
     assert_eq!(remote.transfer().requests as usize, accesses.len());
-    assert_eq!(
-        remote.get("key9999").unwrap(),
-        RemoteItem::Value(9999i64.into())
-    );
+    assert_eq!(remote.get("key9999").unwrap(), Value::from(9999i64));
     // The value was in the block the open read.
     assert_eq!(nginx.accesses().len(), accesses.len());
 }
@@ -176,20 +167,20 @@ fn rows_of_a_1_gib_array_fetch_only_their_bytes() {
     assert_eq!(bytes, 1 << 20, "rows are fetched exactly, not by blocks");
     // The same rows into a buffer of the caller's; a buffer of another length is refused.
     let mut buffer = vec![0u8; 1 << 20];
-    remote
-        .array_rows_into("big", rows.clone(), &mut buffer)
+    let place = remote
+        .array_place("big")
+        .unwrap()
+        .rows(rows.clone())
         .unwrap();
+    remote.read_into(&place, &mut buffer).unwrap();
     assert_eq!(buffer, part.data);
-    let short = remote.array_rows_into("big", rows.clone(), &mut buffer[1..]);
+    let short = remote.read_into(&place, &mut buffer[1..]);
     assert!(matches!(
         short.unwrap_err().kind(),
         ErrorKind::BufferLength { .. }
     ));
-    assert_eq!(remote.array_header("big").unwrap().shape, [131_072, 1024]);
-    assert_eq!(
-        remote.get("after").unwrap(),
-        RemoteItem::Value(vec![1i64, 2, 3].into())
-    );
+    assert_eq!(remote.array_place("big").unwrap().shape, [131_072, 1024]);
+    assert_eq!(remote.get("after").unwrap(), Value::from(vec![1i64, 2, 3]));
     // Every request after the first is conditional on the version.
     let accesses = nginx.accesses();
     assert_eq!(accesses[0].if_match, "-");
@@ -298,7 +289,7 @@ fn a_500_then_a_200_is_retried() {
         },
     });
     let remote = RemoteDict::open_with(&server.url("f"), impatient()).unwrap();
-    assert_eq!(remote.get("x").unwrap(), RemoteItem::Value(1i64.into()));
+    assert_eq!(remote.get("x").unwrap(), Value::from(1i64));
     assert_eq!(remote.array("a").unwrap().data, vec![7u8; 20_000]);
     assert!(server.n_requests() >= 4);
 }
@@ -348,7 +339,10 @@ fn entries_claiming_2_pow_63_bytes_are_an_error() {
     });
     let error = RemoteDict::open_with(&server.url("f"), impatient()).unwrap_err();
     println!("{error}");
-    assert!(matches!(error.kind(), ErrorKind::Container(_)), "{error:?}");
+    assert!(
+        matches!(error.kind(), ErrorKind::RemoteLayout(_)),
+        "{error:?}"
+    );
     assert_eq!(error.offset(), Some(24));
     assert!(!error.to_string().contains("fsck"), "{error}");
     // The table's start, and the file's end (whether the file was cut short: it was not).

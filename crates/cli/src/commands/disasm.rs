@@ -8,6 +8,7 @@ use mmappickle::{dis, DisOp, Disassembly, EntryInfo, MmapDict, ValueKind, DATA_A
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::scalars::str_repr;
+use crate::store::ReadDict;
 
 /// Values longer than this are listed op by op without indentation, showing big payloads by
 /// size only.
@@ -19,13 +20,17 @@ const MAX_SHOWN_OP: usize = 128;
 /// `dis`: the header, then each entry's framing and its value's opcodes, then the
 /// terminator; a file that is not an mmappickle file is listed as a plain pickle.
 pub(super) fn disassemble(path: &Path, out: &mut dyn Write) -> CliResult {
-    let dict = match MmapDict::open_readonly(path) {
-        Ok(dict) => dict,
-        Err(err) => return disassemble_plain(path, &err, out),
+    let dict = if ReadDict::is_remote(path) {
+        ReadDict::open(path)?
+    } else {
+        match MmapDict::open_readonly(path) {
+            Ok(dict) => ReadDict::Local(dict),
+            Err(err) => return disassemble_plain(path, &err, out),
+        }
     };
     // Listed under the lock, printed after it is released (see `dump`).
     let mut text = Vec::new();
-    dict.with_disassembly(|disassembly| list_entries(disassembly, &mut text))??;
+    dict.with_disassembly(|disassembly| list_entries(disassembly, &mut text))?;
     out.write_all(&text)?;
     super::free_at_exit(dict);
     Ok(())
@@ -52,7 +57,7 @@ fn disassemble_plain(path: &Path, err: &mmappickle::Error, out: &mut dyn Write) 
 }
 
 /// The listing of an mmappickle file.
-pub(super) fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
+fn list_entries(disassembly: &Disassembly<'_>, out: &mut dyn Write) -> CliResult {
     let listing = &disassembly.listing;
     writeln!(
         out,

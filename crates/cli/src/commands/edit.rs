@@ -6,7 +6,6 @@ use std::path::Path;
 use mmappickle::{ArrayEncoding, DType, MmapDict};
 use serde_json::Value as Json;
 
-use super::no_key;
 use crate::error::{CliError, CliResult};
 use crate::json::json_to_value;
 use crate::progress;
@@ -43,7 +42,7 @@ pub(super) fn rm(path: &Path, keys: &[String]) -> CliResult {
         Ok(None)
     })?;
     match missing {
-        Some(key) => Err(no_key(&path.display(), &key)),
+        Some(key) => Err(store::no_key(&path.display(), &key)),
         None => Ok(()),
     }
 }

@@ -3,22 +3,19 @@
 use std::io::Write;
 use std::path::Path;
 
-use mmappickle::array::ArrayHeader;
-use mmappickle::loads;
-use mmappickle::DATA_ALIGN;
+use mmappickle::{loads, ArrayData, ArrayHeader, Item, DATA_ALIGN};
 use mmappickle::{EntryInfo, Listing, ValueKind, FORMAT_VERSION};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
-use super::{get_item, print_json};
+use super::print_json;
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::json::JsonOf;
 use crate::pretty::{push_repr, repr};
 use crate::scalars::push_str_repr;
-use crate::store;
-use crate::view::{ArrayView, ItemView, Viewed};
+use crate::store::ReadDict;
 
 /// One row of `ls`, borrowing from the listing: nothing is allocated for a row of a value.
 struct Row<'a> {
@@ -95,20 +92,15 @@ fn rows(listing: &Listing, all: bool) -> impl Iterator<Item = Row<'_>> {
 
 /// `ls`: the entry table, as text columns or a JSON array.
 pub(super) fn ls(path: &Path, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let dict = store::open_dict_readonly(path)?;
+    let dict = ReadDict::open(path)?;
     let listing = dict.listing()?;
     print_ls(&listing, all, as_json, out)?;
     super::free_at_exit((dict, listing));
     Ok(())
 }
 
-/// `ls`'s table of `listing` (of a local or a remote file).
-pub(super) fn print_ls(
-    listing: &Listing,
-    all: bool,
-    as_json: bool,
-    out: &mut dyn Write,
-) -> CliResult {
+/// `ls`'s table of `listing`.
+fn print_ls(listing: &Listing, all: bool, as_json: bool, out: &mut dyn Write) -> CliResult {
     if as_json {
         return print_json(out, &RowsJson { listing, all });
     }
@@ -312,15 +304,15 @@ impl<'w> Columns<'w> {
 /// `info`: the file's facts; `reclaimable` counts deleted, padding and shadowed entries.
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     // Counts and lengths only: no value is read.
-    let dict = store::open_dict_readonly(path)?;
+    let dict = ReadDict::open(path)?;
     let listing = dict.entry_listing()?;
-    print_info(&path.display(), &listing, as_json, out)?;
+    print_info(&dict.name(), &listing, as_json, out)?;
     super::free_at_exit((dict, listing));
     Ok(())
 }
 
 /// `info`'s facts of `listing`, of the file called `name` (a path or a URL).
-pub(super) fn print_info(
+fn print_info(
     name: &dyn std::fmt::Display,
     listing: &Listing,
     as_json: bool,
@@ -380,44 +372,55 @@ pub(super) fn print_info(
 
 /// An item in the JSON mapping: a value serialized as it is written, an array
 /// as its digest.
-struct ItemJson<'a>(ItemView<'a>);
+struct ItemJson<'a>(&'a Item);
 
 impl Serialize for ItemJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let digest = |array: ArrayView<'_>| arrays::digest(array.dtype, array.shape, array.bytes);
+        let digest =
+            |array: &ArrayData| arrays::digest(array.dtype(), array.shape(), array.bytes());
         match self.0 {
-            ItemView::Value(value) => JsonOf(value).serialize(serializer),
-            ItemView::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
-            ItemView::Masked { data, mask } => {
-                arrays::masked_json(digest(data), digest(mask)).serialize(serializer)
-            }
+            Item::Value(value) => JsonOf(value).serialize(serializer),
+            Item::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
+            Item::Masked(masked) => arrays::masked_json(digest(&masked.data), digest(&masked.mask))
+                .serialize(serializer),
         }
     }
 }
 
 /// The Python-like form of `item`, pushed onto `out`.
-fn push_item_repr(item: ItemView<'_>, out: &mut String) {
+fn push_item_repr(item: &Item, out: &mut String) {
     match item {
-        ItemView::Value(value) => push_repr(value, out),
-        ItemView::Array(array) => {
-            out.push_str(&arrays::summary(array.dtype, array.shape, array.bytes));
+        Item::Value(value) => push_repr(value, out),
+        Item::Array(array) => {
+            out.push_str(&arrays::summary(
+                array.dtype(),
+                array.shape(),
+                array.bytes(),
+            ));
         }
-        ItemView::Masked { data, mask } => out.push_str(&arrays::masked_summary(
-            data.dtype, data.shape, data.bytes, mask.shape, mask.bytes,
-        )),
+        Item::Masked(masked) => {
+            let (data, mask) = (&masked.data, &masked.mask);
+            out.push_str(&arrays::masked_summary(
+                data.dtype(),
+                data.shape(),
+                data.bytes(),
+                mask.shape(),
+                mask.bytes(),
+            ))
+        }
     }
 }
 
 /// `get`: one key's value, Python-like or as JSON.
 pub(super) fn get(path: &Path, key: &str, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let dict = store::open_dict_readonly(path)?;
-    print_item(get_item(&dict, key)?.view(), as_json, out)?;
+    let dict = ReadDict::open(path)?;
+    print_item(&dict.get(key)?, as_json, out)?;
     super::free_at_exit(dict);
     Ok(())
 }
 
-/// `get`'s printing of an item (of a local or a remote file).
-pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write) -> CliResult {
+/// `get`'s printing of an item.
+fn print_item(item: &Item, as_json: bool, out: &mut dyn Write) -> CliResult {
     if as_json {
         print_json(out, &ItemJson(item))
     } else {
@@ -431,26 +434,22 @@ pub(super) fn print_item(item: ItemView<'_>, as_json: bool, out: &mut dyn Write)
 
 /// `dump`: every live key in file order, all read from one snapshot (one shared lock).
 pub(super) fn dump(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
-    let dict = store::open_dict_readonly(path)?;
-    let in_file = |err: mmappickle::Error| CliError::from(err).context(path.display());
+    let dict = ReadDict::open(path)?;
     // Read under the lock, printed after it is released: a reader paused on its output (a
     // pager) must not hold writers off.
     let mut text = Vec::new();
-    print_dump(as_json, &mut text, |each| {
-        dict.for_each_item(|key, item| each(key, item))
-            .map_err(in_file)?
-    })?;
+    print_dump(as_json, &mut text, |each| dict.for_each_item(each))?;
     out.write_all(&text)?;
     super::free_at_exit(dict);
     Ok(())
 }
 
 /// `dump`'s printing of the items `read_items` hands, each with its key, in file order, to
-/// the function it is given (items of a local or a remote file).
-pub(super) fn print_dump<I: Viewed>(
+/// the function it is given.
+fn print_dump(
     as_json: bool,
     out: &mut dyn Write,
-    read_items: impl FnOnce(&mut dyn FnMut(&str, I) -> CliResult) -> CliResult,
+    read_items: impl FnOnce(&mut dyn FnMut(&str, Item) -> CliResult) -> CliResult,
 ) -> CliResult {
     if as_json {
         // The mapping key -> item in file order, serialized as the items are read (only its
@@ -459,7 +458,7 @@ pub(super) fn print_dump<I: Viewed>(
         let mut serializer = super::json_serializer(&mut text);
         let mut map = serializer.serialize_map(None)?;
         read_items(&mut |key, item| {
-            map.serialize_entry(key, &ItemJson(item.view()))?;
+            map.serialize_entry(key, &ItemJson(&item))?;
             Ok(())
         })?;
         SerializeMap::end(map)?;
@@ -475,7 +474,7 @@ pub(super) fn print_dump<I: Viewed>(
         line.push_str("    ");
         push_str_repr(key, &mut line);
         line.push_str(": ");
-        push_item_repr(item.view(), &mut line);
+        push_item_repr(&item, &mut line);
         line.push_str(",\n");
         out.write_all(line.as_bytes())?;
         Ok(())

@@ -3,16 +3,15 @@
 mod disasm;
 mod edit;
 mod inspect;
-mod remote;
 pub(crate) mod show;
 mod transfer;
 
 use std::io::{self, Write};
 
-use mmappickle::{ArrayEncoding, ErrorKind, Item, MmapDict};
+use mmappickle::ArrayEncoding;
 use serde::Serialize;
 
-use crate::error::{CliError, CliResult};
+use crate::error::CliResult;
 use crate::{Cli, Command, Encoding};
 
 /// Array data moves in pieces of this many bytes.
@@ -24,9 +23,6 @@ pub fn run(cli: &Cli, out: &mut dyn Write) -> CliResult {
         Encoding::Compatible => ArrayEncoding::Compatible,
         Encoding::Portable => ArrayEncoding::Portable,
     };
-    if let Some(result) = remote::run(&cli.command, out) {
-        return result;
-    }
     match &cli.command {
         Command::Ls { file, all, json } => inspect::ls(file, *all, *json, out),
         Command::Info { file, json } => inspect::info(file, *json, out),
@@ -184,19 +180,6 @@ impl serde_json::ser::Formatter for ShallowPretty {
         self.has_value = true;
         Ok(())
     }
-}
-
-/// The item of `key`, with the file named in the error.
-fn get_item(dict: &MmapDict, key: &str) -> CliResult<Item> {
-    dict.get(key).map_err(|err| match err.kind() {
-        ErrorKind::KeyNotFound(_) => no_key(&dict.path().display(), key),
-        _ => CliError::from(err).context(dict.path().display()),
-    })
-}
-
-/// The error for a key that is not in the file.
-fn no_key(file: &dyn std::fmt::Display, key: &str) -> CliError {
-    CliError::new(format!("no key {key:?} in {file}"))
 }
 
 #[cfg(test)]

@@ -7,11 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use mmappickle::{DType, Item, OwnedArray};
 
-use super::get_item;
 use crate::arrays;
 use crate::error::{CliError, CliResult};
 use crate::picture::{self, Colormap, Plane, Samples};
-use crate::store;
+use crate::store::ReadDict;
 
 /// Largest side of a PNG unless `--width` / `--height` say otherwise.
 const PNG_MAX_SIDE: usize = 1024;
@@ -57,8 +56,8 @@ pub struct ShowArgs {
 
 /// `show`: samples the array of `args.key` through its map and draws it.
 pub fn show(args: &ShowArgs, out: &mut dyn Write) -> CliResult {
-    let dict = store::open_dict_readonly(&args.file)?;
-    let item = get_item(&dict, &args.key)?;
+    let dict = ReadDict::open(&args.file)?;
+    let item = dict.get(&args.key)?;
     let owned;
     // Only the sampled elements are read: no readahead around them. A hint,
     // so its refusal changes nothing but speed.

@@ -5,14 +5,13 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use mmappickle::Kind;
-use mmappickle::{ArrayEncoding, DType, OwnedArray};
+use mmappickle::{ArrayData, ArrayEncoding, DType, Item, MmapDict, OwnedArray};
 
-use super::{get_item, CHUNK};
+use super::CHUNK;
 use crate::error::{CliError, CliResult};
 use crate::npy::{self, NpyHeader};
 use crate::progress;
-use crate::store;
-use crate::view::{ArrayView, ItemView, Viewed};
+use crate::store::{self, ReadDict};
 
 /// The dtype of a `.npy` header, refusing what cannot be mapped.
 fn npy_dtype(header: &NpyHeader) -> CliResult<DType> {
@@ -307,47 +306,49 @@ pub(super) fn import_npz(
 
 /// `export-npy`: an array (or a masked array's data or mask) as a C-order `.npy`.
 pub(super) fn export_npy(path: &Path, key: &str, npy_path: &Path, want_mask: bool) -> CliResult {
-    let dict = store::open_dict_readonly(path)?;
-    // Held until the data is copied: the file cannot change meanwhile.
-    let _snapshot = dict.read()?;
-    let item = get_item(&dict, key)?;
-    write_npy(key, item.view(), npy_path, want_mask, Some(path))
+    let dict = ReadDict::open(path)?;
+    // Held until the data is copied: a local file cannot change meanwhile.
+    let _snapshot = dict.local().map(MmapDict::read).transpose()?;
+    let item = dict.get(key)?;
+    write_npy(
+        key,
+        &item,
+        npy_path,
+        want_mask,
+        dict.local().map(MmapDict::path),
+    )
 }
 
 /// `export-npy`'s writing of the array of `item`, or of its mask when `want_mask`: a mapped
 /// array of the local file `local_file` is copied from the file, others from their bytes
 /// (an array of a remote file, one pickled as a generic value).
-pub(super) fn write_npy(
+fn write_npy(
     key: &str,
-    item: ItemView<'_>,
+    item: &Item,
     npy_path: &Path,
     want_mask: bool,
     local_file: Option<&Path>,
 ) -> CliResult {
     let owned;
     let array = match (item, want_mask) {
-        (ItemView::Array(array), false)
-        | (ItemView::Masked { data: array, .. }, false)
-        | (ItemView::Masked { mask: array, .. }, true) => array,
+        (Item::Array(array), false) => array,
+        (Item::Masked(masked), false) => &masked.data,
+        (Item::Masked(masked), true) => &masked.mask,
         (_, true) => {
             return Err(CliError::new(format!(
                 "key {key:?} is not a masked array: no --mask"
             )));
         }
-        (ItemView::Value(value), false) => match OwnedArray::from_value(value) {
+        (Item::Value(value), false) => match OwnedArray::from_value(value) {
             Some(array) => {
-                owned = array.map_err(mmappickle::Error::from)?;
-                ArrayView::from(&owned)
+                owned = ArrayData::Owned(array.map_err(mmappickle::Error::from)?);
+                &owned
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),
         },
     };
-    let ArrayView {
-        dtype,
-        shape,
-        bytes,
-        data_offset,
-    } = array;
+    let (dtype, shape, bytes) = (array.dtype(), array.shape(), array.bytes());
+    let data_offset = array.as_mapped().map(|map| map.data_offset());
     if !dtype.is_writable() {
         return Err(CliError::new(format!(
             "dtype {} cannot be written to .npy",

@@ -7,42 +7,13 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use mmappickle_array::{classify, ArrayHeader, ArrayLayout, DType, ValueKind};
+use mmappickle_array::{classify, ArrayLayout, DType, ValueKind};
 use mmappickle_codec::{decode_entry_value, entry_value_from_pickle, ops, Limits, Op};
 use mmappickle_container::COMMIT_NUMBER_OFFSET;
 
-use super::snapshot::request;
 use super::{check_key, MmapDict, ReadSnapshot, Transaction};
-use crate::error::Error;
-
-/// Where an array's raw bytes (C order) are in the file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArrayPlace {
-    /// Offset of the first raw byte in the file (any alignment).
-    pub data_offset: u64,
-    /// The element type.
-    pub dtype: DType,
-    /// The shape.
-    pub shape: Vec<usize>,
-}
-
-/// What a key holds, found without mapping anything: see [`MmapDict::locate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Located {
-    /// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME` and
-    /// `STOP`; `PROTO 4 + bytes + STOP` is a pickle of the value alone).
-    Value(Vec<u8>),
-    /// A numpy array.
-    Array(ArrayPlace),
-    /// A `numpy.ma.MaskedArray`: its data and its mask (dtype `bool`, the data's shape, or
-    /// 0-d when the array had no mask).
-    Masked {
-        /// The data.
-        data: ArrayPlace,
-        /// The mask.
-        mask: ArrayPlace,
-    },
-}
+use crate::error::{Error, ErrorKind};
+use crate::item::{Located, ValuePlace};
 
 /// The `memo_max` of an entry whose value is `value`, if `value` is exactly one whole value
 /// (an array expression to its last byte, or a generic value that decodes): 0 for arrays, as
@@ -99,15 +70,6 @@ fn check_written(
         Some(_) => Ok(()),
         None => Err(("one whole pickled value", 0)),
     }
-}
-
-fn place(key: &str, value_offset: u64, header: ArrayHeader) -> Result<ArrayPlace, Error> {
-    let request = request(key, value_offset, header);
-    Ok(ArrayPlace {
-        data_offset: request.data_offset()?,
-        dtype: request.header.dtype,
-        shape: request.header.shape,
-    })
 }
 
 impl MmapDict {
@@ -195,9 +157,10 @@ impl MmapDict {
         self.write(|tx| tx.insert_written(key, write))
     }
 
-    /// What `key` holds, without mapping or decoding anything: a generic value's bytes, or
-    /// where an array's (or a masked array's two) raw bytes are, for a caller that maps them
-    /// itself. The places are valid until the file is vacuumed.
+    /// What `key` holds, without mapping or decoding anything: where a generic value's bytes
+    /// are, or where an array's (or a masked array's two) raw bytes are, for a caller that
+    /// reads or maps them itself. The places are valid until the file is vacuumed; read a
+    /// generic value's bytes in the same snapshot ([`ReadSnapshot::value_bytes_at`]).
     ///
     /// ```
     /// use mmappickle::{Located, MmapDict};
@@ -206,8 +169,10 @@ impl MmapDict {
     /// let mut m = MmapDict::open(dir.path().join("locate.mmdpickle"))?;
     /// m.insert("name", "value")?;
     /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
-    /// assert_eq!(m.locate("name")?, Located::Value(b"\x8c\x05value".to_vec()));
-    /// let Located::Array(place) = m.locate("grid")? else { panic!("not an array") };
+    /// let r = m.read()?;
+    /// let Located::Value(place) = r.locate("name")? else { panic!("not a value") };
+    /// assert_eq!(r.value_bytes_at(&place)?, b"\x8c\x05value");
+    /// let Located::Array(place) = r.locate("grid")? else { panic!("not an array") };
     /// assert_eq!((place.dtype.name().as_str(), place.shape.as_slice()), ("int32", &[2, 2][..]));
     /// let mut raw = [0u8; 16];
     /// std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(m.path())?, &mut raw, place.data_offset)?;
@@ -240,7 +205,7 @@ impl Transaction<'_> {
         let memo_start = self.batch.memo_start();
         let (bytes, memo_max) =
             entry_value_from_pickle(stream, u32::try_from(memo_start).unwrap_or(1))
-                .map_err(|error| Error::codec_at(error, 0))?;
+                .map_err(|error| Error::unplaced(ErrorKind::PickleStream(error)))?;
         // At most i32::MAX: the codec refuses indices past it.
         let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
         self.append_value(key, &bytes, memo_max)
@@ -288,18 +253,12 @@ impl Transaction<'_> {
 impl ReadSnapshot<'_> {
     /// What `key` holds, without mapping or decoding anything (see [`MmapDict::locate`]).
     pub fn locate(&self, key: &str) -> Result<Located, Error> {
-        let entry = self.entry(key)?;
-        let value_offset = entry.value_offset();
-        match self.classified(entry)? {
-            (_, ValueKind::Array(header)) => Ok(Located::Array(place(key, value_offset, *header)?)),
-            (_, ValueKind::Masked(header)) => Ok(Located::Masked {
-                data: place(key, value_offset, header.data)?,
-                mask: place(key, value_offset, header.mask)?,
-            }),
-            (_, ValueKind::Malformed(error)) => Err(Error::array_at(error, value_offset)),
-            // A generic value (or one that only starts like an array).
-            (bytes, ValueKind::Generic { .. }) => Ok(Located::Value(bytes.to_vec())),
-        }
+        self.locate_entry(self.entry(key)?)
+    }
+
+    /// The bytes of a generic value this snapshot located (see [`MmapDict::locate`]).
+    pub fn value_bytes_at(&self, place: &ValuePlace) -> Result<&[u8], Error> {
+        self.value_bytes(place)
     }
 }
 
@@ -355,8 +314,10 @@ mod tests {
         let Located::Value(second) = m.locate("b").unwrap() else {
             panic!()
         };
-        assert_eq!(first, b"}\x8c\x01kq\x01h\x01s");
-        assert_eq!(second, b"}\x8c\x01kq\x02h\x02s");
+        let r = m.read().unwrap();
+        assert_eq!(r.value_bytes_at(&first).unwrap(), b"}\x8c\x01kq\x01h\x01s");
+        assert_eq!(r.value_bytes_at(&second).unwrap(), b"}\x8c\x01kq\x02h\x02s");
+        drop(r);
         let error = m.insert_pickle("c", b"\x80\x04h\x09.").unwrap_err();
         assert!(error.to_string().contains("memo"), "{error}");
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mmappickle_codec::{dis_ops, DisOp};
 
 use super::listing::{listing_of, value_bytes, EntryInfo, Listing};
+use super::maps::Claim;
 use super::MmapDict;
 use crate::error::Error;
 
@@ -62,7 +63,10 @@ impl<'f> Disassembly<'f> {
 
 impl MmapDict {
     /// Runs `read` over the disassembly of the file: its listing and the ops of each value,
-    /// all read under one lock from one read-only map of the file.
+    /// all read under one lock from one read-only map of the file. Refused
+    /// ([`ErrorKind::MapConflict`](crate::ErrorKind::MapConflict)) while a writable map of
+    /// an array of the file lives in this process, and no writable map can be made while
+    /// `read` runs.
     ///
     /// ```
     /// use mmappickle::MmapDict;
@@ -83,6 +87,15 @@ impl MmapDict {
         &self,
         read: impl FnOnce(&Disassembly<'_>) -> R,
     ) -> Result<R, Error> {
-        self.with_file_map(|listing, file| read(&Disassembly { listing, file }))
+        let snapshot = self.read()?;
+        let view = snapshot.view()?;
+        // The closure may read any byte, those of arrays too: no writable map of them may
+        // live meanwhile in this process (nor be made by the closure).
+        let _claim = Claim::read_whole_file(view.file(), &self.maps)?;
+        let file = view.bytes();
+        Ok(read(&Disassembly {
+            listing: listing_of(view.table(), Some(file))?,
+            file,
+        }))
     }
 }

@@ -146,7 +146,9 @@ impl MmapDict {
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn listing(&self) -> Result<Listing, Error> {
-        self.with_file_map(|listing, _| listing)
+        let snapshot = self.read()?;
+        let view = snapshot.view()?;
+        listing_of(view.table(), Some(view.bytes()))
     }
 
     /// The listing without what values hold (every [`EntryInfo::kind`] is `None`): no value
@@ -168,20 +170,6 @@ impl MmapDict {
     pub fn entry_listing(&self) -> Result<Listing, Error> {
         let snapshot = self.read()?;
         listing_of(snapshot.view()?.table(), None)
-    }
-
-    /// Runs `read` over the listing and a read-only map of the whole file, both of one read
-    /// snapshot.
-    pub(super) fn with_file_map<R>(
-        &self,
-        read: impl FnOnce(Listing, &[u8]) -> R,
-    ) -> Result<R, Error> {
-        let snapshot = self.read()?;
-        let view = snapshot.view()?;
-        Ok(read(
-            listing_of(view.table(), Some(view.bytes()))?,
-            view.bytes(),
-        ))
     }
 }
 

@@ -2,10 +2,12 @@
 //! one process.
 //!
 //! Architecture invariant: one process never holds a writable map of an entry's bytes
-//! together with any other map of them. Every map this crate hands out carries a [`Claim`]
-//! on its region in a process-wide table; a writable map is refused
-//! ([`ErrorKind::MapConflict`]) while any other claim on the region lives, and any map while
-//! a writable claim lives.
+//! together with any other reference to them. Every map this crate hands out, and every
+//! other read of an array's bytes (a decode, a copy, a disassembly of the whole file),
+//! carries a [`Claim`] on its region in a process-wide table; a writable map is refused
+//! ([`ErrorKind::MapConflict`]) while any other claim on the region (or on the whole file)
+//! lives, and any claim while a writable one lives. Other processes are outside any table:
+//! there the rule is memmap2's and numpy's, sound while every writer of the file cooperates.
 
 #![allow(unsafe_code)]
 
@@ -14,9 +16,10 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mmappickle_array::{ArrayHeader, MappedBytes, MappedBytesMut};
+use mmappickle_array::{MappedBytes, MappedBytesMut};
 
 use crate::error::{Error, ErrorKind};
+use crate::item::ArrayPlace;
 
 /// The bytes of one entry's value, named process-wide: the file (device and inode, so that
 /// two handles of one file agree and a vacuumed file's new inode is other bytes) and the
@@ -26,6 +29,29 @@ struct Region {
     device: u64,
     inode: u64,
     value_offset: u64,
+}
+
+/// The `value_offset` of the region that stands for the whole file (a disassembly's reads):
+/// no value starts there.
+const WHOLE_FILE: u64 = u64::MAX;
+
+impl Region {
+    fn of(file: &File, value_offset: u64) -> Result<Region, Error> {
+        let metadata = file.metadata().map_err(Error::io)?;
+        Ok(Region {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            value_offset,
+        })
+    }
+
+    fn is_whole_file(&self) -> bool {
+        self.value_offset == WHOLE_FILE
+    }
+
+    fn same_file(&self, other: &Region) -> bool {
+        (self.device, self.inode) == (other.device, other.inode)
+    }
 }
 
 /// How many maps of a region live, by kind.
@@ -38,28 +64,39 @@ struct Holders {
 /// Every region of this process with a live map.
 static LIVE_MAPS: Mutex<Option<HashMap<Region, Holders>>> = Mutex::new(None);
 
-/// A map's claim on its region, kept alive with the map: dropping the map releases it. It
-/// also holds a clone of the dict's map counter, so that vacuum sees the map.
+/// A claim on a region, kept alive with the map (or the read) it covers: dropping it
+/// releases it. It also holds a clone of the dict's map counter, so that vacuum sees the map.
 #[derive(Debug)]
-struct Claim {
+pub(super) struct Claim {
     region: Region,
     writable: bool,
     _counted: Arc<()>,
 }
 
 impl Claim {
-    /// Claims `region`, or `None` when the rule refuses: a writable claim beside any other,
-    /// or any claim beside a writable one.
+    /// Claims `region`, or `None` when the rule refuses: a writable claim beside any other
+    /// (of the region, or of the whole file), or any claim beside a writable one.
     fn take(region: Region, writable: bool, counter: &Arc<()>) -> Option<Claim> {
         let mut live = LIVE_MAPS.lock().unwrap_or_else(PoisonError::into_inner);
-        let holders = live
-            .get_or_insert_with(HashMap::new)
-            .entry(region)
-            .or_default();
-        let refused = holders.writers > 0 || (writable && holders.readers > 0);
+        let regions = live.get_or_insert_with(HashMap::new);
+        let whole_file = Region {
+            value_offset: WHOLE_FILE,
+            ..region
+        };
+        let whole_file_read = regions.get(&whole_file).is_some_and(|h| h.readers > 0);
+        let refused = if region.is_whole_file() {
+            regions
+                .iter()
+                .any(|(other, holders)| other.same_file(&region) && holders.writers > 0)
+        } else {
+            let holders = regions.get(&region);
+            holders.is_some_and(|h| h.writers > 0)
+                || (writable && (holders.is_some_and(|h| h.readers > 0) || whole_file_read))
+        };
         if refused {
             return None;
         }
+        let holders = regions.entry(region).or_default();
         if writable {
             holders.writers += 1;
         } else {
@@ -71,6 +108,34 @@ impl Claim {
             _counted: Arc::clone(counter),
         })
     }
+
+    /// A read claim on the value at `value_offset` of `file` (the value of `key`), for a
+    /// read of its bytes that is not a map (a copy, a decode): refused while a writable map
+    /// of them lives in this process.
+    pub(super) fn read(
+        file: &File,
+        key: &str,
+        value_offset: u64,
+        counter: &Arc<()>,
+    ) -> Result<Claim, Error> {
+        Claim::take(Region::of(file, value_offset)?, false, counter).ok_or_else(|| conflict(key))
+    }
+
+    /// A read claim on the whole of `file`, for reads that may reach any byte of it (a
+    /// disassembly): refused while any writable map of the file lives in this process.
+    pub(super) fn read_whole_file(file: &File, counter: &Arc<()>) -> Result<Claim, Error> {
+        Claim::take(Region::of(file, WHOLE_FILE)?, false, counter).ok_or_else(|| {
+            Error::unplaced(ErrorKind::MapConflict {
+                key: String::from("(the whole file)"),
+            })
+        })
+    }
+}
+
+fn conflict(key: &str) -> Error {
+    Error::unplaced(ErrorKind::MapConflict {
+        key: key.to_owned(),
+    })
 }
 
 impl Drop for Claim {
@@ -92,72 +157,60 @@ impl Drop for Claim {
     }
 }
 
-/// Where an array part of the value of `key` at `value_offset` is to be mapped.
+/// An array part of the value of `key` at `value_offset`, to be mapped.
 pub(super) struct MapRequest<'a> {
     pub(super) key: &'a str,
     pub(super) value_offset: u64,
-    pub(super) header: ArrayHeader,
+    pub(super) place: ArrayPlace,
 }
 
 impl MapRequest<'_> {
-    /// Claims the region (or is refused by the rule) and finds where the raw data starts.
-    fn claim(&self, file: &File, writable: bool, counter: &Arc<()>) -> Result<(Claim, u64), Error> {
-        let metadata = file.metadata().map_err(Error::io)?;
-        let region = Region {
-            device: metadata.dev(),
-            inode: metadata.ino(),
-            value_offset: self.value_offset,
-        };
-        let claim = Claim::take(region, writable, counter).ok_or_else(|| {
-            Error::unplaced(ErrorKind::MapConflict {
-                key: self.key.to_owned(),
-            })
-        })?;
-        Ok((claim, self.data_offset()?))
-    }
-
-    /// Where the raw data starts in the file.
-    pub(super) fn data_offset(&self) -> Result<u64, Error> {
-        self.value_offset
-            .checked_add(self.header.raw_offset)
-            .ok_or_else(|| {
-                let overflow = mmappickle_array::ErrorKind::Overflow;
-                let error = mmappickle_array::Error::new(overflow, self.header.raw_offset);
-                Error::array_at(error, self.value_offset)
-            })
+    /// Claims the region (or is refused by the rule).
+    fn claim(&self, file: &File, writable: bool, counter: &Arc<()>) -> Result<Claim, Error> {
+        let region = Region::of(file, self.value_offset)?;
+        Claim::take(region, writable, counter).ok_or_else(|| conflict(self.key))
     }
 
     /// Maps the part read-only. `file` is that of a read snapshot (under the file's lock,
     /// shared or exclusive), and the value is that of the live entry of `key` in its table.
     pub(super) fn map(self, file: &File, counter: &Arc<()>) -> Result<MappedBytes, Error> {
-        let (claim, data_offset) = self.claim(file, false, counter)?;
+        let claim = self.claim(file, false, counter)?;
+        let ArrayPlace {
+            data_offset,
+            dtype,
+            shape,
+        } = self.place;
         // SAFETY: the region stays in the file: it lies inside the value of a live entry
         // (the array parser checked the raw bytes against the value's length, and the map
         // checks them against the file's), found under the file's lock (the snapshot's
-        // shared lock, or the exclusive one), and the
-        // container never shrinks a file below a live entry (a failed append cuts back to
-        // its own terminator, fsck and the refresh cut only after the last complete entry,
-        // vacuum writes a new file and renames it, leaving the mapped inode whole);
-        // cooperating processes (this crate, Python's mmappickle) follow the same rules
-        // under the same lock. Aliasing: `claim` proves that no writable map of these bytes
-        // lives in this process, and it lives as long as the map. Bit validity: the map
-        // hands out bytes, read as `Pod` elements, for which any bits are valid.
-        let map =
-            unsafe { MappedBytes::map(file, data_offset, self.header.dtype, &self.header.shape) }?;
+        // shared lock, or the exclusive one), and the container never shrinks a file below
+        // a live entry (a failed append cuts back to its own terminator, fsck and the
+        // refresh cut only after the last complete entry, vacuum writes a new file and
+        // renames it, leaving the mapped inode whole); cooperating processes (this crate,
+        // Python's mmappickle, numpy) follow the same rules: the soundness of any map of a
+        // shared file rests on every writer of it cooperating (memmap2's rule). Aliasing:
+        // `claim` proves that no writable map of these bytes lives in this process, and it
+        // lives as long as the map. Bit validity: the map hands out bytes, read as `Pod`
+        // elements, for which any bits are valid.
+        let map = unsafe { MappedBytes::map(file, data_offset, dtype, &shape) }?;
         Ok(map.with_keep_alive(Box::new(claim)))
     }
 
     /// Maps the part writable, under the same conditions as [`MapRequest::map`].
     pub(super) fn map_mut(self, file: &File, counter: &Arc<()>) -> Result<MappedBytesMut, Error> {
-        let (claim, data_offset) = self.claim(file, true, counter)?;
+        let claim = self.claim(file, true, counter)?;
+        let ArrayPlace {
+            data_offset,
+            dtype,
+            shape,
+        } = self.place;
         // SAFETY: the region stays in the file for the reasons given in `map`. Aliasing:
-        // `claim` proves that no other map of these bytes (read-only or writable) lives in
-        // this process, and it lives as long as this one, so the `&mut [u8]` it hands out
-        // is the only reference to them here. Writes by other processes only change element
+        // `claim` proves that no other map of these bytes (read-only or writable), no read
+        // of them under a claim (a decode, a copy) and no disassembly of the file lives in
+        // this process, and it lives as long as this map, so the `&mut [u8]` it hands out is
+        // the only reference to them here. Writes by other processes only change element
         // values: any bits are a valid `Pod` element.
-        let map = unsafe {
-            MappedBytesMut::map(file, data_offset, self.header.dtype, &self.header.shape)
-        }?;
+        let map = unsafe { MappedBytesMut::map(file, data_offset, dtype, &shape) }?;
         Ok(map.with_keep_alive(Box::new(claim)))
     }
 }

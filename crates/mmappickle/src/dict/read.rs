@@ -4,8 +4,9 @@
 use mmappickle_array::{Element, MappedArray, MappedArrayMut};
 use mmappickle_codec::Value;
 
-use super::{Item, Iter, MaskedArray, MmapDict};
+use super::{Iter, MmapDict};
 use crate::error::Error;
+use crate::item::{Item, MaskedArray};
 
 impl MmapDict {
     /// What `key` holds: a generic value, a mapped array, or a mapped masked array.
@@ -22,10 +23,10 @@ impl MmapDict {
     /// m.insert_array("grid", &[1i32, 2, 3, 4], &[2, 2])?;
     /// assert_eq!(m.get("name")?, Value::from("value"));
     /// match m.get("grid")? {
-    ///     Item::Array(map) => {
-    ///         assert_eq!(map.dtype().name(), "int32");
-    ///         assert_eq!(map.shape(), [2, 2]);
-    ///         assert_eq!(map.typed::<i32>()?.to_vec(), [1, 2, 3, 4]);
+    ///     Item::Array(array) => {
+    ///         assert_eq!(array.dtype().name(), "int32");
+    ///         assert_eq!(array.shape(), [2, 2]);
+    ///         assert_eq!(array.to_vec::<i32>()?, [1, 2, 3, 4]);
     ///     }
     ///     other => panic!("expected an array, found {other:?}"),
     /// }

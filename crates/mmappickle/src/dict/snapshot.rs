@@ -1,18 +1,19 @@
 //! Read snapshots: one state of the file under its shared lock, read from memory; what a key
-//! holds is told apart here, by the one classifier, and its arrays mapped under the map
+//! holds is told apart by the one read core (`item`), and its arrays mapped under the map
 //! claims (`maps`).
 
-use std::fs::File;
-
 use mmappickle_array::{
-    classify, ArrayHeader, Bool, DType, Element, MappedArray, MappedArrayMut, ValueKind,
+    classify, Bool, DType, Element, MappedArray, MappedArrayMut, MappedBytes, ValueKind,
 };
-use mmappickle_codec::{decode_entry_value, Value};
+use mmappickle_codec::Value;
 use mmappickle_container::{Entry, ReadView};
 
-use super::maps::MapRequest;
-use super::{key_not_found, Item, MaskedArray, MaskedBytes, MmapDict};
+use super::maps::{Claim, MapRequest};
+use super::{key_not_found, MmapDict};
 use crate::error::{Error, ErrorKind};
+use crate::item::{
+    self, ArrayData, ArrayPlace, Item, Located, MaskedArray, MaskedBytes, ValuePlace,
+};
 
 /// One consistent state of the dict, read under the file's shared lock: see
 /// [`MmapDict::read`].
@@ -84,13 +85,25 @@ impl<'d> ReadSnapshot<'d> {
             .ok_or_else(|| key_not_found(key))
     }
 
-    /// The value bytes of `entry` (an entry of this snapshot's table) and what they hold,
-    /// by the one classifier.
-    pub(super) fn classified(&self, entry: &Entry) -> Result<(&[u8], ValueKind), Error> {
+    /// Where the parts of the value of `entry` (an entry of this snapshot's table) are, by
+    /// the one read core.
+    pub(super) fn locate_entry(&self, entry: &Entry) -> Result<Located, Error> {
         let bytes = self.view()?.value(entry)?;
         let kind =
             classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
-        Ok((bytes, kind))
+        item::locate_value(entry, kind)
+    }
+
+    /// The bytes of a generic value this snapshot located.
+    pub(super) fn value_bytes(&self, place: &ValuePlace) -> Result<&[u8], Error> {
+        let file = self.view()?.bytes();
+        // Inside the file: the place is that of an entry of this snapshot's table.
+        let start = usize::try_from(place.offset).unwrap_or(usize::MAX);
+        let end = usize::try_from(place.range().end).unwrap_or(usize::MAX);
+        file.get(start..end).ok_or_else(|| {
+            let stale = mmappickle_container::ErrorKind::StaleEntry;
+            Error::from(mmappickle_container::Error::new(stale, place.offset))
+        })
     }
 
     /// Whether `key` is live.
@@ -135,80 +148,84 @@ impl<'d> ReadSnapshot<'d> {
 
     /// What the live `entry` of this snapshot holds.
     pub(super) fn item_of(&self, entry: &Entry) -> Result<Item, Error> {
-        let (key, value_offset) = (entry.key(), entry.value_offset());
-        let (bytes, kind) = self.classified(entry)?;
-        let file = self.view()?.file();
-        let counter = &self.dict.maps;
-        Ok(match kind {
-            ValueKind::Malformed(error) => return Err(Error::array_at(error, value_offset)),
-            // A value that only starts like an array may still be an ordinary value; if
-            // not, the array error says more.
-            ValueKind::Generic { not_an_array } => Item::Value(
-                decode_entry_value(bytes, &self.dict.options.limits).map_err(|error| {
-                    match not_an_array {
-                        Some(array_error) => Error::array_at(array_error, value_offset),
-                        None => Error::codec_at(error, value_offset),
-                    }
-                })?,
-            ),
-            ValueKind::Array(header) => {
-                Item::Array(request(key, value_offset, *header).map(file, counter)?)
+        let map = |place| self.map(entry, place).map(ArrayData::Mapped);
+        Ok(match self.locate_entry(entry)? {
+            Located::Value(place) => {
+                let bytes = self.value_bytes(&place)?;
+                Item::Value(item::decode_value(bytes, place, &self.dict.options.limits)?)
             }
-            ValueKind::Masked(header) => Item::Masked(MaskedBytes {
-                data: request(key, value_offset, header.data).map(file, counter)?,
-                mask: request(key, value_offset, header.mask).map(file, counter)?,
+            Located::Array(place) => Item::Array(map(place)?),
+            Located::Masked { data, mask } => Item::Masked(MaskedBytes {
+                data: map(data)?,
+                mask: map(mask)?,
             }),
         })
+    }
+
+    /// Maps an array part of the value of `entry` read-only.
+    fn map(&self, entry: &Entry, place: ArrayPlace) -> Result<MappedBytes, Error> {
+        request(entry, place).map(self.view()?.file(), &self.dict.maps)
     }
 
     /// The value of `key` decoded as a generic value, whatever it holds (see
     /// [`MmapDict::value`]).
     pub fn value(&self, key: &str) -> Result<Value, Error> {
         let entry = self.entry(key)?;
-        let (bytes, kind) = self.classified(entry)?;
-        if let ValueKind::Malformed(error) = kind {
-            return Err(Error::array_at(error, entry.value_offset()));
-        }
-        decode_entry_value(bytes, &self.dict.options.limits)
-            .map_err(|error| Error::codec_at(error, entry.value_offset()))
+        let bytes = self.view()?.value(entry)?;
+        let kind =
+            classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
+        // An array's bytes are read: under a claim, as a map's are.
+        let _claim = self.claim_array_bytes(entry, &kind)?;
+        item::decode_any_value(bytes, entry, kind, &self.dict.options.limits)
     }
 
     /// The value bytes of `key` as stored (see [`MmapDict::raw_value`]).
     pub fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
         let entry = self.entry(key)?;
-        Ok(self.view()?.value(entry)?.to_vec())
+        let bytes = self.view()?.value(entry)?;
+        let kind =
+            classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
+        let _claim = self.claim_array_bytes(entry, &kind)?;
+        Ok(bytes.to_vec())
+    }
+
+    /// A read claim on the value of `entry` when it holds array bytes (`kind`), so that no
+    /// writable map of them lives in this process while they are read.
+    fn claim_array_bytes(&self, entry: &Entry, kind: &ValueKind) -> Result<Option<Claim>, Error> {
+        match kind {
+            ValueKind::Array(_) | ValueKind::Masked(_) => Ok(Some(Claim::read(
+                self.view()?.file(),
+                entry.key(),
+                entry.value_offset(),
+                &self.dict.maps,
+            )?)),
+            _ => Ok(None),
+        }
     }
 
     /// The array of `key`, mapped read-only and typed (see [`MmapDict::array`]).
     pub fn array<T: Element>(&self, key: &str) -> Result<MappedArray<T>, Error> {
-        self.with_array::<T, _>(key, |file, request| {
-            Ok(request.map(file, &self.dict.maps)?.typed()?)
-        })
+        let (entry, place) = self.array_place::<T>(key)?;
+        Ok(self.map(entry, place)?.typed()?)
     }
 
     /// The array of `key`, mapped writable (see [`MmapDict::array_mut`]).
     pub fn array_mut<T: Element>(&self, key: &str) -> Result<MappedArrayMut<T>, Error> {
         self.dict.check_writable()?;
-        self.with_array::<T, _>(key, |file, request| {
-            Ok(request.map_mut(file, &self.dict.maps)?.typed()?)
-        })
+        let (entry, place) = self.array_place::<T>(key)?;
+        let file = self.view()?.file();
+        Ok(request(entry, place)
+            .map_mut(file, &self.dict.maps)?
+            .typed()?)
     }
 
-    /// Finds the plain array of `key`, checks its element type, and runs `map` on the file
-    /// and where the array is.
-    fn with_array<T: Element, R>(
-        &self,
-        key: &str,
-        map: impl FnOnce(&File, MapRequest<'_>) -> Result<R, Error>,
-    ) -> Result<R, Error> {
+    /// The live entry of `key` and where its plain array is, checked to hold elements `T`.
+    fn array_place<T: Element>(&self, key: &str) -> Result<(&Entry, ArrayPlace), Error> {
         let entry = self.entry(key)?;
         let value_offset = entry.value_offset();
-        let ValueKind::Array(header) = self.mappable_kind(entry)? else {
-            let key = key.to_owned();
-            return Err(Error::new(ErrorKind::NotAnArray { key }, value_offset));
-        };
-        check_element::<T>(key, &header.dtype, value_offset)?;
-        map(self.view()?.file(), request(key, value_offset, *header))
+        let place = self.locate_entry(entry)?.into_array(key, value_offset)?;
+        check_element::<T>(key, &place.dtype, value_offset)?;
+        Ok((entry, place))
     }
 
     /// The masked array of `key`, data and mask mapped read-only and typed (see
@@ -216,32 +233,12 @@ impl<'d> ReadSnapshot<'d> {
     pub fn masked<T: Element>(&self, key: &str) -> Result<MaskedArray<T>, Error> {
         let entry = self.entry(key)?;
         let value_offset = entry.value_offset();
-        let ValueKind::Masked(header) = self.mappable_kind(entry)? else {
-            let key = key.to_owned();
-            return Err(Error::new(ErrorKind::NotMasked { key }, value_offset));
-        };
-        check_element::<T>(key, &header.data.dtype, value_offset)?;
-        let (file, counter) = (self.view()?.file(), &self.dict.maps);
+        let (data, mask) = self.locate_entry(entry)?.into_masked(key, value_offset)?;
+        check_element::<T>(key, &data.dtype, value_offset)?;
         Ok(MaskedArray {
-            data: request(key, value_offset, header.data)
-                .map(file, counter)?
-                .typed::<T>()?,
-            mask: request(key, value_offset, header.mask)
-                .map(file, counter)?
-                .typed::<Bool>()?,
+            data: self.map(entry, data)?.typed::<T>()?,
+            mask: self.map(entry, mask)?.typed::<Bool>()?,
         })
-    }
-
-    /// What `entry` holds, for the typed readers: a malformed header, or a value that only
-    /// starts like an array expression, is the error.
-    fn mappable_kind(&self, entry: &Entry) -> Result<ValueKind, Error> {
-        match self.classified(entry)?.1 {
-            ValueKind::Malformed(error)
-            | ValueKind::Generic {
-                not_an_array: Some(error),
-            } => Err(Error::array_at(error, entry.value_offset())),
-            kind => Ok(kind),
-        }
     }
 
     /// Every key with what it holds, in file order, all from this snapshot's state.
@@ -278,12 +275,12 @@ fn check_element<T: Element>(key: &str, dtype: &DType, offset: u64) -> Result<()
     }
 }
 
-/// Where an array part of the value of `key` at `value_offset` is.
-pub(super) fn request(key: &str, value_offset: u64, header: ArrayHeader) -> MapRequest<'_> {
+/// The map request of an array part of the value of `entry`.
+fn request(entry: &Entry, place: ArrayPlace) -> MapRequest<'_> {
     MapRequest {
-        key,
-        value_offset,
-        header,
+        key: entry.key(),
+        value_offset: entry.value_offset(),
+        place,
     }
 }
 

@@ -14,15 +14,13 @@ from typing import Any
 import dask.array
 from dask.base import tokenize
 
+from . import _native
 from .remote import RemoteDict
 
 __all__ = ["from_mmapdict"]
 
-_SCHEMES = ("http://", "https://", "s3://", "s3a://", "file://")
-
-
 def _is_url(source: str) -> bool:
-    return source.startswith(_SCHEMES)
+    return source.startswith(_native.URL_SCHEMES)
 
 
 @functools.lru_cache(maxsize=16)
