@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use crate::bigint::parse_decimal;
 use crate::builtins::native_value;
-use crate::op::{opcode_name, parse_op, Op, TextInt};
+use crate::op::{parse_op, Op, TextInt};
 use crate::{BigInt, Construct, Error, ErrorKind, Global, Object, Value};
 
 /// Bounds on what the unpickler will build.
@@ -112,8 +112,11 @@ enum End {
     EndOfInput,
 }
 
-// The opcodes that [`Machine::fast_step`] runs.
-use crate::opcode::{BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE};
+// The table, and the opcodes that [`Machine::fast_step`] runs.
+use crate::opcode::{
+    name, spec, ArgForm, BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE,
+    STOP,
+};
 
 /// `taint` of a slot that refers to no open container.
 const NO_TAINT: usize = usize::MAX;
@@ -247,43 +250,13 @@ impl WantedIndices {
                 _ => {}
             }
             let rest = data.get(offset..).unwrap_or_default();
-            let args = rest.get(1..).unwrap_or_default();
-            let counted = |width: usize| -> Option<usize> {
-                let bytes = args.get(..width)?;
-                let mut word = [0u8; 8];
-                word.get_mut(..width)?.copy_from_slice(bytes);
-                let length = usize::try_from(u64::from_le_bytes(word)).ok()?;
-                length.checked_add(1 + width)
-            };
-            // Strings and bytes are skipped by their length; other ops are parsed.
-            let used = match code {
-                b'U' | b'C' | 0x8c | 0x8a => counted(1),
-                b'T' | b'B' | b'X' | 0x8b => counted(4),
-                0x8d | 0x8e | 0x96 => counted(8),
-                // MEMOIZE, MARK, APPENDS, SETITEMS, TUPLE1-3, ...: no argument.
-                0x94
-                | b'('
-                | b'e'
-                | b'u'
-                | b'a'
-                | b's'
-                | 0x85..=0x89
-                | b')'
-                | b']'
-                | b'}'
-                | b'N'
-                | b'R'
-                | b'b'
-                | b't'
-                | b'l'
-                | b'd'
-                | 0x8f
-                | 0x90
-                | 0x91
-                | 0x93
-                | b'0'
-                | b'1'
-                | b'2' => Some(1),
+            // Strings and bytes are skipped by their length, ops without an argument
+            // by their byte; other ops are parsed.
+            let used = match spec(code).map(|spec| spec.arg) {
+                Some(ArgForm::Counted(width) | ArgForm::SignedCounted(width)) => {
+                    counted_len(rest, width)
+                }
+                Some(ArgForm::Nothing) if code != STOP => Some(1),
                 _ => match parse_op(rest) {
                     Ok((Op::Stop, _)) | Err(_) => break,
                     Ok((Op::Get(index), used)) => {
@@ -333,6 +306,16 @@ impl WantedIndices {
             self.sparse.contains(&index)
         }
     }
+}
+
+/// The length of the counted op at the start of `op`: its byte, its length of `width`
+/// bytes (read as unsigned, which a negative one only makes too long) and its payload.
+fn counted_len(op: &[u8], width: usize) -> Option<usize> {
+    let bytes = op.get(1..)?.get(..width)?;
+    let mut word = [0u8; 8];
+    word.get_mut(..width)?.copy_from_slice(bytes);
+    let length = usize::try_from(u64::from_le_bytes(word)).ok()?;
+    length.checked_add(1 + width)
 }
 
 /// Number of nodes in `value` (iterative: no recursion on depth).
@@ -447,10 +430,7 @@ impl Machine<'_> {
                     offset as u64,
                 ));
             }
-            self.opcode = rest
-                .first()
-                .and_then(|&code| opcode_name(code))
-                .unwrap_or("?");
+            self.opcode = rest.first().map_or("?", |&code| name(code));
             let after = offset + used;
             match self.step(op, data.len() - after) {
                 Ok(Some(value)) => return Ok(value),
@@ -473,7 +453,7 @@ impl Machine<'_> {
                 let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
                     return Ok(None);
                 };
-                self.opcode = "SHORT_BINUNICODE";
+                self.opcode = const { name(SHORT_BINUNICODE) };
                 self.push_scalar(Value::Str(text.to_owned()))?;
                 2 + length
             }
@@ -484,32 +464,32 @@ impl Machine<'_> {
                 let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
                     return Ok(None);
                 };
-                self.opcode = "BINUNICODE";
+                self.opcode = const { name(BINUNICODE) };
                 self.push_scalar(Value::Str(text.to_owned()))?;
                 5 + length
             }
             [MEMOIZE, ..] => {
-                self.opcode = "MEMOIZE";
+                self.opcode = const { name(MEMOIZE) };
                 self.memoize()?;
                 1
             }
             [BININT1, byte, ..] => {
-                self.opcode = "BININT1";
+                self.opcode = const { name(BININT1) };
                 self.push_scalar(Value::Int(byte.into()))?;
                 2
             }
             [BININT2, b0, b1, ..] => {
-                self.opcode = "BININT2";
+                self.opcode = const { name(BININT2) };
                 self.push_scalar(Value::Int(u16::from_le_bytes([b0, b1]).into()))?;
                 3
             }
             [BININT, b0, b1, b2, b3, ..] => {
-                self.opcode = "BININT";
+                self.opcode = const { name(BININT) };
                 self.push_scalar(Value::Int(i32::from_le_bytes([b0, b1, b2, b3]).into()))?;
                 5
             }
             [MARK, ..] => {
-                self.opcode = "MARK";
+                self.opcode = const { name(MARK) };
                 self.mark()?;
                 1
             }
