@@ -83,6 +83,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod memo;
 mod op;
 pub mod opcode;
 mod pickler;

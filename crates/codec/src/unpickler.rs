@@ -1,28 +1,18 @@
 //! The safe unpickler: an iterative stack machine that builds a [`Value`] tree
 //! and never runs or imports anything.
 //!
-//! Memo and mutation: Python memoizes a container (a list right after
-//! `EMPTY_LIST`) before filling it, and a later `GET` must see it full. A
-//! memoized container therefore stays *pending* (a reference to its stack
-//! slot) while it is on the stack and is copied into the memo when it leaves
-//! the stack, complete. A `GET` of a pending container copies it as it is
-//! then and remembers which slot it came from (its *taint*): if that copy is
-//! later put into the very container it came from, the structure is
-//! recursive and that is an error.
-//!
-//! A pre-scan finds the memo indices that some `GET` reads; other memo
-//! entries are only counted (for `MEMOIZE` numbering), never copied.
+//! The memo (and how a container memoized before it is filled is seen
+//! full) is in the `memo` module.
 //!
 //! Builtin calls (`builtins.set([..])`, `_codecs.encode(..)`...) become
 //! native values when they leave the stack (into a container, the memo, or
 //! as the result), not at `REDUCE`: only then is it known that no `BUILD`,
 //! `APPEND` or `SETITEM` was applied to them.
 
-use std::collections::HashMap;
-
 use crate::bigint::parse_decimal;
 use crate::builtins::native_value;
-use crate::op::{opcode_name, parse_op, Op, TextInt};
+use crate::memo::{Memo, MemoEntry};
+use crate::op::{parse_op, Op, TextInt};
 use crate::{BigInt, Construct, Error, ErrorKind, Global, Object, Value};
 
 /// Bounds on what the unpickler will build.
@@ -93,9 +83,7 @@ fn run_machine(data: &[u8], limits: &Limits, end: End) -> Result<Value, Error> {
     let mut machine = Machine {
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: Memo::default(),
-        pending: Vec::new(),
-        wanted: WantedIndices::scan(data),
+        memo: Memo::new(data, limits.max_memo),
         limits,
         elements: 0,
         opcode: "",
@@ -113,7 +101,7 @@ enum End {
 }
 
 // The opcodes that [`Machine::fast_step`] runs.
-use crate::opcode::{BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE};
+use crate::opcode::{name, BININT, BININT1, BININT2, BINUNICODE, MARK, MEMOIZE, SHORT_BINUNICODE};
 
 /// `taint` of a slot that refers to no open container.
 const NO_TAINT: usize = usize::MAX;
@@ -134,203 +122,6 @@ impl Slot {
             value,
             depth: 0,
             taint: NO_TAINT,
-        }
-    }
-}
-
-/// One memo entry that some `GET` reads.
-#[derive(Debug)]
-enum MemoEntry {
-    /// A value that is final.
-    Ready { value: Value, depth: usize },
-    /// A container still on the stack at `position`.
-    Pending { position: usize },
-}
-
-/// Memo index -> entry id (or [`UNREAD`]); ids index `entries`.
-#[derive(Debug, Default)]
-struct Memo {
-    /// Indices 0, 1, 2, ... as `MEMOIZE` gives them.
-    dense: Vec<u32>,
-    /// Any other index (a `PUT` with an arbitrary number).
-    sparse: HashMap<u64, u32>,
-    entries: Vec<MemoEntry>,
-}
-
-/// Marks a memo index that was set but that no `GET` reads.
-const UNREAD: u32 = u32::MAX;
-
-impl Memo {
-    fn len(&self) -> usize {
-        self.dense.len() + self.sparse.len()
-    }
-
-    fn slot(&self, index: u64) -> Option<u32> {
-        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
-            Some(&id) => Some(id),
-            None => self.sparse.get(&index).copied(),
-        }
-    }
-
-    fn get(&self, index: u64) -> Option<&MemoEntry> {
-        self.slot(index)
-            .and_then(|id| self.entries.get(id as usize))
-    }
-
-    /// Sets `index` to `entry` (`None`: present but unread).
-    fn set(&mut self, index: u64, entry: Option<MemoEntry>) -> Result<(), ()> {
-        let id = match entry {
-            None => UNREAD,
-            Some(entry) => match self.slot(index) {
-                Some(id) if id != UNREAD => {
-                    let place = self.entries.get_mut(id as usize).ok_or(())?;
-                    *place = entry;
-                    return Ok(());
-                }
-                _ => {
-                    let id = u32::try_from(self.entries.len())
-                        .ok()
-                        .filter(|&id| id != UNREAD)
-                        .ok_or(())?;
-                    self.entries.push(entry);
-                    id
-                }
-            },
-        };
-        match usize::try_from(index) {
-            Ok(i) if i < self.dense.len() => {
-                if let Some(place) = self.dense.get_mut(i) {
-                    *place = id;
-                }
-            }
-            Ok(i) if i == self.dense.len() && !self.sparse.contains_key(&index) => {
-                self.dense.push(id);
-            }
-            _ => {
-                self.sparse.insert(index, id);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The memo indices that some `GET` of the stream reads.
-#[derive(Debug, Default)]
-struct WantedIndices {
-    /// Bit `i` set: index `i` is read (for indices below the input length).
-    dense_bits: Vec<u64>,
-    sparse: std::collections::HashSet<u64>,
-    bound: u64,
-}
-
-impl WantedIndices {
-    /// Walks the ops without decoding their payloads (no UTF-8 checks), up to
-    /// `STOP` or the first error (which the real run reports).
-    fn scan(data: &[u8]) -> Self {
-        let mut wanted = WantedIndices {
-            bound: data.len() as u64,
-            ..WantedIndices::default()
-        };
-        let mut offset = 0;
-        while let Some(&code) = data.get(offset) {
-            // The two ops that big pickles are mostly made of, without the general case's checks
-            // (an offset past the end stops the loop all the same).
-            match (code, data.get(offset + 1)) {
-                (MEMOIZE, _) => {
-                    offset += 1;
-                    continue;
-                }
-                (SHORT_BINUNICODE, Some(&length)) => {
-                    offset += 2 + usize::from(length);
-                    continue;
-                }
-                _ => {}
-            }
-            let rest = data.get(offset..).unwrap_or_default();
-            let args = rest.get(1..).unwrap_or_default();
-            let counted = |width: usize| -> Option<usize> {
-                let bytes = args.get(..width)?;
-                let mut word = [0u8; 8];
-                word.get_mut(..width)?.copy_from_slice(bytes);
-                let length = usize::try_from(u64::from_le_bytes(word)).ok()?;
-                length.checked_add(1 + width)
-            };
-            // Strings and bytes are skipped by their length; other ops are parsed.
-            let used = match code {
-                b'U' | b'C' | 0x8c | 0x8a => counted(1),
-                b'T' | b'B' | b'X' | 0x8b => counted(4),
-                0x8d | 0x8e | 0x96 => counted(8),
-                // MEMOIZE, MARK, APPENDS, SETITEMS, TUPLE1-3, ...: no argument.
-                0x94
-                | b'('
-                | b'e'
-                | b'u'
-                | b'a'
-                | b's'
-                | 0x85..=0x89
-                | b')'
-                | b']'
-                | b'}'
-                | b'N'
-                | b'R'
-                | b'b'
-                | b't'
-                | b'l'
-                | b'd'
-                | 0x8f
-                | 0x90
-                | 0x91
-                | 0x93
-                | b'0'
-                | b'1'
-                | b'2' => Some(1),
-                _ => match parse_op(rest) {
-                    Ok((Op::Stop, _)) | Err(_) => break,
-                    Ok((Op::Get(index), used)) => {
-                        wanted.insert(index);
-                        Some(used)
-                    }
-                    Ok((Op::BinGet(index), used)) => {
-                        wanted.insert(index.into());
-                        Some(used)
-                    }
-                    Ok((Op::LongBinGet(index), used)) => {
-                        wanted.insert(index.into());
-                        Some(used)
-                    }
-                    Ok((_, used)) => Some(used),
-                },
-            };
-            match used.and_then(|used| offset.checked_add(used)) {
-                Some(next) if next <= data.len() => offset = next,
-                _ => break,
-            }
-        }
-        wanted
-    }
-
-    fn insert(&mut self, index: u64) {
-        if index < self.bound {
-            let word = (index / 64) as usize;
-            if word >= self.dense_bits.len() {
-                self.dense_bits.resize(word + 1, 0);
-            }
-            if let Some(bits) = self.dense_bits.get_mut(word) {
-                *bits |= 1 << (index % 64);
-            }
-        } else {
-            self.sparse.insert(index);
-        }
-    }
-
-    #[inline]
-    fn contains(&self, index: u64) -> bool {
-        if index < self.bound {
-            self.dense_bits
-                .get((index / 64) as usize)
-                .is_some_and(|bits| bits & (1 << (index % 64)) != 0)
-        } else {
-            self.sparse.contains(&index)
         }
     }
 }
@@ -411,9 +202,6 @@ struct Machine<'l> {
     /// Stack lengths at each open `MARK`.
     marks: Vec<usize>,
     memo: Memo,
-    /// Pending memo entries `(stack position, memo index)`, by position.
-    pending: Vec<(usize, u64)>,
-    wanted: WantedIndices,
     limits: &'l Limits,
     elements: usize,
     /// Name of the op being run, for errors.
@@ -447,10 +235,7 @@ impl Machine<'_> {
                     offset as u64,
                 ));
             }
-            self.opcode = rest
-                .first()
-                .and_then(|&code| opcode_name(code))
-                .unwrap_or("?");
+            self.opcode = rest.first().map_or("?", |&code| name(code));
             let after = offset + used;
             match self.step(op, data.len() - after) {
                 Ok(Some(value)) => return Ok(value),
@@ -473,7 +258,7 @@ impl Machine<'_> {
                 let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
                     return Ok(None);
                 };
-                self.opcode = "SHORT_BINUNICODE";
+                self.opcode = const { name(SHORT_BINUNICODE) };
                 self.push_scalar(Value::Str(text.to_owned()))?;
                 2 + length
             }
@@ -484,32 +269,32 @@ impl Machine<'_> {
                 let Some(Ok(text)) = tail.get(..length).map(std::str::from_utf8) else {
                     return Ok(None);
                 };
-                self.opcode = "BINUNICODE";
+                self.opcode = const { name(BINUNICODE) };
                 self.push_scalar(Value::Str(text.to_owned()))?;
                 5 + length
             }
             [MEMOIZE, ..] => {
-                self.opcode = "MEMOIZE";
-                self.memoize()?;
+                self.opcode = const { name(MEMOIZE) };
+                self.put(self.memo.next_index())?;
                 1
             }
             [BININT1, byte, ..] => {
-                self.opcode = "BININT1";
+                self.opcode = const { name(BININT1) };
                 self.push_scalar(Value::Int(byte.into()))?;
                 2
             }
             [BININT2, b0, b1, ..] => {
-                self.opcode = "BININT2";
+                self.opcode = const { name(BININT2) };
                 self.push_scalar(Value::Int(u16::from_le_bytes([b0, b1]).into()))?;
                 3
             }
             [BININT, b0, b1, b2, b3, ..] => {
-                self.opcode = "BININT";
+                self.opcode = const { name(BININT) };
                 self.push_scalar(Value::Int(i32::from_le_bytes([b0, b1, b2, b3]).into()))?;
                 5
             }
             [MARK, ..] => {
-                self.opcode = "MARK";
+                self.opcode = const { name(MARK) };
                 self.mark()?;
                 1
             }
@@ -667,7 +452,7 @@ impl Machine<'_> {
             Op::Put(index) => self.put(index)?,
             Op::BinPut(index) => self.put(index.into())?,
             Op::LongBinPut(index) => self.put(index.into())?,
-            Op::Memoize => self.memoize()?,
+            Op::Memoize => self.put(self.memo.next_index())?,
             // Architecture invariant: nothing is run or imported; a global stays a
             // (module, name) pair, and REDUCE, BUILD and NEWOBJ stay object nodes.
             Op::Global { module, name } => {
@@ -895,29 +680,17 @@ impl Machine<'_> {
     /// Copies into the memo every pending container at position `start` or above,
     /// as they are about to leave the stack.
     fn settle(&mut self, start: usize) -> Result<(), ErrorKind> {
-        while let Some(&(position, index)) = self.pending.last() {
-            if position < start {
-                break;
-            }
-            self.pending.pop();
-            let still_pending = matches!(
-                self.memo.get(index),
-                Some(MemoEntry::Pending { position: p }) if *p == position
-            );
+        while let Some((position, index)) = self.memo.take_pending(start) {
             let Some(slot) = self.stack.get(position) else {
                 continue;
             };
-            if still_pending {
-                let count = node_count(&slot.value);
-                let entry = MemoEntry::Ready {
-                    value: native_value(slot.value.clone()),
-                    depth: slot.depth,
-                };
-                self.charge(count)?;
-                self.memo
-                    .set(index, Some(entry))
-                    .map_err(|()| self.limit("max_memo", self.limits.max_memo))?;
-            }
+            let count = node_count(&slot.value);
+            let entry = MemoEntry::Ready {
+                value: native_value(slot.value.clone()),
+                depth: slot.depth,
+            };
+            self.charge(count)?;
+            self.memo.set(index, Some(entry))?;
         }
         Ok(())
     }
@@ -1067,42 +840,23 @@ impl Machine<'_> {
         Ok(())
     }
 
-    /// `MEMOIZE`: [`put`](Self::put) at the next index, with its common case inline.
+    /// `PUT` (and `MEMOIZE`, at the next index) with its common case inline: a
+    /// value that no `GET` reads only grows the count.
     #[inline]
-    fn memoize(&mut self) -> Result<(), ErrorKind> {
-        let index = self.memo.dense.len();
-        // A value that no GET reads only grows the count.
-        if self.memo.sparse.is_empty()
-            && index < self.limits.max_memo
-            && self.stack.len() > self.fence()
-            && !self.wanted.contains(index as u64)
-        {
-            self.memo.dense.push(UNREAD);
+    fn put(&mut self, index: u64) -> Result<(), ErrorKind> {
+        if self.stack.len() > self.fence() && self.memo.set_unread_fast(index) {
             return Ok(());
         }
-        self.put(self.memo.len() as u64)
+        self.store(index)
     }
 
-    fn put(&mut self, index: u64) -> Result<(), ErrorKind> {
-        // Fast path: a MEMOIZE-numbered index that no GET reads only grows the count.
-        if self.stack.len() > self.fence()
-            && index == self.memo.dense.len() as u64
-            && self.memo.sparse.is_empty()
-            && !self.wanted.contains(index)
-        {
-            if self.memo.len() >= self.limits.max_memo {
-                return Err(self.limit("max_memo", self.limits.max_memo));
-            }
-            self.memo.dense.push(UNREAD);
-            return Ok(());
-        }
+    /// Stores the top value at memo `index`: a copy if some `GET` reads it,
+    /// a reference to its slot while it is a container that ops may still fill.
+    fn store(&mut self, index: u64) -> Result<(), ErrorKind> {
         let top = self.peek(1)?;
-        let is_new = self.memo.slot(index).is_none();
-        if is_new && self.memo.len() >= self.limits.max_memo {
-            return Err(self.limit("max_memo", self.limits.max_memo));
-        }
+        self.memo.check_room(index)?;
         let position = self.stack.len() - 1;
-        let entry = if !self.wanted.contains(index) {
+        let entry = if !self.memo.is_read(index) {
             None
         } else if is_mutable_container(&top.value) {
             Some(MemoEntry::Pending { position })
@@ -1115,33 +869,13 @@ impl Machine<'_> {
             self.charge(count)?;
             Some(entry)
         };
-        if matches!(entry, Some(MemoEntry::Pending { .. })) {
-            self.pending.push((position, index));
-        }
-        self.memo
-            .set(index, entry)
-            .map_err(|()| self.limit("max_memo", self.limits.max_memo))
+        self.memo.set(index, entry)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memoized_list_seen_full_by_later_get() {
-        // l = [1]; pickle.dumps({'a': l, 'b': l}, 2)
-        let data =
-            b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02K\x01aX\x01\x00\x00\x00bq\x03h\x02u.";
-        let list = Value::List(vec![Value::Int(1)]);
-        assert_eq!(
-            loads(data),
-            Ok(Value::Dict(vec![
-                (Value::from("a"), list.clone()),
-                (Value::from("b"), list)
-            ]))
-        );
-    }
 
     #[test]
     fn recursive_list_is_an_error() {
@@ -1207,11 +941,5 @@ mod tests {
         };
         let depth_error = loads_with(b"(((", &shallow).unwrap_err();
         assert_eq!(depth_error.offset(), 2);
-    }
-
-    #[test]
-    fn unread_memo_entries_still_number_memoize() {
-        // MEMOIZE twice then GET 1 reads the second value.
-        assert_eq!(loads(b"K\x01\x94K\x02\x94h\x01."), Ok(Value::Int(2)));
     }
 }
