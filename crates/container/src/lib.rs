@@ -52,7 +52,6 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
-mod keys;
 mod layout;
 mod map;
 mod scratch;
