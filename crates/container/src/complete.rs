@@ -95,12 +95,13 @@ impl Container {
         &mut self,
         memo_max_of: impl FnOnce(&[u8], i32) -> Option<i32>,
     ) -> Result<bool, Error> {
-        let map = ReadMap::new(self, self.current_len()?)?;
-        let salvaged = salvage(map.bytes())?;
+        let lock = self.held_lock()?;
+        let map = ReadMap::new(&lock, self.current_len()?)?;
+        let salvaged = salvage(map.bytes(&lock))?;
         if salvaged.problem.is_none() {
             return Ok(false);
         }
-        let Some(torn) = torn_tail(map.bytes(), salvaged.end) else {
+        let Some(torn) = torn_tail(map.bytes(&lock), salvaged.end) else {
             return Ok(false);
         };
         let memo_start = memo_start(&salvaged.entries);

@@ -251,11 +251,12 @@ impl Batch<'_> {
             return Err(Error::new(kind, value_offset.min(file_len)));
         }
         {
-            let map = ReadMap::new(self.container, value_end)?;
+            let lock = self.container.held_lock()?;
+            let map = ReadMap::new(&lock, value_end)?;
             let value = usize::try_from(value_offset)
                 .ok()
                 .zip(usize::try_from(value_end).ok())
-                .and_then(|(start, end)| map.bytes().get(start..end))
+                .and_then(|(start, end)| map.bytes(&lock).get(start..end))
                 .ok_or(Error::overflow(value_offset))?;
             check(value, memo_max)
                 .map_err(|(expected, at)| Error::bad_entry(expected, value_offset + at))?;

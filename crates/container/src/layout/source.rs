@@ -6,7 +6,7 @@ use std::ops::Range;
 use crate::error::{Error, ErrorKind};
 
 /// A file's bytes read at offsets: the whole file in memory (a map, a slice), or a cache of a
-/// remote file's blocks that fetches what [`Scanner::resume`] asks for.
+/// remote file's blocks that fetches what [`Scanner::resume`](crate::Scanner::resume) asks for.
 pub trait ByteSource {
     /// The file's length.
     fn len(&self) -> u64;
