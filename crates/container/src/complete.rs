@@ -12,13 +12,11 @@ use std::os::unix::fs::FileExt;
 use crate::container::{Container, Durability};
 use crate::error::Error;
 use crate::layout::{
-    encode_entry_head, encode_entry_trailer, memo_start, salvage, ENTRY_HEAD_LEN,
-    ENTRY_TRAILER_LEN, TERMINATOR,
+    encode_entry_head, encode_entry_trailer, i32_in, live_flag, memo_start, salvage,
+    ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, TERMINATOR, TRAILER_FLAG_IDX,
+    TRAILER_MEMO_MAX,
 };
 use crate::map::ReadMap;
-
-/// The live flag byte of a trailer (`NEWTRUE`), at index 6.
-const LIVE_FLAG_IDX: usize = 6;
 
 /// A last entry whose head and value are whole but whose trailer (or the terminator after it)
 /// is cut.
@@ -51,7 +49,7 @@ fn torn_tail(file: &[u8], start: u64) -> Option<TornTail<'_>> {
         return None;
     }
     let value_offset = start + ENTRY_HEAD_LEN + key_len;
-    let entry_end = start.checked_add(9)?.checked_add(frame_len)?;
+    let entry_end = start.checked_add(FRAME_HEAD_LEN)?.checked_add(frame_len)?;
     let value_end = entry_end.checked_sub(ENTRY_TRAILER_LEN)?;
     let clean_len = entry_end + TERMINATOR.len() as u64;
     // A completion writes the terminator before the trailer: a power loss in between may
@@ -97,12 +95,13 @@ impl Container {
         &mut self,
         memo_max_of: impl FnOnce(&[u8], i32) -> Option<i32>,
     ) -> Result<bool, Error> {
-        let map = ReadMap::new(self, self.current_len()?)?;
-        let salvaged = salvage(map.bytes())?;
+        let lock = self.held_lock()?;
+        let map = ReadMap::new(&lock, self.current_len()?)?;
+        let salvaged = salvage(map.bytes(&lock))?;
         if salvaged.problem.is_none() {
             return Ok(false);
         }
-        let Some(torn) = torn_tail(map.bytes(), salvaged.end) else {
+        let Some(torn) = torn_tail(map.bytes(&lock), salvaged.end) else {
             return Ok(false);
         };
         let memo_start = memo_start(&salvaged.entries);
@@ -111,9 +110,9 @@ impl Container {
         };
         let trailer = if torn.terminator_after {
             // Any byte may still be a zero: the flag is known only if it is not.
-            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
+            let live = match torn.trailer_left.get(TRAILER_FLAG_IDX) {
                 Some(&0) | None => !torn.key_is_empty,
-                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+                Some(&flag) => flag == live_flag(true),
             };
             let trailer = encode_entry_trailer(computed_memo_max, live);
             let landed = |(&left, &expected): (&u8, &u8)| left == 0 || left == expected;
@@ -122,12 +121,12 @@ impl Container {
             }
             trailer
         } else {
-            let memo_max = match torn.trailer_left.get(1..5) {
-                Some(kept) => i32::from_le_bytes(kept.try_into().unwrap_or_default()),
+            let memo_max = match torn.trailer_left.get(TRAILER_MEMO_MAX) {
+                Some(kept) => i32_in(kept),
                 None => computed_memo_max,
             };
-            let live = match torn.trailer_left.get(LIVE_FLAG_IDX) {
-                Some(&flag) => flag == encode_entry_trailer(0, true)[LIVE_FLAG_IDX],
+            let live = match torn.trailer_left.get(TRAILER_FLAG_IDX) {
+                Some(&flag) => flag == live_flag(true),
                 None => !torn.key_is_empty,
             };
             let trailer = encode_entry_trailer(memo_max, live);

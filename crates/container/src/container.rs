@@ -31,6 +31,7 @@ use crate::layout::{
     self, encode_header, live_flag, Entry, Table, COMMIT_NUMBER_OFFSET, ENTRY_TRAILER_LEN,
     TERMINATOR,
 };
+use crate::lock::FileLock;
 use crate::map::ReadMap;
 use crate::scratch::sync_parent_directory;
 
@@ -78,6 +79,10 @@ pub struct Container {
     lock_depth: u32,
     /// Read views handed out and not yet ended: the file is locked shared while this is not 0.
     shared_readers: u32,
+    /// The file's lock while this handle holds it: during an operation, while read views are
+    /// out, and while a view begun under an operation's lock outlives it (that view reads
+    /// under it; the lock is released once the view is gone).
+    lock: Option<Arc<FileLock>>,
     cache: Option<Arc<Table>>,
     /// A read-only map of the file as long as it was when last scanned (or longer): the
     /// commit number is read through it, and read views read values through it. Only read
@@ -137,6 +142,7 @@ impl Container {
             options,
             lock_depth: 0,
             shared_readers: 0,
+            lock: None,
             cache: None,
             map: None,
             validated: false,
@@ -168,13 +174,14 @@ impl Container {
                 // Under the lock, so no vacuum of this file is building its scratch file now.
                 container.remove_stale_vacuum_files();
             }
-            let map = ReadMap::new(container, container.current_len()?)?;
-            if let Err(error) = layout::parse_header(map.bytes()) {
+            let lock = container.held_lock()?;
+            let map = ReadMap::new(&lock, container.current_len()?)?;
+            if let Err(error) = layout::parse_header(map.bytes(&lock)) {
                 return Err(match error.kind() {
                     &ErrorKind::NotAContainer { expected, .. } => {
                         error.with_kind(ErrorKind::NotAContainer {
                             expected,
-                            plain_pickle: is_plain_pickle_of_dict(map.bytes()),
+                            plain_pickle: is_plain_pickle_of_dict(map.bytes(&lock)),
                         })
                     }
                     _ => error,
@@ -209,10 +216,12 @@ impl Container {
         &self.file
     }
 
-    /// Whether this handle holds the file's lock now (inside an operation, or read views
-    /// out under the shared lock).
-    pub(crate) fn holds_lock(&self) -> bool {
-        self.lock_depth > 0 || self.shared_readers > 0
+    /// The guard of the lock this handle holds now (inside an operation, or read views out
+    /// under the shared lock): what a read map is made and read with.
+    pub(crate) fn held_lock(&self) -> Result<Arc<FileLock>, Error> {
+        self.lock
+            .clone()
+            .ok_or_else(|| Error::unplaced_io(io::Error::other("the container's lock is not held")))
     }
 
     /// Whether the container was opened read-only.
@@ -304,9 +313,10 @@ impl Container {
     ) -> Result<R, Error> {
         self.locked(|container| {
             let (map, table) = container.current_map_and_table()?;
+            let lock = container.held_lock()?;
             let bytes = usize::try_from(table.file_len())
                 .ok()
-                .and_then(|len| map.bytes().get(..len))
+                .and_then(|len| map.bytes(&lock).get(..len))
                 .ok_or_else(|| Error::unplaced(ErrorKind::StaleEntry))?;
             Ok(read(&table, bytes))
         })
@@ -316,14 +326,12 @@ impl Container {
     /// own changes grew it; called under a lock (shared or exclusive).
     fn current_map_and_table(&mut self) -> Result<(Arc<ReadMap>, Arc<Table>), Error> {
         let file_len = self.refresh()?.file_len();
-        let covered = self
-            .map
-            .as_ref()
-            .is_some_and(|map| map.bytes().len() as u64 >= file_len);
+        let covered = self.map.as_ref().is_some_and(|map| map.len() >= file_len);
         if !covered {
             // The table was checked against the file's length under this lock hold: the map
             // lies inside the file.
-            self.map = Some(Arc::new(ReadMap::new(self, file_len)?));
+            let lock = self.held_lock()?;
+            self.map = Some(Arc::new(ReadMap::new(&lock, file_len)?));
         }
         match (&self.map, &self.cache) {
             (Some(map), Some(table)) => Ok((Arc::clone(map), Arc::clone(table))),
@@ -397,17 +405,12 @@ impl Container {
         }
         if self.lock_depth == 0 {
             self.validated = false;
-            // A read-only handle never writes: its operations only need the shared lock.
-            let exclusive = !self.options.readonly;
-            held::register(self.handle, self.identity, exclusive)?;
-            let locked = if exclusive {
-                fs2::FileExt::lock_exclusive(&*self.file)
-            } else {
-                fs2::FileExt::lock_shared(&*self.file)
-            };
-            if let Err(error) = locked {
-                held::unregister(self.handle);
-                return Err(Error::unplaced_io(error));
+            // A read-only handle never writes: its operations only need the shared lock. A
+            // lock still held here is the one a view begun under the last operation holds:
+            // of the kind this handle's operations take.
+            if self.lock.is_none() {
+                let exclusive = !self.options.readonly;
+                self.take_lock(exclusive)?;
             }
         }
         self.lock_depth += 1;
@@ -445,6 +448,8 @@ impl Container {
         self.forks = forks;
         self.lock_depth = 0;
         self.shared_readers = 0;
+        // The parent's lock, on the description the two share: dropped, never released.
+        self.lock = None;
         held::unregister(self.handle);
         self.cache = None;
         self.map = None;
@@ -460,8 +465,33 @@ impl Container {
         }
         self.lock_depth = self.lock_depth.saturating_sub(1);
         if self.lock_depth == 0 {
-            let _ = fs2::FileExt::unlock(&*self.file);
-            held::unregister(self.handle);
+            self.release_lock();
+        }
+    }
+
+    /// Takes the file's lock (exclusive or shared) for this handle, which holds none.
+    fn take_lock(&mut self, exclusive: bool) -> Result<(), Error> {
+        held::register(self.handle, self.identity, exclusive)?;
+        match FileLock::acquire(&self.file, exclusive) {
+            Ok(lock) => {
+                self.lock = Some(lock);
+                Ok(())
+            }
+            Err(error) => {
+                held::unregister(self.handle);
+                Err(Error::unplaced_io(error))
+            }
+        }
+    }
+
+    /// Releases the lock this handle holds, unless a read view still reads under it (then
+    /// it is kept, and released at the next chance once the view is gone).
+    fn release_lock(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            match FileLock::release(lock) {
+                Ok(()) => held::unregister(self.handle),
+                Err(lock) => self.lock = Some(lock),
+            }
         }
     }
 
@@ -476,16 +506,15 @@ impl Container {
         if path_identity == self.identity {
             return Ok(false);
         }
-        let file = Self::open_file(&self.path, self.options.readonly)?;
-        if shared {
-            fs2::FileExt::lock_shared(&file).map_err(Error::unplaced_io)?;
-        } else {
-            fs2::FileExt::lock_exclusive(&file).map_err(Error::unplaced_io)?;
-        }
+        let file = Arc::new(Self::open_file(&self.path, self.options.readonly)?);
+        let lock = FileLock::acquire(&file, !shared).map_err(Error::unplaced_io)?;
         let identity = Identity::of(&file.metadata().map_err(Error::unplaced_io)?);
-        let _ = fs2::FileExt::unlock(&*self.file);
+        // A view that still reads the old file keeps its lock until it is gone.
+        if let Some(old) = self.lock.replace(lock) {
+            let _ = FileLock::release(old);
+        }
         held::moved(self.handle, identity);
-        self.file = Arc::new(file);
+        self.file = file;
         self.identity = identity;
         self.cache = None;
         self.map = None;
@@ -521,12 +550,13 @@ impl Container {
         if !fresh(&self.cache, len, commit_number) {
             self.cache = None;
             self.map = None;
-            let mut map = ReadMap::new(self, len)?;
-            let mut table = layout::scan(map.bytes())?;
+            let lock = self.held_lock()?;
+            let mut map = ReadMap::new(&lock, len)?;
+            let mut table = layout::scan(map.bytes(&lock))?;
             if table.is_torn() && !self.options.readonly && !shared {
                 // What fsck does, before anything else under this lock: the last entry
                 // completed if only its trailer or terminator was cut, else cut away.
-                let salvaged = layout::salvage(map.bytes())?;
+                let salvaged = layout::salvage(map.bytes(&lock))?;
                 drop(map);
                 let at = salvaged.end;
                 let completed = self.complete_torn_locked(layout::value_memo_max)?;
@@ -541,8 +571,8 @@ impl Container {
                     problem: salvaged.problem.map(|p| p.to_string()).unwrap_or_default(),
                 });
                 len = self.current_len()?;
-                map = ReadMap::new(self, len)?;
-                table = layout::scan(map.bytes())?;
+                map = ReadMap::new(&lock, len)?;
+                table = layout::scan(map.bytes(&lock))?;
             }
             self.map = Some(Arc::new(map));
             if !self.options.readonly && !shared {
@@ -597,12 +627,16 @@ impl Container {
         if len < end {
             return None;
         }
-        let mapped = self.map.as_ref().and_then(|map| {
-            let bytes = map
-                .bytes()
-                .get(COMMIT_NUMBER_OFFSET as usize..end as usize)?;
-            Some(i32::from_le_bytes(bytes.try_into().ok()?))
-        });
+        let mapped = self
+            .map
+            .as_ref()
+            .zip(self.lock.as_ref())
+            .and_then(|(map, lock)| {
+                let bytes = map
+                    .bytes(lock)
+                    .get(COMMIT_NUMBER_OFFSET as usize..end as usize)?;
+                Some(i32::from_le_bytes(bytes.try_into().ok()?))
+            });
         mapped.or_else(|| self.read_commit_number().ok())
     }
 

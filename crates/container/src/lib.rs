@@ -16,10 +16,19 @@
 //! `FORMAT-NOTES.md` beside this crate's manifest describes the padding entries, the crash
 //! safety protocol and vacuum-by-rename.
 //!
-//! Limits: Unix only (`flock(2)`, `pwrite`). The scan maps the file read-only under the lock;
-//! a process that truncates the file without taking the lock could make that map fault.
-//! [`Container::read_value`] allocates the value's length (checked against the file's
-//! length): large values are better reached through maps of [`Container::file`].
+//! Limits: Unix only (`flock(2)`, `pwrite`). [`Container::read_value`] allocates the value's
+//! length (checked against the file's length): large values are better reached through maps
+//! of [`Container::file`].
+//!
+//! Maps and the lock: the scan and [`ReadView`]s read the file through a read-only map, made
+//! and read only under the file's lock (a guard only the locking code makes) and only within
+//! the length found under it. Bytes of array regions may be written meanwhile through
+//! writable maps, of this process (the facade's) or of others (numpy's), and a view begun
+//! under a change's lock sees that change's writes: reading them through `&[u8]` follows
+//! memmap2's rule, sound as long as every writer of the file cooperates (our processes, the
+//! Python library, numpy). One that does not, such as a process that truncates the file
+//! without the lock (or Python's in-place `vacuum` beside our maps), makes a read of a cut
+//! page fault with SIGBUS; `RELIABILITY.md` in the repository measures it.
 //!
 //! ```
 //! use mmappickle_container::{Container, NewEntry};
@@ -52,8 +61,8 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
-mod keys;
 mod layout;
+mod lock;
 mod map;
 mod scratch;
 

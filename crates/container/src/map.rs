@@ -1,65 +1,86 @@
-//! Read maps of the file, and the count of forks: the crate's only `unsafe` code.
+//! Read maps of the file, made and read under its lock ([`FileLock`]), and the count of forks:
+//! the crate's only `unsafe` code.
 
 #![allow(unsafe_code)]
 
-use std::io;
+use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use memmap2::{Mmap, MmapOptions};
 
-use crate::container::Container;
 use crate::error::Error;
+use crate::lock::FileLock;
 
-/// A read-only map of the whole file, or an empty slice for an empty file.
+/// A read-only map of the first bytes of a file, made and read only under the file's lock:
+/// both need its [`FileLock`].
 pub(crate) struct ReadMap {
+    /// The mapped file: the one whose lock proves a read.
+    file: Arc<File>,
     map: Option<Mmap>,
 }
 
 impl std::fmt::Debug for ReadMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadMap")
-            .field("len", &self.bytes().len())
-            .finish()
+        let len = self.map.as_deref().map_or(0, <[u8]>::len);
+        f.debug_struct("ReadMap").field("len", &len).finish()
     }
 }
 
 impl ReadMap {
-    /// Maps the first `len` bytes of the file of `container`, read-only. Refused unless
-    /// `container` holds its lock (exclusive, or shared by read views): the lock is the proof
-    /// that no cooperating process changes the file meanwhile. The caller found the file at
-    /// least `len` bytes long under this lock hold, and reads the map again later (the
-    /// container keeps it across lock holds) only under the lock and after an `fstat` found
-    /// the file still at least as long as the bytes read.
-    pub(crate) fn new(container: &Container, len: u64) -> Result<Self, Error> {
-        if !container.holds_lock() {
-            return Err(Error::unplaced_io(io::Error::other(
-                "a read map needs the container's lock",
-            )));
-        }
+    /// Maps the first `len` bytes of the file `lock` holds, read-only (nothing for 0). The
+    /// caller found the file at least `len` bytes long under this lock hold.
+    pub(crate) fn new(lock: &FileLock, len: u64) -> Result<Self, Error> {
+        let file = Arc::clone(lock.file());
         if len == 0 {
-            return Ok(ReadMap { map: None });
+            return Ok(ReadMap { file, map: None });
         }
         let len = usize::try_from(len).map_err(|_| Error::overflow(len))?;
-        // SAFETY: the file stays whole under the map while it is read: the container holds
-        // its `flock` (checked above; exclusive, or shared by read views) and reads the map
-        // only under the lock and within the length an `fstat` under that lock hold gave;
-        // cooperating processes (this crate, Python's mmappickle) change or shrink the file
-        // only while they hold the exclusive lock. A process that ignores the lock could
-        // truncate the file under us (SIGBUS): no mapping reader can prevent that, and the
-        // crate documents it. Aliasing: the map is private to this crate and hands out
-        // `&[u8]` borrowing it; this process changes the file only through `pwrite` under
-        // the exclusive lock, while no read view (the only holder of a slice across calls)
-        // is out, and makes no writable map of it. Bit validity: bytes are valid whatever
-        // they hold.
-        let map = unsafe { MmapOptions::new().len(len).map(container.file()) }
-            .map_err(Error::unplaced_io)?;
-        Ok(ReadMap { map: Some(map) })
+        // SAFETY: a `Mmap` hands out `&[u8]` of the file's pages; that is sound while no page
+        // under a live slice goes (a file cut short under a map faults: SIGBUS) and no byte
+        // under it changes. What holds:
+        // - Length: `len` was found under the lock `lock` proves, and the map's bytes are
+        //   handed out only to a holder of a guard of this file (`bytes`), so only under the
+        //   lock. The container keeps a map across lock holds, but reads it under a later
+        //   hold only within a length an `fstat` of that hold found. Cooperating writers
+        //   (this crate, Python's mmappickle) change the file's length only under the
+        //   exclusive lock, and ours never cut below the length a table was scanned at (they
+        //   cut only bytes after the terminator, and vacuum renames a new file over the
+        //   path): not under a view begun under that same lock either.
+        // - Bytes: they may change under a slice. Array regions are written through
+        //   writable maps (the facade's, through the array crate, in this process; numpy's
+        //   and other processes' too) without our lock, and this handle's own `pwrite`s
+        //   under the exclusive lock (a commit over the old terminator, a live flag) may
+        //   change bytes that a view begun under that lock reads. Reading such bytes
+        //   through `&[u8]` is memmap2's cooperation rule: sound as long as every writer of
+        //   the file cooperates (our processes, the Python library, numpy), each byte read
+        //   being the old or the new one.
+        // - A writer that does not cooperate, such as a process that truncates the file
+        //   without the lock, makes a read of a cut page fault (SIGBUS); no mapping reader
+        //   can prevent it, the crate's docs say so and RELIABILITY.md measures it.
+        // - After a `fork` the parent and the child share the lock's open file description:
+        //   a guard inherited by the child proves the lock the two hold together, as
+        //   `flock` does (the container reopens the file before its next lock there).
+        // Bit validity: bytes are valid whatever they hold.
+        let map = unsafe { MmapOptions::new().len(len).map(&*file) }.map_err(Error::unplaced_io)?;
+        Ok(ReadMap {
+            file,
+            map: Some(map),
+        })
     }
 
-    /// The mapped bytes.
-    pub(crate) fn bytes(&self) -> &[u8] {
+    /// The mapped bytes, read under `lock`: none if it is not the lock of the mapped file
+    /// (which the container never passes).
+    pub(crate) fn bytes<'a>(&'a self, lock: &'a FileLock) -> &'a [u8] {
+        if !Arc::ptr_eq(&self.file, lock.file()) {
+            return &[];
+        }
         self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// How many bytes are mapped.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.as_deref().map_or(0, <[u8]>::len) as u64
     }
 }
 

@@ -8,7 +8,7 @@ use super::{straddles_page, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
     self, encode_entry_head, encode_padding_entry, new_entry, padding_len, Entry, ENTRY_HEAD_LEN,
-    ENTRY_TRAILER_LEN, MAX_KEY_LEN,
+    ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_KEY_LEN,
 };
 
 /// Where an entry appended at some offset goes: a pure function of that offset and the new
@@ -71,7 +71,10 @@ impl AppendPlan {
             None => Vec::new(),
         };
         // The frame counts every byte after its opcode and 8-byte length.
-        bytes.extend(encode_entry_head(key.as_bytes(), self.entry.len() - 9));
+        bytes.extend(encode_entry_head(
+            key.as_bytes(),
+            self.entry.len() - FRAME_HEAD_LEN,
+        ));
         Ok(bytes)
     }
 

@@ -11,10 +11,9 @@ use std::sync::Arc;
 use super::append::{padding_bytes, AppendPlan, NewEntry};
 use super::{io_at, next_commit_number, Container, ValueSink, PAGE};
 use crate::error::{Error, ErrorKind};
-use crate::keys::{KeyIndex, MAX_ENTRIES};
 use crate::layout::{
-    encode_entry_head, encode_entry_trailer, live_flag, new_entry, Entry, ENTRY_HEAD_LEN,
-    ENTRY_TRAILER_LEN, MAX_KEY_LEN, TERMINATOR,
+    encode_entry_head, encode_entry_trailer, live_flag, new_entry, Entry, KeyIndex, ENTRY_HEAD_LEN,
+    ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_ENTRIES, MAX_KEY_LEN, TERMINATOR,
 };
 use crate::map::ReadMap;
 
@@ -252,11 +251,12 @@ impl Batch<'_> {
             return Err(Error::new(kind, value_offset.min(file_len)));
         }
         {
-            let map = ReadMap::new(self.container, value_end)?;
+            let lock = self.container.held_lock()?;
+            let map = ReadMap::new(&lock, value_end)?;
             let value = usize::try_from(value_offset)
                 .ok()
                 .zip(usize::try_from(value_end).ok())
-                .and_then(|(start, end)| map.bytes().get(start..end))
+                .and_then(|(start, end)| map.bytes(&lock).get(start..end))
                 .ok_or(Error::overflow(value_offset))?;
             check(value, memo_max)
                 .map_err(|(expected, at)| Error::bad_entry(expected, value_offset + at))?;
@@ -264,8 +264,10 @@ impl Batch<'_> {
         // Whatever the writer left past the value is cut; the file ends with a terminator
         // again, after the entry.
         self.container.end_with_terminator(entry.end())?;
-        self.buffer
-            .extend(encode_entry_head(key.as_bytes(), entry.len() - 9));
+        self.buffer.extend(encode_entry_head(
+            key.as_bytes(),
+            entry.len() - FRAME_HEAD_LEN,
+        ));
         self.write_out(false)?;
         self.buffer_offset = value_end;
         self.buffer

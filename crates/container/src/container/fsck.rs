@@ -107,12 +107,13 @@ impl Container {
     fn drop_damaged_entries(&mut self) -> Result<Vec<DroppedEntry>, Error> {
         let mut dropped = Vec::new();
         loop {
-            let map = ReadMap::new(self, self.current_len()?)?;
-            let salvage = layout::salvage(map.bytes())?;
+            let lock = self.held_lock()?;
+            let map = ReadMap::new(&lock, self.current_len()?)?;
+            let salvage = layout::salvage(map.bytes(&lock))?;
             let Some(problem) = salvage.problem else {
                 return Ok(dropped);
             };
-            let Some(resume) = layout::entries_resume_at(map.bytes(), salvage.end) else {
+            let Some(resume) = layout::entries_resume_at(map.bytes(&lock), salvage.end) else {
                 return Ok(dropped);
             };
             drop(map);
@@ -146,8 +147,9 @@ impl Container {
     fn fsck_locked(&mut self) -> Result<FsckReport, Error> {
         let dropped_damaged = self.drop_damaged_entries()?;
         let len = self.current_len()?;
-        let map = ReadMap::new(self, len)?;
-        let salvage = layout::salvage(map.bytes())?;
+        let lock = self.held_lock()?;
+        let map = ReadMap::new(&lock, len)?;
+        let salvage = layout::salvage(map.bytes(&lock))?;
         drop(map);
         let terminator_present = salvage.problem.is_none();
         let clean_end = salvage.end + TERMINATOR.len() as u64;

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::layout::{
     self, encode_header, encode_padding_entry, padding_to, Entry, HEADER_LEN, TERMINATOR,
 };
+use crate::lock::FileLock;
 use crate::scratch::sync_parent_directory;
 
 /// Vacuum keeps the offset of an entry that follows padding the same modulo this many bytes,
@@ -106,7 +107,8 @@ impl Container {
             }
         };
         // Lock the new file before it gets the name, so that handles reopening it wait for us.
-        fs2::FileExt::lock_exclusive(&scratch).map_err(Error::unplaced_io)?;
+        let scratch = Arc::new(scratch);
+        let scratch_lock = FileLock::acquire(&scratch, true).map_err(Error::unplaced_io)?;
         // Mark the old file superseded: its commit number changes (to a negative number,
         // which no other change writes), so other handles look at the path again at their
         // next lock instead of at every one. A kill before the rename leaves the old file
@@ -123,10 +125,14 @@ impl Container {
         if self.options.durability == Durability::Flush {
             sync_parent_directory(&self.path).map_err(Error::unplaced_io)?;
         }
-        // Dropping the old file releases its lock; we hold the new file's lock already.
+        // Dropping the old file releases its lock (once a view begun under it is gone too);
+        // we hold the new file's lock already.
         self.identity = Identity::of(&scratch.metadata().map_err(Error::unplaced_io)?);
         super::held::moved(self.handle, self.identity);
-        self.file = Arc::new(scratch);
+        if let Some(old) = self.lock.replace(scratch_lock) {
+            let _ = FileLock::release(old);
+        }
+        self.file = scratch;
         self.cache = None;
         self.map = None;
         self.refresh()?;

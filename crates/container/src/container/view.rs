@@ -4,9 +4,10 @@ use std::fmt;
 use std::fs::File;
 use std::sync::Arc;
 
-use super::{held, Container};
+use super::Container;
 use crate::error::{Error, ErrorKind};
 use crate::layout::{Entry, Table};
+use crate::lock::FileLock;
 use crate::map::ReadMap;
 
 /// One state of the file, read under the shared `flock` that [`Container::begin_read`] took:
@@ -14,6 +15,8 @@ use crate::map::ReadMap;
 /// memory, without a system call. Hand it back to [`Container::end_read`].
 pub struct ReadView {
     file: Arc<File>,
+    /// The lock the view reads under: held while the view lives.
+    lock: Arc<FileLock>,
     map: Arc<ReadMap>,
     table: Arc<Table>,
     /// The view counts among the shared readers (it was not begun under the exclusive lock).
@@ -23,7 +26,7 @@ pub struct ReadView {
 impl fmt::Debug for ReadView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReadView")
-            .field("file_len", &self.map.bytes().len())
+            .field("file_len", &self.bytes().len())
             .field("entries", &self.table.entries().len())
             .finish_non_exhaustive()
     }
@@ -42,7 +45,7 @@ impl ReadView {
 
     /// The whole file as this view sees it (as long as its table says).
     pub fn bytes(&self) -> &[u8] {
-        let bytes = self.map.bytes();
+        let bytes = self.map.bytes(&self.lock);
         let len = usize::try_from(self.table.file_len()).unwrap_or(usize::MAX);
         bytes.get(..len).unwrap_or(bytes)
     }
@@ -53,7 +56,7 @@ impl ReadView {
         usize::try_from(range.start)
             .ok()
             .zip(usize::try_from(range.end).ok())
-            .and_then(|(start, end)| self.map.bytes().get(start..end))
+            .and_then(|(start, end)| self.map.bytes(&self.lock).get(start..end))
             .ok_or_else(|| Error::new(ErrorKind::StaleEntry, entry.offset()))
     }
 }
@@ -87,10 +90,9 @@ impl Container {
         let counted = self.lock_depth == 0;
         if counted {
             if self.shared_readers == 0 {
-                held::register(self.handle, self.identity, false)?;
-                if let Err(error) = fs2::FileExt::lock_shared(&*self.file) {
-                    held::unregister(self.handle);
-                    return Err(Error::unplaced_io(error));
+                // A lock still held is the one a view begun under an operation holds.
+                if self.lock.is_none() {
+                    self.take_lock(false)?;
                 }
                 self.validated = false;
             }
@@ -110,6 +112,7 @@ impl Container {
         let (map, table) = self.current_map_and_table()?;
         Ok(ReadView {
             file: Arc::clone(&self.file),
+            lock: self.held_lock()?,
             map,
             table,
             counted,
@@ -125,13 +128,12 @@ impl Container {
     }
 
     fn leave_shared(&mut self, counted: bool) {
-        if !counted {
-            return;
+        if counted {
+            self.shared_readers = self.shared_readers.saturating_sub(1);
         }
-        self.shared_readers = self.shared_readers.saturating_sub(1);
-        if self.shared_readers == 0 {
-            let _ = fs2::FileExt::unlock(&*self.file);
-            held::unregister(self.handle);
+        // The last view out, or a view that outlived the operation it was begun under.
+        if self.shared_readers == 0 && self.lock_depth == 0 {
+            self.release_lock();
         }
     }
 }
