@@ -462,7 +462,7 @@ with open(sys.argv[2], "wb") as f:
         String::from_utf8_lossy(&output.stderr)
     );
     // numpy's own pickle of a Fortran-ordered array, stored as a generic value.
-    let pickled = mmappickle::codec::loads(&std::fs::read(&fixture.png).unwrap()).unwrap();
+    let pickled = mmappickle::loads(&std::fs::read(&fixture.png).unwrap()).unwrap();
     let mut dict = MmapDict::open(&fixture.file).unwrap();
     dict.insert("pickled", pickled).unwrap();
     drop(dict);
