@@ -44,7 +44,7 @@ const LOWER_LAYERS: &[(&str, &str)] = &[
 /// Past this a file does several jobs: split it by job.
 const MAX_LINES: usize = 1000;
 /// Where the workspace's Rust sources are.
-const SOURCE_DIRS: &[&str] = &["crates", "tests", "xtask", "fuzz"];
+const SOURCE_DIRS: &[&str] = &["crates", "tests", "xtask", "fuzz", "bench"];
 
 pub fn main(args: &[String]) -> Result {
     parse_flags(args, &[])?;
@@ -299,9 +299,9 @@ fn has_word(code: &str, word: &str) -> bool {
 
 /// The first line of `unsafe` in a library source that is not its crate's unsafe module.
 fn unsafe_outside_its_module(relative: &str, lines: &[Line]) -> Option<(usize, String)> {
-    let (krate, inside) = relative
-        .split_once("/src/")
-        .filter(|(krate, _)| krate.starts_with("crates/") || ["tests", "xtask"].contains(krate))?;
+    let (krate, inside) = relative.split_once("/src/").filter(|(krate, _)| {
+        krate.starts_with("crates/") || ["tests", "xtask", "bench"].contains(krate)
+    })?;
     let allowed = UNSAFE_MODULES
         .iter()
         .find(|(name, _)| *name == krate)
