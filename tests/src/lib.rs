@@ -2,7 +2,8 @@
 //!
 //! Python is found through environment variables that `cargo xtask test` sets,
 //! falling back to the virtual environments that `cargo xtask venv` creates
-//! under `target/`:
+//! under `target/`; when neither is there, the test binary stops with one line
+//! naming the command that makes it ([`stop_missing`]):
 //!
 //! | variable | environment | what it has |
 //! |---|---|---|
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,19 +66,37 @@ pub fn manifest() -> Json {
 
 fn python_from(variable: &str, venv: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(variable) {
-        return PathBuf::from(path);
+        let path = PathBuf::from(path);
+        if !path.exists() {
+            stop_missing(&format!(
+                "{variable}={}: no such interpreter: unset it and run `cargo xtask venv`",
+                path.display()
+            ));
+        }
+        return path;
     }
     let fallback = workspace_root()
         .join("target")
         .join(venv)
         .join("bin")
         .join("python");
-    assert!(
-        fallback.exists(),
-        "no Python environment: set {variable} or run `cargo xtask venv` (expected {})",
-        fallback.display()
-    );
+    if !fallback.exists() {
+        stop_missing(&format!(
+            "missing target/{venv}: run `cargo xtask venv` (or `cargo xtask test`, which makes it)"
+        ));
+    }
     fallback
+}
+
+/// Ends the test binary with one line saying what is missing and which command prepares it:
+/// a panic in every test that needs it would bury that line under their reports.
+pub fn stop_missing(message: &str) -> ! {
+    static STOPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // Other tests stopping at once wait here while the first one exits.
+    let _first = STOPPING.lock();
+    // Straight to the file: the harness captures what a test prints with `eprintln!`.
+    let _ = writeln!(std::io::stderr(), "{message}");
+    std::process::exit(1)
 }
 
 /// The Python interpreter with `mmappickle==1.0` and `numpy==1.23.5`.

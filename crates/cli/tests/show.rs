@@ -21,6 +21,10 @@ use std::process::{Command, Output};
 
 use mmappickle::{EmptyArray, MmapDict};
 
+// The Python interpreters, shared with the `cli` tests.
+mod support;
+use support::python_mmappickle;
+
 fn mmappickle(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mmappickle"))
         .args(args)
@@ -428,14 +432,6 @@ fn what_cannot_be_drawn_is_an_error() {
         assert!(error.contains(expected), "{args:?}: {error}");
     }
     assert!(!fixture.png.exists(), "no PNG written for an error");
-}
-
-/// Python with `mmappickle==1.0` and numpy 1.23.5 (`cargo xtask venv` makes it).
-fn python_mmappickle() -> PathBuf {
-    std::env::var_os("MMAPPICKLE_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-mmappickle/bin/python"),
-        PathBuf::from,
-    )
 }
 
 #[test]

@@ -116,9 +116,9 @@ pub(crate) fn strace() -> PathBuf {
             return PathBuf::from(candidate);
         }
     }
-    panic!(
-        "strace is needed to record system calls (`apt-get install strace`; .ci/run installs it)"
-    );
+    mmappickle_conformance::stop_missing(
+        "missing strace, which records the system calls: run `apt-get install strace` (.ci/run does)",
+    )
 }
 
 /// Runs `scenario` under strace and checks every crash state; adds to `figures`.

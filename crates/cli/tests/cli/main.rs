@@ -31,6 +31,11 @@ use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 
+// The Python interpreters, shared with show.rs.
+#[path = "../support/mod.rs"]
+mod support;
+use support::{python, python_mmappickle};
+
 // The servers the remote crate's tests start (this binary uses nginx only).
 #[allow(dead_code)]
 #[path = "../../../remote/tests/support/mod.rs"]
@@ -46,25 +51,6 @@ fn workspace_root() -> PathBuf {
 
 fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests").join("fixtures").join(name)
-}
-
-/// The Python of `variable`, or the virtual environment `cargo xtask` makes.
-fn python(variable: &str, venv: &str) -> PathBuf {
-    std::env::var_os(variable).map_or_else(
-        || {
-            workspace_root()
-                .join("target")
-                .join(venv)
-                .join("bin")
-                .join("python")
-        },
-        PathBuf::from,
-    )
-}
-
-/// Python with `mmappickle==1.0` and numpy 1.23.5.
-fn python_mmappickle() -> PathBuf {
-    python("MMAPPICKLE_PYTHON", "py-mmappickle")
 }
 
 /// Python with numpy 2.x.
