@@ -28,8 +28,11 @@
 
 #![deny(missing_docs)]
 
+mod prerequisites;
+
+pub use prerequisites::stop_missing;
+
 use std::ffi::OsStr;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,38 +68,7 @@ pub fn manifest() -> Json {
 }
 
 fn python_from(variable: &str, venv: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(variable) {
-        let path = PathBuf::from(path);
-        if !path.exists() {
-            stop_missing(&format!(
-                "{variable}={}: no such interpreter: unset it and run `cargo xtask venv`",
-                path.display()
-            ));
-        }
-        return path;
-    }
-    let fallback = workspace_root()
-        .join("target")
-        .join(venv)
-        .join("bin")
-        .join("python");
-    if !fallback.exists() {
-        stop_missing(&format!(
-            "missing target/{venv}: run `cargo xtask venv` (or `cargo xtask test`, which makes it)"
-        ));
-    }
-    fallback
-}
-
-/// Ends the test binary with one line saying what is missing and which command prepares it:
-/// a panic in every test that needs it would bury that line under their reports.
-pub fn stop_missing(message: &str) -> ! {
-    static STOPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // Other tests stopping at once wait here while the first one exits.
-    let _first = STOPPING.lock();
-    // Straight to the file: the harness captures what a test prints with `eprintln!`.
-    let _ = writeln!(std::io::stderr(), "{message}");
-    std::process::exit(1)
+    prerequisites::python(&workspace_root(), variable, venv)
 }
 
 /// The Python interpreter with `mmappickle==1.0` and `numpy==1.23.5`.

@@ -26,6 +26,8 @@ fn rust_and_python_processes_write_concurrently() {
     drop(MmapDict::open(&path).unwrap());
     let count = 200;
     let python_count = python_keys_from_env();
+    // Found before any worker starts: a missing one stops this binary, orphaning them.
+    let python = python_mmappickle();
     let workers = worker_exe();
     let mut children = Vec::new();
     for writer in 0..4 {
@@ -34,7 +36,7 @@ fn rust_and_python_processes_write_concurrently() {
     }
     for writer in 0..4 {
         let script = python_scripts_dir().join("reliability_writer.py");
-        let child = Command::new(python_mmappickle())
+        let child = Command::new(&python)
             .arg(script)
             .args([path.as_os_str(), OsStr::new(&format!("py{writer}"))])
             .arg(python_count.to_string())
