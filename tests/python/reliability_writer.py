@@ -7,7 +7,7 @@ exists (at most a minute) (so that every writer has opened the file before any w
 library's constructor checks the terminator without taking the lock), then
 for i in 0..COUNT stores key PREFIX-i, replaces it when i % 10 == 3 and
 deletes it when i % 10 == 7. The same plan as the Rust writers
-(`tests/tests/reliability.rs`, `writer_plan`): a dict holding the same
+(`tests/tests/reliability/workers.rs`, `writer_plan`): a dict holding the same
 string object twice (so the pickle uses the memo), or for i % 20 == 5 a
 float64 array arange(i, i + 8) times the version.
 """

@@ -2,7 +2,8 @@
 //!
 //! Python is found through environment variables that `cargo xtask test` sets,
 //! falling back to the virtual environments that `cargo xtask venv` creates
-//! under `target/`:
+//! under `target/`; when neither is there, the test binary stops with one line
+//! naming the command that makes it ([`stop_missing`]):
 //!
 //! | variable | environment | what it has |
 //! |---|---|---|
@@ -26,6 +27,10 @@
 //! ```
 
 #![deny(missing_docs)]
+
+mod prerequisites;
+
+pub use prerequisites::stop_missing;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -63,20 +68,7 @@ pub fn manifest() -> Json {
 }
 
 fn python_from(variable: &str, venv: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(variable) {
-        return PathBuf::from(path);
-    }
-    let fallback = workspace_root()
-        .join("target")
-        .join(venv)
-        .join("bin")
-        .join("python");
-    assert!(
-        fallback.exists(),
-        "no Python environment: set {variable} or run `cargo xtask venv` (expected {})",
-        fallback.display()
-    );
-    fallback
+    prerequisites::python(&workspace_root(), variable, venv)
 }
 
 /// The Python interpreter with `mmappickle==1.0` and `numpy==1.23.5`.

@@ -16,7 +16,7 @@
 //!   refused while a map of it from any snapshot, handle or thread lives, and the other
 //!   way round.
 //!
-//! Crash injection over batches is part of the crash plan of `reliability.rs`.
+//! Crash injection over batches is part of the crash plan of `reliability/` (`crash`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -3,7 +3,7 @@
 Runs one benchmark workload through Python's mmappickle 1.0, numpy and CPython's
 pickle, and prints one `sample NAME SECONDS` line per run (and `info NAME VALUE`
 lines for figures that are not timings), the protocol of the Rust driver
-`crates/mmappickle/examples/bench_workloads.rs`.
+`bench/src/bin/bench_workloads.rs`.
 
     python bench_python.py WORKLOAD --dir DIR --runs N [--entries N] [--gets N]
                            [--mib N] [--gib N] [--file PATH] [--dict-entries N]

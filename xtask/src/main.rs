@@ -10,6 +10,7 @@ mod power_loss;
 mod pypackage;
 mod stress;
 mod test;
+mod tidy;
 mod venv;
 
 use std::path::{Path, PathBuf};
@@ -44,7 +45,7 @@ const COMMANDS: &[Subcommand] = &[
     },
     Subcommand {
         name: "fuzz",
-        usage: "fuzz --smoke | --target NAME --time SECONDS | --seed-corpus   cargo-fuzz targets of fuzz/ (see xtask/src/fuzz.rs)",
+        usage: "fuzz --smoke | --target NAME --time SECONDS | --minutes N [--target NAME]... | --seed-corpus   cargo-fuzz targets of fuzz/ (see xtask/src/fuzz.rs)",
         run: fuzz::main,
     },
     Subcommand {
@@ -53,8 +54,13 @@ const COMMANDS: &[Subcommand] = &[
         run: stress::main,
     },
     Subcommand {
+        name: "tidy",
+        usage: tidy::USAGE,
+        run: tidy::main,
+    },
+    Subcommand {
         name: "test",
-        usage: "test [--python]     THE test command: fmt, clippy, fixtures --check, cargo test --workspace with Python, the Python package's pytest (--python: that step alone)",
+        usage: "test [--python]     THE test command: tidy, fmt, clippy, fixtures --check, cargo test --workspace with Python, the Python package's pytest (--python: that step alone)",
         run: test::main,
     },
 ];

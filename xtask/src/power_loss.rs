@@ -1,7 +1,7 @@
 //! The power-loss part of `cargo xtask stress`: every crash state of every kind of change,
 //! with every placement of the commit write across a sector boundary, multi-page values
 //! written through the buffer and straight to the file, and several seeds
-//! (`tests/tests/power_loss.rs`, `RELIABILITY.md`, *Power loss*).
+//! (`tests/tests/power_loss/`, `RELIABILITY.md`, *Power loss*).
 //!
 //! It runs the test command's `every_power_loss_state_of_every_change_is_consistent` with
 //! `MMAPPICKLE_POWER_LOSS_ROUND=full`; `MMAPPICKLE_POWER_LOSS_SEEDS` (4 when unset) sets the

@@ -1,5 +1,5 @@
 //! `cargo xtask stress [--kills N] [--seed S] [--python-keys K]`: the long versions of the
-//! reliability tests (`tests/tests/reliability.rs`, `RELIABILITY.md`).
+//! reliability tests (`tests/tests/reliability/`, `RELIABILITY.md`).
 //!
 //! - crash injection with N SIGKILLs (1000 by default; the test command runs 50), every
 //!   crash image and repaired file read back by Python's `pickle.load` and `mmapdict`;
@@ -77,7 +77,7 @@ pub fn main(args: &[String]) -> Result {
     step(&format!("crash injection, {} kills", options.kills), || {
         let mut command = conformance_test(
             "reliability",
-            "crash_injection_loses_no_acknowledged_operation",
+            "crash::crash_injection_loses_no_acknowledged_operation",
         );
         command.env(KILLS_VARIABLE, options.kills.to_string());
         if let Some(seed) = options.seed {
@@ -94,7 +94,7 @@ pub fn main(args: &[String]) -> Result {
         || {
             let mut command = conformance_test(
                 "reliability",
-                "rust_and_python_processes_write_concurrently",
+                "concurrency::rust_and_python_processes_write_concurrently",
             );
             command.env(PYTHON_KEYS_VARIABLE, options.python_keys.to_string());
             run(pythons.set_env(&mut command))

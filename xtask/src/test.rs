@@ -1,6 +1,6 @@
 //! `cargo xtask test`: THE test command (the README and `.ci/run` give it).
 //!
-//! Fast checks first: formatting, clippy with `-D warnings`, docs without warnings; then the Python
+//! Fast checks first: the tidy rules (`xtask/src/tidy.rs`), formatting, clippy with `-D warnings`, docs without warnings; then the Python
 //! environments, the fixture drift check, and `cargo test --workspace` (doc
 //! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
 //! so that the conformance tests run the Python half of the suite, and
@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use crate::{cargo, fixtures, parse_flags, pypackage, run, step, venv, Result};
+use crate::{cargo, fixtures, parse_flags, pypackage, run, step, tidy, venv, Result};
 
 pub fn main(args: &[String]) -> Result {
     let flags = parse_flags(args, &["--python"])?;
@@ -24,6 +24,7 @@ pub fn main(args: &[String]) -> Result {
         return step("Python package", || pypackage::test(&pythons));
     }
     let start = Instant::now();
+    step("tidy (cargo xtask tidy)", tidy::check)?;
     step("formatting (cargo fmt --check)", || {
         run(cargo().args(["fmt", "--all", "--check"]))
     })?;

@@ -21,6 +21,10 @@ use std::process::{Command, Output};
 
 use mmappickle::{EmptyArray, MmapDict};
 
+// The Python interpreters, shared with the `cli` tests.
+mod support;
+use support::python_mmappickle;
+
 fn mmappickle(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mmappickle"))
         .args(args)
@@ -430,14 +434,6 @@ fn what_cannot_be_drawn_is_an_error() {
     assert!(!fixture.png.exists(), "no PNG written for an error");
 }
 
-/// Python with `mmappickle==1.0` and numpy 1.23.5 (`cargo xtask venv` makes it).
-fn python_mmappickle() -> PathBuf {
-    std::env::var_os("MMAPPICKLE_PYTHON").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/py-mmappickle/bin/python"),
-        PathBuf::from,
-    )
-}
-
 #[test]
 fn python_written_arrays_are_drawn() {
     let fixture = Fixture::new(|_| {});
@@ -462,7 +458,7 @@ with open(sys.argv[2], "wb") as f:
         String::from_utf8_lossy(&output.stderr)
     );
     // numpy's own pickle of a Fortran-ordered array, stored as a generic value.
-    let pickled = mmappickle::codec::loads(&std::fs::read(&fixture.png).unwrap()).unwrap();
+    let pickled = mmappickle::loads(&std::fs::read(&fixture.png).unwrap()).unwrap();
     let mut dict = MmapDict::open(&fixture.file).unwrap();
     dict.insert("pickled", pickled).unwrap();
     drop(dict);

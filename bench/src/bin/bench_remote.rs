@@ -8,7 +8,7 @@
 //! `bench_remote remote --dir DIR --runs N --file ENTRIES_FILE [--mib 1024]` (the workload
 //! name first, as `cargo xtask bench` calls its drivers)
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../../crates/remote/tests/support/mod.rs"]
 #[allow(dead_code)]
 mod support;
 
