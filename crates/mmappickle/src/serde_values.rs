@@ -20,7 +20,7 @@ impl MmapDict {
     /// The value of `key` read into a `T`, accepting what Python would naturally write for
     /// it (see [`from_value`]); a mismatch is [`ErrorKind::Serde`](crate::ErrorKind::Serde)
     /// naming the path from the key: `params.scan[3].gain: expected float, found str`.
-    pub fn get_serde<T: DeserializeOwned>(&mut self, key: &str) -> Result<T, Error> {
+    pub fn get_serde<T: DeserializeOwned>(&self, key: &str) -> Result<T, Error> {
         let value = self.value(key)?;
         from_value(&value).map_err(|error| Error::from(error.within_field(key)))
     }

@@ -343,6 +343,23 @@ impl NativeDict {
             .collect()
     }
 
+    /// `(offset, length)` of the value bytes of `key` in the file, as the Python library's
+    /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)` (a
+    /// generic value's come with it from `locate`).
+    fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
+        self.read(py, |dict| {
+            // An entry listing shares the snapshot's table (no copy, no value read).
+            match dict.entry_listing()?.table().get(key) {
+                Some(entry) => Ok((entry.value_offset(), entry.value_len())),
+                None => Err(mmappickle::Error::unplaced(
+                    mmappickle::ErrorKind::KeyNotFound {
+                        key: key.to_owned(),
+                    },
+                )),
+            }
+        })
+    }
+
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
     /// none): each a `NewPickle`, `NewArray`, `NewMasked`, `NewStub` or `NewWritten`.
     fn insert_many(&self, py: Python<'_>, values: Vec<Bound<'_, PyAny>>) -> PyResult<()> {

@@ -19,6 +19,7 @@ from .remote import RemoteDict
 
 __all__ = ["from_mmapdict"]
 
+
 def _is_url(source: str) -> bool:
     return source.startswith(_native.URL_SCHEMES)
 

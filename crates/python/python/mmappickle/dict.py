@@ -398,6 +398,7 @@ class mmapdict(MutableMapping[str, Any]):
     def _value_of(self, key: str, located: _native.Located) -> Any:
         """The value of ``key`` from what the Rust half found it holds, read by the first
         pickler (highest priority first) valid for it, as the library chooses them."""
+        value_range: tuple[int, int] | None = None
         for pickler in self._picklers:
             kind = type(pickler)
             if kind is ArrayPickler:
@@ -411,11 +412,14 @@ class mmapdict(MutableMapping[str, Any]):
                     if self._safe:
                         return _native.safe_loads(located.value_bytes, _make_array)
                     return pickle.loads(located.pickle)
-            elif isinstance(located, _native.GenericValue):
-                # Where the value was found by the same read as its kind (a custom
-                # pickler's values are generic values to the Rust half).
-                if pickler.is_valid(located.offset, located.length):
-                    return pickler.read(located.offset, located.length)[0]
+            else:
+                # A generic value's place comes from the read that found its kind.
+                if isinstance(located, _native.GenericValue):
+                    value_range = (located.offset, located.length)
+                elif value_range is None:
+                    value_range = self._native.value_range(key)
+                if pickler.is_valid(*value_range):
+                    return pickler.read(*value_range)[0]
         raise ValueError(f"No picklers are valid to key {key!r}")
 
     def __delitem__(self, key: str) -> None:
