@@ -145,7 +145,7 @@ bad["params"] = dict(bad["params"], scan=[{"gain": 1.0, "enabled": True}] * 3 + 
 m["bad"] = bad
 "#;
     run_python(&python_mmappickle(), script, &[path.as_os_str()]);
-    let mut m = MmapDict::open_readonly(&path).unwrap();
+    let m = MmapDict::open_readonly(&path).unwrap();
     assert_eq!(
         m.get_serde::<Experiment>("experiment").unwrap(),
         experiment()
