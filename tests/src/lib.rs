@@ -121,6 +121,23 @@ impl WorkerExe {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(test_name);
         std::fs::copy(std::env::current_exe().unwrap(), &path).unwrap();
+        // A child forked by another test thread while the copy was open for writing holds
+        // that descriptor until its own exec: until then the copy cannot run (ETXTBSY). It is
+        // run once, listing no test, until it can.
+        for attempt in 0.. {
+            let listed = Command::new(&path)
+                .args(["--list", "--exact", "no test has this name"])
+                .output();
+            match listed {
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 100 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => panic!("cannot run the copy of the test binary: {error}"),
+                Ok(_) => break,
+            }
+        }
         WorkerExe {
             _dir: dir,
             path,

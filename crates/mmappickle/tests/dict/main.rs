@@ -335,3 +335,31 @@ fn vacuum_refused_while_maps_alive() {
     assert_eq!(m.keys().unwrap(), ["a", "m"]);
     assert_eq!(m.array::<u16>("a").unwrap().to_vec(), [1, 2, 3]);
 }
+
+// An array's bytes are never read beside a writable map of them in this process: `value`,
+// `raw_value` and a disassembly are refused while one lives, and no writable map is made
+// while a disassembly runs; generic values are read as ever.
+#[test]
+fn reads_of_array_bytes_are_claimed_as_maps_are() {
+    let (_dir, path) = temp_file("claims.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert_array("a", &[1u8, 2, 3], &[3]).unwrap();
+    m.insert("v", 1).unwrap();
+    let writer = m.array_mut::<u8>("a").unwrap();
+    let refused = [
+        m.value("a").unwrap_err(),
+        m.raw_value("a").unwrap_err(),
+        m.with_disassembly(|_| ()).unwrap_err(),
+    ];
+    for error in refused {
+        assert!(matches!(error.kind(), ErrorKind::MapConflict { .. }), "{error}");
+    }
+    assert_eq!(m.value("v").unwrap(), Value::Int(1));
+    drop(writer);
+    let during = m
+        .with_disassembly(|_| m.array_mut::<u8>("a").map(drop))
+        .unwrap();
+    assert!(matches!(during.unwrap_err().kind(), ErrorKind::MapConflict { .. }));
+    assert!(m.value("a").is_ok() && m.raw_value("a").is_ok());
+    assert!(m.array_mut::<u8>("a").is_ok());
+}
