@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any
 
@@ -563,6 +564,20 @@ class Pickle(Peer):
         return [store[k] for k in keys]
 
 
+@dataclass
+class Cell:
+    """One library's timing of one workload (see `Bench.time`)."""
+
+    peer: Peer
+    body: Callable[[int], Any]
+    check: Callable[[Any], None]
+    setup: Callable[[int], None]
+    note: str
+    cannot: str | None
+    samples: list[float] = field(default_factory=list)
+    spent: float = 0.0
+
+
 class Bench:
     def __init__(self, directory: str, runs: int, budget: float, process_runs: int) -> None:
         self.dir = directory
@@ -591,6 +606,7 @@ class Bench:
         self.extra = rng.standard_normal(ARRAY_ELEMENTS, dtype=np.float32)
         self.tail = rng.standard_normal(TAIL_ELEMENTS, dtype=np.float32)
         self.random = random.Random(0)
+        self.cells: list[Cell] = []
 
     def path(self, peer: Peer, name: str) -> str:
         return os.path.join(self.dir, f"{peer.key}-{name}{peer.suffix}")
@@ -605,26 +621,39 @@ class Bench:
         setup: Callable[[int], None] = lambda run: None,
         note: str = "",
     ) -> None:
-        """Runs `body(run)` up to `self.runs` times (fewer once `self.budget` seconds are
-        spent), each after an untimed `setup(run)`, checks every outcome, emits the median."""
-        if workload in peer.cannot:
-            self.not_applicable(workload, peer, peer.cannot[workload])
-            return
-        progress(f"  [{workload}] {peer.label} ...")
-        samples: list[float] = []
-        spent = time.perf_counter()
+        """Registers `peer`'s timing of `workload`, run by `measure`: `body(run)` after an
+        untimed `setup(run)`, its outcome checked by `check` once the clock stopped."""
+        self.cells.append(Cell(peer, body, check, setup, note, peer.cannot.get(workload)))
+
+    def measure(self, workload: str) -> None:
+        """Runs the registered timings in turns, one run of each library per round, so that a
+        change of the machine's load hits them alike; a library stops repeating once its runs
+        took `self.budget` seconds. Emits each one's median, in the libraries' order."""
+        cells, self.cells = self.cells, []
         for run in range(self.runs):
-            setup(run)
-            gc.collect()
-            start = time.perf_counter()
-            outcome = body(run)
-            samples.append(time.perf_counter() - start)
-            check(outcome)
-            if time.perf_counter() - spent > self.budget:
+            active = [c for c in cells if c.cannot is None and c.spent < self.budget]
+            if not active:
                 break
-        median = statistics.median(samples)
-        emit("result", workload, peer.label, len(samples), f"{median:e}", "=", note)
-        progress(f"  [{workload}] {peer.label}: {median * 1e3:.3f} ms (median of {len(samples)})")
+            for cell in active:
+                cell.setup(run)
+                gc.collect()
+                start = time.perf_counter()
+                outcome = cell.body(run)
+                cell.samples.append(time.perf_counter() - start)
+                cell.check(outcome)
+                cell.spent += time.perf_counter() - start
+            progress(
+                f"  [{workload}] run {run + 1} of {self.runs}: "
+                + ", ".join(f"{c.peer.key} {c.samples[-1] * 1e3:.2f} ms" for c in active)
+            )
+        for cell in cells:
+            if cell.cannot is not None:
+                self.not_applicable(workload, cell.peer, cell.cannot)
+                continue
+            median = statistics.median(cell.samples)
+            runs = len(cell.samples)
+            emit("result", workload, cell.peer.label, runs, f"{median:e}", "=", cell.note)
+            progress(f"  [{workload}] {cell.peer.label}: {median * 1e3:.3f} ms (median of {runs})")
 
     def not_applicable(self, workload: str, peer: Peer, reason: str) -> None:
         emit("na", workload, peer.label, reason)
@@ -678,6 +707,7 @@ class Bench:
                 setup=lambda run, path=path: remove(path),
                 note=note,
             )
+        self.measure("1")
 
     def open_keys(self) -> None:
         self.workload("2a", f"open + list the {ARRAYS + SMALL_IN_STORE:,} keys, in process")
@@ -689,6 +719,7 @@ class Bench:
                 assert len(keys) == count
 
             self.time("2a", peer, lambda run, peer=peer, path=path: peer.open_keys(path), check)
+        self.measure("2a")
 
     def new_process(self) -> None:
         self.workload(
@@ -755,6 +786,7 @@ class Bench:
                 ),
                 check,
             )
+        self.measure("3")
 
     def to_ram(self) -> None:
         key = "array07"
@@ -771,6 +803,7 @@ class Bench:
                 lambda run, peer=peer, path=path: peer.one_to_ram(path, key).sum(dtype=np.float64),
                 check,
             )
+        self.measure("4a")
         self.workload(
             "4b", f"open + the sum of each of the {ARRAYS} arrays (where mapped, summed in place)"
         )
@@ -784,6 +817,7 @@ class Bench:
             self.time(
                 "4b", peer, lambda run, peer=peer, path=path: peer.sum_all(path, keys), check_all
             )
+        self.measure("4b")
 
     def add(self) -> None:
         self.workload("5", "open an existing store, add one 4 MiB array, close")
@@ -804,6 +838,7 @@ class Bench:
                 assert total == self.extra.sum(dtype=np.float64), peer.label
 
             self.time("5", peer, body, check)
+        self.measure("5")
 
     def small_values(self) -> None:
         n = len(self.many)
@@ -863,6 +898,7 @@ class Bench:
                 setup=lambda run, path=path: remove(path),
                 note=note,
             )
+        self.measure("6b")
 
         self.workload("6c", f"open the batch-written store + {GETS:,} random gets of small values")
         keys = self.random.sample(list(self.many), GETS)
@@ -891,6 +927,7 @@ class Bench:
                 check,
                 note=note,
             )
+        self.measure("6c")
 
     def sparse(self) -> None:
         self.workload(
@@ -900,9 +937,6 @@ class Bench:
         )
         for peer in self.peers:
             path = self.path(peer, "sparse")
-            if "7" in peer.cannot:
-                self.not_applicable("7", peer, peer.cannot["7"])
-                continue
 
             def check(_: None, peer: Peer = peer, path: str = path) -> None:
                 assert np.array_equal(peer.read_tail(path), self.tail), peer.label
@@ -914,7 +948,7 @@ class Bench:
                 "zarr": "`create_array`, chunks not written",
                 "zarr-raw": "`create_array`, chunks not written",
                 "npy": "`open_memmap` (a sparse file)",
-            }[peer.key]
+            }.get(peer.key, "")
             self.time(
                 "7",
                 peer,
@@ -923,8 +957,7 @@ class Bench:
                 setup=lambda run, path=path: remove(path),
                 note=how,
             )
-            progress(f"  [7] {peer.label}: {disk_bytes(path) >> 10} KiB on disk")
-            remove(path)
+        self.measure("7")
 
 
 def main() -> None:

@@ -105,6 +105,7 @@ pub fn main(args: &[String]) -> Result {
             .chain(args.iter().map(String::as_str))
             .collect::<Vec<_>>()
             .join(" "),
+        commit: head_commit(),
         cores: std::thread::available_parallelism().map_or(0, usize::from),
         load: format!("{load_before} / {}", load_average()),
         runs: options.runs,
@@ -154,6 +155,16 @@ fn ensure_environment() -> Result<PathBuf> {
             dir.display()
         ))
     }
+}
+
+/// The short hash of the commit measured (our wheel is built from the working tree).
+fn head_commit() -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(workspace_root())
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn load_average() -> String {
@@ -323,7 +334,7 @@ fn summary(results: &Results) -> String {
         let ratio = match (ours, fastest) {
             (Some(ours), Some((_, peer, bound))) => {
                 let ratio = format_ratio(peer, ours, bound);
-                if peer < ours {
+                if peer < ours && ratio != "-" {
                     format!("**{ratio}**")
                 } else {
                     ratio
@@ -384,6 +395,7 @@ fn workload_table(workload: &Workload) -> String {
 
 struct Context {
     command: String,
+    commit: String,
     cores: usize,
     load: String,
     runs: usize,
@@ -396,13 +408,14 @@ fn section(results: &Results, context: &Context) -> String {
     text.push_str(INTRO);
     let _ = writeln!(
         text,
-        "\nThis run: `{}`, {} cores, load average before / after {}; CPython {}, numpy {}, \
+        "\nThis run: `{}` at commit {}, {} cores, load average before / after {}; CPython {}, numpy {}, \
          mmappickle-rs {}, h5py {} (HDF5 {}), zarr {}, safetensors {}, joblib {}. \
          `python -c 'import numpy'` took {} (row 2b subtracts it). Medians of {} runs, fewer \
          where a library's runs took more than {} s in all (the runs column). These figures \
          were taken on a busy shared 2-core machine (other engineers compiling): re-run \
          before relying on them.\n",
         context.command,
+        context.commit,
         context.cores,
         context.load,
         results.info("python"),
@@ -438,7 +451,9 @@ library does each workload its own idiomatic way (the script is the reference), 
 process, warm page cache, scratch files under `target/peers/` (removed after). Sizes: 64
 float32 arrays of 4 MiB (1 Mi elements, 256 MiB in all, random normal values) and 1,000 small
 values (ints, strings and dicts in turn); 10,000 small values for rows 6; 64 KiB slices; a 64
-GiB float32 stub. Each timing opens the store itself (rows 3 to 6c include the open), and
+GiB float32 stub. The libraries run in turns, one run of each per round, so that a change of
+the machine's load hits them alike. Each timing opens the store itself (rows 3 to 6c
+include the open), and
 each outcome is checked after the clock stops: keys listed, slices equal to what was
 written, sums equal to numpy's sums of the arrays written, values got equal to those put,
 the stub's last MiB read back and the store's disk use under 64 MiB. The ratio is the peer's
@@ -447,11 +462,13 @@ time over ours: below 1 (bold in the summary) the peer is faster and we lose.
 
 const NOT_COMPARABLE: &str = "\
 What is not comparable:
-- pickle, joblib and `.npz` read the whole file at the open (joblib maps the arrays, the
-  others copy them): their rows 2 to 4 and 6c pay that every time; safetensors and `.npz`
-  hold no small values, so they are stored as JSON text metadata (safetensors) and one
-  pickled object array (`.npz`), `.npy` files keep them in one `meta.json`, and h5py keeps
-  dicts as JSON text attributes.
+- pickle reads the whole file at the open, joblib unpickles every value and maps every
+  array at the open, `.npz` reads (and inflates, if compressed) a whole member at each
+  access even for a slice: their rows 2 to 4 and 6c pay that every time.
+- safetensors and `.npz` hold no small values, so they are stored as JSON text metadata
+  (safetensors) and one pickled object array (`.npz`); `.npy` files keep them in one
+  `meta.json` and h5py keeps dicts as JSON text attributes. Each of those reads all the
+  small values at the open (row 6c).
 - \"rewrites the file\": the library cannot add to a store it wrote (safetensors, `.npz`,
   joblib, pickle; the small values of `.npy` files are one `meta.json`), so the only way is
   to write the whole store again; \"n/a\" rows cannot do the job at all (a 64 GiB array
@@ -461,8 +478,9 @@ What is not comparable:
 - h5py and zarr keep the small values as attributes of the root (the idiomatic place):
   zarr rewrites its whole `zarr.json` per attribute set, h5py has no batch form.
 - Nobody calls fsync: every write ends in the page cache, as ours does by default.
-- Row 2b is a difference of medians of whole processes (each imports numpy first), so
-  its noise is a few ms on a loaded machine; negative values mean within that noise.
+- Row 2b is the median of (process - `python -c 'import numpy'`) over pairs run in turns,
+  each process importing numpy first: its noise is a few ms on a loaded machine, and a
+  negative value means within that noise. The `.npy` directory needs no import at all.
 ";
 
 /// `text` with its section replaced, or with the section appended if it has none.
