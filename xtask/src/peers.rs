@@ -33,7 +33,7 @@ struct Options {
 fn parse_options(args: &[String]) -> Result<Options> {
     let mut options = Options {
         runs: 7,
-        process_runs: 11,
+        process_runs: 15,
         budget: 8.0,
         wheel: None,
         write: true,
@@ -410,7 +410,7 @@ fn section(results: &Results, context: &Context) -> String {
         text,
         "\nThis run: `{}` at commit {}, {} cores, load average before / after {}; CPython {}, numpy {}, \
          mmappickle-rs {}, h5py {} (HDF5 {}), zarr {}, safetensors {}, joblib {}. \
-         `python -c 'import numpy'` took {} (row 2b subtracts it). Medians of {} runs, fewer \
+         `python -c 'import numpy'` took {}. Medians of {} runs, fewer \
          where a library's runs took more than {} s in all (the runs column). These figures \
          were taken on a busy shared 2-core machine (other engineers compiling): re-run \
          before relying on them.\n",
@@ -478,9 +478,12 @@ What is not comparable:
 - h5py and zarr keep the small values as attributes of the root (the idiomatic place):
   zarr rewrites its whole `zarr.json` per attribute set, h5py has no batch form.
 - Nobody calls fsync: every write ends in the page cache, as ours does by default.
-- Row 2b is the median of (process - `python -c 'import numpy'`) over pairs run in turns,
-  each process importing numpy first: its noise is a few ms on a loaded machine, and a
-  negative value means within that noise. The `.npy` directory needs no import at all.
+- Row 2b is timed inside each new `python -c` process, from after its `import numpy` to
+  the keys listed (median of `--process-runs` processes): the start of the interpreter and
+  numpy's own import vary by tens of ms between processes here (the range is above), which
+  would drown a few ms. Its note gives the whole-process figure too: the fastest process
+  minus the fastest `python -c 'import numpy'` run in turns with it. Interpreter teardown
+  is in that figure only. The `.npy` directory needs no library to import.
 ";
 
 /// `text` with its section replaced, or with the section appended if it has none.
