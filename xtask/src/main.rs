@@ -6,6 +6,7 @@
 mod bench;
 mod fixtures;
 mod fuzz;
+mod peers;
 mod power_loss;
 mod pypackage;
 mod stress;
@@ -32,6 +33,11 @@ const COMMANDS: &[Subcommand] = &[
         name: "bench",
         usage: bench::USAGE,
         run: bench::main,
+    },
+    Subcommand {
+        name: "peers",
+        usage: peers::USAGE,
+        run: peers::main,
     },
     Subcommand {
         name: "venv",
