@@ -352,14 +352,20 @@ fn reads_of_array_bytes_are_claimed_as_maps_are() {
         m.with_disassembly(|_| ()).unwrap_err(),
     ];
     for error in refused {
-        assert!(matches!(error.kind(), ErrorKind::MapConflict { .. }), "{error}");
+        assert!(
+            matches!(error.kind(), ErrorKind::MapConflict { .. }),
+            "{error}"
+        );
     }
     assert_eq!(m.value("v").unwrap(), Value::Int(1));
     drop(writer);
     let during = m
         .with_disassembly(|_| m.array_mut::<u8>("a").map(drop))
         .unwrap();
-    assert!(matches!(during.unwrap_err().kind(), ErrorKind::MapConflict { .. }));
+    assert!(matches!(
+        during.unwrap_err().kind(),
+        ErrorKind::MapConflict { .. }
+    ));
     assert!(m.value("a").is_ok() && m.raw_value("a").is_ok());
     assert!(m.array_mut::<u8>("a").is_ok());
 }
