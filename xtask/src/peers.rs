@@ -4,20 +4,24 @@
 //! with our wheel installed. The tables replace their section of BENCHMARKS.md.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::{run, step, succeeds, workspace_root, Result};
+use crate::bench::load_average;
+use crate::{step, venv, workspace_root, Result};
 
 pub const USAGE: &str =
     "peers [--runs N] [--process-runs N] [--budget SECONDS] [--wheel PATH] [--no-write]   \
 our Python package against h5py, zarr, safetensors, .npz/.npy, joblib, pickle (BENCHMARKS.md)";
 
-const ENV_DIR: &str = "target/py-peers";
-/// Numpy 2 and the peers, newest releases at creation time.
-const PACKAGES: &[&str] = &["numpy>=2,<3", "h5py", "zarr>=3,<4", "safetensors", "joblib"];
-const READY_CHECK: &str = "import numpy, h5py, zarr, safetensors.numpy, joblib; \
-    assert numpy.__version__.startswith('2.') and zarr.__version__.startswith('3.')";
+/// Numpy 2 and the peers, newest releases at creation time (zarr 3 needs Python 3.11).
+const PEERS: venv::Environment = venv::Environment {
+    dir: "py-peers",
+    packages: &["numpy>=2,<3", "h5py", "zarr>=3,<4", "safetensors", "joblib"],
+    python_minors: 11..=u32::MAX,
+    ready_check: "import numpy, h5py, zarr, safetensors.numpy, joblib; \
+        assert numpy.__version__.startswith('2.') and zarr.__version__.startswith('3.')",
+};
 
 const BEGIN: &str = "<!-- cargo xtask peers: begin (generated, replaced on each run) -->";
 const END: &str = "<!-- cargo xtask peers: end -->";
@@ -66,7 +70,9 @@ fn parse_options(args: &[String]) -> Result<Options> {
 pub fn main(args: &[String]) -> Result {
     let options = parse_options(args)?;
     let root = workspace_root();
-    let python = step("peers environment (target/py-peers)", ensure_environment)?;
+    let python = step("peers environment (target/py-peers)", || {
+        venv::ensure(&PEERS)
+    })?;
     step("our wheel, installed into target/py-peers", || {
         let wheel = match &options.wheel {
             Some(wheel) => wheel.clone(),
@@ -124,39 +130,6 @@ pub fn main(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Creates or reuses `target/py-peers` (with `python3 -m venv` and pip, as `cargo xtask venv`
-/// does for its own environments).
-fn ensure_environment() -> Result<PathBuf> {
-    let dir = workspace_root().join(ENV_DIR);
-    let python = dir.join("bin").join("python");
-    let ready = |python: &Path| succeeds(Command::new(python).args(["-c", READY_CHECK]));
-    if ready(&python) {
-        println!("reusing {}", dir.display());
-        return Ok(python);
-    }
-    if !python.exists() {
-        let host = std::env::var_os("XTASK_PYTHON").unwrap_or_else(|| "python3".into());
-        run(Command::new(host).args(["-m", "venv"]).arg(&dir))?;
-    }
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--quiet",
-        ])
-        .args(PACKAGES))?;
-    if ready(&python) {
-        Ok(python)
-    } else {
-        Err(format!(
-            "{} still lacks {PACKAGES:?} after pip install",
-            dir.display()
-        ))
-    }
-}
-
 /// The short hash of the commit measured (our wheel is built from the working tree).
 fn head_commit() -> String {
     Command::new("git")
@@ -165,15 +138,6 @@ fn head_commit() -> String {
         .output()
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .unwrap_or_default()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// What one library did in one workload.

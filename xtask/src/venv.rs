@@ -12,12 +12,12 @@ use std::process::Command;
 use crate::{parse_flags, run, succeeds, workspace_root, Result};
 
 /// One virtual environment: where, what to install, how to tell it is ready.
-struct Environment {
-    dir: &'static str,
-    packages: &'static [&'static str],
-    ready_check: &'static str,
+pub(crate) struct Environment {
+    pub(crate) dir: &'static str,
+    pub(crate) packages: &'static [&'static str],
+    pub(crate) ready_check: &'static str,
     /// The Python 3 minor versions its packages have wheels for.
-    python_minors: RangeInclusive<u32>,
+    pub(crate) python_minors: RangeInclusive<u32>,
 }
 
 /// mmappickle 1.0's picklers need `numpy.float`, removed in numpy 1.24;
@@ -174,7 +174,7 @@ fn host_python(environment: &Environment) -> Result<String> {
     ))
 }
 
-fn ensure(environment: &Environment) -> Result<PathBuf> {
+pub(crate) fn ensure(environment: &Environment) -> Result<PathBuf> {
     let dir = workspace_root().join("target").join(environment.dir);
     let python = dir.join("bin").join("python");
     let is_ready = || succeeds(Command::new(&python).args(["-c", environment.ready_check]));

@@ -17,6 +17,8 @@
 
 mod measure;
 mod render;
+
+pub(crate) use render::load_average;
 mod rows;
 mod run;
 

@@ -98,7 +98,8 @@ pub(super) fn machine() -> Vec<(&'static str, String)> {
     ]
 }
 
-pub(super) fn load_average() -> String {
+/// The load averages of 1, 5 and 15 minutes, as the kernel gives them.
+pub(crate) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
