@@ -356,16 +356,17 @@ pub fn decode_value(bytes: &[u8], place: ValuePlace, limits: &Limits) -> Result<
     })
 }
 
-/// The value of an entry decoded as a generic value whatever it holds (an array gives its
-/// expression tree), from its bytes and what the classifier found in them.
-pub fn decode_any_value(
-    bytes: &[u8],
-    entry: &Entry,
-    kind: ValueKind,
-    limits: &Limits,
-) -> Result<Value, Error> {
-    if let ValueKind::Malformed(error) = kind {
-        return Err(Error::array_at(error, entry.value_offset()));
+/// The error of a value of `entry` whose array header numpy would refuse (`kind`, what the
+/// classifier found in it), at its file offset: such a value is neither read nor decoded.
+pub fn refuse_malformed(entry: &Entry, kind: ValueKind) -> Result<(), Error> {
+    match kind {
+        ValueKind::Malformed(error) => Err(Error::array_at(error, entry.value_offset())),
+        _ => Ok(()),
     }
+}
+
+/// The value of an entry decoded as a generic value whatever it holds (an array gives its
+/// expression tree), from its bytes, once [`refuse_malformed`] let it through.
+pub fn decode_any_value(bytes: &[u8], entry: &Entry, limits: &Limits) -> Result<Value, Error> {
     decode_entry_value(bytes, limits).map_err(|error| Error::codec_at(error, entry.value_offset()))
 }

@@ -240,8 +240,9 @@ pub use {
         },
         error::{message_with_sources, Error, ErrorKind},
         item::{
-            decode_any_value, decode_value, locate_value, ArrayData, ArrayPlace, Item, Located,
-            MaskedArray, MaskedBytes, ValuePlace, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL,
+            decode_any_value, decode_value, locate_value, refuse_malformed, ArrayData, ArrayPlace,
+            Item, Located, MaskedArray, MaskedBytes, ValuePlace, VALUE_PICKLE_HEAD,
+            VALUE_PICKLE_TAIL,
         },
     },
     mmappickle_array::{

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use mmappickle::array::classify;
 use mmappickle::container::{ByteSource, Entry, ScanProgress, Scanner, Table};
 use mmappickle::{
-    decode_any_value, decode_value, locate_value, ArrayData, ArrayPlace, Item, Listing, Located,
-    MaskedBytes, OwnedArray, Value, ValueKind,
+    decode_any_value, decode_value, locate_value, refuse_malformed, ArrayData, ArrayPlace, Item,
+    Listing, Located, MaskedBytes, OwnedArray, Value, ValueKind,
 };
 
 use crate::cache::{BlockCache, CachedValue};
@@ -285,12 +285,13 @@ impl AsyncRemoteDict {
     /// array gives its expression tree, read whole).
     pub async fn value(&self, key: &str) -> Result<Value, Error> {
         let entry = self.entry(key)?;
-        let kind = self.value_kind(entry).await?;
+        // Refused before its bytes are fetched.
+        refuse_malformed(entry, self.value_kind(entry).await?)?;
         let bytes = self
             .source
             .bytes(entry.value_range(), self.is_small(entry))
             .await?;
-        decode_any_value(&bytes, entry, kind, &self.options.limits)
+        decode_any_value(&bytes, entry, &self.options.limits)
     }
 
     /// What the value of `entry` (of [`AsyncRemoteDict::table`], deleted ones included) is,

@@ -88,10 +88,33 @@ impl<'d> ReadSnapshot<'d> {
     /// Where the parts of the value of `entry` (an entry of this snapshot's table) are, by
     /// the one read core.
     pub(super) fn locate_entry(&self, entry: &Entry) -> Result<Located, Error> {
+        item::locate_value(entry, self.classified(entry)?.1)
+    }
+
+    /// The value bytes of `entry` (an entry of this snapshot's table) and what they hold, by
+    /// the one classifier (which reads only an array's head).
+    fn classified(&self, entry: &Entry) -> Result<(&[u8], ValueKind), Error> {
         let bytes = self.view()?.value(entry)?;
         let kind =
             classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
-        item::locate_value(entry, kind)
+        Ok((bytes, kind))
+    }
+
+    /// As [`Self::classified`], for a read of the whole value: one that holds array bytes
+    /// comes with a read claim on them, as a map does, so that no writable map of them lives
+    /// in this process while they are read.
+    fn claimed(&self, entry: &Entry) -> Result<(&[u8], ValueKind, Option<Claim>), Error> {
+        let (bytes, kind) = self.classified(entry)?;
+        let claim = match kind {
+            ValueKind::Array(_) | ValueKind::Masked(_) => Some(Claim::read(
+                self.view()?.file(),
+                entry.key(),
+                entry.value_offset(),
+                &self.dict.maps,
+            )?),
+            _ => None,
+        };
+        Ok((bytes, kind, claim))
     }
 
     /// The bytes of a generic value this snapshot located.
@@ -171,36 +194,15 @@ impl<'d> ReadSnapshot<'d> {
     /// [`MmapDict::value`]).
     pub fn value(&self, key: &str) -> Result<Value, Error> {
         let entry = self.entry(key)?;
-        let bytes = self.view()?.value(entry)?;
-        let kind =
-            classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
-        // An array's bytes are read: under a claim, as a map's are.
-        let _claim = self.claim_array_bytes(entry, &kind)?;
-        item::decode_any_value(bytes, entry, kind, &self.dict.options.limits)
+        let (bytes, kind, _claim) = self.claimed(entry)?;
+        item::refuse_malformed(entry, kind)?;
+        item::decode_any_value(bytes, entry, &self.dict.options.limits)
     }
 
     /// The value bytes of `key` as stored (see [`MmapDict::raw_value`]).
     pub fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
-        let entry = self.entry(key)?;
-        let bytes = self.view()?.value(entry)?;
-        let kind =
-            classify(&mut &*bytes).map_err(|error| Error::array_at(error, entry.value_offset()))?;
-        let _claim = self.claim_array_bytes(entry, &kind)?;
+        let (bytes, _, _claim) = self.claimed(self.entry(key)?)?;
         Ok(bytes.to_vec())
-    }
-
-    /// A read claim on the value of `entry` when it holds array bytes (`kind`), so that no
-    /// writable map of them lives in this process while they are read.
-    fn claim_array_bytes(&self, entry: &Entry, kind: &ValueKind) -> Result<Option<Claim>, Error> {
-        match kind {
-            ValueKind::Array(_) | ValueKind::Masked(_) => Ok(Some(Claim::read(
-                self.view()?.file(),
-                entry.key(),
-                entry.value_offset(),
-                &self.dict.maps,
-            )?)),
-            _ => Ok(None),
-        }
     }
 
     /// The array of `key`, mapped read-only and typed (see [`MmapDict::array`]).
