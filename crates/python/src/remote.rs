@@ -1,7 +1,7 @@
 //! `NativeRemote`: a read-only mmappickle file over HTTP(S), S3 or `file://` URLs, through
 //! the remote crate's blocking API, every request made with the Python runtime detached.
 
-use mmappickle::{Item, Located};
+use mmappickle::Located;
 use mmappickle_remote::{RemoteDict, RemoteOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -25,13 +25,13 @@ fn closed() -> PyErr {
 }
 
 /// An array read into memory, as its record.
-fn array_bytes(py: Python<'_>, array: &mmappickle::ArrayData) -> PyResult<Py<ArrayBytes>> {
+fn array_bytes(py: Python<'_>, array: &mmappickle::OwnedArray) -> PyResult<Py<ArrayBytes>> {
     Py::new(
         py,
         ArrayBytes {
-            dtype: array.dtype().name(),
-            shape: array.shape().to_vec(),
-            raw: PyByteArray::new(py, array.bytes()).unbind(),
+            dtype: array.dtype.name(),
+            shape: array.shape.clone(),
+            raw: PyByteArray::new(py, &array.data).unbind(),
         },
     )
 }
@@ -112,15 +112,14 @@ impl NativeRemote {
                 },
             )?
             .into_any()),
-            Located::Masked { .. } => match py.detach(|| remote.get(key)).map_err(to_py_err)? {
-                Item::Masked(masked) => {
-                    let data = array_bytes(py, &masked.data)?;
-                    let mask = array_bytes(py, &masked.mask)?;
-                    Ok(Py::new(py, MaskedArrayBytes { data, mask })?.into_any())
-                }
-                // The file's version is fixed at the open: what it holds cannot change.
-                _ => unreachable!("a masked array read as another kind"),
-            },
+            Located::Masked { data, mask } => {
+                let (data, mask) = py
+                    .detach(|| Ok((remote.read_array(data)?, remote.read_array(mask)?)))
+                    .map_err(to_py_err)?;
+                let data = array_bytes(py, &data)?;
+                let mask = array_bytes(py, &mask)?;
+                Ok(Py::new(py, MaskedArrayBytes { data, mask })?.into_any())
+            }
             Located::Value(place) => {
                 let bytes = py
                     .detach(|| remote.read_range(place.range()))

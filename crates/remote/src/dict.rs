@@ -363,8 +363,9 @@ impl AsyncRemoteDict {
         entry.value_len() <= self.options.block_size
     }
 
-    /// The array part at `place`, read into memory.
-    async fn read_array(&self, place: ArrayPlace) -> Result<OwnedArray, Error> {
+    /// The array part at `place` (of [`Self::locate`] or [`Self::array_place`]), read into
+    /// memory.
+    pub async fn read_array(&self, place: ArrayPlace) -> Result<OwnedArray, Error> {
         let data_offset = place.data_offset;
         let data = self.source.bytes(place.range(), false).await?;
         OwnedArray::new(place.dtype, place.shape, data)
@@ -445,5 +446,6 @@ impl RemoteDict {
         fn array_rows(&self, key: &str, rows: Range<usize>) -> OwnedArray;
         fn array_place(&self, key: &str) -> ArrayPlace;
         fn read_into(&self, place: &ArrayPlace, out: &mut [u8]) -> ();
+        fn read_array(&self, place: ArrayPlace) -> OwnedArray;
     }
 }
