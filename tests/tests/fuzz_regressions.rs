@@ -102,6 +102,16 @@ const FINDINGS: &[Finding] = &[
             range and the remote open fetched it forever. Fixed: the range is joined from the \
             fetched blocks before they are kept (remote cache.rs, insert_and_join).",
     },
+    Finding {
+        target: "repair",
+        file: "cut-inside-the-memo-max",
+        what_was_wrong:
+            "Found by the fuzzer: a file cut 2 bytes into its last trailer's memo_max, \
+            those bytes not the memo_max the value alone gives. A read-only open read the key; \
+            the repair's completion compared the trailer with the computed memo_max only, did \
+            not complete it, and fsck dropped the key. Fixed: the completion keeps the memo_max \
+            bytes the cut left (container complete.rs).",
+    },
 ];
 
 fn regressions_dir() -> PathBuf {

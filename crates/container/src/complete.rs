@@ -71,6 +71,31 @@ fn torn_tail(file: &[u8], start: u64) -> Option<TornTail<'_>> {
     })
 }
 
+/// The bytes of the memo_max (little-endian, from its lowest) that a cut trailer still has.
+fn memo_max_left(trailer_left: &[u8]) -> &[u8] {
+    let end = trailer_left.len().min(TRAILER_MEMO_MAX.end);
+    trailer_left
+        .get(TRAILER_MEMO_MAX.start..end)
+        .unwrap_or_default()
+}
+
+/// The memo_max of a completed trailer: as written when the cut left all four of its bytes,
+/// else the smallest at least `computed` (what the value needs) whose lowest bytes are
+/// `kept` (those the cut left); `None` when none fits in an `i32`.
+fn memo_max_keeping(kept: &[u8], computed: i32) -> Option<i32> {
+    if kept.len() == TRAILER_MEMO_MAX.len() {
+        return Some(i32_in(kept));
+    }
+    let mut bytes = computed.to_le_bytes();
+    bytes.get_mut(..kept.len())?.copy_from_slice(kept);
+    let mut memo_max = i64::from(i32::from_le_bytes(bytes));
+    if memo_max < i64::from(computed) {
+        // The next value with the same lowest bytes.
+        memo_max += 1i64 << (8 * kept.len());
+    }
+    i32::try_from(memo_max).ok()
+}
+
 impl Container {
     /// Completes the last entry of a file that was cut after that entry's value (in its
     /// 8-byte trailer or in the terminator): writes the trailer and the terminator back, so
@@ -114,16 +139,29 @@ impl Container {
                 Some(&0) | None => !torn.key_is_empty,
                 Some(&flag) => flag == live_flag(true),
             };
-            let trailer = encode_entry_trailer(computed_memo_max, live);
+            // The memo_max bytes that are not zeros are those the cut left or the
+            // completion wrote (in one write: all or none of them).
+            let memo_left = memo_max_left(torn.trailer_left);
+            let kept_len = memo_left
+                .iter()
+                .rposition(|&byte| byte != 0)
+                .map_or(0, |at| at + 1);
+            let Some(memo_max) = memo_max_keeping(&memo_left[..kept_len], computed_memo_max) else {
+                return Ok(false);
+            };
+            let trailer = encode_entry_trailer(memo_max, live);
             let landed = |(&left, &expected): (&u8, &u8)| left == 0 || left == expected;
             if !torn.trailer_left.iter().zip(&trailer).all(landed) {
                 return Ok(false);
             }
             trailer
         } else {
-            let memo_max = match torn.trailer_left.get(TRAILER_MEMO_MAX) {
-                Some(kept) => i32_in(kept),
-                None => computed_memo_max,
+            // What the cut left of the memo_max is kept: the key is completed whatever
+            // memo_max its writer recorded, as a read-only open reads it.
+            let Some(memo_max) =
+                memo_max_keeping(memo_max_left(torn.trailer_left), computed_memo_max)
+            else {
+                return Ok(false);
             };
             let live = match torn.trailer_left.get(TRAILER_FLAG_IDX) {
                 Some(&flag) => flag == live_flag(true),
@@ -154,6 +192,19 @@ impl Container {
 mod tests {
     use super::*;
     use crate::{ContainerOptions, NewEntry};
+
+    // The bytes a cut left are kept; the rest come from what the value needs, raised to the
+    // next value with those bytes when lower; all four bytes are kept as written.
+    #[test]
+    fn a_cut_memo_max_keeps_its_bytes() {
+        assert_eq!(memo_max_keeping(&[], 7), Some(7));
+        assert_eq!(memo_max_keeping(&[0x01, 0x6d], 1), Some(0x6d01));
+        assert_eq!(memo_max_keeping(&[0x00], 0x0102), Some(0x0200));
+        assert_eq!(memo_max_keeping(&[0, 0, 0, 0], 5), Some(0));
+        assert_eq!(memo_max_keeping(&[0x00], i32::MAX), None);
+        assert_eq!(memo_max_left(b"J\x01\x6d"), [0x01, 0x6d]);
+        assert_eq!(memo_max_left(b"J\x01\x00\x00\x000\x88"), [1, 0, 0, 0]);
+    }
 
     // Cut by 12 to 19 bytes, the last entry is completed; then fsck gives back the file's old
     // bytes for every cut of 1 to 19, and drops the last key for a cut into its value.
