@@ -4,7 +4,7 @@
 //!   fixtures (`tests/fixtures/*.mmdpickle`, whole and entry by entry) and the
 //!   codec's golden streams (`crates/codec/tests/golden/golden.json`).
 //! - `--smoke [--time SECONDS]` seeds, then runs every target for a short
-//!   time (30 s each by default); `cargo xtask test` runs it.
+//!   time (10 s each by default); `cargo xtask test` runs it.
 //! - `--target NAME --time SECONDS [--sanitizer none] [-- LIBFUZZER-ARGS]`
 //!   runs one campaign (`--sanitizer none`: several times faster, for the
 //!   targets that reach no `unsafe` code of ours; built in its own target dir).
@@ -43,7 +43,7 @@ pub const TARGETS: &[&str] = &[
 ];
 
 /// Seconds per target in the smoke.
-pub const SMOKE_SECONDS: u64 = 30;
+pub const SMOKE_SECONDS: u64 = 10;
 
 /// Memory cap of a fuzzed process (libFuzzer reports an OOM past it).
 const RSS_LIMIT_MB: u32 = 2048;

@@ -10,7 +10,7 @@
 //! (`--no-fail-fast`) so that one run reports every failure.
 //! Then the Python package: ruff, its wheel built by maturin, and its pytest suite in one
 //! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`).
-//! Last, the fuzz smoke: every target of `fuzz/` for 30 s (`xtask/src/fuzz.rs`).
+//! Last, the fuzz smoke: every target of `fuzz/` for 10 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 
