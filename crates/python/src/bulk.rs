@@ -69,21 +69,20 @@ pub(crate) fn joined_items(
 ) -> Result<(Vec<u8>, Vec<(String, Located, Vec<u8>)>), mmappickle::Error> {
     let mut joined = JoinedEntries::new();
     let mut others = Vec::new();
-    for entry in snapshot.entries()? {
-        let key = entry.key();
-        let located = snapshot.locate(key)?;
+    for key in snapshot.keys()? {
+        let located = snapshot.locate(&key)?;
         let value_bytes = match &located {
             Located::Value(place) => {
                 let value_bytes = snapshot.value_bytes_at(place)?;
-                if joined.push(key, value_bytes) {
+                if joined.push(&key, value_bytes) {
                     continue;
                 }
                 value_bytes.to_vec()
             }
             _ => Vec::new(),
         };
-        joined.push_none(key);
-        others.push((key.to_owned(), located, value_bytes));
+        joined.push_none(&key);
+        others.push((key, located, value_bytes));
     }
     Ok((joined.finish(), others))
 }

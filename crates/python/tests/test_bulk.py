@@ -153,6 +153,20 @@ def test_update_mixes_arrays_with_values(path: str) -> None:
         assert read["nested"][0].tolist() == [0, 1, 2]
 
 
+def test_items_are_the_live_keys_in_file_order(path: str) -> None:
+    m = mmapdict(path)
+    for i in range(600):  # commits enough for padding entries (each keeps a terminator in a page)
+        m[f"k{i % 7}"] = "x" * (i % 300)
+    m.update(a=1, b=np.arange(2), c=[3])
+    m["a"] = "replaced"  # moves to the end
+    del m["k3"]
+    m.update({"b": 2, "d": 4})
+    read = {key: m[key] for key in m}
+    assert list(read) == m.keys() == ["k5", "k6", "k0", "k1", "k2", "k4", "c", "a", "b", "d"]
+    assert dict(m.items()) == read
+    assert list(m.values()) == list(read.values())
+
+
 def test_update_checks_everything_before_it_stores(path: str) -> None:
     m = mmapdict(path)
     m["kept"] = 1
