@@ -5,55 +5,86 @@
 
 use mmappickle::{split_list_pickle, JoinedEntries, Located, ReadSnapshot, SplitList};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+
+/// Values whose pickle is at least this long are pickled alone (a value of a batch's list
+/// pickle is held twice, in the list's pickle and in its own, while the list is split).
+const ALONE_LEN: usize = 64 << 10;
 
 /// The whole pickles of values (what `pickle.dumps(value, 4)` gives, up to the memo).
 pub(crate) struct Pickled {
-    /// Those split out of one pickle of the list of all the values.
+    /// Those split out of one pickle of the list of all the others.
     split: Option<SplitList>,
-    /// Those pickled alone, by position.
-    alone: Vec<Option<Vec<u8>>>,
+    /// Where each value's pickle is.
+    sources: Vec<Source>,
+}
+
+enum Source {
+    /// In the split list, at this position.
+    Split(usize),
+    /// Pickled alone.
+    Alone(Py<PyBytes>),
 }
 
 impl Pickled {
-    /// Pickles `values` with one `pickle.dumps` of their list, split at the opcode level; a
-    /// value that cannot be split out (it shares a self-referring structure with an earlier
-    /// value) is pickled alone.
+    /// Pickles `values` (given as the list of all of them, to use as it is when it can):
+    /// with one `pickle.dumps` of their list, split at the opcode level; a value that
+    /// cannot be split out (it shares a self-referring structure with an earlier value) and
+    /// a long string or bytes are pickled alone.
     pub(crate) fn new(py: Python<'_>, values: &Bound<'_, PyList>) -> PyResult<Self> {
         let dumps = py.import("pickle")?.getattr("dumps")?;
-        let split = match values.len() {
+        let long = |value: &Bound<'_, PyAny>| {
+            (value.is_instance_of::<PyBytes>()
+                || value.is_instance_of::<PyString>()
+                || value.is_instance_of::<PyByteArray>())
+                && value.len().is_ok_and(|len| len >= ALONE_LEN)
+        };
+        let mut positions = Vec::with_capacity(values.len());
+        let mut batched = 0;
+        for value in values.iter() {
+            positions.push((!long(&value)).then(|| {
+                batched += 1;
+                batched - 1
+            }));
+        }
+        let split = match batched {
             // CPython writes a list of one item otherwise; one pickle is as fast.
             0 | 1 => None,
             _ => {
-                let stream = dumps.call1((values, 4))?.cast_into::<PyBytes>()?;
+                let list = if batched == values.len() {
+                    values.clone()
+                } else {
+                    let short = values.iter().zip(&positions).filter(|(_, at)| at.is_some());
+                    PyList::new(py, short.map(|(value, _)| value))?
+                };
+                let stream = dumps.call1((list, 4))?.cast_into::<PyBytes>()?;
                 let stream = stream.as_bytes();
                 // Not a list as CPython's pickler writes it: a replaced `pickle.dumps`.
                 py.detach(|| split_list_pickle(stream))
                     .ok()
-                    .filter(|split| split.len() == values.len())
+                    .filter(|split| split.len() == batched)
             }
         };
-        let alone = values
+        let sources = values
             .iter()
-            .enumerate()
-            .map(
-                |(item, value)| match split.as_ref().and_then(|split| split.get(item)) {
-                    Some(_) => Ok(None),
-                    None => {
-                        let stream = dumps.call1((value, 4))?.cast_into::<PyBytes>()?;
-                        Ok(Some(stream.as_bytes().to_vec()))
-                    }
-                },
-            )
+            .zip(positions)
+            .map(|(value, position)| {
+                match position.filter(|&at| split.as_ref().is_some_and(|s| s.get(at).is_some())) {
+                    Some(at) => Ok(Source::Split(at)),
+                    None => Ok(Source::Alone(
+                        dumps.call1((value, 4))?.cast_into::<PyBytes>()?.unbind(),
+                    )),
+                }
+            })
             .collect::<PyResult<_>>()?;
-        Ok(Pickled { split, alone })
+        Ok(Pickled { split, sources })
     }
 
     /// The pickle of value `item`.
-    pub(crate) fn get(&self, item: usize) -> Option<&[u8]> {
-        match self.alone.get(item)? {
-            Some(stream) => Some(stream),
-            None => self.split.as_ref()?.get(item),
+    pub(crate) fn get<'a>(&'a self, py: Python<'a>, item: usize) -> Option<&'a [u8]> {
+        match self.sources.get(item)? {
+            Source::Split(at) => self.split.as_ref()?.get(*at),
+            Source::Alone(stream) => Some(stream.as_bytes(py)),
         }
     }
 }

@@ -428,7 +428,7 @@ impl NativeDict {
         let mut ordered: Vec<Option<NewValue<'_>>> =
             std::iter::repeat_with(|| None).take(values.len()).collect();
         for (item, &index) in generic.iter().enumerate() {
-            ordered[index] = pickled.get(item).map(|stream| NewValue::Pickle {
+            ordered[index] = pickled.get(py, item).map(|stream| NewValue::Pickle {
                 key: &keys[index],
                 stream,
             });

@@ -6,8 +6,10 @@ byte, and read back as each key alone reads."""
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 import pickle
+import random
 import struct
 
 import numpy as np
@@ -94,6 +96,50 @@ def entries(path: str) -> dict[str, bytes]:
     data = pathlib.Path(path).read_bytes()
     ranges = {key: m._native.value_range(key) for key in m}
     return {key: data[offset : offset + length] for key, (offset, length) in ranges.items()}
+
+
+def random_values(rng: random.Random, n: int) -> dict:
+    """Values of random shapes that share parts at random: with one another (strings,
+    tuples, lists, dicts, dates, numpy scalars of a common pool) and within themselves."""
+    pool: list = ["s", "t" * 300, ("a", 1), datetime.date(2021, 5, 6), np.float32(1.5)]
+    for _ in range(4):
+        pool.append(rng.choice([list, tuple])(rng.sample(pool, 2)))
+        pool.append({f"k{rng.randrange(3)}": rng.choice(pool), "x": rng.choice(pool)})
+
+    def value(depth: int):
+        kind = rng.randrange(8)
+        if kind == 0 or depth > 3:
+            return rng.choice([rng.randrange(-(2**70), 2**70), rng.random(), f"v{rng.random()}"])
+        if kind < 3:
+            return rng.choice(pool)
+        items = [value(depth + 1) for _ in range(rng.randrange(4))]
+        if kind == 3:
+            return tuple(items)
+        if kind == 4:
+            return {f"f{i}": item for i, item in enumerate(items)}
+        if kind == 5 and items:
+            return [items[0], items]  # within the value: shared
+        return items
+
+    values = {f"k{i}": value(0) for i in range(n)}
+    loop: list = [rng.choice(pool)]
+    loop.append(loop)
+    values["loop"] = loop
+    values["in loop"] = [loop, rng.choice(pool)]
+    return values
+
+
+def test_random_sharing_is_stored_as_key_by_key(path: str, tmp_path) -> None:
+    rng = random.Random(7)
+    for run in range(200):
+        values = random_values(rng, rng.randrange(2, 60))
+        batch, key_by_key = str(tmp_path / f"batch{run}"), str(tmp_path / f"alone{run}")
+        mmapdict(batch).update(values)
+        m = mmapdict(key_by_key)
+        for key, value in values.items():
+            m[key] = value
+        m.close()
+        assert entries(batch) == entries(key_by_key), run
 
 
 def test_values_read_back_as_each_pickled_alone(path: str) -> None:
