@@ -910,6 +910,42 @@ mod tests {
         }
     }
 
+    // Bytes changed, cut or added anywhere in list pickles: an error or items, never a panic;
+    // each item is then a stream the entry rewrite takes or refuses, and any bytes join or not.
+    #[test]
+    fn damaged_streams_never_panic() {
+        let mut state = 0x0bad_5eed_0bad_5eedu64;
+        let shared = b"\x80\x04\x95m\x00\x00\x00\x00\x00\x00\x00]\x94(}\x94(\x8c\x04gain\x94G?\xe0\x00\x00\x00\x00\x00\x00\x8c\x04name\x94\x8c\x01a\x94u}\x94(h\x02G?\xf0\x00\x00\x00\x00\x00\x00h\x03\x8c\x01b\x94u\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xe4\x01\x02\x94\x85\x94R\x94]\x94(h\x0ch\x0ceh\x09C\x04\x07\xe5\x03\x04\x94\x85\x94R\x94e.";
+        let generated = dumps(&Value::List(
+            (0..30)
+                .filter_map(|_| {
+                    let bytes = pseudo_random_bytes(&mut state, 64);
+                    FuzzValue::arbitrary_take_rest(Unstructured::new(&bytes)).ok()
+                })
+                .map(|fuzz| fuzz.value)
+                .collect(),
+        ));
+        for base in [&shared[..], &generated] {
+            for _ in 0..2000 {
+                let mut stream = base.to_vec();
+                let noise = pseudo_random_bytes(&mut state, 4);
+                let at = usize::from(u16::from_le_bytes([noise[0], noise[1]])) % stream.len();
+                match noise[2] % 4 {
+                    0 => stream[at] = noise[3],
+                    1 => stream.truncate(at),
+                    2 => stream.insert(at, noise[3]),
+                    _ => stream[at] = stream[at].wrapping_add(1),
+                }
+                if let Ok(items) = split_list_pickle(&stream) {
+                    for item in (0..items.len()).filter_map(|item| items.get(item)) {
+                        let _ = entry_value_from_pickle(item, 1);
+                    }
+                }
+                let _ = JoinedEntries::new().push("k", &stream[stream.len().min(2)..]);
+            }
+        }
+    }
+
     #[test]
     fn other_streams_are_errors() {
         for (stream, offset) in [
