@@ -78,7 +78,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod batch;
 mod bigint;
 mod builtins;
 mod dis;
@@ -87,11 +86,13 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod joined;
 mod memo;
 mod op;
 pub mod opcode;
 mod pickler;
 mod restream;
+mod split;
 mod unpickler;
 mod value;
 #[cfg(feature = "serde")]
@@ -100,13 +101,14 @@ mod value_serde;
 #[cfg(feature = "serde")]
 pub use crate::value_serde::{from_value, to_value, SerdeError};
 pub use crate::{
-    batch::{split_list_pickle, JoinedEntries, SplitList},
     dis::{dis, dis_ops, DisOp, DisOps},
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},
+    joined::JoinedEntries,
     op::{encode_op, opcode_name, ops, parse_op, Op, Ops, TextInt},
     pickler::{dumps, encode_int, EncodedInt},
     restream::entry_value_from_pickle,
+    split::{split_list_pickle, SplitList},
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
 };

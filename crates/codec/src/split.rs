@@ -1,23 +1,14 @@
-//! Many values through one call of Python's pickler or unpickler.
-//!
-//! A binding pickles a batch of values with one `pickle.dumps(values, 4)` of a
-//! list much faster than with one call per value, and unpickles many entries
-//! faster with one `pickle.loads`. Every entry stands alone, though (its memo
-//! indices are its own, FORMAT.md): [`split_list_pickle`] cuts the pickle of a
-//! list into one stand-alone pickle per item, copying in what an item shares
-//! with earlier items, and [`JoinedEntries`] joins entries whose values stand
-//! alone into the pickle of one dict.
+//! Many values pickled with one call of Python's pickler: `pickle.dumps(values, 4)` of a
+//! list is much faster than one call per value, but every entry stands alone (its memo
+//! indices are its own, FORMAT.md). [`split_list_pickle`] cuts the pickle of a list into one
+//! stand-alone pickle per item, copying in what an item shares with earlier items.
 
-use std::collections::HashSet;
 use std::ops::Range;
 
 use crate::memo::counted_len;
 use crate::op::{encode_op, parse_op, Op};
-use crate::opcode::{
-    self, bare_op, spec, ArgForm, BINFLOAT, BININT, BININT1, BININT2, EMPTY_DICT, MARK, PROTO,
-    SETITEMS, STOP,
-};
-use crate::restream::{get_op, put_op, stack_effect, StackCount, StackEffect};
+use crate::opcode::{bare_op, spec, ArgForm, BINFLOAT, BININT, BININT1, BININT2, PROTO, STOP};
+use crate::restream::{get_op, put_op, stack_effect, StackEffect};
 use crate::{Error, ErrorKind};
 
 /// How deep an item's copy may nest copies of what it shares (a GET of an
@@ -104,7 +95,7 @@ impl SplitList {
 /// The op at the start of `rest` and its length; an op that pushes a number, a string or
 /// bytes (the bulk of most pickles) is skipped by its length, its payload not decoded
 /// (`None`: whoever reads the payload checks it).
-fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
+pub(crate) fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
     let code = rest.first().copied().unwrap_or(STOP);
     let number_len = match code {
         BININT1 => Some(2),
@@ -627,136 +618,16 @@ fn unsupported(opcode: &'static str, expected: &'static str, at: u64) -> Error {
     )
 }
 
-/// Entries joined into the pickle of one dict (`PROTO 4`, `EMPTY_DICT`, `MARK`, each key
-/// and value, `SETITEMS`, `STOP`), so that one call of Python's `pickle.loads` loads all their
-/// values, as each would load alone, into a dict in the order pushed.
-///
-/// Only a value that stands alone joins: exactly one value, every memo index it reads
-/// stored by itself before, no `PROTO`, `FRAME`, `STOP` or `MEMOIZE` (an entry numbers its
-/// memo explicitly). Memo indices of entries never overlap in a file written as FORMAT.md
-/// says; where they do, each value still reads its own stores, made before its reads.
-///
-/// ```
-/// use mmappickle_codec::{loads, JoinedEntries, Value};
-///
-/// let mut joined = JoinedEntries::new();
-/// assert!(joined.push("seven", b"K\x07"));
-/// assert!(joined.push("pair", b"\x8c\x01aq\x05h\x05\x86")); // ('a', 'a'): one string, twice
-/// assert!(!joined.push("other's", b"h\x05"));              // a memo index it did not store
-/// assert!(!joined.push("two", b"K\x01K\x02"));               // two values
-/// joined.push_none("read otherwise");
-/// assert_eq!(joined.len(), 3);
-/// let Value::Dict(items) = loads(&joined.finish())? else { panic!("not a dict") };
-/// let pair = Value::Tuple(vec![Value::from("a"), Value::from("a")]);
-/// assert_eq!(items[0], (Value::from("seven"), Value::Int(7)));
-/// assert_eq!(items[1], (Value::from("pair"), pair));
-/// assert_eq!(items[2], (Value::from("read otherwise"), Value::None));
-/// # Ok::<(), mmappickle_codec::Error>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct JoinedEntries {
-    stream: Vec<u8>,
-    len: usize,
-}
-
-impl Default for JoinedEntries {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl JoinedEntries {
-    /// An empty dict.
-    pub fn new() -> Self {
-        JoinedEntries {
-            stream: vec![PROTO, 4, EMPTY_DICT, MARK],
-            len: 0,
-        }
-    }
-
-    /// Adds `key` with `value` (an entry's value bytes) if the value stands alone; `false`
-    /// (and nothing added) when it does not.
-    pub fn push(&mut self, key: &str, value: &[u8]) -> bool {
-        if !stands_alone(value) {
-            return false;
-        }
-        self.push_key(key);
-        self.stream.extend_from_slice(value);
-        true
-    }
-
-    /// Adds `key` with `None` (a place the caller fills with a value it reads otherwise).
-    pub fn push_none(&mut self, key: &str) {
-        self.push_key(key);
-        self.stream.push(opcode::NONE);
-    }
-
-    fn push_key(&mut self, key: &str) {
-        let op = match u8::try_from(key.len()) {
-            Ok(_) => Op::ShortBinUnicode(key),
-            Err(_) => Op::BinUnicode(key),
-        };
-        encode_op(&op, &mut self.stream);
-        self.len += 1;
-    }
-
-    /// The number of entries added.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no entry was added.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The whole pickle of the dict.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.stream.extend_from_slice(&[SETITEMS, STOP]);
-        self.stream
-    }
-}
-
-/// Whether the entry value bytes `value` load as one value within a stream of others (see
-/// [`JoinedEntries`]).
-fn stands_alone(value: &[u8]) -> bool {
-    let mut stack = StackCount::default();
-    let mut stored = HashSet::new();
-    let mut offset = 0;
-    while let Some(rest) = value.get(offset..).filter(|rest| !rest.is_empty()) {
-        let Ok((op, len)) = scan_op(rest) else {
-            return false;
-        };
-        offset += len;
-        // A string or bytes pushes one item, as NONE does.
-        let op = op.unwrap_or(Op::None);
-        match op {
-            Op::Put(index) => _ = stored.insert(index),
-            Op::BinPut(index) => _ = stored.insert(u64::from(index)),
-            Op::LongBinPut(index) => _ = stored.insert(u64::from(index)),
-            Op::Get(index) if !stored.contains(&index) => return false,
-            Op::BinGet(index) if !stored.contains(&u64::from(index)) => return false,
-            Op::LongBinGet(index) if !stored.contains(&u64::from(index)) => return false,
-            Op::Proto(_) | Op::Frame(_) | Op::Stop | Op::Memoize => return false,
-            _ => {}
-        }
-        if stack.apply(&op).is_err() {
-            return false;
-        }
-    }
-    stack.apply(&Op::Stop).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use arbitrary::{Arbitrary, Unstructured};
 
     use super::*;
     use crate::fuzzing::{pseudo_random_bytes, FuzzValue};
-    use crate::{dumps, entry_value_from_pickle, loads, Value};
+    use crate::{dumps, entry_value_from_pickle, loads, JoinedEntries, Value};
 
     /// Splits `list` and checks each item against its own pickle: both load the same, and
-    /// the item makes an entry that joins with the others into one list that loads so too.
+    /// the item makes an entry that joins with the others into one dict that loads so too.
     fn assert_items_load_as(list: &[u8], own: &[Vec<u8>]) {
         let items = split_list_pickle(list).unwrap();
         assert_eq!(items.len(), own.len());
@@ -866,6 +737,11 @@ mod tests {
         let mut values: Vec<Value> = (0..2500).map(Value::Int).collect();
         values.insert(999, Value::Bytes(vec![7; 70_000]));
         values.insert(1500, Value::List(vec![Value::from("s".repeat(70_000)); 3]));
+        assert_list_splits(values);
+    }
+
+    /// The pickle of the list of `values` splits into items that load as each value's own.
+    fn assert_list_splits(values: Vec<Value>) {
         let own: Vec<Vec<u8>> = values.iter().map(dumps).collect();
         assert_items_load_as(&dumps(&Value::List(values)), &own);
     }
@@ -877,12 +753,11 @@ mod tests {
         for _ in 0..100 {
             let bytes = pseudo_random_bytes(&mut state, 1024);
             let mut input = Unstructured::new(&bytes);
-            let values: Vec<Value> = (0..4)
+            let values = (0..4)
                 .filter_map(|_| FuzzValue::arbitrary(&mut input).ok())
                 .map(|fuzz| fuzz.value)
                 .collect();
-            let own: Vec<Vec<u8>> = values.iter().map(dumps).collect();
-            assert_items_load_as(&dumps(&Value::List(values)), &own);
+            assert_list_splits(values);
         }
     }
 
@@ -969,34 +844,5 @@ mod tests {
             assert_eq!(error.offset(), offset, "{stream:?}: {error}");
         }
         assert!(split_list_pickle(b"\x80\x04]\x94.").unwrap().is_empty());
-    }
-
-    #[test]
-    fn only_values_that_stand_alone_join() {
-        let mut joined = JoinedEntries::new();
-        assert!(joined.is_empty());
-        for refused in [
-            &b""[..],
-            b"K",
-            b"\x80\x04K\x01",
-            b"\x95\x01\x00\x00\x00\x00\x00\x00\x00K\x01",
-            b"K\x01.",
-            b"]\x94",
-            b"(K\x01",
-            b"K\x010",
-            b"e",
-            b"h\x01",
-            b"]h\x01q\x01",
-        ] {
-            assert!(!joined.push("k", refused), "{refused:?}");
-        }
-        assert!(joined.push("k", b"]q\x01h\x01a"));
-        let long_key = "x".repeat(300);
-        joined.push_none(&long_key);
-        assert_eq!(joined.len(), 2);
-        let mut expected = b"\x80\x04}(\x8c\x01k]q\x01h\x01aX\x2c\x01\x00\x00".to_vec();
-        expected.extend_from_slice(long_key.as_bytes());
-        expected.extend_from_slice(b"Nu.");
-        assert_eq!(joined.finish(), expected);
     }
 }
