@@ -111,6 +111,33 @@ pub enum ErrorKind {
         /// The buffer's length.
         found: usize,
     },
+    /// No pickler of the dict reads a stored value (`reading`), or stores a value given
+    /// (see [`Pickler`](crate::Pickler)).
+    NoPickler {
+        /// The key.
+        key: String,
+        /// Whether a read (else a write) found none.
+        reading: bool,
+    },
+    /// A pickler was asked to read or store a value it does not take (its `is_valid` or
+    /// `is_picklable` said otherwise).
+    PicklerRefused {
+        /// The pickler's name.
+        pickler: String,
+    },
+    /// A pickler of one's own failed while it read a value (for a binding to another
+    /// language: the exception it raised).
+    PicklerFailed {
+        /// The pickler's name.
+        pickler: String,
+        /// What it reported.
+        message: String,
+    },
+    /// A pickler asked to map bytes outside the value it reads.
+    PlaceOutsideValue {
+        /// The file range asked for.
+        range: std::ops::Range<u64>,
+    },
     /// A value is larger than this machine can hold in memory.
     TooLarge {
         /// The value's length as the file gives it.
@@ -368,6 +395,29 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BufferLength { expected, found } => {
                 write!(f, "a buffer of {found} bytes: expected {expected}")
             }
+            ErrorKind::NoPickler { key, reading: true } => {
+                write!(f, "no pickler of the dict reads the value of key {key:?}")
+            }
+            ErrorKind::NoPickler {
+                key,
+                reading: false,
+            } => {
+                write!(
+                    f,
+                    "no pickler of the dict stores the value given for key {key:?}"
+                )
+            }
+            ErrorKind::PicklerRefused { pickler } => {
+                write!(f, "{pickler} was given a value it does not take")
+            }
+            ErrorKind::PicklerFailed { pickler, message } => {
+                write!(f, "{pickler} failed: {message}")
+            }
+            ErrorKind::PlaceOutsideValue { range } => write!(
+                f,
+                "bytes {}..{} asked to be mapped lie outside the value",
+                range.start, range.end
+            ),
             ErrorKind::TooLarge { len } => {
                 write!(f, "a value of {len} bytes, more than this machine can hold")
             }

@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod picklers;
 mod records;
 mod remote;
 mod safe;
@@ -22,13 +23,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict};
+use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
 use pyo3::types::PyBytes;
 
 use crate::errors::{to_py_err, UnsafeValueError};
+use crate::picklers::Found;
 use crate::records::{
     located_record, ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
     NewMasked, NewPickle, NewStub, NewWritten, RemoteArray,
@@ -197,23 +199,27 @@ fn kept<R>(result: PyResult<R>, python_error: &mut Option<PyErr>) -> std::io::Re
 impl NativeDict {
     /// Opens `path` (read-write creates it; a plain pickle of a dict is converted).
     #[new]
-    #[pyo3(signature = (path, readonly, portable, allow_damaged))]
+    #[pyo3(signature = (path, readonly, portable, allow_damaged, picklers=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         readonly: bool,
         portable: bool,
         allow_damaged: bool,
+        picklers: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Self> {
         let encoding = if portable {
             ArrayEncoding::Portable
         } else {
             ArrayEncoding::Compatible
         };
-        let options = MmapDict::options()
+        let mut options = MmapDict::options()
             .readonly(readonly)
             .encoding(encoding)
             .allow_damaged(allow_damaged);
+        if let Some(picklers) = picklers {
+            options = options.picklers(picklers::facade_picklers(&picklers)?);
+        }
         let dict = py.detach(|| options.open(&path)).map_err(to_py_err)?;
         Ok(NativeDict {
             dict: RwLock::new(Some(dict)),
@@ -319,45 +325,33 @@ impl NativeDict {
         result
     }
 
-    /// What `key` holds: a `GenericValue`, an `ArrayPlace` or a `MaskedPlace`.
+    /// What `key` holds, as the first of the handle's picklers valid for it reads it: a
+    /// `GenericValue`, an `ArrayPlace` or a `MaskedPlace` for the built-in kinds, the value
+    /// itself for a pickler written for the library.
     fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
-        let (located, value_bytes) =
-            self.read(py, |dict| located_with_bytes(&dict.read()?, key))?;
-        located_record(py, located, &value_bytes)
+        let found = self
+            .read(py, |dict| picklers::read_by_picklers(&dict.read()?, key))
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        found_record(py, found)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read
     /// snapshot of the file (one shared lock).
     fn locate_all(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
-        let located = self.read(py, |dict| {
-            let snapshot = dict.read()?;
-            snapshot
-                .keys()?
-                .into_iter()
-                .map(|key| Ok((located_with_bytes(&snapshot, &key)?, key)))
-                .collect::<Result<Vec<_>, mmappickle::Error>>()
-        })?;
-        located
+        let found = self
+            .read(py, |dict| {
+                let snapshot = dict.read()?;
+                snapshot
+                    .keys()?
+                    .into_iter()
+                    .map(|key| Ok((picklers::read_by_picklers(&snapshot, &key)?, key)))
+                    .collect::<Result<Vec<_>, mmappickle::Error>>()
+            })
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        found
             .into_iter()
-            .map(|((located, bytes), key)| Ok((key, located_record(py, located, &bytes)?)))
+            .map(|(found, key)| Ok((key, found_record(py, found)?)))
             .collect()
-    }
-
-    /// `(offset, length)` of the value bytes of `key` in the file, as the Python library's
-    /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)` (a
-    /// generic value's come with it from `locate`).
-    fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
-        self.read(py, |dict| {
-            // An entry listing shares the snapshot's table (no copy, no value read).
-            match dict.entry_listing()?.table().get(key) {
-                Some(entry) => Ok((entry.value_offset(), entry.value_len())),
-                None => Err(mmappickle::Error::unplaced(
-                    mmappickle::ErrorKind::KeyNotFound {
-                        key: key.to_owned(),
-                    },
-                )),
-            }
-        })
     }
 
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
@@ -455,17 +449,18 @@ enum Record<'a> {
     Written(&'a NewWritten),
 }
 
-/// What `key` holds in `snapshot`, with a generic value's bytes read in the same snapshot.
-fn located_with_bytes(
-    snapshot: &mmappickle::ReadSnapshot<'_>,
-    key: &str,
-) -> Result<(Located, Vec<u8>), mmappickle::Error> {
-    let located = snapshot.locate(key)?;
-    let value_bytes = match &located {
-        Located::Value(place) => snapshot.value_bytes_at(place)?.to_vec(),
-        _ => Vec::new(),
-    };
-    Ok((located, value_bytes))
+/// The record of what a pickler found: a `GenericValue`, an `ArrayPlace`, a `MaskedPlace`,
+/// or the value a Python pickler read.
+fn found_record(py: Python<'_>, found: Found) -> PyResult<Py<PyAny>> {
+    match found {
+        Found::Generic {
+            offset,
+            bytes,
+            holds_array,
+        } => Ok(Py::new(py, GenericValue::new(py, offset, &bytes, holds_array))?.into_any()),
+        Found::Located(located) => located_record(py, located, &[]),
+        Found::Read(value) => Ok(value),
+    }
 }
 
 /// The value bytes `(bytes, memo_max)` of the pickle `stream` for an entry whose memo indices

@@ -4,7 +4,7 @@
 //! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
 //! fields the `.pyi` describes.
 
-use mmappickle::{DType, Located, ValuePlace, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
+use mmappickle::{DType, Located, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
@@ -38,14 +38,20 @@ pub(crate) struct GenericValue {
     offset: u64,
     #[pyo3(get)]
     length: u64,
+    /// Whether the value is an array expression (read as a generic value when the handle
+    /// has no array pickler): built by the Rust decoder, which reads the library's form on
+    /// every numpy, where `pickle.loads` of it fails from numpy 2.3 on.
+    #[pyo3(get)]
+    holds_array: bool,
 }
 
 impl GenericValue {
-    pub(crate) fn new(py: Python<'_>, place: &ValuePlace, value_bytes: &[u8]) -> Self {
+    pub(crate) fn new(py: Python<'_>, offset: u64, value_bytes: &[u8], holds_array: bool) -> Self {
         GenericValue {
             value_bytes: PyBytes::new(py, value_bytes).unbind(),
-            offset: place.offset,
-            length: place.len,
+            offset,
+            length: value_bytes.len() as u64,
+            holds_array,
         }
     }
 }
@@ -120,7 +126,7 @@ pub(crate) fn located_record(
 ) -> PyResult<Py<PyAny>> {
     Ok(match located {
         Located::Value(place) => {
-            Py::new(py, GenericValue::new(py, &place, value_bytes))?.into_any()
+            Py::new(py, GenericValue::new(py, place.offset, value_bytes, false))?.into_any()
         }
         Located::Array(place) => Py::new(py, ArrayPlace::new(place))?.into_any(),
         Located::Masked { data, mask } => Py::new(

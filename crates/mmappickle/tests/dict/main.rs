@@ -11,7 +11,8 @@
 //! - vacuum refused while a map is alive, then allowed;
 //! - `MmapDict: Send`; the quick start example runs.
 //!
-//! Modules: `errors` (convert of plain pickles, errors one by one), `files` (scratch files,
+//! Modules: `errors` (convert of plain pickles, errors one by one), `picklers` (value kinds
+//! through the `Pickler` trait), `files` (scratch files,
 //! empty and torn files, streams, listings, values written in place); the rest is here.
 
 use std::os::unix::fs::PermissionsExt;
@@ -31,6 +32,7 @@ mod quickstart;
 
 mod errors;
 mod files;
+mod picklers;
 
 fn temp_file(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");

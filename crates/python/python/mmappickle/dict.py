@@ -23,7 +23,10 @@ from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArra
 if TYPE_CHECKING:
     from weakref import WeakSet
 
-_BUILTIN_PICKLERS = (GenericPickler, ArrayPickler, MaskedArrayPickler)
+# The built-in kinds, read by the Rust half's own picklers (named for it).
+_BUILTIN_PICKLERS: dict[type, str] = {
+    pickler: pickler.__name__ for pickler in (GenericPickler, ArrayPickler, MaskedArrayPickler)
+}
 
 
 def _not_writable() -> io.UnsupportedOperation:
@@ -283,7 +286,11 @@ class mmapdict(MutableMapping[str, Any]):
                 _convert_in_place(self._fileobj, path, reopen_path, encoding == "portable")
         try:
             self._native = _native.NativeDict(
-                path, readonly, encoding == "portable", bool(allow_damaged)
+                path,
+                readonly,
+                encoding == "portable",
+                bool(allow_damaged),
+                [_BUILTIN_PICKLERS.get(type(pickler), pickler) for pickler in self._picklers],
             )
         except ValueError as error:
             scratch = _rewrite_scratch(reopen_path)
@@ -393,34 +400,21 @@ class mmapdict(MutableMapping[str, Any]):
             raise KeyError(key)
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return self._value_of(key, self._native.locate(key))
+        return self._value_of(self._native.locate(key))
 
-    def _value_of(self, key: str, located: _native.Located) -> Any:
-        """The value of ``key`` from what the Rust half found it holds, read by the first
-        pickler (highest priority first) valid for it, as the library chooses them."""
-        value_range: tuple[int, int] | None = None
-        for pickler in self._picklers:
-            kind = type(pickler)
-            if kind is ArrayPickler:
-                if isinstance(located, _native.ArrayPlace):
-                    return self._memmap(located)
-            elif kind is MaskedArrayPickler:
-                if isinstance(located, _native.MaskedPlace):
-                    return self._masked(located.data, located.mask)
-            elif kind is GenericPickler:
-                if isinstance(located, _native.GenericValue):
-                    if self._safe:
-                        return _native.safe_loads(located.value_bytes, _make_array)
-                    return pickle.loads(located.pickle)
-            else:
-                # A generic value's place comes from the read that found its kind.
-                if isinstance(located, _native.GenericValue):
-                    value_range = (located.offset, located.length)
-                elif value_range is None:
-                    value_range = self._native.value_range(key)
-                if pickler.is_valid(*value_range):
-                    return pickler.read(*value_range)[0]
-        raise ValueError(f"No picklers are valid to key {key!r}")
+    def _value_of(self, located: _native.Located | Any) -> Any:
+        """The value of what the Rust half found: the first pickler (highest priority
+        first) valid for it chose it, as the library chooses them, and a pickler written for
+        the library has read it already."""
+        if isinstance(located, _native.ArrayPlace):
+            return self._memmap(located)
+        if isinstance(located, _native.MaskedPlace):
+            return self._masked(located.data, located.mask)
+        if isinstance(located, _native.GenericValue):
+            if self._safe or located.holds_array:
+                return _native.safe_loads(located.value_bytes, _make_array)
+            return pickle.loads(located.pickle)
+        return located
 
     def __delitem__(self, key: str) -> None:
         self._check_writable()
@@ -510,7 +504,7 @@ class mmapdict(MutableMapping[str, Any]):
         """Every ``(key, value)``, in file order, all read from one state of the file."""
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return [(key, self._value_of(key, located)) for key, located in self._native.locate_all()]
+        return [(key, self._value_of(located)) for key, located in self._native.locate_all()]
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
