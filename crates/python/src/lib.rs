@@ -32,8 +32,8 @@ use pyo3::types::PyBytes;
 use crate::errors::{to_py_err, UnsafeValueError};
 use crate::picklers::Found;
 use crate::records::{
-    located_record, ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
-    NewMasked, NewPickle, NewStub, NewWritten, RemoteArray,
+    ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray, NewMasked,
+    NewPickle, NewStub, NewWritten, RemoteArray,
 };
 
 /// An open mmappickle file (the `mmapdict` class of the Python half wraps one).
@@ -458,7 +458,14 @@ fn found_record(py: Python<'_>, found: Found) -> PyResult<Py<PyAny>> {
             bytes,
             holds_array,
         } => Ok(Py::new(py, GenericValue::new(py, offset, &bytes, holds_array))?.into_any()),
-        Found::Located(located) => located_record(py, located, &[]),
+        Found::Array(place, file_id) => {
+            Ok(Py::new(py, ArrayPlace::new(place, file_id))?.into_any())
+        }
+        Found::Masked(data, mask, file_id) => {
+            let data = Py::new(py, ArrayPlace::new(data, file_id))?;
+            let mask = Py::new(py, ArrayPlace::new(mask, file_id))?;
+            Ok(Py::new(py, MaskedPlace { data, mask })?.into_any())
+        }
         Found::Read(value) => Ok(value),
     }
 }

@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use mmappickle::{
-    ArrayPickler, Error, ErrorKind, GenericPickler, Item, Located, MaskedArrayPickler, Pickler,
-    ReadSnapshot, StoredValue, Transaction,
+    ArrayPickler, ArrayPlace, Error, ErrorKind, GenericPickler, Item, Located, MaskedArrayPickler,
+    Pickler, ReadSnapshot, StoredValue, Transaction,
 };
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -130,8 +130,10 @@ pub(crate) enum Found {
         bytes: Vec<u8>,
         holds_array: bool,
     },
-    /// The array or masked pickler: where the parts are.
-    Located(Located),
+    /// The array pickler: where the array is, in the file `file_id` (`(device, inode)`).
+    Array(ArrayPlace, (u64, u64)),
+    /// The masked array pickler: where the data and mask are, in the file `file_id`.
+    Masked(ArrayPlace, ArrayPlace, (u64, u64)),
     /// A Python pickler's value, read.
     Read(Py<PyAny>),
 }
@@ -141,13 +143,6 @@ pub(crate) fn read_by_picklers(snapshot: &ReadSnapshot<'_>, key: &str) -> Result
     let value = snapshot.stored(key)?;
     let reader = value.reader()?;
     let kind: &dyn Any = reader;
-    if kind.is::<GenericPickler>() {
-        return Ok(Found::Generic {
-            offset: value.offset(),
-            bytes: value.bytes().to_vec(),
-            holds_array: matches!(value.located(), Located::Array(_)),
-        });
-    }
     if kind.is::<PythonPickler>() {
         if let Item::Other(other) = reader.read(&value)? {
             if let Ok(read) = other.downcast::<Py<PyAny>>() {
@@ -160,5 +155,17 @@ pub(crate) fn read_by_picklers(snapshot: &ReadSnapshot<'_>, key: &str) -> Result
             value.offset(),
         ));
     }
-    Ok(Found::Located(value.into_located()))
+    let file_id = || snapshot.file_id();
+    Ok(match (kind.is::<GenericPickler>(), value.located()) {
+        (false, Located::Array(place)) => Found::Array(place.clone(), file_id()?),
+        (false, Located::Masked { data, mask }) => {
+            Found::Masked(data.clone(), mask.clone(), file_id()?)
+        }
+        // The generic pickler, or a value only it reads.
+        (_, located) => Found::Generic {
+            offset: value.offset(),
+            bytes: value.bytes().to_vec(),
+            holds_array: matches!(located, Located::Array(_)),
+        },
+    })
 }

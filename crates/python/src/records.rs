@@ -4,7 +4,7 @@
 //! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
 //! fields the `.pyi` describes.
 
-use mmappickle::{DType, Located, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
+use mmappickle::{DType, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
@@ -87,14 +87,18 @@ pub(crate) struct ArrayPlace {
     dtype: String,
     /// The shape.
     shape: Vec<usize>,
+    /// `(device, inode)` of the file the place is in: the handle's map of the file serves
+    /// it only while it maps that file (a vacuum replaces it).
+    file_id: (u64, u64),
 }
 
 impl ArrayPlace {
-    fn new(place: mmappickle::ArrayPlace) -> Self {
+    pub(crate) fn new(place: mmappickle::ArrayPlace, file_id: (u64, u64)) -> Self {
         ArrayPlace {
             data_offset: place.data_offset,
             dtype: place.dtype.name(),
             shape: place.shape,
+            file_id,
         }
     }
 }
@@ -113,31 +117,8 @@ impl ArrayPlace {
 /// when the array was written without a mask).
 #[pyclass(module = "mmappickle._native", frozen, get_all)]
 pub(crate) struct MaskedPlace {
-    data: Py<ArrayPlace>,
-    mask: Py<ArrayPlace>,
-}
-
-/// What a key holds, as the record the Python half reads (`value_bytes`: those of a generic
-/// value, read in the snapshot that located it).
-pub(crate) fn located_record(
-    py: Python<'_>,
-    located: Located,
-    value_bytes: &[u8],
-) -> PyResult<Py<PyAny>> {
-    Ok(match located {
-        Located::Value(place) => {
-            Py::new(py, GenericValue::new(py, place.offset, value_bytes, false))?.into_any()
-        }
-        Located::Array(place) => Py::new(py, ArrayPlace::new(place))?.into_any(),
-        Located::Masked { data, mask } => Py::new(
-            py,
-            MaskedPlace {
-                data: Py::new(py, ArrayPlace::new(data))?,
-                mask: Py::new(py, ArrayPlace::new(mask))?,
-            },
-        )?
-        .into_any(),
-    })
+    pub(crate) data: Py<ArrayPlace>,
+    pub(crate) mask: Py<ArrayPlace>,
 }
 
 /// A remote plain array, its bytes not read yet (`NativeRemote.read_rows` reads them).

@@ -313,12 +313,6 @@ impl<'s> StoredValue<'s> {
         picklers.reader_of(self)
     }
 
-    /// What the one classifier found, the stored value consumed (for a binding that reads
-    /// the parts its own way once it knows the pickler).
-    pub fn into_located(self) -> Located {
-        self.located
-    }
-
     /// The key.
     pub fn key(&self) -> &str {
         self.entry.key()

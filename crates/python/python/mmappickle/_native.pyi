@@ -38,6 +38,9 @@ class ArrayPlace:
     def dtype(self) -> str: ...
     @property
     def shape(self) -> list[int]: ...
+    @property
+    def file_id(self) -> tuple[int, int]:
+        """``(device, inode)`` of the file the place is in."""
 
 @final
 class MaskedPlace:

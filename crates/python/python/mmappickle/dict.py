@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import sys
@@ -15,7 +16,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _native
 from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArrayPickler
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 _BUILTIN_PICKLERS: dict[type, str] = {
     pickler: pickler.__name__ for pickler in (GenericPickler, ArrayPickler, MaskedArrayPickler)
 }
+
+
+class _Replaced(Exception):
+    """The file was replaced (vacuumed) between finding a place and mapping it."""
+
+
+# Tries of a read whose file vacuums keep replacing meanwhile.
+_REPLACED_TRIES = 3
+_T = TypeVar("_T")
 
 
 def _not_writable() -> io.UnsupportedOperation:
@@ -317,6 +327,10 @@ class mmapdict(MutableMapping[str, Any]):
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
         # is alive (it moves the bytes under them).
         self._maps: WeakSet[Any] | None = None
+        # The one map of the whole file that arrays are views of, and its file's
+        # (device, inode): mapped again when the file grows past it or is replaced.
+        self._whole_map: Any = None
+        self._whole_map_id: tuple[int, ...] = ()
         if self._fileobj is not None and not self._readonly:
             from weakref import WeakSet
 
@@ -400,7 +414,7 @@ class mmapdict(MutableMapping[str, Any]):
             raise KeyError(key)
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return self._value_of(self._native.locate(key))
+        return self._replaced_again(lambda: self._value_of(self._native.locate(key)))
 
     def _value_of(self, located: _native.Located | Any) -> Any:
         """The value of what the Rust half found: the first pickler (highest priority
@@ -504,7 +518,9 @@ class mmapdict(MutableMapping[str, Any]):
         """Every ``(key, value)``, in file order, all read from one state of the file."""
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return [(key, self._value_of(located)) for key, located in self._native.locate_all()]
+        return self._replaced_again(
+            lambda: [(key, self._value_of(located)) for key, located in self._native.locate_all()]
+        )
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
@@ -537,6 +553,7 @@ class mmapdict(MutableMapping[str, Any]):
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
         self._native.close()
+        self._whole_map = None
         if self._pickler_file is not None:
             self._pickler_file.close()
             self._pickler_file = None
@@ -648,18 +665,66 @@ class mmapdict(MutableMapping[str, Any]):
         return write
 
     def _memmap(self, place: _native.ArrayPlace) -> Any:
+        """The array at ``place``: a ``numpy.memmap`` view of the handle's one map of the
+        file (no open, no map, no page fault again per ``m[key]``)."""
         numpy = _import_numpy()
-        array = numpy.memmap(
-            self._path,
-            dtype=numpy.dtype(place.dtype),
-            mode="r" if self._readonly else "r+",
-            offset=place.data_offset,
-            shape=tuple(place.shape),
-        )
+        dtype = numpy.dtype(place.dtype)
+        shape = tuple(place.shape)
+        start = place.data_offset
         if self._maps is not None:
-            # What stays alive while any view of the array does: the map itself.
+            # A file object's file is vacuumed in place: each array keeps a map of its own,
+            # so that a vacuum knows whether any is alive.
+            array = numpy.memmap(
+                self._path, dtype=dtype, mode=self._map_mode(), offset=start, shape=shape
+            )
             self._maps.add(array.base if array.base is not None else array)
+            return array
+        end = start + dtype.itemsize * math.prod(shape)
+        whole = self._whole_map
+        if whole is None or self._whole_map_id != place.file_id or end > len(whole):
+            whole = self._map_whole_file(place.file_id)
+            if end > len(whole):
+                raise ValueError(
+                    f"{self._path}: an array at bytes {start}..{end} of a file of {len(whole)}"
+                )
+        array = numpy.ndarray.__new__(numpy.memmap, shape, dtype=dtype, buffer=whole, offset=start)
+        # What ``numpy.memmap(path, offset=...)`` sets: slices of it stay memmaps, flush()
+        # syncs the map.
+        array._mmap = whole._mmap
+        array.filename = whole.filename
+        array.offset = start
+        array.mode = whole.mode
         return array
+
+    def _replaced_again(self, read: Callable[[], _T]) -> _T:
+        """``read()``, done again when a vacuum replaced the file between finding a place
+        and mapping it."""
+        for _ in range(_REPLACED_TRIES):
+            try:
+                return read()
+            except _Replaced:
+                pass
+        raise ValueError(
+            f"{self._path}: vacuums replaced the file {_REPLACED_TRIES} times while it was read"
+        )
+
+    def _map_mode(self) -> str:
+        return "r" if self._readonly else "r+"
+
+    def _map_whole_file(self, file_id: tuple[int, int]) -> Any:
+        """A new map of the whole file that ``file_id`` names (``(device, inode)``), kept by
+        the handle; ``_Replaced`` if the path names another file now (a vacuum ran after
+        the place was found)."""
+        with open(self._path, "rb" if self._readonly else "r+b") as file:
+            status = os.fstat(file.fileno())
+            if (status.st_dev, status.st_ino) != tuple(file_id):
+                raise _Replaced
+            whole = _import_numpy().memmap(
+                file, dtype="u1", mode=self._map_mode(), shape=(status.st_size,)
+            )
+        self._whole_map = whole
+        self._whole_map_id = tuple(file_id)
+        return whole
 
     def _masked(self, data_place: _native.ArrayPlace, mask_place: _native.ArrayPlace) -> Any:
         numpy = _import_numpy()
