@@ -727,14 +727,7 @@ class mmapdict(MutableMapping[str, Any]):
         return whole
 
     def _masked(self, data_place: _native.ArrayPlace, mask_place: _native.ArrayPlace) -> Any:
-        numpy = _import_numpy()
-        data = self._memmap(data_place)
-        mask = self._memmap(mask_place)
-        if mask.shape != data.shape:
-            # A masked array written by the Python library without a mask (0-d mask).
-            return numpy.ma.MaskedArray(data, mask=bool(mask))
-        # copy=False: the mask is a view of its map, so that changes of it reach the file.
-        return numpy.ma.MaskedArray(data, mask=mask, copy=False)
+        return masked_array(self._memmap(data_place), self._memmap(mask_place))
 
 
 class _Values(ValuesView[Any]):
@@ -769,6 +762,16 @@ def _reopen(
 ) -> mmapdict:
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
+
+
+def masked_array(data: Any, mask: Any) -> Any:
+    """The ``numpy.ma.MaskedArray`` of a masked entry's two parts (local or remote)."""
+    ma = _import_numpy().ma
+    if mask.shape != data.shape:
+        # Written by the Python library without a mask (0-d mask).
+        return ma.MaskedArray(data, mask=bool(mask))
+    # copy=False: a mapped mask stays a view of its map, so that changes reach the file.
+    return ma.MaskedArray(data, mask=mask, copy=False)
 
 
 def _stub_type() -> Any:

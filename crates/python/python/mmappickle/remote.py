@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import _native
+from .dict import masked_array
 
 __all__ = ["RemoteDict", "remotedict"]
 
@@ -65,14 +66,9 @@ class RemoteDict(Mapping[str, Any]):
             return pickle.loads(located.pickle)
         if isinstance(located, _native.RemoteArray):
             return _array(located.dtype, located.shape, self._native.read_rows(key))
-        import numpy
-
         data = _array(located.data.dtype, located.data.shape, located.data.raw)
         mask = _array(located.mask.dtype, located.mask.shape, located.mask.raw)
-        if mask.shape != data.shape:
-            # Written by the Python library without a mask (0-d mask).
-            return numpy.ma.MaskedArray(data, mask=bool(mask))
-        return numpy.ma.MaskedArray(data, mask=mask)
+        return masked_array(data, mask)
 
     def array_info(self, key: str) -> tuple[Any, tuple[int, ...]]:
         """``(numpy dtype, shape)`` of the plain array of ``key``, its data not read."""
