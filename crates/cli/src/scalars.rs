@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn numpy_digits_break_ties_to_even() {
         // Exactly halfway between two shortest decimals: numpy keeps the even digit.
-        let single = f64::from(-1_716_473.25f32);
+        let single = -1_716_473.25; // a float32 value
         assert_eq!(
             numpy_float_text(single, FloatWidth::Single, true, false),
             "-1.7164732e+06"
