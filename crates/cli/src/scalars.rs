@@ -99,8 +99,12 @@ impl Shortest {
     /// (Rust's printer may round the tie up).
     fn ties_to_even(self, x: f64, width: FloatWidth) -> Shortest {
         let scale = self.exponent - (self.digits.len() as i32 - 1);
-        // A tie is `x` written exactly by one more digit, a 5: cheap roundings first, the
-        // exact expansion (an f64 has at most 767 significant digits) only for such an `x`.
+        // A tie is `x` written exactly by one more digit, a 5: cheap tests first (x a
+        // multiple of that digit's place, then roundings), the exact expansion (an f64 has
+        // at most 767 significant digits) only for such an `x`.
+        if !is_multiple_of_ten_to_the(x, scale - 1) {
+            return self;
+        }
         let n_digits = self.digits.len();
         let could_be_a_tie = [n_digits, n_digits + 24].iter().all(|&precision| {
             let text = format!("{:.precision$e}", x.abs());
@@ -190,6 +194,22 @@ impl Shortest {
         out.push_str(&format!("e{sign}{:02}", self.exponent.unsigned_abs()));
         out
     }
+}
+
+/// Whether `x` may be a whole multiple of `10^power`: false when a negative `power` asks
+/// for fewer binary fraction digits than `x` has (true otherwise, left to exact tests).
+fn is_multiple_of_ten_to_the(x: f64, power: i32) -> bool {
+    let bits = x.to_bits();
+    let biased_exponent = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mantissa, exponent) = match biased_exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | (1 << 52), biased_exponent - 1075),
+    };
+    // x = mantissa * 2^exponent has binary digits down to 2^lowest; a multiple of 10^power
+    // (= 2^power * 5^power) for power < 0 has none below 2^power.
+    let lowest = exponent + mantissa.trailing_zeros().min(63) as i32;
+    power >= 0 || mantissa == 0 || lowest >= power
 }
 
 /// Whether `digits x 10^scale` (with `x`'s sign) reads back as `x` at `width`.

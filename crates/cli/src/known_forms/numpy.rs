@@ -425,9 +425,10 @@ fn is_global(value: &Value, modules: &[&str], name: &str) -> bool {
     matches!(value, Value::Global(global) if modules.contains(&global.module.as_str()) && global.name == name)
 }
 
-/// `dtype` and `raw` as numpy's 0-d array pickle: a scalar is the item of the 0-d array
-/// of its dtype and bytes, and that pickle is what the array crate decodes.
-fn zero_d_array(dtype: &Value, shape: Vec<Value>, raw: Value) -> Value {
+/// An array of `dtype` and `shape` with the bytes `raw`, as numpy pickles one: what the
+/// array crate decodes. A scalar is the item of the 0-d array of its dtype and bytes; a
+/// dtype alone, that of an empty array.
+fn zero_d_array(dtype: Value, shape: Vec<Value>, raw: Value) -> Value {
     let mut array = Object::new(
         Construct::Reduce,
         Value::Global(Global::new(MULTIARRAY[0], "_reconstruct")),
@@ -440,7 +441,7 @@ fn zero_d_array(dtype: &Value, shape: Vec<Value>, raw: Value) -> Value {
     array.state = Some(Value::Tuple(vec![
         Value::Int(1),
         Value::Tuple(shape),
-        dtype.clone(),
+        dtype,
         Value::Bool(false),
         raw,
     ]));
@@ -460,7 +461,8 @@ pub fn numpy_scalar(object: &Object) -> Option<NumpyScalar> {
     if !matches!(raw, Value::Bytes(_)) {
         return None;
     }
-    let array = OwnedArray::from_value(&zero_d_array(dtype, Vec::new(), raw.clone()))?.ok()?;
+    let array =
+        OwnedArray::from_value(&zero_d_array(dtype.clone(), Vec::new(), raw.clone()))?.ok()?;
     NumpyScalar::decode(&array.dtype, &array.data)
 }
 
@@ -477,8 +479,8 @@ pub fn numpy_dtype(object: &Object) -> Option<DType> {
     if !matches!(state.get(2), None | Some(Value::None)) {
         return None;
     }
-    let value = Value::Object(Box::new(object.clone()));
-    let empty = zero_d_array(&value, vec![Value::Int(0)], Value::Bytes(Vec::new()));
+    let dtype = Value::Object(Box::new(object.clone()));
+    let empty = zero_d_array(dtype, vec![Value::Int(0)], Value::Bytes(Vec::new()));
     let dtype = OwnedArray::from_value(&empty)?.ok()?.dtype;
     let is_time = matches!(dtype.kind(), Kind::DateTime | Kind::TimeDelta);
     if !is_time && !matches!(state.get(8), None | Some(Value::None)) {

@@ -232,6 +232,11 @@ def python_cases() -> list[tuple[str, Any]]:
         ("complex_infinite", complex(INF, -INF)),
         ("ordered_dict", collections.OrderedDict([("z", 1), ("a", np.float32(0.1))])),
         ("ordered_dict_empty", collections.OrderedDict()),
+        # Before protocol 4, `builtins.set([...])` calls (ints: the same order everywhere).
+        ("set", {3, 1, 2}),
+        ("frozenset", frozenset({7, -1})),
+        ("set_empty", set()),
+        ("bytes_before_protocol_3", b"\x00\xff'"),
     ]
 
 
