@@ -41,8 +41,9 @@ use serde_json::Value as Json;
 mod support;
 use support::{python, python_mmappickle};
 
-// The servers the remote crate's tests start (this binary uses nginx only).
-#[allow(dead_code)]
+// The servers the remote crate's tests start (this binary uses nginx only). They stop on a
+// missing prerequisite as `support` does, with their own copy of its module.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../remote/tests/support/mod.rs"]
 mod remote_support;
 
