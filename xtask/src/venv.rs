@@ -47,21 +47,36 @@ const BUILD: Environment = Environment {
 };
 
 /// Our package's test environments: pytest, one numpy and dask each (pip picks the newest
-/// dask that accepts the numpy), our wheel installed on top (never the Python library: the
-/// cross-checks run it from `py-mmappickle`).
+/// dask that accepts the numpy), nbclient, nbformat and ipykernel (a notebook run headless),
+/// our wheel installed on top (never the Python library: the cross-checks run it from
+/// `py-mmappickle`).
 const OURS_NUMPY1: Environment = Environment {
     dir: "py-ours-numpy1",
-    packages: &["numpy==1.23.5", "pytest", "dask[array,distributed]"],
+    packages: &[
+        "numpy==1.23.5",
+        "pytest",
+        "dask[array,distributed]",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+    ],
     python_minors: 9..=11,
-    ready_check: "import pytest, numpy, dask.array, distributed; \
+    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel; \
                   assert numpy.__version__ == '1.23.5', numpy.__version__",
 };
 
 const OURS_NUMPY2: Environment = Environment {
     dir: "py-ours-numpy2",
-    packages: &["numpy>=2,<3", "pytest", "dask[array,distributed]"],
+    packages: &[
+        "numpy>=2,<3",
+        "pytest",
+        "dask[array,distributed]",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+    ],
     python_minors: 9..=u32::MAX,
-    ready_check: "import pytest, numpy, dask.array, distributed; \
+    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel; \
                   assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 

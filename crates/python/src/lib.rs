@@ -32,8 +32,8 @@ use pyo3::types::PyBytes;
 use crate::errors::{to_py_err, UnsafeValueError};
 use crate::picklers::Found;
 use crate::records::{
-    ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray, NewMasked,
-    NewPickle, NewStub, NewWritten, RemoteArray,
+    ArrayBytes, ArrayPlace, EntrySummary, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
+    NewMasked, NewPickle, NewStub, NewWritten, RemoteArray,
 };
 
 /// An open mmappickle file (the `mmapdict` class of the Python half wraps one).
@@ -354,6 +354,18 @@ impl NativeDict {
             .collect()
     }
 
+    /// `(live keys, file length, the first `limit` live entries)`, from one snapshot: what a
+    /// notebook shows (no array's data is mapped or read).
+    fn summary(&self, py: Python<'_>, limit: usize) -> PyResult<(usize, u64, Vec<EntrySummary>)> {
+        self.read(py, |dict| {
+            let snapshot = dict.read()?;
+            // The state `snapshot` sees: its shared lock is held meanwhile.
+            let listing = dict.entry_listing()?;
+            let value_bytes = |_: &str, place: &_| Ok(snapshot.value_bytes_at(place)?.to_vec());
+            records::summary(&listing, limit, |key| snapshot.locate(key), value_bytes)
+        })
+    }
+
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
     /// none): each a `NewPickle`, `NewArray`, `NewMasked`, `NewStub` or `NewWritten`.
     fn insert_many(&self, py: Python<'_>, values: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
@@ -512,6 +524,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<RemoteArray>()?;
     module.add_class::<ArrayBytes>()?;
     module.add_class::<MaskedArrayBytes>()?;
+    module.add_class::<EntrySummary>()?;
     module.add_class::<NewPickle>()?;
     module.add_class::<NewArray>()?;
     module.add_class::<NewMasked>()?;

@@ -1,10 +1,15 @@
 //! The typed records that cross the boundary between the Rust half and the Python half: what
 //! a key holds (`GenericValue`, `ArrayPlace`, `MaskedPlace`; over a URL, `RemoteArray` and
 //! `ArrayBytes` / `MaskedArrayBytes`), and the values a batch stores (`NewPickle`,
-//! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
-//! fields the `.pyi` describes.
+//! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`), and what a summary of the entries shows
+//! (`EntrySummary`). Each is a small frozen class whose fields the `.pyi` describes.
 
-use mmappickle::{DType, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
+use std::fmt::Write as _;
+
+use mmappickle::{
+    decode_entry_value, DType, ErrorKind, Limits, Listing, Located, ValuePlace, VALUE_PICKLE_HEAD,
+    VALUE_PICKLE_TAIL,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
@@ -245,4 +250,115 @@ impl NewWritten {
     fn new(key: String, write: Py<PyAny>) -> Self {
         NewWritten { key, write }
     }
+}
+
+/// Generic values up to this long are decoded for their repr in a summary; longer ones are
+/// not read.
+const SUMMARY_DECODED_LEN: u64 = 64 * 1024;
+
+/// The characters of a value's repr that a summary keeps.
+const SUMMARY_REPR_CHARS: usize = 100;
+
+/// One live entry as a summary shows it (a notebook's table of the entries), found without
+/// reading any array's data.
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct EntrySummary {
+    key: String,
+    /// `value`, `array`, `masked` or `malformed`.
+    kind: &'static str,
+    /// The (data) array's dtype name, for arrays and masked arrays.
+    dtype: Option<String>,
+    /// The (data) array's shape, for arrays and masked arrays.
+    shape: Option<Vec<usize>>,
+    /// The bytes it takes in the file: a generic value's, an array's data (with its mask),
+    /// a malformed value's.
+    nbytes: u64,
+    /// A generic value's repr, cut to a line, decoded by the codec (never by Python's
+    /// unpickler) when the value is small; a malformed array's error.
+    description: Option<String>,
+}
+
+/// `(live keys, file length, summaries of the first `limit` live entries in file order)` of
+/// `listing`: `locate` tells what a key holds, `value_bytes` reads a small generic value (an
+/// array's data is never read).
+pub(crate) fn summary(
+    listing: &Listing,
+    limit: usize,
+    mut locate: impl FnMut(&str) -> Result<Located, mmappickle::Error>,
+    mut value_bytes: impl FnMut(&str, &ValuePlace) -> Result<Vec<u8>, mmappickle::Error>,
+) -> Result<(usize, u64, Vec<EntrySummary>), mmappickle::Error> {
+    let mut entries = Vec::new();
+    let live = listing
+        .entries()
+        .filter(|info| info.entry.is_live() && !info.shadowed);
+    for entry in live.take(limit).map(|info| info.entry) {
+        let key = entry.key();
+        let (mut dtype, mut shape, mut description) = (None, None, None);
+        let (kind, nbytes) = match locate(key) {
+            Ok(Located::Value(place)) => {
+                if place.len <= SUMMARY_DECODED_LEN {
+                    // A value the codec cannot decode (a pickler's own layout) has no repr.
+                    description =
+                        decode_entry_value(&value_bytes(key, &place)?, &Limits::default())
+                            .ok()
+                            .map(|value| cut_repr(&value));
+                }
+                ("value", place.len)
+            }
+            Ok(Located::Array(place)) => {
+                let nbytes = place.raw_len();
+                (dtype, shape) = (Some(place.dtype.name()), Some(place.shape));
+                ("array", nbytes)
+            }
+            Ok(Located::Masked { data, mask }) => {
+                let nbytes = data.raw_len().saturating_add(mask.raw_len());
+                (dtype, shape) = (Some(data.dtype.name()), Some(data.shape));
+                ("masked", nbytes)
+            }
+            Err(error) if matches!(error.kind(), ErrorKind::Array(_)) => {
+                description = Some(error.to_string());
+                ("malformed", entry.value_len())
+            }
+            Err(error) => return Err(error),
+        };
+        entries.push(EntrySummary {
+            key: key.to_owned(),
+            kind,
+            dtype,
+            shape,
+            nbytes,
+            description,
+        });
+    }
+    Ok((listing.n_live(), listing.file_len(), entries))
+}
+
+/// `value`'s repr (the codec's, Python's form), cut after [`SUMMARY_REPR_CHARS`] characters
+/// with `...`: the formatting stops there, however large the value.
+fn cut_repr(value: &mmappickle::Value) -> String {
+    /// Keeps the characters written while `left` lasts, then fails the formatting.
+    struct Cut {
+        text: String,
+        left: usize,
+    }
+    impl std::fmt::Write for Cut {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            for character in text.chars() {
+                if self.left == 0 {
+                    return Err(std::fmt::Error);
+                }
+                self.text.push(character);
+                self.left -= 1;
+            }
+            Ok(())
+        }
+    }
+    let mut cut = Cut {
+        text: String::new(),
+        left: SUMMARY_REPR_CHARS,
+    };
+    if write!(cut, "{value}").is_err() {
+        cut.text.push_str("...");
+    }
+    cut.text
 }

@@ -570,6 +570,16 @@ class mmapdict(MutableMapping[str, Any]):
             return f"<mmapdict {self._path!r} mode={mode!r} closed>"
         return f"<mmapdict {self._path!r} mode={mode!r} entries={len(self)}>"
 
+    def _repr_html_(self) -> str:
+        from ._display import html
+
+        return html("mmapdict", self._path, self._native)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from ._display import pretty
+
+        pretty("mmapdict", self._path, self._native, printer, cycle)
+
     def __reduce__(self) -> tuple[Any, ...]:
         if self._reopen_path is None:
             raise TypeError(

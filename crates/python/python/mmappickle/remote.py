@@ -129,6 +129,16 @@ class RemoteDict(Mapping[str, Any]):
             return f"<RemoteDict {self.url!r} closed>"
         return f"<RemoteDict {self.url!r} entries={len(self)}>"
 
+    def _repr_html_(self) -> str:
+        from ._display import html
+
+        return html("RemoteDict", self.url, self._native)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from ._display import pretty
+
+        pretty("RemoteDict", self.url, self._native, printer, cycle)
+
 
 #: The name of :class:`RemoteDict` in earlier releases.
 remotedict = RemoteDict
