@@ -429,6 +429,19 @@ pub fn entry_value_from_pickle(data: &[u8]) -> Verdict {
     Ok(())
 }
 
+/// `len` bytes of a xorshift generator at `state` (tests make values from them, as the
+/// fuzzer does from its inputs, reproducibly).
+pub fn pseudo_random_bytes(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 /// An entry value holds no op that only a whole stream may, and its memo
 /// indices lie in `[memo_start, memo_max)`.
 fn check_entry_ops(bytes: &[u8], memo_start: u32, memo_max: u32) -> Verdict {
@@ -486,14 +499,7 @@ mod tests {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut saw_container = false;
         for _ in 0..200 {
-            let bytes: Vec<u8> = (0..256)
-                .map(|_| {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
-                    state.to_le_bytes()[0]
-                })
-                .collect();
+            let bytes = pseudo_random_bytes(&mut state, 256);
             let input = FuzzValue::arbitrary_take_rest(Unstructured::new(&bytes))
                 .expect("256 bytes make a value");
             saw_container |= matches!(

@@ -26,6 +26,9 @@
 //!   for every value, and a `bytes` pickled at protocol 2 loads as bytes.
 //! - [`dumps`] pickles a [`Value`]; [`dis`] disassembles a stream like
 //!   `pickletools.dis`.
+//! - [`split_list_pickle`] cuts the pickle of a list into one stand-alone
+//!   pickle per item, and [`JoinedEntries`] joins entries into the pickle of
+//!   one dict: a binding pickles or unpickles a batch with one call.
 //!
 //! ```
 //! use mmappickle_codec::{dis, loads, Value};
@@ -75,6 +78,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batch;
 mod bigint;
 mod builtins;
 mod dis;
@@ -96,6 +100,7 @@ mod value_serde;
 #[cfg(feature = "serde")]
 pub use crate::value_serde::{from_value, to_value, SerdeError};
 pub use crate::{
+    batch::{split_list_pickle, JoinedEntries, SplitList},
     dis::{dis, dis_ops, DisOp, DisOps},
     entry::{decode_entry_value, encode_entry_value},
     error::{Error, ErrorKind},

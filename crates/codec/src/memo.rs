@@ -266,7 +266,7 @@ impl WantedIndices {
 
 /// The length of the counted op at the start of `op`: its byte, its length of `width`
 /// bytes (read as unsigned, which a negative one only makes too long) and its payload.
-fn counted_len(op: &[u8], width: usize) -> Option<usize> {
+pub(crate) fn counted_len(op: &[u8], width: usize) -> Option<usize> {
     let bytes = op.get(1..)?.get(..width)?;
     let mut word = [0u8; 8];
     word.get_mut(..width)?.copy_from_slice(bytes);

@@ -67,6 +67,9 @@ enum Step {
 /// # Ok::<(), mmappickle_codec::Error>(())
 /// ```
 pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8>, u32), Error> {
+    if let Some(value) = without_memo(stream) {
+        return Ok((value, memo_start));
+    }
     let (steps, stores) = plan(stream)?;
     let mut new_index = vec![None; stores.len()];
     let mut next = memo_start;
@@ -112,6 +115,37 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
         }
     }
     Ok((out, next))
+}
+
+/// The value bytes of a stream that uses no memo (most pickles of small values, once split
+/// out of a batch), in one pass: its ops but `PROTO`, `FRAME` and `STOP`. `None` for any
+/// other stream, and for a stream with an error (the general path reports it).
+fn without_memo(stream: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(stream.len());
+    let mut stack = StackCount::default();
+    let mut offset = 0;
+    let mut stopped = false;
+    while let Some(rest) = stream.get(offset..).filter(|rest| !rest.is_empty()) {
+        let (op, len) = parse_op(rest).ok()?;
+        if stopped {
+            return None;
+        }
+        match op {
+            Op::Put(_)
+            | Op::BinPut(_)
+            | Op::LongBinPut(_)
+            | Op::Memoize
+            | Op::Get(_)
+            | Op::BinGet(_)
+            | Op::LongBinGet(_) => return None,
+            Op::Proto(_) | Op::Frame(_) => {}
+            Op::Stop => stopped = true,
+            _ => out.extend_from_slice(rest.get(..len)?),
+        }
+        stack.apply(&op).ok()?;
+        offset += len;
+    }
+    stopped.then_some(out)
 }
 
 /// The first pass: what to do with each op, and which stores are read.
@@ -197,7 +231,7 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
 /// The unpickler's stack, counted: the items above the innermost open `MARK`,
 /// and those below each open `MARK`.
 #[derive(Default)]
-struct StackCount {
+pub(crate) struct StackCount {
     items: usize,
     below_marks: Vec<usize>,
 }
@@ -205,85 +239,26 @@ struct StackCount {
 impl StackCount {
     /// Counts what `op` takes from and leaves on the stack; the problem when
     /// it takes more than there is, or when `STOP` leaves other than one value.
-    fn apply(&mut self, op: &Op<'_>) -> Result<(), &'static str> {
+    pub(crate) fn apply(&mut self, op: &Op<'_>) -> Result<(), &'static str> {
         const UNDERFLOW: &str = "an op taking more items than the stack holds";
-        let (takes, leaves) = match op {
-            Op::Mark => {
+        let (takes, leaves) = match stack_effect(op) {
+            StackEffect::Mark => {
                 self.below_marks.push(self.items);
                 self.items = 0;
                 return Ok(());
             }
-            Op::Stop => {
+            StackEffect::Stop => {
                 return if self.items == 1 && self.below_marks.is_empty() {
                     Ok(())
                 } else {
                     Err("a stream that does not leave exactly one value at STOP")
                 };
             }
-            // Ops that take the items above the innermost MARK.
-            Op::Tuple | Op::List | Op::Dict | Op::FrozenSet | Op::Inst { .. } | Op::Obj => {
+            StackEffect::ClosesMark { takes, leaves } => {
                 self.pop_mark()?;
-                (0, 1)
+                (takes, leaves)
             }
-            // These add the items to the container below the MARK.
-            Op::Appends | Op::SetItems | Op::AddItems => {
-                self.pop_mark()?;
-                (1, 1)
-            }
-            Op::PopMark => {
-                self.pop_mark()?;
-                (0, 0)
-            }
-            Op::Proto(_) | Op::Frame(_) => (0, 0),
-            Op::Pop => (1, 0),
-            Op::Dup => (1, 2),
-            Op::Put(_)
-            | Op::BinPut(_)
-            | Op::LongBinPut(_)
-            | Op::Memoize
-            | Op::Tuple1
-            | Op::BinPersId
-            | Op::ReadonlyBuffer => (1, 1),
-            Op::Append | Op::Build | Op::Reduce | Op::NewObj | Op::StackGlobal | Op::Tuple2 => {
-                (2, 1)
-            }
-            Op::SetItem | Op::NewObjEx | Op::Tuple3 => (3, 1),
-            Op::Int(_)
-            | Op::BinInt(_)
-            | Op::BinInt1(_)
-            | Op::BinInt2(_)
-            | Op::Long(_)
-            | Op::Long1(_)
-            | Op::Long4(_)
-            | Op::Float(_)
-            | Op::BinFloat(_)
-            | Op::None
-            | Op::NewTrue
-            | Op::NewFalse
-            | Op::String(_)
-            | Op::BinString(_)
-            | Op::ShortBinString(_)
-            | Op::Unicode(_)
-            | Op::BinUnicode(_)
-            | Op::ShortBinUnicode(_)
-            | Op::BinUnicode8(_)
-            | Op::BinBytes(_)
-            | Op::ShortBinBytes(_)
-            | Op::BinBytes8(_)
-            | Op::ByteArray8(_)
-            | Op::EmptyDict
-            | Op::EmptyList
-            | Op::EmptyTuple
-            | Op::EmptySet
-            | Op::Global { .. }
-            | Op::Get(_)
-            | Op::BinGet(_)
-            | Op::LongBinGet(_)
-            | Op::PersId(_)
-            | Op::Ext1(_)
-            | Op::Ext2(_)
-            | Op::Ext4(_)
-            | Op::NextBuffer => (0, 1),
+            StackEffect::Items { takes, leaves } => (takes, leaves),
         };
         self.items = self.items.checked_sub(takes).ok_or(UNDERFLOW)? + leaves;
         Ok(())
@@ -299,14 +274,103 @@ impl StackCount {
     }
 }
 
-fn put_op(index: u32) -> Op<'static> {
+/// What an op does to the unpickler's stack, in items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StackEffect {
+    /// `MARK`: opens a mark.
+    Mark,
+    /// `STOP`: the stream ends with the value on top.
+    Stop,
+    /// Drops the items above the innermost `MARK` and the `MARK`, then takes
+    /// `takes` items below it and leaves `leaves`.
+    ClosesMark { takes: usize, leaves: usize },
+    /// Takes `takes` items and leaves `leaves`.
+    Items { takes: usize, leaves: usize },
+}
+
+/// What `op` does to the unpickler's stack.
+pub(crate) fn stack_effect(op: &Op<'_>) -> StackEffect {
+    let items = |takes, leaves| StackEffect::Items { takes, leaves };
+    match op {
+        Op::Mark => StackEffect::Mark,
+        Op::Stop => StackEffect::Stop,
+        // Ops that take the items above the innermost MARK.
+        Op::Tuple | Op::List | Op::Dict | Op::FrozenSet | Op::Inst { .. } | Op::Obj => {
+            StackEffect::ClosesMark {
+                takes: 0,
+                leaves: 1,
+            }
+        }
+        // These add the items to the container below the MARK.
+        Op::Appends | Op::SetItems | Op::AddItems => StackEffect::ClosesMark {
+            takes: 1,
+            leaves: 1,
+        },
+        Op::PopMark => StackEffect::ClosesMark {
+            takes: 0,
+            leaves: 0,
+        },
+        Op::Proto(_) | Op::Frame(_) => items(0, 0),
+        Op::Pop => items(1, 0),
+        Op::Dup => items(1, 2),
+        Op::Put(_)
+        | Op::BinPut(_)
+        | Op::LongBinPut(_)
+        | Op::Memoize
+        | Op::Tuple1
+        | Op::BinPersId
+        | Op::ReadonlyBuffer => items(1, 1),
+        Op::Append | Op::Build | Op::Reduce | Op::NewObj | Op::StackGlobal | Op::Tuple2 => {
+            items(2, 1)
+        }
+        Op::SetItem | Op::NewObjEx | Op::Tuple3 => items(3, 1),
+        Op::Int(_)
+        | Op::BinInt(_)
+        | Op::BinInt1(_)
+        | Op::BinInt2(_)
+        | Op::Long(_)
+        | Op::Long1(_)
+        | Op::Long4(_)
+        | Op::Float(_)
+        | Op::BinFloat(_)
+        | Op::None
+        | Op::NewTrue
+        | Op::NewFalse
+        | Op::String(_)
+        | Op::BinString(_)
+        | Op::ShortBinString(_)
+        | Op::Unicode(_)
+        | Op::BinUnicode(_)
+        | Op::ShortBinUnicode(_)
+        | Op::BinUnicode8(_)
+        | Op::BinBytes(_)
+        | Op::ShortBinBytes(_)
+        | Op::BinBytes8(_)
+        | Op::ByteArray8(_)
+        | Op::EmptyDict
+        | Op::EmptyList
+        | Op::EmptyTuple
+        | Op::EmptySet
+        | Op::Global { .. }
+        | Op::Get(_)
+        | Op::BinGet(_)
+        | Op::LongBinGet(_)
+        | Op::PersId(_)
+        | Op::Ext1(_)
+        | Op::Ext2(_)
+        | Op::Ext4(_)
+        | Op::NextBuffer => items(0, 1),
+    }
+}
+
+pub(crate) fn put_op(index: u32) -> Op<'static> {
     match u8::try_from(index) {
         Ok(small) => Op::BinPut(small),
         Err(_) => Op::LongBinPut(index),
     }
 }
 
-fn get_op(index: u32) -> Op<'static> {
+pub(crate) fn get_op(index: u32) -> Op<'static> {
     match u8::try_from(index) {
         Ok(small) => Op::BinGet(small),
         Err(_) => Op::LongBinGet(index),
@@ -332,6 +396,22 @@ mod tests {
         let (value, memo_max) = entry_value_from_pickle(&stream, 1).unwrap();
         assert_eq!(value, b"](K\x01\x8c\x01ae");
         assert_eq!(memo_max, 1);
+    }
+
+    // A stream with no memo op at all (what a batch's split gives) is copied in one pass, as
+    // the general path would: its ops but PROTO, FRAME and STOP, the memo start unchanged.
+    #[test]
+    fn streams_without_memo_are_copied() {
+        let stream = framed(b"](K\x01\x8c\x01a\x95\x01\x00\x00\x00\x00\x00\x00\x00Ne.");
+        let (value, memo_max) = entry_value_from_pickle(&stream, 9).unwrap();
+        assert_eq!(value, b"](K\x01\x8c\x01aNe");
+        assert_eq!(memo_max, 9);
+        assert_eq!(without_memo(&stream), Some(value));
+        // A memo op, or an error, leaves the stream to the general path.
+        assert_eq!(without_memo(&framed(b"]\x94.")), None);
+        assert_eq!(without_memo(b"\x80\x04NN."), None);
+        assert_eq!(without_memo(b"\x80\x04N.N"), None);
+        assert_eq!(without_memo(b"\x80\x04N"), None);
     }
 
     // s = 'k'; pickle.dumps({s: s}, 4): the string is shared by key and value.

@@ -261,8 +261,8 @@ pub use {
         ValueKind, DATA_ALIGN,
     },
     mmappickle_codec::{
-        self as codec, decode_entry_value, dis, entry_value_from_pickle, Construct, DisOp, Global,
-        Limits, Object, Value,
+        self as codec, decode_entry_value, dis, entry_value_from_pickle, split_list_pickle,
+        Construct, DisOp, Global, JoinedEntries, Limits, Object, SplitList, Value,
     },
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,

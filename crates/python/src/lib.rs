@@ -12,12 +12,14 @@
 
 #![deny(missing_docs)]
 
+mod bulk;
 mod errors;
 mod picklers;
 mod records;
 mod remote;
 mod safe;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -27,9 +29,9 @@ use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString, PyType};
 
-use crate::errors::{to_py_err, UnsafeValueError};
+use crate::errors::{not_writable, to_py_err, UnsafeValueError};
 use crate::picklers::Found;
 use crate::records::{
     ArrayBytes, ArrayPlace, EntrySummary, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
@@ -176,9 +178,9 @@ impl NativeDict {
     }
 }
 
-/// A value of [`NativeDict::insert_many`], checked before the batch begins.
+/// A value of a batch ([`NativeDict::store`]), checked before the batch begins.
 enum NewValue<'a> {
-    Pickle(&'a NewPickle, &'a [u8]),
+    Pickle { key: &'a str, stream: &'a [u8] },
     Array(&'a NewArray),
     Masked(&'a NewMasked, &'a [u8], &'a [u8]),
     Stub(&'a NewStub),
@@ -230,9 +232,9 @@ impl NativeDict {
         })
     }
 
-    /// The path the file was opened with.
-    fn path(&self, py: Python<'_>) -> PyResult<PathBuf> {
-        self.read(py, |dict| Ok(dict.path().to_path_buf()))
+    /// The path the file was opened with, as a `str` (a `PathBuf` would import `pathlib`).
+    fn path(&self, py: Python<'_>) -> PyResult<OsString> {
+        self.read(py, |dict| Ok(dict.path().as_os_str().to_owned()))
     }
 
     /// Whether the file was opened read-only.
@@ -371,47 +373,107 @@ impl NativeDict {
     fn insert_many(&self, py: Python<'_>, values: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
         let records = values
             .iter()
-            .map(|value| {
-                if let Ok(record) = value.cast::<NewPickle>() {
-                    Ok(Record::Pickle(record.get()))
-                } else if let Ok(record) = value.cast::<NewArray>() {
-                    Ok(Record::Array(record.get()))
-                } else if let Ok(record) = value.cast::<NewMasked>() {
-                    Ok(Record::Masked(record.get()))
-                } else if let Ok(record) = value.cast::<NewStub>() {
-                    Ok(Record::Stub(record.get()))
-                } else if let Ok(record) = value.cast::<NewWritten>() {
-                    Ok(Record::Written(record.get()))
-                } else {
-                    Err(PyTypeError::new_err(format!(
-                        "insert_many takes NewPickle, NewArray, NewMasked, NewStub or NewWritten \
-                         records, not {}",
-                        value.get_type()
-                    )))
-                }
-            })
+            .map(Record::of)
             .collect::<PyResult<Vec<_>>>()?;
-        let new_values = records
+        let new_values = records.iter().map(|record| record.new_value(py)).collect();
+        self.store(py, new_values)
+    }
+
+    /// Stores `values[i]` under `keys[i]` (a `str`), in order, in one batch (as
+    /// `insert_many`): a value whose type is one of `special_types` as the record
+    /// `new_record(key, value)` makes (an array, a stub...), the others as generic values,
+    /// pickled by one `pickle.dumps` of their list.
+    fn insert_values(
+        &self,
+        py: Python<'_>,
+        keys: Vec<Bound<'_, PyAny>>,
+        values: Vec<Bound<'_, PyAny>>,
+        special_types: Vec<Bound<'_, PyType>>,
+        new_record: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let keys = keys
             .iter()
-            .map(|record| {
-                Ok(match record {
-                    Record::Pickle(new) => NewValue::Pickle(new, new.stream.as_bytes(py)),
-                    Record::Array(new) => NewValue::Array(new),
-                    Record::Masked(new) => {
-                        NewValue::Masked(new, new.data.as_bytes(py), new.mask.as_bytes(py))
-                    }
-                    Record::Stub(new) => NewValue::Stub(new),
-                    Record::Written(new) => NewValue::Written(new),
-                })
+            .map(|key| match key.cast::<PyString>() {
+                Ok(key) => key.extract::<String>(),
+                Err(_) => Err(PyTypeError::new_err(format!(
+                    "keys are str, not {}",
+                    key.get_type().name()?
+                ))),
             })
             .collect::<PyResult<Vec<_>>>()?;
+        if keys.len() != values.len() {
+            return Err(PyValueError::new_err(format!(
+                "{} keys for {} values",
+                keys.len(),
+                values.len()
+            )));
+        }
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if self.read(py, |dict| Ok(dict.is_readonly()))? {
+            return Err(not_writable());
+        }
+        let (special, generic): (Vec<usize>, Vec<usize>) = (0..values.len()).partition(|&index| {
+            let value_type = values[index].get_type();
+            special_types.iter().any(|special| value_type.is(special))
+        });
+        let generic_values: Vec<_> = generic.iter().map(|&index| values[index].clone()).collect();
+        let pickled = bulk::Pickled::new(py, &generic_values)?;
+        let made = special
+            .iter()
+            .map(|&index| new_record.call1((&keys[index], &values[index])))
+            .collect::<PyResult<Vec<_>>>()?;
+        let records = made.iter().map(Record::of).collect::<PyResult<Vec<_>>>()?;
+        let mut ordered: Vec<Option<NewValue<'_>>> =
+            std::iter::repeat_with(|| None).take(values.len()).collect();
+        for (item, &index) in generic.iter().enumerate() {
+            ordered[index] = pickled.get(item).map(|stream| NewValue::Pickle {
+                key: &keys[index],
+                stream,
+            });
+        }
+        for (&index, record) in special.iter().zip(&records) {
+            ordered[index] = Some(record.new_value(py));
+        }
+        // Every value has its record (a missing one would silently drop its key).
+        let new_values = ordered
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| PyRuntimeError::new_err("a value of the batch was not pickled"))?;
+        self.store(py, new_values)
+    }
+
+    /// One pickle of the dict of every live key, in file order, with its value (generic
+    /// values that stand alone; `None` for the others), for one `pickle.loads`; and those
+    /// others as `(key, what locate gives)`; all from one read snapshot of the file.
+    #[allow(clippy::type_complexity)]
+    fn joined_items<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Vec<(String, Py<PyAny>)>)> {
+        let (stream, others) = self
+            .read(py, |dict| bulk::joined_items(&dict.read()?))
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        let others = others
+            .into_iter()
+            .map(|(key, found)| Ok((key, found_record(py, found)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok((PyBytes::new(py, &stream), others))
+    }
+}
+
+impl NativeDict {
+    /// Stores `new_values` in one batch (one lock, one commit: all of them or, on an error,
+    /// none).
+    fn store(&self, py: Python<'_>, new_values: Vec<NewValue<'_>>) -> PyResult<()> {
         let mut python_error = None;
         let encoding = self.encoding;
         let inserted = self.change(py, |dict| {
             dict.write(|tx| {
                 for value in new_values {
                     match value {
-                        NewValue::Pickle(new, stream) => tx.insert_pickle(&new.key, stream)?,
+                        NewValue::Pickle { key, stream } => tx.insert_pickle(key, stream)?,
                         NewValue::Array(new) => {
                             let write_raw = new.write_raw.bind(py);
                             tx.insert_array_in_place(
@@ -469,7 +531,7 @@ fn found_record(py: Python<'_>, found: Found) -> PyResult<Py<PyAny>> {
             offset,
             bytes,
             holds_array,
-        } => Ok(Py::new(py, GenericValue::new(py, offset, &bytes, holds_array))?.into_any()),
+        } => Ok(Py::new(py, GenericValue::new(py, offset, &bytes, holds_array)?)?.into_any()),
         Found::Array(place, file_id) => {
             Ok(Py::new(py, ArrayPlace::new(place, file_id))?.into_any())
         }
@@ -479,6 +541,46 @@ fn found_record(py: Python<'_>, found: Found) -> PyResult<Py<PyAny>> {
             Ok(Py::new(py, MaskedPlace { data, mask })?.into_any())
         }
         Found::Read(value) => Ok(value),
+    }
+}
+
+impl<'a> Record<'a> {
+    /// The record `value` is: a `NewPickle`, `NewArray`, `NewMasked`, `NewStub` or
+    /// `NewWritten`.
+    fn of(value: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(record) = value.cast::<NewPickle>() {
+            Ok(Record::Pickle(record.get()))
+        } else if let Ok(record) = value.cast::<NewArray>() {
+            Ok(Record::Array(record.get()))
+        } else if let Ok(record) = value.cast::<NewMasked>() {
+            Ok(Record::Masked(record.get()))
+        } else if let Ok(record) = value.cast::<NewStub>() {
+            Ok(Record::Stub(record.get()))
+        } else if let Ok(record) = value.cast::<NewWritten>() {
+            Ok(Record::Written(record.get()))
+        } else {
+            Err(PyTypeError::new_err(format!(
+                "insert_many takes NewPickle, NewArray, NewMasked, NewStub or NewWritten \
+                 records, not {}",
+                value.get_type()
+            )))
+        }
+    }
+
+    /// The value the record stores, its bytes borrowed.
+    fn new_value(&self, py: Python<'a>) -> NewValue<'a> {
+        match *self {
+            Record::Pickle(new) => NewValue::Pickle {
+                key: &new.key,
+                stream: new.stream.as_bytes(py),
+            },
+            Record::Array(new) => NewValue::Array(new),
+            Record::Masked(new) => {
+                NewValue::Masked(new, new.data.as_bytes(py), new.mask.as_bytes(py))
+            }
+            Record::Stub(new) => NewValue::Stub(new),
+            Record::Written(new) => NewValue::Written(new),
+        }
     }
 }
 

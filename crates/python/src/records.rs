@@ -33,10 +33,11 @@ pub(crate) fn value_pickle<'py>(
     })
 }
 
-/// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`).
+/// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`),
+/// kept as the whole pickle of the value alone, which `pickle.loads` reads.
 #[pyclass(module = "mmappickle._native", frozen)]
 pub(crate) struct GenericValue {
-    value_bytes: Py<PyBytes>,
+    pickle: Py<PyBytes>,
     /// Where the bytes are in the file, as the library's picklers receive them in
     /// `is_valid(offset, length)` and `read(offset, length)`.
     #[pyo3(get)]
@@ -51,13 +52,18 @@ pub(crate) struct GenericValue {
 }
 
 impl GenericValue {
-    pub(crate) fn new(py: Python<'_>, offset: u64, value_bytes: &[u8], holds_array: bool) -> Self {
-        GenericValue {
-            value_bytes: PyBytes::new(py, value_bytes).unbind(),
+    pub(crate) fn new(
+        py: Python<'_>,
+        offset: u64,
+        value_bytes: &[u8],
+        holds_array: bool,
+    ) -> PyResult<Self> {
+        Ok(GenericValue {
+            pickle: value_pickle(py, value_bytes)?.unbind(),
             offset,
             length: value_bytes.len() as u64,
             holds_array,
-        }
+        })
     }
 }
 
@@ -65,21 +71,24 @@ impl GenericValue {
 impl GenericValue {
     /// The value's bytes as stored in the file.
     #[getter]
-    fn value_bytes(&self, py: Python<'_>) -> Py<PyBytes> {
-        self.value_bytes.clone_ref(py)
+    fn value_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let pickle = self.pickle.as_bytes(py);
+        let value_bytes = pickle
+            .get(VALUE_PICKLE_HEAD.len()..pickle.len().saturating_sub(VALUE_PICKLE_TAIL.len()))
+            .unwrap_or_default();
+        PyBytes::new(py, value_bytes)
     }
 
     /// A whole pickle of the value alone, for `pickle.loads`.
     #[getter]
-    fn pickle<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        value_pickle(py, self.value_bytes.as_bytes(py))
+    fn pickle(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.pickle.clone_ref(py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "GenericValue(<{} bytes>)",
-            self.value_bytes.as_bytes(py).len()
-        )
+        let whole = self.pickle.as_bytes(py).len();
+        let value_len = whole.saturating_sub(VALUE_PICKLE_HEAD.len() + VALUE_PICKLE_TAIL.len());
+        format!("GenericValue(<{value_len} bytes>)")
     }
 }
 

@@ -124,7 +124,7 @@ impl NativeRemote {
                 let bytes = py
                     .detach(|| remote.read_range(place.range()))
                     .map_err(to_py_err)?;
-                Ok(Py::new(py, GenericValue::new(py, place.offset, &bytes, false))?.into_any())
+                Ok(Py::new(py, GenericValue::new(py, place.offset, &bytes, false)?)?.into_any())
             }
         }
     }

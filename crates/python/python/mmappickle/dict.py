@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
 import sys
-from collections.abc import (
-    Callable,
-    ItemsView,
-    Iterator,
-    Mapping,
-    MutableMapping,
-    Sequence,
-    ValuesView,
-)
-from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import ItemsView, Mapping, MutableMapping, ValuesView
 
 from . import _native
 from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArrayPickler
 
+# ``typing`` is not imported at run time (opening a file and listing its keys needs nothing
+# but this module and the Rust half).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import IO, Any, TypeVar
     from weakref import WeakSet
+
+    _T = TypeVar("_T")
+    _MappingBase = MutableMapping[str, Any]
+    _ValuesBase = ValuesView[Any]
+    _ItemsBase = ItemsView[str, Any]
+else:
+    _MappingBase, _ValuesBase, _ItemsBase = MutableMapping, ValuesView, ItemsView
 
 # The built-in kinds, read by the Rust half's own picklers (named for it).
 _BUILTIN_PICKLERS: dict[type, str] = {
@@ -36,7 +38,6 @@ class _Replaced(Exception):
 
 # Tries of a read whose file vacuums keep replacing meanwhile.
 _REPLACED_TRIES = 3
-_T = TypeVar("_T")
 
 
 def _not_writable() -> io.UnsupportedOperation:
@@ -236,7 +237,7 @@ def _convert_in_place(file: Any, path: str, reopen_path: str | None, portable: b
         fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
-class mmapdict(MutableMapping[str, Any]):
+class mmapdict(_MappingBase):
     """A dict stored in a file that is a pickle of the dict; numpy arrays are memory-mapped.
 
     :param file: a path (``str`` or ``os.PathLike``) or an open binary file object with a
@@ -277,6 +278,11 @@ class mmapdict(MutableMapping[str, Any]):
         path, reopen_path, file_readonly = _path_of(file)
         self._pickler_classes = None if picklers is None else list(picklers)
         self._picklers = _picklers_of(self, picklers)
+        # Only the built-in picklers: generic values go to and come from Python's pickle in
+        # batches (``update``, ``items``), arrays to the Rust half.
+        self._builtin_picklers = {type(pickler) for pickler in self._picklers} == set(
+            _BUILTIN_PICKLERS
+        )
         # The file object that picklers written for the library use (``self._file``), opened
         # when one first asks for it.
         self._pickler_file: IO[bytes] | None = None
@@ -285,7 +291,7 @@ class mmapdict(MutableMapping[str, Any]):
         self._safe = bool(safe)
         # A file object: its buffers are kept coherent with the file around every operation
         # (``None`` when opened by path: then there is nothing to do).
-        self._fileobj = None if isinstance(file, (str, os.PathLike)) else file
+        self._fileobj: IO[bytes] | None = None if isinstance(file, (str, os.PathLike)) else file
         self._reopen_path = reopen_path
         readonly = bool(readonly) or file_readonly
         if self._fileobj is not None:
@@ -310,7 +316,7 @@ class mmapdict(MutableMapping[str, Any]):
                 f"{error}; {scratch} holds the whole file as a process killed while it "
                 f"rewrote the file in place left it: move it over {reopen_path}"
             ) from error
-        self._path = str(self._native.path())
+        self._path = self._native.path()
         self._readonly = self._native.readonly()
         if self._readonly:
             torn_at = self._native.torn_at()
@@ -378,7 +384,7 @@ class mmapdict(MutableMapping[str, Any]):
         the dict was opened with, or the file opened unbuffered (so that it always sees what
         the Rust half wrote) in the dict's mode, again in a process of its own after a fork."""
         if self._fileobj is not None:
-            return cast("IO[bytes]", self._fileobj)
+            return self._fileobj
         if self._pickler_file is None or self._pickler_file_pid != os.getpid():
             mode = "rb" if self._readonly else "r+b"
             self._pickler_file = open(self._path, mode, buffering=0)  # noqa: SIM115
@@ -400,14 +406,7 @@ class mmapdict(MutableMapping[str, Any]):
         self._check_key(key)
         self._check_writable()
         new_value = self._new_value(key, value)
-        if self._fileobj is None:
-            self._native.insert_many([new_value])
-            return
-        _flush(self._fileobj)
-        try:
-            self._native.insert_many([new_value])
-        finally:
-            _forget_read_buffer(self._fileobj)
+        self._store(lambda: self._native.insert_many([new_value]))
 
     def __getitem__(self, key: str) -> Any:
         if not isinstance(key, str):
@@ -514,39 +513,63 @@ class mmapdict(MutableMapping[str, Any]):
         value from one state of the file (one shared lock)."""
         return _Items(self)
 
-    def _snapshot_items(self) -> list[tuple[str, Any]]:
-        """Every ``(key, value)``, in file order, all read from one state of the file."""
+    def _snapshot(self) -> dict[str, Any]:
+        """Every key, in file order, with its value, all read from one state of the file."""
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return self._replaced_again(
-            lambda: [(key, self._value_of(located)) for key, located in self._native.locate_all()]
-        )
+        return self._replaced_again(self._snapshot_once)
+
+    def _snapshot_once(self) -> dict[str, Any]:
+        if not self._builtin_picklers or self._safe:
+            return {key: self._value_of(place) for key, place in self._native.locate_all()}
+        # The generic values come in one pickle of the dict, ``None`` in the others' places.
+        stream, others = self._native.joined_items()
+        values: dict[str, Any] = pickle.loads(stream)
+        for key, place in others:
+            values[key] = self._value_of(place)
+        return values
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
         as ``dict.update``, in one batch: one lock and one commit, so that other readers see
         all of them at once; on an error, none is stored."""
         if isinstance(other, mmapdict):
-            pairs = other._snapshot_items()
-        elif isinstance(other, Mapping):
-            pairs = list(other.items())
-        elif hasattr(other, "keys"):
-            pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 (as dict.update)
+            other = other._snapshot()  # read from one state of its file
+        if type(other) is dict and not kwargs:
+            keys, values = list(other), list(other.values())
         else:
-            pairs = list(other)
-        pairs.extend(kwargs.items())
-        for key, _ in pairs:
+            if isinstance(other, Mapping):
+                pairs = list(other.items())
+            elif hasattr(other, "keys"):
+                pairs = [(key, other[key]) for key in other.keys()]  # noqa: SIM118 (as dict.update)
+            else:
+                pairs = list(other)
+            pairs.extend(kwargs.items())
+            keys = [key for key, _ in pairs]
+            values = [value for _, value in pairs]
+        if self._builtin_picklers:
+            # Generic values pickled by one pickle.dumps of their list, split by the Rust half
+            # (which checks the keys, and that the dict is writable, first).
+            self._store(
+                lambda: self._native.insert_values(keys, values, _special_types(), self._new_value)
+            )
+            return
+        for key in keys:
             self._check_key(key)
-        if not pairs:
+        if not keys:
             return
         self._check_writable()
-        new_values = [self._new_value(key, value) for key, value in pairs]
+        new_values = [self._new_value(key, value) for key, value in zip(keys, values)]
+        self._store(lambda: self._native.insert_many(new_values))
+
+    def _store(self, insert: Callable[[], None]) -> None:
+        """Runs ``insert`` (a change by the Rust half), with a file object kept coherent."""
         if self._fileobj is None:
-            self._native.insert_many(new_values)
+            insert()
             return
         _flush(self._fileobj)
         try:
-            self._native.insert_many(new_values)
+            insert()
         finally:
             _forget_read_buffer(self._fileobj)
 
@@ -689,7 +712,10 @@ class mmapdict(MutableMapping[str, Any]):
             )
             self._maps.add(array.base if array.base is not None else array)
             return array
-        end = start + dtype.itemsize * math.prod(shape)
+        length = dtype.itemsize
+        for dim in shape:
+            length *= dim
+        end = start + length
         whole = self._whole_map
         if whole is None or self._whole_map_id != place.file_id or end > len(whole):
             whole = self._map_whole_file(place.file_id)
@@ -740,7 +766,7 @@ class mmapdict(MutableMapping[str, Any]):
         return masked_array(self._memmap(data_place), self._memmap(mask_place))
 
 
-class _Values(ValuesView[Any]):
+class _Values(_ValuesBase):
     """``mmapdict.values()``: each iteration reads from one state of the file."""
 
     def __init__(self, mapping: mmapdict) -> None:
@@ -748,11 +774,10 @@ class _Values(ValuesView[Any]):
         self._dict = mapping
 
     def __iter__(self) -> Iterator[Any]:
-        for _, value in self._dict._snapshot_items():
-            yield value
+        return iter(self._dict._snapshot().values())
 
 
-class _Items(ItemsView[str, Any]):
+class _Items(_ItemsBase):
     """``mmapdict.items()``: each iteration reads from one state of the file."""
 
     def __init__(self, mapping: mmapdict) -> None:
@@ -760,7 +785,7 @@ class _Items(ItemsView[str, Any]):
         self._dict = mapping
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        yield from self._dict._snapshot_items()
+        return iter(self._dict._snapshot().items())
 
 
 def _reopen(
@@ -782,6 +807,23 @@ def masked_array(data: Any, mask: Any) -> Any:
         return ma.MaskedArray(data, mask=bool(mask))
     # copy=False: a mapped mask stays a view of its map, so that changes reach the file.
     return ma.MaskedArray(data, mask=mask, copy=False)
+
+
+def _special_types() -> tuple[type, ...]:
+    """The types of values that are not generic (``mmapdict._kind_of``): arrays, memmaps,
+    stubs and masked arrays, of the modules imported."""
+    modules = sys.modules
+    numpy = modules.get("numpy")
+    if numpy is None:
+        return ()
+    special = [numpy.ndarray, numpy.memmap]
+    stub = _stub_type()
+    if stub is not None:
+        special.append(stub)
+    ma = modules.get("numpy.ma")
+    if ma is not None:
+        special.append(ma.MaskedArray)
+    return tuple(special)
 
 
 def _stub_type() -> Any:

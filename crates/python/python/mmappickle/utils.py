@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
+TYPE_CHECKING = False  # no ``typing`` at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 __all__ = ["require_writable", "save_file_position"]
 

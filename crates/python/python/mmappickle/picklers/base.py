@@ -20,11 +20,13 @@ import io
 import pickle
 import sys
 import weakref
-from typing import IO, TYPE_CHECKING, Any
 
 from .. import _native
 
+TYPE_CHECKING = False  # no ``typing`` at run time
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from ..dict import mmapdict
 
 

@@ -1,0 +1,929 @@
+//! Many values through one call of Python's pickler or unpickler.
+//!
+//! A binding pickles a batch of values with one `pickle.dumps(values, 4)` of a
+//! list much faster than with one call per value, and unpickles many entries
+//! faster with one `pickle.loads`. Every entry stands alone, though (its memo
+//! indices are its own, FORMAT.md): [`split_list_pickle`] cuts the pickle of a
+//! list into one stand-alone pickle per item, copying in what an item shares
+//! with earlier items, and [`JoinedEntries`] joins entries whose values stand
+//! alone into the pickle of one dict.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use crate::memo::counted_len;
+use crate::op::{encode_op, parse_op, Op};
+use crate::opcode::{self, bare_op, spec, ArgForm, EMPTY_DICT, MARK, PROTO, SETITEMS, STOP};
+use crate::restream::{get_op, put_op, stack_effect, StackCount, StackEffect};
+use crate::{Error, ErrorKind};
+
+/// How deep an item's copy may nest copies of what it shares (a GET of an
+/// earlier item's part inside a copied part, and so on): past it, the item is
+/// left to be pickled alone.
+const MAX_COPY_DEPTH: usize = 64;
+
+/// Splits the pickle of a list (`pickle.dumps(values, protocol)` with protocol
+/// 2 or more, as CPython writes a list of two items or more) into one
+/// stand-alone pickle per item: `PROTO 4`, the item's ops, `STOP`, each
+/// loading as the item would from a `pickle.dumps` of its own (what
+/// [`entry_value_from_pickle`] takes).
+///
+/// An item that reads a memo entry an earlier item stored (two values sharing
+/// an object, a global or a string that Python interns) gets a copy of the
+/// ops that built it, so that it loads alone; what it shares within itself
+/// stays shared. An item that cannot be isolated so (it shares parts of a
+/// structure that refers back to itself across items, or nests shared parts
+/// deeper than 64 copies) is left out: pickle it alone.
+///
+/// Errors: an op that does not parse, a stream that is not a list filled by
+/// `MARK` ... `APPENDS` batches, ops that take what is not on the stack,
+/// `DUP`, or a memo store at an index other than the next.
+///
+/// ```
+/// use mmappickle_codec::{entry_value_from_pickle, split_list_pickle};
+///
+/// // x = 'shared'; pickle.dumps([x, [x]], 4): the second item reads the first's string.
+/// let stream = b"\x80\x04\x95\x13\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x06shared\x94]\x94h\x01ae.";
+/// let items = split_list_pickle(stream)?;
+/// assert_eq!(items.len(), 2);
+/// assert_eq!(items.get(0), Some(&b"\x80\x04\x8c\x06shared."[..]));
+/// // The second item builds its own copy of the string.
+/// assert_eq!(items.get(1), Some(&b"\x80\x04]\x8c\x06shareda."[..]));
+/// assert_eq!(entry_value_from_pickle(items.get(1).unwrap(), 1)?.0, b"]\x8c\x06shareda");
+/// # Ok::<(), mmappickle_codec::Error>(())
+/// ```
+///
+/// [`entry_value_from_pickle`]: crate::entry_value_from_pickle
+pub fn split_list_pickle(stream: &[u8]) -> Result<SplitList, Error> {
+    let list = ListPickle::parse(stream)?;
+    let mut copier = Copier::new(&list);
+    let mut split = SplitList {
+        bytes: Vec::with_capacity(stream.len() + 3 * list.items.len()),
+        items: Vec::with_capacity(list.items.len()),
+    };
+    for item in 0..list.items.len() {
+        let start = split.bytes.len();
+        let copied = copier.stand_alone(item, &mut split.bytes);
+        if copied.is_none() {
+            split.bytes.truncate(start);
+        }
+        split.items.push(copied.map(|()| start..split.bytes.len()));
+    }
+    Ok(split)
+}
+
+/// The stand-alone pickles of the items of a list ([`split_list_pickle`]).
+#[derive(Debug, Clone)]
+pub struct SplitList {
+    bytes: Vec<u8>,
+    items: Vec<Option<Range<usize>>>,
+}
+
+impl SplitList {
+    /// The number of items of the list.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the list was empty.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The stand-alone pickle of item `item`; `None` when it could not be split out (or
+    /// past the end).
+    pub fn get(&self, item: usize) -> Option<&[u8]> {
+        let range = self.items.get(item)?.clone()?;
+        self.bytes.get(range)
+    }
+}
+
+/// The op at the start of `rest` and its length; an op that pushes a string, bytes or
+/// a long int (the bulk of most pickles) is skipped by its length, its payload not decoded
+/// (`None`: whoever reads the payload checks it).
+fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
+    let code = rest.first().copied().unwrap_or(STOP);
+    match spec(code).map(|spec| spec.arg) {
+        Some(ArgForm::Nothing) => {
+            if let Some(op) = bare_op(code) {
+                return Ok((Some(op), 1));
+            }
+        }
+        Some(ArgForm::Counted(width) | ArgForm::SignedCounted(width)) => {
+            if let Some(len) = counted_len(rest, width).filter(|&len| len <= rest.len()) {
+                return Ok((None, len));
+            }
+        }
+        _ => {}
+    }
+    // Other ops, and the errors.
+    parse_op(rest).map(|(op, len)| (Some(op), len))
+}
+
+/// What becomes of one op of the stream in an item's own pickle.
+#[derive(Debug, Clone, Copy)]
+enum OpRole {
+    /// Left out: `PROTO`, `FRAME`, the list and its batches.
+    Skip,
+    /// Copied as it is.
+    Copy,
+    /// A memo store of this index of the stream.
+    Store(u32),
+    /// A memo read of this index of the stream.
+    Get(u32),
+}
+
+#[derive(Debug)]
+struct OpRecord {
+    /// Where the op ends in the stream (it starts where the one before ends).
+    end: usize,
+    role: OpRole,
+}
+
+/// No item (the list's own ops), or an item still on the stack.
+const NO_ITEM: u32 = u32::MAX;
+
+/// The stream's ops and what they build, found by one pass that follows the stack.
+/// Ops, items and memo indices are counted in `u32`s (a stream of more is refused).
+#[derive(Debug)]
+struct ListPickle<'s> {
+    stream: &'s [u8],
+    ops: Vec<OpRecord>,
+    /// For each memo index: the stack item stored there, and whether some GET reads it.
+    stores: Vec<(u32, bool)>,
+    /// For each stack item: the ops that built it, from its first to the last that changed
+    /// or stored it (ops above it in between are parts of it, or popped: CPython pops only
+    /// what it built for the item). The list's own end is [`NO_ITEM`]: it is never whole.
+    item_ops: Vec<(u32, u32)>,
+    /// The ops of each item of the list, in order.
+    items: Vec<(u32, u32)>,
+}
+
+/// Where the unpickler's stack stands while the stream is followed.
+#[derive(Debug, Default)]
+struct Stack {
+    /// The items on the stack (ids in `item_ops`); the list is the first.
+    items: Vec<u32>,
+    /// Open marks: the number of items below each, and the op index of its `MARK`.
+    marks: Vec<(usize, u32)>,
+}
+
+fn too_many(at: u64) -> Error {
+    unsupported("?", "fewer than 2^32 ops", at)
+}
+
+impl<'s> ListPickle<'s> {
+    fn parse(stream: &'s [u8]) -> Result<Self, Error> {
+        // Pickles of small values run two to three bytes an op (pages reserved past what is
+        // used are never touched).
+        let ops_guess = stream.len() / 2;
+        let mut list = ListPickle {
+            stream,
+            ops: Vec::with_capacity(ops_guess),
+            stores: Vec::new(),
+            item_ops: Vec::with_capacity(ops_guess),
+            items: Vec::new(),
+        };
+        let mut stack = Stack::default();
+        // For each op: the item of the list it builds, counted from the first ([`NO_ITEM`]
+        // for the list's own ops).
+        let mut op_items: Vec<u32> = Vec::with_capacity(ops_guess);
+        // The list's items taken in by the batches so far.
+        let mut items_done: Vec<u32> = Vec::new();
+        let mut stopped = false;
+        let mut offset = 0;
+        while let Some(rest) = stream.get(offset..).filter(|rest| !rest.is_empty()) {
+            let at = offset as u64;
+            if stopped {
+                return Err(unsupported("STOP", "no bytes after STOP", at));
+            }
+            let (op, len) = scan_op(rest).map_err(|error| error.shifted(at))?;
+            let op_index = u32::try_from(list.ops.len())
+                .ok()
+                .filter(|&index| index != NO_ITEM)
+                .ok_or_else(|| too_many(at))?;
+            offset += len;
+            let mut op_item = NO_ITEM;
+            let role = match (&op, stack.items.len(), stack.marks.len()) {
+                (Some(Op::Proto(_) | Op::Frame(_)), ..) => OpRole::Skip,
+                (Some(Op::EmptyList), 0, 0) => {
+                    let list_item = list.new_item(op_index, NO_ITEM, at)?;
+                    stack.items.push(list_item);
+                    OpRole::Skip
+                }
+                (
+                    Some(op @ (Op::Memoize | Op::Put(_) | Op::BinPut(_) | Op::LongBinPut(_))),
+                    1,
+                    0,
+                ) => {
+                    list.store(op, 0, at)?;
+                    OpRole::Skip
+                }
+                (Some(Op::Mark), 1, 0) => {
+                    stack.marks.push((1, op_index));
+                    OpRole::Skip
+                }
+                (Some(Op::Stop), 1, 0) => {
+                    stopped = true;
+                    OpRole::Skip
+                }
+                (Some(Op::Appends), _, 1) => {
+                    items_done.extend(stack.items.drain(1..));
+                    stack.marks.clear();
+                    OpRole::Skip
+                }
+                (_, _, 0) => {
+                    let name = op.as_ref().map_or("?", Op::name);
+                    return Err(unsupported(
+                        name,
+                        "a list filled by MARK ... APPENDS batches",
+                        at,
+                    ));
+                }
+                _ => {
+                    let effect = op.as_ref().map_or(PUSH, stack_effect);
+                    // An op of an item builds the item of the lowest position of the
+                    // list it touches: inside the item's first mark, the item the mark's
+                    // closer makes or fills.
+                    let position = match (stack.marks.get(1), effect) {
+                        (Some(&(below, _)), StackEffect::ClosesMark { takes, .. })
+                            if stack.marks.len() == 2 =>
+                        {
+                            below.saturating_sub(takes)
+                        }
+                        (Some(&(below, _)), _) => below,
+                        (None, StackEffect::Items { takes, .. }) => {
+                            stack.items.len().saturating_sub(takes)
+                        }
+                        (None, _) => stack.items.len(),
+                    };
+                    op_item = u32::try_from(items_done.len() + position.saturating_sub(1))
+                        .ok()
+                        .filter(|&item| item != NO_ITEM)
+                        .ok_or_else(|| too_many(at))?;
+                    list.follow(op.as_ref(), effect, op_index, &mut stack, at)?
+                }
+            };
+            list.ops.push(OpRecord { end: offset, role });
+            op_items.push(op_item);
+        }
+        if !stopped {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof { opcode: None },
+                stream.len() as u64,
+            ));
+        }
+        list.items = item_ranges(op_items, items_done.len())
+            .ok_or_else(|| unsupported("LIST", "ops of each item of the list", 0))?;
+        // An item of the list is built by its ops, memo stores after it included.
+        for (&id, &ops) in items_done.iter().zip(&list.items) {
+            if let Some(item_ops) = list.item_ops.get_mut(id as usize) {
+                *item_ops = ops;
+            }
+        }
+        Ok(list)
+    }
+
+    /// A new item, built by the ops from `first_op` to `last_op` so far.
+    fn new_item(&mut self, first_op: u32, last_op: u32, at: u64) -> Result<u32, Error> {
+        let id = u32::try_from(self.item_ops.len())
+            .ok()
+            .filter(|&id| id != NO_ITEM)
+            .ok_or_else(|| too_many(at))?;
+        self.item_ops.push((first_op, last_op.saturating_add(1)));
+        Ok(id)
+    }
+
+    /// Records that op `op_index` changed or stored `item`.
+    fn touch(&mut self, item: u32, op_index: u32) {
+        if let Some(ops) = self.item_ops.get_mut(item as usize) {
+            if ops.1 != NO_ITEM {
+                ops.1 = op_index + 1;
+            }
+        }
+    }
+
+    /// Records a memo store of `item`: its index must be the next one, as `MEMOIZE`'s is.
+    fn store(&mut self, op: &Op<'_>, item: u32, at: u64) -> Result<u32, Error> {
+        let index = self.stores.len() as u64;
+        let explicit = match *op {
+            Op::Put(index) => Some(index),
+            Op::BinPut(index) => Some(u64::from(index)),
+            Op::LongBinPut(index) => Some(u64::from(index)),
+            _ => None,
+        };
+        if explicit.is_some_and(|explicit| explicit != index) {
+            return Err(unsupported(op.name(), "memo indices in order", at));
+        }
+        let index = u32::try_from(index).map_err(|_| too_many(at))?;
+        self.stores.push((item, false));
+        Ok(index)
+    }
+
+    /// Follows an op of an item (`None`: one that pushes a string or bytes) on the stack:
+    /// which items it takes and makes.
+    fn follow(
+        &mut self,
+        op: Option<&Op<'_>>,
+        effect: StackEffect,
+        op_index: u32,
+        stack: &mut Stack,
+        at: u64,
+    ) -> Result<OpRole, Error> {
+        let name = op.map_or("?", Op::name);
+        let underflow = || Error::new(ErrorKind::StackUnderflow { opcode: name }, at);
+        // Items below the innermost mark (or the list) are out of reach.
+        let floor = stack.marks.last().map_or(1, |&(below, _)| below);
+        let (takes, leaves) = match effect {
+            StackEffect::Mark => {
+                stack.marks.push((stack.items.len(), op_index));
+                return Ok(OpRole::Copy);
+            }
+            StackEffect::Stop => return Err(unsupported("STOP", "one list", at)),
+            StackEffect::ClosesMark { takes, leaves } => {
+                // The batch's MARK is closed by its APPENDS only.
+                let (below, mark_op) = match stack.marks.pop() {
+                    Some(mark) if !stack.marks.is_empty() => mark,
+                    _ => return Err(Error::new(ErrorKind::MissingMark { opcode: name }, at)),
+                };
+                stack.items.truncate(below);
+                let floor = stack.marks.last().map_or(1, |&(below, _)| below);
+                match (takes, leaves) {
+                    // APPENDS, SETITEMS, ADDITEMS: the container below stays.
+                    (1, 1) if stack.items.len() > floor => {
+                        let container = stack.items.last().copied().unwrap_or(NO_ITEM);
+                        self.touch(container, op_index);
+                    }
+                    (0, 1) => {
+                        let item = self.new_item(mark_op, op_index, at)?;
+                        stack.items.push(item);
+                    }
+                    (0, 0) => {}
+                    _ => return Err(underflow()),
+                }
+                return Ok(OpRole::Copy);
+            }
+            StackEffect::Items { takes, leaves } => (takes, leaves),
+        };
+        if stack.items.len() < floor + takes {
+            return Err(underflow());
+        }
+        let first_taken = stack.items.len() - takes;
+        let (role, keeps_container) = match op {
+            Some(op @ (Op::Memoize | Op::Put(_) | Op::BinPut(_) | Op::LongBinPut(_))) => {
+                let item = stack.items.last().copied().unwrap_or(NO_ITEM);
+                (OpRole::Store(self.store(op, item, at)?), true)
+            }
+            Some(&Op::Get(index)) => (self.read(name, index, at)?, false),
+            Some(&Op::BinGet(index)) => (self.read(name, u64::from(index), at)?, false),
+            Some(&Op::LongBinGet(index)) => (self.read(name, u64::from(index), at)?, false),
+            Some(Op::Dup) => return Err(unsupported(name, "no DUP", at)),
+            // The lowest item taken stays (the same object); the others go into it.
+            Some(Op::Append | Op::SetItem | Op::Build) => (OpRole::Copy, true),
+            _ => (OpRole::Copy, false),
+        };
+        if keeps_container {
+            stack.items.truncate(first_taken + 1);
+            let container = stack.items.last().copied().unwrap_or(NO_ITEM);
+            self.touch(container, op_index);
+        } else {
+            let first_op = stack
+                .items
+                .get(first_taken)
+                .and_then(|&item| self.item_ops.get(item as usize))
+                .map_or(op_index, |ops| ops.0);
+            stack.items.truncate(first_taken);
+            for _ in 0..leaves {
+                let item = self.new_item(first_op, op_index, at)?;
+                stack.items.push(item);
+            }
+        }
+        Ok(role)
+    }
+
+    fn read(&mut self, name: &'static str, index: u64, at: u64) -> Result<OpRole, Error> {
+        let store = u32::try_from(index).ok().and_then(|index| {
+            self.stores
+                .get_mut(index as usize)
+                .map(|store| (index, store))
+        });
+        match store {
+            Some((index, (_, read))) => {
+                *read = true;
+                Ok(OpRole::Get(index))
+            }
+            None => Err(Error::new(
+                ErrorKind::MemoMissing {
+                    opcode: name,
+                    index,
+                },
+                at,
+            )),
+        }
+    }
+
+    /// Where op `op_index` starts in the stream.
+    fn op_start(&self, op_index: u32) -> usize {
+        op_index
+            .checked_sub(1)
+            .and_then(|before| self.ops.get(before as usize))
+            .map_or(0, |op| op.end)
+    }
+}
+
+/// The stack effect of the ops [`scan_op`] skips by their length.
+const PUSH: StackEffect = StackEffect::Items {
+    takes: 0,
+    leaves: 1,
+};
+
+/// The op ranges of `n_items` items from the item of each op ([`NO_ITEM`] for the list's own
+/// ops). An item's ops are those from its first to the last op that touches it or an
+/// earlier item (CPython pops what it built above an item, never below): item `i` takes
+/// every op whose lowest item touched from there on is `i`.
+fn item_ranges(mut op_items: Vec<u32>, n_items: usize) -> Option<Vec<(u32, u32)>> {
+    // Each op's item becomes the lowest item of the ops from it on.
+    let mut lowest = NO_ITEM;
+    for item in op_items.iter_mut().rev() {
+        lowest = lowest.min(*item);
+        *item = lowest;
+    }
+    let mut ranges = Vec::with_capacity(n_items);
+    let mut op_index = 0;
+    for item in 0..u32::try_from(n_items).ok()? {
+        while op_items.get(op_index).is_some_and(|&lowest| lowest < item) {
+            op_index += 1;
+        }
+        let start = op_index;
+        while op_items.get(op_index) == Some(&item) {
+            op_index += 1;
+        }
+        if start == op_index {
+            return None;
+        }
+        ranges.push((u32::try_from(start).ok()?, u32::try_from(op_index).ok()?));
+    }
+    Some(ranges)
+}
+
+/// Copies items out of a [`ListPickle`], each with the parts it shares.
+struct Copier<'l, 's> {
+    list: &'l ListPickle<'s>,
+    /// For each memo index of the stream: 1 + the index in the item's own pickle, 0 when
+    /// the item has not stored it.
+    own_index: Vec<u32>,
+    /// The stores of the item being copied, by their index in its own pickle.
+    stored: Vec<OwnStore>,
+}
+
+/// A memo store of the item being copied.
+struct OwnStore {
+    /// Its index in the stream.
+    index: u32,
+    /// Where its op is in the output, if it was written (some GET of the stream reads it).
+    put: Option<Range<usize>>,
+    /// Whether the item itself reads it.
+    read: bool,
+}
+
+impl<'l, 's> Copier<'l, 's> {
+    fn new(list: &'l ListPickle<'s>) -> Self {
+        Copier {
+            list,
+            own_index: vec![0; list.stores.len()],
+            stored: Vec::new(),
+        }
+    }
+
+    /// Appends the stand-alone pickle of item `item` to `out`; `None` when it cannot be
+    /// split out (`out` then holds a part of it).
+    fn stand_alone(&mut self, item: usize, out: &mut Vec<u8>) -> Option<()> {
+        for store in self.stored.drain(..) {
+            if let Some(own) = self.own_index.get_mut(store.index as usize) {
+                *own = 0;
+            }
+        }
+        let ops = *self.list.items.get(item)?;
+        out.extend_from_slice(&[PROTO, 4]);
+        self.copy(ops, out, 0)?;
+        out.push(STOP);
+        // Stores that only other items read go, so that the entry's memo stays empty.
+        // Bytes before the first store dropped stay; later ones move down over the gaps.
+        let unread = self
+            .stored
+            .iter()
+            .filter(|store| !store.read)
+            .filter_map(|store| store.put.clone());
+        let mut write_at = None;
+        let mut from = 0;
+        for put in unread {
+            let to = match write_at {
+                Some(to) => {
+                    out.copy_within(from..put.start, to);
+                    to + (put.start - from)
+                }
+                None => put.start,
+            };
+            write_at = Some(to);
+            from = put.end;
+        }
+        if let Some(to) = write_at {
+            let len = out.len();
+            out.copy_within(from..len, to);
+            out.truncate(to + (len - from));
+        }
+        Some(())
+    }
+
+    /// Copies the ops `ops` into `out`, with what they read from elsewhere built in.
+    fn copy(&mut self, (first, end): (u32, u32), out: &mut Vec<u8>, depth: usize) -> Option<()> {
+        let list = self.list;
+        let mut start = list.op_start(first);
+        // Ops copied as they are go in runs, one copy each.
+        let mut run = start..start;
+        for op in list.ops.get(first as usize..end as usize)? {
+            let op_bytes = start..op.end;
+            start = op.end;
+            if let OpRole::Copy = op.role {
+                if run.end != op_bytes.start {
+                    out.extend_from_slice(list.stream.get(run)?);
+                    run = op_bytes.start..op_bytes.start;
+                }
+                run.end = op_bytes.end;
+                continue;
+            }
+            match op.role {
+                OpRole::Skip | OpRole::Copy => {}
+                OpRole::Store(index) => {
+                    out.extend_from_slice(list.stream.get(run.clone())?);
+                    run = op_bytes.end..op_bytes.end;
+                    let own = self.own_index.get_mut(index as usize)?;
+                    if *own != 0 {
+                        // Stored twice: a structure that refers back to itself across items.
+                        return None;
+                    }
+                    let new_index = u32::try_from(self.stored.len()).ok()?;
+                    *own = new_index.checked_add(1)?;
+                    let put = list.stores.get(index as usize)?.1.then(|| {
+                        let at = out.len();
+                        encode_op(&put_op(new_index), out);
+                        at..out.len()
+                    });
+                    self.stored.push(OwnStore {
+                        index,
+                        put,
+                        read: false,
+                    });
+                }
+                OpRole::Get(index) => {
+                    out.extend_from_slice(list.stream.get(run.clone())?);
+                    run = op_bytes.end..op_bytes.end;
+                    match self.own_index.get(index as usize)?.checked_sub(1) {
+                        Some(own) => {
+                            self.stored.get_mut(own as usize)?.read = true;
+                            encode_op(&get_op(own), out);
+                        }
+                        None => {
+                            // Stored by an earlier item: build it here, with its store.
+                            if depth == MAX_COPY_DEPTH {
+                                return None;
+                            }
+                            let (item, _) = *list.stores.get(index as usize)?;
+                            let item_ops = *list.item_ops.get(item as usize)?;
+                            if item_ops.1 == NO_ITEM {
+                                return None;
+                            }
+                            self.copy(item_ops, out, depth + 1)?;
+                        }
+                    }
+                }
+            }
+        }
+        out.extend_from_slice(list.stream.get(run)?);
+        Some(())
+    }
+}
+
+fn unsupported(opcode: &'static str, expected: &'static str, at: u64) -> Error {
+    Error::new(
+        ErrorKind::Unsupported {
+            opcode,
+            reason: expected,
+        },
+        at,
+    )
+}
+
+/// Entries joined into the pickle of one dict (`PROTO 4`, `EMPTY_DICT`, `MARK`, each key
+/// and value, `SETITEMS`, `STOP`), so that one call of Python's `pickle.loads` loads all their
+/// values, as each would load alone, into a dict in the order pushed.
+///
+/// Only a value that stands alone joins: exactly one value, every memo index it reads
+/// stored by itself before, no `PROTO`, `FRAME`, `STOP` or `MEMOIZE` (an entry numbers its
+/// memo explicitly). Memo indices of entries never overlap in a file written as FORMAT.md
+/// says; where they do, each value still reads its own stores, made before its reads.
+///
+/// ```
+/// use mmappickle_codec::{loads, JoinedEntries, Value};
+///
+/// let mut joined = JoinedEntries::new();
+/// assert!(joined.push("seven", b"K\x07"));
+/// assert!(joined.push("pair", b"\x8c\x01aq\x05h\x05\x86")); // ('a', 'a'): one string, twice
+/// assert!(!joined.push("other's", b"h\x05"));              // a memo index it did not store
+/// assert!(!joined.push("two", b"K\x01K\x02"));               // two values
+/// joined.push_none("read otherwise");
+/// assert_eq!(joined.len(), 3);
+/// let Value::Dict(items) = loads(&joined.finish())? else { panic!("not a dict") };
+/// let pair = Value::Tuple(vec![Value::from("a"), Value::from("a")]);
+/// assert_eq!(items[0], (Value::from("seven"), Value::Int(7)));
+/// assert_eq!(items[1], (Value::from("pair"), pair));
+/// assert_eq!(items[2], (Value::from("read otherwise"), Value::None));
+/// # Ok::<(), mmappickle_codec::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct JoinedEntries {
+    stream: Vec<u8>,
+    len: usize,
+}
+
+impl Default for JoinedEntries {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JoinedEntries {
+    /// An empty dict.
+    pub fn new() -> Self {
+        JoinedEntries {
+            stream: vec![PROTO, 4, EMPTY_DICT, MARK],
+            len: 0,
+        }
+    }
+
+    /// Adds `key` with `value` (an entry's value bytes) if the value stands alone; `false`
+    /// (and nothing added) when it does not.
+    pub fn push(&mut self, key: &str, value: &[u8]) -> bool {
+        if !stands_alone(value) {
+            return false;
+        }
+        self.push_key(key);
+        self.stream.extend_from_slice(value);
+        true
+    }
+
+    /// Adds `key` with `None` (a place the caller fills with a value it reads otherwise).
+    pub fn push_none(&mut self, key: &str) {
+        self.push_key(key);
+        self.stream.push(opcode::NONE);
+    }
+
+    fn push_key(&mut self, key: &str) {
+        let op = match u8::try_from(key.len()) {
+            Ok(_) => Op::ShortBinUnicode(key),
+            Err(_) => Op::BinUnicode(key),
+        };
+        encode_op(&op, &mut self.stream);
+        self.len += 1;
+    }
+
+    /// The number of entries added.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry was added.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole pickle of the dict.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.stream.extend_from_slice(&[SETITEMS, STOP]);
+        self.stream
+    }
+}
+
+/// Whether the entry value bytes `value` load as one value within a stream of others (see
+/// [`JoinedEntries`]).
+fn stands_alone(value: &[u8]) -> bool {
+    let mut stack = StackCount::default();
+    let mut stored = HashSet::new();
+    let mut offset = 0;
+    while let Some(rest) = value.get(offset..).filter(|rest| !rest.is_empty()) {
+        let Ok((op, len)) = scan_op(rest) else {
+            return false;
+        };
+        offset += len;
+        // A string or bytes pushes one item, as NONE does.
+        let op = op.unwrap_or(Op::None);
+        match op {
+            Op::Put(index) => _ = stored.insert(index),
+            Op::BinPut(index) => _ = stored.insert(u64::from(index)),
+            Op::LongBinPut(index) => _ = stored.insert(u64::from(index)),
+            Op::Get(index) if !stored.contains(&index) => return false,
+            Op::BinGet(index) if !stored.contains(&u64::from(index)) => return false,
+            Op::LongBinGet(index) if !stored.contains(&u64::from(index)) => return false,
+            Op::Proto(_) | Op::Frame(_) | Op::Stop | Op::Memoize => return false,
+            _ => {}
+        }
+        if stack.apply(&op).is_err() {
+            return false;
+        }
+    }
+    stack.apply(&Op::Stop).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use arbitrary::{Arbitrary, Unstructured};
+
+    use super::*;
+    use crate::fuzzing::{pseudo_random_bytes, FuzzValue};
+    use crate::{dumps, entry_value_from_pickle, loads, Value};
+
+    /// Splits `list` and checks each item against its own pickle: both load the same, and
+    /// the item makes an entry that joins with the others into one list that loads so too.
+    fn assert_items_load_as(list: &[u8], own: &[Vec<u8>]) {
+        let items = split_list_pickle(list).unwrap();
+        assert_eq!(items.len(), own.len());
+        let mut joined = JoinedEntries::new();
+        let mut expected = Vec::new();
+        for (index, own) in own.iter().enumerate() {
+            let item = items.get(index).expect("an item that stands alone");
+            let value = loads(own).unwrap();
+            assert_eq!(loads(item).unwrap(), value);
+            let (entry_value, _) = entry_value_from_pickle(item, 300).unwrap();
+            let key = format!("k{index}");
+            assert!(joined.push(&key, &entry_value));
+            expected.push((Value::from(key), value));
+        }
+        assert_eq!(loads(&joined.finish()).unwrap(), Value::Dict(expected));
+    }
+
+    // d = datetime.date(2020, 1, 2); pickle.dumps([{'gain': 0.5, 'name': 'a'},
+    // {'gain': 1.0, 'name': 'b'}, d, [d, d], datetime.date(2021, 3, 4)], 4): the dicts share
+    // their interned keys, the dates their global, the list the first date.
+    #[test]
+    fn items_get_copies_of_what_they_share() {
+        let list = b"\x80\x04\x95m\x00\x00\x00\x00\x00\x00\x00]\x94(}\x94(\x8c\x04gain\x94G?\xe0\x00\x00\x00\x00\x00\x00\x8c\x04name\x94\x8c\x01a\x94u}\x94(h\x02G?\xf0\x00\x00\x00\x00\x00\x00h\x03\x8c\x01b\x94u\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xe4\x01\x02\x94\x85\x94R\x94]\x94(h\x0ch\x0ceh\x09C\x04\x07\xe5\x03\x04\x94\x85\x94R\x94e.";
+        let own: [&[u8]; 5] = [
+            b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x04gain\x94G?\xe0\x00\x00\x00\x00\x00\x00\x8c\x04name\x94\x8c\x01a\x94u.",
+            b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x04gain\x94G?\xf0\x00\x00\x00\x00\x00\x00\x8c\x04name\x94\x8c\x01b\x94u.",
+            b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xe4\x01\x02\x94\x85\x94R\x94.",
+            b"\x80\x04\x95&\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xe4\x01\x02\x94\x85\x94R\x94h\x06e.",
+            b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00\x8c\x08datetime\x94\x8c\x04date\x94\x93\x94C\x04\x07\xe5\x03\x04\x94\x85\x94R\x94.",
+        ];
+        assert_items_load_as(list, &own.map(<[u8]>::to_vec));
+        // The list [d, d] keeps one date, read twice (one store, one GET).
+        let items = split_list_pickle(list).unwrap();
+        let (entry_value, memo_max) = entry_value_from_pickle(items.get(3).unwrap(), 7).unwrap();
+        assert_eq!(memo_max, 8);
+        assert!(entry_value.ends_with(b"Rq\x07h\x07e"));
+    }
+
+    // y = ('x', 'y'); x = [y]; pickle.dumps([x, y, x], 4): a part of an earlier item, and
+    // a whole earlier item.
+    #[test]
+    fn items_get_copies_of_parts_and_of_whole_items() {
+        let list = b"\x80\x04\x95\x16\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94\x8c\x01x\x94\x8c\x01y\x94\x86\x94ah\x04h\x01e.";
+        let x: &[u8] = b"\x80\x04\x95\x0e\x00\x00\x00\x00\x00\x00\x00]\x94\x8c\x01x\x94\x8c\x01y\x94\x86\x94a.";
+        let y: &[u8] =
+            b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x01x\x94\x8c\x01y\x94\x86\x94.";
+        assert_items_load_as(list, &[x.to_vec(), y.to_vec(), x.to_vec()]);
+    }
+
+    // x = 'aaa'; y = 'bbb'; pickle.dumps([x, y, [y, x, x], [x, x, y]], 4): a copied store
+    // the item reads stays, one only other items read goes, before or after it.
+    #[test]
+    fn stores_only_other_items_read_are_dropped() {
+        let list = b"\x80\x04\x95%\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x03aaa\x94\x8c\x03bbb\x94]\x94(h\x02h\x01h\x01e]\x94(h\x01h\x01h\x02ee.";
+        let items = split_list_pickle(list).unwrap();
+        assert_eq!(items.get(0), Some(&b"\x80\x04\x8c\x03aaa."[..]));
+        assert_eq!(items.get(1), Some(&b"\x80\x04\x8c\x03bbb."[..]));
+        assert_eq!(
+            items.get(2),
+            Some(&b"\x80\x04](\x8c\x03bbb\x8c\x03aaaq\x02h\x02e."[..])
+        );
+        assert_eq!(
+            items.get(3),
+            Some(&b"\x80\x04](\x8c\x03aaaq\x01h\x01\x8c\x03bbbe."[..])
+        );
+    }
+
+    // Items that cannot be isolated are None, the others are split.
+    #[test]
+    fn items_sharing_what_refers_back_are_left_alone() {
+        // pickle.dumps([x, [y, x], 7], 4) (x and y as above): the second item's copy of y
+        // would be stored again inside its copy of x.
+        let part_then_whole = b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94\x8c\x01x\x94\x8c\x01y\x94\x86\x94a]\x94(h\x04h\x01eK\x07e.";
+        let items = split_list_pickle(part_then_whole).unwrap();
+        assert!(items.get(0).is_some());
+        assert_eq!(items.get(1), None);
+        assert_eq!(items.get(2), Some(&b"\x80\x04K\x07."[..]));
+        // a = []; b = [a]; a.append(b); pickle.dumps([a, b, 3], 4): b is a part of a that
+        // holds a.
+        let cycle =
+            b"\x80\x04\x95\x11\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94]\x94h\x01aah\x02K\x03e.";
+        let items = split_list_pickle(cycle).unwrap();
+        // b's store goes: only the second item reads it.
+        assert_eq!(items.get(0), Some(&b"\x80\x04]q\x00]h\x00aa."[..]));
+        assert_eq!(items.get(1), None);
+        assert_eq!(items.get(2), Some(&b"\x80\x04K\x03."[..]));
+    }
+
+    // l = []; t = (l,); l.append(t); pickle.dumps([t, 5, t], 4): CPython builds t through
+    // l, pops l and reads t back; those ops are the first item's, and the third item would
+    // store t twice.
+    #[test]
+    fn ops_popped_within_an_item_are_the_items() {
+        let list = b"\x80\x04\x95\x13\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94h\x01\x85\x94a0h\x02K\x05h\x02e.";
+        let items = split_list_pickle(list).unwrap();
+        assert_eq!(
+            items.get(0),
+            Some(&b"\x80\x04]q\x00h\x00\x85q\x01a0h\x01."[..])
+        );
+        assert_eq!(items.get(1), Some(&b"\x80\x04K\x05."[..]));
+        assert_eq!((items.get(2), items.len()), (None, 3));
+    }
+
+    // Batches of 1000 items, frames cut inside items, values past 64 KiB.
+    #[test]
+    fn batches_and_frames_are_followed() {
+        let mut values: Vec<Value> = (0..2500).map(Value::Int).collect();
+        values.insert(999, Value::Bytes(vec![7; 70_000]));
+        values.insert(1500, Value::List(vec![Value::from("s".repeat(70_000)); 3]));
+        let own: Vec<Vec<u8>> = values.iter().map(dumps).collect();
+        assert_items_load_as(&dumps(&Value::List(values)), &own);
+    }
+
+    // Lists of values the fuzz generator makes (nested containers, objects, globals).
+    #[test]
+    fn generated_values_split() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100 {
+            let bytes = pseudo_random_bytes(&mut state, 1024);
+            let mut input = Unstructured::new(&bytes);
+            let values: Vec<Value> = (0..4)
+                .filter_map(|_| FuzzValue::arbitrary(&mut input).ok())
+                .map(|fuzz| fuzz.value)
+                .collect();
+            let own: Vec<Vec<u8>> = values.iter().map(dumps).collect();
+            assert_items_load_as(&dumps(&Value::List(values)), &own);
+        }
+    }
+
+    #[test]
+    fn other_streams_are_errors() {
+        for (stream, offset) in [
+            // pickle.dumps(5, 4); pickle.dumps([5], 4) (one item: APPEND, no batch)
+            (&b"\x80\x04K\x05."[..], 2),
+            (
+                b"\x80\x04\x95\x06\x00\x00\x00\x00\x00\x00\x00]\x94K\x05a.",
+                13,
+            ),
+            // cut short, bytes after STOP, a batch left open, a DUP, an item closing the
+            // batch's mark, a memo index out of order, a GET of nothing
+            (b"\x80\x04](K\x05", 6),
+            (b"\x80\x04](K\x01K\x02e.N", 10),
+            (b"\x80\x04](K\x01.", 6),
+            (b"\x80\x04](K\x012K\x02e.", 6),
+            (b"\x80\x04](K\x01K\x02te.", 8),
+            (b"\x80\x04]q\x05(K\x01K\x02e.", 3),
+            (b"\x80\x04](h\x00K\x02e.", 4),
+        ] {
+            let error = split_list_pickle(stream).unwrap_err();
+            assert_eq!(error.offset(), offset, "{stream:?}: {error}");
+        }
+        assert!(split_list_pickle(b"\x80\x04]\x94.").unwrap().is_empty());
+    }
+
+    #[test]
+    fn only_values_that_stand_alone_join() {
+        let mut joined = JoinedEntries::new();
+        assert!(joined.is_empty());
+        for refused in [
+            &b""[..],
+            b"K",
+            b"\x80\x04K\x01",
+            b"\x95\x01\x00\x00\x00\x00\x00\x00\x00K\x01",
+            b"K\x01.",
+            b"]\x94",
+            b"(K\x01",
+            b"K\x010",
+            b"e",
+            b"h\x01",
+            b"]h\x01q\x01",
+        ] {
+            assert!(!joined.push("k", refused), "{refused:?}");
+        }
+        assert!(joined.push("k", b"]q\x01h\x01a"));
+        let long_key = "x".repeat(300);
+        joined.push_none(&long_key);
+        assert_eq!(joined.len(), 2);
+        let mut expected = b"\x80\x04}(\x8c\x01k]q\x01h\x01aX\x2c\x01\x00\x00".to_vec();
+        expected.extend_from_slice(long_key.as_bytes());
+        expected.extend_from_slice(b"Nu.");
+        assert_eq!(joined.finish(), expected);
+    }
+}

@@ -1,0 +1,204 @@
+"""Many values through one call of pickle: ``update`` pickles its generic values with one
+``pickle.dumps`` of their list, which the Rust half splits into one pickle per entry (what an
+entry shares with earlier ones copied in); ``items``/``values`` load every generic value with
+one ``pickle.loads``. The entries are those the Python library writes key by key, byte for
+byte, and read back as each key alone reads."""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import struct
+
+import numpy as np
+import pytest
+from conftest import run_library
+from mmappickle import mmapdict
+from mmappickle.stubs import EmptyNDArray
+
+# Values that share objects within one value and across values (interned strings, globals,
+# a date, lists, structures that refer back to themselves), `n` of them past the 1000-item
+# batches of the list's pickle, and its 64 KiB frames. Run as is by the Python library and
+# by us.
+SHARING = """
+import collections, datetime
+shared = ["shared", 1]
+x = "aaa"
+y = ("x", "y")
+inner = [y]
+loop = [1]
+loop.append(loop)
+a = []
+b = [a]
+a.append(b)
+lst = []
+t = (lst,)
+lst.append(t)
+when = datetime.date(2020, 1, 2)
+d = {}
+for i in range(n):
+    d[f"k{i}"] = [i, {"gain": i * 0.5, "name": f"s{i}", "ids": [i]}, i * 0.25, f"v{i}"][i % 4]
+d.update({
+    "shared": shared, "shared twice": [shared, shared], "interned": {"gain": 1, x: x},
+    "parts": inner, "part": y, "part then whole": [y, inner], "whole then part": [inner, y],
+    "loop": loop, "a": a, "b": b, "t": t, "t again": [t, 5], "when": when,
+    "whens": [when, when], "ordered": collections.OrderedDict(a=when), "big": b"x" * 70000,
+    "bigs": ["y" * 70000] * 2, "set": {1, 2}, "frozen": frozenset([when]), "empty": [],
+})
+"""
+
+UPDATE_BYTES = """
+    import json, sys
+    from mmappickle import mmapdict
+    m = mmapdict(sys.argv[1])
+    m["before"] = "x"
+    n = 40  # the library's inserts take quadratic time: a few values
+    exec(sys.argv[2])
+    for key, value in d.items():  # the library has no update
+        m[key] = value
+    print(json.dumps(open(sys.argv[1], "rb").read().hex()))
+"""
+
+
+def sharing_values(n: int = 2500) -> dict:
+    scope: dict = {"n": n}
+    exec(SHARING, scope)  # noqa: S102  (the very code the library runs)
+    return scope["d"]
+
+
+def test_update_writes_what_the_library_writes_key_by_key(path: str, tmp_path) -> None:
+    library_file = str(tmp_path / "library.mmdpickle")
+    library_bytes = bytes.fromhex(run_library(UPDATE_BYTES, library_file, SHARING))
+    m = mmapdict(path)
+    m["before"] = "x"
+    m.update(sharing_values(40))
+    m.close()
+    assert pathlib.Path(path).read_bytes() == library_bytes
+    # Past the list's batches: the entries of our own inserts key by key (the library's, as
+    # above and in test_cross); only the padding that keeps each commit's terminator within a
+    # page differs, one per commit.
+    key_by_key = str(tmp_path / "key by key.mmdpickle")
+    pathlib.Path(path).unlink()
+    values = sharing_values()
+    mmapdict(path).update(values)
+    m = mmapdict(key_by_key)
+    for key, value in values.items():
+        m[key] = value
+    m.close()
+    assert entries(path) == entries(key_by_key)
+
+
+def entries(path: str) -> dict[str, bytes]:
+    """The value bytes of every live key, as stored."""
+    m = mmapdict(path, True)
+    data = pathlib.Path(path).read_bytes()
+    ranges = {key: m._native.value_range(key) for key in m}
+    return {key: data[offset : offset + length] for key, (offset, length) in ranges.items()}
+
+
+def test_values_read_back_as_each_pickled_alone(path: str) -> None:
+    values = sharing_values()
+    m = mmapdict(path)
+    m.update(values)
+    expected = {key: pickle.loads(pickle.dumps(value, 4)) for key, value in values.items()}
+    items = dict(m.items())
+    assert list(items) == list(values) == m.keys()
+    for key in ("loop", "a", "b", "t", "t again"):  # they hold themselves: compared apart
+        expected.pop(key)
+    for read in (items, {key: m[key] for key in m}, dict(zip(m.keys(), m.values()))):
+        loop, a, b, t = read.pop("loop"), read.pop("a"), read.pop("b"), read.pop("t")
+        assert loop[1] is loop
+        assert a[0][0] is a and b[0][0] is b
+        assert t[0][0] is t
+        t_again = read.pop("t again")
+        assert t_again[0][0][0] is t_again[0] and t_again[1] == 5
+        assert read == expected
+        # What an entry shares within itself stays shared; nothing is shared across entries.
+        assert read["shared twice"][0] is read["shared twice"][1]
+        assert read["shared twice"][0] is not read["shared"]
+        assert read["whens"][0] is read["whens"][1]
+        assert read["part then whole"][0] is read["part then whole"][1][0]
+    # And the whole file is one pickle.
+    with open(path, "rb") as file:
+        whole = pickle.load(file)
+    assert list(whole) == m.keys()
+    assert whole["b"][0][0] is whole["b"]
+
+
+def test_update_mixes_arrays_with_values(path: str) -> None:
+    masked = np.ma.MaskedArray([1.0, 2.0], mask=[True, False])
+    values = {
+        "array": np.arange(6, dtype=np.int16).reshape(2, 3),
+        "number": np.float64(2.5),
+        "masked": masked,
+        "text": "t",
+        "stub": EmptyNDArray((4,), dtype=np.float32),
+        "objects": np.array([None, "x"], dtype=object),
+        "zero-d": np.array(7),
+        "nested": [np.arange(3)],
+    }
+    m = mmapdict(path)
+    m.update(values)
+    for read in (dict(m.items()), {key: m[key] for key in m}):
+        assert isinstance(read["array"], np.memmap) and read["array"].tolist() == [
+            [0, 1, 2],
+            [3, 4, 5],
+        ]
+        assert type(read["number"]) is np.float64 and read["number"] == 2.5
+        assert read["masked"].mask.tolist() == [True, False] and read["masked"][1] == 2.0
+        assert read["text"] == "t"
+        assert read["stub"].shape == (4,) and not read["stub"].any()
+        assert read["objects"].tolist() == [None, "x"]
+        assert read["zero-d"].shape == () and int(read["zero-d"]) == 7
+        assert read["nested"][0].tolist() == [0, 1, 2]
+
+
+def test_update_checks_everything_before_it_stores(path: str) -> None:
+    m = mmapdict(path)
+    m["kept"] = 1
+    before = pathlib.Path(path).read_bytes()
+    with pytest.raises(TypeError, match="keys are str, not int"):
+        m.update({"a": 1, 2: 2})
+    with pytest.raises((TypeError, AttributeError, pickle.PicklingError)):
+        m.update({"a": 1, "b": [lambda: None], "c": np.arange(3)})
+    assert pathlib.Path(path).read_bytes() == before
+    ro = mmapdict(path, True)
+    with pytest.raises(TypeError):
+        ro.update({1: 1})
+    ro.update({})
+    # Pairs: the later of two equal keys wins, as in a dict.
+    m.update([("k", 1), ("j", [2]), ("k", 3)])
+    assert m["k"] == 3 and m["j"] == [2] and m.keys() == ["kept", "j", "k"]
+
+
+def entry(key: str, value: bytes, memo_max: int) -> bytes:
+    """An entry's bytes as FORMAT.md lays them out (live)."""
+    key_bytes = key.encode()
+    body = b"\x8c" + bytes([len(key_bytes)]) + key_bytes + value
+    body += b"J" + struct.pack("<i", memo_max) + b"0" + b"\x88" + b"0"
+    return b"\x95" + struct.pack("<Q", len(body)) + body
+
+
+def test_values_that_do_not_stand_alone_are_read_alone(path: str) -> None:
+    # Entries a writer other than ours may leave: a MEMOIZE (numbered by the memo's size, so
+    # it reads otherwise within a larger stream), a FRAME inside a value, two values' memo
+    # indices that overlap (each reading its own store). Read as each key alone reads them.
+    header = b"\x80\x04\x95" + struct.pack("<Q", 13) + b"J\x01\x00\x00\x000J\x04\x00\x00\x000("
+    terminator = b"\x95" + struct.pack("<Q", 2) + b"d."
+    entries = [
+        entry("memoize", b"\x8c\x01a\x94\x8c\x01bh\x00\x87", 1),  # ('a', 'b', 'a')
+        entry("framed", b"\x95\x02\x00\x00\x00\x00\x00\x00\x00K\x05", 1),
+        entry("own memo", b"]q\x05(\x8c\x01cq\x06h\x06e", 7),  # ['c', 'c']
+        entry("same memo", b"\x8c\x01dq\x06h\x06\x86", 7),  # ('d', 'd')
+    ]
+    pathlib.Path(path).write_bytes(header + b"".join(entries) + terminator)
+    m = mmapdict(path, True)
+    alone = {key: m[key] for key in m}
+    assert alone == {
+        "memoize": ("a", "b", "a"),
+        "framed": 5,
+        "own memo": ["c", "c"],
+        "same memo": ("d", "d"),
+    }
+    assert dict(m.items()) == alone
+    assert list(m.values()) == list(alone.values())

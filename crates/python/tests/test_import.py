@@ -1,0 +1,104 @@
+"""A lean import: ``import mmappickle``, opening a file and listing its keys import nothing
+the call does not need (no ``pathlib``, no ``typing`` of our own, no ``numpy.ma``, no remote
+readers), in a new process, with and without numpy; the remote readers come on first use."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from conftest import run_ours
+from mmappickle import mmapdict
+
+# What a new process imports, past what it had, to import mmappickle, open a file and list
+# its keys (our package's own modules, and the future import of their annotations).
+ALLOWED = {
+    "__future__",
+    "mmappickle",
+    "mmappickle._native",
+    "mmappickle.dict",
+    "mmappickle.picklers",
+    "mmappickle.picklers.base",
+}
+
+NEW_MODULES = """
+    import json, sys
+    {first}
+    before = set(sys.modules)
+    from mmappickle import mmapdict
+    m = mmapdict(sys.argv[1], True)
+    keys = m.keys()
+    print(json.dumps({{"keys": keys, "new": sorted(set(sys.modules) - before),
+                      "loaded": sorted(sys.modules)}}))
+"""
+
+
+def new_modules(path: str, first: str) -> dict:
+    completed = run_ours(NEW_MODULES.format(first=first), path)
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def test_open_and_keys_import_only_the_package(path: str) -> None:
+    m = mmapdict(path)
+    m.update({"text": "x", "array": np.arange(3), "masked": np.ma.MaskedArray([1, 2])})
+    m.close()
+    after_numpy = new_modules(path, "import numpy")
+    assert after_numpy["keys"] == ["text", "array", "masked"]
+    assert set(after_numpy["new"]) <= ALLOWED, after_numpy["new"]
+    # Without numpy, numpy stays out, and so does typing.
+    alone = new_modules(path, "")
+    assert set(alone["new"]) - ALLOWED <= {
+        "_collections",
+        "_compat_pickle",
+        "_operator",
+        "_pickle",
+        "_struct",
+        "collections",
+        "collections.abc",
+        "copyreg",
+        "functools",
+        "itertools",
+        "keyword",
+        "operator",
+        "pickle",
+        "reprlib",
+        "struct",
+        "weakref",
+        "_weakrefset",
+        "types",
+        "_functools",
+        "re",
+        "re._casefix",
+        "re._compiler",
+        "re._constants",
+        "re._parser",
+        "_sre",
+        "enum",
+        "copy",
+        "org",
+        "org.python",
+        "org.python.core",
+    }, alone["new"]
+    for module in ("numpy", "typing", "pathlib", "numpy.ma", "dask", "mmappickle.remote"):
+        assert module not in alone["loaded"], module
+        assert module not in after_numpy["new"], module
+
+
+def test_remote_readers_come_on_first_use() -> None:
+    completed = run_ours(
+        """
+        import sys
+        import mmappickle
+        assert "mmappickle.remote" not in sys.modules
+        from mmappickle import RemoteDict, httpdict
+        assert mmappickle.RemoteDict is RemoteDict is mmappickle.remote.RemoteDict
+        assert httpdict is mmappickle.http.httpdict
+        try:
+            mmappickle.nothing
+        except AttributeError as error:
+            print(error)
+        """
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "module 'mmappickle' has no attribute 'nothing'"
