@@ -2,32 +2,18 @@
 //! into `target/docs/python`, warnings as errors. [`check`] builds it again and runs every
 //! example in it with Sphinx's doctest builder (`cargo xtask test`).
 //!
-//! Sphinx runs in `target/py-docs` (from pip, with numpy and dask for the examples) with the
-//! package's wheel installed: autodoc documents the real package, and the examples run it.
+//! Sphinx runs in the package's numpy 2 test environment (`target/py-ours-numpy2`: numpy and
+//! dask for the examples, Sphinx and MyST from pip) with the package's wheel installed:
+//! autodoc documents the real package, and the examples run it.
 //! The command-line examples run the `mmappickle` binary of the workspace.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::venv::{self, Environment};
+use crate::venv;
 use crate::{cargo, parse_flags, pypackage, run, workspace_root, Result};
 
 pub const USAGE: &str = "docs                the Python package's documentation site (Sphinx, warnings as errors) into target/docs/python";
-
-/// Sphinx (9.x needs Python 3.11), MyST for the format notes in Markdown, and what the
-/// examples import.
-const DOCS: Environment = Environment {
-    dir: "py-docs",
-    packages: &[
-        "sphinx>=9,<10",
-        "myst-parser>=4,<6",
-        "numpy>=2,<3",
-        "dask[array]",
-    ],
-    python_minors: 11..=u32::MAX,
-    ready_check: "import sphinx, myst_parser, numpy, dask.array; \
-                  assert sphinx.version_info[0] == 9, sphinx.__version__",
-};
 
 /// Where the console examples find the command-line tool (`docs/_ext/console_doctest.py`).
 const CLI_VARIABLE: &str = "MMAPPICKLE_CLI";
@@ -76,7 +62,7 @@ pub fn build_cli() -> Result<PathBuf> {
 
 /// The docs environment's interpreter, `wheel` installed in it.
 fn docs_python(wheel: &Path) -> Result<PathBuf> {
-    let python = venv::ensure(&DOCS)?;
+    let python = venv::ensure(&venv::OURS_NUMPY2)?;
     pypackage::install_wheel(&python, wheel)?;
     Ok(python)
 }

@@ -49,7 +49,8 @@ pub fn install_wheel(python: &Path, wheel: &Path) -> Result {
 /// environment without a Rust toolchain; returns the wheel.
 pub fn test(library_pythons: &Pythons) -> Result<PathBuf> {
     let PackagePythons { build, tests } = venv::ensure_package()?;
-    let sources = ["python", "tests", "examples"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
+    let sources =
+        ["python", "tests", "examples", "docs"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
     run(Command::new(&build)
         .args(["-m", "ruff", "check", "--quiet"])
         .args(&sources))?;

@@ -66,7 +66,8 @@ const OURS_NUMPY1: Environment = Environment {
                   assert numpy.__version__ == '1.23.5', numpy.__version__",
 };
 
-const OURS_NUMPY2: Environment = Environment {
+/// Also the documentation's (`xtask/src/docs.rs`): Sphinx, and MyST for the pages in Markdown.
+pub(crate) const OURS_NUMPY2: Environment = Environment {
     dir: "py-ours-numpy2",
     packages: &[
         "numpy>=2,<3",
@@ -75,9 +76,12 @@ const OURS_NUMPY2: Environment = Environment {
         "nbclient",
         "nbformat",
         "ipykernel",
+        "sphinx",
+        "myst-parser",
     ],
     python_minors: 9..=u32::MAX,
-    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel; \
+    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel, \
+                  sphinx, myst_parser; \
                   assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 

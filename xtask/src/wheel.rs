@@ -98,9 +98,10 @@ fn build_sdist(build_python: &Path, out_dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Unpacks `sdist` and resolves its Cargo workspace offline against its own `Cargo.lock`
-/// (`cargo metadata --locked`): every crate the extension needs is in it, and the lock file
-/// matches. Building from it is `pip install SDIST` with a Rust toolchain.
+/// Unpacks `sdist` and resolves its Cargo workspace offline from its own `Cargo.lock`
+/// (`cargo metadata --offline`, which only prunes the lock's entries of crates left out):
+/// every crate the extension needs is in it. Building from it is `pip install SDIST` with a
+/// Rust toolchain.
 fn check_sdist(sdist: &Path) -> Result {
     let dir = workspace_root().join("target/tmp/sdist-check");
     let _ = std::fs::remove_dir_all(&dir);
@@ -115,7 +116,7 @@ fn check_sdist(sdist: &Path) -> Result {
         .find_map(|entry| entry.ok().map(|entry| entry.path()))
         .ok_or_else(|| format!("{} unpacked nothing", sdist.display()))?;
     let metadata = cargo()
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["metadata", "--format-version", "1", "--offline"])
         .arg("--manifest-path")
         .arg(root.join(pypackage::PACKAGE_DIR).join("Cargo.toml"))
         .output()

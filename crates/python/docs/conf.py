@@ -8,13 +8,14 @@ installed wheel: autodoc documents the real package.
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
+import mmappickle
 
-import mmappickle  # noqa: E402  (after the path of the local extension)
+# The local extension (``.. console-doctest::``).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ext"))
 
 project = "mmappickle-rs"
 author = "the mmappickle-rs authors"
-copyright = "the mmappickle-rs authors; LGPL-3.0-or-later"  # noqa: A001  (Sphinx's name)
+copyright = "the mmappickle-rs authors; LGPL-3.0-or-later"
 release = mmappickle.__version__
 version = release
 
