@@ -14,8 +14,8 @@ pub const PACKAGE_DIR: &str = "crates/python";
 /// wheel users get (`xtask/src/wheel.rs`: abi3, manylinux_2_17).
 pub fn build_wheel(build_python: &Path) -> Result<PathBuf> {
     let out_dir = workspace_root().join("target/wheels/mmappickle-rs");
-    // One wheel in the directory: the one built now.
-    let _ = std::fs::remove_dir_all(&out_dir);
+    // One wheel in the directory: the one built now (the sdist beside it stays).
+    wheel::remove_files_ending(&out_dir, ".whl")?;
     run(wheel::maturin(build_python, "build")?
         .args(["--release", "--quiet"])
         .args(wheel::MANYLINUX_OPTIONS)

@@ -4,9 +4,9 @@
 //! The wheel is abi3 (every CPython >= 3.9) and tagged `manylinux_2_17`: maturin links it with
 //! zig (`maturin[zig]` in `target/py-build`) against the symbols of glibc 2.17, so pip installs
 //! it on RHEL / CentOS 7 and every later distribution, and its auditwheel check fails the build
-//! if the extension needs anything newer. Linked by the host's linker, it would require the
-//! host's glibc (2.34 here: `pthread_*` moved into libc), which RHEL 8 or Ubuntu 20.04, common
-//! on clusters, do not have. `cargo xtask test` installs the same wheel into a fresh
+//! if the extension needs anything newer. Linked by the linker of a recent host, it would
+//! require glibc 2.34 (the symbol versions of `pthread_*` since they moved into libc), which
+//! RHEL 8 and Ubuntu 20.04, common on clusters, do not have. `cargo xtask test` installs the same wheel into a fresh
 //! environment without a toolchain ([`check_without_toolchain`]).
 
 use std::ffi::OsString;
@@ -64,15 +64,11 @@ pub fn maturin(build_python: &Path, subcommand: &str) -> Result<Command> {
     let bin = build_python
         .parent()
         .ok_or_else(|| format!("{} has no directory", build_python.display()))?;
-    let mut path = vec![bin.to_path_buf()];
-    path.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
     let mut command = Command::new(build_python);
     command
         .args(["-m", "maturin", subcommand, "-m"])
         .arg(Path::new(pypackage::PACKAGE_DIR).join("Cargo.toml"))
-        .env("PATH", join_paths(path)?);
+        .env("PATH", path_starting_with(bin, |_| true)?);
     Ok(command)
 }
 
@@ -90,6 +86,7 @@ pub fn check_tags(wheel: &Path) -> Result {
 
 /// Builds the source distribution into `out_dir`; returns its path.
 fn build_sdist(build_python: &Path, out_dir: &Path) -> Result<PathBuf> {
+    remove_files_ending(out_dir, ".tar.gz")?;
     run(maturin(build_python, "sdist")?.arg("-o").arg(out_dir))?;
     let mut sdists = files_ending(out_dir, ".tar.gz")?;
     match (sdists.pop(), sdists.is_empty()) {
@@ -169,7 +166,9 @@ pub fn check_without_toolchain(wheel: &Path, build_python: &Path) -> Result {
         run(pip("download").arg("-d").arg(&wheelhouse).arg(&requirement))?;
         install()?;
     }
-    let without_toolchain = path_without_toolchain(&env_dir.join("bin"))?;
+    let without_toolchain = path_starting_with(&env_dir.join("bin"), |dir| {
+        !dir.join("cargo").exists() && !dir.join("rustc").exists()
+    })?;
     let fresh_python = || {
         let mut command = Command::new(&python);
         command
@@ -196,18 +195,24 @@ pub fn check_without_toolchain(wheel: &Path, build_python: &Path) -> Result {
         .args(FRESH_TESTS.iter().map(|test| tests.join(test))))
 }
 
-/// `bin` followed by the directories of `PATH` that hold neither `cargo` nor `rustc`.
-fn path_without_toolchain(bin: &Path) -> Result<OsString> {
-    let mut path = vec![bin.to_path_buf()];
-    path.extend(
-        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .filter(|dir| !dir.join("cargo").exists() && !dir.join("rustc").exists()),
-    );
-    join_paths(path)
+/// `bin`, then the directories of `PATH` that `keep` accepts.
+fn path_starting_with(bin: &Path, keep: impl Fn(&Path) -> bool) -> Result<OsString> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let kept = std::env::split_paths(&path).filter(|dir| keep(dir));
+    std::env::join_paths(std::iter::once(bin.to_path_buf()).chain(kept))
+        .map_err(|e| format!("cannot make a PATH: {e}"))
 }
 
-fn join_paths(dirs: Vec<PathBuf>) -> Result<OsString> {
-    std::env::join_paths(dirs).map_err(|e| format!("cannot make a PATH: {e}"))
+/// Removes the files of `dir` whose names end with `suffix` (nothing if `dir` is missing).
+pub fn remove_files_ending(dir: &Path, suffix: &str) -> Result {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for file in files_ending(dir, suffix)? {
+        std::fs::remove_file(&file)
+            .map_err(|e| format!("cannot remove {}: {e}", file.display()))?;
+    }
+    Ok(())
 }
 
 /// The files of `dir` whose names end with `suffix`.

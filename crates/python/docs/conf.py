@@ -28,7 +28,10 @@ extensions = [
 source_suffix = {".rst": "restructuredtext"}
 exclude_patterns = ["_build", "_ext"]
 html_theme = "alabaster"
-html_theme_options = {"description": "mmappickle on Rust: memory-mapped arrays in a pickle"}
+html_theme_options = {
+    "description": "mmappickle on Rust: memory-mapped arrays in a pickle",
+    "page_width": "1120px",
+}
 html_show_sourcelink = False
 
 autodoc_member_order = "bysource"
