@@ -403,12 +403,19 @@ class mmapdict(_MappingBase):
         return self._native.keys()
 
     def __setitem__(self, key: str, value: Any) -> None:
+        """Stores ``value`` under ``key`` (replacing it: the old entry is deleted and the new
+        one appended, in one commit). numpy arrays (memmaps included) and masked arrays, but
+        for object and structured dtypes, and :class:`~mmappickle.stubs.EmptyNDArray` stubs
+        are stored memory-mappable; anything else as ``pickle.dumps(value, 4)``."""
         self._check_key(key)
         self._check_writable()
         new_value = self._new_value(key, value)
         self._store(lambda: self._native.insert_many([new_value]))
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: an array as a ``numpy.memmap`` of the file (read-only if the
+        dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
+        through ``pickle.loads`` (the Rust decoder when ``safe``)."""
         if not isinstance(key, str):
             raise KeyError(key)
         if self._fileobj is not None:
@@ -430,6 +437,7 @@ class mmapdict(_MappingBase):
         return located
 
     def __delitem__(self, key: str) -> None:
+        """Deletes ``key`` (one byte flips; :meth:`vacuum` gives the space back)."""
         self._check_writable()
         if not isinstance(key, str):
             raise KeyError(key)

@@ -59,6 +59,8 @@ class RemoteDict(Mapping[str, Any]):
         return False
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: an array read whole into memory, a masked array as a
+        ``numpy.ma.MaskedArray``, anything else through ``pickle.loads``."""
         if not isinstance(key, str):
             raise KeyError(key)
         located = self._native.locate(key)
