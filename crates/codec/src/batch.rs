@@ -13,7 +13,10 @@ use std::ops::Range;
 
 use crate::memo::counted_len;
 use crate::op::{encode_op, parse_op, Op};
-use crate::opcode::{self, bare_op, spec, ArgForm, EMPTY_DICT, MARK, PROTO, SETITEMS, STOP};
+use crate::opcode::{
+    self, bare_op, spec, ArgForm, BINFLOAT, BININT, BININT1, BININT2, EMPTY_DICT, MARK, PROTO,
+    SETITEMS, STOP,
+};
 use crate::restream::{get_op, put_op, stack_effect, StackCount, StackEffect};
 use crate::{Error, ErrorKind};
 
@@ -98,11 +101,21 @@ impl SplitList {
     }
 }
 
-/// The op at the start of `rest` and its length; an op that pushes a string, bytes or
-/// a long int (the bulk of most pickles) is skipped by its length, its payload not decoded
+/// The op at the start of `rest` and its length; an op that pushes a number, a string or
+/// bytes (the bulk of most pickles) is skipped by its length, its payload not decoded
 /// (`None`: whoever reads the payload checks it).
 fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
     let code = rest.first().copied().unwrap_or(STOP);
+    let number_len = match code {
+        BININT1 => Some(2),
+        BININT2 => Some(3),
+        BININT => Some(5),
+        BINFLOAT => Some(9),
+        _ => None,
+    };
+    if let Some(len) = number_len.filter(|&len| len <= rest.len()) {
+        return Ok((None, len));
+    }
     match spec(code).map(|spec| spec.arg) {
         Some(ArgForm::Nothing) => {
             if let Some(op) = bare_op(code) {
@@ -870,6 +883,30 @@ mod tests {
                 .collect();
             let own: Vec<Vec<u8>> = values.iter().map(dumps).collect();
             assert_items_load_as(&dumps(&Value::List(values)), &own);
+        }
+    }
+
+    // The scan skips pushes of numbers, strings and bytes by their length: the lengths are
+    // the parser's, and so are the ops it does decode.
+    #[test]
+    fn the_scan_reads_ops_as_the_parser_does() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for _ in 0..50 {
+            let bytes = pseudo_random_bytes(&mut state, 512);
+            let Ok(fuzz) = FuzzValue::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+                continue;
+            };
+            let stream = dumps(&fuzz.value);
+            let mut offset = 0;
+            while let Some(rest) = stream.get(offset..).filter(|rest| !rest.is_empty()) {
+                let (scanned, len) = scan_op(rest).unwrap();
+                let (parsed, parsed_len) = parse_op(rest).unwrap();
+                assert_eq!(len, parsed_len, "{rest:?}");
+                if let Some(scanned) = scanned {
+                    assert_eq!(scanned, parsed);
+                }
+                offset += len;
+            }
         }
     }
 

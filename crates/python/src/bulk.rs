@@ -25,15 +25,13 @@ impl Pickled {
     /// Pickles `values` with one `pickle.dumps` of their list, split at the opcode level; a
     /// value that cannot be split out (it shares a self-referring structure with an earlier
     /// value) is pickled alone.
-    pub(crate) fn new(py: Python<'_>, values: &[Bound<'_, PyAny>]) -> PyResult<Self> {
+    pub(crate) fn new(py: Python<'_>, values: &Bound<'_, PyList>) -> PyResult<Self> {
         let dumps = py.import("pickle")?.getattr("dumps")?;
         let split = match values.len() {
             // CPython writes a list of one item otherwise; one pickle is as fast.
             0 | 1 => None,
             _ => {
-                let stream = dumps
-                    .call1((PyList::new(py, values)?, 4))?
-                    .cast_into::<PyBytes>()?;
+                let stream = dumps.call1((values, 4))?.cast_into::<PyBytes>()?;
                 let stream = stream.as_bytes();
                 // Not a list as CPython's pickler writes it: a replaced `pickle.dumps`.
                 py.detach(|| split_list_pickle(stream))

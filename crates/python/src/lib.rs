@@ -29,7 +29,7 @@ use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
-use pyo3::types::{PyBytes, PyString, PyType};
+use pyo3::types::{PyBytes, PyList, PyString, PyType};
 
 use crate::errors::{not_writable, to_py_err, UnsafeValueError};
 use crate::picklers::Found;
@@ -386,8 +386,8 @@ impl NativeDict {
     fn insert_values(
         &self,
         py: Python<'_>,
-        keys: Vec<Bound<'_, PyAny>>,
-        values: Vec<Bound<'_, PyAny>>,
+        keys: Bound<'_, PyList>,
+        values: Bound<'_, PyList>,
         special_types: Vec<Bound<'_, PyType>>,
         new_record: Bound<'_, PyAny>,
     ) -> PyResult<()> {
@@ -414,11 +414,17 @@ impl NativeDict {
         if self.read(py, |dict| Ok(dict.is_readonly()))? {
             return Err(not_writable());
         }
+        let list = values;
+        let values: Vec<_> = list.iter().collect();
         let (special, generic): (Vec<usize>, Vec<usize>) = (0..values.len()).partition(|&index| {
             let value_type = values[index].get_type();
             special_types.iter().any(|special| value_type.is(special))
         });
-        let generic_values: Vec<_> = generic.iter().map(|&index| values[index].clone()).collect();
+        let generic_values = if special.is_empty() {
+            list
+        } else {
+            PyList::new(py, generic.iter().map(|&index| &values[index]))?
+        };
         let pickled = bulk::Pickled::new(py, &generic_values)?;
         let made = special
             .iter()
