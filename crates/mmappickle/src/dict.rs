@@ -10,6 +10,7 @@ mod maps;
 mod open;
 mod options;
 mod read;
+mod rows;
 mod snapshot;
 
 use std::path::Path;

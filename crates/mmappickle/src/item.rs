@@ -215,7 +215,7 @@ impl ArrayPlace {
     /// place, with the shape of the rows.
     pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<ArrayPlace, Error> {
         let n_rows = self.shape.first().copied().unwrap_or(0);
-        if rows.start > rows.end || rows.end > n_rows {
+        if self.shape.is_empty() || rows.start > rows.end || rows.end > n_rows {
             return Err(Error::unplaced(ErrorKind::RowsOutOfRange { rows, n_rows }));
         }
         // Within the array, whose raw length was checked against the file.

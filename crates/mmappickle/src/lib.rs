@@ -51,7 +51,8 @@
 //! Arrays go in from a slice ([`MmapDict::insert_array`]), from raw bytes of any fixed-size
 //! dtype ([`MmapDict::insert_array_bytes`]), piece by piece from a source larger than RAM
 //! ([`MmapDict::insert_array_with`]), as a masked array, or as a stub filled later through
-//! [`MmapDict::array_mut`].
+//! [`MmapDict::array_mut`] or, with no page fault per page of its hole,
+//! [`MmapDict::write_rows`] (`pwrite`).
 //!
 //! What a key holds is told by the dict's [`Pickler`]s, the Rust counterpart of the Python
 //! library's picklers: [`ArrayPickler`], [`MaskedArrayPickler`] and the catch-all

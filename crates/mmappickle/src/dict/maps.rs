@@ -2,12 +2,15 @@
 //! one process.
 //!
 //! Architecture invariant: one process never holds a writable map of an entry's bytes
-//! together with any other reference to them. Every map this crate hands out, and every
-//! other read of an array's bytes (a decode, a copy, a disassembly of the whole file),
-//! carries a [`Claim`] on its region in a process-wide table; a writable map is refused
-//! ([`ErrorKind::MapConflict`]) while any other claim on the region (or on the whole file)
-//! lives, and any claim while a writable one lives. Other processes are outside any table:
-//! there the rule is memmap2's and numpy's, sound while every writer of the file cooperates.
+//! together with any other reference to them, nor changes them by a positioned write
+//! (`pwrite`) while any reference to them lives. Every map this crate hands out, every
+//! other read of an array's bytes (a decode, a copy, a disassembly of the whole file) and
+//! every positioned write carries a [`Claim`] on its region in a process-wide table; a
+//! writable map is refused ([`ErrorKind::MapConflict`]) while any other claim on the region
+//! (or on the whole file) lives, and any claim while a writable one lives; positioned writes
+//! live beside each other (they hand out no reference), never beside a map or a read. Other
+//! processes are outside any table: there the rule is memmap2's and numpy's, sound while
+//! every writer of the file cooperates.
 
 #![allow(unsafe_code)]
 
@@ -54,11 +57,38 @@ impl Region {
     }
 }
 
-/// How many maps of a region live, by kind.
+/// How many claims on a region live, by kind.
 #[derive(Debug, Default)]
 struct Holders {
     readers: usize,
     writers: usize,
+    positioned_writers: usize,
+}
+
+/// What a claim is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// A read-only map, or a read of the bytes.
+    Read,
+    /// A writable map.
+    Write,
+    /// Positioned writes (`pwrite`) into the file: no reference to the bytes is made.
+    PositionedWrite,
+}
+
+impl Holders {
+    fn count(&mut self, access: Access) -> &mut usize {
+        match access {
+            Access::Read => &mut self.readers,
+            Access::Write => &mut self.writers,
+            Access::PositionedWrite => &mut self.positioned_writers,
+        }
+    }
+
+    /// Whether anything changes the bytes: a writable map or positioned writes.
+    fn changing(&self) -> bool {
+        self.writers > 0 || self.positioned_writers > 0
+    }
 }
 
 /// Every region of this process with a live map.
@@ -69,14 +99,15 @@ static LIVE_MAPS: Mutex<Option<HashMap<Region, Holders>>> = Mutex::new(None);
 #[derive(Debug)]
 pub(super) struct Claim {
     region: Region,
-    writable: bool,
+    access: Access,
     _counted: Arc<()>,
 }
 
 impl Claim {
-    /// Claims `region`, or `None` when the rule refuses: a writable claim beside any other
-    /// (of the region, or of the whole file), or any claim beside a writable one.
-    fn take(region: Region, writable: bool, counter: &Arc<()>) -> Option<Claim> {
+    /// Claims `region`, or `None` when the rule refuses: a writable map beside any other
+    /// claim (of the region, or of the whole file), any claim beside a writable map, a read
+    /// beside positioned writes and positioned writes beside a read.
+    fn take(region: Region, access: Access, counter: &Arc<()>) -> Option<Claim> {
         let mut live = LIVE_MAPS.lock().unwrap_or_else(PoisonError::into_inner);
         let regions = live.get_or_insert_with(HashMap::new);
         let whole_file = Region {
@@ -87,24 +118,24 @@ impl Claim {
         let refused = if region.is_whole_file() {
             regions
                 .iter()
-                .any(|(other, holders)| other.same_file(&region) && holders.writers > 0)
+                .any(|(other, holders)| other.same_file(&region) && holders.changing())
         } else {
             let holders = regions.get(&region);
+            let read = holders.is_some_and(|h| h.readers > 0) || whole_file_read;
             holders.is_some_and(|h| h.writers > 0)
-                || (writable && (holders.is_some_and(|h| h.readers > 0) || whole_file_read))
+                || match access {
+                    Access::Read => holders.is_some_and(|h| h.positioned_writers > 0),
+                    Access::Write => read || holders.is_some_and(|h| h.positioned_writers > 0),
+                    Access::PositionedWrite => read,
+                }
         };
         if refused {
             return None;
         }
-        let holders = regions.entry(region).or_default();
-        if writable {
-            holders.writers += 1;
-        } else {
-            holders.readers += 1;
-        }
+        *regions.entry(region).or_default().count(access) += 1;
         Some(Claim {
             region,
-            writable,
+            access,
             _counted: Arc::clone(counter),
         })
     }
@@ -118,13 +149,31 @@ impl Claim {
         value_offset: u64,
         counter: &Arc<()>,
     ) -> Result<Claim, Error> {
-        Claim::take(Region::of(file, value_offset)?, false, counter).ok_or_else(|| conflict(key))
+        Claim::take(Region::of(file, value_offset)?, Access::Read, counter)
+            .ok_or_else(|| conflict(key))
+    }
+
+    /// A claim on the value at `value_offset` of `file` (the value of `key`) for positioned
+    /// writes into its bytes: refused while a map or a read of them lives in this process;
+    /// other positioned writes may run beside it.
+    pub(super) fn positioned_write(
+        file: &File,
+        key: &str,
+        value_offset: u64,
+        counter: &Arc<()>,
+    ) -> Result<Claim, Error> {
+        Claim::take(
+            Region::of(file, value_offset)?,
+            Access::PositionedWrite,
+            counter,
+        )
+        .ok_or_else(|| conflict(key))
     }
 
     /// A read claim on the whole of `file`, for reads that may reach any byte of it (a
     /// disassembly): refused while any writable map of the file lives in this process.
     pub(super) fn read_whole_file(file: &File, counter: &Arc<()>) -> Result<Claim, Error> {
-        Claim::take(Region::of(file, WHOLE_FILE)?, false, counter).ok_or_else(|| {
+        Claim::take(Region::of(file, WHOLE_FILE)?, Access::Read, counter).ok_or_else(|| {
             Error::unplaced(ErrorKind::MapConflict {
                 key: String::from("(the whole file)"),
             })
@@ -145,12 +194,9 @@ impl Drop for Claim {
             return;
         };
         if let Some(holders) = regions.get_mut(&self.region) {
-            if self.writable {
-                holders.writers = holders.writers.saturating_sub(1);
-            } else {
-                holders.readers = holders.readers.saturating_sub(1);
-            }
-            if holders.readers == 0 && holders.writers == 0 {
+            let count = holders.count(self.access);
+            *count = count.saturating_sub(1);
+            if holders.readers == 0 && !holders.changing() {
                 regions.remove(&self.region);
             }
         }
@@ -168,7 +214,12 @@ impl MapRequest<'_> {
     /// Claims the region (or is refused by the rule).
     fn claim(&self, file: &File, writable: bool, counter: &Arc<()>) -> Result<Claim, Error> {
         let region = Region::of(file, self.value_offset)?;
-        Claim::take(region, writable, counter).ok_or_else(|| conflict(self.key))
+        let access = if writable {
+            Access::Write
+        } else {
+            Access::Read
+        };
+        Claim::take(region, access, counter).ok_or_else(|| conflict(self.key))
     }
 
     /// Maps the part read-only. `file` is that of a read snapshot (under the file's lock,

@@ -12,8 +12,9 @@
 //! - `MmapDict: Send`; the quick start example runs.
 //!
 //! Modules: `errors` (convert of plain pickles, errors one by one), `picklers` (value kinds
-//! through the `Pickler` trait), `files` (scratch files,
-//! empty and torn files, streams, listings, values written in place); the rest is here.
+//! through the `Pickler` trait), `files` (scratch files, empty and torn files, streams,
+//! listings, values written in place), `rows` (writes of rows with `pwrite`: stubs, byte
+//! orders, refusals, claims, locking); the rest is here.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ mod quickstart;
 mod errors;
 mod files;
 mod picklers;
+mod rows;
 
 fn temp_file(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
