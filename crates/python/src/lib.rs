@@ -65,7 +65,7 @@ fn poisoned() -> PyErr {
     PyValueError::new_err("mmapdict poisoned by a panic")
 }
 
-/// The error of an insert whose writer may have raised: the Python exception first.
+/// The error of an insert or a write whose writer may have raised: the Python exception first.
 fn insert_result<R>(inserted: PyResult<R>, python_error: Option<PyErr>) -> PyResult<R> {
     match (inserted, python_error) {
         (Err(_), Some(error)) => Err(error),
@@ -366,6 +366,34 @@ impl NativeDict {
             let value_bytes = |_: &str, place: &_| Ok(snapshot.value_bytes_at(place)?.to_vec());
             records::summary(&listing, limit, |key| snapshot.locate(key), value_bytes)
         })
+    }
+
+    /// Writes whole rows of the plain array of `key` from row `start`: `length` bytes of
+    /// `dtype` (C order) that `write_raw(fd, offset, length)` writes itself into the rows'
+    /// place in the file (`os.pwrite` from the caller's buffer: no copy, the Python runtime
+    /// released while it writes), under the file's shared lock (no vacuum and no replace of
+    /// the key meanwhile); the lock is waited for with the Python runtime detached.
+    fn write_rows(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        start: usize,
+        dtype: &str,
+        length: usize,
+        write_raw: Py<PyAny>,
+    ) -> PyResult<()> {
+        let dtype = records::parse_dtype(dtype)?;
+        let mut python_error = None;
+        let written = self.read(py, |dict| {
+            dict.write_rows_in_place(key, start, &dtype, length, |file, offset, len| {
+                use std::os::fd::AsRawFd;
+                Python::attach(|py| {
+                    let called = write_raw.call1(py, (file.as_raw_fd(), offset, len));
+                    kept(called.map(drop), &mut python_error)
+                })
+            })
+        });
+        insert_result(written, python_error)
     }
 
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,

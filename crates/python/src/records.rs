@@ -14,7 +14,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
-fn parse_dtype(name: &str) -> PyResult<DType> {
+pub(crate) fn parse_dtype(name: &str) -> PyResult<DType> {
     DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
 }
 

@@ -113,9 +113,10 @@ impl MmapDict {
     /// As [`MmapDict::write_rows_bytes`], the bytes written by `write_raw` itself (for
     /// bindings that write from a buffer of their own, with no copy through this crate): it
     /// is called once, under the lock and the checks of `write_rows`, with the file, the
-    /// offset of the first row's bytes and their length (`len`, the length of the rows it
-    /// writes), and must write exactly that range. An error of its own is the write's error,
-    /// at that offset.
+    /// offset of the first row's bytes and their length (`len`, the length of the rows), and
+    /// writes within that range only (bytes it leaves keep their value: a binding may write
+    /// a block that cuts the rows as the runs it covers). An error of its own is the write's
+    /// error, at that offset.
     ///
     /// ```
     /// use std::os::unix::fs::FileExt;

@@ -1,5 +1,6 @@
 """Dask arrays over mmappickle arrays, local or remote: each chunk is read by the worker
-that computes it (a map of the local file, or a ranged request of exactly its bytes).
+that computes it (a map of the local file, or a ranged request of exactly its bytes), and
+written by the worker that computes it (``pwrite`` into the file, which the workers share).
 
 Needs ``dask[array]``; ``import mmappickle`` does not import this module.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 from typing import Any
 
@@ -17,7 +19,7 @@ from dask.base import tokenize
 from . import _native
 from .remote import RemoteDict
 
-__all__ = ["from_mmapdict"]
+__all__ = ["MmapDictTarget", "from_mmapdict", "to_mmapdict"]
 
 
 def _is_url(source: str) -> bool:
@@ -78,3 +80,122 @@ def from_mmapdict(source: str | os.PathLike[str], key: str, chunks: Any = "auto"
         block_key: tuple[Any, ...] = (name, *block_idx)
         graph[block_key] = (_read_chunk, source, key, index)
     return dask.array.Array(graph, name, chunks, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _writable(path: str) -> Any:
+    """The file at ``path`` opened read-write, once per process (each worker its own)."""
+    from .dict import mmapdict
+
+    return mmapdict(path)
+
+
+class MmapDictTarget:
+    """The array of ``key`` in the mmappickle file at ``path`` as a target of
+    ``dask.array.store``: ``target[region] = block`` writes the block straight into the
+    file from the process that holds it, with ``pwrite`` under the file's shared lock (no
+    map, no copy through another process). Pickled, it is ``(path, key)``: process workers
+    open the file themselves, so they must share its file system. The array must exist
+    (``to_mmapdict`` allocates it).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], key: str) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.key = key
+
+    def __setitem__(self, region: Any, block: Any) -> None:
+        _write_region(_writable(self.path), self.key, region, block)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MmapDictTarget, (self.path, self.key))
+
+    def __dask_tokenize__(self) -> Any:
+        return ("mmappickle.dask.MmapDictTarget", self.path, self.key)
+
+    def __repr__(self) -> str:
+        return f"MmapDictTarget({self.path!r}, {self.key!r})"
+
+
+def _write_region(m: Any, key: str, region: Any, block: Any) -> None:
+    """Writes ``block`` into ``region`` (a slice per leading axis, step 1) of the array of
+    ``key`` in ``m``. Whole rows are one write of rows; a region that cuts rows (chunks along
+    later axes) is written as the contiguous runs it covers within its rows, each with its
+    own ``pwrite``, all under one hold of the lock."""
+    import numpy
+
+    from . import _native
+    from .dict import _c_order_bytes, _pwriter
+
+    located = m._native.locate(key)
+    if not isinstance(located, _native.ArrayPlace):
+        raise ValueError(f"key {key!r} does not hold a plain array: expected one")  # noqa: TRY004
+    shape = tuple(located.shape)
+    region = region if isinstance(region, tuple) else (region,)
+    bounds = [axis.indices(n) for axis, n in zip(region, shape)]
+    bounds += [(0, n, 1) for n in shape[len(bounds) :]]
+    if not shape or any(step != 1 for _, _, step in bounds):
+        raise ValueError(f"region {region!r} of key {key!r}: expected slices of step 1")
+    extents = tuple(max(stop - start, 0) for start, stop, _ in bounds)
+    block = numpy.asarray(block, dtype=numpy.dtype(located.dtype))
+    if block.shape != extents:
+        raise ValueError(
+            f"a block of shape {block.shape} for region {region!r}: expected {extents}"
+        )
+    # The last axis the region cuts: the runs it writes are contiguous from there on.
+    cut = max((axis for axis in range(1, len(shape)) if extents[axis] != shape[axis]), default=0)
+    if cut == 0:
+        m.write_rows(key, bounds[0][0], block)
+        return
+    if block.size == 0:
+        return
+    itemsize = block.dtype.itemsize
+    strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
+    # The element offset of each run within the rows written, in the block's C order.
+    corners = numpy.indices(extents[:cut]).reshape(cut, -1)
+    starts = sum(
+        (corners[axis] + (bounds[axis][0] if axis else 0)) * strides[axis] for axis in range(cut)
+    )
+    starts = (starts + bounds[cut][0] * strides[cut]) * itemsize
+    run_len = extents[cut] * strides[cut] * itemsize
+    raw = memoryview(_c_order_bytes(block))
+
+    def write(fd: int, offset: int, length: int) -> None:
+        for run, start in enumerate(starts.tolist()):
+            piece = raw[run * run_len : (run + 1) * run_len]
+            _pwriter(piece)(fd, offset + start, run_len)
+
+    rows_len = extents[0] * strides[0] * itemsize
+    m._native.write_rows(key, bounds[0][0], located.dtype, rows_len, write)
+
+
+def to_mmapdict(
+    x: Any, path: str | os.PathLike[str], key: str, *, compute: bool = True, **kwargs: Any
+) -> Any:
+    """Stores the ``dask.array.Array`` ``x`` under ``key`` in the mmappickle file at
+    ``path`` (created if missing; any value of ``key`` replaced) without passing its data
+    through this process: the entry is allocated here once, as a stub of ``x``'s shape and
+    dtype (the only step under the file's exclusive lock), then every chunk is written by
+    the worker that computes it, straight into the file (``pwrite``, under the shared lock;
+    see :class:`MmapDictTarget`). Process workers (``scheduler="processes"``, a
+    ``distributed`` cluster) must share the file system, as the nodes of an HPC cluster
+    share theirs.
+
+    Chunks of whole rows (chunked along the first axis only) are one write each; chunks
+    along later axes are written as the contiguous runs of their rows. ``compute=False``
+    returns the ``Delayed`` of ``dask.array.store`` (the stub is allocated now); other
+    keyword arguments go to it (``scheduler=...``).
+    """
+    from .dict import _mappable, mmapdict
+    from .stubs import EmptyNDArray
+
+    if not x.shape or any(math.isnan(n) for n in x.shape):
+        raise ValueError(
+            f"an array of shape {x.shape}: expected at least one axis, of known length "
+            "(a 0-d array has no rows to write; compute_chunk_sizes() finds unknown lengths)"
+        )
+    if not _mappable(x.dtype):
+        raise ValueError(f"dtype {x.dtype} cannot be mapped: store x.compute() instead")
+    path = os.path.abspath(os.fspath(path))
+    with mmapdict(path) as m:
+        m[key] = EmptyNDArray(x.shape, x.dtype)
+    return dask.array.store(x, MmapDictTarget(path, key), lock=False, compute=compute, **kwargs)

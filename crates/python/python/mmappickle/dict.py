@@ -581,6 +581,52 @@ class mmapdict(_MappingBase):
         finally:
             _forget_read_buffer(self._fileobj)
 
+    def write_rows(self, key: str, start: int, values: Any) -> None:
+        """Writes ``values`` into the array of ``key`` as its rows (first axis) from row
+        ``start`` on (negative: counted from the end, as an index), with ``pwrite`` from the
+        values' buffer: a stub gets only the pages written, without the page faults of
+        ``m[key][start:stop] = values``, and the file's shared lock is held meanwhile (no
+        vacuum and no replace of the key can run; the Python runtime is released while the
+        bytes are written).
+
+        ``values`` is anything ``numpy.asarray`` turns into the array's dtype (a copy only
+        when it is not already C-contiguous of that dtype): whole rows, ``(n, *row_shape)``,
+        or one row without its axis. ``ValueError`` for a key that holds no plain array, rows
+        of another shape, or rows past the array's end (a 0-d array has none).
+        """
+        from operator import index
+
+        self._check_writable()
+        if not isinstance(key, str):
+            raise KeyError(key)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
+        located = self._native.locate(key)
+        if not isinstance(located, _native.ArrayPlace):
+            raise ValueError(f"key {key!r} does not hold a plain array: expected one")  # noqa: TRY004
+        numpy = _import_numpy()
+        rows = numpy.asarray(values, dtype=numpy.dtype(located.dtype))
+        shape = tuple(located.shape)
+        if shape:
+            if rows.shape == shape[1:]:
+                rows = rows[numpy.newaxis]
+            if rows.shape[1:] != shape[1:]:
+                raise ValueError(
+                    f"rows of shape {rows.shape[1:]} for key {key!r}: expected rows of shape "
+                    f"{shape[1:]} (the array is {shape})"
+                )
+        n_rows = shape[0] if shape else 0
+        first = index(start)
+        first += n_rows if first < 0 else 0
+        if first < 0:
+            raise ValueError(f"start row {start} of key {key!r}: the array has {n_rows} rows")
+        raw = _c_order_bytes(rows)
+        try:
+            self._native.write_rows(key, first, located.dtype, len(raw), _pwriter(raw))
+        finally:
+            if self._fileobj is not None:
+                _forget_read_buffer(self._fileobj)
+
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
         self._native.close()
