@@ -172,6 +172,17 @@ def test_chunks_along_any_axis_land_in_place(
     assert np.array_equal(mmapdict(path, True)["x"], expected)
 
 
+def test_a_file_made_again_at_the_path_gets_the_writes(path: str) -> None:
+    """The handle a process keeps for its writes follows the path: a file deleted and made
+    again at it gets the next writes, not the deleted one."""
+    first = source((64, 8), chunks=(16, 8))
+    to_mmapdict(first, path, "x", scheduler="threads")
+    os.remove(path)
+    to_mmapdict(first + 1, path, "x", scheduler="threads")
+    expected = np.fromfunction(value_at_any, (64, 8), dtype=np.float64) + 1
+    assert np.array_equal(mmapdict(path, True)["x"], expected)
+
+
 def test_the_target_is_its_path_and_key(path: str) -> None:
     target = MmapDictTarget(path, "x")
     copy = pickle.loads(pickle.dumps(target))

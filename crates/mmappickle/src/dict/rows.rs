@@ -36,7 +36,9 @@ impl MmapDict {
     /// dtype; [`ErrorKind::BufferLength`] when `rows` is not a whole number of rows;
     /// [`ErrorKind::RowsOutOfRange`] past the array's end (or for a 0-d array, which has no
     /// rows); [`ErrorKind::MapConflict`] while a map of the array handed out in this process
-    /// lives (its bytes would change under it). A refused write changes nothing.
+    /// lives (its bytes would change under it). A refused write changes nothing. Reads of
+    /// the array's bytes under way in other threads (a decode, a copy) are waited for, and
+    /// wait for the write in turn.
     ///
     /// ```
     /// use mmappickle::{EmptyArray, ErrorKind, MmapDict};
@@ -116,7 +118,8 @@ impl MmapDict {
     /// offset of the first row's bytes and their length (`len`, the length of the rows), and
     /// writes within that range only (bytes it leaves keep their value: a binding may write
     /// a block that cuts the rows as the runs it covers). An error of its own is the write's
-    /// error, at that offset.
+    /// error, at that offset. It must not use the dict: a read of the array from it is
+    /// refused, and other reads could wait for each other.
     ///
     /// ```
     /// use std::os::unix::fs::FileExt;

@@ -214,8 +214,8 @@ fn a_0d_array_has_no_rows() {
 }
 
 // A map of the array in this process refuses the write (its bytes would change under a
-// `&[u8]`), and a write in progress refuses maps; writes of several threads run side by
-// side, and once they are done maps come back.
+// `&[u8]`), and the thread that writes cannot map or read the array meanwhile; writes of
+// several threads run side by side, and once they are done maps come back.
 #[test]
 fn writes_keep_off_live_maps_and_run_beside_each_other() {
     let (_dir, path) = temp_file("claims.mmdpickle");
@@ -230,11 +230,14 @@ fn writes_keep_off_live_maps_and_run_beside_each_other() {
     );
     drop(reader);
 
-    // A write whose writer tries to map the array meanwhile is refused that map.
     let uint64 = u64::dtype();
     m.write_rows_in_place("a", 0, &uint64, 8000, |file, offset, _| {
-        let during = m.array::<u64>("a").unwrap_err();
-        assert!(matches!(during.kind(), ErrorKind::MapConflict { .. }));
+        for during in [m.array::<u64>("a").unwrap_err(), m.value("a").unwrap_err()] {
+            assert!(
+                matches!(during.kind(), ErrorKind::MapConflict { .. }),
+                "{during}"
+            );
+        }
         // Another write runs beside this one.
         m.write_rows("a", 1, &[2u64; 1000]).unwrap();
         file.write_all_at(&[1u8; 8000], offset)
@@ -265,6 +268,50 @@ fn writes_keep_off_live_maps_and_run_beside_each_other() {
             .all(|&v| v == row as u64 * 100 + 49));
     }
     assert_eq!(m.live_maps(), 0);
+}
+
+// Reads of the array's bytes in other threads (here a pickler's view of the stored value,
+// held a while) and writes wait for each other instead of failing: the write starts once
+// the read ends, and a read asked during a write sees it whole.
+#[test]
+fn reads_and_writes_of_other_threads_wait_for_each_other() {
+    let (_dir, path) = temp_file("waits.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert_array("a", &[0u8; 64], &[64]).unwrap();
+    let m = Arc::new(m);
+    let (reading, read_held) = mpsc::channel();
+    let reader = {
+        let m = Arc::clone(&m);
+        std::thread::spawn(move || {
+            let snapshot = m.read().unwrap();
+            let stored = snapshot.stored("a").unwrap();
+            reading.send(()).unwrap();
+            // Long enough for the write below to be waiting for this read.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(stored);
+        })
+    };
+    read_held.recv().unwrap();
+    m.write_rows("a", 0, &[1u8; 64]).unwrap();
+    reader.join().unwrap();
+
+    let (writing, write_held) = mpsc::channel();
+    let reader = {
+        let m = Arc::clone(&m);
+        std::thread::spawn(move || {
+            write_held.recv().unwrap();
+            m.value("a").unwrap()
+        })
+    };
+    m.write_rows_in_place("a", 0, &u8::dtype(), 64, |file, offset, _| {
+        writing.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        file.write_all_at(&[2u8; 64], offset)
+    })
+    .unwrap();
+    let read = reader.join().unwrap();
+    assert_eq!(m.array::<u8>("a").unwrap().to_vec(), [2u8; 64]);
+    assert!(read.to_string().contains(r"\x02\x02"), "{read}");
 }
 
 // The write holds the shared lock: a replace of the key by another handle (exclusive lock)

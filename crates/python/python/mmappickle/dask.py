@@ -82,12 +82,34 @@ def from_mmapdict(source: str | os.PathLike[str], key: str, chunks: Any = "auto"
     return dask.array.Array(graph, name, chunks, dtype=dtype)
 
 
-@functools.lru_cache(maxsize=16)
-def _writable(path: str) -> Any:
-    """The file at ``path`` opened read-write, once per process (each worker its own)."""
+# The read-write handles of this process (each worker its own), by path.
+_writable: dict[str, Any] = {}
+
+# Tries of a write whose path keeps naming another file than the handle's.
+_REOPEN_TRIES = 3
+
+
+def _write_place(path: str, key: str) -> tuple[Any, Any]:
+    """This process's read-write handle of ``path`` and the place of the array of ``key``
+    in it. A handle whose file the path no longer names (deleted and made again, where a
+    vacuum would have been followed) is opened again: it would write into the old file."""
     from .dict import mmapdict
 
-    return mmapdict(path)
+    for _ in range(_REOPEN_TRIES):
+        m = _writable.get(path)
+        fresh = m is None
+        if m is None:
+            m = _writable[path] = mmapdict(path)
+        located = m._native.locate(key)
+        status = os.stat(path)
+        if isinstance(located, _native.ArrayPlace):
+            if tuple(located.file_id) == (status.st_dev, status.st_ino):
+                return m, located
+        elif fresh:
+            raise ValueError(f"key {key!r} does not hold a plain array: expected one")
+        del _writable[path]
+        m.close()
+    raise ValueError(f"{path}: made again {_REOPEN_TRIES} times while a block was written")
 
 
 class MmapDictTarget:
@@ -104,7 +126,8 @@ class MmapDictTarget:
         self.key = key
 
     def __setitem__(self, region: Any, block: Any) -> None:
-        _write_region(_writable(self.path), self.key, region, block)
+        m, located = _write_place(self.path, self.key)
+        _write_region(m, self.key, located, region, block)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (MmapDictTarget, (self.path, self.key))
@@ -116,19 +139,15 @@ class MmapDictTarget:
         return f"MmapDictTarget({self.path!r}, {self.key!r})"
 
 
-def _write_region(m: Any, key: str, region: Any, block: Any) -> None:
+def _write_region(m: Any, key: str, located: Any, region: Any, block: Any) -> None:
     """Writes ``block`` into ``region`` (a slice per leading axis, step 1) of the array of
-    ``key`` in ``m``. Whole rows are one write of rows; a region that cuts rows (chunks along
-    later axes) is written as the contiguous runs it covers within its rows, each with its
-    own ``pwrite``, all under one hold of the lock."""
+    ``key`` in ``m``, at ``located``: one write of whole rows, the runs of each row that the
+    region covers contiguous in the file (one ``pwrite`` each; one when the region cuts no
+    row), under one hold of the lock."""
     import numpy
 
-    from . import _native
     from .dict import _c_order_bytes, _pwriter
 
-    located = m._native.locate(key)
-    if not isinstance(located, _native.ArrayPlace):
-        raise ValueError(f"key {key!r} does not hold a plain array: expected one")  # noqa: TRY004
     shape = tuple(located.shape)
     region = region if isinstance(region, tuple) else (region,)
     bounds = [axis.indices(n) for axis, n in zip(region, shape)]
@@ -141,30 +160,28 @@ def _write_region(m: Any, key: str, region: Any, block: Any) -> None:
         raise ValueError(
             f"a block of shape {block.shape} for region {region!r}: expected {extents}"
         )
-    # The last axis the region cuts: the runs it writes are contiguous from there on.
+    itemsize = block.dtype.itemsize
+    strides = [math.prod(shape[axis + 1 :]) * itemsize for axis in range(len(shape))]
+    # The last axis the region cuts: from there on, each run is contiguous in the file.
     cut = max((axis for axis in range(1, len(shape)) if extents[axis] != shape[axis]), default=0)
     if cut == 0:
-        m.write_rows(key, bounds[0][0], block)
-        return
-    if block.size == 0:
-        return
-    itemsize = block.dtype.itemsize
-    strides = [math.prod(shape[axis + 1 :]) for axis in range(len(shape))]
-    # The element offset of each run within the rows written, in the block's C order.
-    corners = numpy.indices(extents[:cut]).reshape(cut, -1)
-    starts = sum(
-        (corners[axis] + (bounds[axis][0] if axis else 0)) * strides[axis] for axis in range(cut)
-    )
-    starts = (starts + bounds[cut][0] * strides[cut]) * itemsize
-    run_len = extents[cut] * strides[cut] * itemsize
+        starts, run_len = [0], block.nbytes
+    else:
+        # The byte offset of each run within the rows written, in the block's C order.
+        corners = numpy.indices(extents[:cut]).reshape(cut, -1)
+        offsets = sum(
+            (corners[axis] + (bounds[axis][0] if axis else 0)) * strides[axis]
+            for axis in range(cut)
+        )
+        starts = (offsets + bounds[cut][0] * strides[cut]).tolist()
+        run_len = extents[cut] * strides[cut]
     raw = memoryview(_c_order_bytes(block))
 
     def write(fd: int, offset: int, length: int) -> None:
-        for run, start in enumerate(starts.tolist()):
-            piece = raw[run * run_len : (run + 1) * run_len]
-            _pwriter(piece)(fd, offset + start, run_len)
+        for run, start in enumerate(starts):
+            _pwriter(raw[run * run_len : (run + 1) * run_len])(fd, offset + start, run_len)
 
-    rows_len = extents[0] * strides[0] * itemsize
+    rows_len = extents[0] * strides[0]
     m._native.write_rows(key, bounds[0][0], located.dtype, rows_len, write)
 
 
