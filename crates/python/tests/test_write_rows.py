@@ -115,21 +115,39 @@ def test_refusals_leave_the_file_as_it_was(path: str) -> None:
     assert Path(path).read_bytes() == before
 
 
-def test_threads_write_their_rows_side_by_side(path: str) -> None:
+def test_threads_write_their_rows_side_by_side_while_others_read(path: str) -> None:
     m = mmapdict(path)
     m["a"] = EmptyNDArray((8, 1 << 16), np.float64)
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(10)
+    writing = threading.Event()
+    errors: list[Exception] = []
 
     def write(row: int) -> None:
         barrier.wait()
         for round in range(20):
             m.write_rows("a", row, np.full(1 << 16, row * 100 + round, dtype=np.float64))
 
-    threads = [threading.Thread(target=write, args=(row,)) for row in range(8)]
-    for thread in threads:
+    def read() -> None:
+        # Each m["a"] claims a read of the array's bytes: it waits for the writes under
+        # way, and they for it, instead of failing.
+        barrier.wait()
+        try:
+            while writing.is_set():
+                assert m["a"].shape == (8, 1 << 16)
+        except (ValueError, AssertionError) as error:
+            errors.append(error)
+
+    writing.set()
+    writers = [threading.Thread(target=write, args=(row,)) for row in range(8)]
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for thread in writers + readers:
         thread.start()
-    for thread in threads:
+    for thread in writers:
         thread.join()
+    writing.clear()
+    for thread in readers:
+        thread.join()
+    assert errors == []
     assert np.array_equal(m["a"][:, 0], [row * 100 + 19 for row in range(8)])
     assert np.array_equal(m["a"][:, -1], m["a"][:, 0])
 
