@@ -11,6 +11,7 @@ import functools
 import itertools
 import math
 import os
+import threading
 from typing import Any
 
 import dask.array
@@ -82,8 +83,10 @@ def from_mmapdict(source: str | os.PathLike[str], key: str, chunks: Any = "auto"
     return dask.array.Array(graph, name, chunks, dtype=dtype)
 
 
-# The read-write handles of this process (each worker its own), by path.
+# The read-write handles of this process (each worker its own), by path, and the lock of
+# the table (worker threads share it).
 _writable: dict[str, Any] = {}
+_writable_lock = threading.Lock()
 
 # Tries of a write whose path keeps naming another file than the handle's.
 _REOPEN_TRIES = 3
@@ -92,14 +95,16 @@ _REOPEN_TRIES = 3
 def _write_place(path: str, key: str) -> tuple[Any, Any]:
     """This process's read-write handle of ``path`` and the place of the array of ``key``
     in it. A handle whose file the path no longer names (deleted and made again, where a
-    vacuum would have been followed) is opened again: it would write into the old file."""
+    vacuum would have been followed) is replaced by a new one: it would write into the old
+    file (threads still using it keep it until they are done)."""
     from .dict import mmapdict
 
     for _ in range(_REOPEN_TRIES):
-        m = _writable.get(path)
-        fresh = m is None
-        if m is None:
-            m = _writable[path] = mmapdict(path)
+        with _writable_lock:
+            m = _writable.get(path)
+            fresh = m is None
+            if m is None:
+                m = _writable[path] = mmapdict(path)
         located = m._native.locate(key)
         status = os.stat(path)
         if isinstance(located, _native.ArrayPlace):
@@ -107,8 +112,9 @@ def _write_place(path: str, key: str) -> tuple[Any, Any]:
                 return m, located
         elif fresh:
             raise ValueError(f"key {key!r} does not hold a plain array: expected one")
-        del _writable[path]
-        m.close()
+        with _writable_lock:
+            if _writable.get(path) is m:
+                del _writable[path]
     raise ValueError(f"{path}: made again {_REOPEN_TRIES} times while a block was written")
 
 
