@@ -67,6 +67,10 @@ fn check_item(description: &Json, item: &Item) -> Result<(), String> {
             None => Err(format!("a masked array, expected {description}")),
         },
         Item::Value(value) => check_value(description, value),
+        Item::Other(other) => Err(format!(
+            "read by {}, expected {description}",
+            other.pickler()
+        )),
     }
 }
 

@@ -213,6 +213,17 @@ class Ours(Peer):
             return np.array(m["big"][-TAIL_ELEMENTS:])
 
 
+class OursWriteRows(Ours):
+    """Ours writing the rows with ``pwrite`` (``m.write_rows``) instead of through a map."""
+
+    key, label = "ours-write-rows", "mmappickle-rs (ours, `write_rows`)"
+
+    def sparse(self, path: str, tail: np.ndarray) -> None:
+        with mmapdict(path) as m:
+            m["big"] = EmptyNDArray((SPARSE_ELEMENTS,), np.float32)
+            m.write_rows("big", -len(tail), tail)
+
+
 class H5py(Peer):
     key, label, suffix = "h5py", "h5py", ".h5"
     cannot = {  # noqa: RUF012
@@ -947,7 +958,8 @@ class Bench:
             "a new store holding a 64 GiB float32 array never filled (a stub), "
             "then 1 MiB written at its end",
         )
-        for peer in self.peers:
+        # Ours twice: through a map (`m[k][a:b] = tail`) and with `write_rows`.
+        for peer in [self.peers[0], OursWriteRows(), *self.peers[1:]]:
             path = self.path(peer, "sparse")
 
             def check(_: None, peer: Peer = peer, path: str = path) -> None:
@@ -955,7 +967,8 @@ class Bench:
                 assert disk_bytes(path) < 64 << 20, (peer.label, disk_bytes(path))
 
             how = {
-                "ours": "`EmptyNDArray`",
+                "ours": "`EmptyNDArray`, then `m[k][a:b] = tail` (a map)",
+                "ours-write-rows": "`EmptyNDArray`, then `m.write_rows(k, a, tail)` (`pwrite`)",
                 "h5py": "`create_dataset` without data",
                 "zarr": "`create_array`, chunks not written",
                 "zarr-raw": "`create_array`, chunks not written",

@@ -4,6 +4,7 @@
 //! Few dependencies on purpose: arguments are parsed by hand.
 
 mod bench;
+mod docs;
 mod fixtures;
 mod fuzz;
 mod peers;
@@ -13,6 +14,7 @@ mod stress;
 mod test;
 mod tidy;
 mod venv;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -65,8 +67,18 @@ const COMMANDS: &[Subcommand] = &[
         run: tidy::main,
     },
     Subcommand {
+        name: "wheel",
+        usage: wheel::USAGE,
+        run: wheel::main,
+    },
+    Subcommand {
+        name: "docs",
+        usage: docs::USAGE,
+        run: docs::main,
+    },
+    Subcommand {
         name: "test",
-        usage: "test [--python]     THE test command: tidy, fmt, clippy, fixtures --check, cargo test --workspace with Python, the Python package's pytest (--python: that step alone)",
+        usage: "test [--python]     THE test command: tidy, fmt, clippy, fixtures --check, cargo test --workspace with Python, the Python package's pytest, its docs' examples (--python: those two steps alone)",
         run: test::main,
     },
 ];

@@ -6,28 +6,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::venv::{self, PackagePythons, Pythons};
-use crate::{run, workspace_root, Result};
+use crate::{run, wheel, workspace_root, Result};
 
-const PACKAGE_DIR: &str = "crates/python";
+pub const PACKAGE_DIR: &str = "crates/python";
 
-/// Builds the release wheel into `target/wheels/mmappickle-rs/` and returns its path.
+/// Builds the release wheel into `target/wheels/mmappickle-rs/` and returns its path: the
+/// wheel users get (`xtask/src/wheel.rs`: abi3, manylinux_2_17).
 pub fn build_wheel(build_python: &Path) -> Result<PathBuf> {
     let out_dir = workspace_root().join("target/wheels/mmappickle-rs");
-    // One wheel in the directory: the one built now.
-    let _ = std::fs::remove_dir_all(&out_dir);
-    run(Command::new(build_python)
-        .args(["-m", "maturin", "build", "--release", "--quiet", "-m"])
-        .arg(Path::new(PACKAGE_DIR).join("Cargo.toml"))
+    // One wheel in the directory: the one built now (the sdist beside it stays).
+    wheel::remove_files_ending(&out_dir, ".whl")?;
+    run(wheel::maturin(build_python, "build")?
+        .args(["--release", "--quiet"])
+        .args(wheel::MANYLINUX_OPTIONS)
         .arg("-o")
         .arg(&out_dir))?;
-    let wheels: Vec<PathBuf> = std::fs::read_dir(&out_dir)
-        .map_err(|e| format!("cannot list {}: {e}", out_dir.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "whl"))
-        .collect();
-    match wheels.as_slice() {
-        [wheel] => Ok(wheel.clone()),
-        _ => Err(format!(
+    match wheel::files_ending(&out_dir, ".whl")?.as_slice() {
+        [built] => wheel::check_tags(built).map(|()| built.clone()),
+        wheels => Err(format!(
             "expected one wheel in {}, found {wheels:?}",
             out_dir.display()
         )),
@@ -49,10 +45,12 @@ pub fn install_wheel(python: &Path, wheel: &Path) -> Result {
 }
 
 /// Environments, ruff, `mypy --strict` (the package and its typed example, as configured in
-/// its pyproject), the wheel, and pytest on numpy 1.23.5 and 2.x.
-pub fn test(library_pythons: &Pythons) -> Result {
+/// its pyproject), the wheel, pytest on numpy 1.23.5 and 2.x, and the wheel in a fresh
+/// environment without a Rust toolchain; returns the wheel.
+pub fn test(library_pythons: &Pythons) -> Result<PathBuf> {
     let PackagePythons { build, tests } = venv::ensure_package()?;
-    let sources = ["python", "tests", "examples"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
+    let sources =
+        ["python", "tests", "examples", "docs"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
     run(Command::new(&build)
         .args(["-m", "ruff", "check", "--quiet"])
         .args(&sources))?;
@@ -72,5 +70,7 @@ pub fn test(library_pythons: &Pythons) -> Result {
                 .arg(Path::new(PACKAGE_DIR).join("tests")),
         ))?;
     }
-    Ok(())
+    println!("the wheel in a fresh environment, without a Rust toolchain");
+    wheel::check_without_toolchain(&wheel, &build)?;
+    Ok(wheel)
 }

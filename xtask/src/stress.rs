@@ -8,7 +8,10 @@
 //!   the keys);
 //! - every power-loss crash state of every kind of change (`xtask/src/power_loss.rs`);
 //! - our writers beside the Python library's constructors: 20 rounds of 300 values
-//!   (`tests/tests/coexistence.rs`; the test command runs one round of 60).
+//!   (`tests/tests/coexistence.rs`; the test command runs one round of 60);
+//! - a 2 GiB Dask array written by `mmappickle.dask.to_mmapdict` on a `LocalCluster` of two
+//!   workers limited to 512 MiB each, read back from the file, over HTTP and by numpy
+//!   (`crates/python/tests/test_dask.py`; the test command writes 64 MiB).
 //!
 //! All run the same test functions as `cargo xtask test`, with their sizes raised through
 //! environment variables, and print their figures (copy them into `RELIABILITY.md`).
@@ -21,6 +24,7 @@ use crate::{cargo, run, step, venv, Result};
 const KILLS_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_KILLS";
 const SEED_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_SEED";
 const PYTHON_KEYS_VARIABLE: &str = "MMAPPICKLE_RELIABILITY_PYTHON_KEYS";
+const DASK_ARRAY_MIB_VARIABLE: &str = "MMAPPICKLE_DASK_ARRAY_MIB";
 
 struct Options {
     kills: u64,
@@ -108,6 +112,23 @@ pub fn main(args: &[String]) -> Result {
             command
                 .env("MMAPPICKLE_COEXISTENCE_ROUNDS", "20")
                 .env("MMAPPICKLE_COEXISTENCE_VALUES", "300");
+            run(pythons.set_env(&mut command))
+        },
+    )?;
+    step(
+        "Dask: 2 GiB written on a cluster of two 512 MiB workers",
+        || {
+            let package = venv::ensure_package()?;
+            let wheel = crate::pypackage::build_wheel(&package.build)?;
+            let [_, (_, python)] = &package.tests;
+            crate::pypackage::install_wheel(python, &wheel)?;
+            let mut command = std::process::Command::new(python);
+            command
+                .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider"])
+                .arg("crates/python/tests/test_dask.py")
+                .args(["-k", "to_mmapdict_on_a_cluster"])
+                .env(DASK_ARRAY_MIB_VARIABLE, "2048")
+                .current_dir(crate::workspace_root());
             run(pythons.set_env(&mut command))
         },
     )?;

@@ -9,19 +9,24 @@
 //! the first failing step; within the test step every test binary runs
 //! (`--no-fail-fast`) so that one run reports every failure.
 //! Then the Python package: ruff, its wheel built by maturin, and its pytest suite in one
-//! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`).
+//! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`), then
+//! in a fresh environment without a Rust toolchain (`xtask/src/wheel.rs`); its documentation
+//! site, warnings denied, and every example in it (`xtask/src/docs.rs`).
 //! Last, the fuzz smoke: every target of `fuzz/` for 10 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 
-use crate::{cargo, fixtures, parse_flags, pypackage, run, step, tidy, venv, Result};
+use crate::{cargo, docs, fixtures, parse_flags, pypackage, run, step, tidy, venv, Result};
+
+const DOCS_STEP: &str = "Python docs (cargo xtask docs; its examples by sphinx's doctest builder)";
 
 pub fn main(args: &[String]) -> Result {
     let flags = parse_flags(args, &["--python"])?;
     if flags.contains(&"--python") {
         // The Python package's step alone, for work on it.
         let pythons = step("Python environments", venv::ensure_all)?;
-        return step("Python package", || pypackage::test(&pythons));
+        let wheel = step("Python package", || pypackage::test(&pythons))?;
+        return step(DOCS_STEP, || docs::check(&wheel, &docs::build_cli()?));
     }
     let start = Instant::now();
     step("tidy (cargo xtask tidy)", tidy::check)?;
@@ -60,10 +65,13 @@ pub fn main(args: &[String]) -> Result {
                 .env(venv::MOTO_PYTHON_VAR, &moto))
         },
     )?;
-    step(
-        "Python package (ruff; maturin wheel; pytest on numpy 1.23.5 and 2.x)",
+    let wheel = step(
+        "Python package (ruff; maturin wheel; pytest on numpy 1.23.5 and 2.x; the wheel without a toolchain)",
         || pypackage::test(&pythons),
     )?;
+    step(DOCS_STEP, || {
+        docs::check(&wheel, &docs::cli_built_by_tests()?)
+    })?;
     step("fuzz smoke (cargo xtask fuzz --smoke)", || {
         crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)
     })?;

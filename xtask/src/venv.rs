@@ -37,31 +37,51 @@ const NUMPY2: Environment = Environment {
     ready_check: "import numpy; assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 
-/// maturin (which builds our wheel), ruff, and mypy with numpy's annotations (the package's
+/// maturin (which builds our wheel) with zig (which links it against an old glibc: see
+/// `xtask/src/wheel.rs`), ruff, and mypy with numpy's annotations (the package's
 /// `mypy --strict` check), from pip.
-const BUILD: Environment = Environment {
+pub(crate) const BUILD: Environment = Environment {
     dir: "py-build",
-    packages: &["maturin>=1.7,<2", "ruff", "mypy", "numpy>=2,<3"],
+    packages: &["maturin[zig]>=1.7,<2", "ruff", "mypy", "numpy>=2,<3"],
     python_minors: 10..=u32::MAX,
-    ready_check: "import maturin, ruff, mypy, numpy",
+    ready_check: "import maturin, ziglang, ruff, mypy, numpy",
 };
 
 /// Our package's test environments: pytest, one numpy and dask each (pip picks the newest
-/// dask that accepts the numpy), our wheel installed on top (never the Python library: the
-/// cross-checks run it from `py-mmappickle`).
+/// dask that accepts the numpy), nbclient, nbformat and ipykernel (a notebook run headless),
+/// our wheel installed on top (never the Python library: the cross-checks run it from
+/// `py-mmappickle`).
 const OURS_NUMPY1: Environment = Environment {
     dir: "py-ours-numpy1",
-    packages: &["numpy==1.23.5", "pytest", "dask[array,distributed]"],
+    packages: &[
+        "numpy==1.23.5",
+        "pytest",
+        "dask[array,distributed]",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+    ],
     python_minors: 9..=11,
-    ready_check: "import pytest, numpy, dask.array, distributed; \
+    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel; \
                   assert numpy.__version__ == '1.23.5', numpy.__version__",
 };
 
-const OURS_NUMPY2: Environment = Environment {
+/// Also the documentation's (`xtask/src/docs.rs`): Sphinx, and MyST for the pages in Markdown.
+pub(crate) const OURS_NUMPY2: Environment = Environment {
     dir: "py-ours-numpy2",
-    packages: &["numpy>=2,<3", "pytest", "dask[array,distributed]"],
+    packages: &[
+        "numpy>=2,<3",
+        "pytest",
+        "dask[array,distributed]",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+        "sphinx",
+        "myst-parser",
+    ],
     python_minors: 9..=u32::MAX,
-    ready_check: "import pytest, numpy, dask.array, distributed; \
+    ready_check: "import pytest, numpy, dask.array, distributed, nbclient, nbformat, ipykernel, \
+                  sphinx, myst_parser; \
                   assert numpy.__version__.startswith('2.'), numpy.__version__",
 };
 
@@ -143,7 +163,7 @@ pub fn ensure_mmappickle() -> Result<PathBuf> {
 /// The host interpreter that creates `environment`: `XTASK_PYTHON` when set,
 /// else the first of `python3`, `python3.11`, `python3.10`, ... whose version
 /// the environment's packages support.
-fn host_python(environment: &Environment) -> Result<String> {
+pub(crate) fn host_python(environment: &Environment) -> Result<String> {
     if let Some(python) = std::env::var_os("XTASK_PYTHON") {
         return Ok(python.to_string_lossy().into_owned());
     }

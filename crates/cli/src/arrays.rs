@@ -2,13 +2,11 @@
 //! readable summary (dtype, shape, first and last elements), for mapped
 //! entries and for arrays that numpy pickled inside generic values.
 
-use mmappickle::OwnedMasked;
-use mmappickle::Value;
-use mmappickle::{ByteOrder, DType, Kind, OwnedArray};
+use mmappickle::{DType, Kind, OwnedArray, OwnedMasked, Value};
 use serde_json::{json, Value as Json};
 use sha2::{Digest, Sha256};
 
-use crate::scalars::{bytes_repr, float_repr, str_repr};
+use crate::known_forms::NumpyScalar;
 
 /// How many elements a summary shows at each end.
 const EDGE_ELEMENTS: usize = 3;
@@ -135,119 +133,10 @@ fn elements_repr(dtype: &DType, raw: &[u8]) -> String {
     format!("[{}]", shown.join(", "))
 }
 
-/// The item's bytes in big-endian order, for reading numbers of any width.
-fn big_endian(dtype: &DType, item: &[u8]) -> Vec<u8> {
-    let mut bytes = item.to_vec();
-    if dtype.byte_order() == ByteOrder::Little {
-        bytes.reverse();
-    }
-    bytes
-}
-
-fn uint_of(dtype: &DType, item: &[u8]) -> Option<u64> {
-    let be = big_endian(dtype, item);
-    let mut buf = [0u8; 8];
-    buf.get_mut(8usize.checked_sub(be.len())?..)?
-        .copy_from_slice(&be);
-    Some(u64::from_be_bytes(buf))
-}
-
-fn int_of(dtype: &DType, item: &[u8]) -> Option<i64> {
-    let unsigned = uint_of(dtype, item)?;
-    let bits = item.len() * 8;
-    if bits == 64 {
-        return Some(unsigned as i64);
-    }
-    // Sign-extend from the item's width.
-    let shift = 64 - bits;
-    Some(((unsigned << shift) as i64) >> shift)
-}
-
-fn float_of(dtype: &DType, item: &[u8]) -> Option<f64> {
-    let bits = uint_of(dtype, item)?;
-    match item.len() {
-        2 => Some(half_to_f64(bits as u16)),
-        4 => Some(f64::from(f32::from_bits(bits as u32))),
-        8 => Some(f64::from_bits(bits)),
-        _ => None,
-    }
-}
-
-/// IEEE binary16 to f64.
-fn half_to_f64(bits: u16) -> f64 {
-    let sign = if bits & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exponent = i32::from((bits >> 10) & 0x1f);
-    let fraction = f64::from(bits & 0x3ff);
-    match exponent {
-        0 => sign * fraction * 2f64.powi(-24),
-        0x1f if fraction == 0.0 => sign * f64::INFINITY,
-        0x1f => f64::NAN,
-        _ => sign * (1.0 + fraction / 1024.0) * 2f64.powi(exponent - 15),
-    }
-}
-
 fn element_repr(dtype: &DType, item: &[u8]) -> String {
-    let shown = match dtype.kind() {
-        Kind::Bool => Some(
-            if item.iter().any(|&b| b != 0) {
-                "True"
-            } else {
-                "False"
-            }
-            .to_owned(),
-        ),
-        Kind::Int => int_of(dtype, item).map(|n| n.to_string()),
-        Kind::UInt => uint_of(dtype, item).map(|n| n.to_string()),
-        Kind::Float => float_of(dtype, item).map(float_repr),
-        Kind::Complex => {
-            let (re, im) = item.split_at(item.len() / 2);
-            let part = DType::native(Kind::Float, re.len()).map(|native| {
-                if dtype.byte_order() == native.byte_order() {
-                    native
-                } else {
-                    native.byte_swapped()
-                }
-            });
-            part.and_then(|part| {
-                let (re, im) = (float_of(&part, re)?, float_of(&part, im)?);
-                let sign = if im.is_sign_negative() { "-" } else { "+" };
-                Some(format!(
-                    "({}{sign}{}j)",
-                    float_repr(re),
-                    float_repr(im.abs())
-                ))
-            })
-        }
-        Kind::Bytes => {
-            let end = item
-                .iter()
-                .rposition(|&b| b != 0)
-                .map_or(0, |last| last + 1);
-            Some(bytes_repr(&item[..end]))
-        }
-        Kind::Unicode => {
-            let text: String = item
-                .chunks_exact(4)
-                .filter_map(|unit| {
-                    let code = uint_of(dtype, unit)? as u32;
-                    char::from_u32(code)
-                })
-                .collect();
-            Some(str_repr(text.trim_end_matches('\0')))
-        }
-        Kind::DateTime | Kind::TimeDelta => {
-            int_of(dtype, item).map(|n| format!("{n}{}", unit_suffix(dtype)))
-        }
-        _ => None,
-    };
-    shown.unwrap_or_else(|| format!("0x{}", hex(item)))
-}
-
-fn unit_suffix(dtype: &DType) -> String {
-    if dtype.unit().is_empty() {
-        String::new()
-    } else {
-        format!("[{}]", dtype.unit())
+    match NumpyScalar::decode(dtype, item) {
+        Some(element) => element.element_text(),
+        None => format!("0x{}", hex(item)),
     }
 }
 

@@ -12,10 +12,11 @@
 //! | an object | `{"object": {"callable", "args", "new", "kwargs", "state", "listitems", "dictitems"}}` |
 //! | an array | `{"ndarray": {"dtype", "shape", "sha256"}}` |
 //! | a masked array | `{"masked": {"data": {..}, "mask": {..}}}` |
+//! | a numpy scalar, a date, a `Decimal` | its plain value ([`known_forms`]): a number, ISO 8601 text |
 //!
 //! Reading JSON back, a plain object whose keys are not one of these tags
 //! becomes a dict with string keys; arrays cannot be read back from their
-//! digest (use `import-npy`).
+//! digest (use `import-npy`), plain values are read as what they are.
 
 use base64::Engine as _;
 use mmappickle::{Construct, Global, Object, Value};
@@ -24,6 +25,7 @@ use serde_json::{Map, Number, Value as Json};
 use std::fmt;
 
 use crate::arrays;
+use crate::known_forms;
 
 /// The largest magnitude (exclusive) that a JSON number may carry exactly: 2^53.
 const EXACT_JSON_INT_LIMIT: i64 = 1 << 53;
@@ -45,19 +47,39 @@ impl fmt::Display for JsonError {
 
 impl std::error::Error for JsonError {}
 
-/// `value` in the JSON mapping (arrays inside it become `ndarray` digests),
-/// serialized as it is written: no JSON tree is built, so a value of millions
-/// of elements costs no memory beyond its own.
+/// `value` in the JSON mapping (arrays inside it become `ndarray` digests, the objects
+/// [`known_forms`] recognises their plain values), serialized as it is written: no JSON
+/// tree is built, so a value of millions of elements costs no memory beyond its own.
 pub struct JsonOf<'a>(pub &'a Value);
 
+impl Serialize for JsonOf<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        JsonValue {
+            value: self.0,
+            plain: true,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A value in the mapping; with `plain`, a recognised object as its plain value where it
+/// has one. The arguments of an object that stays an object are written as pickled (not
+/// plain): they are what its callable is called with (`timezone(timedelta(0))`, not
+/// `timezone("PT0S")`), so that `set` reading the JSON back builds the same object.
+#[derive(Clone, Copy)]
+struct JsonValue<'a> {
+    value: &'a Value,
+    plain: bool,
+}
+
 /// A sequence of values in the mapping.
-struct JsonSeq<'a>(&'a [Value]);
+struct JsonSeq<'a>(&'a [Value], bool);
 
 /// Pairs in the mapping: `[[k, v], ...]`.
-struct JsonPairs<'a>(&'a [(Value, Value)]);
+struct JsonPairs<'a>(&'a [(Value, Value)], bool);
 
 /// An object node's fields, those that are absent left out.
-struct JsonObject<'a>(&'a Object);
+struct JsonObject<'a>(&'a Object, bool);
 
 /// `{tag: content}`, the mapping's tagged forms.
 fn tagged<S: Serializer, T: Serialize + ?Sized>(
@@ -70,12 +92,13 @@ fn tagged<S: Serializer, T: Serialize + ?Sized>(
     map.end()
 }
 
-impl Serialize for JsonOf<'_> {
+impl Serialize for JsonValue<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if let Some(array) = arrays::array_json(self.0) {
+        if let Some(array) = arrays::array_json(self.value) {
             return array.serialize(serializer);
         }
-        match self.0 {
+        let plain = self.plain;
+        match self.value {
             Value::None => serializer.serialize_unit(),
             Value::Bool(b) => serializer.serialize_bool(*b),
             Value::Int(n) if n.unsigned_abs() < EXACT_JSON_INT_LIMIT.unsigned_abs() => {
@@ -90,13 +113,21 @@ impl Serialize for JsonOf<'_> {
             Value::Str(text) => serializer.serialize_str(text),
             Value::Bytes(b) => tagged(serializer, "bytes", &base64_encode(b)),
             Value::ByteArray(b) => tagged(serializer, "bytearray", &base64_encode(b)),
-            Value::List(items) => JsonSeq(items).serialize(serializer),
-            Value::Tuple(items) => tagged(serializer, "tuple", &JsonSeq(items)),
-            Value::Set(items) => tagged(serializer, "set", &JsonSeq(items)),
-            Value::FrozenSet(items) => tagged(serializer, "frozenset", &JsonSeq(items)),
-            Value::Dict(pairs) => JsonDict(pairs).serialize(serializer),
+            Value::List(items) => JsonSeq(items, plain).serialize(serializer),
+            Value::Tuple(items) => tagged(serializer, "tuple", &JsonSeq(items, plain)),
+            Value::Set(items) => tagged(serializer, "set", &JsonSeq(items, plain)),
+            Value::FrozenSet(items) => tagged(serializer, "frozenset", &JsonSeq(items, plain)),
+            Value::Dict(pairs) => JsonDict(pairs, plain).serialize(serializer),
             Value::Global(global) => tagged(serializer, "global", &[&global.module, &global.name]),
-            Value::Object(object) => tagged(serializer, "object", &JsonObject(object)),
+            Value::Object(object) => {
+                let plain_value = plain
+                    .then(|| known_forms::recognise(object)?.json_equivalent())
+                    .flatten();
+                match plain_value {
+                    Some(value) => JsonOf(&value).serialize(serializer),
+                    None => tagged(serializer, "object", &JsonObject(object, plain)),
+                }
+            }
             // `Value` may grow variants in the codec; say what it is rather than fail.
             #[allow(unreachable_patterns)]
             other => tagged(serializer, "unknown", &format!("{other:?}")),
@@ -106,48 +137,61 @@ impl Serialize for JsonOf<'_> {
 
 impl Serialize for JsonSeq<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(JsonOf))
+        let plain = self.1;
+        serializer.collect_seq(self.0.iter().map(|value| JsonValue { value, plain }))
     }
 }
 
 impl Serialize for JsonPairs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|(k, v)| (JsonOf(k), JsonOf(v))))
+        let plain = self.1;
+        let json = |value| JsonValue { value, plain };
+        serializer.collect_seq(self.0.iter().map(|(k, v)| (json(k), json(v))))
     }
 }
 
 impl Serialize for JsonObject<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let object = self.0;
+        let JsonObject(object, plain) = *self;
+        let as_pickled = |value| JsonValue {
+            value,
+            plain: false,
+        };
         let mut fields = serializer.serialize_map(None)?;
-        fields.serialize_entry("callable", &JsonOf(&object.callable))?;
-        fields.serialize_entry("args", &JsonSeq(&object.args))?;
+        fields.serialize_entry("callable", &as_pickled(&object.callable))?;
+        fields.serialize_entry("args", &JsonSeq(&object.args, false))?;
         if matches!(object.construct, Construct::NewObj | Construct::NewObjEx) {
             fields.serialize_entry("new", &true)?;
         }
         if object.construct == Construct::NewObjEx || !object.kwargs.is_empty() {
             // A dict like any other (what the fixtures' manifest writes too).
-            fields.serialize_entry("kwargs", &JsonDict(&object.kwargs))?;
+            fields.serialize_entry("kwargs", &JsonDict(&object.kwargs, false))?;
         }
         if let Some(state) = &object.state {
-            fields.serialize_entry("state", &JsonOf(state))?;
+            fields.serialize_entry(
+                "state",
+                &JsonValue {
+                    value: state,
+                    plain,
+                },
+            )?;
         }
         if !object.list_items.is_empty() {
-            fields.serialize_entry("listitems", &JsonSeq(&object.list_items))?;
+            fields.serialize_entry("listitems", &JsonSeq(&object.list_items, plain))?;
         }
         if !object.dict_items.is_empty() {
-            fields.serialize_entry("dictitems", &JsonPairs(&object.dict_items))?;
+            fields.serialize_entry("dictitems", &JsonPairs(&object.dict_items, plain))?;
         }
         fields.end()
     }
 }
 
 /// `{"dict": [[k, v], ...]}`.
-struct JsonDict<'a>(&'a [(Value, Value)]);
+struct JsonDict<'a>(&'a [(Value, Value)], bool);
 
 impl Serialize for JsonDict<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        tagged(serializer, "dict", &JsonPairs(self.0))
+        tagged(serializer, "dict", &JsonPairs(self.0, self.1))
     }
 }
 

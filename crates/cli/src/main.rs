@@ -15,6 +15,7 @@ mod arrays;
 mod commands;
 mod error;
 mod json;
+mod known_forms;
 mod npy;
 mod picture;
 mod pretty;

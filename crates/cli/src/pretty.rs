@@ -1,9 +1,11 @@
-//! A readable, Python-like rendering of values: what `repr()` would print,
-//! with objects shown as the calls that would build them and arrays summarised.
+//! A readable, Python-like rendering of values: what `repr()` would print, with the
+//! objects Python users know as Python shows them (numpy 2's scalars, datetimes, ...),
+//! other objects as the calls that would build them, and arrays summarised.
 
 use mmappickle::{Construct, Object, Value};
 
 use crate::arrays;
+use crate::known_forms;
 use crate::scalars::{bytes_repr, float_repr, push_str_repr};
 
 /// `value` the way Python's `repr` would print it.
@@ -46,7 +48,12 @@ pub fn push_repr(value: &Value, out: &mut String) {
             out.push('.');
             out.push_str(&global.name);
         }
-        Value::Object(object) => write_object(object, out),
+        Value::Object(object) => {
+            let shown = known_forms::recognise(object).and_then(|known| known.push_repr(out));
+            if shown.is_none() {
+                write_object(object, out);
+            }
+        }
         #[allow(unreachable_patterns)]
         other => out.push_str(&format!("{other:?}")),
     }
@@ -136,18 +143,19 @@ mod tests {
 
     #[test]
     fn containers_and_objects_read_like_python() {
-        let mut ordered = Object::new(
+        // A class this module does not know: the calls that build it.
+        let mut registry = Object::new(
             Construct::Reduce,
-            Value::Global(Global::new("collections", "OrderedDict")),
+            Value::Global(Global::new("m", "Registry")),
             vec![],
         );
-        ordered.dict_items = vec![(Value::from("a"), Value::Int(1))];
+        registry.dict_items = vec![(Value::from("a"), Value::Int(1))];
         let value = Value::Dict(vec![
             (Value::from("t"), Value::Tuple(vec![Value::Int(1)])),
             (Value::from("s"), Value::Set(vec![])),
             (Value::from("f"), Value::FrozenSet(vec![Value::None])),
             (Value::from("b"), Value::ByteArray(b"x".to_vec())),
-            (Value::from("o"), Value::Object(Box::new(ordered))),
+            (Value::from("o"), Value::Object(Box::new(registry))),
             (
                 Value::from("n"),
                 Value::Object(Box::new(Object::new(
@@ -160,7 +168,7 @@ mod tests {
         assert_eq!(
             repr(&value),
             "{'t': (1,), 's': set(), 'f': frozenset({None}), 'b': bytearray(b'x'), \
-             'o': collections.OrderedDict().update({'a': 1}), 'n': m.C.__new__(m.C, True)}"
+             'o': m.Registry().update({'a': 1}), 'n': m.C.__new__(m.C, True)}"
         );
     }
 }

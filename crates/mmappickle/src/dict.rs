@@ -10,6 +10,7 @@ mod maps;
 mod open;
 mod options;
 mod read;
+mod rows;
 mod snapshot;
 
 use std::path::Path;
@@ -22,7 +23,7 @@ pub use self::disassembly::Disassembly;
 pub use self::listing::{EntryInfo, Listing};
 pub use self::open::loads;
 pub use self::options::MmapDictOptions;
-pub use self::snapshot::{Iter, ReadSnapshot};
+pub use self::snapshot::{Iter, ReadSnapshot, StoredValue};
 
 use crate::error::{Error, ErrorKind};
 /// A dictionary stored in a file that is at once a Python pickle of the dict and a store of

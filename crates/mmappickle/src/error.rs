@@ -45,6 +45,15 @@ pub enum ErrorKind {
         /// The dtype of the array in the file (numpy's `str(dtype)`).
         dtype: String,
     },
+    /// Bytes of one dtype given to be written into an array of another.
+    WrongDType {
+        /// The key.
+        key: String,
+        /// The dtype of the bytes given (numpy's `str(dtype)`).
+        given: String,
+        /// The dtype of the array in the file.
+        dtype: String,
+    },
     /// The entry holds a generic value (or a masked array) where a plain array was asked for.
     NotAnArray {
         /// The key.
@@ -55,8 +64,8 @@ pub enum ErrorKind {
         /// The key.
         key: String,
     },
-    /// A change (insert, remove, vacuum, fsck, a writable map) was asked of a dict opened
-    /// read-only.
+    /// A change (insert, remove, vacuum, fsck, a writable map, a write of rows) was asked of
+    /// a dict opened read-only.
     ReadOnly,
     /// Vacuum was refused because maps of this file handed out by this dict are still alive
     /// (vacuum replaces the file, so they would no longer see it).
@@ -64,9 +73,9 @@ pub enum ErrorKind {
         /// How many maps are alive.
         count: usize,
     },
-    /// A writable map of a key's array was asked while another map of it lives in this
-    /// process, or a map while a writable one lives: one process never holds a writable map
-    /// together with another map of the same bytes.
+    /// A writable map of a key's array (or a write of its rows) was asked while another map
+    /// of it lives in this process, or a map while a writable one (or a write) lives: one
+    /// process never changes bytes that another map of it reads.
     MapConflict {
         /// The key.
         key: String,
@@ -110,6 +119,33 @@ pub enum ErrorKind {
         expected: u64,
         /// The buffer's length.
         found: usize,
+    },
+    /// No pickler of the dict reads a stored value (`reading`), or stores a value given
+    /// (see [`Pickler`](crate::Pickler)).
+    NoPickler {
+        /// The key.
+        key: String,
+        /// Whether a read (else a write) found none.
+        reading: bool,
+    },
+    /// A pickler was asked to read or store a value it does not take (its `is_valid` or
+    /// `is_picklable` said otherwise).
+    PicklerRefused {
+        /// The pickler's name.
+        pickler: String,
+    },
+    /// A pickler of one's own failed while it read a value (for a binding to another
+    /// language: the exception it raised).
+    PicklerFailed {
+        /// The pickler's name.
+        pickler: String,
+        /// What it reported.
+        message: String,
+    },
+    /// A pickler asked to map bytes outside the value it reads.
+    PlaceOutsideValue {
+        /// The file range asked for.
+        range: std::ops::Range<u64>,
     },
     /// A value is larger than this machine can hold in memory.
     TooLarge {
@@ -316,6 +352,11 @@ impl fmt::Display for ErrorKind {
                 f,
                 "key {key:?} holds an array of dtype {dtype}, which cannot be read as {requested}"
             ),
+            ErrorKind::WrongDType { key, given, dtype } => write!(
+                f,
+                "key {key:?} holds an array of dtype {dtype}: bytes of dtype {given} cannot be \
+                 written into it"
+            ),
             ErrorKind::NotAnArray { key } => {
                 write!(f, "key {key:?} does not hold a plain array: expected one")
             }
@@ -330,8 +371,8 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::MapConflict { key } => write!(
                 f,
-                "key {key:?} is mapped elsewhere in this process: a writable map cannot live \
-                 beside another map of the same bytes (drop the other map first)"
+                "key {key:?} is mapped elsewhere in this process: a writable map or a write of \
+                 rows cannot live beside another map of the same bytes (drop the other map first)"
             ),
             ErrorKind::NotADict { found } => {
                 write!(
@@ -368,6 +409,29 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BufferLength { expected, found } => {
                 write!(f, "a buffer of {found} bytes: expected {expected}")
             }
+            ErrorKind::NoPickler { key, reading: true } => {
+                write!(f, "no pickler of the dict reads the value of key {key:?}")
+            }
+            ErrorKind::NoPickler {
+                key,
+                reading: false,
+            } => {
+                write!(
+                    f,
+                    "no pickler of the dict stores the value given for key {key:?}"
+                )
+            }
+            ErrorKind::PicklerRefused { pickler } => {
+                write!(f, "{pickler} was given a value it does not take")
+            }
+            ErrorKind::PicklerFailed { pickler, message } => {
+                write!(f, "{pickler} failed: {message}")
+            }
+            ErrorKind::PlaceOutsideValue { range } => write!(
+                f,
+                "bytes {}..{} asked to be mapped lie outside the value",
+                range.start, range.end
+            ),
             ErrorKind::TooLarge { len } => {
                 write!(f, "a value of {len} bytes, more than this machine can hold")
             }

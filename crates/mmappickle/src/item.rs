@@ -12,6 +12,7 @@ use mmappickle_codec::{decode_entry_value, Limits, Value};
 use mmappickle_container::Entry;
 
 use crate::error::{Error, ErrorKind};
+use crate::picklers::OtherValue;
 
 /// What a key holds: a generic value, an array, or a masked array. A local dict maps its
 /// arrays; a remote one reads them into memory.
@@ -27,6 +28,9 @@ pub enum Item {
     Array(ArrayData),
     /// A `numpy.ma.MaskedArray`: data and mask.
     Masked(MaskedBytes),
+    /// A value read by a [`Pickler`](crate::Pickler) of one's own (never with the built-in
+    /// picklers alone).
+    Other(OtherValue),
 }
 
 impl Item {
@@ -50,6 +54,14 @@ impl Item {
     pub fn as_array(&self) -> Option<&ArrayData> {
         match self {
             Item::Array(array) => Some(array),
+            _ => None,
+        }
+    }
+
+    /// The value a pickler of one's own read, if one did.
+    pub fn as_other(&self) -> Option<&OtherValue> {
+        match self {
+            Item::Other(other) => Some(other),
             _ => None,
         }
     }
@@ -203,7 +215,7 @@ impl ArrayPlace {
     /// place, with the shape of the rows.
     pub fn rows(&self, rows: std::ops::Range<usize>) -> Result<ArrayPlace, Error> {
         let n_rows = self.shape.first().copied().unwrap_or(0);
-        if rows.start > rows.end || rows.end > n_rows {
+        if self.shape.is_empty() || rows.start > rows.end || rows.end > n_rows {
             return Err(Error::unplaced(ErrorKind::RowsOutOfRange { rows, n_rows }));
         }
         // Within the array, whose raw length was checked against the file.

@@ -51,7 +51,16 @@
 //! Arrays go in from a slice ([`MmapDict::insert_array`]), from raw bytes of any fixed-size
 //! dtype ([`MmapDict::insert_array_bytes`]), piece by piece from a source larger than RAM
 //! ([`MmapDict::insert_array_with`]), as a masked array, or as a stub filled later through
-//! [`MmapDict::array_mut`].
+//! [`MmapDict::array_mut`] or, with no page fault per page of its hole,
+//! [`MmapDict::write_rows`] (`pwrite`).
+//!
+//! What a key holds is told by the dict's [`Pickler`]s, the Rust counterpart of the Python
+//! library's picklers: [`ArrayPickler`], [`MaskedArrayPickler`] and the catch-all
+//! [`GenericPickler`] by default, tried in decreasing priority. A kind of one's own joins them
+//! through [`MmapDictOptions::picklers`]; [`MmapDict::insert_any`] stores a value by the
+//! first pickler that takes it, and [`MmapDict::get`] returns what the first valid one read
+//! ([`Item::Other`] for a kind of one's own). The Python package's picklers written for the
+//! library are read through the same trait.
 //!
 //! A generic value that holds numpy arrays pickled by numpy itself (say a list of arrays)
 //! stays a [`Value`]; [`OwnedArray::from_value`] reads such arrays into memory.
@@ -227,6 +236,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod item;
+mod picklers;
 #[cfg(feature = "serde")]
 mod serde_values;
 
@@ -236,7 +246,7 @@ pub use {
     crate::{
         dict::{
             loads, Disassembly, EntryInfo, Iter, Listing, MmapDict, MmapDictOptions, ReadSnapshot,
-            Transaction,
+            StoredValue, Transaction,
         },
         error::{message_with_sources, Error, ErrorKind},
         item::{
@@ -244,6 +254,7 @@ pub use {
             Item, Located, MaskedArray, MaskedBytes, ValuePlace, VALUE_PICKLE_HEAD,
             VALUE_PICKLE_TAIL,
         },
+        picklers::{ArrayPickler, GenericPickler, MaskedArrayPickler, OtherValue, Pickler},
     },
     mmappickle_array::{
         self as array, half::f16, ArrayEncoding, ArrayHeader, ArrayLayout, Bool, ByteOrder, DType,

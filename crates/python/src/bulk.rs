@@ -3,9 +3,15 @@
 //! (`NativeDict.insert_values`); a snapshot's entries joined into the pickle of one dict
 //! that one `pickle.loads` reads (`NativeDict.joined_items`).
 
-use mmappickle::{split_list_pickle, JoinedEntries, Located, ReadSnapshot, SplitList};
+use std::any::Any;
+
+use mmappickle::{
+    split_list_pickle, GenericPickler, JoinedEntries, Located, ReadSnapshot, SplitList,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+
+use crate::picklers::{self, Found};
 
 /// Values whose pickle is at least this long are pickled alone (a value of a batch's list
 /// pickle is held twice, in the list's pickle and in its own, while the list is split).
@@ -91,27 +97,24 @@ impl Pickled {
 
 /// One pickle of the dict of every live key of `snapshot`, in file order, with its value:
 /// the generic values that stand alone as they are, the others `None`; and those others,
-/// by key (a generic value's bytes along, as `locate` reads them).
+/// by key, as the handle's picklers found them.
 #[allow(clippy::type_complexity)]
 pub(crate) fn joined_items(
     snapshot: &ReadSnapshot<'_>,
-) -> Result<(Vec<u8>, Vec<(String, Located, Vec<u8>)>), mmappickle::Error> {
+) -> Result<(Vec<u8>, Vec<(String, Found)>), mmappickle::Error> {
     let mut joined = JoinedEntries::new();
     let mut others = Vec::new();
     for key in snapshot.keys()? {
-        let located = snapshot.locate(&key)?;
-        let value_bytes = match &located {
-            Located::Value(place) => {
-                let value_bytes = snapshot.value_bytes_at(place)?;
-                if joined.push(&key, value_bytes) {
-                    continue;
-                }
-                value_bytes.to_vec()
-            }
-            _ => Vec::new(),
-        };
+        let value = snapshot.stored(&key)?;
+        let reader: &dyn Any = value.reader()?;
+        let generic = reader.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
+        if generic && joined.push(&key, value.bytes()) {
+            continue;
+        }
+        drop(value);
         joined.push_none(&key);
-        others.push((key, located, value_bytes));
+        let found = picklers::read_by_picklers(snapshot, &key)?;
+        others.push((key, found));
     }
     Ok((joined.finish(), others))
 }

@@ -14,6 +14,7 @@
 
 mod bulk;
 mod errors;
+mod picklers;
 mod records;
 mod remote;
 mod safe;
@@ -24,15 +25,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict};
+use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
 use pyo3::types::{PyBytes, PyList, PyString, PyType};
 
 use crate::errors::{not_writable, to_py_err, UnsafeValueError};
+use crate::picklers::Found;
 use crate::records::{
-    located_record, ArrayBytes, ArrayPlace, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
+    ArrayBytes, ArrayPlace, EntrySummary, GenericValue, MaskedArrayBytes, MaskedPlace, NewArray,
     NewMasked, NewPickle, NewStub, NewWritten, RemoteArray,
 };
 
@@ -63,7 +65,7 @@ fn poisoned() -> PyErr {
     PyValueError::new_err("mmapdict poisoned by a panic")
 }
 
-/// The error of an insert whose writer may have raised: the Python exception first.
+/// The error of an insert or a write whose writer may have raised: the Python exception first.
 fn insert_result<R>(inserted: PyResult<R>, python_error: Option<PyErr>) -> PyResult<R> {
     match (inserted, python_error) {
         (Err(_), Some(error)) => Err(error),
@@ -199,23 +201,27 @@ fn kept<R>(result: PyResult<R>, python_error: &mut Option<PyErr>) -> std::io::Re
 impl NativeDict {
     /// Opens `path` (read-write creates it; a plain pickle of a dict is converted).
     #[new]
-    #[pyo3(signature = (path, readonly, portable, allow_damaged))]
+    #[pyo3(signature = (path, readonly, portable, allow_damaged, picklers=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         readonly: bool,
         portable: bool,
         allow_damaged: bool,
+        picklers: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<Self> {
         let encoding = if portable {
             ArrayEncoding::Portable
         } else {
             ArrayEncoding::Compatible
         };
-        let options = MmapDict::options()
+        let mut options = MmapDict::options()
             .readonly(readonly)
             .encoding(encoding)
             .allow_damaged(allow_damaged);
+        if let Some(picklers) = picklers {
+            options = options.picklers(picklers::facade_picklers(&picklers)?);
+        }
         let dict = py.detach(|| options.open(&path)).map_err(to_py_err)?;
         Ok(NativeDict {
             dict: RwLock::new(Some(dict)),
@@ -321,45 +327,73 @@ impl NativeDict {
         result
     }
 
-    /// What `key` holds: a `GenericValue`, an `ArrayPlace` or a `MaskedPlace`.
+    /// What `key` holds, as the first of the handle's picklers valid for it reads it: a
+    /// `GenericValue`, an `ArrayPlace` or a `MaskedPlace` for the built-in kinds, the value
+    /// itself for a pickler written for the library.
     fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
-        let (located, value_bytes) =
-            self.read(py, |dict| located_with_bytes(&dict.read()?, key))?;
-        located_record(py, located, &value_bytes)
+        let found = self
+            .read(py, |dict| picklers::read_by_picklers(&dict.read()?, key))
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        found_record(py, found)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read
     /// snapshot of the file (one shared lock).
     fn locate_all(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
-        let located = self.read(py, |dict| {
-            let snapshot = dict.read()?;
-            snapshot
-                .keys()?
-                .into_iter()
-                .map(|key| Ok((located_with_bytes(&snapshot, &key)?, key)))
-                .collect::<Result<Vec<_>, mmappickle::Error>>()
-        })?;
-        located
+        let found = self
+            .read(py, |dict| {
+                let snapshot = dict.read()?;
+                snapshot
+                    .keys()?
+                    .into_iter()
+                    .map(|key| Ok((picklers::read_by_picklers(&snapshot, &key)?, key)))
+                    .collect::<Result<Vec<_>, mmappickle::Error>>()
+            })
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        found
             .into_iter()
-            .map(|((located, bytes), key)| Ok((key, located_record(py, located, &bytes)?)))
+            .map(|(found, key)| Ok((key, found_record(py, found)?)))
             .collect()
     }
 
-    /// `(offset, length)` of the value bytes of `key` in the file, as the Python library's
-    /// picklers receive them in `is_valid(offset, length)` and `read(offset, length)` (a
-    /// generic value's come with it from `locate`).
-    fn value_range(&self, py: Python<'_>, key: &str) -> PyResult<(u64, u64)> {
+    /// `(live keys, file length, the first `limit` live entries)`, from one snapshot: what a
+    /// notebook shows (no array's data is mapped or read).
+    fn summary(&self, py: Python<'_>, limit: usize) -> PyResult<(usize, u64, Vec<EntrySummary>)> {
         self.read(py, |dict| {
-            // An entry listing shares the snapshot's table (no copy, no value read).
-            match dict.entry_listing()?.table().get(key) {
-                Some(entry) => Ok((entry.value_offset(), entry.value_len())),
-                None => Err(mmappickle::Error::unplaced(
-                    mmappickle::ErrorKind::KeyNotFound {
-                        key: key.to_owned(),
-                    },
-                )),
-            }
+            let snapshot = dict.read()?;
+            // The state `snapshot` sees: its shared lock is held meanwhile.
+            let listing = dict.entry_listing()?;
+            let value_bytes = |_: &str, place: &_| Ok(snapshot.value_bytes_at(place)?.to_vec());
+            records::summary(&listing, limit, |key| snapshot.locate(key), value_bytes)
         })
+    }
+
+    /// Writes whole rows of the plain array of `key` from row `start`: `length` bytes of
+    /// `dtype` (C order) that `write_raw(fd, offset, length)` writes itself into the rows'
+    /// place in the file (`os.pwrite` from the caller's buffer: no copy, the Python runtime
+    /// released while it writes), under the file's shared lock (no vacuum and no replace of
+    /// the key meanwhile); the lock is waited for with the Python runtime detached.
+    fn write_rows(
+        &self,
+        py: Python<'_>,
+        key: &str,
+        start: usize,
+        dtype: &str,
+        length: usize,
+        write_raw: Py<PyAny>,
+    ) -> PyResult<()> {
+        let dtype = records::parse_dtype(dtype)?;
+        let mut python_error = None;
+        let written = self.read(py, |dict| {
+            dict.write_rows_in_place(key, start, &dtype, length, |file, offset, len| {
+                use std::os::fd::AsRawFd;
+                Python::attach(|py| {
+                    let called = write_raw.call1(py, (file.as_raw_fd(), offset, len));
+                    kept(called.map(drop), &mut python_error)
+                })
+            })
+        });
+        insert_result(written, python_error)
     }
 
     /// Stores many values in one batch (one lock, one commit: all of them or, on an error,
@@ -452,12 +486,12 @@ impl NativeDict {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<(String, Py<PyAny>)>)> {
-        let (stream, others) = self.read(py, |dict| bulk::joined_items(&dict.read()?))?;
+        let (stream, others) = self
+            .read(py, |dict| bulk::joined_items(&dict.read()?))
+            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
         let others = others
             .into_iter()
-            .map(|(key, located, value_bytes)| {
-                Ok((key, located_record(py, located, &value_bytes)?))
-            })
+            .map(|(key, found)| Ok((key, found_record(py, found)?)))
             .collect::<PyResult<Vec<_>>>()?;
         Ok((PyBytes::new(py, &stream), others))
     }
@@ -523,6 +557,27 @@ enum Record<'a> {
     Written(&'a NewWritten),
 }
 
+/// The record of what a pickler found: a `GenericValue`, an `ArrayPlace`, a `MaskedPlace`,
+/// or the value a Python pickler read.
+fn found_record(py: Python<'_>, found: Found) -> PyResult<Py<PyAny>> {
+    match found {
+        Found::Generic {
+            offset,
+            bytes,
+            holds_array,
+        } => Ok(Py::new(py, GenericValue::new(py, offset, &bytes, holds_array)?)?.into_any()),
+        Found::Array(place, file_id) => {
+            Ok(Py::new(py, ArrayPlace::new(place, file_id))?.into_any())
+        }
+        Found::Masked(data, mask, file_id) => {
+            let data = Py::new(py, ArrayPlace::new(data, file_id))?;
+            let mask = Py::new(py, ArrayPlace::new(mask, file_id))?;
+            Ok(Py::new(py, MaskedPlace { data, mask })?.into_any())
+        }
+        Found::Read(value) => Ok(value),
+    }
+}
+
 impl<'a> Record<'a> {
     /// The record `value` is: a `NewPickle`, `NewArray`, `NewMasked`, `NewStub` or
     /// `NewWritten`.
@@ -561,19 +616,6 @@ impl<'a> Record<'a> {
             Record::Written(new) => NewValue::Written(new),
         }
     }
-}
-
-/// What `key` holds in `snapshot`, with a generic value's bytes read in the same snapshot.
-fn located_with_bytes(
-    snapshot: &mmappickle::ReadSnapshot<'_>,
-    key: &str,
-) -> Result<(Located, Vec<u8>), mmappickle::Error> {
-    let located = snapshot.locate(key)?;
-    let value_bytes = match &located {
-        Located::Value(place) => snapshot.value_bytes_at(place)?.to_vec(),
-        _ => Vec::new(),
-    };
-    Ok((located, value_bytes))
 }
 
 /// The value bytes `(bytes, memo_max)` of the pickle `stream` for an entry whose memo indices
@@ -618,6 +660,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<RemoteArray>()?;
     module.add_class::<ArrayBytes>()?;
     module.add_class::<MaskedArrayBytes>()?;
+    module.add_class::<EntrySummary>()?;
     module.add_class::<NewPickle>()?;
     module.add_class::<NewArray>()?;
     module.add_class::<NewMasked>()?;

@@ -1,15 +1,20 @@
 //! The typed records that cross the boundary between the Rust half and the Python half: what
 //! a key holds (`GenericValue`, `ArrayPlace`, `MaskedPlace`; over a URL, `RemoteArray` and
 //! `ArrayBytes` / `MaskedArrayBytes`), and the values a batch stores (`NewPickle`,
-//! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`). Each is a small frozen class whose
-//! fields the `.pyi` describes.
+//! `NewArray`, `NewMasked`, `NewStub`, `NewWritten`), and what a summary of the entries shows
+//! (`EntrySummary`). Each is a small frozen class whose fields the `.pyi` describes.
 
-use mmappickle::{DType, Located, ValuePlace, VALUE_PICKLE_HEAD, VALUE_PICKLE_TAIL};
+use std::fmt::Write as _;
+
+use mmappickle::{
+    decode_entry_value, DType, ErrorKind, Limits, Listing, Located, ValuePlace, VALUE_PICKLE_HEAD,
+    VALUE_PICKLE_TAIL,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes};
 
-fn parse_dtype(name: &str) -> PyResult<DType> {
+pub(crate) fn parse_dtype(name: &str) -> PyResult<DType> {
     DType::parse(name).map_err(|error| PyValueError::new_err(error.to_string()))
 }
 
@@ -39,14 +44,25 @@ pub(crate) struct GenericValue {
     offset: u64,
     #[pyo3(get)]
     length: u64,
+    /// Whether the value is an array expression (read as a generic value when the handle
+    /// has no array pickler): built by the Rust decoder, which reads the library's form on
+    /// every numpy, where `pickle.loads` of it fails from numpy 2.3 on.
+    #[pyo3(get)]
+    holds_array: bool,
 }
 
 impl GenericValue {
-    pub(crate) fn new(py: Python<'_>, place: &ValuePlace, value_bytes: &[u8]) -> PyResult<Self> {
+    pub(crate) fn new(
+        py: Python<'_>,
+        offset: u64,
+        value_bytes: &[u8],
+        holds_array: bool,
+    ) -> PyResult<Self> {
         Ok(GenericValue {
             pickle: value_pickle(py, value_bytes)?.unbind(),
-            offset: place.offset,
-            length: place.len,
+            offset,
+            length: value_bytes.len() as u64,
+            holds_array,
         })
     }
 }
@@ -85,14 +101,18 @@ pub(crate) struct ArrayPlace {
     dtype: String,
     /// The shape.
     shape: Vec<usize>,
+    /// `(device, inode)` of the file the place is in: the handle's map of the file serves
+    /// it only while it maps that file (a vacuum replaces it).
+    file_id: (u64, u64),
 }
 
 impl ArrayPlace {
-    fn new(place: mmappickle::ArrayPlace) -> Self {
+    pub(crate) fn new(place: mmappickle::ArrayPlace, file_id: (u64, u64)) -> Self {
         ArrayPlace {
             data_offset: place.data_offset,
             dtype: place.dtype.name(),
             shape: place.shape,
+            file_id,
         }
     }
 }
@@ -111,31 +131,8 @@ impl ArrayPlace {
 /// when the array was written without a mask).
 #[pyclass(module = "mmappickle._native", frozen, get_all)]
 pub(crate) struct MaskedPlace {
-    data: Py<ArrayPlace>,
-    mask: Py<ArrayPlace>,
-}
-
-/// What a key holds, as the record the Python half reads (`value_bytes`: those of a generic
-/// value, read in the snapshot that located it).
-pub(crate) fn located_record(
-    py: Python<'_>,
-    located: Located,
-    value_bytes: &[u8],
-) -> PyResult<Py<PyAny>> {
-    Ok(match located {
-        Located::Value(place) => {
-            Py::new(py, GenericValue::new(py, &place, value_bytes)?)?.into_any()
-        }
-        Located::Array(place) => Py::new(py, ArrayPlace::new(place))?.into_any(),
-        Located::Masked { data, mask } => Py::new(
-            py,
-            MaskedPlace {
-                data: Py::new(py, ArrayPlace::new(data))?,
-                mask: Py::new(py, ArrayPlace::new(mask))?,
-            },
-        )?
-        .into_any(),
-    })
+    pub(crate) data: Py<ArrayPlace>,
+    pub(crate) mask: Py<ArrayPlace>,
 }
 
 /// A remote plain array, its bytes not read yet (`NativeRemote.read_rows` reads them).
@@ -262,4 +259,115 @@ impl NewWritten {
     fn new(key: String, write: Py<PyAny>) -> Self {
         NewWritten { key, write }
     }
+}
+
+/// Generic values up to this long are decoded for their repr in a summary; longer ones are
+/// not read.
+const SUMMARY_DECODED_LEN: u64 = 64 * 1024;
+
+/// The characters of a value's repr that a summary keeps.
+const SUMMARY_REPR_CHARS: usize = 100;
+
+/// One live entry as a summary shows it (a notebook's table of the entries), found without
+/// reading any array's data.
+#[pyclass(module = "mmappickle._native", frozen, get_all)]
+pub(crate) struct EntrySummary {
+    key: String,
+    /// `value`, `array`, `masked` or `malformed`.
+    kind: &'static str,
+    /// The (data) array's dtype name, for arrays and masked arrays.
+    dtype: Option<String>,
+    /// The (data) array's shape, for arrays and masked arrays.
+    shape: Option<Vec<usize>>,
+    /// The bytes it takes in the file: a generic value's, an array's data (with its mask),
+    /// a malformed value's.
+    nbytes: u64,
+    /// A generic value's repr, cut to a line, decoded by the codec (never by Python's
+    /// unpickler) when the value is small; a malformed array's error.
+    description: Option<String>,
+}
+
+/// `(live keys, file length, summaries of the first `limit` live entries in file order)` of
+/// `listing`: `locate` tells what a key holds, `value_bytes` reads a small generic value (an
+/// array's data is never read).
+pub(crate) fn summary(
+    listing: &Listing,
+    limit: usize,
+    mut locate: impl FnMut(&str) -> Result<Located, mmappickle::Error>,
+    mut value_bytes: impl FnMut(&str, &ValuePlace) -> Result<Vec<u8>, mmappickle::Error>,
+) -> Result<(usize, u64, Vec<EntrySummary>), mmappickle::Error> {
+    let mut entries = Vec::new();
+    let live = listing
+        .entries()
+        .filter(|info| info.entry.is_live() && !info.shadowed);
+    for entry in live.take(limit).map(|info| info.entry) {
+        let key = entry.key();
+        let (mut dtype, mut shape, mut description) = (None, None, None);
+        let (kind, nbytes) = match locate(key) {
+            Ok(Located::Value(place)) => {
+                if place.len <= SUMMARY_DECODED_LEN {
+                    // A value the codec cannot decode (a pickler's own layout) has no repr.
+                    description =
+                        decode_entry_value(&value_bytes(key, &place)?, &Limits::default())
+                            .ok()
+                            .map(|value| cut_repr(&value));
+                }
+                ("value", place.len)
+            }
+            Ok(Located::Array(place)) => {
+                let nbytes = place.raw_len();
+                (dtype, shape) = (Some(place.dtype.name()), Some(place.shape));
+                ("array", nbytes)
+            }
+            Ok(Located::Masked { data, mask }) => {
+                let nbytes = data.raw_len().saturating_add(mask.raw_len());
+                (dtype, shape) = (Some(data.dtype.name()), Some(data.shape));
+                ("masked", nbytes)
+            }
+            Err(error) if matches!(error.kind(), ErrorKind::Array(_)) => {
+                description = Some(error.to_string());
+                ("malformed", entry.value_len())
+            }
+            Err(error) => return Err(error),
+        };
+        entries.push(EntrySummary {
+            key: key.to_owned(),
+            kind,
+            dtype,
+            shape,
+            nbytes,
+            description,
+        });
+    }
+    Ok((listing.n_live(), listing.file_len(), entries))
+}
+
+/// `value`'s repr (the codec's, Python's form), cut after [`SUMMARY_REPR_CHARS`] characters
+/// with `...`: the formatting stops there, however large the value.
+fn cut_repr(value: &mmappickle::Value) -> String {
+    /// Keeps the characters written while `left` lasts, then fails the formatting.
+    struct Cut {
+        text: String,
+        left: usize,
+    }
+    impl std::fmt::Write for Cut {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            for character in text.chars() {
+                if self.left == 0 {
+                    return Err(std::fmt::Error);
+                }
+                self.text.push(character);
+                self.left -= 1;
+            }
+            Ok(())
+        }
+    }
+    let mut cut = Cut {
+        text: String::new(),
+        left: SUMMARY_REPR_CHARS,
+    };
+    if write!(cut, "{value}").is_err() {
+        cut.text.push_str("...");
+    }
+    cut.text
 }

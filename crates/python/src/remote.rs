@@ -9,7 +9,7 @@ use pyo3::types::PyByteArray;
 use std::sync::{Arc, Mutex};
 
 use crate::errors::to_py_err;
-use crate::records::{ArrayBytes, GenericValue, MaskedArrayBytes, RemoteArray};
+use crate::records::{self, ArrayBytes, EntrySummary, GenericValue, MaskedArrayBytes, RemoteArray};
 
 /// A remote file opened for reading (the `RemoteDict` class of the Python half wraps one).
 #[pyclass(module = "mmappickle._native", frozen)]
@@ -124,7 +124,7 @@ impl NativeRemote {
                 let bytes = py
                     .detach(|| remote.read_range(place.range()))
                     .map_err(to_py_err)?;
-                Ok(Py::new(py, GenericValue::new(py, &place, &bytes)?)?.into_any())
+                Ok(Py::new(py, GenericValue::new(py, place.offset, &bytes, false)?)?.into_any())
             }
         }
     }
@@ -154,6 +154,18 @@ impl NativeRemote {
             py.detach(|| remote.read_into(&place, buffer))
                 .map_err(to_py_err)
         })
+    }
+
+    /// `(live keys, file length, the first `limit` live entries)`: what a notebook shows
+    /// (heads of values and small generic values are fetched, never an array's data).
+    fn summary(&self, py: Python<'_>, limit: usize) -> PyResult<(usize, u64, Vec<EntrySummary>)> {
+        let remote = self.remote()?;
+        py.detach(|| {
+            let value_bytes = |key: &str, _: &_| remote.raw_value(key);
+            let listing = remote.entry_listing();
+            records::summary(&listing, limit, |key| remote.locate(key), value_bytes)
+        })
+        .map_err(to_py_err)
     }
 
     /// Requests made and bytes received since the open: `(requests, bytes)`.

@@ -192,3 +192,55 @@ def test_too_many_dimensions_is_a_value_error(path: str) -> None:
     with pytest.raises(ValueError, match="dimensions"):
         m["a"] = np.zeros((1,) * 33)
     assert "a" not in m
+
+
+def maps_of(path: str) -> int:
+    """How many maps of ``path`` this process has (``/proc/self/maps``)."""
+    real = os.path.realpath(path)
+    with open("/proc/self/maps") as maps:
+        return sum(1 for line in maps if line.rstrip().endswith(real))
+
+
+def test_arrays_are_views_of_one_map_per_handle(path: str) -> None:
+    m = mmapdict(path)
+    for i in range(20):
+        m[f"a{i}"] = np.arange(1000, dtype="f8") + i
+    m["small"] = np.arange(3, dtype="u1")
+    arrays = [m["a0"]]
+    maps = maps_of(path)  # the Rust half's and the one arrays are views of
+    arrays += [m[f"a{i % 20}"] for i in range(1, 200)]
+    # No new map for 199 more reads (numpy.memmap(path) per read made one each).
+    assert maps_of(path) == maps <= 2
+    first = arrays[0]
+    assert type(first) is np.memmap and type(first[10:20]) is np.memmap
+    assert first.filename == os.path.realpath(path)
+    with open(path, "rb") as file:
+        file.seek(first.offset)
+        assert file.read(16) == first[:2].tobytes()
+    assert [float(a[5]) for a in arrays[:20]] == [5.0 + i for i in range(20)]
+    # Writes through a view reach the file; flush() syncs the map.
+    first[0] = -1.0
+    first.flush()
+    assert mmapdict(path, readonly=True)["a0"][0] == -1.0
+    # A 0-d, an empty, and an array the file grew to hold after the map was made.
+    m["scalar"] = np.array(7, dtype="i4")
+    m["empty"] = np.zeros((0, 3))
+    m["late"] = np.full(100_000, 2.5)
+    assert int(m["scalar"]) == 7 and m["empty"].shape == (0, 3)
+    assert float(m["late"].sum()) == 250_000.0
+    assert m["small"].tolist() == [0, 1, 2]
+
+
+def test_the_map_follows_a_vacuum_of_another_handle(path: str) -> None:
+    m = mmapdict(path)
+    m["gone"] = np.zeros(10_000)
+    m["kept"] = np.arange(5, dtype="i8")
+    assert m["kept"].tolist() == [0, 1, 2, 3, 4]
+    old = m["kept"]
+    other = mmapdict(path)
+    del other["gone"]
+    other.vacuum()  # a new file renamed over the path: "kept" moved
+    other["kept"] = np.arange(5, 10, dtype="i8")
+    assert m["kept"].tolist() == [5, 6, 7, 8, 9]
+    # Arrays handed out before keep mapping the old file.
+    assert old.tolist() == [0, 1, 2, 3, 4]

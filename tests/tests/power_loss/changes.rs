@@ -393,7 +393,9 @@ pub(crate) fn read_dict(dict: &MmapDict) -> Result<Dict, String> {
                 shape: map.shape().to_vec(),
                 data: map.bytes().to_vec(),
             },
-            Item::Masked(_) => return Err(format!("{key:?}: a masked array, never written here")),
+            Item::Masked(_) | Item::Other(_) => {
+                return Err(format!("{key:?}: {item:?}, never written here"))
+            }
         };
         if read.insert(key.clone(), held).is_some() {
             return Err(format!("{key:?} listed twice"));

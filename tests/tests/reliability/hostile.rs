@@ -348,7 +348,7 @@ pub fn read_everything(path: &Path, bytes: &[u8]) -> Result<usize, mmappickle::E
         let keys = dict.keys()?;
         for key in &keys {
             match dict.get(key)? {
-                Item::Value(_) => {}
+                Item::Value(_) | Item::Other(_) => {}
                 Item::Array(map) => {
                     std::hint::black_box(map.bytes().iter().map(|&b| b as u64).sum::<u64>());
                 }

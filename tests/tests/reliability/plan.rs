@@ -335,6 +335,7 @@ pub(crate) fn read_state(
                 raw: map.bytes().to_vec(),
             },
             Item::Masked(_) => Content::Generic(Value::Str("<a masked array>".to_owned())),
+            Item::Other(other) => Content::Generic(Value::Str(format!("<{other:?}>"))),
         };
         state.insert(key, content);
     }

@@ -383,6 +383,7 @@ impl Serialize for ItemJson<'_> {
             Item::Array(array) => json!({ "ndarray": digest(array) }).serialize(serializer),
             Item::Masked(masked) => arrays::masked_json(digest(&masked.data), digest(&masked.mask))
                 .serialize(serializer),
+            Item::Other(other) => json!({ "read_by": other.pickler() }).serialize(serializer),
         }
     }
 }
@@ -408,6 +409,7 @@ fn push_item_repr(item: &Item, out: &mut String) {
                 mask.bytes(),
             ))
         }
+        Item::Other(other) => out.push_str(&format!("<value read by {}>", other.pickler())),
     }
 }
 

@@ -82,6 +82,7 @@ pub fn show(args: &ShowArgs, out: &mut dyn Write) -> CliResult {
                 .ok_or_else(|| not_an_array(&args.key, value.type_name()))?;
             (&owned.dtype, &owned.shape, &owned.data, None)
         }
+        Item::Other(other) => return Err(not_an_array(&args.key, other.pickler())),
     };
     let index = picture::parse_index(args.index.as_deref(), shape)?;
     let plane = Plane::new(bytes, dtype, shape, &index, mask)?;

@@ -346,6 +346,9 @@ fn write_npy(
             }
             None => return Err(CliError::new(format!("key {key:?} is not an array"))),
         },
+        (Item::Other(_), false) => {
+            return Err(CliError::new(format!("key {key:?} is not an array")))
+        }
     };
     let (dtype, shape, bytes) = (array.dtype(), array.shape(), array.bytes());
     let data_offset = array.as_mapped().map(|map| map.data_offset());

@@ -6,6 +6,10 @@
 //!   `dis` lists every entry with its key and live flag.
 //! - `unpickle`: `unpickle --json` of plain pickles of protocols 0 to 5 made by CPython, and
 //!   of numpy arrays pickled by numpy 1.x and 2.x (digests computed by numpy).
+//! - `known_forms`: numpy scalars of every dtype written by numpy 1.23.5 (Python mmappickle)
+//!   and numpy 2 (plain pickles of protocols 0, 2, 4, and `convert`ed), `datetime`, `Decimal`,
+//!   `complex`, `OrderedDict` and dtypes: `get`, `dump`, `unpickle` print Python's `repr()`
+//!   (numpy 2's), their JSON is the plain value; malformed ones stay calls.
 //! - `editing`: `set` then `get --json` and Python `mmappickle` read the value;
 //!   `rm`, `stub`, `vacuum`, `fsck` of a torn file, `convert`; a paused reader does not hold
 //!   a writer off.
@@ -23,6 +27,7 @@ mod arrays;
 mod editing;
 mod errors;
 mod fixtures;
+mod known_forms;
 mod unpickle;
 mod urls;
 
@@ -36,8 +41,9 @@ use serde_json::Value as Json;
 mod support;
 use support::{python, python_mmappickle};
 
-// The servers the remote crate's tests start (this binary uses nginx only).
-#[allow(dead_code)]
+// The servers the remote crate's tests start (this binary uses nginx only). They stop on a
+// missing prerequisite as `support` does, with their own copy of its module.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../remote/tests/support/mod.rs"]
 mod remote_support;
 
@@ -60,9 +66,13 @@ fn python_numpy2() -> PathBuf {
 
 /// Runs `script` in `dir` with `python`; its stdout, or a panic with its stderr.
 fn run_python(python: &Path, dir: &Path, script: &str) -> String {
+    run_python_with(python, dir, &["-c", script])
+}
+
+/// Runs `python` with `args` in `dir`; its stdout, or a panic with its stderr.
+fn run_python_with(python: &Path, dir: &Path, args: &[&str]) -> String {
     let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
+        .args(args)
         .current_dir(dir)
         .output()
         .unwrap_or_else(|err| panic!("cannot run {}: {err}", python.display()));
@@ -114,6 +124,18 @@ fn json_of(text: &str) -> Json {
 
 fn manifest() -> Json {
     json_of(&std::fs::read_to_string(fixture("manifest.json")).expect("the fixtures' manifest"))
+}
+
+/// The manifest as the JSON output shows its values: dates and datetimes (described as the
+/// calls that pickle them) as Python's `isoformat()` of them.
+fn printed_manifest() -> Json {
+    let manifest = fixture("manifest.json");
+    let args = ["printed-manifest", manifest.to_str().expect("a UTF-8 path")];
+    json_of(&known_forms::run_script(
+        &python_numpy2(),
+        &fixture(""),
+        &args,
+    ))
 }
 
 /// The manifest as the codec reads values: it may describe a protocol 4

@@ -19,6 +19,8 @@ pub struct ReadView {
     lock: Arc<FileLock>,
     map: Arc<ReadMap>,
     table: Arc<Table>,
+    /// `(device, inode)` of the file.
+    file_id: (u64, u64),
     /// The view counts among the shared readers (it was not begun under the exclusive lock).
     counted: bool,
 }
@@ -41,6 +43,12 @@ impl ReadView {
     /// The file the view reads (the array layer maps regions of it).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// `(device, inode)` of the file the view reads: another one once a vacuum replaced the
+    /// file (for a caller that keeps a map of the file beside the view's).
+    pub fn file_id(&self) -> (u64, u64) {
+        self.file_id
     }
 
     /// The whole file as this view sees it (as long as its table says).
@@ -115,6 +123,7 @@ impl Container {
             lock: self.held_lock()?,
             map,
             table,
+            file_id: (self.identity.device, self.identity.inode),
             counted,
         })
     }

@@ -1,5 +1,7 @@
 //! Write batches: many changes under one exclusive lock, made visible by one commit.
 
+use std::any::Any;
+
 use mmappickle_container::Batch;
 
 use super::{check_key, MmapDict, MmapDictOptions};
@@ -96,6 +98,17 @@ impl Transaction<'_> {
     pub fn remove(&mut self, key: &str) -> Result<bool, Error> {
         check_key(key)?;
         Ok(self.batch.remove(key)?)
+    }
+
+    /// Stores `value` as `key` by the first of the dict's picklers whose
+    /// [`Pickler::is_picklable`](crate::Pickler::is_picklable) takes it (see
+    /// [`MmapDict::insert_any`]).
+    pub fn insert_any(&mut self, key: &str, value: &dyn Any) -> Result<(), Error> {
+        let options = self.options;
+        options
+            .picklers
+            .writer_of(key, value)?
+            .write(key, value, self)
     }
 
     /// Whether `key` is live in the batch's view (the file's state and the batch's changes).

@@ -256,6 +256,12 @@ impl ReadSnapshot<'_> {
         self.locate_entry(self.entry(key)?)
     }
 
+    /// `(device, inode)` of the file this snapshot reads: another one once a vacuum (of any
+    /// handle) replaced the file, for a binding that keeps a map of the file of its own.
+    pub fn file_id(&self) -> Result<(u64, u64), Error> {
+        Ok(self.view()?.file_id())
+    }
+
     /// The bytes of a generic value this snapshot located (see [`MmapDict::locate`]).
     pub fn value_bytes_at(&self, place: &ValuePlace) -> Result<&[u8], Error> {
         self.value_bytes(place)

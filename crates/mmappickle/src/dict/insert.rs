@@ -1,7 +1,9 @@
 //! Inserting: generic values, arrays (whole, from raw bytes, streamed), masked arrays, stubs.
 
+use std::any::Any;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use mmappickle_array::{ArrayLayout, DType, Element, MaskedLayout, RawSink, DATA_ALIGN};
 use mmappickle_codec::{encode_entry_value, Value};
@@ -10,6 +12,7 @@ use mmappickle_stubs::EmptyArray;
 
 use super::{check_key, MmapDict, Transaction};
 use crate::error::{Error, ErrorKind};
+use crate::picklers::{Pickler, Picklers};
 
 // Architecture invariant: vacuum keeps each entry's offset modulo VACUUM_ALIGNMENT, so array
 // data written at a multiple of DATA_ALIGN stays there only if DATA_ALIGN divides it.
@@ -245,6 +248,22 @@ impl MmapDict {
     /// ```
     pub fn insert_stub(&mut self, key: &str, stub: EmptyArray) -> Result<(), Error> {
         self.write(|tx| tx.insert_stub(key, stub))
+    }
+
+    /// Stores `value` as `key` by the first of the dict's picklers (in decreasing
+    /// priority) whose [`Pickler::is_picklable`] takes it, as the library's `m[key] = value`
+    /// chooses: with the built-in picklers, a [`Value`], an [`OwnedArray`](crate::OwnedArray)
+    /// or an [`OwnedMasked`](crate::OwnedMasked); with others, what they take (see
+    /// [`Pickler`]). None takes it: [`ErrorKind::NoPickler`](crate::ErrorKind::NoPickler).
+    pub fn insert_any(&mut self, key: &str, value: &dyn Any) -> Result<(), Error> {
+        self.write(|tx| tx.insert_any(key, value))
+    }
+
+    /// The built-in picklers, the default of
+    /// [`MmapDictOptions::picklers`](crate::MmapDictOptions::picklers): arrays, masked
+    /// arrays, generic values.
+    pub fn builtin_picklers() -> Vec<Arc<dyn Pickler>> {
+        Picklers::builtin()
     }
 }
 

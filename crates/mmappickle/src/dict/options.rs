@@ -1,9 +1,13 @@
 //! How a dict is opened: encoding, durability, alignment, limits (opening itself is in
 //! `open`).
 
+use std::sync::Arc;
+
 use mmappickle_array::ArrayEncoding;
 use mmappickle_codec::Limits;
 use mmappickle_container::Durability;
+
+use crate::picklers::{Pickler, Picklers};
 
 /// Options for opening an [`MmapDict`](crate::MmapDict), in the style of [`std::fs::OpenOptions`].
 ///
@@ -28,6 +32,7 @@ pub struct MmapDictOptions {
     pub(super) limits: Limits,
     pub(super) readonly: bool,
     pub(super) allow_damaged: bool,
+    pub(super) picklers: Picklers,
 }
 
 impl Default for MmapDictOptions {
@@ -39,6 +44,7 @@ impl Default for MmapDictOptions {
             limits: Limits::default(),
             readonly: false,
             allow_damaged: false,
+            picklers: Picklers::default(),
         }
     }
 }
@@ -93,6 +99,16 @@ impl MmapDictOptions {
     /// [`MmapDict::fsck`](crate::MmapDict::fsck) can repair it; other operations fail until then.
     pub fn allow_damaged(mut self, allow_damaged: bool) -> Self {
         self.allow_damaged = allow_damaged;
+        self
+    }
+
+    /// The kinds of value the dict reads and stores, tried in decreasing
+    /// [`Pickler::priority`] (ties in the order given): by default
+    /// [`MmapDict::builtin_picklers`](crate::MmapDict::builtin_picklers). The list replaces
+    /// the default, as the library's `picklers` argument does: leave out a built-in kind and
+    /// its values are read by the others (an array by the generic pickler, as a [`Value`](crate::Value)).
+    pub fn picklers(mut self, picklers: impl IntoIterator<Item = Arc<dyn Pickler>>) -> Self {
+        self.picklers = Picklers::new(picklers);
         self
     }
 

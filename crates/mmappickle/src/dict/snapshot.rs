@@ -11,9 +11,8 @@ use mmappickle_container::{Entry, ReadView};
 use super::maps::{Claim, MapRequest};
 use super::{key_not_found, MmapDict};
 use crate::error::{Error, ErrorKind};
-use crate::item::{
-    self, ArrayData, ArrayPlace, Item, Located, MaskedArray, MaskedBytes, ValuePlace,
-};
+use crate::item::{self, ArrayPlace, Item, Located, MaskedArray, ValuePlace};
+use crate::picklers::{Pickler, Picklers};
 
 /// One consistent state of the dict, read under the file's shared lock: see
 /// [`MmapDict::read`].
@@ -169,19 +168,27 @@ impl<'d> ReadSnapshot<'d> {
         self.item_of(self.entry(key)?)
     }
 
-    /// What the live `entry` of this snapshot holds.
+    /// What the live `entry` of this snapshot holds, read by the first of the dict's
+    /// picklers valid for it.
     pub(super) fn item_of(&self, entry: &Entry) -> Result<Item, Error> {
-        let map = |place| self.map(entry, place).map(ArrayData::Mapped);
-        Ok(match self.locate_entry(entry)? {
-            Located::Value(place) => {
-                let bytes = self.value_bytes(&place)?;
-                Item::Value(item::decode_value(bytes, place, &self.dict.options.limits)?)
-            }
-            Located::Array(place) => Item::Array(map(place)?),
-            Located::Masked { data, mask } => Item::Masked(MaskedBytes {
-                data: map(data)?,
-                mask: map(mask)?,
-            }),
+        let value = self.stored_value(entry)?;
+        value.reader()?.read(&value)
+    }
+
+    /// The value of `key` as a [`Pickler`](crate::Pickler) sees it (for a binding that
+    /// dispatches through the picklers itself).
+    pub fn stored(&self, key: &str) -> Result<StoredValue<'_>, Error> {
+        self.stored_value(self.entry(key)?)
+    }
+
+    fn stored_value(&self, entry: &'d Entry) -> Result<StoredValue<'_>, Error> {
+        let (bytes, kind, claim) = self.claimed(entry)?;
+        Ok(StoredValue {
+            snapshot: self,
+            entry,
+            bytes,
+            located: item::locate_value(entry, kind)?,
+            _claim: claim,
         })
     }
 
@@ -283,6 +290,74 @@ fn request(entry: &Entry, place: ArrayPlace) -> MapRequest<'_> {
         key: entry.key(),
         value_offset: entry.value_offset(),
         place,
+    }
+}
+
+/// A stored value as a [`Pickler`](crate::Pickler) sees it: its key, its bytes and place in
+/// the file, and what the one classifier found it holds. Array bytes are read under a read
+/// claim while it lives (no writable map of them in this process meanwhile).
+#[derive(Debug)]
+pub struct StoredValue<'s> {
+    snapshot: &'s ReadSnapshot<'s>,
+    entry: &'s Entry,
+    bytes: &'s [u8],
+    located: Located,
+    _claim: Option<Claim>,
+}
+
+impl<'s> StoredValue<'s> {
+    /// The first of the dict's picklers valid for this value: the one
+    /// [`MmapDict::get`] reads it with.
+    pub fn reader(&self) -> Result<&'s dyn Pickler, Error> {
+        let picklers: &'s Picklers = &self.snapshot.dict.options.picklers;
+        picklers.reader_of(self)
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        self.entry.key()
+    }
+
+    /// The file offset of the value's first byte (the library's `offset`).
+    pub fn offset(&self) -> u64 {
+        self.entry.value_offset()
+    }
+
+    /// The value's length in bytes (the library's `length`).
+    pub fn len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Whether the value has no bytes (never, in a valid file).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The value's bytes: pickle opcodes without `PROTO`, `FRAME` and `STOP`.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes
+    }
+
+    /// What the one classifier found the value holds, and where its parts are.
+    pub fn located(&self) -> &Located {
+        &self.located
+    }
+
+    /// The value decoded as a generic value, whatever it holds (see [`MmapDict::value`]).
+    pub fn decode(&self) -> Result<Value, Error> {
+        item::decode_any_value(self.bytes, self.entry, &self.snapshot.dict.options.limits)
+    }
+
+    /// Maps `place`, which must lie inside this value, read-only under the map claims.
+    pub fn map_array(&self, place: ArrayPlace) -> Result<MappedBytes, Error> {
+        let range = place.range();
+        if range.start < self.offset() || range.end > self.offset() + self.len() {
+            return Err(Error::new(
+                ErrorKind::PlaceOutsideValue { range },
+                self.offset(),
+            ));
+        }
+        self.snapshot.map(self.entry, place)
     }
 }
 

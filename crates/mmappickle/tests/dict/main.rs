@@ -11,8 +11,10 @@
 //! - vacuum refused while a map is alive, then allowed;
 //! - `MmapDict: Send`; the quick start example runs.
 //!
-//! Modules: `errors` (convert of plain pickles, errors one by one), `files` (scratch files,
-//! empty and torn files, streams, listings, values written in place); the rest is here.
+//! Modules: `errors` (convert of plain pickles, errors one by one), `picklers` (value kinds
+//! through the `Pickler` trait), `files` (scratch files, empty and torn files, streams,
+//! listings, values written in place), `rows` (writes of rows with `pwrite`: stubs, byte
+//! orders, refusals, claims, locking); the rest is here.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ mod quickstart;
 
 mod errors;
 mod files;
+mod picklers;
+mod rows;
 
 fn temp_file(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");

@@ -3,7 +3,7 @@ memory-mapped numpy arrays.
 
 A drop-in for the Python library ``mmappickle`` 1.0 (same file format, same API), built on
 the Rust crates of mmappickle-rs: the file format lives in Rust (``mmappickle._native``);
-this package is the glue (``pickle.dumps``/``loads`` of generic values, ``numpy.memmap``s
+this package is the glue (``pickle.dumps``/``loads`` of generic values, ``numpy.memmap``
 of arrays). numpy is optional: without it, generic values only.
 
 ``import mmappickle`` imports what a local ``mmapdict`` needs; the remote readers

@@ -16,16 +16,28 @@ from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArra
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
-    from typing import IO, Any
+    from typing import IO, Any, TypeVar
     from weakref import WeakSet
 
+    _T = TypeVar("_T")
     _MappingBase = MutableMapping[str, Any]
     _ValuesBase = ValuesView[Any]
     _ItemsBase = ItemsView[str, Any]
 else:
     _MappingBase, _ValuesBase, _ItemsBase = MutableMapping, ValuesView, ItemsView
 
-_BUILTIN_PICKLERS = (GenericPickler, ArrayPickler, MaskedArrayPickler)
+# The built-in kinds, read by the Rust half's own picklers (named for it).
+_BUILTIN_PICKLERS: dict[type, str] = {
+    pickler: pickler.__name__ for pickler in (GenericPickler, ArrayPickler, MaskedArrayPickler)
+}
+
+
+class _Replaced(Exception):
+    """The file was replaced (vacuumed) between finding a place and mapping it."""
+
+
+# Tries of a read whose file vacuums keep replacing meanwhile.
+_REPLACED_TRIES = 3
 
 
 def _not_writable() -> io.UnsupportedOperation:
@@ -290,7 +302,11 @@ class mmapdict(_MappingBase):
                 _convert_in_place(self._fileobj, path, reopen_path, encoding == "portable")
         try:
             self._native = _native.NativeDict(
-                path, readonly, encoding == "portable", bool(allow_damaged)
+                path,
+                readonly,
+                encoding == "portable",
+                bool(allow_damaged),
+                [_BUILTIN_PICKLERS.get(type(pickler), pickler) for pickler in self._picklers],
             )
         except ValueError as error:
             scratch = _rewrite_scratch(reopen_path)
@@ -317,6 +333,10 @@ class mmapdict(_MappingBase):
         # Arrays mapped from a file object's file: an in-place vacuum is refused while any
         # is alive (it moves the bytes under them).
         self._maps: WeakSet[Any] | None = None
+        # The one map of the whole file that arrays are views of, and its file's
+        # (device, inode): mapped again when the file grows past it or is replaced.
+        self._whole_map: Any = None
+        self._whole_map_id: tuple[int, ...] = ()
         if self._fileobj is not None and not self._readonly:
             from weakref import WeakSet
 
@@ -383,46 +403,41 @@ class mmapdict(_MappingBase):
         return self._native.keys()
 
     def __setitem__(self, key: str, value: Any) -> None:
+        """Stores ``value`` under ``key`` (replacing it: the old entry is deleted and the new
+        one appended, in one commit). numpy arrays (memmaps included) and masked arrays, but
+        for object and structured dtypes, and :class:`~mmappickle.stubs.EmptyNDArray` stubs
+        are stored memory-mappable; anything else as ``pickle.dumps(value, 4)``."""
         self._check_key(key)
         self._check_writable()
         new_value = self._new_value(key, value)
         self._store(lambda: self._native.insert_many([new_value]))
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: an array as a ``numpy.memmap`` of the file (read-only if the
+        dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
+        through ``pickle.loads`` (the Rust decoder when ``safe``)."""
         if not isinstance(key, str):
             raise KeyError(key)
         if self._fileobj is not None:
             _flush(self._fileobj)
-        return self._value_of(key, self._native.locate(key))
+        return self._replaced_again(lambda: self._value_of(self._native.locate(key)))
 
-    def _value_of(self, key: str, located: _native.Located) -> Any:
-        """The value of ``key`` from what the Rust half found it holds, read by the first
-        pickler (highest priority first) valid for it, as the library chooses them."""
-        value_range: tuple[int, int] | None = None
-        for pickler in self._picklers:
-            kind = type(pickler)
-            if kind is ArrayPickler:
-                if isinstance(located, _native.ArrayPlace):
-                    return self._memmap(located)
-            elif kind is MaskedArrayPickler:
-                if isinstance(located, _native.MaskedPlace):
-                    return self._masked(located.data, located.mask)
-            elif kind is GenericPickler:
-                if isinstance(located, _native.GenericValue):
-                    if self._safe:
-                        return _native.safe_loads(located.value_bytes, _make_array)
-                    return pickle.loads(located.pickle)
-            else:
-                # A generic value's place comes from the read that found its kind.
-                if isinstance(located, _native.GenericValue):
-                    value_range = (located.offset, located.length)
-                elif value_range is None:
-                    value_range = self._native.value_range(key)
-                if pickler.is_valid(*value_range):
-                    return pickler.read(*value_range)[0]
-        raise ValueError(f"No picklers are valid to key {key!r}")
+    def _value_of(self, located: _native.Located | Any) -> Any:
+        """The value of what the Rust half found: the first pickler (highest priority
+        first) valid for it chose it, as the library chooses them, and a pickler written for
+        the library has read it already."""
+        if isinstance(located, _native.ArrayPlace):
+            return self._memmap(located)
+        if isinstance(located, _native.MaskedPlace):
+            return self._masked(located.data, located.mask)
+        if isinstance(located, _native.GenericValue):
+            if self._safe or located.holds_array:
+                return _native.safe_loads(located.value_bytes, _make_array)
+            return pickle.loads(located.pickle)
+        return located
 
     def __delitem__(self, key: str) -> None:
+        """Deletes ``key`` (one byte flips; :meth:`vacuum` gives the space back)."""
         self._check_writable()
         if not isinstance(key, str):
             raise KeyError(key)
@@ -510,13 +525,16 @@ class mmapdict(_MappingBase):
         """Every key, in file order, with its value, all read from one state of the file."""
         if self._fileobj is not None:
             _flush(self._fileobj)
+        return self._replaced_again(self._snapshot_once)
+
+    def _snapshot_once(self) -> dict[str, Any]:
         if not self._builtin_picklers or self._safe:
-            return {key: self._value_of(key, place) for key, place in self._native.locate_all()}
+            return {key: self._value_of(place) for key, place in self._native.locate_all()}
         # The generic values come in one pickle of the dict, ``None`` in the others' places.
         stream, others = self._native.joined_items()
         values: dict[str, Any] = pickle.loads(stream)
         for key, place in others:
-            values[key] = self._value_of(key, place)
+            values[key] = self._value_of(place)
         return values
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
@@ -563,9 +581,56 @@ class mmapdict(_MappingBase):
         finally:
             _forget_read_buffer(self._fileobj)
 
+    def write_rows(self, key: str, start: int, values: Any) -> None:
+        """Writes ``values`` into the array of ``key`` as its rows (first axis) from row
+        ``start`` on (negative: counted from the end, as an index), with ``pwrite`` from the
+        values' buffer: a stub gets only the pages written, without the page faults of
+        ``m[key][start:stop] = values``, and the file's shared lock is held meanwhile (no
+        vacuum and no replace of the key can run; the Python runtime is released while the
+        bytes are written).
+
+        ``values`` is anything ``numpy.asarray`` turns into the array's dtype (a copy only
+        when it is not already C-contiguous of that dtype): whole rows, ``(n, *row_shape)``,
+        or one row without its axis. ``ValueError`` for a key that holds no plain array, rows
+        of another shape, or rows past the array's end (a 0-d array has none).
+        """
+        from operator import index
+
+        self._check_writable()
+        if not isinstance(key, str):
+            raise KeyError(key)
+        if self._fileobj is not None:
+            _flush(self._fileobj)
+        located = self._native.locate(key)
+        if not isinstance(located, _native.ArrayPlace):
+            raise ValueError(f"key {key!r} does not hold a plain array: expected one")  # noqa: TRY004
+        numpy = _import_numpy()
+        rows = numpy.asarray(values, dtype=numpy.dtype(located.dtype))
+        shape = tuple(located.shape)
+        if shape:
+            if rows.shape == shape[1:]:
+                rows = rows[numpy.newaxis]
+            if rows.shape[1:] != shape[1:]:
+                raise ValueError(
+                    f"rows of shape {rows.shape[1:]} for key {key!r}: expected rows of shape "
+                    f"{shape[1:]} (the array is {shape})"
+                )
+        n_rows = shape[0] if shape else 0
+        first = index(start)
+        first += n_rows if first < 0 else 0
+        if first < 0:
+            raise ValueError(f"start row {start} of key {key!r}: the array has {n_rows} rows")
+        raw = _c_order_bytes(rows)
+        try:
+            self._native.write_rows(key, first, located.dtype, len(raw), _pwriter(raw))
+        finally:
+            if self._fileobj is not None:
+                _forget_read_buffer(self._fileobj)
+
     def close(self) -> None:
         """Closes the file; the mmapdict is unusable afterwards (maps stay valid)."""
         self._native.close()
+        self._whole_map = None
         if self._pickler_file is not None:
             self._pickler_file.close()
             self._pickler_file = None
@@ -581,6 +646,16 @@ class mmapdict(_MappingBase):
         if self._native.closed():
             return f"<mmapdict {self._path!r} mode={mode!r} closed>"
         return f"<mmapdict {self._path!r} mode={mode!r} entries={len(self)}>"
+
+    def _repr_html_(self) -> str:
+        from ._display import html
+
+        return html("mmapdict", self._path, self._native)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from ._display import pretty
+
+        pretty("mmapdict", self._path, self._native, printer, cycle)
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._reopen_path is None:
@@ -677,28 +752,72 @@ class mmapdict(_MappingBase):
         return write
 
     def _memmap(self, place: _native.ArrayPlace) -> Any:
+        """The array at ``place``: a ``numpy.memmap`` view of the handle's one map of the
+        file (no open, no map, no page fault again per ``m[key]``)."""
         numpy = _import_numpy()
-        array = numpy.memmap(
-            self._path,
-            dtype=numpy.dtype(place.dtype),
-            mode="r" if self._readonly else "r+",
-            offset=place.data_offset,
-            shape=tuple(place.shape),
-        )
+        dtype = numpy.dtype(place.dtype)
+        shape = tuple(place.shape)
+        start = place.data_offset
         if self._maps is not None:
-            # What stays alive while any view of the array does: the map itself.
+            # A file object's file is vacuumed in place: each array keeps a map of its own,
+            # so that a vacuum knows whether any is alive.
+            array = numpy.memmap(
+                self._path, dtype=dtype, mode=self._map_mode(), offset=start, shape=shape
+            )
             self._maps.add(array.base if array.base is not None else array)
+            return array
+        length = dtype.itemsize
+        for dim in shape:
+            length *= dim
+        end = start + length
+        whole = self._whole_map
+        if whole is None or self._whole_map_id != place.file_id or end > len(whole):
+            whole = self._map_whole_file(place.file_id)
+            if end > len(whole):
+                raise ValueError(
+                    f"{self._path}: an array at bytes {start}..{end} of a file of {len(whole)}"
+                )
+        array = numpy.ndarray.__new__(numpy.memmap, shape, dtype=dtype, buffer=whole, offset=start)
+        # What ``numpy.memmap(path, offset=...)`` sets: slices of it stay memmaps, flush()
+        # syncs the map.
+        array._mmap = whole._mmap
+        array.filename = whole.filename
+        array.offset = start
+        array.mode = whole.mode
         return array
 
+    def _replaced_again(self, read: Callable[[], _T]) -> _T:
+        """``read()``, done again when a vacuum replaced the file between finding a place
+        and mapping it."""
+        for _ in range(_REPLACED_TRIES):
+            try:
+                return read()
+            except _Replaced:
+                pass
+        raise ValueError(
+            f"{self._path}: vacuums replaced the file {_REPLACED_TRIES} times while it was read"
+        )
+
+    def _map_mode(self) -> str:
+        return "r" if self._readonly else "r+"
+
+    def _map_whole_file(self, file_id: tuple[int, int]) -> Any:
+        """A new map of the whole file that ``file_id`` names (``(device, inode)``), kept by
+        the handle; ``_Replaced`` if the path names another file now (a vacuum ran after
+        the place was found)."""
+        with open(self._path, "rb" if self._readonly else "r+b") as file:
+            status = os.fstat(file.fileno())
+            if (status.st_dev, status.st_ino) != tuple(file_id):
+                raise _Replaced
+            whole = _import_numpy().memmap(
+                file, dtype="u1", mode=self._map_mode(), shape=(status.st_size,)
+            )
+        self._whole_map = whole
+        self._whole_map_id = tuple(file_id)
+        return whole
+
     def _masked(self, data_place: _native.ArrayPlace, mask_place: _native.ArrayPlace) -> Any:
-        numpy = _import_numpy()
-        data = self._memmap(data_place)
-        mask = self._memmap(mask_place)
-        if mask.shape != data.shape:
-            # A masked array written by the Python library without a mask (0-d mask).
-            return numpy.ma.MaskedArray(data, mask=bool(mask))
-        # copy=False: the mask is a view of its map, so that changes of it reach the file.
-        return numpy.ma.MaskedArray(data, mask=mask, copy=False)
+        return masked_array(self._memmap(data_place), self._memmap(mask_place))
 
 
 class _Values(_ValuesBase):
@@ -732,6 +851,16 @@ def _reopen(
 ) -> mmapdict:
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
+
+
+def masked_array(data: Any, mask: Any) -> Any:
+    """The ``numpy.ma.MaskedArray`` of a masked entry's two parts (local or remote)."""
+    ma = _import_numpy().ma
+    if mask.shape != data.shape:
+        # Written by the Python library without a mask (0-d mask).
+        return ma.MaskedArray(data, mask=bool(mask))
+    # copy=False: a mapped mask stays a view of its map, so that changes reach the file.
+    return ma.MaskedArray(data, mask=mask, copy=False)
 
 
 def _special_types() -> tuple[type, ...]:

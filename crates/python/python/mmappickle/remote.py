@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import _native
+from .dict import masked_array
 
 __all__ = ["RemoteDict", "remotedict"]
 
@@ -58,6 +59,8 @@ class RemoteDict(Mapping[str, Any]):
         return False
 
     def __getitem__(self, key: str) -> Any:
+        """The value of ``key``: an array read whole into memory, a masked array as a
+        ``numpy.ma.MaskedArray``, anything else through ``pickle.loads``."""
         if not isinstance(key, str):
             raise KeyError(key)
         located = self._native.locate(key)
@@ -65,14 +68,9 @@ class RemoteDict(Mapping[str, Any]):
             return pickle.loads(located.pickle)
         if isinstance(located, _native.RemoteArray):
             return _array(located.dtype, located.shape, self._native.read_rows(key))
-        import numpy
-
         data = _array(located.data.dtype, located.data.shape, located.data.raw)
         mask = _array(located.mask.dtype, located.mask.shape, located.mask.raw)
-        if mask.shape != data.shape:
-            # Written by the Python library without a mask (0-d mask).
-            return numpy.ma.MaskedArray(data, mask=bool(mask))
-        return numpy.ma.MaskedArray(data, mask=mask)
+        return masked_array(data, mask)
 
     def array_info(self, key: str) -> tuple[Any, tuple[int, ...]]:
         """``(numpy dtype, shape)`` of the plain array of ``key``, its data not read."""
@@ -132,6 +130,16 @@ class RemoteDict(Mapping[str, Any]):
         if self.closed:
             return f"<RemoteDict {self.url!r} closed>"
         return f"<RemoteDict {self.url!r} entries={len(self)}>"
+
+    def _repr_html_(self) -> str:
+        from ._display import html
+
+        return html("RemoteDict", self.url, self._native)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        from ._display import pretty
+
+        pretty("RemoteDict", self.url, self._native, printer, cycle)
 
 
 #: The name of :class:`RemoteDict` in earlier releases.

@@ -3,6 +3,9 @@
 //! of our own.
 
 pub mod hostile;
+#[path = "../../../../tests/src/prerequisites.rs"]
+#[allow(dead_code)]
+mod prerequisites;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -70,9 +73,9 @@ fn nginx_binary() -> PathBuf {
         .flatten()
         .find(|path| path.exists())
         .unwrap_or_else(|| {
-            panic!(
+            prerequisites::stop_missing(
                 "nginx is not installed: the remote tests serve files with Debian's nginx \
-                 (`.ci/run` installs it with `apt-get install -y nginx`; or set MMAPPICKLE_NGINX)"
+                 (`.ci/run` installs it with `apt-get install -y nginx`; or set MMAPPICKLE_NGINX)",
             )
         })
 }
@@ -178,10 +181,10 @@ impl Moto {
                 default.exists().then_some(default)
             })
             .unwrap_or_else(|| {
-                panic!(
+                prerequisites::stop_missing(
                     "no moto environment: the S3 tests run moto's server from the environment \
                      `cargo xtask venv` makes under target/py-moto (`cargo xtask test` sets \
-                     MMAPPICKLE_MOTO_PYTHON; `.ci/run` runs it)"
+                     MMAPPICKLE_MOTO_PYTHON; `.ci/run` runs it)",
                 )
             });
         let port = free_port();
