@@ -106,14 +106,14 @@ pub(crate) fn joined_items(
     let mut others = Vec::new();
     for key in snapshot.keys()? {
         let value = snapshot.stored(&key)?;
-        let reader: &dyn Any = value.reader()?;
-        let generic = reader.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
+        let reader = value.reader()?;
+        let kind: &dyn Any = reader;
+        let generic = kind.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
         if generic && joined.push(&key, value.bytes()) {
             continue;
         }
-        drop(value);
         joined.push_none(&key);
-        let found = picklers::read_by_picklers(snapshot, &key)?;
+        let found = picklers::read_by(snapshot, &value, reader)?;
         others.push((key, found));
     }
     Ok((joined.finish(), others))

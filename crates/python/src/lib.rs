@@ -153,7 +153,8 @@ impl NativeDict {
             let _count = ReadCount::begin(self);
             operation(dict)
         })
-        .map_err(to_py_err)
+        // A Python pickler's exception is raised as it was raised.
+        .map_err(|error| picklers::take_failure().unwrap_or_else(|| to_py_err(error)))
     }
 
     /// Runs the change `operation`, the Python runtime attached (it may call Python).
@@ -331,25 +332,21 @@ impl NativeDict {
     /// `GenericValue`, an `ArrayPlace` or a `MaskedPlace` for the built-in kinds, the value
     /// itself for a pickler written for the library.
     fn locate(&self, py: Python<'_>, key: &str) -> PyResult<Py<PyAny>> {
-        let found = self
-            .read(py, |dict| picklers::read_by_picklers(&dict.read()?, key))
-            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        let found = self.read(py, |dict| picklers::read_by_picklers(&dict.read()?, key))?;
         found_record(py, found)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read
     /// snapshot of the file (one shared lock).
     fn locate_all(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
-        let found = self
-            .read(py, |dict| {
-                let snapshot = dict.read()?;
-                snapshot
-                    .keys()?
-                    .into_iter()
-                    .map(|key| Ok((picklers::read_by_picklers(&snapshot, &key)?, key)))
-                    .collect::<Result<Vec<_>, mmappickle::Error>>()
-            })
-            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        let found = self.read(py, |dict| {
+            let snapshot = dict.read()?;
+            snapshot
+                .keys()?
+                .into_iter()
+                .map(|key| Ok((picklers::read_by_picklers(&snapshot, &key)?, key)))
+                .collect::<Result<Vec<_>, mmappickle::Error>>()
+        })?;
         found
             .into_iter()
             .map(|(found, key)| Ok((key, found_record(py, found)?)))
@@ -486,9 +483,7 @@ impl NativeDict {
         &self,
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyBytes>, Vec<(String, Py<PyAny>)>)> {
-        let (stream, others) = self
-            .read(py, |dict| bulk::joined_items(&dict.read()?))
-            .map_err(|error| picklers::take_failure().unwrap_or(error))?;
+        let (stream, others) = self.read(py, |dict| bulk::joined_items(&dict.read()?))?;
         let others = others
             .into_iter()
             .map(|(key, found)| Ok((key, found_record(py, found)?)))

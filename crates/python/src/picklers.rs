@@ -142,9 +142,19 @@ pub(crate) enum Found {
 pub(crate) fn read_by_picklers(snapshot: &ReadSnapshot<'_>, key: &str) -> Result<Found, Error> {
     let value = snapshot.stored(key)?;
     let reader = value.reader()?;
+    read_by(snapshot, &value, reader)
+}
+
+/// Reads `value`, a stored value of `snapshot`, by `reader`, the pickler the facade chose
+/// for it.
+pub(crate) fn read_by(
+    snapshot: &ReadSnapshot<'_>,
+    value: &StoredValue<'_>,
+    reader: &dyn Pickler,
+) -> Result<Found, Error> {
     let kind: &dyn Any = reader;
     if kind.is::<PythonPickler>() {
-        if let Item::Other(other) = reader.read(&value)? {
+        if let Item::Other(other) = reader.read(value)? {
             if let Ok(read) = other.downcast::<Py<PyAny>>() {
                 return Ok(Found::Read(read));
             }
