@@ -23,7 +23,7 @@ pub use self::fsck::{DroppedEntry, FsckReport};
 pub use self::options::{ContainerOptions, Durability};
 pub use self::sink::ValueSink;
 pub use self::vacuum::{VacuumReport, VACUUM_ALIGNMENT};
-pub use self::view::ReadView;
+pub use self::view::{Glance, ReadView};
 
 use self::vacuum::vacuum_scratch_prefix;
 use crate::error::{Error, ErrorKind};

@@ -14,9 +14,9 @@ mod source;
 mod table;
 
 pub(crate) use self::format::{
-    encode_entry_head, encode_entry_trailer, encode_padding_entry, i32_in, live_flag, padding_len,
-    padding_to, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, TRAILER_FLAG_IDX,
-    TRAILER_MEMO_MAX,
+    encode_entry_head, encode_entry_trailer, encode_padding_entry, entry_head_before_key, i32_in,
+    live_flag, padding_len, padding_to, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN,
+    TRAILER_FLAG_IDX, TRAILER_MEMO_MAX,
 };
 pub use self::format::{
     encode_header, COMMIT_NUMBER_OFFSET, FORMAT_VERSION, HEADER_LEN, MAX_KEY_LEN, MIN_PADDING_LEN,

@@ -69,7 +69,7 @@ mod scratch;
 pub use crate::{
     container::{
         next_commit_number, Alignment, Batch, Container, ContainerOptions, DroppedEntry,
-        Durability, FsckReport, NewEntry, ReadView, VacuumReport, ValueSink, MAX_ALIGN,
+        Durability, FsckReport, Glance, NewEntry, ReadView, VacuumReport, ValueSink, MAX_ALIGN,
         VACUUM_ALIGNMENT,
     },
     error::{Error, ErrorKind},

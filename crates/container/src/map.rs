@@ -1,5 +1,5 @@
-//! Read maps of the file, made and read under its lock ([`FileLock`]), and the count of forks:
-//! the crate's only `unsafe` code.
+//! Read maps of the file, made and read under its lock ([`FileLock`]) or copied from without it
+//! (checked before and after), and the count of forks: the crate's only `unsafe` code.
 
 #![allow(unsafe_code)]
 
@@ -81,6 +81,49 @@ impl ReadMap {
     /// How many bytes are mapped.
     pub(crate) fn len(&self) -> u64 {
         self.map.as_deref().map_or(0, <[u8]>::len) as u64
+    }
+
+    /// The mapped bytes at `offset`, `out.len()` of them, copied into `out` *without the
+    /// lock*, from bytes that may be changing meanwhile: the caller compares what it checks
+    /// ([`ReadMap::unlocked_equals`]) before and after the copy. False if they are not all
+    /// mapped.
+    pub(crate) fn copy_unlocked(&self, offset: u64, out: &mut [u8]) -> bool {
+        let Some(from) = self.unlocked_range(offset, out.len()) else {
+            return false;
+        };
+        // SAFETY: `from` is `out.len()` bytes inside the live map (`unlocked_range`), and
+        // `out` is another allocation. The pages stay mapped: a map is never cut short by
+        // cooperating writers without their exclusive lock, and even then never below a
+        // length a table of theirs or ours was scanned at (see `new`), except by vacuums in
+        // place, which require that no other handle has the file open (the Python library's
+        // rule, and our file-object rewrite's). The bytes may change under the copy (a
+        // writer under its lock): a plain copy then reads each byte old or new, as a read of
+        // memory another process writes does, and the caller throws such a copy away.
+        unsafe { std::ptr::copy_nonoverlapping(from, out.as_mut_ptr(), out.len()) };
+        true
+    }
+
+    /// Whether the mapped bytes at `offset` are `expected`, read *without the lock*: each
+    /// byte is loaded from memory when this is called (a volatile read), so that a check
+    /// before and after a copy sees changes in between.
+    pub(crate) fn unlocked_equals(&self, offset: u64, expected: &[u8]) -> bool {
+        let Some(from) = self.unlocked_range(offset, expected.len()) else {
+            return false;
+        };
+        expected.iter().enumerate().all(|(idx, &byte)| {
+            // SAFETY: `from + idx` is inside the live map (`unlocked_range` covers
+            // `expected.len()` bytes), which stays mapped as argued in `copy_unlocked`; a
+            // volatile read of a byte is valid whatever the byte holds.
+            let found = unsafe { std::ptr::read_volatile(from.add(idx)) };
+            found == byte
+        })
+    }
+
+    /// The address of the `len` mapped bytes at `offset`, if all are mapped.
+    fn unlocked_range(&self, offset: u64, len: usize) -> Option<*const u8> {
+        let map = self.map.as_deref()?;
+        let start = usize::try_from(offset).ok()?;
+        map.get(start..start.checked_add(len)?).map(<[u8]>::as_ptr)
     }
 }
 

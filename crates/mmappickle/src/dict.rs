@@ -12,6 +12,7 @@ mod options;
 mod read;
 mod rows;
 mod snapshot;
+mod unlocked;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -24,13 +25,15 @@ pub use self::listing::{EntryInfo, Listing};
 pub use self::open::loads;
 pub use self::options::MmapDictOptions;
 pub use self::snapshot::{Iter, ReadSnapshot, StoredValue};
+pub use self::unlocked::{UnlockedValue, UNLOCKED_READ_MAX};
 
 use crate::error::{Error, ErrorKind};
 /// A dictionary stored in a file that is at once a Python pickle of the dict and a store of
 /// memory-mapped numpy arrays (see the crate docs).
 ///
-/// Every read takes the file's shared lock, every change its exclusive lock, for the
-/// operation's duration ([`MmapDict::read`] and [`MmapDict::write`]: for many operations),
+/// Every read takes the file's shared lock (but a small generic value the handle has seen, in
+/// a file that shows no change, is copied without it: see the crate docs), every change its
+/// exclusive lock, for the operation's duration ([`MmapDict::read`] and [`MmapDict::write`]: for many operations),
 /// so several handles and processes can share a file; changes made by one are seen by the
 /// others at their next operation. Reads take `&self` and `MmapDict` is [`Send`] and
 /// [`Sync`]: threads share one `Arc<MmapDict>` and read side by side; changes take

@@ -141,6 +141,17 @@
 //! ([`MmapDict::get`] and the others) is a snapshot of one read: three system calls
 //! (`flock`, `fstat`, unlock).
 //!
+//! **Reads without the lock.** [`MmapDict::get`] of a small generic value (at most
+//! [`UNLOCKED_READ_MAX`] bytes) of an entry the handle has seen copies it from the map of
+//! its last lock hold, with no system call, when the file shows no change before and after
+//! the copy: the same commit number (every change of the key set moves it on, a vacuum by
+//! rename marks the old file first), the entry's head, key and live trailer as they were.
+//! The bytes of a live value never change (a replace appends), so the copy is what a read
+//! under the lock would have read at that moment; otherwise `get` reads under the lock.
+//! It needs the cooperation the maps need: no vacuum *in place* (the Python library's)
+//! while other handles have the file open, which the library itself requires. Dicts with
+//! picklers of their own always read under the lock ([`MmapDict::unlocked_value`]).
+//!
 //! **Write batches.** [`MmapDict::write`] (or [`MmapDict::transaction`] and
 //! [`Transaction::commit`]) makes many changes under one exclusive lock, written in large
 //! pieces and committed together. If the closure returns an error or panics, or the
@@ -246,7 +257,7 @@ pub use {
     crate::{
         dict::{
             loads, Disassembly, EntryInfo, Iter, Listing, MmapDict, MmapDictOptions, ReadSnapshot,
-            StoredValue, Transaction,
+            StoredValue, Transaction, UnlockedValue, UNLOCKED_READ_MAX,
         },
         error::{message_with_sources, Error, ErrorKind},
         item::{

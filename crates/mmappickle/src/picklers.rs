@@ -260,13 +260,27 @@ fn refused(pickler: &dyn Pickler, value_offset: u64) -> Error {
 /// The picklers of a dict, in the order they are tried: decreasing priority, ties in the
 /// order given.
 #[derive(Debug, Clone)]
-pub(crate) struct Picklers(Arc<[Arc<dyn Pickler>]>);
+pub(crate) struct Picklers {
+    list: Arc<[Arc<dyn Pickler>]>,
+    /// See [`Picklers::generic_reads_builtin`].
+    generic_reads_builtin: bool,
+}
 
 impl Picklers {
     pub(crate) fn new(picklers: impl IntoIterator<Item = Arc<dyn Pickler>>) -> Picklers {
         let mut picklers: Vec<_> = picklers.into_iter().collect();
         picklers.sort_by_key(|pickler| std::cmp::Reverse(pickler.priority()));
-        Picklers(picklers.into())
+        let is = |pickler: &Arc<dyn Pickler>, generic_only: bool| {
+            let kind: &dyn Any = &**pickler;
+            kind.is::<GenericPickler>()
+                || (!generic_only && (kind.is::<ArrayPickler>() || kind.is::<MaskedArrayPickler>()))
+        };
+        let generic_reads_builtin = picklers.iter().all(|pickler| is(pickler, false))
+            && picklers.iter().any(|pickler| is(pickler, true));
+        Picklers {
+            list: picklers.into(),
+            generic_reads_builtin,
+        }
     }
 
     pub(crate) fn builtin() -> Vec<Arc<dyn Pickler>> {
@@ -278,7 +292,14 @@ impl Picklers {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<dyn Pickler>> {
-        self.0.iter()
+        self.list.iter()
+    }
+
+    /// Whether the first pickler valid for a generic value (no array) is the built-in
+    /// [`GenericPickler`], whatever the file holds: only built-in picklers are listed, the
+    /// generic one among them (the array ones are valid for arrays only).
+    pub(crate) fn generic_reads_builtin(&self) -> bool {
+        self.generic_reads_builtin
     }
 
     /// The first pickler valid for `value`.

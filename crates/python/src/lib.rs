@@ -28,7 +28,7 @@ use std::thread::ThreadId;
 use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::RwLockExt;
+use pyo3::sync::{PyOnceLock, RwLockExt};
 use pyo3::types::{PyBytes, PyList, PyString, PyType};
 
 use crate::errors::{not_writable, to_py_err, UnsafeValueError};
@@ -336,6 +336,37 @@ impl NativeDict {
         found_record(py, found)
     }
 
+    /// The value of `key` (`pickle.loads` of its bytes) when it is a small generic value this
+    /// handle has seen, copied without the lock from a file that shows no change (see the
+    /// facade's `MmapDict::unlocked_value`); otherwise, or when `key` is not a `str`, the
+    /// module's `UNREAD`: `locate` reads it under the lock (and says what is wrong).
+    fn unlocked_get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let unread = || Ok(unread_sentinel(py)?.clone_ref(py));
+        let Some(key) = key
+            .cast::<PyString>()
+            .ok()
+            .and_then(|key| key.to_cow().ok())
+        else {
+            return unread();
+        };
+        // Held by a change (maybe of this thread, from a callback), closed, or poisoned:
+        // the locked path waits, or says so.
+        let Ok(guard) = self.dict.try_read() else {
+            return unread();
+        };
+        let Some(value) = guard.as_ref().and_then(|dict| dict.unlocked_value(&key)) else {
+            return unread();
+        };
+        let pickle =
+            records::value_pickle_with(py, value.len(), |buffer| value.copy_generic(buffer))?;
+        // `pickle.loads` may run any Python code, this dict's methods too: not under the guard.
+        drop(guard);
+        match pickle {
+            Some(pickle) => Ok(pickle_loads(py)?.call1(py, (pickle,))?),
+            None => unread(),
+        }
+    }
+
     /// Every live key with what it holds (as `locate`), in file order, all from one read
     /// snapshot of the file (one shared lock).
     fn locate_all(&self, py: Python<'_>) -> PyResult<Vec<(String, Py<PyAny>)>> {
@@ -640,6 +671,20 @@ fn is_container(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
         .map_err(to_py_err)
 }
 
+/// `unlocked_get`'s answer for a value it did not read: a unique object.
+fn unread_sentinel(py: Python<'_>) -> PyResult<&Py<PyAny>> {
+    static UNREAD: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    UNREAD.get_or_try_init(py, || {
+        Ok(py.import("builtins")?.getattr("object")?.call0()?.unbind())
+    })
+}
+
+/// `pickle.loads`.
+fn pickle_loads(py: Python<'_>) -> PyResult<&Py<PyAny>> {
+    static LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    LOADS.get_or_try_init(py, || Ok(py.import("pickle")?.getattr("loads")?.unbind()))
+}
+
 /// The module `mmappickle._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -647,6 +692,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let schemes = pyo3::types::PyTuple::new(module.py(), mmappickle_remote::SCHEMES)?;
     module.add("URL_SCHEMES", schemes)?;
+    module.add("UNREAD", unread_sentinel(py)?)?;
     module.add_class::<NativeDict>()?;
     module.add_class::<remote::NativeRemote>()?;
     module.add_class::<GenericValue>()?;

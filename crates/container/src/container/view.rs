@@ -1,12 +1,17 @@
-//! Read views: one state of the file (its table and a map of it) under the shared lock.
+//! Read views: one state of the file (its table and a map of it) under the shared lock; and
+//! glances: the state a handle's last lock hold found, read without the lock.
 
 use std::fmt;
 use std::fs::File;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use super::Container;
 use crate::error::{Error, ErrorKind};
-use crate::layout::{Entry, Table};
+use crate::layout::{
+    encode_entry_trailer, entry_head_before_key, Entry, Table, COMMIT_NUMBER_OFFSET,
+    ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN,
+};
 use crate::lock::FileLock;
 use crate::map::ReadMap;
 
@@ -143,6 +148,101 @@ impl Container {
         // The last view out, or a view that outlived the operation it was begun under.
         if self.shared_readers == 0 && self.lock_depth == 0 {
             self.release_lock();
+        }
+    }
+}
+
+/// The file as this handle's last lock hold left it (its table and the map of it), to copy
+/// values from *without the lock* and without a system call: see [`Glance::copy_value`].
+///
+/// A glance reads entries the handle has seen, in a file whose commit number is as it was.
+/// Every change of the key set moves the commit number on (the format's rule, kept by the
+/// Python library too), a vacuum by rename marks the old file's commit number before the
+/// rename, the bytes of a value never change while it is live (a replace appends), and only
+/// a vacuum in place moves them, which neither the Python library nor this crate runs while
+/// other handles have the file open. So the copy of a live entry's value, with the commit
+/// number, the entry's head and its trailer seen unchanged before and after it, is the
+/// value a read under the lock would have given at that moment.
+#[derive(Debug, Clone)]
+pub struct Glance {
+    map: Arc<ReadMap>,
+    table: Arc<Table>,
+}
+
+impl Glance {
+    /// The entry table of the last lock hold.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Copies the value bytes of the live `entry` (an entry of [`Glance::table`]) into `out`
+    /// (`entry.value_len()` bytes), without the lock: true if the file showed, before and
+    /// after the copy, the commit number of the table and the entry's head and live trailer
+    /// as the table has them. False otherwise (the file changed: read it under the lock), or
+    /// when the entry is not mapped or `out` is not of its value's length.
+    ///
+    /// ```
+    /// use mmappickle_container::{Container, NewEntry};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("glance.mmdpickle");
+    /// let mut container = Container::open(&path)?;
+    /// let new = NewEntry { key: "answer", value_len: 2, memo_max: 1, align: None };
+    /// container.append(new, |sink| sink.write_all(b"K\x2a"))?;
+    /// let view = container.begin_read()?; // maps the file as it is now
+    /// container.end_read(view);
+    /// let glance = container.glance().expect("a lock hold left a map");
+    /// let entry = glance.table().get("answer").cloned().expect("a live key");
+    /// let mut value = [0u8; 2];
+    /// assert!(glance.copy_value(&entry, &mut value));
+    /// assert_eq!(&value, b"K\x2a");
+    ///
+    /// // Another handle deletes the key: the glance sees the file changed.
+    /// assert!(Container::open(&path)?.remove("answer")?);
+    /// assert!(!glance.copy_value(&entry, &mut value));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copy_value(&self, entry: &Entry, out: &mut [u8]) -> bool {
+        if !entry.is_live() || out.len() as u64 != entry.value_len() {
+            return false;
+        }
+        let head = entry_head_before_key(entry.key().len() as u8, entry.len() - FRAME_HEAD_LEN);
+        let trailer = encode_entry_trailer(entry.memo_max(), true);
+        let commit_number = self.table.commit_number().to_le_bytes();
+        let unchanged = || {
+            self.map
+                .unlocked_equals(COMMIT_NUMBER_OFFSET, &commit_number)
+                && self.map.unlocked_equals(entry.offset(), &head)
+                && self
+                    .map
+                    .unlocked_equals(entry.offset() + ENTRY_HEAD_LEN, entry.key().as_bytes())
+                && self
+                    .map
+                    .unlocked_equals(entry.end() - ENTRY_TRAILER_LEN, &trailer)
+        };
+        if !unchanged() {
+            return false;
+        }
+        // The copy's loads come after the first check's, and before the second check's.
+        fence(Ordering::Acquire);
+        let copied = self.map.copy_unlocked(entry.value_offset(), out);
+        fence(Ordering::Acquire);
+        copied && unchanged()
+    }
+}
+
+impl Container {
+    /// The file as this handle's last lock hold left it, for reads without the lock (see
+    /// [`Glance`]); `None` when the map does not cover the table, as after this handle's
+    /// own appends, until a read view ([`Container::begin_read`]) maps the file again. No
+    /// system call.
+    pub fn glance(&self) -> Option<Glance> {
+        match (&self.map, &self.cache) {
+            (Some(map), Some(table)) if map.len() >= table.file_len() => Some(Glance {
+                map: Arc::clone(map),
+                table: Arc::clone(table),
+            }),
+            _ => None,
         }
     }
 }

@@ -65,11 +65,18 @@ pub fn encode_header(commit_number: i32) -> [u8; HEADER_LEN as usize] {
 /// The caller has checked that the key is at most [`MAX_KEY_LEN`] bytes.
 pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(ENTRY_HEAD_LEN as usize + key.len());
-    head.push(FRAME);
-    head.extend_from_slice(&frame_len.to_le_bytes());
-    head.push(SHORT_BINUNICODE);
-    head.push(key.len() as u8);
+    head.extend_from_slice(&entry_head_before_key(key.len() as u8, frame_len));
     head.extend_from_slice(key);
+    head
+}
+
+/// An entry's first 11 bytes, those before its key: FRAME frame_len, SHORT_BINUNICODE len.
+pub(crate) fn entry_head_before_key(key_len: u8, frame_len: u64) -> [u8; ENTRY_HEAD_LEN as usize] {
+    let mut head = [0u8; ENTRY_HEAD_LEN as usize];
+    head[0] = FRAME;
+    head[1..KEY_OPCODE_IDX].copy_from_slice(&frame_len.to_le_bytes());
+    head[KEY_OPCODE_IDX] = SHORT_BINUNICODE;
+    head[KEY_LEN_IDX] = key_len;
     head
 }
 

@@ -2,6 +2,9 @@
 //! This file holds the helpers they share.
 //!
 //! Index:
+//! - `glance`: values copied without the lock while another handle holds it, refused once the
+//!   commit number or an entry's head, key or trailer changed, across other handles'
+//!   replaces and vacuums.
 //! - `headers`: the 13 malformed headers of the Python library's test suite, each an error at
 //!   its offset, the file untouched (`bad_headers_*`); a plain pickle of a dict is reported
 //!   as convertible (`plain_pickles_*`).
@@ -27,6 +30,7 @@
 //!   `MMAPPICKLE_CONTAINER_WORKER`.
 
 mod changes;
+mod glance;
 mod headers;
 mod lock;
 mod processes;

@@ -6,7 +6,7 @@ use mmappickle_codec::Value;
 
 use super::{Iter, MmapDict};
 use crate::error::Error;
-use crate::item::{Item, MaskedArray};
+use crate::item::{self, Item, MaskedArray};
 
 impl MmapDict {
     /// What `key` holds: a generic value, a mapped array, or a mapped masked array.
@@ -37,6 +37,15 @@ impl MmapDict {
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn get(&self, key: &str) -> Result<Item, Error> {
+        // A small generic value of an entry this handle has seen, in a file that shows no
+        // change, is copied without the lock.
+        if let Some(value) = self.unlocked_value(key) {
+            let mut bytes = vec![0; value.len()];
+            if value.copy_generic(&mut bytes) {
+                return item::decode_any_value(&bytes, value.entry(), &self.options.limits)
+                    .map(Item::Value);
+            }
+        }
         self.read()?.get(key)
     }
 

@@ -14,7 +14,8 @@
 //! Modules: `errors` (convert of plain pickles, errors one by one), `picklers` (value kinds
 //! through the `Pickler` trait), `files` (scratch files, empty and torn files, streams,
 //! listings, values written in place), `rows` (writes of rows with `pwrite`: stubs, byte
-//! orders, refusals, claims, locking); the rest is here.
+//! orders, refusals, claims, locking), `unlocked` (small generic values read without the
+//! lock); the rest is here.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ mod errors;
 mod files;
 mod picklers;
 mod rows;
+mod unlocked;
 
 fn temp_file(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");

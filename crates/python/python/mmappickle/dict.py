@@ -36,6 +36,9 @@ class _Replaced(Exception):
     """The file was replaced (vacuumed) between finding a place and mapping it."""
 
 
+# What ``NativeDict.unlocked_get`` answers for a value it leaves to the locked path.
+_UNREAD = _native.UNREAD
+
 # Tries of a read whose file vacuums keep replacing meanwhile.
 _REPLACED_TRIES = 3
 
@@ -318,6 +321,9 @@ class mmapdict(_MappingBase):
             ) from error
         self._path = self._native.path()
         self._readonly = self._native.readonly()
+        # A small generic value is read without the lock while the file shows no change (a
+        # file object's buffers are flushed first instead, under the lock).
+        self._unlocked_reads = self._fileobj is None and not self._safe and self._builtin_picklers
         if self._readonly:
             torn_at = self._native.torn_at()
             if torn_at is not None:
@@ -415,7 +421,12 @@ class mmapdict(_MappingBase):
     def __getitem__(self, key: str) -> Any:
         """The value of ``key``: an array as a ``numpy.memmap`` of the file (read-only if the
         dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
-        through ``pickle.loads`` (the Rust decoder when ``safe``)."""
+        through ``pickle.loads`` (the Rust decoder when ``safe``). A small value this handle
+        has seen is copied without the file's lock while the file shows no change."""
+        if self._unlocked_reads:
+            value = self._native.unlocked_get(key)
+            if value is not _UNREAD:
+                return value
         if not isinstance(key, str):
             raise KeyError(key)
         if self._fileobj is not None:
@@ -459,7 +470,9 @@ class mmapdict(_MappingBase):
         Opened by path, the file is rewritten beside and renamed over the path: arrays
         mapped before keep mapping the old file, and no longer see changes. Opened from a
         file object, the file is rewritten in place (the file object keeps naming it), which
-        moves bytes under any array mapped from it: refused while one is alive.
+        moves bytes under any array mapped from it: refused while one is alive; as the
+        library requires for its own vacuum, no other handle (of any process) may have the
+        file open meanwhile, since small values are read without the lock.
         """
         self._check_writable()
         if self._fileobj is None:
