@@ -568,7 +568,7 @@ fn cli(args: &Args, runs: usize) -> Result {
     })?;
     in_process("cli_lib.info", runs, || {
         Ok(MmapDict::open_readonly(&file)?
-            .entry_listing()?
+            .listing_without_kinds()?
             .entries()
             .len())
     })?;

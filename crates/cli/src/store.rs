@@ -95,11 +95,13 @@ impl ReadDict {
     }
 
     /// Every entry, without what values hold: no value is read.
-    pub fn entry_listing(&self) -> CliResult<Listing> {
+    pub fn listing_without_kinds(&self) -> CliResult<Listing> {
         match self {
-            ReadDict::Local(dict) => dict.entry_listing().map_err(|err| self.in_file(err)),
+            ReadDict::Local(dict) => dict
+                .listing_without_kinds()
+                .map_err(|err| self.in_file(err)),
             #[cfg(feature = "remote")]
-            ReadDict::Remote { dict, .. } => Ok(dict.entry_listing()),
+            ReadDict::Remote { dict, .. } => Ok(dict.listing_without_kinds()),
         }
     }
 

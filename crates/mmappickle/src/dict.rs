@@ -2,7 +2,7 @@
 //! in the submodules.
 
 mod batch;
-pub(crate) mod bindings;
+pub(crate) mod caller_bytes;
 mod disassembly;
 mod insert;
 mod listing;
@@ -255,7 +255,7 @@ impl MmapDict {
         let limits = self.options.limits.clone();
         let container = self.container_mut();
         container.complete_torn_entry(|value, memo_start| {
-            bindings::whole_value_memo_max(value, memo_start, &limits)
+            caller_bytes::whole_value_memo_max(value, memo_start, &limits)
         })?;
         Ok(container.fsck()?)
     }

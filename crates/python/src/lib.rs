@@ -390,7 +390,7 @@ impl NativeDict {
         self.read(py, |dict| {
             let snapshot = dict.read()?;
             // The state `snapshot` sees: its shared lock is held meanwhile.
-            let listing = dict.entry_listing()?;
+            let listing = dict.listing_without_kinds()?;
             let value_bytes = |_: &str, place: &_| Ok(snapshot.value_bytes_at(place)?.to_vec());
             records::summary(&listing, limit, |key| snapshot.locate(key), value_bytes)
         })

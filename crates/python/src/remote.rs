@@ -162,7 +162,7 @@ impl NativeRemote {
         let remote = self.remote()?;
         py.detach(|| {
             let value_bytes = |key: &str, _: &_| remote.raw_value(key);
-            let listing = remote.entry_listing();
+            let listing = remote.listing_without_kinds();
             records::summary(&listing, limit, |key| remote.locate(key), value_bytes)
         })
         .map_err(to_py_err)

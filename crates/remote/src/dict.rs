@@ -19,12 +19,12 @@ use crate::options::RemoteOptions;
 
 /// The remote file's bytes: the object at the version first read, and the block cache.
 #[derive(Debug)]
-struct Source {
+struct RemoteFile {
     object: RemoteObject,
     cache: Mutex<BlockCache>,
 }
 
-impl Source {
+impl RemoteFile {
     fn cache(&self) -> MutexGuard<'_, BlockCache> {
         // A panic elsewhere cannot leave the cache half-changed: every change is one insert.
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
@@ -66,7 +66,7 @@ impl Source {
     }
 
     /// The bytes of `range` (inside the file): through the cache when `cached` (small values,
-    /// likely in a block read already), else as [`Source::bytes_into`] reads them.
+    /// likely in a block read already), else as [`RemoteFile::bytes_into`] reads them.
     async fn bytes(&self, range: Range<u64>, cached: bool) -> Result<Vec<u8>, Error> {
         if cached {
             return self.cached_bytes(range).await;
@@ -142,7 +142,7 @@ fn zeroed(len: u64, offset: u64) -> Result<Vec<u8>, Error> {
 /// replaced while it is read gives an [`ErrorKind::Changed`] error, never a mix of versions.
 #[derive(Debug)]
 pub struct AsyncRemoteDict {
-    source: Source,
+    file: RemoteFile,
     table: Arc<Table>,
     options: RemoteOptions,
 }
@@ -160,20 +160,20 @@ impl AsyncRemoteDict {
         let mut cache =
             BlockCache::new(object.len(), options.block_size, options.effective_budget());
         cache.insert(0, first_block);
-        let source = Source {
+        let file = RemoteFile {
             object,
             cache: Mutex::new(cache),
         };
         let mut scanner = Scanner::default();
         let table = loop {
-            let progress = scanner.resume(&*source.cache()).map_err(layout_error)?;
+            let progress = scanner.resume(&*file.cache()).map_err(layout_error)?;
             match progress {
                 ScanProgress::Done(table) => break table,
-                ScanProgress::NeedBytes(range) => source.load(range).await?,
+                ScanProgress::NeedBytes(range) => file.load(range).await?,
             }
         };
         Ok(AsyncRemoteDict {
-            source,
+            file,
             table: Arc::new(table),
             options,
         })
@@ -209,7 +209,7 @@ impl AsyncRemoteDict {
 
     /// The listing without what values hold (no value is fetched), for tools that count
     /// entries and bytes.
-    pub fn entry_listing(&self) -> Listing {
+    pub fn listing_without_kinds(&self) -> Listing {
         Listing::without_kinds(Arc::clone(&self.table))
     }
 
@@ -235,12 +235,12 @@ impl AsyncRemoteDict {
 
     /// Requests made and bytes received since the open (the open included).
     pub fn transfer(&self) -> Transfer {
-        self.source.object.transfer()
+        self.file.object.transfer()
     }
 
     /// The bytes the block cache holds now (at most the budget, plus small joined reads).
     pub fn cached_bytes(&self) -> u64 {
-        self.source.cache().held()
+        self.file.cache().held()
     }
 
     fn entry(&self, key: &str) -> Result<&Entry, Error> {
@@ -267,10 +267,7 @@ impl AsyncRemoteDict {
         let entry = self.entry(key)?;
         Ok(match self.locate_entry(entry).await? {
             Located::Value(place) => {
-                let bytes = self
-                    .source
-                    .bytes(place.range(), self.is_small(entry))
-                    .await?;
+                let bytes = self.file.bytes(place.range(), self.is_small(entry)).await?;
                 Item::Value(decode_value(&bytes, place, &self.options.limits)?)
             }
             Located::Array(place) => Item::Array(ArrayData::Owned(self.read_array(place).await?)),
@@ -288,7 +285,7 @@ impl AsyncRemoteDict {
         // Refused before its bytes are fetched.
         refuse_malformed(entry, self.value_kind(entry).await?)?;
         let bytes = self
-            .source
+            .file
             .bytes(entry.value_range(), self.is_small(entry))
             .await?;
         decode_any_value(&bytes, entry, &self.options.limits)
@@ -302,7 +299,7 @@ impl AsyncRemoteDict {
         // The cache is the only source and never fails with I/O errors: bytes it lacks are
         // fetched and the classification run again.
         let kind = self
-            .source
+            .file
             .parse_value(entry, |value| classify(value))
             .await?;
         kind.map_err(|error| Error::array_at(error, entry.value_offset()))
@@ -313,13 +310,13 @@ impl AsyncRemoteDict {
         if range.start > range.end || range.end > self.table.file_len() {
             return Err(past_the_end(&range, self.table.file_len()));
         }
-        self.source.bytes(range, false).await
+        self.file.bytes(range, false).await
     }
 
     /// The value bytes of `key` as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`).
     pub async fn raw_value(&self, key: &str) -> Result<Vec<u8>, Error> {
         let entry = self.entry(key)?;
-        self.source
+        self.file
             .bytes(entry.value_range(), self.is_small(entry))
             .await
     }
@@ -355,7 +352,7 @@ impl AsyncRemoteDict {
                 found: out.len(),
             }));
         }
-        self.source.bytes_into(place.data_offset, out).await
+        self.file.bytes_into(place.data_offset, out).await
     }
 
     /// Whether the value of `entry` is read through the cache (at most a block long).
@@ -367,7 +364,7 @@ impl AsyncRemoteDict {
     /// memory.
     pub async fn read_array(&self, place: ArrayPlace) -> Result<OwnedArray, Error> {
         let data_offset = place.data_offset;
-        let data = self.source.bytes(place.range(), false).await?;
+        let data = self.file.bytes(place.range(), false).await?;
         OwnedArray::new(place.dtype, place.shape, data)
             .map_err(|error| Error::array_at(error, data_offset))
     }

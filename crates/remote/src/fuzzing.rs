@@ -107,7 +107,7 @@ fn scan_served(
     Err(format!("the scan did not end after {MAX_RESUMES} resumes"))
 }
 
-/// `Source::load` with `served` as the object: fetches the blocks of `range` the cache
+/// `RemoteFile::load` with `served` as the object: fetches the blocks of `range` the cache
 /// lacks, then joins them. `false` when a block's body would be shorter than its range
 /// (the client refuses a body of another length).
 fn load(cache: &mut BlockCache, range: Range<u64>, served: &[u8]) -> bool {

@@ -448,7 +448,7 @@ pub(super) fn cli_rows(options: &Options) -> Vec<Row> {
             "info",
             "info",
             "commit_number, len(keys())",
-            "open + entry_listing",
+            "open + listing_without_kinds",
             [Goal::None, Goal::None],
         ),
         (

@@ -305,7 +305,7 @@ impl<'w> Columns<'w> {
 pub(super) fn info(path: &Path, as_json: bool, out: &mut dyn Write) -> CliResult {
     // Counts and lengths only: no value is read.
     let dict = ReadDict::open(path)?;
-    let listing = dict.entry_listing()?;
+    let listing = dict.listing_without_kinds()?;
     print_info(&dict.name(), &listing, as_json, out)?;
     super::free_at_exit((dict, listing));
     Ok(())

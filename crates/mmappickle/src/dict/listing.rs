@@ -15,7 +15,7 @@ pub struct EntryInfo<'a> {
     /// Where the entry is, its key, its flags.
     pub entry: &'a Entry,
     /// What the value holds, from the one classifier ([`classify`]); `None` for a
-    /// padding entry, and for every entry of an [`MmapDict::entry_listing`]. Offsets in a
+    /// padding entry, and for every entry of an [`MmapDict::listing_without_kinds`]. Offsets in a
     /// [`ValueKind::Malformed`] error and in headers are relative to the value (at
     /// [`Entry::value_offset`]).
     pub kind: Option<&'a ValueKind>,
@@ -158,16 +158,16 @@ impl MmapDict {
     /// use mmappickle::MmapDict;
     ///
     /// let dir = tempfile::tempdir()?;
-    /// let mut m = MmapDict::open(dir.path().join("entry_listing.mmdpickle"))?;
+    /// let mut m = MmapDict::open(dir.path().join("listing_without_kinds.mmdpickle"))?;
     /// m.insert("a", 1)?;
     /// m.insert("b", 2)?;
     /// m.remove("a")?;
-    /// let listing = m.entry_listing()?;
+    /// let listing = m.listing_without_kinds()?;
     /// assert_eq!((listing.n_live(), listing.entries().len()), (1, 2));
     /// assert!(listing.entries().all(|info| info.kind.is_none()));
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
-    pub fn entry_listing(&self) -> Result<Listing, Error> {
+    pub fn listing_without_kinds(&self) -> Result<Listing, Error> {
         let snapshot = self.read()?;
         listing_of(snapshot.view()?.table(), None)
     }

@@ -1,7 +1,7 @@
-//! What a binding to another language needs beyond the Rust API: values pickled by that
-//! language's own pickler, arrays written by the caller straight into the file, and where an
-//! entry's parts are so that the caller maps them itself (as the Python package builds
-//! `numpy.memmap`s).
+//! Bytes the caller makes or maps itself, as a binding to another language needs beyond the
+//! Rust API: values pickled by that language's own pickler, arrays written by the caller
+//! straight into the file, and where an entry's parts are so that the caller maps them
+//! itself (as the Python package builds `numpy.memmap`s).
 
 use std::fs::File;
 use std::io;
