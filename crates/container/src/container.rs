@@ -149,7 +149,7 @@ impl Container {
             repairs: fsck::Repairs::default(),
         };
         container.locked(|container| {
-            let len = container.current_len()?;
+            let mut len = container.current_len()?;
             if len == 0 && !container.options.readonly {
                 // One write of 35 bytes inside the first page: a kill leaves the file
                 // empty or whole, never a header without its terminator. An empty file is
@@ -157,6 +157,7 @@ impl Container {
                 let mut new_file = encode_header(0).to_vec();
                 new_file.extend_from_slice(&TERMINATOR);
                 container.write_at(&new_file, 0)?;
+                len = new_file.len() as u64;
                 container.sync()?;
                 if container.options.durability == Durability::Flush {
                     // The file may have just been created: its name must survive a power
@@ -175,7 +176,7 @@ impl Container {
                 container.remove_stale_vacuum_files();
             }
             let lock = container.held_lock()?;
-            let map = ReadMap::new(&lock, container.current_len()?)?;
+            let map = ReadMap::new(&lock, len)?;
             if let Err(error) = layout::parse_header(map.bytes(&lock)) {
                 return Err(match error.kind() {
                     &ErrorKind::NotAContainer { expected, .. } => {
@@ -187,7 +188,8 @@ impl Container {
                     _ => error,
                 });
             }
-            drop(map);
+            // The scan of the first refresh reads it, if the file kept its length.
+            container.map = Some(Arc::new(map));
             let allow_damaged = container.options.allow_damaged;
             match container.refresh() {
                 Ok(_) => Ok(()),
@@ -549,9 +551,13 @@ impl Container {
         }
         if !fresh(&self.cache, len, commit_number) {
             self.cache = None;
-            self.map = None;
             let lock = self.held_lock()?;
-            let mut map = ReadMap::new(&lock, len)?;
+            // A map of the file's length made under an earlier hold maps the same pages (the
+            // open's header check left one); a map longer than the file is never read.
+            let mut map = match self.map.take() {
+                Some(map) if map.len() == len => map,
+                _ => Arc::new(ReadMap::new(&lock, len)?),
+            };
             let mut table = layout::scan(map.bytes(&lock))?;
             if table.is_torn() && !self.options.readonly && !shared {
                 // What fsck does, before anything else under this lock: the last entry
@@ -571,10 +577,10 @@ impl Container {
                     problem: salvaged.problem.map(|p| p.to_string()).unwrap_or_default(),
                 });
                 len = self.current_len()?;
-                map = ReadMap::new(&lock, len)?;
+                map = Arc::new(ReadMap::new(&lock, len)?);
                 table = layout::scan(map.bytes(&lock))?;
             }
-            self.map = Some(Arc::new(map));
+            self.map = Some(map);
             if !self.options.readonly && !shared {
                 self.tidy(&mut table)?;
             }
