@@ -33,9 +33,9 @@ use crate::error::{Error, ErrorKind};
 ///
 /// Every read takes the file's shared lock (but a small generic value the handle has seen, in
 /// a file that shows no change, is copied without it: see the crate docs), every change its
-/// exclusive lock, for the operation's duration ([`MmapDict::read`] and [`MmapDict::write`]: for many operations),
-/// so several handles and processes can share a file; changes made by one are seen by the
-/// others at their next operation. Reads take `&self` and `MmapDict` is [`Send`] and
+/// exclusive lock, for the operation's duration ([`MmapDict::read`] and [`MmapDict::write`]:
+/// for many operations), so several handles and processes can share a file; changes made by
+/// one are seen by the others at their next operation. Reads take `&self` and `MmapDict` is [`Send`] and
 /// [`Sync`]: threads share one `Arc<MmapDict>` and read side by side; changes take
 /// `&mut self` (see the crate docs on threads).
 #[derive(Debug)]

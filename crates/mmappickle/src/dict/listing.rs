@@ -15,8 +15,8 @@ pub struct EntryInfo<'a> {
     /// Where the entry is, its key, its flags.
     pub entry: &'a Entry,
     /// What the value holds, from the one classifier ([`classify`]); `None` for a
-    /// padding entry, and for every entry of an [`MmapDict::listing_without_kinds`]. Offsets in a
-    /// [`ValueKind::Malformed`] error and in headers are relative to the value (at
+    /// padding entry, and for every entry of an [`MmapDict::listing_without_kinds`]. Offsets
+    /// in a [`ValueKind::Malformed`] error and in headers are relative to the value (at
     /// [`Entry::value_offset`]).
     pub kind: Option<&'a ValueKind>,
     /// A live entry that is not its key's value: an older duplicate left by an interrupted
