@@ -245,7 +245,7 @@ pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
         dict::{
-            loads, Disassembly, EntryInfo, Iter, Listing, MmapDict, MmapDictOptions, ReadSnapshot,
+            loads, Disassembly, EntryInfo, Iter, Listing, LockHold, MmapDict, MmapDictOptions, ReadSnapshot,
             StoredValue, Transaction,
         },
         error::{message_with_sources, Error, ErrorKind},
