@@ -245,8 +245,8 @@ pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
         dict::{
-            loads, Disassembly, EntryInfo, Iter, Listing, LockHold, MmapDict, MmapDictOptions, ReadSnapshot,
-            StoredValue, Transaction,
+            loads, Disassembly, EntryInfo, Iter, Listing, LockHold, MmapDict, MmapDictOptions,
+            ReadSnapshot, StoredValue, Transaction,
         },
         error::{message_with_sources, Error, ErrorKind},
         item::{

@@ -2,7 +2,7 @@
 lock across Python code (a ``locked`` callback, a pickler's ``read`` or ``write``) while the
 other asks for the lock. The second waits for the file's lock with the GIL released, so the
 first runs its Python code, finishes and lets it in: no deadlock. Each scenario runs in a
-fresh process with a deadline (its threads' tracebacks printed if it passes), so a deadlock
+fresh process with a deadline (its threads' tracebacks printed when it is reached), so a deadlock
 fails the test instead of hanging the suite.
 
 A thread that would wait for a lock it holds itself (through another handle) is refused,
