@@ -27,12 +27,12 @@ pub fn main(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Builds the site (warnings as errors) and runs its examples, with `wheel` installed and
-/// the command-line examples run by `cli`.
-pub fn check(wheel: &Path, cli: &Path) -> Result {
-    let python = docs_python(wheel)?;
-    sphinx(&python, "html", None)?;
-    sphinx(&python, "doctest", Some(cli)).map(|_| ())
+/// Builds the site (warnings as errors) and runs its examples, with `python`, the docs
+/// environment's interpreter, the wheel installed there (`pypackage::test`), and the
+/// command-line examples run by `cli`.
+pub fn check(python: &Path, cli: &Path) -> Result {
+    sphinx(python, "html", None)?;
+    sphinx(python, "doctest", Some(cli)).map(|_| ())
 }
 
 /// The `mmappickle` binary that `cargo test --workspace` built (the CLI's tests run it): a

@@ -16,9 +16,12 @@ mod tidy;
 mod venv;
 mod wheel;
 
+use std::fs::File;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// A task's outcome: the error says what failed, for the user.
 type Result<T = ()> = std::result::Result<T, String>;
@@ -142,10 +145,34 @@ fn parse_flags<'a>(args: &'a [String], known: &[&str]) -> Result<Vec<&'a str>> {
         .collect()
 }
 
+thread_local! {
+    /// The log of the background step this thread runs ([`spawn_step`]): its lines and its
+    /// commands' output go there, printed whole when the step is joined.
+    static STEP_LOG: std::cell::RefCell<Option<File>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Prints a line of the current step (to its log when it runs in the background).
+fn say(line: impl std::fmt::Display) {
+    STEP_LOG.with_borrow_mut(|log| match log {
+        Some(log) => drop(writeln!(log, "{line}")),
+        None => println!("{line}"),
+    });
+}
+
 /// Runs `command` in the workspace root, echoing it; fails when it exits non-zero.
 fn run(command: &mut Command) -> Result {
     command.current_dir(workspace_root());
-    println!("$ {}", describe(command));
+    say(format!("$ {}", describe(command)));
+    STEP_LOG.with_borrow(|log| -> Result {
+        if let Some(log) = log {
+            let output = || {
+                log.try_clone()
+                    .map_err(|e| format!("cannot share a log: {e}"))
+            };
+            command.stdout(output()?).stderr(output()?);
+        }
+        Ok(())
+    })?;
     let status = command
         .status()
         .map_err(|e| format!("cannot run {}: {e}", describe(command)))?;
@@ -186,4 +213,71 @@ fn step<T>(name: &str, body: impl FnOnce() -> Result<T>) -> Result<T> {
         Err(_) => println!("<== {name}: FAILED ({seconds:.1} s)"),
     }
     outcome.map_err(|e| format!("{name}: {e}"))
+}
+
+/// A step running in a thread of its own (network- or disk-bound work, such as pip's, beside
+/// the builds): [`Background::join`] waits for it and prints its log and outcome.
+struct Background<T> {
+    name: String,
+    thread: JoinHandle<(Result<T>, Duration, Option<File>)>,
+}
+
+/// Starts the step `name` in the background; its output is held back until it is joined.
+fn spawn_step<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Background<T> {
+    println!("\n--> {name}: started in the background");
+    let thread = std::thread::spawn(move || {
+        // An anonymous file (no name to clash or to clean up), read back at the join.
+        let log = tempfile_in_target();
+        STEP_LOG.set(log.as_ref().ok().and_then(|log| log.try_clone().ok()));
+        let start = Instant::now();
+        let outcome = log.as_ref().map_err(Clone::clone).and_then(|_| body());
+        (outcome, start.elapsed(), log.ok())
+    });
+    Background {
+        name: name.to_owned(),
+        thread,
+    }
+}
+
+/// A new empty log file under `target/xtask`, unlinked at once.
+fn tempfile_in_target() -> Result<File> {
+    let dir = workspace_root().join("target").join("xtask");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join(format!("step-{:?}.log", std::thread::current().id()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let _ = std::fs::remove_file(&path);
+    Ok(file)
+}
+
+impl<T> Background<T> {
+    /// Waits for the step, prints its log, its outcome and duration, and returns its result.
+    fn join(self) -> Result<T> {
+        let name = self.name;
+        println!("\n==> {name} (ran in the background)");
+        let waited = Instant::now();
+        let (outcome, took, log) = self
+            .thread
+            .join()
+            .unwrap_or_else(|_| (Err("panicked".to_owned()), Duration::ZERO, None));
+        if let Some(mut log) = log {
+            let _ = log.rewind();
+            let _ = std::io::copy(&mut log, &mut std::io::stdout());
+        }
+        let waited = waited.elapsed().as_secs_f64();
+        let took = took.as_secs_f64();
+        match &outcome {
+            Ok(_) => println!("<== {name}: ok ({took:.1} s; waited for {waited:.1} s)"),
+            Err(_) => println!("<== {name}: FAILED ({took:.1} s; waited for {waited:.1} s)"),
+        }
+        outcome.map_err(|e| format!("{name}: {e}"))
+    }
 }

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::venv::{self, PackagePythons, Pythons};
-use crate::{run, wheel, workspace_root, Result};
+use crate::venv::{PackagePythons, Pythons};
+use crate::{docs, run, spawn_step, step, wheel, workspace_root, Result};
 
 pub const PACKAGE_DIR: &str = "crates/python";
 
@@ -44,33 +44,58 @@ pub fn install_wheel(python: &Path, wheel: &Path) -> Result {
         .arg(wheel))
 }
 
-/// Environments, ruff, `mypy --strict` (the package and its typed example, as configured in
-/// its pyproject), the wheel, pytest on numpy 1.23.5 and 2.x, and the wheel in a fresh
-/// environment without a Rust toolchain; returns the wheel.
-pub fn test(library_pythons: &Pythons) -> Result<PathBuf> {
-    let PackagePythons { build, tests } = venv::ensure_package()?;
+/// What `cargo xtask test` runs of the documentation (`xtask/src/docs.rs`).
+pub const DOCS_STEP: &str =
+    "Python docs (cargo xtask docs; its examples by sphinx's doctest builder)";
+
+/// ruff, `mypy --strict` (the package and its typed example, as configured in its
+/// pyproject), the wheel, pytest on numpy 1.23.5 and 2.x, the wheel in a fresh environment
+/// without a Rust toolchain, and the documentation (its command-line examples run `cli`).
+///
+/// The fresh environment's install (network-bound) and the documentation run in the
+/// background beside pytest; the fresh environment's own pytest runs after the others (it
+/// runs the quick start, which uses a fixed path, `/tmp/test.mmdpickle`).
+pub fn test(package: &PackagePythons, library_pythons: &Pythons, cli: PathBuf) -> Result {
+    let PackagePythons { build, tests } = package;
     let sources =
         ["python", "tests", "examples", "docs"].map(|dir| Path::new(PACKAGE_DIR).join(dir));
-    run(Command::new(&build)
+    run(Command::new(build)
         .args(["-m", "ruff", "check", "--quiet"])
         .args(&sources))?;
-    run(Command::new(&build)
+    run(Command::new(build)
         .args(["-m", "ruff", "format", "--check", "--quiet"])
         .args(&sources))?;
-    run(Command::new(&build)
+    run(Command::new(build)
         .args(["-m", "mypy", "--config-file"])
         .arg(Path::new(PACKAGE_DIR).join("pyproject.toml")))?;
-    let wheel = build_wheel(&build)?;
-    for (label, python) in &tests {
-        println!("pytest with {label}");
+    let wheel = build_wheel(build)?;
+    for (_, python) in tests {
         install_wheel(python, &wheel)?;
-        run(library_pythons.set_env(
-            Command::new(python)
-                .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-                .arg(Path::new(PACKAGE_DIR).join("tests")),
-        ))?;
     }
-    println!("the wheel in a fresh environment, without a Rust toolchain");
-    wheel::check_without_toolchain(&wheel, &build)?;
-    Ok(wheel)
+    let fresh = spawn_step(
+        "the wheel in a fresh environment, without a Rust toolchain: install",
+        {
+            let (wheel, build) = (wheel.clone(), build.clone());
+            move || wheel::fresh_environment(&wheel, &build)
+        },
+    );
+    let docs = spawn_step(DOCS_STEP, {
+        let python = tests[1].1.clone();
+        move || docs::check(&python, &cli)
+    });
+    for (label, python) in tests {
+        step(&format!("pytest with {label}"), || {
+            run(library_pythons.set_env(
+                Command::new(python)
+                    .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+                    .arg(Path::new(PACKAGE_DIR).join("tests")),
+            ))
+        })?;
+    }
+    let fresh = fresh.join()?;
+    step(
+        "the wheel in a fresh environment, without a Rust toolchain: pytest",
+        || fresh.run_tests(),
+    )?;
+    docs.join()
 }

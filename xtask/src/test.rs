@@ -1,6 +1,7 @@
 //! `cargo xtask test`: THE test command (the README and `.ci/run` give it).
 //!
-//! Fast checks first: the tidy rules (`xtask/src/tidy.rs`), formatting, clippy with `-D warnings`, docs without warnings; then the Python
+//! pip's work (the Python environments) starts in the background at once and is joined
+//! where it is first needed. Fast checks first: the tidy rules (`xtask/src/tidy.rs`), formatting, clippy with `-D warnings`, docs without warnings; then the Python
 //! environments, the fixture drift check, and `cargo test --workspace` (doc
 //! tests included) with `MMAPPICKLE_PYTHON` / `MMAPPICKLE_PYTHON_NUMPY2` set,
 //! so that the conformance tests run the Python half of the suite, and
@@ -11,23 +12,46 @@
 //! Then the Python package: ruff, its wheel built by maturin, and its pytest suite in one
 //! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`), then
 //! in a fresh environment without a Rust toolchain (`xtask/src/wheel.rs`); its documentation
-//! site, warnings denied, and every example in it (`xtask/src/docs.rs`).
+//! site, warnings denied, and every example in it (`xtask/src/docs.rs`), beside pytest.
 //! Last, the fuzz smoke: every target of `fuzz/` for 10 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 
-use crate::{cargo, docs, fixtures, parse_flags, pypackage, run, step, tidy, venv, Result};
+use crate::venv::PackagePythons;
+use crate::{
+    cargo, docs, fixtures, parse_flags, pypackage, run, spawn_step, step, tidy, venv, Result,
+};
 
-const DOCS_STEP: &str = "Python docs (cargo xtask docs; its examples by sphinx's doctest builder)";
+const PACKAGE_STEP: &str = "Python package (ruff; mypy; maturin wheel; pytest on numpy 1.23.5 \
+                            and 2.x; the wheel without a toolchain; its docs)";
 
 pub fn main(args: &[String]) -> Result {
     let flags = parse_flags(args, &["--python"])?;
+    // pip's work (network and disk) runs in the background from the start, beside the
+    // builds (CPU); each is joined where its environments are first needed.
+    let environments = spawn_step("Python environments", venv::ensure_all);
+    let build_environment = spawn_step(
+        "the Python package's build environment (maturin, ruff, mypy)",
+        venv::ensure_build,
+    );
+    let package_environments = spawn_step(
+        "the Python package's test environments (numpy 1.23.5, numpy 2.x and Sphinx)",
+        venv::ensure_package_tests,
+    );
     if flags.contains(&"--python") {
         // The Python package's step alone, for work on it.
-        let pythons = step("Python environments", venv::ensure_all)?;
-        let wheel = step("Python package", || pypackage::test(&pythons))?;
-        return step(DOCS_STEP, || docs::check(&wheel, &docs::build_cli()?));
+        let cli = step("the command line of the docs' examples", docs::build_cli)?;
+        let pythons = environments.join()?;
+        let package = PackagePythons {
+            build: build_environment.join()?,
+            tests: package_environments.join()?,
+        };
+        return step(PACKAGE_STEP, || pypackage::test(&package, &pythons, cli));
     }
+    let moto = spawn_step(
+        "moto environment (S3 server of the remote tests)",
+        venv::ensure_moto,
+    );
     let start = Instant::now();
     step("tidy (cargo xtask tidy)", tidy::check)?;
     step("formatting (cargo fmt --check)", || {
@@ -48,15 +72,12 @@ pub fn main(args: &[String]) -> Result {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"))
     })?;
-    let pythons = step("Python environments", venv::ensure_all)?;
-    let moto = step(
-        "moto environment (S3 server of the remote tests)",
-        venv::ensure_moto,
-    )?;
+    let pythons = environments.join()?;
     step(
         "fixtures drift check (cargo xtask fixtures --check)",
         fixtures::check,
     )?;
+    let moto = moto.join()?;
     step(
         "tests (cargo test --workspace, Python conformance included)",
         || {
@@ -65,12 +86,12 @@ pub fn main(args: &[String]) -> Result {
                 .env(venv::MOTO_PYTHON_VAR, &moto))
         },
     )?;
-    let wheel = step(
-        "Python package (ruff; maturin wheel; pytest on numpy 1.23.5 and 2.x; the wheel without a toolchain)",
-        || pypackage::test(&pythons),
-    )?;
-    step(DOCS_STEP, || {
-        docs::check(&wheel, &docs::cli_built_by_tests()?)
+    let package = PackagePythons {
+        build: build_environment.join()?,
+        tests: package_environments.join()?,
+    };
+    step(PACKAGE_STEP, || {
+        pypackage::test(&package, &pythons, docs::cli_built_by_tests()?)
     })?;
     step("fuzz smoke (cargo xtask fuzz --smoke)", || {
         crate::fuzz::smoke(crate::fuzz::SMOKE_SECONDS)

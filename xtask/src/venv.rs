@@ -9,7 +9,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::{parse_flags, run, succeeds, workspace_root, Result};
+use crate::{parse_flags, run, say, succeeds, workspace_root, Result};
 
 /// One virtual environment: where, what to install, how to tell it is ready.
 pub(crate) struct Environment {
@@ -89,19 +89,33 @@ pub(crate) const OURS_NUMPY2: Environment = Environment {
 pub struct PackagePythons {
     /// `target/py-build/bin/python`: maturin, ruff and mypy.
     pub build: PathBuf,
-    /// `(numpy version label, interpreter)` of each test environment.
-    pub tests: [(&'static str, PathBuf); 2],
+    /// `(numpy version label, interpreter)` of each test environment; the numpy 2.x one is
+    /// also the documentation's.
+    pub tests: PackageTestPythons,
 }
+
+/// `(numpy version label, interpreter)` of each test environment of the package.
+pub type PackageTestPythons = [(&'static str, PathBuf); 2];
 
 /// Creates or reuses the build environment and both test environments of the package.
 pub fn ensure_package() -> Result<PackagePythons> {
     Ok(PackagePythons {
-        build: ensure(&BUILD)?,
-        tests: [
-            ("numpy 1.23.5", ensure(&OURS_NUMPY1)?),
-            ("numpy 2.x", ensure(&OURS_NUMPY2)?),
-        ],
+        build: ensure_build()?,
+        tests: ensure_package_tests()?,
     })
+}
+
+/// Creates or reuses the package's build environment (maturin, ruff, mypy).
+pub fn ensure_build() -> Result<PathBuf> {
+    ensure(&BUILD)
+}
+
+/// Creates or reuses both test environments of the package.
+pub fn ensure_package_tests() -> Result<PackageTestPythons> {
+    Ok([
+        ("numpy 1.23.5", ensure(&OURS_NUMPY1)?),
+        ("numpy 2.x", ensure(&OURS_NUMPY2)?),
+    ])
 }
 
 /// moto's S3 server (`python -m moto.server`) and boto3, for the remote crate's S3 tests.
@@ -199,24 +213,24 @@ pub(crate) fn ensure(environment: &Environment) -> Result<PathBuf> {
     let python = dir.join("bin").join("python");
     let is_ready = || succeeds(Command::new(&python).args(["-c", environment.ready_check]));
     if python.exists() && is_ready() {
-        println!("reusing {}", dir.display());
+        say(format!("reusing {}", dir.display()));
         return Ok(python);
     }
     if python.exists() && !succeeds(Command::new(&python).args(["-c", "pass"])) {
         // An environment whose interpreter no longer runs (the host Python
         // changed): start again.
-        println!("{} is broken: recreating it", dir.display());
+        say(format!("{} is broken: recreating it", dir.display()));
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     if !python.exists() {
         let host = host_python(environment)?;
-        println!("creating {} with {host}", dir.display());
+        say(format!("creating {} with {host}", dir.display()));
         let host_python = || Command::new(&host);
         let created = run(host_python().args(["-m", "venv"]).arg(&dir));
         if created.is_err() {
             // Debian without python3-venv: virtualenv needs no ensurepip.
-            println!("`python3 -m venv` failed, trying virtualenv");
+            say("`python3 -m venv` failed, trying virtualenv");
             let _ = std::fs::remove_dir_all(&dir);
             if !succeeds(host_python().args(["-m", "virtualenv", "--version"])) {
                 run(host_python().args(["-m", "pip", "install", "--user", "virtualenv"]))?;

@@ -7,13 +7,13 @@
 //! if the extension needs anything newer. Linked by the linker of a recent host, it would
 //! require glibc 2.34 (the symbol versions of `pthread_*` since they moved into libc), which
 //! RHEL 8 and Ubuntu 20.04, common on clusters, do not have. `cargo xtask test` installs the same wheel into a fresh
-//! environment without a toolchain ([`check_without_toolchain`]).
+//! environment without a toolchain ([`fresh_environment`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{cargo, parse_flags, pypackage, run, venv, workspace_root, Result};
+use crate::{cargo, parse_flags, pypackage, run, say, venv, workspace_root, Result};
 
 pub const USAGE: &str = "wheel               the Python package's abi3 wheel (manylinux_2_17: no Rust needed to install it) and sdist, into target/wheels/mmappickle-rs/";
 
@@ -129,12 +129,19 @@ fn check_sdist(sdist: &Path) -> Result {
     Ok(())
 }
 
-/// Installs `wheel` with all its extras into a new environment, as a user would (pip reads
-/// the extras' requirements from the wheel; binary packages only, from a local copy of what
-/// the package index served, `target/wheelhouse`), then, with no Rust toolchain on `PATH`,
-/// checks that `cargo` and `rustc` cannot be found and that `mmappickle` is the installed
-/// wheel, and runs [`FRESH_TESTS`] there.
-pub fn check_without_toolchain(wheel: &Path, build_python: &Path) -> Result {
+/// A new environment with the wheel and all its extras installed, as a user would install
+/// them (pip reads the extras' requirements from the wheel; binary packages only, from a
+/// local copy of what the package index served, `target/wheelhouse`), whose commands run with
+/// no Rust toolchain on `PATH`.
+pub struct FreshEnvironment {
+    python: PathBuf,
+    without_toolchain: OsString,
+}
+
+/// Makes the [`FreshEnvironment`] of `wheel` (the pip of `build_python` installs into it), and
+/// checks there that `cargo` and `rustc` cannot be found and that `mmappickle` is the
+/// installed wheel. Network-bound on a clean clone: `cargo xtask test` runs it beside pytest.
+pub fn fresh_environment(wheel: &Path, build_python: &Path) -> Result<FreshEnvironment> {
     let target = workspace_root().join("target");
     let env_dir = target.join("py-wheel-check");
     let wheelhouse = target.join("wheelhouse");
@@ -162,17 +169,33 @@ pub fn check_without_toolchain(wheel: &Path, build_python: &Path) -> Result {
             .arg(&requirement))
     };
     if install().is_err() {
-        println!("(the wheelhouse lacks a package: filling it from the package index)");
+        say("(the wheelhouse lacks a package: filling it from the package index)");
         run(pip("download").arg("-d").arg(&wheelhouse).arg(&requirement))?;
         install()?;
     }
     let without_toolchain = path_starting_with(&env_dir.join("bin"), |dir| {
         !dir.join("cargo").exists() && !dir.join("rustc").exists()
     })?;
-    let fresh_python = || {
-        let mut command = Command::new(&python);
+    let fresh = FreshEnvironment {
+        python,
+        without_toolchain,
+    };
+    run(fresh.python().args([
+        "-c",
+        "import shutil, sys, mmappickle\n\
+         assert shutil.which('cargo') is None and shutil.which('rustc') is None, 'a toolchain'\n\
+         assert mmappickle.__file__.startswith(sys.prefix), mmappickle.__file__\n\
+         print('no cargo, no rustc; mmappickle', mmappickle.__version__, 'from', sys.prefix)",
+    ]))?;
+    Ok(fresh)
+}
+
+impl FreshEnvironment {
+    /// The environment's interpreter, without a Rust toolchain on `PATH` or in the environment.
+    fn python(&self) -> Command {
+        let mut command = Command::new(&self.python);
         command
-            .env("PATH", &without_toolchain)
+            .env("PATH", &self.without_toolchain)
             .env("PYTHONDONTWRITEBYTECODE", "1");
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();
@@ -181,18 +204,16 @@ pub fn check_without_toolchain(wheel: &Path, build_python: &Path) -> Result {
             }
         }
         command
-    };
-    run(fresh_python().args([
-        "-c",
-        "import shutil, sys, mmappickle\n\
-         assert shutil.which('cargo') is None and shutil.which('rustc') is None, 'a toolchain'\n\
-         assert mmappickle.__file__.startswith(sys.prefix), mmappickle.__file__\n\
-         print('no cargo, no rustc; mmappickle', mmappickle.__version__, 'from', sys.prefix)",
-    ]))?;
-    let tests = workspace_root().join(pypackage::PACKAGE_DIR).join("tests");
-    run(fresh_python()
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .args(FRESH_TESTS.iter().map(|test| tests.join(test))))
+    }
+
+    /// Runs [`FRESH_TESTS`] there.
+    pub fn run_tests(&self) -> Result {
+        let tests = workspace_root().join(pypackage::PACKAGE_DIR).join("tests");
+        run(self
+            .python()
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .args(FRESH_TESTS.iter().map(|test| tests.join(test))))
+    }
 }
 
 /// `bin`, then the directories of `PATH` that `keep` accepts.

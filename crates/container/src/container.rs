@@ -241,6 +241,26 @@ impl Container {
         self.locked(|container| Ok(operation(container)))
     }
 
+    /// Takes the container's lock (or one more level of it) until the matching
+    /// [`Container::release_held_lock`]; operations in between reuse it without waiting. The
+    /// unscoped form of [`Container::with_lock`], for a caller that must wait for the lock in
+    /// one context and operate in another (a Python binding waits with the interpreter
+    /// released, then operates holding it).
+    ///
+    /// The table is read too, so that following the path to a file a vacuum elsewhere put
+    /// there, which waits for that file's lock, happens here as well; an error of that read
+    /// is left to the operation that follows, which reads the table again.
+    pub fn hold_lock(&mut self) -> Result<(), Error> {
+        self.enter_lock()?;
+        let _ = self.refresh();
+        Ok(())
+    }
+
+    /// Leaves one level of the lock [`Container::hold_lock`] took.
+    pub fn release_held_lock(&mut self) {
+        self.leave_lock(false);
+    }
+
     /// The file's current length.
     pub fn file_len(&mut self) -> Result<u64, Error> {
         self.locked(|container| {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
 
-pub use self::batch::Transaction;
+pub use self::batch::{LockHold, Transaction};
 pub use self::disassembly::Disassembly;
 pub use self::listing::{EntryInfo, Listing};
 pub use self::open::loads;

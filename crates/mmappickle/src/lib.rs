@@ -256,8 +256,8 @@ pub use mmappickle_codec::{from_value, to_value, SerdeError};
 pub use {
     crate::{
         dict::{
-            loads, Disassembly, EntryInfo, Iter, Listing, MmapDict, MmapDictOptions, ReadSnapshot,
-            StoredValue, Transaction, UnlockedValue, UNLOCKED_READ_MAX,
+            loads, Disassembly, EntryInfo, Iter, Listing, LockHold, MmapDict, MmapDictOptions,
+            ReadSnapshot, StoredValue, Transaction, UnlockedValue, UNLOCKED_READ_MAX,
         },
         error::{message_with_sources, Error, ErrorKind},
         item::{

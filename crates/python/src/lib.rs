@@ -158,13 +158,23 @@ impl NativeDict {
     }
 
     /// Runs the change `operation`, the Python runtime attached (it may call Python).
+    ///
+    /// The file's lock is waited for first, detached: another handle of the file may hold it
+    /// across Python code (its own change calling a pickler, a `locked` callback) that needs
+    /// the runtime to finish and release it. The operation then reuses the lock held.
     fn change<R>(
         &self,
         py: Python<'_>,
         operation: impl FnOnce(&mut MmapDict) -> Result<R, mmappickle::Error>,
     ) -> PyResult<R> {
         let mut guard = self.write_guard(py)?;
-        operation(guard.dict()?).map_err(to_py_err)
+        let dict = guard.dict()?;
+        if dict.is_readonly() {
+            // Refused without a lock (io.UnsupportedOperation, as the library raises).
+            return operation(dict).map_err(to_py_err);
+        }
+        let mut held = py.detach(|| dict.hold_lock()).map_err(to_py_err)?;
+        operation(&mut held).map_err(to_py_err)
     }
 
     /// Runs the change `operation` with the Python runtime detached (long changes).
@@ -321,11 +331,12 @@ impl NativeDict {
     /// rewrites a file opened from a file object in place under it. The handle reads the
     /// file's table again at its next operation.
     fn locked(&self, py: Python<'_>, callback: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let mut guard = self.write_guard(py)?;
-        let transaction = guard.dict()?.transaction().map_err(to_py_err)?;
-        let result = callback.call0().map(Bound::unbind);
-        drop(transaction);
-        result
+        self.change(py, |dict| {
+            let transaction = dict.transaction()?;
+            let result = callback.call0().map(Bound::unbind);
+            drop(transaction);
+            Ok(result)
+        })?
     }
 
     /// What `key` holds, as the first of the handle's picklers valid for it reads it: a

@@ -120,3 +120,28 @@ fn lock_of_an_operation_is_kept_by_a_view_begun_under_it() {
     FileExt::unlock(&probe).unwrap();
     assert_eq!(container.keys().unwrap(), ["a", "b"]);
 }
+
+// `hold_lock` keeps the lock across calls until `release_held_lock` (the unscoped
+// `with_lock`): operations in between reuse it, and another handle of this thread is refused.
+#[test]
+fn a_held_lock_lasts_until_released() {
+    use fs2::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = temp_path(&dir, "held.mmdpickle");
+    let mut container = Container::open(&path).unwrap();
+    let mut second = Container::open(&path).unwrap();
+    let probe = std::fs::File::open(&path).unwrap();
+    container.hold_lock().unwrap();
+    assert!(FileExt::try_lock_shared(&probe).is_err());
+    insert(&mut container, "a", &bytes_value(b"a"));
+    assert_eq!(container.keys().unwrap(), ["a"]);
+    assert!(FileExt::try_lock_shared(&probe).is_err());
+    let error = second.hold_lock().unwrap_err();
+    assert!(matches!(error.kind(), ErrorKind::LockedByThisThread));
+    container.release_held_lock();
+    FileExt::try_lock_exclusive(&probe).unwrap();
+    FileExt::unlock(&probe).unwrap();
+    second.hold_lock().unwrap();
+    assert_eq!(second.keys().unwrap(), ["a"]);
+    second.release_held_lock();
+}

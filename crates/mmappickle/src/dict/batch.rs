@@ -1,6 +1,7 @@
 //! Write batches: many changes under one exclusive lock, made visible by one commit.
 
 use std::any::Any;
+use std::ops::{Deref, DerefMut};
 
 use mmappickle_container::Batch;
 
@@ -89,6 +90,63 @@ impl MmapDict {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .batch()?;
         Ok(Transaction { batch, options })
+    }
+}
+
+/// The file's exclusive lock held across operations of the dict: see [`MmapDict::hold_lock`].
+/// Derefs to the dict; dropping it releases the lock.
+#[derive(Debug)]
+pub struct LockHold<'d> {
+    dict: &'d mut MmapDict,
+}
+
+impl MmapDict {
+    /// Takes the file's lock (exclusive; shared for a read-only dict) and holds it until the
+    /// returned guard is dropped: the dict's operations through the guard reuse it without
+    /// waiting, and no other handle changes the file in between. Unlike [`MmapDict::write`],
+    /// nothing is batched: each change commits on its own.
+    ///
+    /// This is where the wait for the lock happens, so a caller can wait in one context and
+    /// operate in another (a Python binding waits with the interpreter released). As for
+    /// every operation, a lock that another handle of this thread holds is refused (the
+    /// container's `LockedByThisThread` error) rather than waited for forever.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("held.mmdpickle"))?;
+    /// let mut held = m.hold_lock()?;
+    /// held.insert("a", 1)?;
+    /// held.remove("a")?;
+    /// held.set_commit_number(7)?;
+    /// drop(held);
+    /// assert!(m.is_empty()?);
+    /// # Ok::<(), mmappickle::Error>(())
+    /// ```
+    pub fn hold_lock(&mut self) -> Result<LockHold<'_>, Error> {
+        self.container_mut().hold_lock()?;
+        Ok(LockHold { dict: self })
+    }
+}
+
+impl Deref for LockHold<'_> {
+    type Target = MmapDict;
+
+    fn deref(&self) -> &MmapDict {
+        self.dict
+    }
+}
+
+impl DerefMut for LockHold<'_> {
+    fn deref_mut(&mut self) -> &mut MmapDict {
+        self.dict
+    }
+}
+
+impl Drop for LockHold<'_> {
+    fn drop(&mut self) {
+        self.dict.container_mut().release_held_lock();
     }
 }
 
