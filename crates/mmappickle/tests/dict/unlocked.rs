@@ -148,3 +148,91 @@ impl Pickler for EveryValueCounted {
         unreachable!("is_picklable is false")
     }
 }
+
+/// `value_for("k", n)`: a value whose every byte depends on `n`, so that a torn read (half
+/// one value, half another) or a read of moved bytes cannot pass `check_value`.
+fn value_for(key: &str, n: usize) -> String {
+    let filler = char::from(b'a' + (n % 26) as u8);
+    format!("{key}:{n}:{}", filler.to_string().repeat(n % 97))
+}
+
+fn check_value(key: &str, value: &str) {
+    let n: usize = value
+        .strip_prefix(&format!("{key}:"))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{key}: a value of another key or a torn one: {value:?}"));
+    assert_eq!(value, value_for(key, n), "{key}: a torn value");
+}
+
+// The reads without the lock race a writer that replaces, removes and re-inserts values and
+// vacuums the file (each vacuum a new file), in another thread through another handle: every
+// value read is one that was written whole, or the key is missing (removed then); and once
+// the writer is done, reads give its last state (none stays on a file a vacuum replaced).
+#[test]
+fn reads_racing_replaces_removes_and_vacuums_see_only_whole_values() {
+    let (_dir, path) = temp_file("race.mmdpickle");
+    let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+    let mut writer = MmapDict::open(&path).unwrap();
+    for key in &keys {
+        writer.insert(key, value_for(key, 0).as_str()).unwrap();
+    }
+    let reader = MmapDict::open_readonly(&path).unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (mut read, mut unlocked) = (0usize, 0usize);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for n in 1..=600 {
+                let key = &keys[n % keys.len()];
+                match n % 10 {
+                    3 => drop(writer.remove(key).unwrap()),
+                    9 => drop(writer.vacuum().unwrap()),
+                    _ => writer.insert(key, value_for(key, n).as_str()).unwrap(),
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        while !done.load(std::sync::atomic::Ordering::Relaxed) || read < 1000 {
+            let key = &keys[read % keys.len()];
+            unlocked += usize::from(copied_unlocked(&reader, key));
+            match reader.get(key) {
+                Ok(item) => match item.as_value() {
+                    Some(Value::Str(value)) => check_value(key, value),
+                    other => panic!("{key}: {other:?}"),
+                },
+                Err(error) if matches!(error.kind(), ErrorKind::KeyNotFound { .. }) => {}
+                Err(error) => panic!("{key}: {error}"),
+            }
+            read += 1;
+        }
+    });
+    assert!(
+        unlocked > 0,
+        "no read went without the lock in {read} reads"
+    );
+    let last = |key: &str| value_for(key, 1000 + key.len());
+    for key in &keys {
+        writer.insert(key, last(key).as_str()).unwrap();
+    }
+    for key in &keys {
+        check_value(
+            key,
+            reader
+                .get(key)
+                .unwrap()
+                .as_value()
+                .unwrap()
+                .as_str()
+                .unwrap(),
+        );
+    }
+    writer.vacuum().unwrap();
+    writer.insert(&keys[0], "after the vacuum").unwrap();
+    assert_eq!(
+        reader.get(&keys[0]).unwrap(),
+        Value::from("after the vacuum")
+    );
+    for key in &keys[1..] {
+        assert_eq!(reader.get(key).unwrap(), Value::from(last(key).as_str()));
+    }
+}
