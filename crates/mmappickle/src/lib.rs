@@ -144,7 +144,7 @@
 //! **Reads without the lock.** [`MmapDict::get`] of a small generic value (at most
 //! [`UNLOCKED_READ_MAX`] bytes) of an entry the handle has seen copies it from the map of
 //! its last lock hold, with no system call, when the file shows no change before and after
-//! the copy: the same commit number (every change of the key set moves it on, a vacuum by
+//! the copy (and [`UnlockedValue::locate_array`] finds an array's parts the same way): the same commit number (every change of the key set moves it on, a vacuum by
 //! rename marks the old file first), the entry's head, key and live trailer as they were.
 //! The bytes of a live value never change (a replace appends), so the copy is what a read
 //! under the lock would have read at that moment; otherwise `get` reads under the lock.

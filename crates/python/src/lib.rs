@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, MmapDict};
+use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::{PyOnceLock, RwLockExt};
@@ -365,17 +365,41 @@ impl NativeDict {
         let Ok(guard) = self.dict.try_read() else {
             return unread();
         };
-        let Some(value) = guard.as_ref().and_then(|dict| dict.unlocked_value(&key)) else {
+        let Some((len, value)) = guard
+            .as_ref()
+            .and_then(|dict| dict.unlocked_value(&key))
+            .and_then(|value| Some((value.generic_len()?, value)))
+        else {
             return unread();
         };
-        let pickle =
-            records::value_pickle_with(py, value.len(), |buffer| value.copy_generic(buffer))?;
+        let pickle = records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer))?;
         // `pickle.loads` may run any Python code, this dict's methods too: not under the guard.
         drop(guard);
         match pickle {
             Some(pickle) => Ok(pickle_loads(py)?.call1(py, (pickle,))?),
             None => unread(),
         }
+    }
+
+    /// Where the array or masked array of `key` is (an `ArrayPlace` or a `MaskedPlace`, as
+    /// `locate` gives them) when this handle has seen it, found without the lock in a file
+    /// that shows no change (see the facade's `UnlockedValue::locate_array`); `None`
+    /// otherwise: `locate` finds it under the lock.
+    fn unlocked_locate(&self, py: Python<'_>, key: &str) -> PyResult<Option<Py<PyAny>>> {
+        let Ok(guard) = self.dict.try_read() else {
+            return Ok(None);
+        };
+        let Some(value) = guard.as_ref().and_then(|dict| dict.unlocked_value(key)) else {
+            return Ok(None);
+        };
+        let file_id = value.file_id();
+        drop(guard);
+        let found = match value.locate_array() {
+            Some(Located::Array(place)) => Found::Array(place, file_id),
+            Some(Located::Masked { data, mask }) => Found::Masked(data, mask, file_id),
+            _ => return Ok(None),
+        };
+        found_record(py, found).map(Some)
     }
 
     /// Every live key with what it holds (as `locate`), in file order, all from one read

@@ -30,20 +30,25 @@ print(json.dumps(m.commit_number))
 def test_a_seen_value_is_read_while_another_process_holds_the_lock(path: str) -> None:
     m = mmapdict(path, picklers=BUILTIN)
     m["a"] = {"seen": True}
+    m["array"] = np.arange(6.0).reshape(2, 3)
+    m["masked"] = np.ma.masked_array([1, 2, 3], mask=[False, True, False])
     assert m["a"] == {"seen": True}
     read: list[object] = []
     with open(path, "rb") as other:
         # Another open file description: its flock excludes ours as another process's does.
         fcntl.flock(other, fcntl.LOCK_EX)
         try:
-            reader = threading.Thread(target=lambda: read.append(m["a"]))
+            reader = threading.Thread(target=lambda: read.extend([m["a"], m["array"], m["masked"]]))
             reader.start()
             # A read under the lock would wait until the lock is released below.
             reader.join(timeout=60)
             assert not reader.is_alive(), "the read waited for the lock"
         finally:
             fcntl.flock(other, fcntl.LOCK_UN)
-    assert read == [{"seen": True}]
+    value, array, masked = read
+    assert value == {"seen": True}
+    assert isinstance(array, np.memmap) and array.tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert masked.tolist() == [1, None, 3]
 
 
 def test_the_library_processes_changes_are_seen_at_the_next_read(path: str) -> None:
@@ -68,6 +73,10 @@ def test_the_library_processes_changes_are_seen_at_the_next_read(path: str) -> N
     other["after"] = np.arange(3)
     assert m["kept"] == (1, "x")
     assert m["after"].tolist() == [0, 1, 2]
+    # An array seen before another handle's vacuum and replace: the new one is mapped.
+    other.vacuum()
+    other["after"] = np.arange(4)
+    assert m["after"].tolist() == [0, 1, 2, 3]
 
 
 def test_values_left_to_the_locked_path_read_as_before(path: str) -> None:

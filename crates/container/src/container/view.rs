@@ -167,6 +167,7 @@ impl Container {
 pub struct Glance {
     map: Arc<ReadMap>,
     table: Arc<Table>,
+    file_id: (u64, u64),
 }
 
 impl Glance {
@@ -203,31 +204,56 @@ impl Glance {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn copy_value(&self, entry: &Entry, out: &mut [u8]) -> bool {
-        if !entry.is_live() || out.len() as u64 != entry.value_len() {
+        out.len() as u64 == entry.value_len()
+            && self.is_unchanged(entry)
+            && self.read_between_checks(entry, || self.copy_value_part(entry, 0, out))
+    }
+
+    /// Whether the file shows the commit number of the table and the live `entry`'s head
+    /// (frame length, key) and trailer (memo index, live flag) as the table has them.
+    pub fn is_unchanged(&self, entry: &Entry) -> bool {
+        if !entry.is_live() {
             return false;
         }
         let head = entry_head_before_key(entry.key().len() as u8, entry.len() - FRAME_HEAD_LEN);
         let trailer = encode_entry_trailer(entry.memo_max(), true);
         let commit_number = self.table.commit_number().to_le_bytes();
-        let unchanged = || {
-            self.map
-                .unlocked_equals(COMMIT_NUMBER_OFFSET, &commit_number)
-                && self.map.unlocked_equals(entry.offset(), &head)
-                && self
-                    .map
-                    .unlocked_equals(entry.offset() + ENTRY_HEAD_LEN, entry.key().as_bytes())
-                && self
-                    .map
-                    .unlocked_equals(entry.end() - ENTRY_TRAILER_LEN, &trailer)
-        };
-        if !unchanged() {
-            return false;
-        }
-        // The copy's loads come after the first check's, and before the second check's.
+        self.map
+            .unlocked_equals(COMMIT_NUMBER_OFFSET, &commit_number)
+            && self.map.unlocked_equals(entry.offset(), &head)
+            && self
+                .map
+                .unlocked_equals(entry.offset() + ENTRY_HEAD_LEN, entry.key().as_bytes())
+            && self
+                .map
+                .unlocked_equals(entry.end() - ENTRY_TRAILER_LEN, &trailer)
+    }
+
+    /// `read()`, which reads parts of the value of `entry` ([`Glance::copy_value_part`]),
+    /// then whether the file still shows `entry` unchanged ([`Glance::is_unchanged`], which
+    /// the caller checked before): true if both say so, and what was read is then what a
+    /// read under the lock would have read.
+    pub fn read_between_checks(&self, entry: &Entry, read: impl FnOnce() -> bool) -> bool {
+        // The reads' loads come after the first check's, and before the second check's.
         fence(Ordering::Acquire);
-        let copied = self.map.copy_unlocked(entry.value_offset(), out);
+        let read = read();
         fence(Ordering::Acquire);
-        copied && unchanged()
+        read && self.is_unchanged(entry)
+    }
+
+    /// Copies the bytes of the value of `entry` at `offset` (from the value's start) into
+    /// `out`, without the lock and without a check: false if they are not all inside the
+    /// value. Use it inside [`Glance::read_between_checks`].
+    pub fn copy_value_part(&self, entry: &Entry, offset: u64, out: &mut [u8]) -> bool {
+        let inside = offset
+            .checked_add(out.len() as u64)
+            .is_some_and(|end| end <= entry.value_len());
+        inside && self.map.copy_unlocked(entry.value_offset() + offset, out)
+    }
+
+    /// `(device, inode)` of the file the glance reads.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.file_id
     }
 }
 
@@ -241,6 +267,7 @@ impl Container {
             (Some(map), Some(table)) if map.len() >= table.file_len() => Some(Glance {
                 map: Arc::clone(map),
                 table: Arc::clone(table),
+                file_id: (self.identity.device, self.identity.inode),
             }),
             _ => None,
         }

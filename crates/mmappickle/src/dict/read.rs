@@ -40,7 +40,7 @@ impl MmapDict {
         // A small generic value of an entry this handle has seen, in a file that shows no
         // change, is copied without the lock.
         if let Some(value) = self.unlocked_value(key) {
-            let mut bytes = vec![0; value.len()];
+            let mut bytes = vec![0; value.generic_len().unwrap_or(0)];
             if value.copy_generic(&mut bytes) {
                 return item::decode_any_value(&bytes, value.entry(), &self.options.limits)
                     .map(Item::Value);

@@ -1,16 +1,18 @@
-//! Reads without the lock: a small generic value of an entry the handle has seen, copied from
-//! the map of its last lock hold when the file shows no change (the container's `Glance`).
+//! Reads without the lock: an entry the handle has seen, read from the map of its last lock
+//! hold when the file shows no change before and after (the container's `Glance`): a small
+//! generic value copied, or where an array's parts are.
 
-use mmappickle_array::{classify, ValueKind};
+use mmappickle_array::{classify, ValueKind, ValueSource};
 use mmappickle_container::{Entry, Glance};
 
 use super::MmapDict;
+use crate::item::{self, Located};
 
-/// The largest value read without the lock: beyond it, the lock's two system calls cost
-/// little beside the copy and the decoding.
+/// The largest generic value copied without the lock: beyond it, the lock's two system calls
+/// cost little beside the copy and the decoding.
 pub const UNLOCKED_READ_MAX: u64 = 64 * 1024;
 
-/// The value of a live entry this handle has seen, to be copied without the lock: see
+/// The value of a live entry this handle has seen, to be read without the lock: see
 /// [`MmapDict::unlocked_value`].
 #[derive(Debug, Clone)]
 pub struct UnlockedValue {
@@ -19,15 +21,13 @@ pub struct UnlockedValue {
 }
 
 impl MmapDict {
-    /// The value of `key` as this handle's last read or change found it, to be copied
-    /// without the lock and without a system call ([`UnlockedValue::copy_generic`]):
-    /// `None` when the handle's last lock hold did not map a live entry of `key` (as after
-    /// its own insert, until a read maps the file again), when its value is larger than
-    /// [`UNLOCKED_READ_MAX`], or when the dict's picklers are not the built-in ones (a
-    /// generic value is then not necessarily read by the [`GenericPickler`]). Read under the
-    /// lock then, as [`MmapDict::get`] does by itself.
-    ///
-    /// [`GenericPickler`]: crate::GenericPickler
+    /// The value of `key` as this handle's last read or change found it, to be read without
+    /// the lock and without a system call: a small generic value copied
+    /// ([`UnlockedValue::copy_generic`]), or where an array's parts are
+    /// ([`UnlockedValue::locate_array`]). `None` when the handle's last lock hold did not map
+    /// a live entry of `key` (as after its own insert, until a read maps the file again), or
+    /// when the dict's picklers are not the built-in ones (a value is then not necessarily
+    /// read by them). Read under the lock then, as [`MmapDict::get`] does by itself.
     ///
     /// ```
     /// use mmappickle::MmapDict;
@@ -39,7 +39,7 @@ impl MmapDict {
     /// assert!(m.unlocked_value("answer").is_none());
     /// m.get("answer")?; // read under the lock, which maps the file as it is
     /// let value = m.unlocked_value("answer").expect("seen by the read");
-    /// let mut bytes = vec![0; value.len()];
+    /// let mut bytes = vec![0; value.generic_len().expect("a small value")];
     /// assert!(value.copy_generic(&mut bytes));
     /// assert_eq!(bytes, b"K\x2a"); // BININT1 42
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -50,20 +50,16 @@ impl MmapDict {
         }
         let glance = self.lock_container().glance()?;
         let entry = glance.table().get(key)?.clone();
-        (entry.value_len() <= UNLOCKED_READ_MAX).then_some(UnlockedValue { glance, entry })
+        Some(UnlockedValue { glance, entry })
     }
 }
 
 impl UnlockedValue {
-    /// The value's length in bytes.
-    pub fn len(&self) -> usize {
-        // At most `UNLOCKED_READ_MAX`.
-        self.entry.value_len() as usize
-    }
-
-    /// Whether the value has no bytes (never, in a valid file).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// The value's length in bytes, if it is at most [`UNLOCKED_READ_MAX`]: the length of the
+    /// buffer [`UnlockedValue::copy_generic`] fills.
+    pub fn generic_len(&self) -> Option<usize> {
+        let len = self.entry.value_len();
+        (len <= UNLOCKED_READ_MAX).then_some(len as usize)
     }
 
     /// The entry.
@@ -76,13 +72,66 @@ impl UnlockedValue {
         self.entry.value_offset()
     }
 
+    /// `(device, inode)` of the file the value is in.
+    pub fn file_id(&self) -> (u64, u64) {
+        self.glance.file_id()
+    }
+
     /// Copies the value's bytes (pickle opcodes without `PROTO`, `FRAME` and `STOP`) into
-    /// `out`, of [`UnlockedValue::len`] bytes: true when they are what a read under the lock
-    /// would have read at that moment (the file showed no change before and after the copy)
-    /// and hold a generic value, which the [`GenericPickler`](crate::GenericPickler) reads.
-    /// False when the file changed, or the value holds an array: read it under the lock.
+    /// `out`, of [`UnlockedValue::generic_len`] bytes: true when they are what a read under
+    /// the lock would have read at that moment (the file showed no change before and after
+    /// the copy) and hold a generic value, which the [`GenericPickler`](crate::GenericPickler)
+    /// reads. False when the file changed, or the value holds an array: read it under the
+    /// lock, or [`UnlockedValue::locate_array`].
     pub fn copy_generic(&self, out: &mut [u8]) -> bool {
-        self.glance.copy_value(&self.entry, out)
+        self.generic_len().is_some()
+            && self.glance.copy_value(&self.entry, out)
             && matches!(classify(&mut &*out), Ok(ValueKind::Generic { .. }))
+    }
+
+    /// Where the parts of the value are, when it holds an array or a masked array (the
+    /// classifier reads only its header, from the map) and the file showed no change before
+    /// and after: what a read under the lock would have located at that moment. `None`
+    /// otherwise: read it under the lock.
+    pub fn locate_array(&self) -> Option<Located> {
+        if !self.glance.is_unchanged(&self.entry) {
+            return None;
+        }
+        let mut kind = None;
+        let read = self.glance.read_between_checks(&self.entry, || {
+            kind = classify(&mut GlancedValue(self)).ok();
+            kind.is_some()
+        });
+        match kind.filter(|_| read)? {
+            kind @ (ValueKind::Array(_) | ValueKind::Masked(_)) => {
+                item::locate_value(&self.entry, kind).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The value of an [`UnlockedValue`] as the classifier reads it: copied from the map part
+/// by part, between the glance's checks.
+struct GlancedValue<'v>(&'v UnlockedValue);
+
+impl ValueSource for GlancedValue<'_> {
+    fn value_len(&self) -> u64 {
+        self.0.entry.value_len()
+    }
+
+    fn read_exact_at(
+        &mut self,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<(), mmappickle_array::Error> {
+        let UnlockedValue { glance, entry } = self.0;
+        if glance.copy_value_part(entry, offset, buf) {
+            Ok(())
+        } else {
+            let expected = "more bytes";
+            let eof = mmappickle_array::ErrorKind::UnexpectedEof { expected };
+            Err(mmappickle_array::Error::new(eof, offset))
+        }
     }
 }

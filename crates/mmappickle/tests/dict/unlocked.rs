@@ -13,7 +13,7 @@ use super::*;
 /// Whether `m` copies the value of `key` without the lock.
 fn copied_unlocked(m: &MmapDict, key: &str) -> bool {
     m.unlocked_value(key).is_some_and(|value| {
-        let mut bytes = vec![0; value.len()];
+        let mut bytes = vec![0; value.generic_len().unwrap_or(0)];
         value.copy_generic(&mut bytes)
     })
 }
@@ -37,6 +37,43 @@ fn get_of_a_seen_value_returns_while_another_process_holds_the_lock() {
         let item = read.expect("read without waiting").unwrap();
         assert_eq!(item, Value::from("seen"));
     });
+}
+
+#[test]
+fn arrays_are_located_without_the_lock_as_under_it() {
+    let (_dir, path) = temp_file("arrays.mmdpickle");
+    let mut m = MmapDict::open(&path).unwrap();
+    m.insert_array("array", &[1.5f32, 2.5, 3.5, 4.5], &[2, 2])
+        .unwrap();
+    m.insert_masked("masked", &[1.0f64, 2.0, 3.0], &[false, true, false], &[3])
+        .unwrap();
+    m.insert("value", 7).unwrap();
+    m.keys().unwrap();
+    let other = std::fs::File::open(&path).unwrap();
+    fs2::FileExt::lock_exclusive(&other).unwrap();
+    let unlocked: Vec<String> = ["array", "masked"]
+        .iter()
+        .map(|key| {
+            let value = m.unlocked_value(key).expect("seen");
+            assert!(!value.copy_generic(&mut vec![0; value.generic_len().unwrap()]));
+            format!("{:?}", value.locate_array().expect("an array, located"))
+        })
+        .collect();
+    assert!(m.unlocked_value("value").unwrap().locate_array().is_none());
+    fs2::FileExt::unlock(&other).unwrap();
+    let locked: Vec<String> = ["array", "masked"]
+        .iter()
+        .map(|key| format!("{:?}", m.locate(key).unwrap()))
+        .collect();
+    assert_eq!(unlocked, locked);
+    // Another handle replaces the array: its place is no longer given without the lock.
+    let seen = m.unlocked_value("array").unwrap();
+    MmapDict::open(&path)
+        .unwrap()
+        .insert_array("array", &[9u8], &[1])
+        .unwrap();
+    assert!(seen.locate_array().is_none());
+    assert!(m.unlocked_value("array").unwrap().locate_array().is_none());
 }
 
 #[test]
@@ -87,7 +124,9 @@ fn arrays_large_values_and_picklers_of_ones_own_take_the_lock() {
     m.insert("small", "y").unwrap();
     m.keys().unwrap();
     assert!(!copied_unlocked(&m, "array"));
-    assert!(m.unlocked_value("large").is_none());
+    assert!(!copied_unlocked(&m, "large"));
+    assert_eq!(m.unlocked_value("large").unwrap().generic_len(), None);
+    assert!(m.unlocked_value("large").unwrap().locate_array().is_none());
     assert!(matches!(m.get("array").unwrap(), Item::Array(_)));
     assert_eq!(m.get("large").unwrap(), Value::from(large.as_str()));
     drop(m);

@@ -427,6 +427,13 @@ class mmapdict(_MappingBase):
             value = self._native.unlocked_get(key)
             if value is not _UNREAD:
                 return value
+            if isinstance(key, str):
+                located = self._native.unlocked_locate(key)
+                if located is not None:
+                    try:
+                        return self._value_of(located)
+                    except _Replaced:
+                        pass  # read again under the lock
         if not isinstance(key, str):
             raise KeyError(key)
         if self._fileobj is not None:
