@@ -15,9 +15,9 @@ mod snapshot;
 mod unlocked;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
+use mmappickle_container::{Container, Entry, FsckReport, Glance, VacuumReport, MAX_KEY_LEN};
 
 pub use self::batch::{LockHold, Transaction};
 pub use self::disassembly::Disassembly;
@@ -48,6 +48,9 @@ pub struct MmapDict {
     options: MmapDictOptions,
     /// One clone lives in every map handed out: `strong_count - 1` maps are alive.
     maps: Arc<()>,
+    /// The container's glance as the last read snapshot began: what reads without the lock
+    /// read (behind its own lock, which readers share without a count per read).
+    glance: RwLock<Option<Glance>>,
 }
 fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY_LEN {
@@ -241,7 +244,10 @@ impl MmapDict {
         if count > 0 {
             return Err(Error::unplaced(ErrorKind::MapsAlive { count }));
         }
-        Ok(self.container_mut().vacuum()?)
+        let report = self.container_mut().vacuum()?;
+        // The old file's map goes now, not at the next read (its disk space with it).
+        self.keep_glance(self.lock_container().glance());
+        Ok(report)
     }
 
     /// Repairs a damaged file (a torn last entry, a missing terminator): keeps every complete
@@ -257,7 +263,9 @@ impl MmapDict {
         container.complete_torn_entry(|value, memo_start| {
             caller_bytes::whole_value_memo_max(value, memo_start, &limits)
         })?;
-        Ok(container.fsck()?)
+        let report = container.fsck()?;
+        self.keep_glance(self.lock_container().glance());
+        Ok(report)
     }
 }
 #[cfg(test)]

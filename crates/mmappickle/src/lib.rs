@@ -150,7 +150,7 @@
 //! under the lock would have read at that moment; otherwise `get` reads under the lock.
 //! It needs the cooperation the maps need: no vacuum *in place* (the Python library's)
 //! while other handles have the file open, which the library itself requires. Dicts with
-//! picklers of their own always read under the lock ([`MmapDict::unlocked_value`]).
+//! picklers of their own always read under the lock ([`MmapDict::with_unlocked_value`]).
 //!
 //! **Write batches.** [`MmapDict::write`] (or [`MmapDict::transaction`] and
 //! [`Transaction::commit`]) makes many changes under one exclusive lock, written in large

@@ -349,7 +349,7 @@ impl NativeDict {
 
     /// The value of `key` (`pickle.loads` of its bytes) when it is a small generic value this
     /// handle has seen, copied without the lock from a file that shows no change (see the
-    /// facade's `MmapDict::unlocked_value`); otherwise, or when `key` is not a `str`, the
+    /// facade's `MmapDict::with_unlocked_value`); otherwise, or when `key` is not a `str`, the
     /// module's `UNREAD`: `locate` reads it under the lock (and says what is wrong).
     fn unlocked_get(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let unread = || Ok(unread_sentinel(py)?.clone_ref(py));
@@ -365,17 +365,17 @@ impl NativeDict {
         let Ok(guard) = self.dict.try_read() else {
             return unread();
         };
-        let Some((len, value)) = guard
-            .as_ref()
-            .and_then(|dict| dict.unlocked_value(&key))
-            .and_then(|value| Some((value.generic_len()?, value)))
-        else {
+        let Some(dict) = guard.as_ref() else {
             return unread();
         };
-        let pickle = records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer))?;
+        // Allocating a `bytes` runs no Python code (it is not tracked by the collector).
+        let pickle = dict.with_unlocked_value(&key, |value| {
+            let len = value.generic_len()?;
+            records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer)).transpose()
+        });
         // `pickle.loads` may run any Python code, this dict's methods too: not under the guard.
         drop(guard);
-        match pickle {
+        match pickle.flatten().transpose()? {
             Some(pickle) => Ok(pickle_loads(py)?.call1(py, (pickle,))?),
             None => unread(),
         }
@@ -389,14 +389,13 @@ impl NativeDict {
         let Ok(guard) = self.dict.try_read() else {
             return Ok(None);
         };
-        let Some(value) = guard.as_ref().and_then(|dict| dict.unlocked_value(key)) else {
-            return Ok(None);
-        };
-        let file_id = value.file_id();
+        let located = guard.as_ref().and_then(|dict| {
+            dict.with_unlocked_value(key, |value| Some((value.locate_array()?, value.file_id())))
+        });
         drop(guard);
-        let found = match value.locate_array() {
-            Some(Located::Array(place)) => Found::Array(place, file_id),
-            Some(Located::Masked { data, mask }) => Found::Masked(data, mask, file_id),
+        let found = match located.flatten() {
+            Some((Located::Array(place), file_id)) => Found::Array(place, file_id),
+            Some((Located::Masked { data, mask }, file_id)) => Found::Masked(data, mask, file_id),
             _ => return Ok(None),
         };
         found_record(py, found).map(Some)

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use mmappickle_array::{OwnedArray, OwnedMasked};
 use mmappickle_codec::{loads_with, Limits, Value};
@@ -64,6 +64,7 @@ impl MmapDictOptions {
             })?;
         }
         Ok(MmapDict {
+            glance: RwLock::new(container.glance()),
             container: Mutex::new(container),
             path: path.to_path_buf(),
             options: self,

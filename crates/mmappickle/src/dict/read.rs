@@ -39,14 +39,16 @@ impl MmapDict {
     pub fn get(&self, key: &str) -> Result<Item, Error> {
         // A small generic value of an entry this handle has seen, in a file that shows no
         // change, is copied without the lock.
-        if let Some(value) = self.unlocked_value(key) {
-            let mut bytes = vec![0; value.generic_len().unwrap_or(0)];
-            if value.copy_generic(&mut bytes) {
-                return item::decode_any_value(&bytes, value.entry(), &self.options.limits)
-                    .map(Item::Value);
-            }
+        let unlocked = self.with_unlocked_value(key, |value| {
+            let mut bytes = vec![0; value.generic_len()?];
+            value.copy_generic(&mut bytes).then(|| {
+                item::decode_any_value(&bytes, value.entry(), &self.options.limits).map(Item::Value)
+            })
+        });
+        match unlocked.flatten() {
+            Some(item) => item,
+            None => self.read()?.get(key),
         }
-        self.read()?.get(key)
     }
 
     /// Calls `visit` with every live key and what it holds, in file order, all read from one

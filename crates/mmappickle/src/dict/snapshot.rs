@@ -51,7 +51,12 @@ impl MmapDict {
     /// # Ok::<(), mmappickle::Error>(())
     /// ```
     pub fn read(&self) -> Result<ReadSnapshot<'_>, Error> {
-        let view = self.lock_container().begin_read()?;
+        let view = {
+            let mut container = self.lock_container();
+            let view = container.begin_read()?;
+            self.keep_glance(container.glance());
+            view
+        };
         Ok(ReadSnapshot {
             dict: self,
             view: Some(view),

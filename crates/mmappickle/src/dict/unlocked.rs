@@ -5,6 +5,8 @@
 use mmappickle_array::{classify, ValueKind, ValueSource};
 use mmappickle_container::{Entry, Glance};
 
+use std::sync::{PoisonError, TryLockError};
+
 use super::MmapDict;
 use crate::item::{self, Located};
 
@@ -13,21 +15,23 @@ use crate::item::{self, Located};
 pub const UNLOCKED_READ_MAX: u64 = 64 * 1024;
 
 /// The value of a live entry this handle has seen, to be read without the lock: see
-/// [`MmapDict::unlocked_value`].
-#[derive(Debug, Clone)]
-pub struct UnlockedValue {
-    glance: Glance,
-    entry: Entry,
+/// [`MmapDict::with_unlocked_value`].
+#[derive(Debug, Clone, Copy)]
+pub struct UnlockedValue<'g> {
+    glance: &'g Glance,
+    entry: &'g Entry,
 }
 
 impl MmapDict {
-    /// The value of `key` as this handle's last read or change found it, to be read without
-    /// the lock and without a system call: a small generic value copied
+    /// Calls `read` with the value of `key` as this handle's last read found it, to be read
+    /// without the lock and without a system call: a small generic value copied
     /// ([`UnlockedValue::copy_generic`]), or where an array's parts are
-    /// ([`UnlockedValue::locate_array`]). `None` when the handle's last lock hold did not map
-    /// a live entry of `key` (as after its own insert, until a read maps the file again), or
-    /// when the dict's picklers are not the built-in ones (a value is then not necessarily
-    /// read by them). Read under the lock then, as [`MmapDict::get`] does by itself.
+    /// ([`UnlockedValue::locate_array`]). `None` (and `read` is not called) when the handle's
+    /// last read did not see a live entry of `key` mapped (as after its own insert, until a
+    /// read maps the file again), or when the dict's picklers are not the built-in ones (a
+    /// value is then not necessarily read by them). Read under the lock then, as
+    /// [`MmapDict::get`] does by itself. Threads read side by side, sharing no counter but
+    /// one lock's.
     ///
     /// ```
     /// use mmappickle::MmapDict;
@@ -36,40 +40,58 @@ impl MmapDict {
     /// let mut m = MmapDict::open(dir.path().join("unlocked.mmdpickle"))?;
     /// m.insert("answer", 42)?;
     /// // Not yet: the handle's map of the file does not cover its own append yet.
-    /// assert!(m.unlocked_value("answer").is_none());
+    /// assert!(m.with_unlocked_value("answer", |_| ()).is_none());
     /// m.get("answer")?; // read under the lock, which maps the file as it is
-    /// let value = m.unlocked_value("answer").expect("seen by the read");
-    /// let mut bytes = vec![0; value.generic_len().expect("a small value")];
-    /// assert!(value.copy_generic(&mut bytes));
-    /// assert_eq!(bytes, b"K\x2a"); // BININT1 42
+    /// let bytes = m.with_unlocked_value("answer", |value| {
+    ///     let mut bytes = vec![0; value.generic_len().expect("a small value")];
+    ///     value.copy_generic(&mut bytes).then_some(bytes)
+    /// });
+    /// assert_eq!(bytes, Some(Some(b"K\x2a".to_vec()))); // BININT1 42
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn unlocked_value(&self, key: &str) -> Option<UnlockedValue> {
+    pub fn with_unlocked_value<R>(
+        &self,
+        key: &str,
+        read: impl FnOnce(UnlockedValue<'_>) -> R,
+    ) -> Option<R> {
         if !self.options.picklers.generic_reads_builtin() {
             return None;
         }
-        let glance = self.lock_container().glance()?;
-        let entry = glance.table().get(key)?.clone();
-        Some(UnlockedValue { glance, entry })
+        let glance = self.glance.read().unwrap_or_else(PoisonError::into_inner);
+        let glance = glance.as_ref()?;
+        let entry = glance.table().get(key)?;
+        Some(read(UnlockedValue { glance, entry }))
+    }
+
+    /// Keeps `glance` for reads without the lock (see [`MmapDict::with_unlocked_value`]),
+    /// unless one is reading now: the glance kept then stays, and the reads that find the
+    /// file changed since read under the lock, and try again. Never waits, so a read
+    /// snapshot begun inside [`MmapDict::with_unlocked_value`] cannot deadlock.
+    pub(super) fn keep_glance(&self, glance: Option<Glance>) {
+        match self.glance.try_write() {
+            Ok(mut kept) => *kept = glance,
+            Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = glance,
+            Err(TryLockError::WouldBlock) => {}
+        }
     }
 }
 
-impl UnlockedValue {
+impl<'g> UnlockedValue<'g> {
     /// The value's length in bytes, if it is at most [`UNLOCKED_READ_MAX`]: the length of the
     /// buffer [`UnlockedValue::copy_generic`] fills.
     pub fn generic_len(&self) -> Option<usize> {
-        let len = self.entry.value_len();
+        let len = self.entry().value_len();
         (len <= UNLOCKED_READ_MAX).then_some(len as usize)
     }
 
     /// The entry.
-    pub(super) fn entry(&self) -> &Entry {
-        &self.entry
+    pub(super) fn entry(&self) -> &'g Entry {
+        self.entry
     }
 
     /// The file offset of the value's first byte.
     pub fn offset(&self) -> u64 {
-        self.entry.value_offset()
+        self.entry().value_offset()
     }
 
     /// `(device, inode)` of the file the value is in.
@@ -85,7 +107,7 @@ impl UnlockedValue {
     /// lock, or [`UnlockedValue::locate_array`].
     pub fn copy_generic(&self, out: &mut [u8]) -> bool {
         self.generic_len().is_some()
-            && self.glance.copy_value(&self.entry, out)
+            && self.glance.copy_value(self.entry(), out)
             && matches!(classify(&mut &*out), Ok(ValueKind::Generic { .. }))
     }
 
@@ -94,17 +116,17 @@ impl UnlockedValue {
     /// and after: what a read under the lock would have located at that moment. `None`
     /// otherwise: read it under the lock.
     pub fn locate_array(&self) -> Option<Located> {
-        if !self.glance.is_unchanged(&self.entry) {
+        if !self.glance.is_unchanged(self.entry()) {
             return None;
         }
         let mut kind = None;
-        let read = self.glance.read_between_checks(&self.entry, || {
-            kind = classify(&mut GlancedValue(self)).ok();
+        let read = self.glance.read_between_checks(self.entry(), || {
+            kind = classify(&mut GlancedValue(*self)).ok();
             kind.is_some()
         });
         match kind.filter(|_| read)? {
             kind @ (ValueKind::Array(_) | ValueKind::Masked(_)) => {
-                item::locate_value(&self.entry, kind).ok()
+                item::locate_value(self.entry(), kind).ok()
             }
             _ => None,
         }
@@ -113,11 +135,11 @@ impl UnlockedValue {
 
 /// The value of an [`UnlockedValue`] as the classifier reads it: copied from the map part
 /// by part, between the glance's checks.
-struct GlancedValue<'v>(&'v UnlockedValue);
+struct GlancedValue<'v>(UnlockedValue<'v>);
 
 impl ValueSource for GlancedValue<'_> {
     fn value_len(&self) -> u64 {
-        self.0.entry.value_len()
+        self.0.entry().value_len()
     }
 
     fn read_exact_at(
@@ -125,8 +147,7 @@ impl ValueSource for GlancedValue<'_> {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<(), mmappickle_array::Error> {
-        let UnlockedValue { glance, entry } = self.0;
-        if glance.copy_value_part(entry, offset, buf) {
+        if self.0.glance.copy_value_part(self.0.entry(), offset, buf) {
             Ok(())
         } else {
             let expected = "more bytes";

@@ -12,10 +12,19 @@ use super::*;
 
 /// Whether `m` copies the value of `key` without the lock.
 fn copied_unlocked(m: &MmapDict, key: &str) -> bool {
-    m.unlocked_value(key).is_some_and(|value| {
+    m.with_unlocked_value(key, |value| {
         let mut bytes = vec![0; value.generic_len().unwrap_or(0)];
         value.copy_generic(&mut bytes)
     })
+    .unwrap_or(false)
+}
+
+/// Where `m` locates the array of `key` without the lock, if it does.
+fn located_unlocked(m: &MmapDict, key: &str) -> Option<String> {
+    m.with_unlocked_value(key, |value| {
+        value.locate_array().map(|place| format!("{place:?}"))
+    })
+    .flatten()
 }
 
 #[test]
@@ -54,12 +63,11 @@ fn arrays_are_located_without_the_lock_as_under_it() {
     let unlocked: Vec<String> = ["array", "masked"]
         .iter()
         .map(|key| {
-            let value = m.unlocked_value(key).expect("seen");
-            assert!(!value.copy_generic(&mut vec![0; value.generic_len().unwrap()]));
-            format!("{:?}", value.locate_array().expect("an array, located"))
+            assert!(!copied_unlocked(&m, key));
+            located_unlocked(&m, key).expect("an array, located")
         })
         .collect();
-    assert!(m.unlocked_value("value").unwrap().locate_array().is_none());
+    assert_eq!(located_unlocked(&m, "value"), None);
     fs2::FileExt::unlock(&other).unwrap();
     let locked: Vec<String> = ["array", "masked"]
         .iter()
@@ -67,13 +75,13 @@ fn arrays_are_located_without_the_lock_as_under_it() {
         .collect();
     assert_eq!(unlocked, locked);
     // Another handle replaces the array: its place is no longer given without the lock.
-    let seen = m.unlocked_value("array").unwrap();
-    MmapDict::open(&path)
-        .unwrap()
-        .insert_array("array", &[9u8], &[1])
-        .unwrap();
-    assert!(seen.locate_array().is_none());
-    assert!(m.unlocked_value("array").unwrap().locate_array().is_none());
+    let replaced = m.with_unlocked_value("array", |seen| {
+        let mut other = MmapDict::open(&path).unwrap();
+        other.insert_array("array", &[9u8], &[1]).unwrap();
+        seen.locate_array().is_none()
+    });
+    assert_eq!(replaced, Some(true));
+    assert_eq!(located_unlocked(&m, "array"), None);
 }
 
 #[test]
@@ -125,8 +133,11 @@ fn arrays_large_values_and_picklers_of_ones_own_take_the_lock() {
     m.keys().unwrap();
     assert!(!copied_unlocked(&m, "array"));
     assert!(!copied_unlocked(&m, "large"));
-    assert_eq!(m.unlocked_value("large").unwrap().generic_len(), None);
-    assert!(m.unlocked_value("large").unwrap().locate_array().is_none());
+    assert_eq!(
+        m.with_unlocked_value("large", |value| value.generic_len()),
+        Some(None)
+    );
+    assert_eq!(located_unlocked(&m, "large"), None);
     assert!(matches!(m.get("array").unwrap(), Item::Array(_)));
     assert_eq!(m.get("large").unwrap(), Value::from(large.as_str()));
     drop(m);
@@ -140,7 +151,7 @@ fn arrays_large_values_and_picklers_of_ones_own_take_the_lock() {
         .open(&path)
         .unwrap();
     m.keys().unwrap();
-    assert!(m.unlocked_value("small").is_none());
+    assert!(m.with_unlocked_value("small", |_| ()).is_none());
     let item = m.get("small").unwrap();
     let counted = item
         .as_other()
