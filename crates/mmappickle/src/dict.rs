@@ -15,9 +15,11 @@ mod snapshot;
 mod unlocked;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use mmappickle_container::{Container, Entry, FsckReport, Glance, VacuumReport, MAX_KEY_LEN};
+use mmappickle_container::{Container, Entry, FsckReport, VacuumReport, MAX_KEY_LEN};
+
+use self::unlocked::Glances;
 
 pub use self::batch::{LockHold, Transaction};
 pub use self::disassembly::Disassembly;
@@ -49,8 +51,8 @@ pub struct MmapDict {
     /// One clone lives in every map handed out: `strong_count - 1` maps are alive.
     maps: Arc<()>,
     /// The container's glance as the last read snapshot began: what reads without the lock
-    /// read (behind its own lock, which readers share without a count per read).
-    glance: RwLock<Option<Glance>>,
+    /// read.
+    glances: Glances,
 }
 fn check_key(key: &str) -> Result<(), Error> {
     if key.len() > MAX_KEY_LEN {

@@ -8,7 +8,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use mmappickle_array::{OwnedArray, OwnedMasked};
 use mmappickle_codec::{loads_with, Limits, Value};
@@ -17,6 +17,7 @@ use mmappickle_container::{
     ContainerOptions, HEADER_LEN,
 };
 
+use super::unlocked::Glances;
 use super::{MmapDict, MmapDictOptions};
 use crate::error::{Error, ErrorKind};
 
@@ -64,7 +65,7 @@ impl MmapDictOptions {
             })?;
         }
         Ok(MmapDict {
-            glance: RwLock::new(container.glance()),
+            glances: Glances::new(container.glance()),
             container: Mutex::new(container),
             path: path.to_path_buf(),
             options: self,

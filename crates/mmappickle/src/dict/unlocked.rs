@@ -5,7 +5,8 @@
 use mmappickle_array::{classify, ValueKind, ValueSource};
 use mmappickle_container::{Entry, Glance};
 
-use std::sync::{PoisonError, TryLockError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
 
 use super::MmapDict;
 use crate::item::{self, Located};
@@ -30,8 +31,7 @@ impl MmapDict {
     /// last read did not see a live entry of `key` mapped (as after its own insert, until a
     /// read maps the file again), or when the dict's picklers are not the built-in ones (a
     /// value is then not necessarily read by them). Read under the lock then, as
-    /// [`MmapDict::get`] does by itself. Threads read side by side, sharing no counter but
-    /// one lock's.
+    /// [`MmapDict::get`] does by itself. Threads read side by side.
     ///
     /// ```
     /// use mmappickle::MmapDict;
@@ -57,21 +57,59 @@ impl MmapDict {
         if !self.options.picklers.generic_reads_builtin() {
             return None;
         }
-        let glance = self.glance.read().unwrap_or_else(PoisonError::into_inner);
+        let glance = self.glances.of_this_thread();
         let glance = glance.as_ref()?;
         let entry = glance.table().get(key)?;
         Some(read(UnlockedValue { glance, entry }))
     }
 
-    /// Keeps `glance` for reads without the lock (see [`MmapDict::with_unlocked_value`]),
-    /// unless one is reading now: the glance kept then stays, and the reads that find the
-    /// file changed since read under the lock, and try again. Never waits, so a read
-    /// snapshot begun inside [`MmapDict::with_unlocked_value`] cannot deadlock.
+    /// Keeps `glance` for reads without the lock (see [`MmapDict::with_unlocked_value`]).
     pub(super) fn keep_glance(&self, glance: Option<Glance>) {
-        match self.glance.try_write() {
-            Ok(mut kept) => *kept = glance,
-            Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = glance,
-            Err(TryLockError::WouldBlock) => {}
+        self.glances.keep(glance);
+    }
+}
+
+/// The glance that reads without the lock read, in a copy per few threads: threads on
+/// different cores then rarely count themselves into the same lock (a count that moves from
+/// core to core costs more than the read itself).
+#[derive(Debug)]
+pub(super) struct Glances([Padded; GLANCE_COPIES]);
+
+/// How many copies [`Glances`] keeps.
+const GLANCE_COPIES: usize = 8;
+
+/// A copy on a cache line of its own.
+#[derive(Debug)]
+#[repr(align(128))]
+struct Padded(RwLock<Option<Glance>>);
+
+impl Glances {
+    pub(super) fn new(glance: Option<Glance>) -> Glances {
+        Glances(std::array::from_fn(|_| Padded(RwLock::new(glance.clone()))))
+    }
+
+    /// The copy of this thread, read-locked.
+    fn of_this_thread(&self) -> RwLockReadGuard<'_, Option<Glance>> {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static COPY: usize = NEXT.fetch_add(1, Ordering::Relaxed) % GLANCE_COPIES;
+        }
+        let copy = COPY.with(|copy| *copy);
+        let Padded(glance) = &self.0[copy];
+        glance.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `glance` the one of every copy not being read now: a copy read now keeps its
+    /// glance, and the reads that find the file changed since read under the lock, and keep
+    /// again. Never waits, so a read snapshot begun inside
+    /// [`MmapDict::with_unlocked_value`] cannot deadlock.
+    fn keep(&self, glance: Option<Glance>) {
+        for Padded(kept) in &self.0 {
+            match kept.try_write() {
+                Ok(mut kept) => *kept = glance.clone(),
+                Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = glance.clone(),
+                Err(TryLockError::WouldBlock) => {}
+            }
         }
     }
 }
