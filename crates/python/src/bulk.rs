@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use crate::picklers::{self, Found};
+use crate::NewValue;
 
 /// Values whose pickle is at least this long are pickled alone (a value of a batch's list
 /// pickle is held twice, in the list's pickle and in its own, while the list is split).
@@ -86,11 +87,23 @@ impl Pickled {
         Ok(Pickled { split, sources })
     }
 
-    /// The pickle of value `item`.
-    pub(crate) fn get<'a>(&'a self, py: Python<'a>, item: usize) -> Option<&'a [u8]> {
+    /// What stores value `item` as `key`: its item of the split list, or its own pickle.
+    pub(crate) fn new_value<'a>(
+        &'a self,
+        py: Python<'a>,
+        item: usize,
+        key: &'a str,
+    ) -> Option<NewValue<'a>> {
         match self.sources.get(item)? {
-            Source::Split(at) => self.split.as_ref()?.get(*at),
-            Source::Alone(stream) => Some(stream.as_bytes(py)),
+            Source::Split(at) => Some(NewValue::Split {
+                key,
+                split: self.split.as_ref()?,
+                item: *at,
+            }),
+            Source::Alone(stream) => Some(NewValue::Pickle {
+                key,
+                stream: stream.as_bytes(py),
+            }),
         }
     }
 }
@@ -104,17 +117,17 @@ pub(crate) fn joined_items(
 ) -> Result<(Vec<u8>, Vec<(String, Found)>), mmappickle::Error> {
     let mut joined = JoinedEntries::new();
     let mut others = Vec::new();
-    for key in snapshot.keys()? {
-        let value = snapshot.stored(&key)?;
+    for value in snapshot.stored_values()? {
+        let value = value?;
         let reader = value.reader()?;
         let kind: &dyn Any = reader;
         let generic = kind.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
-        if generic && joined.push(&key, value.bytes()) {
+        if generic && joined.push(value.key(), value.bytes()) {
             continue;
         }
-        joined.push_none(&key);
+        joined.push_none(value.key());
         let found = picklers::read_by(snapshot, &value, reader)?;
-        others.push((key, found));
+        others.push((value.key().to_owned(), found));
     }
     Ok((joined.finish(), others))
 }

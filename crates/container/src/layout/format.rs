@@ -65,12 +65,17 @@ pub fn encode_header(commit_number: i32) -> [u8; HEADER_LEN as usize] {
 /// The caller has checked that the key is at most [`MAX_KEY_LEN`] bytes.
 pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(ENTRY_HEAD_LEN as usize + key.len());
-    head.push(FRAME);
-    head.extend_from_slice(&frame_len.to_le_bytes());
-    head.push(SHORT_BINUNICODE);
-    head.push(key.len() as u8);
-    head.extend_from_slice(key);
+    push_entry_head(&mut head, key, frame_len);
     head
+}
+
+/// [`encode_entry_head`] appended to `out` (no allocation of its own).
+pub(crate) fn push_entry_head(out: &mut Vec<u8>, key: &[u8], frame_len: u64) {
+    out.push(FRAME);
+    out.extend_from_slice(&frame_len.to_le_bytes());
+    out.push(SHORT_BINUNICODE);
+    out.push(key.len() as u8);
+    out.extend_from_slice(key);
 }
 
 /// An entry's last 8 bytes: BININT memo_max POP, NEWTRUE or POP, POP.
