@@ -77,7 +77,8 @@ impl JoinedEntries {
         match u8::try_from(key.len()) {
             // Every key of a file (the format's limit): written here, in one go.
             Ok(len) => {
-                self.stream.extend_from_slice(&[opcode::SHORT_BINUNICODE, len]);
+                self.stream
+                    .extend_from_slice(&[opcode::SHORT_BINUNICODE, len]);
                 self.stream.extend_from_slice(key.as_bytes());
             }
             Err(_) => encode_op(&Op::BinUnicode(key), &mut self.stream),

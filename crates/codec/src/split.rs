@@ -107,6 +107,7 @@ impl SplitList {
     /// Most items use no memo once split out; their value is their pickle without `PROTO`
     /// and `STOP`, borrowed, with no second pass over its ops. `None` when the item could
     /// not be split out (or past the end).
+    #[allow(clippy::type_complexity)]
     pub fn entry_value(
         &self,
         item: usize,

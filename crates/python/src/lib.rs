@@ -181,7 +181,10 @@ impl NativeDict {
 
 /// A value of a batch ([`NativeDict::store`]), checked before the batch begins.
 enum NewValue<'a> {
-    Pickle { key: &'a str, stream: &'a [u8] },
+    Pickle {
+        key: &'a str,
+        stream: &'a [u8],
+    },
     /// Item `item` of a batch's list pickle, split.
     Split {
         key: &'a str,

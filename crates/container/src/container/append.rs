@@ -7,9 +7,8 @@ use std::io;
 use super::{straddles_page, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
-    self, encode_padding_entry, new_entry, new_entry_in, padding_len,
-    push_entry_head, Entry, KeyArena, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN,
-    MAX_KEY_LEN,
+    self, encode_padding_entry, new_entry, new_entry_in, padding_len, push_entry_head, Entry,
+    KeyArena, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_KEY_LEN,
 };
 
 /// Where an entry appended at some offset goes: a pure function of that offset and the new

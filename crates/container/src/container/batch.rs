@@ -590,3 +590,50 @@ impl Drop for Batch<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends `K <i>` under each of `keys` in one batch, told `expected` first.
+    fn batch_file(dir: &std::path::Path, expected: &[&str], keys: &[&str]) -> Container {
+        let mut container =
+            Container::open(dir.join(format!("{}.mmdpickle", expected.len()))).expect("a new file");
+        let mut batch = container.batch().unwrap();
+        batch.expect_keys(expected.iter().copied());
+        for (i, key) in keys.iter().enumerate() {
+            let new = NewEntry {
+                key,
+                value_len: 2,
+                memo_max: batch.memo_start(),
+                align: None,
+            };
+            batch
+                .append(new, |sink| sink.write_all(&[b'K', i as u8]))
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        container
+    }
+
+    // Expected keys share one arena; a key out of order gets its own, and the file's bytes
+    // are those of a batch told nothing.
+    #[test]
+    fn expected_keys_share_one_arena_and_change_no_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ["a", "b", "x", "d", "b"];
+        let mut told = batch_file(dir.path(), &["a", "b", "c", "d"], &keys);
+        let mut untold = batch_file(dir.path(), &[], &keys);
+        let bytes = |container: &Container| std::fs::read(container.path()).unwrap();
+        assert_eq!(bytes(&told), bytes(&untold));
+        assert_eq!(told.keys().unwrap(), ["a", "x", "d", "b"]);
+        assert_eq!(told.table().unwrap(), untold.table().unwrap());
+        let entries = told.table().unwrap().entries().to_vec();
+        let [a, b, x, d, b_again] = &entries[..] else {
+            panic!("five entries: {entries:?}");
+        };
+        assert!(a.shares_arena_with(b) && a.shares_arena_with(d));
+        assert!(!a.shares_arena_with(x) && !a.shares_arena_with(b_again));
+        assert_eq!(told.read_value(b_again).unwrap(), b"K\x04");
+    }
+}
