@@ -2,7 +2,7 @@
 //! entries whose values stand alone into the pickle of one dict, which one `pickle.loads`
 //! reads.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::op::{encode_op, Op};
 use crate::opcode::{self, EMPTY_DICT, MARK, PROTO, SETITEMS, STOP};
@@ -111,7 +111,8 @@ fn stands_alone(value: &[u8]) -> bool {
         return true;
     }
     let mut stack = StackCount::default();
-    let mut stored = HashSet::new();
+    // Ordered: no hasher to seed per value, no allocation for a value without stores.
+    let mut stored = BTreeSet::new();
     let mut offset = 0;
     while let Some(rest) = value.get(offset..).filter(|rest| !rest.is_empty()) {
         let Ok((op, len)) = scan_op(rest) else {

@@ -561,7 +561,8 @@ impl Batch<'_> {
         }
         self.container.sync()?;
         if let Some(table) = self.container.cache.as_mut().map(Arc::make_mut) {
-            table.push_appended(std::mem::take(&mut self.appended));
+            let index = std::mem::take(&mut self.pending);
+            table.push_appended_indexed(std::mem::take(&mut self.appended), index);
             for &(entry_idx, _) in &self.doomed {
                 table.set_live(entry_idx, false);
             }
@@ -628,6 +629,11 @@ mod tests {
         assert_eq!(bytes(&told), bytes(&untold));
         assert_eq!(told.keys().unwrap(), ["a", "x", "d", "b"]);
         assert_eq!(told.table().unwrap(), untold.table().unwrap());
+        // The table the batch left (the batch's own index adopted) is the file's.
+        let scanned = crate::layout::scan(&bytes(&told)[..]).unwrap();
+        assert_eq!(told.table().unwrap(), &scanned);
+        assert_eq!(scanned.index_of("b"), Some(4));
+        assert_eq!(told.table().unwrap().index_of("b"), Some(4));
         let entries = told.table().unwrap().entries().to_vec();
         let [a, b, x, d, b_again] = &entries[..] else {
             panic!("five entries: {entries:?}");

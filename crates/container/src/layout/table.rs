@@ -323,6 +323,23 @@ impl Table {
         self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
     }
 
+    /// As [`Table::push_appended`], with `index`, the index of the live ones among
+    /// `entries`: a table that had no entry takes both as they are (no entry copied, no key
+    /// hashed again).
+    pub(crate) fn push_appended_indexed(&mut self, entries: Vec<Entry>, index: KeyIndex) {
+        if !self.entries.is_empty() {
+            return self.push_appended(entries);
+        }
+        let Some(last) = entries.last() else {
+            return;
+        };
+        self.terminator_offset = last.end();
+        self.memo_start = memo_start(&entries).max(self.memo_start);
+        self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+        self.entries = entries;
+        self.live_index = index;
+    }
+
     /// Forgets the bytes after the terminator (after they were truncated).
     pub(crate) fn drop_trailing(&mut self) {
         self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
