@@ -130,6 +130,8 @@ impl SplitList {
 /// The op at the start of `rest` and its length; an op that pushes a number, a string or
 /// bytes (the bulk of most pickles) is skipped by its length, its payload not decoded
 /// (`None`: whoever reads the payload checks it).
+// Inlined: its result otherwise goes through memory, a store-forwarding stall per op.
+#[inline]
 pub(crate) fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
     let code = rest.first().copied().unwrap_or(STOP);
     let number_len = match code {

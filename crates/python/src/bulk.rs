@@ -8,6 +8,7 @@ use std::any::Any;
 use mmappickle::{
     split_list_pickle, GenericPickler, JoinedEntries, Located, ReadSnapshot, SplitList,
 };
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
@@ -105,6 +106,56 @@ impl Pickled {
                 stream: stream.as_bytes(py),
             }),
         }
+    }
+}
+
+/// The keys of a batch in one string (one allocation, where a `String` each is one per key).
+pub(crate) struct Keys {
+    all: String,
+    /// Where each key ends in `all` (the next one starts there).
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    /// The keys of `keys`, each a `str` (`TypeError` otherwise).
+    pub(crate) fn new(keys: &Bound<'_, PyList>) -> PyResult<Self> {
+        let mut all = Vec::new();
+        let mut ends = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                let type_name = key.get_type().name()?;
+                return Err(PyTypeError::new_err(format!(
+                    "keys are str, not {type_name}"
+                )));
+            };
+            all.extend_from_slice(key.encode_utf8()?.as_bytes());
+            ends.push(all.len());
+        }
+        // Pieces of UTF-8 make UTF-8: this never fails.
+        let all = String::from_utf8(all)
+            .map_err(|error| PyValueError::new_err(format!("keys not in UTF-8: {error}")))?;
+        Ok(Keys { all, ends })
+    }
+
+    /// The number of keys.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Key `index` ("" past the end).
+    pub(crate) fn get(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .and_then(|before| self.ends.get(before))
+            .copied()
+            .unwrap_or(0);
+        let end = self.ends.get(index).copied().unwrap_or(start);
+        self.all.get(start..end).unwrap_or_default()
     }
 }
 

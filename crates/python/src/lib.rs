@@ -29,7 +29,7 @@ use mmappickle::{ArrayEncoding, EmptyArray, MmapDict, SplitList};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::RwLockExt;
-use pyo3::types::{PyBytes, PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyList, PyType};
 
 use crate::errors::{not_writable, to_py_err, UnsafeValueError};
 use crate::picklers::Found;
@@ -437,16 +437,7 @@ impl NativeDict {
         special_types: Vec<Bound<'_, PyType>>,
         new_record: Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let keys = keys
-            .iter()
-            .map(|key| match key.cast::<PyString>() {
-                Ok(key) => key.extract::<String>(),
-                Err(_) => Err(PyTypeError::new_err(format!(
-                    "keys are str, not {}",
-                    key.get_type().name()?
-                ))),
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let keys = bulk::Keys::new(&keys)?;
         if keys.len() != values.len() {
             return Err(PyValueError::new_err(format!(
                 "{} keys for {} values",
@@ -474,13 +465,13 @@ impl NativeDict {
         let pickled = bulk::Pickled::new(py, &generic_values)?;
         let made = special
             .iter()
-            .map(|&index| new_record.call1((&keys[index], &values[index])))
+            .map(|&index| new_record.call1((keys.get(index), &values[index])))
             .collect::<PyResult<Vec<_>>>()?;
         let records = made.iter().map(Record::of).collect::<PyResult<Vec<_>>>()?;
         let mut ordered: Vec<Option<NewValue<'_>>> =
             std::iter::repeat_with(|| None).take(values.len()).collect();
         for (item, &index) in generic.iter().enumerate() {
-            ordered[index] = pickled.new_value(py, item, &keys[index]);
+            ordered[index] = pickled.new_value(py, item, keys.get(index));
         }
         for (&index, record) in special.iter().zip(&records) {
             ordered[index] = Some(record.new_value(py));
