@@ -356,10 +356,10 @@ impl Batch<'_> {
         plan.write_before_value(new.key, &mut self.buffer)?;
         let AppendPlan { padding, entry } = plan;
         let value_end = entry.end() - ENTRY_TRAILER_LEN;
-        let file = Arc::clone(&self.container.file);
         let written_to = if new.value_len <= BUFFERED_VALUE_MAX {
+            let file = &self.container.file;
             let mut sink =
-                ValueSink::buffered(&file, &mut self.buffer, entry.value_offset(), value_end);
+                ValueSink::buffered(file, &mut self.buffer, entry.value_offset(), value_end);
             let written = write_value(&mut sink).map_err(io_at(sink.position()));
             if sink.wrote_in_file() {
                 self.wrote = true;
@@ -374,6 +374,7 @@ impl Batch<'_> {
             self.may_overshoot = true;
             self.container.end_with_terminator(entry.end())?;
             self.write_out(false)?;
+            let file = Arc::clone(&self.container.file);
             let mut sink = ValueSink::new(&file, entry.value_offset(), value_end);
             let written = write_value(&mut sink).map_err(io_at(sink.position()));
             self.buffer_offset = value_end;
