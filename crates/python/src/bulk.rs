@@ -73,15 +73,18 @@ impl Pickled {
                     .filter(|split| split.len() == batched)
             }
         };
-        let sources = values
-            .iter()
-            .zip(positions)
-            .map(|(value, position)| {
+        // Only the values pickled alone are taken from the list again.
+        let sources = positions
+            .into_iter()
+            .enumerate()
+            .map(|(index, position)| {
                 match position.filter(|&at| split.as_ref().is_some_and(|s| s.get(at).is_some())) {
                     Some(at) => Ok(Source::Split(at)),
-                    None => Ok(Source::Alone(
-                        dumps.call1((value, 4))?.cast_into::<PyBytes>()?.unbind(),
-                    )),
+                    None => {
+                        let value = values.get_item(index)?;
+                        let stream = dumps.call1((value, 4))?.cast_into::<PyBytes>()?;
+                        Ok(Source::Alone(stream.unbind()))
+                    }
                 }
             })
             .collect::<PyResult<_>>()?;
