@@ -2,7 +2,7 @@
 //! entries whose values stand alone into the pickle of one dict, which one `pickle.loads`
 //! reads.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::op::{encode_op, Op};
 use crate::opcode::{self, EMPTY_DICT, MARK, PROTO, SETITEMS, STOP};
@@ -74,11 +74,15 @@ impl JoinedEntries {
     }
 
     fn push_key(&mut self, key: &str) {
-        let op = match u8::try_from(key.len()) {
-            Ok(_) => Op::ShortBinUnicode(key),
-            Err(_) => Op::BinUnicode(key),
-        };
-        encode_op(&op, &mut self.stream);
+        match u8::try_from(key.len()) {
+            // Every key of a file (the format's limit): written here, in one go.
+            Ok(len) => {
+                self.stream
+                    .extend_from_slice(&[opcode::SHORT_BINUNICODE, len]);
+                self.stream.extend_from_slice(key.as_bytes());
+            }
+            Err(_) => encode_op(&Op::BinUnicode(key), &mut self.stream),
+        }
         self.len += 1;
     }
 
@@ -102,8 +106,13 @@ impl JoinedEntries {
 /// Whether the entry value bytes `value` load as one value within a stream of others (see
 /// [`JoinedEntries`]).
 fn stands_alone(value: &[u8]) -> bool {
+    // One push of a number, a string or bytes (most small values): nothing more to follow.
+    if matches!(scan_op(value), Ok((None, len)) if len == value.len()) {
+        return true;
+    }
     let mut stack = StackCount::default();
-    let mut stored = HashSet::new();
+    // Ordered: no hasher to seed per value, no allocation for a value without stores.
+    let mut stored = BTreeSet::new();
     let mut offset = 0;
     while let Some(rest) = value.get(offset..).filter(|rest| !rest.is_empty()) {
         let Ok((op, len)) = scan_op(rest) else {

@@ -3,13 +3,14 @@
 //! indices are its own, FORMAT.md). [`split_list_pickle`] cuts the pickle of a list into one
 //! stand-alone pickle per item, copying in what an item shares with earlier items.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::memo::counted_len;
 use crate::op::{encode_op, parse_op, Op};
 use crate::opcode::{bare_op, spec, ArgForm, BINFLOAT, BININT, BININT1, BININT2, PROTO, STOP};
 use crate::restream::{get_op, put_op, stack_effect, StackEffect};
-use crate::{Error, ErrorKind};
+use crate::{entry_value_from_pickle, Error, ErrorKind};
 
 /// How deep an item's copy may nest copies of what it shares (a GET of an
 /// earlier item's part inside a copied part, and so on): past it, the item is
@@ -61,7 +62,10 @@ pub fn split_list_pickle(stream: &[u8]) -> Result<SplitList, Error> {
         if copied.is_none() {
             split.bytes.truncate(start);
         }
-        split.items.push(copied.map(|()| start..split.bytes.len()));
+        split.items.push(copied.map(|uses_memo| SplitItem {
+            range: start..split.bytes.len(),
+            uses_memo,
+        }));
     }
     Ok(split)
 }
@@ -70,7 +74,14 @@ pub fn split_list_pickle(stream: &[u8]) -> Result<SplitList, Error> {
 #[derive(Debug, Clone)]
 pub struct SplitList {
     bytes: Vec<u8>,
-    items: Vec<Option<Range<usize>>>,
+    items: Vec<Option<SplitItem>>,
+}
+
+/// Where an item's pickle is in [`SplitList::bytes`], and whether it stores or reads the memo.
+#[derive(Debug, Clone)]
+struct SplitItem {
+    range: Range<usize>,
+    uses_memo: bool,
 }
 
 impl SplitList {
@@ -87,14 +98,40 @@ impl SplitList {
     /// The stand-alone pickle of item `item`; `None` when it could not be split out (or
     /// past the end).
     pub fn get(&self, item: usize) -> Option<&[u8]> {
-        let range = self.items.get(item)?.clone()?;
+        let range = self.items.get(item)?.as_ref()?.range.clone();
         self.bytes.get(range)
+    }
+
+    /// What [`entry_value_from_pickle`] makes of item `item`'s pickle with its memo
+    /// numbered from `memo_start`: the entry value bytes and the next free memo index.
+    /// Most items use no memo once split out; their value is their pickle without `PROTO`
+    /// and `STOP`, borrowed, with no second pass over its ops. `None` when the item could
+    /// not be split out (or past the end).
+    #[allow(clippy::type_complexity)]
+    pub fn entry_value(
+        &self,
+        item: usize,
+        memo_start: u32,
+    ) -> Option<Result<(Cow<'_, [u8]>, u32), Error>> {
+        let SplitItem { range, uses_memo } = self.items.get(item)?.as_ref()?;
+        let pickle = self.bytes.get(range.clone())?;
+        if *uses_memo {
+            return Some(
+                entry_value_from_pickle(pickle, memo_start)
+                    .map(|(value, memo_max)| (Cow::Owned(value), memo_max)),
+            );
+        }
+        // The copier wrote `PROTO 4`, the item's ops, `STOP`.
+        let value = pickle.get(2..pickle.len().checked_sub(1)?)?;
+        Some(Ok((Cow::Borrowed(value), memo_start)))
     }
 }
 
 /// The op at the start of `rest` and its length; an op that pushes a number, a string or
 /// bytes (the bulk of most pickles) is skipped by its length, its payload not decoded
 /// (`None`: whoever reads the payload checks it).
+// Inlined: its result otherwise goes through memory, a store-forwarding stall per op.
+#[inline]
 pub(crate) fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
     let code = rest.first().copied().unwrap_or(STOP);
     let number_len = match code {
@@ -499,9 +536,9 @@ impl<'l, 's> Copier<'l, 's> {
         }
     }
 
-    /// Appends the stand-alone pickle of item `item` to `out`; `None` when it cannot be
-    /// split out (`out` then holds a part of it).
-    fn stand_alone(&mut self, item: usize, out: &mut Vec<u8>) -> Option<()> {
+    /// Appends the stand-alone pickle of item `item` to `out`, and says whether it stores or
+    /// reads the memo; `None` when it cannot be split out (`out` then holds a part of it).
+    fn stand_alone(&mut self, item: usize, out: &mut Vec<u8>) -> Option<bool> {
         for store in self.stored.drain(..) {
             if let Some(own) = self.own_index.get_mut(store.index as usize) {
                 *own = 0;
@@ -536,7 +573,8 @@ impl<'l, 's> Copier<'l, 's> {
             out.copy_within(from..len, to);
             out.truncate(to + (len - from));
         }
-        Some(())
+        // A store stays only when the item reads it, and a GET marks what it reads.
+        Some(self.stored.iter().any(|store| store.read))
     }
 
     /// Copies the ops `ops` into `out`, with what they read from elsewhere built in.
@@ -637,7 +675,9 @@ mod tests {
             let item = items.get(index).expect("an item that stands alone");
             let value = loads(own).unwrap();
             assert_eq!(loads(item).unwrap(), value);
-            let (entry_value, _) = entry_value_from_pickle(item, 300).unwrap();
+            let (entry_value, memo_max) = entry_value_from_pickle(item, 300).unwrap();
+            let (direct, direct_memo_max) = items.entry_value(index, 300).unwrap().unwrap();
+            assert_eq!((&*direct, direct_memo_max), (&entry_value[..], memo_max));
             let key = format!("k{index}");
             assert!(joined.push(&key, &entry_value));
             expected.push((Value::from(key), value));

@@ -8,10 +8,12 @@ use std::any::Any;
 use mmappickle::{
     split_list_pickle, GenericPickler, JoinedEntries, Located, ReadSnapshot, SplitList,
 };
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
 use crate::picklers::{self, Found};
+use crate::NewValue;
 
 /// Values whose pickle is at least this long are pickled alone (a value of a batch's list
 /// pickle is held twice, in the list's pickle and in its own, while the list is split).
@@ -71,27 +73,92 @@ impl Pickled {
                     .filter(|split| split.len() == batched)
             }
         };
-        let sources = values
-            .iter()
-            .zip(positions)
-            .map(|(value, position)| {
+        // Only the values pickled alone are taken from the list again.
+        let sources = positions
+            .into_iter()
+            .enumerate()
+            .map(|(index, position)| {
                 match position.filter(|&at| split.as_ref().is_some_and(|s| s.get(at).is_some())) {
                     Some(at) => Ok(Source::Split(at)),
-                    None => Ok(Source::Alone(
-                        dumps.call1((value, 4))?.cast_into::<PyBytes>()?.unbind(),
-                    )),
+                    None => {
+                        let value = values.get_item(index)?;
+                        let stream = dumps.call1((value, 4))?.cast_into::<PyBytes>()?;
+                        Ok(Source::Alone(stream.unbind()))
+                    }
                 }
             })
             .collect::<PyResult<_>>()?;
         Ok(Pickled { split, sources })
     }
 
-    /// The pickle of value `item`.
-    pub(crate) fn get<'a>(&'a self, py: Python<'a>, item: usize) -> Option<&'a [u8]> {
+    /// What stores value `item` as `key`: its item of the split list, or its own pickle.
+    pub(crate) fn new_value<'a>(
+        &'a self,
+        py: Python<'a>,
+        item: usize,
+        key: &'a str,
+    ) -> Option<NewValue<'a>> {
         match self.sources.get(item)? {
-            Source::Split(at) => self.split.as_ref()?.get(*at),
-            Source::Alone(stream) => Some(stream.as_bytes(py)),
+            Source::Split(at) => Some(NewValue::Split {
+                key,
+                split: self.split.as_ref()?,
+                item: *at,
+            }),
+            Source::Alone(stream) => Some(NewValue::Pickle {
+                key,
+                stream: stream.as_bytes(py),
+            }),
         }
+    }
+}
+
+/// The keys of a batch in one string (one allocation, where a `String` each is one per key).
+pub(crate) struct Keys {
+    all: String,
+    /// Where each key ends in `all` (the next one starts there).
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    /// The keys of `keys`, each a `str` (`TypeError` otherwise).
+    pub(crate) fn new(keys: &Bound<'_, PyList>) -> PyResult<Self> {
+        let mut all = Vec::new();
+        let mut ends = Vec::with_capacity(keys.len());
+        for key in keys.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                let type_name = key.get_type().name()?;
+                return Err(PyTypeError::new_err(format!(
+                    "keys are str, not {type_name}"
+                )));
+            };
+            all.extend_from_slice(key.encode_utf8()?.as_bytes());
+            ends.push(all.len());
+        }
+        // Pieces of UTF-8 make UTF-8: this never fails.
+        let all = String::from_utf8(all)
+            .map_err(|error| PyValueError::new_err(format!("keys not in UTF-8: {error}")))?;
+        Ok(Keys { all, ends })
+    }
+
+    /// The number of keys.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Key `index` ("" past the end).
+    pub(crate) fn get(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .and_then(|before| self.ends.get(before))
+            .copied()
+            .unwrap_or(0);
+        let end = self.ends.get(index).copied().unwrap_or(start);
+        self.all.get(start..end).unwrap_or_default()
     }
 }
 
@@ -104,17 +171,17 @@ pub(crate) fn joined_items(
 ) -> Result<(Vec<u8>, Vec<(String, Found)>), mmappickle::Error> {
     let mut joined = JoinedEntries::new();
     let mut others = Vec::new();
-    for key in snapshot.keys()? {
-        let value = snapshot.stored(&key)?;
+    for value in snapshot.stored_values()? {
+        let value = value?;
         let reader = value.reader()?;
         let kind: &dyn Any = reader;
         let generic = kind.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
-        if generic && joined.push(&key, value.bytes()) {
+        if generic && joined.push(value.key(), value.bytes()) {
             continue;
         }
-        joined.push_none(&key);
+        joined.push_none(value.key());
         let found = picklers::read_by(snapshot, &value, reader)?;
-        others.push((key, found));
+        others.push((value.key().to_owned(), found));
     }
     Ok((joined.finish(), others))
 }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict};
+use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict, SplitList};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::{PyOnceLock, RwLockExt};
@@ -191,11 +191,32 @@ impl NativeDict {
 
 /// A value of a batch ([`NativeDict::store`]), checked before the batch begins.
 enum NewValue<'a> {
-    Pickle { key: &'a str, stream: &'a [u8] },
+    Pickle {
+        key: &'a str,
+        stream: &'a [u8],
+    },
+    /// Item `item` of a batch's list pickle, split.
+    Split {
+        key: &'a str,
+        split: &'a SplitList,
+        item: usize,
+    },
     Array(&'a NewArray),
     Masked(&'a NewMasked, &'a [u8], &'a [u8]),
     Stub(&'a NewStub),
     Written(&'a NewWritten),
+}
+
+impl NewValue<'_> {
+    fn key(&self) -> &str {
+        match self {
+            NewValue::Pickle { key, .. } | NewValue::Split { key, .. } => key,
+            NewValue::Array(new) => &new.key,
+            NewValue::Masked(new, ..) => &new.key,
+            NewValue::Stub(new) => &new.key,
+            NewValue::Written(new) => &new.key,
+        }
+    }
 }
 
 /// The result of a Python callback of a change as an I/O result: a Python exception it
@@ -481,16 +502,7 @@ impl NativeDict {
         special_types: Vec<Bound<'_, PyType>>,
         new_record: Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let keys = keys
-            .iter()
-            .map(|key| match key.cast::<PyString>() {
-                Ok(key) => key.extract::<String>(),
-                Err(_) => Err(PyTypeError::new_err(format!(
-                    "keys are str, not {}",
-                    key.get_type().name()?
-                ))),
-            })
-            .collect::<PyResult<Vec<_>>>()?;
+        let keys = bulk::Keys::new(&keys)?;
         if keys.len() != values.len() {
             return Err(PyValueError::new_err(format!(
                 "{} keys for {} values",
@@ -518,16 +530,13 @@ impl NativeDict {
         let pickled = bulk::Pickled::new(py, &generic_values)?;
         let made = special
             .iter()
-            .map(|&index| new_record.call1((&keys[index], &values[index])))
+            .map(|&index| new_record.call1((keys.get(index), &values[index])))
             .collect::<PyResult<Vec<_>>>()?;
         let records = made.iter().map(Record::of).collect::<PyResult<Vec<_>>>()?;
         let mut ordered: Vec<Option<NewValue<'_>>> =
             std::iter::repeat_with(|| None).take(values.len()).collect();
         for (item, &index) in generic.iter().enumerate() {
-            ordered[index] = pickled.get(py, item).map(|stream| NewValue::Pickle {
-                key: &keys[index],
-                stream,
-            });
+            ordered[index] = pickled.new_value(py, item, keys.get(index));
         }
         for (&index, record) in special.iter().zip(&records) {
             ordered[index] = Some(record.new_value(py));
@@ -565,9 +574,16 @@ impl NativeDict {
         let encoding = self.encoding;
         let inserted = self.change(py, |dict| {
             dict.write(|tx| {
+                tx.expect_keys(new_values.iter().map(NewValue::key));
                 for value in new_values {
                     match value {
                         NewValue::Pickle { key, stream } => tx.insert_pickle(key, stream)?,
+                        NewValue::Split { key, split, item } => {
+                            if !tx.insert_split(key, split, item)? {
+                                let missing = "a value of the batch was not split out";
+                                return Err(std::io::Error::other(missing).into());
+                            }
+                        }
                         NewValue::Array(new) => {
                             let write_raw = new.write_raw.bind(py);
                             tx.insert_array_in_place(

@@ -7,8 +7,8 @@ use std::io;
 use super::{straddles_page, Container, ValueSink};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
-    self, encode_entry_head, encode_padding_entry, new_entry, padding_len, Entry, ENTRY_HEAD_LEN,
-    ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_KEY_LEN,
+    self, encode_padding_entry, new_entry, new_entry_in, padding_len, push_entry_head, Entry,
+    KeyArena, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_KEY_LEN,
 };
 
 /// Where an entry appended at some offset goes: a pure function of that offset and the new
@@ -24,11 +24,14 @@ pub(super) struct AppendPlan {
 
 impl AppendPlan {
     /// The plan for `new` appended at `offset`, in a table whose memo starts at
-    /// `memo_start`. Refuses a key over [`MAX_KEY_LEN`] bytes and a bad alignment.
+    /// `memo_start`; its entry's key is at `key_place` when it is given and holds the key
+    /// (in an arena of its own otherwise). Refuses a key over [`MAX_KEY_LEN`] bytes and a
+    /// bad alignment.
     pub(super) fn new(
         new: &NewEntry<'_>,
         offset: u64,
         memo_start: i32,
+        key_place: Option<(KeyArena, u32)>,
     ) -> Result<AppendPlan, Error> {
         if new.key.len() > MAX_KEY_LEN {
             return Err(Error::unplaced(ErrorKind::KeyTooLong {
@@ -59,23 +62,21 @@ impl AppendPlan {
         let entry_offset = offset
             .checked_add(padding_len)
             .ok_or(Error::overflow(offset))?;
-        let entry = new_entry(new.key, entry_offset, new.value_len, new.memo_max, true)
+        let (value_len, memo_max) = (new.value_len, new.memo_max);
+        let entry = new_entry_in(key_place, new.key, entry_offset, value_len, memo_max, true)
             .ok_or(Error::overflow(entry_offset))?;
         Ok(AppendPlan { padding, entry })
     }
 
-    /// The bytes before the value: the padding entry, then the entry's head.
-    pub(super) fn bytes_before_value(&self, key: &str) -> Result<Vec<u8>, Error> {
-        let mut bytes = match &self.padding {
-            Some(padding) => padding_bytes(padding)?,
-            None => Vec::new(),
-        };
+    /// Appends the bytes before the value to `out`: the padding entry, then the entry's
+    /// head.
+    pub(super) fn write_before_value(&self, key: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+        if let Some(padding) = &self.padding {
+            out.extend(padding_bytes(padding)?);
+        }
         // The frame counts every byte after its opcode and 8-byte length.
-        bytes.extend(encode_entry_head(
-            key.as_bytes(),
-            self.entry.len() - FRAME_HEAD_LEN,
-        ));
-        Ok(bytes)
+        push_entry_head(out, key.as_bytes(), self.entry.len() - FRAME_HEAD_LEN);
+        Ok(())
     }
 
     /// The padding entry that keeps a terminator at `end` inside one page, if it needs one
@@ -174,10 +175,11 @@ mod tests {
     // Without alignment, the entry sits on the old terminator.
     #[test]
     fn a_plain_append_starts_at_the_terminator() {
-        let plan = AppendPlan::new(&new("k", 2, None), 24, 1).unwrap();
+        let plan = AppendPlan::new(&new("k", 2, None), 24, 1, None).unwrap();
         assert_eq!(plan.padding, None);
         assert_eq!(plan.entry.offset(), 24);
-        let bytes = plan.bytes_before_value("k").unwrap();
+        let mut bytes = Vec::new();
+        plan.write_before_value("k", &mut bytes).unwrap();
         assert_eq!(bytes.len() as u64, plan.entry.value_offset() - 24);
         assert_eq!(
             AppendPlan::tail_padding(plan.entry.end(), 1, false).unwrap(),
@@ -193,7 +195,7 @@ mod tests {
             align: 64,
         });
         for offset in 24..300 {
-            let plan = AppendPlan::new(&new("key", 100, align), offset, 1).unwrap();
+            let plan = AppendPlan::new(&new("key", 100, align), offset, 1, None).unwrap();
             assert_eq!((plan.entry.value_offset() + 79) % 64, 0);
             match &plan.padding {
                 Some(padding) => {
@@ -203,7 +205,8 @@ mod tests {
                 }
                 None => assert_eq!(plan.entry.offset(), offset),
             }
-            let bytes = plan.bytes_before_value("key").unwrap();
+            let mut bytes = Vec::new();
+            plan.write_before_value("key", &mut bytes).unwrap();
             assert_eq!(bytes.len() as u64, plan.entry.value_offset() - offset);
         }
     }
@@ -212,7 +215,7 @@ mod tests {
     #[test]
     fn the_new_terminator_never_straddles_a_page() {
         for value_len in 4000..4100 {
-            let plan = AppendPlan::new(&new("k", value_len, None), 24, 1).unwrap();
+            let plan = AppendPlan::new(&new("k", value_len, None), 24, 1, None).unwrap();
             let end = plan.entry.end();
             let terminator_offset = match AppendPlan::tail_padding(end, 1, true).unwrap() {
                 Some(tail) => {
@@ -230,7 +233,7 @@ mod tests {
     // Offsets near the end of the u64 range are an error, not a wrap.
     #[test]
     fn overflow_is_an_error() {
-        let error = AppendPlan::new(&new("k", u64::MAX - 40, None), 24, 1).unwrap_err();
+        let error = AppendPlan::new(&new("k", u64::MAX - 40, None), 24, 1, None).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::Overflow));
     }
 
@@ -238,14 +241,14 @@ mod tests {
     #[test]
     fn long_keys_and_bad_alignments_are_refused() {
         let long_key = "k".repeat(MAX_KEY_LEN + 1);
-        let error = AppendPlan::new(&new(&long_key, 2, None), 24, 1).unwrap_err();
+        let error = AppendPlan::new(&new(&long_key, 2, None), 24, 1, None).unwrap_err();
         assert!(matches!(error.kind(), ErrorKind::KeyTooLong { .. }));
         for align in [3, MAX_ALIGN * 2] {
             let bad = Some(Alignment {
                 value_relative_offset: 0,
                 align,
             });
-            let error = AppendPlan::new(&new("k", 2, bad), 24, 1).unwrap_err();
+            let error = AppendPlan::new(&new("k", 2, bad), 24, 1, None).unwrap_err();
             assert!(matches!(error.kind(), ErrorKind::BadAlignment { .. }));
         }
     }

@@ -12,8 +12,9 @@ use super::append::{padding_bytes, AppendPlan, NewEntry};
 use super::{io_at, next_commit_number, Container, ValueSink, PAGE};
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
-    encode_entry_head, encode_entry_trailer, live_flag, new_entry, Entry, KeyIndex, ENTRY_HEAD_LEN,
-    ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_ENTRIES, MAX_KEY_LEN, TERMINATOR,
+    encode_entry_head, encode_entry_trailer, live_flag, new_entry_in, Entry, KeyArena, KeyIndex,
+    KeyWriter, ENTRY_HEAD_LEN, ENTRY_TRAILER_LEN, FRAME_HEAD_LEN, MAX_ENTRIES, MAX_KEY_LEN,
+    TERMINATOR,
 };
 use crate::map::ReadMap;
 
@@ -44,6 +45,9 @@ pub struct Batch<'c> {
     appended: Vec<Entry>,
     /// The live ones among them by key (indices in `appended`).
     pending: KeyIndex,
+    /// Where the keys of the next appends are, in one arena, if the caller said which
+    /// ([`Batch::expect_keys`]).
+    expected_keys: std::vec::IntoIter<(KeyArena, u32)>,
     /// Committed entries the batch deletes, `(index in the table, offset of the live flag)`,
     /// in the order their deletes were asked; the set holds the same indices.
     doomed: Vec<(usize, u64)>,
@@ -113,6 +117,7 @@ impl Container {
             commit_bytes: None,
             appended: Vec::new(),
             pending: Default::default(),
+            expected_keys: Vec::new().into_iter(),
             doomed: Vec::new(),
             doomed_indices: Default::default(),
             memo_start,
@@ -129,6 +134,21 @@ impl Batch<'_> {
     /// The first memo index free for a new value, the batch's entries included.
     pub fn memo_start(&self) -> i32 {
         self.memo_start
+    }
+
+    /// Prepares for appends of `keys`, in this order: room for their entries, and their keys
+    /// in one allocation (an entry appended otherwise holds its key in one of its own).
+    /// Appends of other keys, or in another order, work as well, without that gain.
+    pub fn expect_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) {
+        let mut writer = KeyWriter::default();
+        let places: Vec<_> = keys
+            .into_iter()
+            .map(|key| writer.push(key.as_bytes()))
+            .collect();
+        writer.finish();
+        self.appended.reserve(places.len());
+        self.pending.reserve(&self.appended, places.len());
+        self.expected_keys = places.into_iter();
     }
 
     /// The container (for its path and options; its methods would wait for this batch).
@@ -160,7 +180,8 @@ impl Batch<'_> {
         write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
     ) -> Result<Entry, Error> {
         self.check_room()?;
-        let plan = AppendPlan::new(&new, self.next, self.memo_start)?;
+        let key_place = self.expected_keys.next();
+        let plan = AppendPlan::new(&new, self.next, self.memo_start, key_place)?;
         let (next, buffer_len, buffer_offset) = (self.next, self.buffer.len(), self.buffer_offset);
         let (n_appended, memo_start) = (self.appended.len(), self.memo_start);
         match self.append_entry(new, plan, write_value) {
@@ -229,6 +250,7 @@ impl Batch<'_> {
         write_value: impl FnOnce(&std::fs::File, u64) -> io::Result<(u64, i32)>,
         check: impl FnOnce(&[u8], i32) -> Result<(), (&'static str, u64)>,
     ) -> Result<Entry, Error> {
+        let key_place = self.expected_keys.next();
         // What the batch gathered goes to the file first, a terminator after it.
         self.write_out(true)?;
         let offset = self.next;
@@ -238,7 +260,7 @@ impl Batch<'_> {
         let file = Arc::clone(&self.container.file);
         let (value_len, memo_max) =
             write_value(&file, value_offset).map_err(io_at(value_offset))?;
-        let entry = new_entry(key, offset, value_len, memo_max, true)
+        let entry = new_entry_in(key_place, key, offset, value_len, memo_max, true)
             .ok_or(Error::overflow(value_offset))?;
         let value_end = entry.end() - ENTRY_TRAILER_LEN;
         let file_len = self.container.current_len()?;
@@ -331,14 +353,13 @@ impl Batch<'_> {
         plan: AppendPlan,
         write_value: impl FnOnce(&mut ValueSink<'_>) -> io::Result<()>,
     ) -> Result<Entry, Error> {
-        self.buffer.extend(plan.bytes_before_value(new.key)?);
+        plan.write_before_value(new.key, &mut self.buffer)?;
         let AppendPlan { padding, entry } = plan;
-        let mut new_entries: Vec<Entry> = padding.into_iter().collect();
         let value_end = entry.end() - ENTRY_TRAILER_LEN;
-        let file = Arc::clone(&self.container.file);
         let written_to = if new.value_len <= BUFFERED_VALUE_MAX {
+            let file = &self.container.file;
             let mut sink =
-                ValueSink::buffered(&file, &mut self.buffer, entry.value_offset(), value_end);
+                ValueSink::buffered(file, &mut self.buffer, entry.value_offset(), value_end);
             let written = write_value(&mut sink).map_err(io_at(sink.position()));
             if sink.wrote_in_file() {
                 self.wrote = true;
@@ -353,6 +374,7 @@ impl Batch<'_> {
             self.may_overshoot = true;
             self.container.end_with_terminator(entry.end())?;
             self.write_out(false)?;
+            let file = Arc::clone(&self.container.file);
             let mut sink = ValueSink::new(&file, entry.value_offset(), value_end);
             let written = write_value(&mut sink).map_err(io_at(sink.position()));
             self.buffer_offset = value_end;
@@ -377,9 +399,9 @@ impl Batch<'_> {
         // Only now that the entry is complete: what it replaces, and the batch's view.
         let replaced = self.retire(new.key)?;
         self.changes += 1 + u32::from(replaced);
-        new_entries.push(entry.clone());
         self.memo_start = self.memo_start.max(new.memo_max);
-        self.appended.extend(new_entries);
+        self.appended.extend(padding);
+        self.appended.push(entry.clone());
         self.pending.insert(&self.appended, self.appended.len() - 1);
         Ok(entry)
     }
@@ -540,7 +562,8 @@ impl Batch<'_> {
         }
         self.container.sync()?;
         if let Some(table) = self.container.cache.as_mut().map(Arc::make_mut) {
-            table.push_appended(std::mem::take(&mut self.appended));
+            let index = std::mem::take(&mut self.pending);
+            table.push_appended_indexed(std::mem::take(&mut self.appended), index);
             for &(entry_idx, _) in &self.doomed {
                 table.set_live(entry_idx, false);
             }
@@ -567,5 +590,57 @@ impl Drop for Batch<'_> {
             self.cut();
             self.container.leave_lock(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends `K <i>` under each of `keys` in one batch, told `expected` first.
+    fn batch_file(dir: &std::path::Path, expected: &[&str], keys: &[&str]) -> Container {
+        let mut container =
+            Container::open(dir.join(format!("{}.mmdpickle", expected.len()))).expect("a new file");
+        let mut batch = container.batch().unwrap();
+        batch.expect_keys(expected.iter().copied());
+        for (i, key) in keys.iter().enumerate() {
+            let new = NewEntry {
+                key,
+                value_len: 2,
+                memo_max: batch.memo_start(),
+                align: None,
+            };
+            batch
+                .append(new, |sink| sink.write_all(&[b'K', i as u8]))
+                .unwrap();
+        }
+        batch.commit().unwrap();
+        container
+    }
+
+    // Expected keys share one arena; a key out of order gets its own, and the file's bytes
+    // are those of a batch told nothing.
+    #[test]
+    fn expected_keys_share_one_arena_and_change_no_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = ["a", "b", "x", "d", "b"];
+        let mut told = batch_file(dir.path(), &["a", "b", "c", "d"], &keys);
+        let mut untold = batch_file(dir.path(), &[], &keys);
+        let bytes = |container: &Container| std::fs::read(container.path()).unwrap();
+        assert_eq!(bytes(&told), bytes(&untold));
+        assert_eq!(told.keys().unwrap(), ["a", "x", "d", "b"]);
+        assert_eq!(told.table().unwrap(), untold.table().unwrap());
+        // The table the batch left (the batch's own index adopted) is the file's.
+        let scanned = crate::layout::scan(&bytes(&told)[..]).unwrap();
+        assert_eq!(told.table().unwrap(), &scanned);
+        assert_eq!(scanned.index_of("b"), Some(4));
+        assert_eq!(told.table().unwrap().index_of("b"), Some(4));
+        let entries = told.table().unwrap().entries().to_vec();
+        let [a, b, x, d, b_again] = &entries[..] else {
+            panic!("five entries: {entries:?}");
+        };
+        assert!(a.shares_arena_with(b) && a.shares_arena_with(d));
+        assert!(!a.shares_arena_with(x) && !a.shares_arena_with(b_again));
+        assert_eq!(told.read_value(b_again).unwrap(), b"K\x04");
     }
 }

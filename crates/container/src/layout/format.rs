@@ -65,9 +65,14 @@ pub fn encode_header(commit_number: i32) -> [u8; HEADER_LEN as usize] {
 /// The caller has checked that the key is at most [`MAX_KEY_LEN`] bytes.
 pub fn encode_entry_head(key: &[u8], frame_len: u64) -> Vec<u8> {
     let mut head = Vec::with_capacity(ENTRY_HEAD_LEN as usize + key.len());
-    head.extend_from_slice(&entry_head_before_key(key.len() as u8, frame_len));
-    head.extend_from_slice(key);
+    push_entry_head(&mut head, key, frame_len);
     head
+}
+
+/// [`encode_entry_head`] appended to `out` (no allocation of its own).
+pub(crate) fn push_entry_head(out: &mut Vec<u8>, key: &[u8], frame_len: u64) {
+    out.extend_from_slice(&entry_head_before_key(key.len() as u8, frame_len));
+    out.extend_from_slice(key);
 }
 
 /// An entry's first 11 bytes, those before its key: FRAME frame_len, SHORT_BINUNICODE len.

@@ -308,6 +308,8 @@ impl Table {
     /// Records entries appended at the terminator's old place; the file now ends with a
     /// terminator right after them. The caller keeps the table under [`MAX_ENTRIES`].
     pub(crate) fn push_appended(&mut self, entries: Vec<Entry>) {
+        self.entries.reserve(entries.len());
+        self.live_index.reserve(&self.entries, entries.len());
         for entry in entries {
             self.terminator_offset = entry.end();
             self.memo_start = self.memo_start.max(entry.memo_max);
@@ -319,6 +321,23 @@ impl Table {
             }
         }
         self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+    }
+
+    /// As [`Table::push_appended`], with `index`, the index of the live ones among
+    /// `entries`: a table that had no entry takes both as they are (no entry copied, no key
+    /// hashed again).
+    pub(crate) fn push_appended_indexed(&mut self, entries: Vec<Entry>, index: KeyIndex) {
+        if !self.entries.is_empty() {
+            return self.push_appended(entries);
+        }
+        let Some(last) = entries.last() else {
+            return;
+        };
+        self.terminator_offset = last.end();
+        self.memo_start = memo_start(&entries).max(self.memo_start);
+        self.file_len = self.terminator_offset + TERMINATOR.len() as u64;
+        self.entries = entries;
+        self.live_index = index;
     }
 
     /// Forgets the bytes after the terminator (after they were truncated).
@@ -341,17 +360,33 @@ pub(crate) fn new_entry(
     memo_max: i32,
     live: bool,
 ) -> Option<Entry> {
+    new_entry_in(None, key, offset, value_len, memo_max, live)
+}
+
+/// As [`new_entry`], with the key at `key_place` (an arena and a start there) when that
+/// holds `key`: many new entries may then share one arena, as a scan's do.
+pub(crate) fn new_entry_in(
+    key_place: Option<(KeyArena, u32)>,
+    key: &str,
+    offset: u64,
+    value_len: u64,
+    memo_max: i32,
+    live: bool,
+) -> Option<Entry> {
     let key_len = u8::try_from(key.len()).ok()?;
     let len = (ENTRY_HEAD_LEN + u64::from(key_len))
         .checked_add(value_len)?
         .checked_add(ENTRY_TRAILER_LEN)?;
     offset.checked_add(len)?;
+    let (keys, key_start) = key_place
+        .filter(|(arena, start)| key_in(arena, *start, key_len) == key)
+        .unwrap_or_else(|| (arena_of(key), 0));
     Some(Entry {
-        keys: arena_of(key),
+        keys,
         offset,
         value_len,
         memo_max,
-        key_start: 0,
+        key_start,
         key_len,
         live,
     })
@@ -409,6 +444,15 @@ impl KeyIndex {
     /// Number of keys.
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Room for `additional` more keys of `entries` (whose keys the index holds), so that
+    /// inserting them never grows it.
+    pub(crate) fn reserve(&mut self, entries: &[Entry], additional: usize) {
+        let hasher = &self.hasher;
+        self.slots.reserve(additional, |&other| {
+            hash_key(hasher, key_at(entries, other))
+        });
     }
 
     /// The index in `entries` of the entry of `key`.

@@ -3,10 +3,11 @@
 use std::any::Any;
 use std::ops::{Deref, DerefMut};
 
+use mmappickle_codec::SplitList;
 use mmappickle_container::Batch;
 
 use super::{check_key, MmapDict, MmapDictOptions};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 
 /// Changes under one exclusive lock, committed together: see [`MmapDict::write`] and
 /// [`MmapDict::transaction`].
@@ -167,6 +168,38 @@ impl Transaction<'_> {
             .picklers
             .writer_of(key, value)?
             .write(key, value, self)
+    }
+
+    /// Prepares for inserts of `keys`, in this order (a hint: see
+    /// [`Batch::expect_keys`](mmappickle_container::Batch::expect_keys)).
+    pub fn expect_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k str>) {
+        self.batch.expect_keys(keys);
+    }
+
+    /// Stores item `item` of `split` (the pickle of a list cut by
+    /// [`split_list_pickle`](crate::split_list_pickle)) as `key`, as
+    /// [`Transaction::insert_pickle`] stores that item's pickle, without reading its ops
+    /// again when it uses no memo. Returns `false` (and stores nothing) when the item was not
+    /// split out.
+    pub fn insert_split(
+        &mut self,
+        key: &str,
+        split: &SplitList,
+        item: usize,
+    ) -> Result<bool, Error> {
+        check_key(key)?;
+        // Under the batch's lock: no other handle can raise the memo start in between.
+        let memo_start = self.batch.memo_start();
+        let Some(entry_value) = split.entry_value(item, u32::try_from(memo_start).unwrap_or(1))
+        else {
+            return Ok(false);
+        };
+        let (bytes, memo_max) =
+            entry_value.map_err(|error| Error::unplaced(ErrorKind::PickleStream(error)))?;
+        // At most i32::MAX: the codec refuses indices past it.
+        let memo_max = i32::try_from(memo_max).unwrap_or(i32::MAX);
+        self.append_value(key, &bytes, memo_max)?;
+        Ok(true)
     }
 
     /// Whether `key` is live in the batch's view (the file's state and the batch's changes).

@@ -186,6 +186,14 @@ impl<'d> ReadSnapshot<'d> {
         self.stored_value(self.entry(key)?)
     }
 
+    /// The value of every live key, in file order, as [`ReadSnapshot::stored`] gives it
+    /// (no lookup by key).
+    pub fn stored_values(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<StoredValue<'_>, Error>> + '_, Error> {
+        Ok(self.live_entries()?.map(|entry| self.stored_value(entry)))
+    }
+
     fn stored_value(&self, entry: &'d Entry) -> Result<StoredValue<'_>, Error> {
         let (bytes, kind, claim) = self.claimed(entry)?;
         Ok(StoredValue {

@@ -388,3 +388,39 @@ fn values_written_in_place_are_checked_before_the_commit() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
     assert_eq!(m.keys().unwrap(), ["first", "between", "second"]);
 }
+
+// Items of a split list pickle stored by `insert_split` make the very bytes that storing
+// each item's pickle makes, memo numbering included; an item not split out stores nothing.
+#[test]
+fn split_items_are_stored_as_their_pickles_are() {
+    // x = 'aaa'; y = 'bbb'; pickle.dumps([x, y, [y, x, x], [x, x, y]], 4): the last two
+    // items read their own memo once split out.
+    let list = b"\x80\x04\x95%\x00\x00\x00\x00\x00\x00\x00]\x94(\x8c\x03aaa\x94\x8c\x03bbb\x94]\x94(h\x02h\x01h\x01e]\x94(h\x01h\x01h\x02ee.";
+    let split = mmappickle::split_list_pickle(list).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = |name: &str, by_split: bool| {
+        let path = dir.path().join(name);
+        let mut m = MmapDict::open(&path).unwrap();
+        m.write(|tx| {
+            for item in [2, 0, 3, 1, 3] {
+                let key = format!("k{item}");
+                if by_split {
+                    assert!(tx.insert_split(&key, &split, item)?);
+                } else {
+                    tx.insert_pickle(&key, split.get(item).unwrap())?;
+                }
+            }
+            assert!(!tx.insert_split("past the end", &split, 4)?);
+            Ok(())
+        })
+        .unwrap();
+        (std::fs::read(&path).unwrap(), m)
+    };
+    let (by_split, m) = store("split.mmdpickle", true);
+    let (by_pickle, _) = store("pickle.mmdpickle", false);
+    assert_eq!(by_split, by_pickle);
+    assert_eq!(m.keys().unwrap(), ["k2", "k0", "k1", "k3"]);
+    let (aaa, bbb) = (Value::from("aaa"), Value::from("bbb"));
+    let expected = Value::List(vec![aaa.clone(), aaa, bbb]);
+    assert_eq!(m.value("k3").unwrap(), expected);
+}
