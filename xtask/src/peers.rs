@@ -431,9 +431,10 @@ process, warm page cache, scratch files under `target/peers/` (removed after). S
 float32 arrays of 4 MiB (1 Mi elements, 256 MiB in all, random normal values) and 1,000 small
 values (ints, strings and dicts in turn); 10,000 small values for rows 6; 64 KiB slices; a 64
 GiB float32 stub. The libraries run in turns, one run of each per round, so that a change of
-the machine's load hits them alike. Each timing opens the store itself (rows 3 to 6c
-include the open), and
-each outcome is checked after the clock stops: keys listed, slices equal to what was
+the machine's load hits them alike; each round starts with the next library, and each
+outcome is freed before the next timing starts (freeing 64 arrays of 4 MiB takes about 20 ms,
+which was once timed as the next library's). Each timing opens the store itself (rows 3 to
+6c include the open), and each outcome is checked after the clock stops: keys listed, slices equal to what was
 written, sums equal to numpy's sums of the arrays written, values got equal to those put,
 the stub's last MiB read back and the store's disk use under 64 MiB. The ratio is the peer's
 time over ours: below 1 (bold in the summary) the peer is faster and we lose. Row 7 times
