@@ -24,10 +24,10 @@ pub(crate) struct Pickled {
     /// Those split out of one pickle of the list of all the others.
     split: Option<SplitList>,
     /// Where each value's pickle is.
-    sources: Vec<Source>,
+    places: Vec<PickleAt>,
 }
 
-enum Source {
+enum PickleAt {
     /// In the split list, at this position.
     Split(usize),
     /// Pickled alone.
@@ -74,21 +74,21 @@ impl Pickled {
             }
         };
         // Only the values pickled alone are taken from the list again.
-        let sources = positions
+        let places = positions
             .into_iter()
             .enumerate()
             .map(|(index, position)| {
                 match position.filter(|&at| split.as_ref().is_some_and(|s| s.get(at).is_some())) {
-                    Some(at) => Ok(Source::Split(at)),
+                    Some(at) => Ok(PickleAt::Split(at)),
                     None => {
                         let value = values.get_item(index)?;
                         let stream = dumps.call1((value, 4))?.cast_into::<PyBytes>()?;
-                        Ok(Source::Alone(stream.unbind()))
+                        Ok(PickleAt::Alone(stream.unbind()))
                     }
                 }
             })
             .collect::<PyResult<_>>()?;
-        Ok(Pickled { split, sources })
+        Ok(Pickled { split, places })
     }
 
     /// What stores value `item` as `key`: its item of the split list, or its own pickle.
@@ -98,13 +98,13 @@ impl Pickled {
         item: usize,
         key: &'a str,
     ) -> Option<NewValue<'a>> {
-        match self.sources.get(item)? {
-            Source::Split(at) => Some(NewValue::Split {
+        match self.places.get(item)? {
+            PickleAt::Split(at) => Some(NewValue::Split {
                 key,
                 split: self.split.as_ref()?,
                 item: *at,
             }),
-            Source::Alone(stream) => Some(NewValue::Pickle {
+            PickleAt::Alone(stream) => Some(NewValue::Pickle {
                 key,
                 stream: stream.as_bytes(py),
             }),
