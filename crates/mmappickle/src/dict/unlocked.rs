@@ -2,11 +2,11 @@
 //! hold when the file shows no change before and after (the container's `Glance`): a small
 //! generic value copied, or where an array's parts are.
 
-use mmappickle_array::{classify, ValueKind, ValueSource};
-use mmappickle_container::{Entry, Glance};
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, TryLockError};
+
+use mmappickle_array::{classify, ValueKind, ValueSource};
+use mmappickle_container::{Entry, Glance};
 
 use super::MmapDict;
 use crate::item::{self, Located};

@@ -321,8 +321,9 @@ class mmapdict(_MappingBase):
             ) from error
         self._path = self._native.path()
         self._readonly = self._native.readonly()
-        # A small generic value is read without the lock while the file shows no change (a
-        # file object's buffers are flushed first instead, under the lock).
+        # A small value or an array the handle has seen is read without the lock while the
+        # file shows no change (a file object's buffers are flushed first instead, under the
+        # lock).
         self._unlocked_reads = self._fileobj is None and not self._safe and self._builtin_picklers
         if self._readonly:
             torn_at = self._native.torn_at()
@@ -421,8 +422,8 @@ class mmapdict(_MappingBase):
     def __getitem__(self, key: str) -> Any:
         """The value of ``key``: an array as a ``numpy.memmap`` of the file (read-only if the
         dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
-        through ``pickle.loads`` (the Rust decoder when ``safe``). A small value this handle
-        has seen is copied without the file's lock while the file shows no change."""
+        through ``pickle.loads`` (the Rust decoder when ``safe``). A small value or an array
+        this handle has seen is read without the file's lock while the file shows no change."""
         if self._unlocked_reads:
             value = self._native.unlocked_get(key)
             if value is not _UNREAD:
@@ -479,7 +480,7 @@ class mmapdict(_MappingBase):
         file object, the file is rewritten in place (the file object keeps naming it), which
         moves bytes under any array mapped from it: refused while one is alive; as the
         library requires for its own vacuum, no other handle (of any process) may have the
-        file open meanwhile, since small values are read without the lock.
+        file open meanwhile, since values are read without the lock.
         """
         self._check_writable()
         if self._fileobj is None:
