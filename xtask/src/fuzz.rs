@@ -43,7 +43,7 @@ pub const TARGETS: &[&str] = &[
 ];
 
 /// Seconds per target in the smoke.
-pub const SMOKE_SECONDS: u64 = 10;
+pub const SMOKE_SECONDS: u64 = 5;
 
 /// Memory cap of a fuzzed process (libFuzzer reports an OOM past it).
 const RSS_LIMIT_MB: u32 = 2048;

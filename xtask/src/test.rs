@@ -13,7 +13,7 @@
 //! environment per numpy version (1.23.5 and the newest 2.x; `xtask/src/pypackage.rs`), then
 //! in a fresh environment without a Rust toolchain (`xtask/src/wheel.rs`); its documentation
 //! site, warnings denied, and every example in it (`xtask/src/docs.rs`), beside pytest.
-//! Last, the fuzz smoke: every target of `fuzz/` for 10 s (`xtask/src/fuzz.rs`).
+//! Last, the fuzz smoke: every target of `fuzz/` for 5 s (`xtask/src/fuzz.rs`).
 
 use std::time::Instant;
 
