@@ -33,13 +33,13 @@ use crate::error::{Error, ErrorKind};
 /// A dictionary stored in a file that is at once a Python pickle of the dict and a store of
 /// memory-mapped numpy arrays (see the crate docs).
 ///
-/// Every read takes the file's shared lock (but a small generic value the handle has seen, in
-/// a file that shows no change, is copied without it: see the crate docs), every change its
-/// exclusive lock, for the operation's duration ([`MmapDict::read`] and [`MmapDict::write`]:
-/// for many operations), so several handles and processes can share a file; changes made by
-/// one are seen by the others at their next operation. Reads take `&self` and `MmapDict` is [`Send`] and
-/// [`Sync`]: threads share one `Arc<MmapDict>` and read side by side; changes take
-/// `&mut self` (see the crate docs on threads).
+/// Every read takes the file's shared lock (but a small generic value or an array's place the
+/// handle has seen, in a file that shows no change, is read without it: see the crate docs),
+/// every change its exclusive lock, for the operation's duration ([`MmapDict::read`] and
+/// [`MmapDict::write`]: for many operations), so several handles and processes can share a
+/// file; changes made by one are seen by the others at their next operation. Reads take
+/// `&self` and `MmapDict` is [`Send`] and [`Sync`]: threads share one `Arc<MmapDict>` and
+/// read side by side; changes take `&mut self` (see the crate docs on threads).
 #[derive(Debug)]
 pub struct MmapDict {
     /// Behind a mutex for the cached table and the count of read snapshots; a snapshot

@@ -270,13 +270,8 @@ impl Picklers {
     pub(crate) fn new(picklers: impl IntoIterator<Item = Arc<dyn Pickler>>) -> Picklers {
         let mut picklers: Vec<_> = picklers.into_iter().collect();
         picklers.sort_by_key(|pickler| std::cmp::Reverse(pickler.priority()));
-        let is = |pickler: &Arc<dyn Pickler>, generic_only: bool| {
-            let kind: &dyn Any = &**pickler;
-            kind.is::<GenericPickler>()
-                || (!generic_only && (kind.is::<ArrayPickler>() || kind.is::<MaskedArrayPickler>()))
-        };
-        let generic_reads_builtin = picklers.iter().all(|pickler| is(pickler, false))
-            && picklers.iter().any(|pickler| is(pickler, true));
+        let generic_reads_builtin =
+            picklers.iter().all(is_builtin) && picklers.iter().any(is_generic);
         Picklers {
             list: picklers.into(),
             generic_reads_builtin,
@@ -329,6 +324,18 @@ impl Picklers {
                 })
             })
     }
+}
+
+/// Whether `pickler` is the built-in [`GenericPickler`].
+fn is_generic(pickler: &Arc<dyn Pickler>) -> bool {
+    let kind: &dyn Any = &**pickler;
+    kind.is::<GenericPickler>()
+}
+
+/// Whether `pickler` is one of the built-in picklers.
+fn is_builtin(pickler: &Arc<dyn Pickler>) -> bool {
+    let kind: &dyn Any = &**pickler;
+    is_generic(pickler) || kind.is::<ArrayPickler>() || kind.is::<MaskedArrayPickler>()
 }
 
 impl Default for Picklers {

@@ -390,13 +390,17 @@ impl NativeDict {
             return unread();
         };
         // Allocating a `bytes` runs no Python code (it is not tracked by the collector).
-        let pickle = dict.with_unlocked_value(&key, |value| {
-            let len = value.generic_len()?;
-            records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer)).transpose()
+        let pickle = dict.with_unlocked_value(&key, |value| -> PyResult<Option<_>> {
+            let Some(len) = value.generic_len() else {
+                return Ok(None);
+            };
+            let (pickle, copied) =
+                records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer))?;
+            Ok(copied.then_some(pickle))
         });
         // `pickle.loads` may run any Python code, this dict's methods too: not under the guard.
         drop(guard);
-        match pickle.flatten().transpose()? {
+        match pickle.transpose()?.flatten() {
             Some(pickle) => Ok(pickle_loads(py)?.call1(py, (pickle,))?),
             None => unread(),
         }

@@ -23,22 +23,21 @@ pub(crate) fn value_pickle<'py>(
     py: Python<'py>,
     value_bytes: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let pickle = value_pickle_with(py, value_bytes.len(), |buffer| {
+    let (pickle, ()) = value_pickle_with(py, value_bytes.len(), |buffer| {
         buffer.copy_from_slice(value_bytes);
-        true
     })?;
-    Ok(pickle.unwrap_or_else(|| PyBytes::new(py, b"")))
+    Ok(pickle)
 }
 
 /// The whole pickle of a value of `value_len` bytes that `fill` writes into the buffer it
-/// gets: `None` if `fill` says it could not.
-pub(crate) fn value_pickle_with<'py>(
+/// gets, with what `fill` returned.
+pub(crate) fn value_pickle_with<'py, R: Default>(
     py: Python<'py>,
     value_len: usize,
-    fill: impl FnOnce(&mut [u8]) -> bool,
-) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fill: impl FnOnce(&mut [u8]) -> R,
+) -> PyResult<(Bound<'py, PyBytes>, R)> {
     let (head, tail) = (VALUE_PICKLE_HEAD.len(), VALUE_PICKLE_TAIL.len());
-    let mut filled = false;
+    let mut filled = R::default();
     let pickle = PyBytes::new_with(py, head + value_len + tail, |buffer| {
         let end = buffer.len() - tail;
         buffer[..head].copy_from_slice(&VALUE_PICKLE_HEAD);
@@ -46,7 +45,7 @@ pub(crate) fn value_pickle_with<'py>(
         buffer[end..].copy_from_slice(&VALUE_PICKLE_TAIL);
         Ok(())
     })?;
-    Ok(filled.then_some(pickle))
+    Ok((pickle, filled))
 }
 
 /// A generic value: its bytes as stored (pickle opcodes without `PROTO`, `FRAME`, `STOP`),

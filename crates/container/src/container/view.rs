@@ -255,6 +255,11 @@ impl Glance {
     pub fn file_id(&self) -> (u64, u64) {
         self.file_id
     }
+
+    /// Whether `other` glances at the very same state (the same table and map).
+    pub fn is_same_state(&self, other: &Glance) -> bool {
+        Arc::ptr_eq(&self.map, &other.map) && Arc::ptr_eq(&self.table, &other.table)
+    }
 }
 
 impl Container {

@@ -220,7 +220,7 @@ impl Table {
     }
 
     /// The index in [`Table::entries`] of the live entry of `key`.
-    pub fn index_of(&self, key: &str) -> Option<usize> {
+    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
         self.live_index.get(&self.entries, key)
     }
 

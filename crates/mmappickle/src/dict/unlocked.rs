@@ -103,12 +103,19 @@ impl Glances {
     /// glance, and the reads that find the file changed since read under the lock, and keep
     /// again. Never waits, so a read snapshot begun inside
     /// [`MmapDict::with_unlocked_value`] cannot deadlock.
+    ///
+    /// A read snapshot of an unchanged file keeps what is kept already: no counter moves.
     fn keep(&self, glance: Option<Glance>) {
         for Padded(kept) in &self.0 {
-            match kept.try_write() {
-                Ok(mut kept) => *kept = glance.clone(),
-                Err(TryLockError::Poisoned(poisoned)) => *poisoned.into_inner() = glance.clone(),
-                Err(TryLockError::WouldBlock) => {}
+            let mut kept = match kept.try_write() {
+                Ok(kept) => kept,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            let same =
+                matches!((&*kept, &glance), (Some(old), Some(new)) if old.is_same_state(new));
+            if !same {
+                *kept = glance.clone();
             }
         }
     }
