@@ -6,6 +6,7 @@ mod batch;
 mod fsck;
 mod held;
 mod options;
+mod scan_reads;
 mod sink;
 mod vacuum;
 mod view;
@@ -25,6 +26,9 @@ pub use self::sink::ValueSink;
 pub use self::vacuum::{VacuumReport, VACUUM_ALIGNMENT};
 pub use self::view::{Glance, ReadView};
 
+use self::scan_reads::scan_reading_jumps;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use self::scan_reads::scan_reading_past;
 use self::vacuum::vacuum_scratch_prefix;
 use crate::error::{Error, ErrorKind};
 use crate::layout::{
@@ -578,7 +582,9 @@ impl Container {
                 Some(map) if map.len() == len => map,
                 _ => Arc::new(ReadMap::new(&lock, len)?),
             };
-            let mut table = layout::scan(map.bytes(&lock))?;
+            let mut table = scan_reading_jumps(map.bytes(&lock), |buffer, offset| {
+                self.file.read_exact_at(buffer, offset)
+            })?;
             if table.is_torn() && !self.options.readonly && !shared {
                 // What fsck does, before anything else under this lock: the last entry
                 // completed if only its trailer or terminator was cut, else cut away.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use mmappickle_codec::{decode_entry_value, Limits};
 
+use crate::container::scan_reading_past;
 use crate::layout::salvage;
 use crate::{encode_header, Container, Error, Table, HEADER_LEN, TERMINATOR};
 
@@ -23,14 +24,29 @@ pub type Verdict = Result<(), String>;
 /// Checked: a table found tiles the file from the header to the terminator
 /// with entries whose parts lie inside them, its live keys lead to live
 /// entries, and errors point inside the file. The value bytes of each live
-/// entry go through the codec's entry decoder, as a reader would.
+/// entry go through the codec's entry decoder, as a reader would. The scan of a local open,
+/// which reads bytes far ahead with `pread` instead of the map, gives the same table or error.
 pub fn scan(data: &[u8]) -> Verdict {
     let with_header = [&encode_header(1)[..], data].concat();
     let terminated = [&with_header[..], &TERMINATOR[..]].concat();
     for file in [data, &with_header, &terminated] {
-        match crate::scan(file) {
-            Ok(table) => check_table(&table, file)?,
-            Err(error) => check_error(&error, file.len())?,
+        let scanned = crate::scan(file);
+        match &scanned {
+            Ok(table) => check_table(table, file)?,
+            Err(error) => check_error(error, file.len())?,
+        }
+        // A local open reads the bytes far ahead with `pread`: here all but the header's.
+        let by_reads =
+            scan_reading_past(file, |buffer, offset| read_slice(file, buffer, offset), 0);
+        let agree = match (&scanned, &by_reads) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a.to_string() == b.to_string() && a.offset() == b.offset(),
+            _ => false,
+        };
+        if !agree {
+            return Err(format!(
+                "scan of the map {scanned:?}, by reads {by_reads:?}"
+            ));
         }
         if let Ok(salvaged) = salvage(file) {
             if salvaged.end > file.len() as u64 {
@@ -38,6 +54,16 @@ pub fn scan(data: &[u8]) -> Verdict {
             }
         }
     }
+    Ok(())
+}
+
+/// `pread` of `file` held in memory.
+fn read_slice(file: &[u8], buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
+    let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+    let bytes = file
+        .get(start..start + buffer.len())
+        .ok_or_else(|| std::io::Error::other("read past the end"))?;
+    buffer.copy_from_slice(bytes);
     Ok(())
 }
 
