@@ -617,6 +617,7 @@ class Bench:
         self.extra = rng.standard_normal(ARRAY_ELEMENTS, dtype=np.float32)
         self.tail = rng.standard_normal(TAIL_ELEMENTS, dtype=np.float32)
         self.random = random.Random(0)
+        self.order = random.Random(1)
         self.cells: list[Cell] = []
 
     def path(self, peer: Peer, name: str) -> str:
@@ -645,10 +646,12 @@ class Bench:
             active = [c for c in cells if c.cannot is None and c.spent < self.budget]
             if not active:
                 break
-            # Each round starts with another library: the one after the heaviest (whose
-            # freed memory the kernel is still reclaiming) is not always the same.
-            turn = run % len(active)
-            for cell in active[turn:] + active[:turn]:
+            # Each round runs the libraries in a new random order: what a library leaves behind
+            # (memory the allocator gave back to the kernel and must fault in again, pages the
+            # kernel is still reclaiming) lands on a different successor each time, not always
+            # on the same one, as a fixed cyclic order did.
+            self.order.shuffle(active)
+            for cell in active:
                 cell.setup(run)
                 gc.collect()
                 start = time.perf_counter()
