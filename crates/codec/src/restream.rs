@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 
+use crate::memo::counted_len;
 use crate::op::{encode_op, parse_op, Op};
+use crate::opcode::{BINUNICODE, BINUNICODE8, SHORT_BINUNICODE};
 use crate::{Error, ErrorKind};
 
 /// One memo store (`PUT`, `BINPUT`, `LONG_BINPUT`, `MEMOIZE`) of the stream.
@@ -117,6 +119,25 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
     Ok((out, next))
 }
 
+/// [`parse_op`], taking text that is not strict UTF-8 as text all the same: `pickle.dumps`
+/// writes a `str` holding a lone surrogate (a file name decoded with `surrogateescape`) with
+/// `surrogatepass`, and `pickle.loads` reads it back. The restream copies the op's bytes as
+/// they are: only what it does to the stack matters here (it pushes one value).
+fn parse_op_any_text(rest: &[u8]) -> Result<(Op<'_>, usize), Error> {
+    parse_op(rest).or_else(|error| {
+        let width = match rest.first() {
+            Some(&SHORT_BINUNICODE) => 1,
+            Some(&BINUNICODE) => 4,
+            Some(&BINUNICODE8) => 8,
+            _ => return Err(error),
+        };
+        match counted_len(rest, width) {
+            Some(len) if len <= rest.len() => Ok((Op::ShortBinUnicode(""), len)),
+            _ => Err(error),
+        }
+    })
+}
+
 /// The value bytes of a stream that uses no memo (most pickles of small values, once split
 /// out of a batch), in one pass: its ops but `PROTO`, `FRAME` and `STOP`. `None` for any
 /// other stream, and for a stream with an error (the general path reports it).
@@ -126,7 +147,7 @@ fn without_memo(stream: &[u8]) -> Option<Vec<u8>> {
     let mut offset = 0;
     let mut stopped = false;
     while let Some(rest) = stream.get(offset..).filter(|rest| !rest.is_empty()) {
-        let (op, len) = parse_op(rest).ok()?;
+        let (op, len) = parse_op_any_text(rest).ok()?;
         if stopped {
             return None;
         }
@@ -166,7 +187,7 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
                 offset as u64,
             ));
         }
-        let (op, len) = parse_op(rest).map_err(|error| error.shifted(offset as u64))?;
+        let (op, len) = parse_op_any_text(rest).map_err(|error| error.shifted(offset as u64))?;
         stack
             .apply(&op)
             .map_err(|problem| Error::new(ErrorKind::BadEntryValue { problem }, offset as u64))?;
@@ -412,6 +433,26 @@ mod tests {
         assert_eq!(without_memo(b"\x80\x04NN."), None);
         assert_eq!(without_memo(b"\x80\x04N.N"), None);
         assert_eq!(without_memo(b"\x80\x04N"), None);
+    }
+
+    // pickle.dumps(['\ud800', 'x\udcff'], 4): text with lone surrogates (surrogatepass), in
+    // a SHORT_BINUNICODE and a BINUNICODE, kept byte for byte, by both paths.
+    #[test]
+    fn text_with_lone_surrogates_is_copied_as_it_is() {
+        let body = b"]\x94(\x8c\x03\xed\xa0\x80\x94X\x04\x00\x00\x00x\xed\xb3\xbf\x94e.";
+        let (value, memo_max) = entry_value_from_pickle(&framed(body), 2).unwrap();
+        assert_eq!(
+            value,
+            b"](\x8c\x03\xed\xa0\x80X\x04\x00\x00\x00x\xed\xb3\xbfe"
+        );
+        assert_eq!(memo_max, 2);
+        let without = b"\x80\x04\x8c\x03\xed\xa0\x80.";
+        assert_eq!(
+            without_memo(without),
+            Some(b"\x8c\x03\xed\xa0\x80".to_vec())
+        );
+        // A length past the end is still an error.
+        assert!(entry_value_from_pickle(b"\x80\x04\x8c\x05\xed\xa0\x80.", 0).is_err());
     }
 
     // s = 'k'; pickle.dumps({s: s}, 4): the string is shared by key and value.
