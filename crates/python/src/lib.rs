@@ -18,6 +18,7 @@ mod picklers;
 mod records;
 mod remote;
 mod safe;
+mod scalars;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -390,20 +391,33 @@ impl NativeDict {
             return unread();
         };
         // Allocating a `bytes` runs no Python code (it is not tracked by the collector).
-        let pickle = dict.with_unlocked_value(&key, |value| -> PyResult<Option<_>> {
+        let copied = dict.with_unlocked_value(&key, |value| -> PyResult<Option<_>> {
             let Some(len) = value.generic_len() else {
                 return Ok(None);
             };
+            if len <= SCALAR_MAX {
+                let mut buffer = [0; SCALAR_MAX];
+                let copied = value.copy_generic(&mut buffer[..len]);
+                return Ok(copied.then_some(Copied::Short(buffer, len)));
+            }
             let (pickle, copied) =
                 records::value_pickle_with(py, len, |buffer| value.copy_generic(buffer))?;
-            Ok(copied.then_some(pickle))
+            Ok(copied.then_some(Copied::Pickle(pickle)))
         });
         // `pickle.loads` may run any Python code, this dict's methods too: not under the guard.
         drop(guard);
-        match pickle.transpose()?.flatten() {
-            Some(pickle) => Ok(pickle_loads(py)?.call1(py, (pickle,))?),
-            None => unread(),
-        }
+        let pickle = match copied.transpose()?.flatten() {
+            Some(Copied::Short(buffer, len)) => {
+                let value_bytes = &buffer[..len];
+                if let Some(value) = scalars::scalar_value(py, value_bytes) {
+                    return value;
+                }
+                records::value_pickle(py, value_bytes)?
+            }
+            Some(Copied::Pickle(pickle)) => pickle,
+            None => return unread(),
+        };
+        pickle_loads(py)?.call1(py, (pickle,))
     }
 
     /// Where the array or masked array of `key` is (an `ArrayPlace` or a `MaskedPlace`, as
@@ -723,6 +737,16 @@ fn value_pickle<'py>(py: Python<'py>, value_bytes: &[u8]) -> PyResult<Bound<'py,
 fn is_container(py: Python<'_>, path: PathBuf) -> PyResult<bool> {
     py.detach(|| MmapDict::is_container(&path))
         .map_err(to_py_err)
+}
+
+/// Values of up to this many bytes are copied to the stack, where a scalar's is decoded
+/// without an unpickler (see `scalars`).
+const SCALAR_MAX: usize = 64;
+
+/// A small value copied without the lock: short bytes, or the whole pickle of a longer one.
+enum Copied<'py> {
+    Short([u8; SCALAR_MAX], usize),
+    Pickle(Bound<'py, PyBytes>),
 }
 
 /// `unlocked_get`'s answer for a value it did not read: a unique object.

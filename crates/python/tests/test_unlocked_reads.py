@@ -98,3 +98,42 @@ def test_values_left_to_the_locked_path_read_as_before(path: str) -> None:
     with open(path, "rb") as file:
         assert mmapdict(file, True)["large"] == "x" * 100_000
     assert mmapdict(path, True, safe=True)["large"] == "x" * 100_000
+
+
+# Scalars whose pickle is one opcode, which the Rust half builds without an unpickler: each
+# must come back as `pickle.loads` gives it (type, value, sign of zero, text that is not
+# strict UTF-8, ints of every width of BININT1/BININT2/BININT/LONG1).
+SCALARS = """[
+    0, 1, 255, 256, 65535, 65536, -1, -256, 2**31 - 1, -2**31, 2**31, -2**31 - 1, -2**40,
+    2**63 - 1, -2**63,
+    2**63, 2**64, -2**70, 10**40, 0.0, -0.0, 1.5, -2.25e-300, float("inf"), float("-inf"),
+    float("nan"), "", "a", "é日本", "x" * 61, "y" * 300, "\\ud800", "a\\udcffb", b"", b"\\x00\\xff",
+    b"z" * 60, b"w" * 300, None, True, False, (1,), [], 3 + 4j,
+]"""
+
+LIBRARY_SCALARS = f"""
+import sys
+from mmappickle import mmapdict
+m = mmapdict(sys.argv[1])
+for i, value in enumerate({SCALARS}):
+    m[f"v{{i}}"] = value
+print("null")
+"""
+
+
+def test_scalars_read_without_an_unpickler_are_what_pickle_loads_gives(path: str) -> None:
+    expected = [(type(value), repr(value)) for value in eval(SCALARS)]
+    ours = path + ".ours"
+    with mmapdict(ours) as m:
+        for i, value in enumerate(eval(SCALARS)):
+            m[f"v{i}"] = value
+    run_library(LIBRARY_SCALARS, path)
+    for file in (ours, path):
+        m = mmapdict(file, True, picklers=BUILTIN)
+        keys = [f"v{i}" for i in range(len(expected))]
+        # Under the lock the first time, then without it (where the Rust half decodes).
+        locked = [m[key] for key in keys]
+        unlocked = [m._native.unlocked_get(key) for key in keys]
+        assert [(type(value), repr(value)) for value in locked] == expected, file
+        assert [(type(value), repr(value)) for value in unlocked] == expected, file
+        assert [(type(m[key]), repr(m[key])) for key in keys] == expected, file

@@ -325,7 +325,8 @@ class mmapdict(_MappingBase):
         # A small value or an array the handle has seen is read without the lock while the
         # file shows no change (a file object's buffers are flushed first instead, under the
         # lock).
-        self._unlocked_reads = self._fileobj is None and not self._safe and self._builtin_picklers
+        unlocked_reads = self._fileobj is None and not self._safe and self._builtin_picklers
+        self._unlocked_get = self._native.unlocked_get if unlocked_reads else None
         if self._readonly:
             torn_at = self._native.torn_at()
             if torn_at is not None:
@@ -426,17 +427,23 @@ class mmapdict(_MappingBase):
         dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
         through ``pickle.loads`` (the Rust decoder when ``safe``). A small value or an array
         this handle has seen is read without the file's lock while the file shows no change."""
-        if self._unlocked_reads:
-            value = self._native.unlocked_get(key)
+        unlocked_get = self._unlocked_get
+        if unlocked_get is not None:
+            value = unlocked_get(key)
             if value is not _UNREAD:
                 return value
-            if isinstance(key, str):
-                located = self._native.unlocked_locate(key)
-                if located is not None:
-                    try:
-                        return self._value_of(located)
-                    except _Replaced:
-                        pass  # read again under the lock
+        return self._mapped_or_locked(key)
+
+    def _mapped_or_locked(self, key: str) -> Any:
+        """``m[key]`` of what ``unlocked_get`` does not read: an array mapped without the
+        lock, or anything under the lock (apart, so that ``__getitem__`` makes no closure)."""
+        if self._unlocked_get is not None and isinstance(key, str):
+            located = self._native.unlocked_locate(key)
+            if located is not None:
+                try:
+                    return self._value_of(located)
+                except _Replaced:
+                    pass  # read again under the lock
         if not isinstance(key, str):
             raise KeyError(key)
         if self._fileobj is not None:
