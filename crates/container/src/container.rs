@@ -175,10 +175,6 @@ impl Container {
                     }
                 }
             }
-            if !container.options.readonly {
-                // Under the lock, so no vacuum of this file is building its scratch file now.
-                container.remove_stale_vacuum_files();
-            }
             let lock = container.held_lock()?;
             let map = ReadMap::new(&lock, len)?;
             if let Err(error) = layout::parse_header(map.bytes(&lock)) {
@@ -205,7 +201,10 @@ impl Container {
     }
 
     /// Removes the scratch files of vacuums of this path whose process is gone
-    /// (`.NAME.vacuum-PID`, see [`vacuum`](Self::vacuum)).
+    /// (`.NAME.vacuum-PID`, see [`vacuum`](Self::vacuum)): vacuum and fsck do, under the
+    /// lock, so that no vacuum of this file is building its scratch file then. Not the open:
+    /// listing the directory made each read-write open cost as much as the directory is
+    /// large (27 ms in a directory of 20,000 files, against 0.3 ms).
     fn remove_stale_vacuum_files(&self) {
         if let Some(prefix) = vacuum_scratch_prefix(&self.path) {
             crate::scratch::remove_stale_scratch_files(&prefix);

@@ -2,13 +2,14 @@
 //! `.NAME.vacuum-PID`, the facade's convert `NAME.converting-PID`).
 //!
 //! A writer killed inside vacuum or convert leaves its scratch file behind; nothing reads
-//! it. A read-write open removes those whose process is gone. Whether a process lives is
-//! asked of `/proc/PID` (Linux, and other systems that mount a procfs there). Where there is
-//! no `/proc/self`, nothing is removed: a file of a live writer must never go. A process in
-//! another PID namespace that shares the directory looks dead from here; vacuum is safe
-//! all the same (it builds and renames its scratch file under the container's lock, which
-//! the open holds while it removes), and a convert that lost its scratch file fails without
-//! touching the original.
+//! it. Vacuum and fsck remove vacuum's whose process is gone, the next convert of the path
+//! convert's (not every read-write open: listing the directory costs as much as the
+//! directory is large). Whether a process lives is asked of `/proc/PID` (Linux, and other
+//! systems that mount a procfs there). Where there is no `/proc/self`, nothing is removed:
+//! a file of a live writer must never go. A process in another PID namespace that shares
+//! the directory looks dead from here; vacuum is safe all the same (it builds and renames
+//! its scratch file under the container's lock, which the remover holds), and a convert
+//! that lost its scratch file fails without touching the original.
 //!
 //! Both rename their scratch file over the original; with `fsync` durability the directory
 //! is synced after ([`sync_parent_directory`]).

@@ -159,17 +159,6 @@ fn one_kill(
         }
     };
     let state = read_state(&mut dict).unwrap_or_else(|e| panic!("{context}: {e}"));
-    // The read-write open removed the scratch file the killed vacuum left (its process is
-    // gone): only the file and the copy of its crash image are beside it.
-    let beside: Vec<_> = std::fs::read_dir(&run_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|entry| entry != &path && entry != &raw)
-        .collect();
-    assert!(
-        beside.is_empty(),
-        "{context}: left beside the file: {beside:?}"
-    );
     if std::fs::metadata(&path).unwrap().len() < image.len() as u64 {
         figures.torn_tails += 1;
     }
@@ -197,6 +186,17 @@ fn one_kill(
     assert!(
         dict.fsck().unwrap().is_clean(),
         "{context}: not clean after reopen"
+    );
+    // And it removed the scratch file the killed vacuum left (its process is gone): only
+    // the file and the copy of its crash image are beside it.
+    let beside: Vec<_> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|entry| entry != &path && entry != &raw)
+        .collect();
+    assert!(
+        beside.is_empty(),
+        "{context}: left beside the file: {beside:?}"
     );
     let values = read_values(&mut dict);
     drop(dict);

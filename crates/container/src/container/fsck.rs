@@ -138,13 +138,15 @@ impl Container {
 
     /// Repairs a damaged file: keeps every complete entry, cuts the file after the last one,
     /// writes a fresh terminator, deletes older live duplicates of a key, and reports what it
-    /// dropped. The header must be valid.
+    /// dropped. The header must be valid. The scratch files that killed vacuums of this file
+    /// left (`.NAME.vacuum-PID`, their process gone) are removed too.
     pub fn fsck(&mut self) -> Result<FsckReport, Error> {
         self.check_writable()?;
         self.locked(|container| container.fsck_locked())
     }
 
     fn fsck_locked(&mut self) -> Result<FsckReport, Error> {
+        self.remove_stale_vacuum_files();
         let dropped_damaged = self.drop_damaged_entries()?;
         let len = self.current_len()?;
         let lock = self.held_lock()?;

@@ -41,12 +41,16 @@ impl Container {
     ///
     /// Maps of the old file stay valid (they map the old inode) but no longer see changes:
     /// the layers above refuse a vacuum while maps are alive.
+    ///
+    /// First, the scratch files that killed vacuums of this file left (`.NAME.vacuum-PID`,
+    /// their process gone) are removed.
     pub fn vacuum(&mut self) -> Result<VacuumReport, Error> {
         self.check_writable()?;
         self.locked(|container| container.vacuum_locked())
     }
 
     fn vacuum_locked(&mut self) -> Result<VacuumReport, Error> {
+        self.remove_stale_vacuum_files();
         let table = self.refresh()?.clone();
         let len_before = self.current_len()?;
         let kept: Vec<(&Entry, bool)> = table

@@ -100,11 +100,12 @@ fn vacuum_keeps_holes() {
     );
 }
 
-// A read-write open removes the vacuum scratch files (`.NAME.vacuum-PID`) of processes that
-// are gone, and keeps those of live processes, of other files, and names that are no
-// process id; a read-only open removes nothing.
+// Vacuum and fsck remove the vacuum scratch files (`.NAME.vacuum-PID`) of processes that are
+// gone, and keep those of live processes, of other files, and names that are no process id;
+// opens remove nothing (a read-write open listing the directory cost as much as the
+// directory is large).
 #[test]
-fn read_write_open_removes_scratch_files_of_dead_processes() {
+fn vacuum_and_fsck_remove_scratch_files_of_dead_processes() {
     let dir = tempfile::tempdir().unwrap();
     let path = temp_path(&dir, "data.mmdpickle");
     Container::open(&path).unwrap();
@@ -125,14 +126,26 @@ fn read_write_open_removes_scratch_files_of_dead_processes() {
         std::fs::write(file, b"scratch").unwrap();
     }
     Container::open_readonly(&path).unwrap();
-    assert!(stale.exists(), "a read-only open removed a file");
-    Container::open(&path).unwrap();
-    assert!(
-        !stale.exists(),
-        "the dead process's scratch file is still there"
-    );
-    for file in &kept {
-        assert!(file.exists(), "{} was removed", file.display());
+    let mut container = Container::open(&path).unwrap();
+    assert!(stale.exists(), "an open removed a file");
+    // A vacuum with nothing to remove, then fsck of a clean file, each with a stale file.
+    for run in [
+        |container: &mut Container| {
+            container.vacuum().unwrap();
+        },
+        |container: &mut Container| {
+            container.fsck().unwrap();
+        },
+    ] {
+        std::fs::write(&stale, b"scratch").unwrap();
+        run(&mut container);
+        assert!(
+            !stale.exists(),
+            "the dead process's scratch file is still there"
+        );
+        for file in &kept {
+            assert!(file.exists(), "{} was removed", file.display());
+        }
     }
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();

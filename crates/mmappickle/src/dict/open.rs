@@ -31,7 +31,7 @@ impl MmapDictOptions {
             .readonly(self.readonly)
             .allow_damaged(self.allow_damaged)
             .page_safe_commit(self.align);
-        let mut container = match container_options.clone().open(path) {
+        let container = match container_options.clone().open(path) {
             Ok(container) => container,
             Err(error) => {
                 if !matches!(
@@ -57,13 +57,6 @@ impl MmapDictOptions {
                 container_options.open(path)?
             }
         };
-        if !self.readonly {
-            // A convert killed before its rename left `<path>.converting-<pid>` (the
-            // container's open did the same for vacuum's scratch files).
-            container.with_lock(|_| {
-                remove_stale_scratch_files(&scratch_prefix(path, "converting"));
-            })?;
-        }
         Ok(MmapDict {
             glances: Glances::new(container.glance()),
             container: Mutex::new(container),
@@ -132,7 +125,10 @@ pub(crate) fn is_damaged_header(path: &Path) -> bool {
 fn convert_plain_pickle(path: &Path, options: &MmapDictOptions) -> Result<(), Error> {
     let pairs = load_dict(path, options.open_limits())?;
     let scratch = scratch_path(path, "converting");
-    // A scratch file left by a crashed convert of the same process id is ours to replace.
+    // A convert killed before its rename left `<path>.converting-<pid>` (the original is
+    // still the plain pickle, so the next read-write open converts again and gets here); one
+    // of the same process id is ours to replace.
+    remove_stale_scratch_files(&scratch_prefix(path, "converting"));
     let _ = std::fs::remove_file(&scratch);
     let permissions = std::fs::metadata(path).map_err(Error::io)?.permissions();
     let converted = write_converted(&scratch, pairs, options)

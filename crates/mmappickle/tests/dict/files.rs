@@ -3,17 +3,25 @@
 
 use super::*;
 
-// A read-write open removes the scratch files that a killed convert
-// (`<path>.converting-<pid>`) or vacuum (`.<name>.vacuum-<pid>`) left, when their process
-// is gone; those of a live process stay, and a read-only open removes nothing.
+// The scratch files that a killed convert (`<path>.converting-<pid>`) or vacuum
+// (`.<name>.vacuum-<pid>`) left, when their process is gone, are removed by the next convert
+// of the path (the read-write open of the plain pickle the killed one left) and by vacuum;
+// those of a live process stay, and opens of an mmappickle file remove nothing.
 #[test]
-fn read_write_open_removes_stale_scratch_files() {
+fn convert_and_vacuum_remove_stale_scratch_files() {
     let (dir, path) = temp_file("scratch.mmdpickle");
-    MmapDict::open(&path).unwrap().insert("k", 1).unwrap();
+    // What `pickle.dump({'k': 1}, f, 4)` writes.
+    let plain = codec::dumps(&Value::Dict(vec![(Value::from("k"), Value::Int(1))]));
+    std::fs::write(&path, plain).unwrap();
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    let live = std::process::id();
+    // Another live process: a convert replaces a scratch file of its own process id.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let live = sleeper.id();
     let stale = [
         dir.path()
             .join(format!("scratch.mmdpickle.converting-{dead}")),
@@ -27,16 +35,27 @@ fn read_write_open_removes_stale_scratch_files() {
     for file in stale.iter().chain(&kept) {
         std::fs::write(file, b"partial").unwrap();
     }
+    let [converting, vacuuming] = &stale;
+    let mut m = MmapDict::open(&path).unwrap();
+    assert!(
+        !converting.exists(),
+        "the killed convert's file is still there"
+    );
+    assert!(vacuuming.exists(), "an open removed a vacuum's file");
+    MmapDict::open(&path).unwrap();
     MmapDict::open_readonly(&path).unwrap();
-    assert!(stale.iter().all(|file| file.exists()));
-    let m = MmapDict::open(&path).unwrap();
-    for file in &stale {
-        assert!(!file.exists(), "{} is still there", file.display());
-    }
+    assert!(vacuuming.exists(), "an open removed a vacuum's file");
+    m.vacuum().unwrap();
+    assert!(
+        !vacuuming.exists(),
+        "the killed vacuum's file is still there"
+    );
     for file in &kept {
         assert!(file.exists(), "{} was removed", file.display());
     }
     assert_eq!(m.get("k").unwrap().as_value(), Some(&Value::Int(1)));
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
 
 // A kill inside the very first open can leave an empty file (created, not yet written):
