@@ -785,7 +785,7 @@ class mmapdict(_MappingBase):
         """The array at ``place``: a ``numpy.memmap`` view of the handle's one map of the
         file (no open, no map, no page fault again per ``m[key]``)."""
         numpy = _import_numpy()
-        dtype = numpy.dtype(place.dtype)
+        dtype = _dtype_named(place.dtype)
         shape = tuple(place.shape)
         start = place.data_offset
         if self._maps is not None:
@@ -926,6 +926,17 @@ def _import_numpy() -> Any:
     import numpy
 
     return numpy
+
+
+# numpy's dtypes by name: parsing a name costs a microsecond, an array get about six.
+_DTYPES: dict[str, Any] = {}
+
+
+def _dtype_named(name: str) -> Any:
+    dtype = _DTYPES.get(name)
+    if dtype is None:
+        dtype = _DTYPES[name] = _import_numpy().dtype(name)
+    return dtype
 
 
 def _mappable(dtype: Any) -> bool:
