@@ -53,7 +53,9 @@ pub fn split_list_pickle(stream: &[u8]) -> Result<SplitList, Error> {
     let list = ListPickle::parse(stream)?;
     let mut copier = Copier::new(&list);
     let mut split = SplitList {
-        bytes: Vec::with_capacity(stream.len() + 3 * list.items.len()),
+        // Copies of shared parts make the items longer than the list (a page reserved and
+        // not touched costs nothing; a reallocation copies and touches all).
+        bytes: Vec::with_capacity(2 * stream.len() + 3 * list.items.len()),
         items: Vec::with_capacity(list.items.len()),
     };
     for item in 0..list.items.len() {
@@ -176,8 +178,8 @@ enum OpRole {
 #[derive(Debug)]
 struct SpecialOp {
     /// Where the op is in the stream.
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
     role: OpRole,
 }
 
@@ -185,10 +187,20 @@ struct SpecialOp {
 const NO_ITEM: u32 = u32::MAX;
 
 /// The end of the bytes of an object that is never whole (the list itself).
-const NEVER_WHOLE: usize = usize::MAX;
+const NEVER_WHOLE: u32 = u32::MAX;
+
+/// The bytes of the stream that build something: whole ops, from `start` to `end`.
+#[derive(Debug, Clone, Copy)]
+struct Built {
+    start: u32,
+    end: u32,
+    /// The first special op at or after `start` (its index in `special_ops`).
+    first_special: u32,
+}
 
 /// The stream's ops and what they build, found by one pass that follows the stack.
-/// Items and memo indices are counted in `u32`s (a stream of more is refused).
+/// Offsets, items and memo indices are `u32`s (a stream of 4 GiB or more is refused; its
+/// values are then pickled alone).
 #[derive(Debug)]
 struct ListPickle<'s> {
     stream: &'s [u8],
@@ -200,16 +212,17 @@ struct ListPickle<'s> {
     /// For each object stored in the memo: the bytes that build it, from its first op to the
     /// last that changed or stored it (ops above it in between are parts of it, or popped:
     /// CPython pops only what it built for the item). The list's own end is [`NEVER_WHOLE`].
-    objects: Vec<(usize, usize)>,
+    objects: Vec<Built>,
     /// The bytes of each item of the list, in order.
-    items: Vec<(usize, usize)>,
+    items: Vec<Built>,
 }
 
 /// An item on the unpickler's stack while the stream is followed.
 #[derive(Debug, Clone, Copy)]
 struct StackItem {
-    /// Where its first op starts.
-    first: usize,
+    /// Where its first op starts, and the first special op from there on.
+    first: u32,
+    first_special: u32,
     /// The object it is in `objects`, once stored in the memo ([`NO_ITEM`] before).
     object: u32,
 }
@@ -219,27 +232,37 @@ struct StackItem {
 struct Stack {
     /// The items on the stack; the list is the first.
     items: Vec<StackItem>,
-    /// Open marks: the number of items below each, and where its `MARK` starts.
-    marks: Vec<(usize, usize)>,
+    /// Open marks: the number of items below each, and where its `MARK` starts (and the
+    /// first special op from there on).
+    marks: Vec<(usize, (u32, u32))>,
 }
 
 fn too_many(at: u64) -> Error {
-    unsupported("?", "fewer than 2^32 items and memo indices", at)
+    unsupported(
+        "?",
+        "less than 4 GiB, fewer than 2^32 items and memo indices",
+        at,
+    )
 }
 
 impl<'s> ListPickle<'s> {
     fn parse(stream: &'s [u8]) -> Result<Self, Error> {
+        if u32::try_from(stream.len()).is_err() {
+            return Err(too_many(u64::from(u32::MAX)));
+        }
+        // Guesses that fit pickles of small values (pages reserved past what is used are
+        // never touched; growing by reallocation copies and touches more).
         let mut list = ListPickle {
             stream,
-            special_ops: Vec::new(),
-            stores: Vec::new(),
-            objects: Vec::new(),
+            special_ops: Vec::with_capacity(stream.len() / 8),
+            stores: Vec::with_capacity(stream.len() / 16),
+            objects: Vec::with_capacity(stream.len() / 16),
             items: Vec::new(),
         };
         let mut stack = Stack::default();
         // For each item of the list, counted from the first: where the last op that builds
         // it or touches it ends (0: none yet).
-        let mut last_op_ends: Vec<usize> = Vec::new();
+        let mut last_op_ends: Vec<u32> = Vec::with_capacity(stream.len() / 16);
         // The objects of the list's items taken in by the batches so far.
         let mut items_done: Vec<u32> = Vec::new();
         let mut stopped = false;
@@ -250,13 +273,16 @@ impl<'s> ListPickle<'s> {
                 return Err(unsupported("STOP", "no bytes after STOP", at));
             }
             let (op, len) = scan_op(rest).map_err(|error| error.shifted(at))?;
-            let start = offset;
+            // The stream is shorter than 4 GiB, and has fewer special ops than bytes.
+            let start = (offset as u32, list.special_ops.len() as u32);
             offset += len;
+            let end = offset as u32;
             let role = match (&op, stack.items.len(), stack.marks.len()) {
                 (Some(Op::Proto(_) | Op::Frame(_)), ..) => Some(OpRole::Skip),
                 (Some(Op::EmptyList), 0, 0) => {
                     stack.items.push(StackItem {
-                        first: start,
+                        first: start.0,
+                        first_special: start.1,
                         object: NO_ITEM,
                     });
                     Some(OpRole::Skip)
@@ -315,14 +341,14 @@ impl<'s> ListPickle<'s> {
                     if item >= last_op_ends.len() {
                         last_op_ends.resize(item + 1, 0);
                     }
-                    last_op_ends[item] = offset;
-                    list.follow(op.as_ref(), effect, start..offset, &mut stack, at)?
+                    last_op_ends[item] = end;
+                    list.follow(op.as_ref(), effect, start, end, &mut stack, at)?
                 }
             };
             if let Some(role) = role {
                 list.special_ops.push(SpecialOp {
-                    start,
-                    end: offset,
+                    start: start.0,
+                    end,
                     role,
                 });
             }
@@ -333,32 +359,37 @@ impl<'s> ListPickle<'s> {
                 stream.len() as u64,
             ));
         }
-        list.items = item_ranges(&last_op_ends, items_done.len())
+        list.items = item_ranges(&last_op_ends, items_done.len(), &list.special_ops)
             .ok_or_else(|| unsupported("LIST", "ops of each item of the list", 0))?;
         // An item of the list is built by its ops, memo stores after it included.
-        for (&object, &bytes) in items_done.iter().zip(&list.items) {
+        for (&object, &item) in items_done.iter().zip(&list.items) {
             if let Some(object_bytes) = list.objects.get_mut(object as usize) {
-                *object_bytes = bytes;
+                *object_bytes = item;
             }
         }
         Ok(list)
     }
 
-    /// A new object of the memo, built by the bytes from `first` to `end` so far.
-    fn new_object(&mut self, first: usize, end: usize, at: u64) -> Result<u32, Error> {
+    /// A new object of the memo, built by the bytes from `first` (where an op starts, and
+    /// the first special op from there on) to `end` so far.
+    fn new_object(&mut self, first: (u32, u32), end: u32, at: u64) -> Result<u32, Error> {
         let id = u32::try_from(self.objects.len())
             .ok()
             .filter(|&id| id != NO_ITEM)
             .ok_or_else(|| too_many(at))?;
-        self.objects.push((first, end));
+        self.objects.push(Built {
+            start: first.0,
+            end,
+            first_special: first.1,
+        });
         Ok(id)
     }
 
     /// Records that an op ending at `end` changed or stored the object `object`.
-    fn touch(&mut self, object: u32, end: usize) {
+    fn touch(&mut self, object: u32, end: u32) {
         if let Some(bytes) = self.objects.get_mut(object as usize) {
-            if bytes.1 != NEVER_WHOLE {
-                bytes.1 = end;
+            if bytes.end != NEVER_WHOLE {
+                bytes.end = end;
             }
         }
     }
@@ -380,14 +411,15 @@ impl<'s> ListPickle<'s> {
         Ok(index)
     }
 
-    /// Follows an op of an item (`None`: one that pushes a number, a string or bytes) at
-    /// `bytes` on the stack: which items it takes and makes; its role when it is not copied
-    /// as it is.
+    /// Follows an op of an item (`None`: one that pushes a number, a string or bytes) on the
+    /// stack: which items it takes and makes; its role when it is not copied as it is. The op
+    /// starts at `start` (and the special ops from `start.1` on come after it), ends at `end`.
     fn follow(
         &mut self,
         op: Option<&Op<'_>>,
         effect: StackEffect,
-        bytes: Range<usize>,
+        start: (u32, u32),
+        end: u32,
         stack: &mut Stack,
         at: u64,
     ) -> Result<Option<OpRole>, Error> {
@@ -397,7 +429,7 @@ impl<'s> ListPickle<'s> {
         let floor = stack.marks.last().map_or(1, |&(below, _)| below);
         let (takes, leaves) = match effect {
             StackEffect::Mark => {
-                stack.marks.push((stack.items.len(), bytes.start));
+                stack.marks.push((stack.items.len(), start));
                 return Ok(None);
             }
             StackEffect::Stop => return Err(unsupported("STOP", "one list", at)),
@@ -413,10 +445,11 @@ impl<'s> ListPickle<'s> {
                     // APPENDS, SETITEMS, ADDITEMS: the container below stays.
                     (1, 1) if stack.items.len() > floor => {
                         let container = stack.items.last().map_or(NO_ITEM, |item| item.object);
-                        self.touch(container, bytes.end);
+                        self.touch(container, end);
                     }
                     (0, 1) => stack.items.push(StackItem {
-                        first: mark_start,
+                        first: mark_start.0,
+                        first_special: mark_start.1,
                         object: NO_ITEM,
                     }),
                     (0, 0) => {}
@@ -434,7 +467,7 @@ impl<'s> ListPickle<'s> {
             Some(op @ (Op::Memoize | Op::Put(_) | Op::BinPut(_) | Op::LongBinPut(_))) => {
                 let object = match stack.items.last_mut() {
                     Some(item) if item.object == NO_ITEM => {
-                        item.object = self.new_object(item.first, bytes.end, at)?;
+                        item.object = self.new_object((item.first, item.first_special), end, at)?;
                         item.object
                     }
                     Some(item) => item.object,
@@ -453,16 +486,17 @@ impl<'s> ListPickle<'s> {
         if keeps_container {
             stack.items.truncate(first_taken + 1);
             let container = stack.items.last().map_or(NO_ITEM, |item| item.object);
-            self.touch(container, bytes.end);
+            self.touch(container, end);
         } else {
             let first = stack
                 .items
                 .get(first_taken)
-                .map_or(bytes.start, |item| item.first);
+                .map_or(start, |item| (item.first, item.first_special));
             stack.items.truncate(first_taken);
             for _ in 0..leaves {
                 stack.items.push(StackItem {
-                    first,
+                    first: first.0,
+                    first_special: first.1,
                     object: NO_ITEM,
                 });
             }
@@ -503,16 +537,30 @@ const PUSH: StackEffect = StackEffect::Items {
 /// what it built above an item, never below): item `i` ends where the last op of items
 /// `0..=i` ends, and starts where item `i - 1` ends (the first at 0). `None` when an item
 /// has no op of its own.
-fn item_ranges(last_op_ends: &[usize], n_items: usize) -> Option<Vec<(usize, usize)>> {
+fn item_ranges(
+    last_op_ends: &[u32],
+    n_items: usize,
+    special_ops: &[SpecialOp],
+) -> Option<Vec<Built>> {
     let mut ranges = Vec::with_capacity(n_items);
-    let mut start = 0;
+    let (mut start, mut first_special) = (0, 0);
     for item in 0..n_items {
         let end = start.max(*last_op_ends.get(item)?);
         if end == start {
             return None;
         }
-        ranges.push((start, end));
+        ranges.push(Built {
+            start,
+            end,
+            first_special: u32::try_from(first_special).ok()?,
+        });
         start = end;
+        while special_ops
+            .get(first_special)
+            .is_some_and(|special| special.start < start)
+        {
+            first_special += 1;
+        }
     }
     Some(ranges)
 }
@@ -554,9 +602,9 @@ impl<'l, 's> Copier<'l, 's> {
                 *own = 0;
             }
         }
-        let bytes = *self.list.items.get(item)?;
+        let built = *self.list.items.get(item)?;
         out.extend_from_slice(&[PROTO, 4]);
-        self.copy(bytes, out, 0)?;
+        self.copy(built, out, 0)?;
         out.push(STOP);
         // Stores that only other items read go, so that the entry's memo stays empty.
         // Bytes before the first store dropped stay; later ones move down over the gaps.
@@ -587,26 +635,20 @@ impl<'l, 's> Copier<'l, 's> {
         Some(self.stored.iter().any(|store| store.read))
     }
 
-    /// Copies the stream's bytes `bytes` (whole ops) into `out`, with what they read from
-    /// elsewhere built in.
-    fn copy(
-        &mut self,
-        (start, end): (usize, usize),
-        out: &mut Vec<u8>,
-        depth: usize,
-    ) -> Option<()> {
+    /// Copies the stream's bytes `built` into `out`, with what they read from elsewhere
+    /// built in.
+    fn copy(&mut self, built: Built, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         let list = self.list;
+        let (start, end) = (built.start as usize, built.end as usize);
         // The bytes between special ops are copied as they are, in one run each.
-        let first_special = list
-            .special_ops
-            .partition_point(|special| special.start < start);
         let mut run_start = start;
-        for special in list.special_ops.get(first_special..)? {
-            if special.start >= end {
+        for special in list.special_ops.get(built.first_special as usize..)? {
+            let special_start = special.start as usize;
+            if special_start >= end {
                 break;
             }
-            out.extend_from_slice(list.stream.get(run_start..special.start)?);
-            run_start = special.end;
+            out.extend_from_slice(list.stream.get(run_start..special_start)?);
+            run_start = special.end as usize;
             match special.role {
                 OpRole::Skip => {}
                 OpRole::Store(index) => {
@@ -640,7 +682,7 @@ impl<'l, 's> Copier<'l, 's> {
                         }
                         let (object, _) = *list.stores.get(index as usize)?;
                         let object_bytes = *list.objects.get(object as usize)?;
-                        if object_bytes.1 == NEVER_WHOLE {
+                        if object_bytes.end == NEVER_WHOLE {
                             return None;
                         }
                         self.copy(object_bytes, out, depth + 1)?;
