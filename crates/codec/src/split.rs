@@ -53,7 +53,9 @@ pub fn split_list_pickle(stream: &[u8]) -> Result<SplitList, Error> {
     let list = ListPickle::parse(stream)?;
     let mut copier = Copier::new(&list);
     let mut split = SplitList {
-        bytes: Vec::with_capacity(stream.len() + 3 * list.items.len()),
+        // Copies of shared parts make the items longer than the list (a page reserved and
+        // not touched costs nothing; a reallocation copies and touches all).
+        bytes: Vec::with_capacity(2 * stream.len() + 3 * list.items.len()),
         items: Vec::with_capacity(list.items.len()),
     };
     for item in 0..list.items.len() {
@@ -161,75 +163,107 @@ pub(crate) fn scan_op(rest: &[u8]) -> Result<(Option<Op<'_>>, usize), Error> {
     parse_op(rest).map(|(op, len)| (Some(op), len))
 }
 
-/// What becomes of one op of the stream in an item's own pickle.
+/// What becomes of an op of the stream that is not copied as it is into an item's own pickle.
 #[derive(Debug, Clone, Copy)]
 enum OpRole {
     /// Left out: `PROTO`, `FRAME`, the list and its batches.
     Skip,
-    /// Copied as it is.
-    Copy,
     /// A memo store of this index of the stream.
     Store(u32),
     /// A memo read of this index of the stream.
     Get(u32),
 }
 
+/// An op of the stream that is not copied as it is (most ops are: they are not recorded).
 #[derive(Debug)]
-struct OpRecord {
-    /// Where the op ends in the stream (it starts where the one before ends).
-    end: usize,
+struct SpecialOp {
+    /// Where the op is in the stream.
+    start: u32,
+    end: u32,
     role: OpRole,
 }
 
-/// No item (the list's own ops), or an item still on the stack.
+/// No item (the list's own ops), or an object never stored in the memo.
 const NO_ITEM: u32 = u32::MAX;
 
+/// The end of the bytes of an object that is never whole (the list itself).
+const NEVER_WHOLE: u32 = u32::MAX;
+
+/// The bytes of the stream that build something: whole ops, from `start` to `end`.
+#[derive(Debug, Clone, Copy)]
+struct Built {
+    start: u32,
+    end: u32,
+    /// The first special op at or after `start` (its index in `special_ops`).
+    first_special: u32,
+}
+
 /// The stream's ops and what they build, found by one pass that follows the stack.
-/// Ops, items and memo indices are counted in `u32`s (a stream of more is refused).
+/// Offsets, items and memo indices are `u32`s (a stream of 4 GiB or more is refused; its
+/// values are then pickled alone).
 #[derive(Debug)]
 struct ListPickle<'s> {
     stream: &'s [u8],
-    ops: Vec<OpRecord>,
-    /// For each memo index: the stack item stored there, and whether some GET reads it.
+    /// The ops not copied as they are, in stream order.
+    special_ops: Vec<SpecialOp>,
+    /// For each memo index: the object stored there (in `objects`), and whether some GET
+    /// reads it.
     stores: Vec<(u32, bool)>,
-    /// For each stack item: the ops that built it, from its first to the last that changed
-    /// or stored it (ops above it in between are parts of it, or popped: CPython pops only
-    /// what it built for the item). The list's own end is [`NO_ITEM`]: it is never whole.
-    item_ops: Vec<(u32, u32)>,
-    /// The ops of each item of the list, in order.
-    items: Vec<(u32, u32)>,
+    /// For each object stored in the memo: the bytes that build it, from its first op to the
+    /// last that changed or stored it (ops above it in between are parts of it, or popped:
+    /// CPython pops only what it built for the item). The list's own end is [`NEVER_WHOLE`].
+    objects: Vec<Built>,
+    /// The bytes of each item of the list, in order.
+    items: Vec<Built>,
+}
+
+/// An item on the unpickler's stack while the stream is followed.
+#[derive(Debug, Clone, Copy)]
+struct StackItem {
+    /// Where its first op starts, and the first special op from there on.
+    first: u32,
+    first_special: u32,
+    /// The object it is in `objects`, once stored in the memo ([`NO_ITEM`] before).
+    object: u32,
 }
 
 /// Where the unpickler's stack stands while the stream is followed.
 #[derive(Debug, Default)]
 struct Stack {
-    /// The items on the stack (ids in `item_ops`); the list is the first.
-    items: Vec<u32>,
-    /// Open marks: the number of items below each, and the op index of its `MARK`.
-    marks: Vec<(usize, u32)>,
+    /// The items on the stack; the list is the first.
+    items: Vec<StackItem>,
+    /// Open marks: the number of items below each, and where its `MARK` starts (and the
+    /// first special op from there on).
+    marks: Vec<(usize, (u32, u32))>,
 }
 
 fn too_many(at: u64) -> Error {
-    unsupported("?", "fewer than 2^32 ops", at)
+    unsupported(
+        "?",
+        "less than 4 GiB, fewer than 2^32 items and memo indices",
+        at,
+    )
 }
 
 impl<'s> ListPickle<'s> {
     fn parse(stream: &'s [u8]) -> Result<Self, Error> {
-        // Pickles of small values run two to three bytes an op (pages reserved past what is
-        // used are never touched).
-        let ops_guess = stream.len() / 2;
+        if u32::try_from(stream.len()).is_err() {
+            return Err(too_many(u64::from(u32::MAX)));
+        }
+        // Guesses that fit pickles of small values (pages reserved past what is used are
+        // never touched; growing by reallocation copies and touches more).
         let mut list = ListPickle {
             stream,
-            ops: Vec::with_capacity(ops_guess),
-            stores: Vec::new(),
-            item_ops: Vec::with_capacity(ops_guess),
+            special_ops: Vec::with_capacity(stream.len() / 8),
+            stores: Vec::with_capacity(stream.len() / 16),
+            objects: Vec::with_capacity(stream.len() / 16),
             items: Vec::new(),
         };
         let mut stack = Stack::default();
-        // For each op: the item of the list it builds, counted from the first ([`NO_ITEM`]
-        // for the list's own ops).
-        let mut op_items: Vec<u32> = Vec::with_capacity(ops_guess);
-        // The list's items taken in by the batches so far.
+        // For each item of the list, counted from the first: where the last op that builds
+        // it or touches it ends (0: none yet).
+        let mut last_op_ends: Vec<u32> = Vec::with_capacity(stream.len() / 16);
+        // The objects of the list's items taken in by the batches so far.
         let mut items_done: Vec<u32> = Vec::new();
         let mut stopped = false;
         let mut offset = 0;
@@ -239,39 +273,41 @@ impl<'s> ListPickle<'s> {
                 return Err(unsupported("STOP", "no bytes after STOP", at));
             }
             let (op, len) = scan_op(rest).map_err(|error| error.shifted(at))?;
-            let op_index = u32::try_from(list.ops.len())
-                .ok()
-                .filter(|&index| index != NO_ITEM)
-                .ok_or_else(|| too_many(at))?;
+            // The stream is shorter than 4 GiB, and has fewer special ops than bytes.
+            let start = (offset as u32, list.special_ops.len() as u32);
             offset += len;
-            let mut op_item = NO_ITEM;
+            let end = offset as u32;
             let role = match (&op, stack.items.len(), stack.marks.len()) {
-                (Some(Op::Proto(_) | Op::Frame(_)), ..) => OpRole::Skip,
+                (Some(Op::Proto(_) | Op::Frame(_)), ..) => Some(OpRole::Skip),
                 (Some(Op::EmptyList), 0, 0) => {
-                    let list_item = list.new_item(op_index, NO_ITEM, at)?;
-                    stack.items.push(list_item);
-                    OpRole::Skip
+                    stack.items.push(StackItem {
+                        first: start.0,
+                        first_special: start.1,
+                        object: NO_ITEM,
+                    });
+                    Some(OpRole::Skip)
                 }
                 (
                     Some(op @ (Op::Memoize | Op::Put(_) | Op::BinPut(_) | Op::LongBinPut(_))),
                     1,
                     0,
                 ) => {
-                    list.store(op, 0, at)?;
-                    OpRole::Skip
+                    let object = list.new_object(start, NEVER_WHOLE, at)?;
+                    list.store(op, object, at)?;
+                    Some(OpRole::Skip)
                 }
                 (Some(Op::Mark), 1, 0) => {
-                    stack.marks.push((1, op_index));
-                    OpRole::Skip
+                    stack.marks.push((1, start));
+                    Some(OpRole::Skip)
                 }
                 (Some(Op::Stop), 1, 0) => {
                     stopped = true;
-                    OpRole::Skip
+                    Some(OpRole::Skip)
                 }
                 (Some(Op::Appends), _, 1) => {
-                    items_done.extend(stack.items.drain(1..));
+                    items_done.extend(stack.items.drain(1..).map(|item| item.object));
                     stack.marks.clear();
-                    OpRole::Skip
+                    Some(OpRole::Skip)
                 }
                 (_, _, 0) => {
                     let name = op.as_ref().map_or("?", Op::name);
@@ -298,15 +334,24 @@ impl<'s> ListPickle<'s> {
                         }
                         (None, _) => stack.items.len(),
                     };
-                    op_item = u32::try_from(items_done.len() + position.saturating_sub(1))
-                        .ok()
-                        .filter(|&item| item != NO_ITEM)
-                        .ok_or_else(|| too_many(at))?;
-                    list.follow(op.as_ref(), effect, op_index, &mut stack, at)?
+                    let item = items_done.len() + position.saturating_sub(1);
+                    if item >= NO_ITEM as usize {
+                        return Err(too_many(at));
+                    }
+                    if item >= last_op_ends.len() {
+                        last_op_ends.resize(item + 1, 0);
+                    }
+                    last_op_ends[item] = end;
+                    list.follow(op.as_ref(), effect, start, end, &mut stack, at)?
                 }
             };
-            list.ops.push(OpRecord { end: offset, role });
-            op_items.push(op_item);
+            if let Some(role) = role {
+                list.special_ops.push(SpecialOp {
+                    start: start.0,
+                    end,
+                    role,
+                });
+            }
         }
         if !stopped {
             return Err(Error::new(
@@ -314,38 +359,43 @@ impl<'s> ListPickle<'s> {
                 stream.len() as u64,
             ));
         }
-        list.items = item_ranges(op_items, items_done.len())
+        list.items = item_ranges(&last_op_ends, items_done.len(), &list.special_ops)
             .ok_or_else(|| unsupported("LIST", "ops of each item of the list", 0))?;
         // An item of the list is built by its ops, memo stores after it included.
-        for (&id, &ops) in items_done.iter().zip(&list.items) {
-            if let Some(item_ops) = list.item_ops.get_mut(id as usize) {
-                *item_ops = ops;
+        for (&object, &item) in items_done.iter().zip(&list.items) {
+            if let Some(object_bytes) = list.objects.get_mut(object as usize) {
+                *object_bytes = item;
             }
         }
         Ok(list)
     }
 
-    /// A new item, built by the ops from `first_op` to `last_op` so far.
-    fn new_item(&mut self, first_op: u32, last_op: u32, at: u64) -> Result<u32, Error> {
-        let id = u32::try_from(self.item_ops.len())
+    /// A new object of the memo, built by the bytes from `first` (where an op starts, and
+    /// the first special op from there on) to `end` so far.
+    fn new_object(&mut self, first: (u32, u32), end: u32, at: u64) -> Result<u32, Error> {
+        let id = u32::try_from(self.objects.len())
             .ok()
             .filter(|&id| id != NO_ITEM)
             .ok_or_else(|| too_many(at))?;
-        self.item_ops.push((first_op, last_op.saturating_add(1)));
+        self.objects.push(Built {
+            start: first.0,
+            end,
+            first_special: first.1,
+        });
         Ok(id)
     }
 
-    /// Records that op `op_index` changed or stored `item`.
-    fn touch(&mut self, item: u32, op_index: u32) {
-        if let Some(ops) = self.item_ops.get_mut(item as usize) {
-            if ops.1 != NO_ITEM {
-                ops.1 = op_index + 1;
+    /// Records that an op ending at `end` changed or stored the object `object`.
+    fn touch(&mut self, object: u32, end: u32) {
+        if let Some(bytes) = self.objects.get_mut(object as usize) {
+            if bytes.end != NEVER_WHOLE {
+                bytes.end = end;
             }
         }
     }
 
-    /// Records a memo store of `item`: its index must be the next one, as `MEMOIZE`'s is.
-    fn store(&mut self, op: &Op<'_>, item: u32, at: u64) -> Result<u32, Error> {
+    /// Records a memo store of `object`: its index must be the next one, as `MEMOIZE`'s is.
+    fn store(&mut self, op: &Op<'_>, object: u32, at: u64) -> Result<u32, Error> {
         let index = self.stores.len() as u64;
         let explicit = match *op {
             Op::Put(index) => Some(index),
@@ -357,33 +407,35 @@ impl<'s> ListPickle<'s> {
             return Err(unsupported(op.name(), "memo indices in order", at));
         }
         let index = u32::try_from(index).map_err(|_| too_many(at))?;
-        self.stores.push((item, false));
+        self.stores.push((object, false));
         Ok(index)
     }
 
-    /// Follows an op of an item (`None`: one that pushes a string or bytes) on the stack:
-    /// which items it takes and makes.
+    /// Follows an op of an item (`None`: one that pushes a number, a string or bytes) on the
+    /// stack: which items it takes and makes; its role when it is not copied as it is. The op
+    /// starts at `start` (and the special ops from `start.1` on come after it), ends at `end`.
     fn follow(
         &mut self,
         op: Option<&Op<'_>>,
         effect: StackEffect,
-        op_index: u32,
+        start: (u32, u32),
+        end: u32,
         stack: &mut Stack,
         at: u64,
-    ) -> Result<OpRole, Error> {
+    ) -> Result<Option<OpRole>, Error> {
         let name = op.map_or("?", Op::name);
         let underflow = || Error::new(ErrorKind::StackUnderflow { opcode: name }, at);
         // Items below the innermost mark (or the list) are out of reach.
         let floor = stack.marks.last().map_or(1, |&(below, _)| below);
         let (takes, leaves) = match effect {
             StackEffect::Mark => {
-                stack.marks.push((stack.items.len(), op_index));
-                return Ok(OpRole::Copy);
+                stack.marks.push((stack.items.len(), start));
+                return Ok(None);
             }
             StackEffect::Stop => return Err(unsupported("STOP", "one list", at)),
             StackEffect::ClosesMark { takes, leaves } => {
                 // The batch's MARK is closed by its APPENDS only.
-                let (below, mark_op) = match stack.marks.pop() {
+                let (below, mark_start) = match stack.marks.pop() {
                     Some(mark) if !stack.marks.is_empty() => mark,
                     _ => return Err(Error::new(ErrorKind::MissingMark { opcode: name }, at)),
                 };
@@ -392,17 +444,18 @@ impl<'s> ListPickle<'s> {
                 match (takes, leaves) {
                     // APPENDS, SETITEMS, ADDITEMS: the container below stays.
                     (1, 1) if stack.items.len() > floor => {
-                        let container = stack.items.last().copied().unwrap_or(NO_ITEM);
-                        self.touch(container, op_index);
+                        let container = stack.items.last().map_or(NO_ITEM, |item| item.object);
+                        self.touch(container, end);
                     }
-                    (0, 1) => {
-                        let item = self.new_item(mark_op, op_index, at)?;
-                        stack.items.push(item);
-                    }
+                    (0, 1) => stack.items.push(StackItem {
+                        first: mark_start.0,
+                        first_special: mark_start.1,
+                        object: NO_ITEM,
+                    }),
                     (0, 0) => {}
                     _ => return Err(underflow()),
                 }
-                return Ok(OpRole::Copy);
+                return Ok(None);
             }
             StackEffect::Items { takes, leaves } => (takes, leaves),
         };
@@ -412,31 +465,40 @@ impl<'s> ListPickle<'s> {
         let first_taken = stack.items.len() - takes;
         let (role, keeps_container) = match op {
             Some(op @ (Op::Memoize | Op::Put(_) | Op::BinPut(_) | Op::LongBinPut(_))) => {
-                let item = stack.items.last().copied().unwrap_or(NO_ITEM);
-                (OpRole::Store(self.store(op, item, at)?), true)
+                let object = match stack.items.last_mut() {
+                    Some(item) if item.object == NO_ITEM => {
+                        item.object = self.new_object((item.first, item.first_special), end, at)?;
+                        item.object
+                    }
+                    Some(item) => item.object,
+                    None => NO_ITEM,
+                };
+                (Some(OpRole::Store(self.store(op, object, at)?)), true)
             }
-            Some(&Op::Get(index)) => (self.read(name, index, at)?, false),
-            Some(&Op::BinGet(index)) => (self.read(name, u64::from(index), at)?, false),
-            Some(&Op::LongBinGet(index)) => (self.read(name, u64::from(index), at)?, false),
+            Some(&Op::Get(index)) => (Some(self.read(name, index, at)?), false),
+            Some(&Op::BinGet(index)) => (Some(self.read(name, u64::from(index), at)?), false),
+            Some(&Op::LongBinGet(index)) => (Some(self.read(name, u64::from(index), at)?), false),
             Some(Op::Dup) => return Err(unsupported(name, "no DUP", at)),
             // The lowest item taken stays (the same object); the others go into it.
-            Some(Op::Append | Op::SetItem | Op::Build) => (OpRole::Copy, true),
-            _ => (OpRole::Copy, false),
+            Some(Op::Append | Op::SetItem | Op::Build) => (None, true),
+            _ => (None, false),
         };
         if keeps_container {
             stack.items.truncate(first_taken + 1);
-            let container = stack.items.last().copied().unwrap_or(NO_ITEM);
-            self.touch(container, op_index);
+            let container = stack.items.last().map_or(NO_ITEM, |item| item.object);
+            self.touch(container, end);
         } else {
-            let first_op = stack
+            let first = stack
                 .items
                 .get(first_taken)
-                .and_then(|&item| self.item_ops.get(item as usize))
-                .map_or(op_index, |ops| ops.0);
+                .map_or(start, |item| (item.first, item.first_special));
             stack.items.truncate(first_taken);
             for _ in 0..leaves {
-                let item = self.new_item(first_op, op_index, at)?;
-                stack.items.push(item);
+                stack.items.push(StackItem {
+                    first: first.0,
+                    first_special: first.1,
+                    object: NO_ITEM,
+                });
             }
         }
         Ok(role)
@@ -462,14 +524,6 @@ impl<'s> ListPickle<'s> {
             )),
         }
     }
-
-    /// Where op `op_index` starts in the stream.
-    fn op_start(&self, op_index: u32) -> usize {
-        op_index
-            .checked_sub(1)
-            .and_then(|before| self.ops.get(before as usize))
-            .map_or(0, |op| op.end)
-    }
 }
 
 /// The stack effect of the ops [`scan_op`] skips by their length.
@@ -478,31 +532,35 @@ const PUSH: StackEffect = StackEffect::Items {
     leaves: 1,
 };
 
-/// The op ranges of `n_items` items from the item of each op ([`NO_ITEM`] for the list's own
-/// ops). An item's ops are those from its first to the last op that touches it or an
-/// earlier item (CPython pops what it built above an item, never below): item `i` takes
-/// every op whose lowest item touched from there on is `i`.
-fn item_ranges(mut op_items: Vec<u32>, n_items: usize) -> Option<Vec<(u32, u32)>> {
-    // Each op's item becomes the lowest item of the ops from it on.
-    let mut lowest = NO_ITEM;
-    for item in op_items.iter_mut().rev() {
-        lowest = lowest.min(*item);
-        *item = lowest;
-    }
+/// The bytes of `n_items` items from where the last op of each ends (0: none). An item's ops
+/// are those from its first to the last op that touches it or an earlier item (CPython pops
+/// what it built above an item, never below): item `i` ends where the last op of items
+/// `0..=i` ends, and starts where item `i - 1` ends (the first at 0). `None` when an item
+/// has no op of its own.
+fn item_ranges(
+    last_op_ends: &[u32],
+    n_items: usize,
+    special_ops: &[SpecialOp],
+) -> Option<Vec<Built>> {
     let mut ranges = Vec::with_capacity(n_items);
-    let mut op_index = 0;
-    for item in 0..u32::try_from(n_items).ok()? {
-        while op_items.get(op_index).is_some_and(|&lowest| lowest < item) {
-            op_index += 1;
-        }
-        let start = op_index;
-        while op_items.get(op_index) == Some(&item) {
-            op_index += 1;
-        }
-        if start == op_index {
+    let (mut start, mut first_special) = (0, 0);
+    for item in 0..n_items {
+        let end = start.max(*last_op_ends.get(item)?);
+        if end == start {
             return None;
         }
-        ranges.push((u32::try_from(start).ok()?, u32::try_from(op_index).ok()?));
+        ranges.push(Built {
+            start,
+            end,
+            first_special: u32::try_from(first_special).ok()?,
+        });
+        start = end;
+        while special_ops
+            .get(first_special)
+            .is_some_and(|special| special.start < start)
+        {
+            first_special += 1;
+        }
     }
     Some(ranges)
 }
@@ -544,9 +602,9 @@ impl<'l, 's> Copier<'l, 's> {
                 *own = 0;
             }
         }
-        let ops = *self.list.items.get(item)?;
+        let built = *self.list.items.get(item)?;
         out.extend_from_slice(&[PROTO, 4]);
-        self.copy(ops, out, 0)?;
+        self.copy(built, out, 0)?;
         out.push(STOP);
         // Stores that only other items read go, so that the entry's memo stays empty.
         // Bytes before the first store dropped stay; later ones move down over the gaps.
@@ -577,28 +635,23 @@ impl<'l, 's> Copier<'l, 's> {
         Some(self.stored.iter().any(|store| store.read))
     }
 
-    /// Copies the ops `ops` into `out`, with what they read from elsewhere built in.
-    fn copy(&mut self, (first, end): (u32, u32), out: &mut Vec<u8>, depth: usize) -> Option<()> {
+    /// Copies the stream's bytes `built` into `out`, with what they read from elsewhere
+    /// built in.
+    fn copy(&mut self, built: Built, out: &mut Vec<u8>, depth: usize) -> Option<()> {
         let list = self.list;
-        let mut start = list.op_start(first);
-        // Ops copied as they are go in runs, one copy each.
-        let mut run = start..start;
-        for op in list.ops.get(first as usize..end as usize)? {
-            let op_bytes = start..op.end;
-            start = op.end;
-            if let OpRole::Copy = op.role {
-                if run.end != op_bytes.start {
-                    out.extend_from_slice(list.stream.get(run)?);
-                    run = op_bytes.start..op_bytes.start;
-                }
-                run.end = op_bytes.end;
-                continue;
+        let (start, end) = (built.start as usize, built.end as usize);
+        // The bytes between special ops are copied as they are, in one run each.
+        let mut run_start = start;
+        for special in list.special_ops.get(built.first_special as usize..)? {
+            let special_start = special.start as usize;
+            if special_start >= end {
+                break;
             }
-            match op.role {
-                OpRole::Skip | OpRole::Copy => {}
+            out.extend_from_slice(list.stream.get(run_start..special_start)?);
+            run_start = special.end as usize;
+            match special.role {
+                OpRole::Skip => {}
                 OpRole::Store(index) => {
-                    out.extend_from_slice(list.stream.get(run.clone())?);
-                    run = op_bytes.end..op_bytes.end;
                     let own = self.own_index.get_mut(index as usize)?;
                     if *own != 0 {
                         // Stored twice: a structure that refers back to itself across items.
@@ -617,31 +670,27 @@ impl<'l, 's> Copier<'l, 's> {
                         read: false,
                     });
                 }
-                OpRole::Get(index) => {
-                    out.extend_from_slice(list.stream.get(run.clone())?);
-                    run = op_bytes.end..op_bytes.end;
-                    match self.own_index.get(index as usize)?.checked_sub(1) {
-                        Some(own) => {
-                            self.stored.get_mut(own as usize)?.read = true;
-                            encode_op(&get_op(own), out);
-                        }
-                        None => {
-                            // Stored by an earlier item: build it here, with its store.
-                            if depth == MAX_COPY_DEPTH {
-                                return None;
-                            }
-                            let (item, _) = *list.stores.get(index as usize)?;
-                            let item_ops = *list.item_ops.get(item as usize)?;
-                            if item_ops.1 == NO_ITEM {
-                                return None;
-                            }
-                            self.copy(item_ops, out, depth + 1)?;
-                        }
+                OpRole::Get(index) => match self.own_index.get(index as usize)?.checked_sub(1) {
+                    Some(own) => {
+                        self.stored.get_mut(own as usize)?.read = true;
+                        encode_op(&get_op(own), out);
                     }
-                }
+                    None => {
+                        // Stored by an earlier item: build it here, with its store.
+                        if depth == MAX_COPY_DEPTH {
+                            return None;
+                        }
+                        let (object, _) = *list.stores.get(index as usize)?;
+                        let object_bytes = *list.objects.get(object as usize)?;
+                        if object_bytes.end == NEVER_WHOLE {
+                            return None;
+                        }
+                        self.copy(object_bytes, out, depth + 1)?;
+                    }
+                },
             }
         }
-        out.extend_from_slice(list.stream.get(run)?);
+        out.extend_from_slice(list.stream.get(run_start..end)?);
         Some(())
     }
 }

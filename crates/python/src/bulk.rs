@@ -23,15 +23,11 @@ const ALONE_LEN: usize = 64 << 10;
 pub(crate) struct Pickled {
     /// Those split out of one pickle of the list of all the others.
     split: Option<SplitList>,
-    /// Where each value's pickle is.
-    places: Vec<PickleAt>,
-}
-
-enum PickleAt {
-    /// In the split list, at this position.
-    Split(usize),
-    /// Pickled alone.
-    Alone(Py<PyBytes>),
+    /// The values left out of that list (long strings and bytes), by index, in order.
+    long: Vec<usize>,
+    /// The values pickled alone (left out of the list, or not split out of it), by index,
+    /// in order.
+    alone: Vec<(usize, Py<PyBytes>)>,
 }
 
 impl Pickled {
@@ -41,29 +37,30 @@ impl Pickled {
     /// a long string or bytes are pickled alone.
     pub(crate) fn new(py: Python<'_>, values: &Bound<'_, PyList>) -> PyResult<Self> {
         let dumps = py.import("pickle")?.getattr("dumps")?;
-        let long = |value: &Bound<'_, PyAny>| {
+        let is_long = |value: &Bound<'_, PyAny>| {
             (value.is_instance_of::<PyBytes>()
                 || value.is_instance_of::<PyString>()
                 || value.is_instance_of::<PyByteArray>())
                 && value.len().is_ok_and(|len| len >= ALONE_LEN)
         };
-        let mut positions = Vec::with_capacity(values.len());
-        let mut batched = 0;
-        for value in values.iter() {
-            positions.push((!long(&value)).then(|| {
-                batched += 1;
-                batched - 1
-            }));
-        }
+        let long: Vec<usize> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(index, value)| is_long(&value).then_some(index))
+            .collect();
+        let batched = values.len() - long.len();
         let split = match batched {
             // CPython writes a list of one item otherwise; one pickle is as fast.
             0 | 1 => None,
             _ => {
-                let list = if batched == values.len() {
+                let list = if long.is_empty() {
                     values.clone()
                 } else {
-                    let short = values.iter().zip(&positions).filter(|(_, at)| at.is_some());
-                    PyList::new(py, short.map(|(value, _)| value))?
+                    let short = values
+                        .iter()
+                        .enumerate()
+                        .filter(|(index, _)| long.binary_search(index).is_err());
+                    PyList::new(py, short.map(|(_, value)| value))?
                 };
                 let stream = dumps.call1((list, 4))?.cast_into::<PyBytes>()?;
                 let stream = stream.as_bytes();
@@ -73,22 +70,28 @@ impl Pickled {
                     .filter(|split| split.len() == batched)
             }
         };
+        let mut pickled = Pickled {
+            split,
+            long,
+            alone: Vec::new(),
+        };
         // Only the values pickled alone are taken from the list again.
-        let places = positions
-            .into_iter()
-            .enumerate()
-            .map(|(index, position)| {
-                match position.filter(|&at| split.as_ref().is_some_and(|s| s.get(at).is_some())) {
-                    Some(at) => Ok(PickleAt::Split(at)),
-                    None => {
-                        let value = values.get_item(index)?;
-                        let stream = dumps.call1((value, 4))?.cast_into::<PyBytes>()?;
-                        Ok(PickleAt::Alone(stream.unbind()))
-                    }
-                }
-            })
-            .collect::<PyResult<_>>()?;
-        Ok(Pickled { split, places })
+        for index in 0..values.len() {
+            if pickled.split_position(index).is_none() {
+                let stream = dumps.call1((values.get_item(index)?, 4))?;
+                pickled
+                    .alone
+                    .push((index, stream.cast_into::<PyBytes>()?.unbind()));
+            }
+        }
+        Ok(pickled)
+    }
+
+    /// Where value `index` is in the split list, if it was split out of it.
+    fn split_position(&self, index: usize) -> Option<usize> {
+        let long_before = self.long.binary_search(&index).err()?;
+        let position = index - long_before;
+        self.split.as_ref()?.get(position).map(|_| position)
     }
 
     /// What stores value `item` as `key`: its item of the split list, or its own pickle.
@@ -98,17 +101,15 @@ impl Pickled {
         item: usize,
         key: &'a str,
     ) -> Option<NewValue<'a>> {
-        match self.places.get(item)? {
-            PickleAt::Split(at) => Some(NewValue::Split {
-                key,
-                split: self.split.as_ref()?,
-                item: *at,
-            }),
-            PickleAt::Alone(stream) => Some(NewValue::Pickle {
-                key,
-                stream: stream.as_bytes(py),
-            }),
+        if let Ok(at) = self.alone.binary_search_by_key(&item, |(index, _)| *index) {
+            let stream = self.alone.get(at)?.1.as_bytes(py);
+            return Some(NewValue::Pickle { key, stream });
         }
+        Some(NewValue::Split {
+            key,
+            split: self.split.as_ref()?,
+            item: self.split_position(item)?,
+        })
     }
 }
 

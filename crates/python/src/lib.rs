@@ -209,6 +209,15 @@ enum NewValue<'a> {
 }
 
 impl NewValue<'_> {
+    /// The length of its pickle, if it has one (about its value's length in the file).
+    fn pickle_len(&self) -> usize {
+        match self {
+            NewValue::Pickle { stream, .. } => stream.len(),
+            NewValue::Split { split, item, .. } => split.get(*item).map_or(0, <[u8]>::len),
+            _ => 0,
+        }
+    }
+
     fn key(&self) -> &str {
         match self {
             NewValue::Pickle { key, .. } | NewValue::Split { key, .. } => key,
@@ -534,30 +543,44 @@ impl NativeDict {
         if self.read(py, |dict| Ok(dict.is_readonly()))? {
             return Err(not_writable());
         }
-        let list = values;
-        let values: Vec<_> = list.iter().collect();
-        let (special, generic): (Vec<usize>, Vec<usize>) = (0..values.len()).partition(|&index| {
-            let value_type = values[index].get_type();
-            special_types.iter().any(|special| value_type.is(special))
-        });
+        // The values of special types (usually none), by index.
+        let special: Vec<(usize, Bound<'_, PyAny>)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, value)| {
+                let value_type = value.get_type();
+                special_types.iter().any(|special| value_type.is(special))
+            })
+            .collect();
+        let is_generic = |index: &usize| {
+            special
+                .binary_search_by_key(index, |(special, _)| *special)
+                .is_err()
+        };
         let generic_values = if special.is_empty() {
-            list
+            values.clone()
         } else {
-            PyList::new(py, generic.iter().map(|&index| &values[index]))?
+            let generic = values
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| is_generic(index));
+            PyList::new(py, generic.map(|(_, value)| value))?
         };
         let pickled = bulk::Pickled::new(py, &generic_values)?;
         let made = special
             .iter()
-            .map(|&index| new_record.call1((keys.get(index), &values[index])))
+            .map(|(index, value)| new_record.call1((keys.get(*index), value)))
             .collect::<PyResult<Vec<_>>>()?;
         let records = made.iter().map(Record::of).collect::<PyResult<Vec<_>>>()?;
-        let mut ordered: Vec<Option<NewValue<'_>>> =
-            std::iter::repeat_with(|| None).take(values.len()).collect();
-        for (item, &index) in generic.iter().enumerate() {
-            ordered[index] = pickled.new_value(py, item, keys.get(index));
-        }
-        for (&index, record) in special.iter().zip(&records) {
-            ordered[index] = Some(record.new_value(py));
+        let mut ordered: Vec<Option<NewValue<'_>>> = Vec::with_capacity(values.len());
+        let (mut records, mut item) = (records.iter(), 0);
+        for index in 0..values.len() {
+            ordered.push(if is_generic(&index) {
+                item += 1;
+                pickled.new_value(py, item - 1, keys.get(index))
+            } else {
+                records.next().map(|record| record.new_value(py))
+            });
         }
         // Every value has its record (a missing one would silently drop its key).
         let new_values = ordered
@@ -593,6 +616,7 @@ impl NativeDict {
         let inserted = self.change(py, |dict| {
             dict.write(|tx| {
                 tx.expect_keys(new_values.iter().map(NewValue::key));
+                tx.expect_value_bytes(new_values.iter().map(NewValue::pickle_len).sum());
                 for value in new_values {
                     match value {
                         NewValue::Pickle { key, stream } => tx.insert_pickle(key, stream)?,

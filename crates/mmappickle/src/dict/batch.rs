@@ -176,6 +176,12 @@ impl Transaction<'_> {
         self.batch.expect_keys(keys);
     }
 
+    /// Prepares for inserts whose values take about `value_bytes` in all (a hint: see
+    /// [`Batch::expect_value_bytes`](mmappickle_container::Batch::expect_value_bytes)).
+    pub fn expect_value_bytes(&mut self, value_bytes: usize) {
+        self.batch.expect_value_bytes(value_bytes);
+    }
+
     /// Stores item `item` of `split` (the pickle of a list cut by
     /// [`split_list_pickle`](crate::split_list_pickle)) as `key`, as
     /// [`Transaction::insert_pickle`] stores that item's pickle, without reading its ops
