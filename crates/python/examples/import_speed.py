@@ -25,7 +25,7 @@ import tempfile
 import numpy as np
 from mmappickle import mmapdict
 
-START = "import numpy, time\nstarted = time.perf_counter()\n"
+START = "import importlib.util, numpy, time\nstarted = time.perf_counter()\n"
 STOP = "\nprint(time.perf_counter() - started)"
 
 
@@ -49,8 +49,8 @@ def rows(path: str, safetensors_path: str | None) -> dict[str, str]:
     native = importlib.util.find_spec("mmappickle._native")
     assert native is not None and native.origin is not None
     found = {
-        "extension module alone": "import importlib.util as u\n"
-        f"u.module_from_spec(u.spec_from_file_location('mmappickle._native', {native.origin!r}))",
+        "extension module alone": "importlib.util.module_from_spec(importlib.util."
+        f"spec_from_file_location('mmappickle._native', {native.origin!r}))",
         "import mmappickle": "import mmappickle",
         "import + open": f"from mmappickle import mmapdict\nm = mmapdict({path!r}, True)",
         "import + open + keys": f"from mmappickle import mmapdict\nmmapdict({path!r}, True).keys()",
