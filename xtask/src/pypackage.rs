@@ -10,14 +10,15 @@ use crate::{docs, run, spawn_step, step, wheel, workspace_root, Result};
 
 pub const PACKAGE_DIR: &str = "crates/python";
 
-/// Builds the release wheel into `target/wheels/mmappickle-rs/` and returns its path: the
-/// wheel users get (`xtask/src/wheel.rs`: abi3, manylinux_2_17).
+/// Builds the wheel into `target/wheels/mmappickle-rs/` and returns its path: the wheel users
+/// get (`xtask/src/wheel.rs`: abi3, manylinux_2_17), with the Cargo profile `wheel` that the
+/// package's pyproject names (so that pip building the sdist uses it too).
 pub fn build_wheel(build_python: &Path) -> Result<PathBuf> {
     let out_dir = workspace_root().join("target/wheels/mmappickle-rs");
     // One wheel in the directory: the one built now (the sdist beside it stays).
     wheel::remove_files_ending(&out_dir, ".whl")?;
     run(wheel::maturin(build_python, "build")?
-        .args(["--release", "--quiet"])
+        .arg("--quiet")
         .args(wheel::MANYLINUX_OPTIONS)
         .arg("-o")
         .arg(&out_dir))?;

@@ -1,18 +1,17 @@
 """``mmapdict``: the dict stored in a file (the file format itself is handled in Rust)."""
 
-from __future__ import annotations
-
 import io
 import os
 import pickle
 import sys
+import weakref
 from collections.abc import ItemsView, Mapping, MutableMapping, ValuesView
 
 from . import _native
-from .picklers.base import ArrayPickler, BasePickler, GenericPickler, MaskedArrayPickler
 
-# ``typing`` is not imported at run time (opening a file and listing its keys needs nothing
-# but this module and the Rust half).
+# Neither ``typing`` nor ``__future__`` is imported at run time (opening a file and listing its
+# keys needs nothing but this module and the Rust half): the annotations that Python 3.9
+# cannot evaluate when a function is defined are quoted.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
@@ -26,6 +25,114 @@ if TYPE_CHECKING:
     _ItemsBase = ItemsView[str, Any]
 else:
     _MappingBase, _ValuesBase, _ItemsBase = MutableMapping, ValuesView, ItemsView
+
+
+# The picklers, defined here so that opening a file imports no module of ours but this one
+# and the Rust half; their module is ``mmappickle.picklers.base``, which re-exports them.
+class BasePickler:
+    """Picklers are tried in decreasing priority order."""
+
+    __module__ = "mmappickle.picklers.base"
+
+    priority: int = 0
+
+    def __init__(self, parent_object: "mmapdict") -> None:
+        self._parent_object = weakref.ref(parent_object)
+
+    @property
+    def _file(self) -> "IO[bytes]":
+        """The dict's file object: ``seek``, ``read``, ``write``, ``tell``, ``fileno``."""
+        parent = self._parent_object()
+        if parent is None:
+            raise ValueError("the mmapdict of this pickler was freed")
+        return parent._file
+
+    def is_valid(self, offset: int, length: int) -> bool:
+        """Whether the value of ``length`` bytes at ``offset`` is one this pickler reads."""
+        return False
+
+    def is_picklable(self, obj: "Any") -> bool:
+        """Whether this pickler can write ``obj``."""
+        return False
+
+    def read(self, offset: int, length: int) -> "tuple[Any, int]":
+        """The value at ``offset`` and the length read."""
+        raise NotImplementedError("Should be subclassed")
+
+    def write(self, obj: "Any", offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
+        """Writes ``obj`` at ``offset``: ``(number of bytes, next free memo index)``."""
+        raise NotImplementedError("Should be subclassed")
+
+    def _pickle_load_fix(self, p: bytes) -> "Any":
+        """The value of the entry value bytes ``p`` (``pickle.loads`` of them made whole)."""
+        return pickle.loads(_native.value_pickle(p))
+
+    def _pickle_dump_fix(self, obj: "Any", memo_start_idx: int = 0) -> tuple[bytes, int]:
+        """``obj`` pickled as entry value bytes whose memo indices start at
+        ``memo_start_idx``: ``(bytes, next free memo index)``."""
+        return _native.entry_value(pickle.dumps(obj, 4), memo_start_idx)
+
+
+class GenericPickler(BasePickler):
+    """Any picklable value: ``pickle.dumps(value, 4)``, framed into the file by Rust."""
+
+    __module__ = "mmappickle.picklers.base"
+
+    priority = -100
+
+    def is_valid(self, offset: int, length: int) -> bool:
+        return True
+
+    def is_picklable(self, obj: "Any") -> bool:
+        return True
+
+    def read(self, offset: int, length: int) -> "tuple[Any, int]":
+        file = self._file
+        position = file.tell()
+        try:
+            file.seek(offset, io.SEEK_SET)
+            return self._pickle_load_fix(file.read(length)), length
+        finally:
+            file.seek(position)
+
+    def write(self, obj: "Any", offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
+        file = self._file
+        position = file.tell()
+        try:
+            file.seek(offset, io.SEEK_SET)
+            data, memo_max = self._pickle_dump_fix(obj, memo_start_idx)
+            return file.write(data), memo_max
+        finally:
+            file.seek(position)
+
+
+class ArrayPickler(BasePickler):
+    """``numpy.ndarray``, ``numpy.memmap`` and ``EmptyNDArray`` stubs, stored
+    memory-mappable (written and read by the Rust half)."""
+
+    __module__ = "mmappickle.picklers.base"
+
+    priority = 100
+
+    def is_picklable(self, obj: "Any") -> bool:
+        numpy = sys.modules.get("numpy")
+        stubs = sys.modules.get("mmappickle.stubs.numpy")
+        types = () if numpy is None else (numpy.ndarray, numpy.memmap)
+        return type(obj) in types or (stubs is not None and type(obj) is stubs.EmptyNDArray)
+
+
+class MaskedArrayPickler(BasePickler):
+    """``numpy.ma.MaskedArray``: data and mask both memory-mappable (written and read by
+    the Rust half)."""
+
+    __module__ = "mmappickle.picklers.base"
+
+    priority = 100
+
+    def is_picklable(self, obj: "Any") -> bool:
+        ma = sys.modules.get("numpy.ma")
+        return ma is not None and type(obj) is ma.MaskedArray
+
 
 # The built-in kinds, read by the Rust half's own picklers (named for it).
 _BUILTIN_PICKLERS: dict[type, str] = {
@@ -44,11 +151,11 @@ _UNREAD = _native.UNREAD
 _REPLACED_TRIES = 3
 
 
-def _not_writable() -> io.UnsupportedOperation:
+def _not_writable() -> "io.UnsupportedOperation":
     return io.UnsupportedOperation("not writable")
 
 
-def _all_subclasses(cls: type[BasePickler]) -> list[type[BasePickler]]:
+def _all_subclasses(cls: "type[BasePickler]") -> "list[type[BasePickler]]":
     """Every subclass of ``cls``, depth first (the library's ``utils.all_subclasses``)."""
     found: list[type[BasePickler]] = []
     for subclass in cls.__subclasses__():
@@ -58,7 +165,7 @@ def _all_subclasses(cls: type[BasePickler]) -> list[type[BasePickler]]:
     return found
 
 
-def _picklers_of(parent: mmapdict, picklers: Sequence[type] | None) -> list[BasePickler]:
+def _picklers_of(parent: "mmapdict", picklers: "Sequence[type] | None") -> "list[BasePickler]":
     """The pickler instances of ``parent``, highest priority first, as the library makes
     them: every subclass of ``BasePickler`` when ``picklers`` is ``None``."""
     classes = _all_subclasses(BasePickler) if picklers is None else list(picklers)
@@ -69,7 +176,7 @@ def _picklers_of(parent: mmapdict, picklers: Sequence[type] | None) -> list[Base
     return sorted(instances, key=lambda pickler: pickler.priority, reverse=True)
 
 
-def _path_of(file: Any) -> tuple[str, str | None, bool]:
+def _path_of(file: "Any") -> "tuple[str, str | None, bool]":
     """``(path to open, path to reopen when unpickled or None, whether the file object is
     read-only)`` of a path or an open binary file object."""
     if isinstance(file, (str, os.PathLike)):
@@ -99,12 +206,12 @@ def _path_of(file: Any) -> tuple[str, str | None, bool]:
     return f"/proc/self/fd/{fd}", None, readonly
 
 
-def _numpy() -> Any:
+def _numpy() -> "Any":
     """numpy if it was imported (an array can only exist if it was)."""
     return sys.modules.get("numpy")
 
 
-def _flush(file: Any) -> None:
+def _flush(file: "Any") -> None:
     """Before an operation on a file opened from a file object: the bytes it holds in its
     write buffer reach the file (the Rust half writes and reads through its own
     descriptor)."""
@@ -112,7 +219,7 @@ def _flush(file: Any) -> None:
         file.flush()
 
 
-def _forget_read_buffer(file: Any) -> None:
+def _forget_read_buffer(file: "Any") -> None:
     """After a change: the file object forgets what it read ahead, so that its next read
     sees the change; its position stays. ``io.BufferedRandom.flush`` drops the read-ahead
     (``seek`` within the buffered range keeps it); other objects seek to the end and back."""
@@ -139,7 +246,9 @@ def _copy_bytes(source: int, target: int, length: int) -> None:
         offset += copied
 
 
-def _rewrite_in_place(file: Any, reopen_path: str | None, rewrite: Callable[[str], bool]) -> None:
+def _rewrite_in_place(
+    file: "Any", reopen_path: "str | None", rewrite: "Callable[[str], bool]"
+) -> None:
     """Rewrites the file of the file object ``file`` in place, so that ``file`` keeps naming
     it: the file is copied to a scratch file, ``rewrite(scratch path)`` (the Rust half: a
     convert, a vacuum) turns the copy into the new file and returns whether it changed it,
@@ -208,7 +317,7 @@ def _sync_directory(path: str) -> None:
         os.close(directory)
 
 
-def _rewrite_scratch(path: str | None) -> str | None:
+def _rewrite_scratch(path: "str | None") -> "str | None":
     """The scratch file left beside ``path`` by an in-place rewrite that was killed during
     its copy back, if any."""
     if path is None:
@@ -222,7 +331,7 @@ def _rewrite_scratch(path: str | None) -> str | None:
     return os.path.join(directory, found[-1]) if found else None
 
 
-def _convert_in_place(file: Any, path: str, reopen_path: str | None, portable: bool) -> None:
+def _convert_in_place(file: "Any", path: str, reopen_path: "str | None", portable: bool) -> None:
     """Converts the plain pickle of a dict in the file of ``file`` in place (under the
     file's lock, as every change): ``ValueError`` if it is not one."""
     import fcntl
@@ -269,9 +378,9 @@ class mmapdict(_MappingBase):
 
     def __init__(
         self,
-        file: Any,
-        readonly: bool | None = False,
-        picklers: Sequence[type[BasePickler]] | None = None,
+        file: "Any",
+        readonly: "bool | None" = False,
+        picklers: "Sequence[type[BasePickler]] | None" = None,
         *,
         encoding: str = "compatible",
         safe: bool = False,
@@ -348,9 +457,7 @@ class mmapdict(_MappingBase):
         self._whole_map_id: tuple[int, ...] = ()
         self._whole_map_name = ""
         if self._fileobj is not None and not self._readonly:
-            from weakref import WeakSet
-
-            self._maps = WeakSet()
+            self._maps = weakref.WeakSet()
         if self._fileobj is not None:
             _forget_read_buffer(self._fileobj)
 
@@ -383,13 +490,13 @@ class mmapdict(_MappingBase):
         if self._readonly:
             raise _not_writable()
 
-    def _check_key(self, key: Any) -> None:
+    def _check_key(self, key: "Any") -> None:
         # The key's length is checked by the Rust half (a ValueError, the file unchanged).
         if not isinstance(key, str):
             raise TypeError(f"keys are str, not {type(key).__name__}")
 
     @property
-    def _file(self) -> IO[bytes]:
+    def _file(self) -> "IO[bytes]":
         """The file object of the library's picklers (``BasePickler._file``): the file object
         the dict was opened with, or the file opened unbuffered (so that it always sees what
         the Rust half wrote) in the dict's mode, again in a process of its own after a fork."""
@@ -412,7 +519,7 @@ class mmapdict(_MappingBase):
             _flush(self._fileobj)
         return self._native.keys()
 
-    def __setitem__(self, key: str, value: Any) -> None:
+    def __setitem__(self, key: str, value: "Any") -> None:
         """Stores ``value`` under ``key`` (replacing it: the old entry is deleted and the new
         one appended, in one commit). numpy arrays (memmaps included) and masked arrays, but
         for object and structured dtypes, and :class:`~mmappickle.stubs.EmptyNDArray` stubs
@@ -422,7 +529,7 @@ class mmapdict(_MappingBase):
         new_value = self._new_value(key, value)
         self._store(lambda: self._native.insert_many([new_value]))
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> "Any":
         """The value of ``key``: an array as a ``numpy.memmap`` of the file (read-only if the
         dict is), a masked array as a ``numpy.ma.MaskedArray`` over maps, anything else
         through ``pickle.loads`` (the Rust decoder when ``safe``). A small value or an array
@@ -434,7 +541,7 @@ class mmapdict(_MappingBase):
                 return value
         return self._mapped_or_locked(key)
 
-    def _mapped_or_locked(self, key: str) -> Any:
+    def _mapped_or_locked(self, key: str) -> "Any":
         """``m[key]`` of what ``unlocked_get`` does not read: an array mapped without the
         lock, or anything under the lock (apart, so that ``__getitem__`` makes no closure)."""
         if self._unlocked_get is not None and isinstance(key, str):
@@ -450,7 +557,7 @@ class mmapdict(_MappingBase):
             _flush(self._fileobj)
         return self._replaced_again(lambda: self._value_of(self._native.locate(key)))
 
-    def _value_of(self, located: _native.Located | Any) -> Any:
+    def _value_of(self, located: "_native.Located | Any") -> "Any":
         """The value of what the Rust half found: the first pickler (highest priority
         first) valid for it chose it, as the library chooses them, and a pickler written for
         the library has read it already."""
@@ -538,26 +645,26 @@ class mmapdict(_MappingBase):
             _flush(self._fileobj)
         return self._native.len()
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> "Iterator[str]":
         return iter(self.keys())
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> "ValuesView[Any]":
         """A view of the values, in file order; each iteration reads every value from one
         state of the file (one shared lock)."""
         return _Values(self)
 
-    def items(self) -> ItemsView[str, Any]:
+    def items(self) -> "ItemsView[str, Any]":
         """A view of the ``(key, value)`` pairs, in file order; each iteration reads every
         value from one state of the file (one shared lock)."""
         return _Items(self)
 
-    def _snapshot(self) -> dict[str, Any]:
+    def _snapshot(self) -> "dict[str, Any]":
         """Every key, in file order, with its value, all read from one state of the file."""
         if self._fileobj is not None:
             _flush(self._fileobj)
         return self._replaced_again(self._snapshot_once)
 
-    def _snapshot_once(self) -> dict[str, Any]:
+    def _snapshot_once(self) -> "dict[str, Any]":
         if not self._builtin_picklers or self._safe:
             return {key: self._value_of(place) for key, place in self._native.locate_all()}
         # The generic values come in one pickle of the dict, ``None`` in the others' places.
@@ -567,7 +674,7 @@ class mmapdict(_MappingBase):
             values[key] = self._value_of(place)
         return values
 
-    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+    def update(self, other: "Any" = (), /, **kwargs: "Any") -> None:
         """Stores every ``(key, value)`` of ``other`` (a mapping or pairs) and ``kwargs``,
         as ``dict.update``, in one batch: one lock and one commit, so that other readers see
         all of them at once; on an error, none is stored."""
@@ -600,7 +707,7 @@ class mmapdict(_MappingBase):
         new_values = [self._new_value(key, value) for key, value in zip(keys, values)]
         self._store(lambda: self._native.insert_many(new_values))
 
-    def _store(self, insert: Callable[[], None]) -> None:
+    def _store(self, insert: "Callable[[], None]") -> None:
         """Runs ``insert`` (a change by the Rust half), with a file object kept coherent."""
         if self._fileobj is None:
             insert()
@@ -611,7 +718,7 @@ class mmapdict(_MappingBase):
         finally:
             _forget_read_buffer(self._fileobj)
 
-    def write_rows(self, key: str, start: int, values: Any) -> None:
+    def write_rows(self, key: str, start: int, values: "Any") -> None:
         """Writes ``values`` into the array of ``key`` as its rows (first axis) from row
         ``start`` on (negative: counted from the end, as an index), with ``pwrite`` from the
         values' buffer: a stub gets only the pages written, without the page faults of
@@ -665,7 +772,7 @@ class mmapdict(_MappingBase):
             self._pickler_file.close()
             self._pickler_file = None
 
-    def __enter__(self) -> mmapdict:  # noqa: PYI034  (typing.Self needs 3.11)
+    def __enter__(self) -> "mmapdict":  # noqa: PYI034  (typing.Self needs 3.11)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -682,12 +789,12 @@ class mmapdict(_MappingBase):
 
         return html("mmapdict", self._path, self._native)
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+    def _repr_pretty_(self, printer: "Any", cycle: bool) -> None:
         from ._display import pretty
 
         pretty("mmapdict", self._path, self._native, printer, cycle)
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> "tuple[Any, ...]":
         if self._reopen_path is None:
             raise TypeError(
                 "an mmapdict opened from a file object without a path cannot be pickled"
@@ -705,7 +812,7 @@ class mmapdict(_MappingBase):
 
     # ---- arrays ----
 
-    def _kind_of(self, value: Any) -> str:
+    def _kind_of(self, value: "Any") -> str:
         # Only modules already imported are looked at: a value's class can only come from one,
         # and an import here (numpy 2 imports ``numpy.ma`` lazily) may be refused by an import
         # hook that a plain array never met.
@@ -721,7 +828,7 @@ class mmapdict(_MappingBase):
             return "masked" if _mappable(value.dtype) else "generic"
         return "generic"
 
-    def _new_value(self, key: str, value: Any) -> _native.NewValue:
+    def _new_value(self, key: str, value: "Any") -> "_native.NewValue":
         """``value`` as the Rust half stores it, by the first pickler (highest priority
         first) that can pickle it, as the library chooses them."""
         kind = self._kind_of(value)
@@ -739,13 +846,13 @@ class mmapdict(_MappingBase):
                 return _native.NewWritten(key, self._pickler_writer(pickler, value))
         raise TypeError(f"Could not find a pickler for element of type {type(value)}")
 
-    def _new_array(self, key: str, value: Any) -> _native.NewValue:
+    def _new_array(self, key: str, value: "Any") -> "_native.NewValue":
         shape = [int(dim) for dim in value.shape]
         if type(value) is _stub_type():
             return _native.NewStub(key, str(value.dtype), shape)
         return _native.NewArray(key, str(value.dtype), shape, _pwriter(_c_order_bytes(value)))
 
-    def _new_masked(self, key: str, value: Any) -> _native.NewValue:
+    def _new_masked(self, key: str, value: "Any") -> "_native.NewValue":
         data = value.data
         mask = sys.modules["numpy.ma"].getmaskarray(value)
         return _native.NewMasked(
@@ -757,8 +864,8 @@ class mmapdict(_MappingBase):
         )
 
     def _pickler_writer(
-        self, pickler: BasePickler, value: Any
-    ) -> Callable[[int, int, int], tuple[int, int]]:
+        self, pickler: "BasePickler", value: "Any"
+    ) -> "Callable[[int, int, int], tuple[int, int]]":
         """The writer of ``value`` by a pickler written for the library: its
         ``write(obj, offset, memo_start_idx)`` through ``self._file``, whose bytes then reach
         the file before the Rust half checks them."""
@@ -781,7 +888,7 @@ class mmapdict(_MappingBase):
 
         return write
 
-    def _memmap(self, place: _native.ArrayPlace) -> Any:
+    def _memmap(self, place: "_native.ArrayPlace") -> "Any":
         """The array at ``place``: a ``numpy.memmap`` view of the handle's one map of the
         file (no open, no map, no page fault again per ``m[key]``)."""
         numpy = _import_numpy()
@@ -816,7 +923,7 @@ class mmapdict(_MappingBase):
         array.mode = self._map_mode()
         return array
 
-    def _replaced_again(self, read: Callable[[], _T]) -> _T:
+    def _replaced_again(self, read: "Callable[[], _T]") -> "_T":
         """``read()``, done again when a vacuum replaced the file between finding a place
         and mapping it."""
         for _ in range(_REPLACED_TRIES):
@@ -831,7 +938,7 @@ class mmapdict(_MappingBase):
     def _map_mode(self) -> str:
         return "r" if self._readonly else "r+"
 
-    def _map_whole_file(self, file_id: tuple[int, int]) -> Any:
+    def _map_whole_file(self, file_id: tuple[int, int]) -> "Any":
         """A new map of the whole file that ``file_id`` names (``(device, inode)``), kept by
         the handle; ``_Replaced`` if the path names another file now (a vacuum ran after
         the place was found)."""
@@ -852,44 +959,44 @@ class mmapdict(_MappingBase):
         self._whole_map_name = os.path.abspath(self._path)
         return whole
 
-    def _masked(self, data_place: _native.ArrayPlace, mask_place: _native.ArrayPlace) -> Any:
+    def _masked(self, data_place: "_native.ArrayPlace", mask_place: "_native.ArrayPlace") -> "Any":
         return masked_array(self._memmap(data_place), self._memmap(mask_place))
 
 
 class _Values(_ValuesBase):
     """``mmapdict.values()``: each iteration reads from one state of the file."""
 
-    def __init__(self, mapping: mmapdict) -> None:
+    def __init__(self, mapping: "mmapdict") -> None:
         super().__init__(mapping)
         self._dict = mapping
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> "Iterator[Any]":
         return iter(self._dict._snapshot().values())
 
 
 class _Items(_ItemsBase):
     """``mmapdict.items()``: each iteration reads from one state of the file."""
 
-    def __init__(self, mapping: mmapdict) -> None:
+    def __init__(self, mapping: "mmapdict") -> None:
         super().__init__(mapping)
         self._dict = mapping
 
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
+    def __iter__(self) -> "Iterator[tuple[str, Any]]":
         return iter(self._dict._snapshot().items())
 
 
 def _reopen(
     path: str,
     readonly: bool,
-    picklers: Sequence[type[BasePickler]] | None,
+    picklers: "Sequence[type[BasePickler]] | None",
     encoding: str,
     safe: bool,
-) -> mmapdict:
+) -> "mmapdict":
     """Unpickles an mmapdict: reopens its path in its mode."""
     return mmapdict(path, readonly, picklers, encoding=encoding, safe=safe)
 
 
-def masked_array(data: Any, mask: Any) -> Any:
+def masked_array(data: "Any", mask: "Any") -> "Any":
     """The ``numpy.ma.MaskedArray`` of a masked entry's two parts (local or remote)."""
     ma = _import_numpy().ma
     if mask.shape != data.shape:
@@ -916,36 +1023,36 @@ def _special_types() -> tuple[type, ...]:
     return tuple(special)
 
 
-def _stub_type() -> Any:
+def _stub_type() -> "Any":
     """``EmptyNDArray`` if its module was imported (a stub can only exist if it was)."""
     stubs = sys.modules.get("mmappickle.stubs.numpy")
     return None if stubs is None else stubs.EmptyNDArray
 
 
-def _import_numpy() -> Any:
+def _import_numpy() -> "Any":
     import numpy
 
     return numpy
 
 
 # numpy's dtypes by name: parsing a name costs a microsecond, an array get about six.
-_DTYPES: dict[str, Any] = {}
+_DTYPES: "dict[str, Any]" = {}
 
 
-def _dtype_named(name: str) -> Any:
+def _dtype_named(name: str) -> "Any":
     dtype = _DTYPES.get(name)
     if dtype is None:
         dtype = _DTYPES[name] = _import_numpy().dtype(name)
     return dtype
 
 
-def _mappable(dtype: Any) -> bool:
+def _mappable(dtype: "Any") -> bool:
     """Whether arrays of ``dtype`` are stored as mapped arrays (fixed-size, unstructured);
     others (object, structured) are pickled as generic values."""
     return not dtype.hasobject and dtype.fields is None and dtype.kind != "V"
 
 
-def _c_order_bytes(array: Any) -> Any:
+def _c_order_bytes(array: "Any") -> "Any":
     """The array's bytes in C order, as a flat ``uint8`` view (a copy only when the array is
     not C-contiguous)."""
     numpy = _numpy()
@@ -954,7 +1061,7 @@ def _c_order_bytes(array: Any) -> Any:
     return array.reshape(-1).view(numpy.uint8)
 
 
-def _pwriter(raw: Any) -> Any:
+def _pwriter(raw: "Any") -> "Any":
     """A writer of ``raw`` into the file: ``os.pwrite`` from the array's own buffer (it
     releases the GIL while it writes)."""
     view = memoryview(raw)
@@ -969,7 +1076,7 @@ def _pwriter(raw: Any) -> Any:
     return write
 
 
-def _make_array(dtype: str, shape: list[int], raw: bytes) -> Any:
+def _make_array(dtype: str, shape: list[int], raw: bytes) -> "Any":
     """A numpy array pickled by numpy, built by a safe mmapdict from its decoded parts."""
     numpy = _import_numpy()
     return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape).copy()
