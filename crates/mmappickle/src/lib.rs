@@ -248,6 +248,7 @@ mod error;
 pub mod fuzzing;
 mod item;
 mod picklers;
+mod scalar;
 #[cfg(feature = "serde")]
 mod serde_values;
 
@@ -266,6 +267,7 @@ pub use {
             VALUE_PICKLE_TAIL,
         },
         picklers::{ArrayPickler, GenericPickler, MaskedArrayPickler, OtherValue, Pickler},
+        scalar::Scalar,
     },
     mmappickle_array::{
         self as array, half::f16, ArrayEncoding, ArrayHeader, ArrayLayout, Bool, ByteOrder, DType,
