@@ -654,6 +654,9 @@ class Bench:
             for cell in active:
                 cell.setup(run)
                 gc.collect()
+                # The previous library's dirty pages written back first: their writeback would
+                # throttle whatever writes next (it did, by up to 70 ms in row 1).
+                os.sync()
                 start = time.perf_counter()
                 outcome = cell.body(run)
                 cell.samples.append(time.perf_counter() - start)

@@ -390,9 +390,9 @@ fn section(results: &Results, context: &Context) -> String {
         "\nThis run: `{}` at commit {}, {} cores, load average before / after {}; CPython {}, numpy {}, \
          mmappickle-rs {}, h5py {} (HDF5 {}), zarr {}, safetensors {}, joblib {}. \
          `python -c 'import numpy'` took {}. Medians of {} runs, fewer \
-         where a library's runs took more than {} s in all (the runs column). These figures \
-         were taken on a busy shared 2-core machine (other engineers compiling): re-run \
-         before relying on them.\n",
+         where a library's runs took more than {} s in all (the runs column). One run on a \
+         shared 2-core machine (the load averages say how busy it was): re-run before \
+         relying on the figures.\n",
         context.command,
         context.commit,
         context.cores,
@@ -431,10 +431,14 @@ process, warm page cache, scratch files under `target/peers/` (removed after). S
 float32 arrays of 4 MiB (1 Mi elements, 256 MiB in all, random normal values) and 1,000 small
 values (ints, strings and dicts in turn); 10,000 small values for rows 6; 64 KiB slices; a 64
 GiB float32 stub. The libraries run in turns, one run of each per round, so that a change of
-the machine's load hits them alike; each round starts with the next library, and each
-outcome is freed before the next timing starts (freeing 64 arrays of 4 MiB takes about 20 ms,
-which was once timed as the next library's). Each timing opens the store itself (rows 3 to
-6c include the open), and each outcome is checked after the clock stops: keys listed, slices equal to what was
+the machine's load hits them alike; each round runs them in a new random order (a library
+that gives much memory back to the kernel makes its successor fault fresh pages in: in a
+fixed order, always the same successor, ours after pickle), each outcome is freed before the
+next timing starts (freeing 64 arrays of 4 MiB takes about 20 ms, which was once timed as the
+next library's), and the dirty pages of the writes before are written back (`os.sync()`,
+untimed: their writeback throttled the next writer, by up to 70 ms in row 1). Each timing
+opens the store itself (rows 3 to 6c include the open), and each outcome is checked after the
+clock stops: keys listed, slices equal to what was
 written, sums equal to numpy's sums of the arrays written, values got equal to those put,
 the stub's last MiB read back and the store's disk use under 64 MiB. The ratio is the peer's
 time over ours: below 1 (bold in the summary) the peer is faster and we lose. Row 7 times
