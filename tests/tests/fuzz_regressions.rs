@@ -87,6 +87,15 @@ const FINDINGS: &[Finding] = &[
     },
     Finding {
         target: "entry_value_from_pickle",
+        file: "text-not-utf8-even-with-surrogates",
+        what_was_wrong: "27 bytes with a SHORT_BINUNICODE of the lone byte 0x94: once the \
+            rewrite took text holding surrogates (pickle's surrogatepass) as text, it took \
+            any bytes as text, so insert_pickle would have stored a value pickle.loads \
+            refuses. Fixed: only UTF-8 with surrogates passes (codec restream.rs, \
+            is_utf8_with_surrogates); the fuzz body reads the rewrite the same way.",
+    },
+    Finding {
+        target: "entry_value_from_pickle",
         file: "memo-limit-offset-past-input",
         what_was_wrong: "34 bytes whose rewrite at memo start 2^31-2 runs past the i32::MAX \
             memo limit: the error gave the offset in the rewritten bytes (39), past the \

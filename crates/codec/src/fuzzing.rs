@@ -446,9 +446,12 @@ pub fn pseudo_random_bytes(state: &mut u64, len: usize) -> Vec<u8> {
 /// indices lie in `[memo_start, memo_max)`.
 fn check_entry_ops(bytes: &[u8], memo_start: u32, memo_max: u32) -> Verdict {
     use crate::Op;
-    for op in crate::ops(bytes) {
-        let (_offset, op) =
-            op.map_err(|error| format!("the rewrite holds an op that does not decode: {error}"))?;
+    // Text holding surrogates decodes as the restream reads it (as Python's `surrogatepass`).
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let (op, len) = crate::restream::parse_op_any_text(&bytes[offset..])
+            .map_err(|error| format!("the rewrite holds an op that does not decode: {error}"))?;
+        offset += len;
         let index = match op {
             Op::Proto(_) | Op::Frame(_) | Op::Stop | Op::Memoize => {
                 return Err(format!("the rewrite holds {op:?}"))

@@ -119,11 +119,12 @@ pub fn entry_value_from_pickle(stream: &[u8], memo_start: u32) -> Result<(Vec<u8
     Ok((out, next))
 }
 
-/// [`parse_op`], taking text that is not strict UTF-8 as text all the same: `pickle.dumps`
+/// [`parse_op`], taking text that holds surrogates as text all the same: `pickle.dumps`
 /// writes a `str` holding a lone surrogate (a file name decoded with `surrogateescape`) with
-/// `surrogatepass`, and `pickle.loads` reads it back. The restream copies the op's bytes as
-/// they are: only what it does to the stack matters here (it pushes one value).
-fn parse_op_any_text(rest: &[u8]) -> Result<(Op<'_>, usize), Error> {
+/// `surrogatepass`, and `pickle.loads` reads it back. Other bytes that are not UTF-8 stay an
+/// error, as `pickle.loads` refuses them. The restream copies the op's bytes as they are:
+/// only what it does to the stack matters here (it pushes one value).
+pub(crate) fn parse_op_any_text(rest: &[u8]) -> Result<(Op<'_>, usize), Error> {
     parse_op(rest).or_else(|error| {
         let width = match rest.first() {
             Some(&SHORT_BINUNICODE) => 1,
@@ -132,10 +133,29 @@ fn parse_op_any_text(rest: &[u8]) -> Result<(Op<'_>, usize), Error> {
             _ => return Err(error),
         };
         match counted_len(rest, width) {
-            Some(len) if len <= rest.len() => Ok((Op::ShortBinUnicode(""), len)),
+            Some(len) if len <= rest.len() && is_utf8_with_surrogates(&rest[1 + width..len]) => {
+                Ok((Op::ShortBinUnicode(""), len))
+            }
             _ => Err(error),
         }
     })
+}
+
+/// Whether `text` is UTF-8 in which surrogates (U+D800 to U+DFFF, `ED A0..BF 80..BF`) may
+/// stand: what Python decodes with `surrogatepass`.
+fn is_utf8_with_surrogates(mut text: &[u8]) -> bool {
+    loop {
+        match std::str::from_utf8(text) {
+            Ok(_) => return true,
+            Err(error) => {
+                let at = error.valid_up_to();
+                match text.get(at..at + 3) {
+                    Some([0xed, 0xa0..=0xbf, 0x80..=0xbf]) => text = &text[at + 3..],
+                    _ => return false,
+                }
+            }
+        }
+    }
 }
 
 /// The value bytes of a stream that uses no memo (most pickles of small values, once split
@@ -451,8 +471,13 @@ mod tests {
             without_memo(without),
             Some(b"\x8c\x03\xed\xa0\x80".to_vec())
         );
-        // A length past the end is still an error.
+        // A length past the end is still an error, and so are bytes that are not UTF-8 even
+        // with surrogates (pickle.loads refuses them).
         assert!(entry_value_from_pickle(b"\x80\x04\x8c\x05\xed\xa0\x80.", 0).is_err());
+        assert!(entry_value_from_pickle(b"\x80\x04\x8c\x01\x94.", 0).is_err());
+        assert!(entry_value_from_pickle(b"\x80\x04\x8c\x02\xed\xa0.", 0).is_err());
+        assert!(entry_value_from_pickle(b"\x80\x04\x8c\x03\xed\xc0\x80.", 0).is_err());
+        assert!(is_utf8_with_surrogates(b"a\xed\xb3\xbfb\xed\xa0\x80"));
     }
 
     // s = 'k'; pickle.dumps({s: s}, 4): the string is shared by key and value.
