@@ -156,20 +156,26 @@ mod tests {
         file
     }
 
-    fn scan_counting(file: &[u8]) -> (Result<Table, Error>, usize) {
+    /// The scan of `file` by reads of what lies more than `near` bytes ahead, with how many
+    /// reads it took.
+    fn scan_counting(file: &[u8], near: u64) -> (Result<Table, Error>, usize) {
         let reads = Cell::new(0);
-        let table = scan_reading_jumps(file, |buffer, offset| {
-            reads.set(reads.get() + 1);
-            buffer.copy_from_slice(&file[offset as usize..offset as usize + buffer.len()]);
-            Ok(())
-        });
+        let table = scan_reading_past(
+            file,
+            |buffer, offset| {
+                reads.set(reads.get() + 1);
+                buffer.copy_from_slice(&file[offset as usize..offset as usize + buffer.len()]);
+                Ok(())
+            },
+            near,
+        );
         (table, reads.get())
     }
 
     #[test]
     fn jumps_over_big_values_are_read_and_the_table_is_the_scans() {
         let file = file_of(&[300_000, 1 << 20, 200_000]);
-        let (table, reads) = scan_counting(&file);
+        let (table, reads) = scan_counting(&file, NEAR);
         assert_eq!(table.unwrap(), scan(&file).unwrap());
         // One read per jump (the trailer and the small entries after it share a block).
         assert_eq!(reads, 3);
@@ -178,7 +184,7 @@ mod tests {
     #[test]
     fn small_values_are_read_from_the_map_alone() {
         let file = file_of(&[100, 5_000, 60_000]);
-        let (table, reads) = scan_counting(&file);
+        let (table, reads) = scan_counting(&file, NEAR);
         assert_eq!(table.unwrap(), scan(&file).unwrap());
         assert_eq!(reads, 0);
     }
@@ -201,13 +207,9 @@ mod tests {
             files.push(whole[..cut].to_vec());
         }
         for file in files {
-            let read_slice = |buffer: &mut [u8], offset: u64| {
-                buffer.copy_from_slice(&file[offset as usize..offset as usize + buffer.len()]);
-                Ok(())
-            };
             // Reading the far bytes only, and reading every byte past the header.
             for near in [NEAR, 0] {
-                match (scan_reading_past(&file, read_slice, near), scan(&file)) {
+                match (scan_counting(&file, near).0, scan(&file)) {
                     (Ok(a), Ok(b)) => assert_eq!(a, b),
                     (Err(a), Err(b)) => {
                         assert_eq!((a.to_string(), a.offset()), (b.to_string(), b.offset()))
