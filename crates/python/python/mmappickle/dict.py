@@ -742,7 +742,7 @@ class mmapdict(_MappingBase):
         if not isinstance(located, _native.ArrayPlace):
             raise ValueError(f"key {key!r} does not hold a plain array: expected one")  # noqa: TRY004
         numpy = _import_numpy()
-        rows = numpy.asarray(values, dtype=numpy.dtype(located.dtype))
+        rows = numpy.asarray(values, dtype=_dtype_named(located.dtype))
         shape = tuple(located.shape)
         if shape:
             if rows.shape == shape[1:]:
@@ -1079,7 +1079,7 @@ def _pwriter(raw: "Any") -> "Any":
 def _make_array(dtype: str, shape: list[int], raw: bytes) -> "Any":
     """A numpy array pickled by numpy, built by a safe mmapdict from its decoded parts."""
     numpy = _import_numpy()
-    return numpy.frombuffer(raw, dtype=numpy.dtype(dtype)).reshape(shape).copy()
+    return numpy.frombuffer(raw, dtype=_dtype_named(dtype)).reshape(shape).copy()
 
 
 __all__ = ["GenericPickler", "mmapdict"]
