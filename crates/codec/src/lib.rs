@@ -97,6 +97,7 @@ mod unpickler;
 mod value;
 #[cfg(feature = "serde")]
 mod value_serde;
+mod value_writer;
 
 #[cfg(feature = "serde")]
 pub use crate::value_serde::{from_value, to_value, SerdeError};
@@ -111,4 +112,5 @@ pub use crate::{
     split::{split_list_pickle, SplitList},
     unpickler::{loads, loads_with, Limits},
     value::{BigInt, Construct, Global, Object, Value},
+    value_writer::{EncodedValue, ValueWriter},
 };

@@ -24,7 +24,7 @@ const FRAME_HEADER_SIZE: usize = 9;
 /// Most output bytes reserved up front from the size estimate.
 const MAX_PREALLOCATED: usize = 1 << 20;
 /// Items per `APPENDS` / `SETITEMS` / `ADDITEMS` batch (`BATCHSIZE`).
-const BATCH_SIZE: usize = 1000;
+pub(crate) const BATCH_SIZE: usize = 1000;
 
 /// Pickles `value` with protocol 4, byte-identical to CPython's
 /// `pickle.dumps(value, protocol=4)` when no Python object appears twice
@@ -425,18 +425,18 @@ impl Pickler {
 }
 
 /// An opcode with its length argument: 1-byte, 4-byte or 8-byte form.
-struct SizedHeader {
+pub(crate) struct SizedHeader {
     bytes: [u8; 9],
     len: usize,
 }
 
 impl SizedHeader {
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
 }
 
-fn sized_header(payload_len: usize, short: u8, medium: u8, long: u8) -> SizedHeader {
+pub(crate) fn sized_header(payload_len: usize, short: u8, medium: u8, long: u8) -> SizedHeader {
     let mut bytes = [0u8; 9];
     let len = if let Ok(len) = u8::try_from(payload_len) {
         bytes[0] = short;

@@ -276,7 +276,8 @@ pub use {
     },
     mmappickle_codec::{
         self as codec, decode_entry_value, dis, entry_value_from_pickle, split_list_pickle,
-        Construct, DisOp, Global, JoinedEntries, Limits, Object, SplitList, Value,
+        Construct, DisOp, EncodedValue, Global, JoinedEntries, Limits, Object, SplitList, Value,
+        ValueWriter,
     },
     mmappickle_container::{
         self as container, Durability, Entry, FsckReport, VacuumReport, FORMAT_VERSION, MAX_KEY_LEN,

@@ -1,5 +1,6 @@
 //! Many values through one call of Python's pickler or unpickler: a batch's generic values
-//! pickled by one `pickle.dumps` of their list, then split into one pickle per entry
+//! that are not plain (`plain.rs`) pickled by one `pickle.dumps` of their list, then split
+//! into one pickle per entry
 //! (`NativeDict.insert_values`); a snapshot's entries joined into the pickle of one dict
 //! that one `pickle.loads` reads (`NativeDict.joined_items`).
 

@@ -15,6 +15,7 @@
 mod bulk;
 mod errors;
 mod picklers;
+mod plain;
 mod records;
 mod remote;
 mod safe;
@@ -26,7 +27,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::ThreadId;
 
-use mmappickle::{ArrayEncoding, EmptyArray, Located, MmapDict, SplitList};
+use mmappickle::{
+    ArrayEncoding, EmptyArray, EncodedValue, Located, MmapDict, SplitList, ValueWriter,
+};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::{PyOnceLock, RwLockExt};
@@ -192,6 +195,11 @@ impl NativeDict {
 
 /// A value of a batch ([`NativeDict::store`]), checked before the batch begins.
 enum NewValue<'a> {
+    /// Written by [`plain::write_plain`].
+    Plain {
+        key: &'a str,
+        value: EncodedValue<'a>,
+    },
     Pickle {
         key: &'a str,
         stream: &'a [u8],
@@ -212,6 +220,7 @@ impl NewValue<'_> {
     /// The length of its pickle, if it has one (about its value's length in the file).
     fn pickle_len(&self) -> usize {
         match self {
+            NewValue::Plain { value, .. } => value.as_bytes().len(),
             NewValue::Pickle { stream, .. } => stream.len(),
             NewValue::Split { split, item, .. } => split.get(*item).map_or(0, <[u8]>::len),
             _ => 0,
@@ -220,7 +229,9 @@ impl NewValue<'_> {
 
     fn key(&self) -> &str {
         match self {
-            NewValue::Pickle { key, .. } | NewValue::Split { key, .. } => key,
+            NewValue::Plain { key, .. }
+            | NewValue::Pickle { key, .. }
+            | NewValue::Split { key, .. } => key,
             NewValue::Array(new) => &new.key,
             NewValue::Masked(new, ..) => &new.key,
             NewValue::Stub(new) => &new.key,
@@ -519,8 +530,9 @@ impl NativeDict {
 
     /// Stores `values[i]` under `keys[i]` (a `str`), in order, in one batch (as
     /// `insert_many`): a value whose type is one of `special_types` as the record
-    /// `new_record(key, value)` makes (an array, a stub...), the others as generic values,
-    /// pickled by one `pickle.dumps` of their list.
+    /// `new_record(key, value)` makes (an array, a stub...), the others as generic values:
+    /// plain ones written here ([`plain::write_plain`]), the rest pickled by one
+    /// `pickle.dumps` of their list.
     fn insert_values(
         &self,
         py: Python<'_>,
@@ -543,48 +555,53 @@ impl NativeDict {
         if self.read(py, |dict| Ok(dict.is_readonly()))? {
             return Err(not_writable());
         }
-        // The values of special types (usually none), by index.
-        let special: Vec<(usize, Bound<'_, PyAny>)> = values
-            .iter()
-            .enumerate()
-            .filter(|(_, value)| {
-                let value_type = value.get_type();
-                special_types.iter().any(|special| value_type.is(special))
-            })
-            .collect();
-        let is_generic = |index: &usize| {
-            special
-                .binary_search_by_key(index, |(special, _)| *special)
-                .is_err()
-        };
-        let generic_values = if special.is_empty() {
+        // Each value goes in as a plain value written here, by Python's pickler, or (a value
+        // of a special type, usually none) as the record `new_record` makes of it.
+        enum Way {
+            Plain(usize),
+            Pickled(usize),
+            Special(usize),
+        }
+        let mut plain = ValueWriter::with_capacity(32 * values.len(), values.len());
+        let (mut seen, mut to_pickle, mut special) = (Vec::new(), Vec::new(), Vec::new());
+        let mut ways = Vec::with_capacity(values.len());
+        for (index, value) in values.iter().enumerate() {
+            let value_type = value.get_type();
+            if special_types.iter().any(|special| value_type.is(special)) {
+                ways.push(Way::Special(special.len()));
+                special.push((index, value));
+            } else if let Some(written) = plain::write_plain(&mut plain, &value, &mut seen) {
+                ways.push(Way::Plain(written));
+            } else {
+                ways.push(Way::Pickled(to_pickle.len()));
+                to_pickle.push(value);
+            }
+        }
+        let to_pickle = if to_pickle.len() == values.len() {
             values.clone()
         } else {
-            let generic = values
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| is_generic(index));
-            PyList::new(py, generic.map(|(_, value)| value))?
+            PyList::new(py, to_pickle)?
         };
-        let pickled = bulk::Pickled::new(py, &generic_values)?;
+        let pickled = bulk::Pickled::new(py, &to_pickle)?;
         let made = special
             .iter()
             .map(|(index, value)| new_record.call1((keys.get(*index), value)))
             .collect::<PyResult<Vec<_>>>()?;
         let records = made.iter().map(Record::of).collect::<PyResult<Vec<_>>>()?;
-        let mut ordered: Vec<Option<NewValue<'_>>> = Vec::with_capacity(values.len());
-        let (mut records, mut item) = (records.iter(), 0);
-        for index in 0..values.len() {
-            ordered.push(if is_generic(&index) {
-                item += 1;
-                pickled.new_value(py, item - 1, keys.get(index))
-            } else {
-                records.next().map(|record| record.new_value(py))
-            });
-        }
         // Every value has its record (a missing one would silently drop its key).
-        let new_values = ordered
-            .into_iter()
+        let new_values = ways
+            .iter()
+            .enumerate()
+            .map(|(index, way)| {
+                let key = keys.get(index);
+                match *way {
+                    Way::Plain(written) => plain
+                        .get(written)
+                        .map(|value| NewValue::Plain { key, value }),
+                    Way::Pickled(item) => pickled.new_value(py, item, key),
+                    Way::Special(record) => records.get(record).map(|record| record.new_value(py)),
+                }
+            })
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| PyRuntimeError::new_err("a value of the batch was not pickled"))?;
         self.store(py, new_values)
@@ -619,6 +636,7 @@ impl NativeDict {
                 tx.expect_value_bytes(new_values.iter().map(NewValue::pickle_len).sum());
                 for value in new_values {
                     match value {
+                        NewValue::Plain { key, value } => tx.insert_encoded(key, value)?,
                         NewValue::Pickle { key, stream } => tx.insert_pickle(key, stream)?,
                         NewValue::Split { key, split, item } => {
                             if !tx.insert_split(key, split, item)? {

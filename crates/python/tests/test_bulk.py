@@ -79,15 +79,82 @@ def test_update_writes_what_the_library_writes_key_by_key(path: str, tmp_path) -
     # Past the list's batches: the entries of our own inserts key by key (the library's, as
     # above and in test_cross); only the padding that keeps each commit's terminator within a
     # page differs, one per commit.
-    key_by_key = str(tmp_path / "key by key.mmdpickle")
     pathlib.Path(path).unlink()
-    values = sharing_values()
-    mmapdict(path).update(values)
+    assert_batch_stored_as_key_by_key(sharing_values(), path, str(tmp_path / "key by key"))
+
+
+# Plain values (None, bool, int, float, str, bytes, and list, tuple, dict of them), which the
+# Rust half writes without Python's pickler, at the edges of each opcode choice; and values
+# it leaves to the pickler: subclasses, big ints, lone surrogates, an object twice (Python
+# writes a GET), nesting past 32. Run as is by the Python library and by us.
+PLAIN = """
+import collections, http, time
+shared, pair = "shared", (1, 2)
+nested = []
+for _ in range(40):
+    nested = [nested]
+d = {
+    "none": None, "true": True, "false": False,
+    "ints": [0, 1, 255, 256, 65535, 65536, -1, -256, 2**31 - 1, 2**31, -2**31, -2**31 - 1,
+             2**63 - 1, -2**63],
+    "big ints": [2**63, -2**63 - 1, 2**100],
+    "floats": (0.0, -0.0, float("nan"), float("inf"), 1e308, 5e-324),
+    "strings": ["", "a", "é" * 127, "é" * 128, "x" * 300, "\\U0001f600"],
+    "surrogate": ["\\ud800"], "bytes": [b"", b"x" * 255, b"y" * 256],
+    "tuples": [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)], "empty twice": [(), ()],
+    "shared": [shared, shared], "pair twice": [pair, pair], "in a dict": {"k": shared, "j": shared},
+    "keys": {1: "a", (1, 2): b"x", None: 0.5, 2.5: [], "s": {}},
+    "enum": http.HTTPStatus.OK,
+    "ordered": collections.OrderedDict(a=1), "counts": collections.defaultdict(int, a=1),
+    "struct": time.gmtime(0), "nested": nested, "inner subclass": [1, {"e": http.HTTPStatus.OK}],
+}
+"""
+
+
+def plain_values() -> dict:
+    scope: dict = {}
+    exec(PLAIN, scope)  # noqa: S102  (the very code the library runs)
+    values = scope["d"]
+    for n in (0, 1, 2, 999, 1000, 1001, 2000):
+        values[f"list {n}"] = list(range(n))
+        values[f"tuple {n}"] = tuple(range(n))
+        values[f"dict {n}"] = {f"k{i}": i for i in range(n)}
+    # Subclasses of str and float (their pickles name numpy's modules, which differ between
+    # numpy versions: not compared with the library's).
+    values["text"], values["float"] = np.str_("t"), np.float64(0.5)
+    values["long text"] = "x" * 70000
+    values["long bytes"] = b"y" * 70000
+    return values
+
+
+def test_plain_values_are_stored_as_pickle_stores_them(path: str, tmp_path) -> None:
+    library_file = str(tmp_path / "library.mmdpickle")
+    library_bytes = bytes.fromhex(run_library(UPDATE_BYTES, library_file, PLAIN))
+    m = mmapdict(path)
+    m["before"] = "x"
+    scope: dict = {}
+    exec(PLAIN, scope)  # noqa: S102
+    m.update(scope["d"])
+    m.close()
+    assert pathlib.Path(path).read_bytes() == library_bytes
+    # With long containers and payloads: as our own inserts key by key store them (each
+    # value through pickle.dumps).
+    values, batch = plain_values(), str(tmp_path / "batch")
+    assert_batch_stored_as_key_by_key(values, batch, str(tmp_path / "key by key"))
+    with open(batch, "rb") as file:
+        whole = pickle.load(file)
+    assert repr(whole) == repr(values)
+
+
+def assert_batch_stored_as_key_by_key(values: dict, batch: str, key_by_key: str) -> None:
+    """``update(values)`` into a new file at ``batch`` stores the entries that inserts key by
+    key (each value through its own ``pickle.dumps``) store at ``key_by_key``."""
+    mmapdict(batch).update(values)
     m = mmapdict(key_by_key)
     for key, value in values.items():
         m[key] = value
     m.close()
-    assert entries(path) == entries(key_by_key)
+    assert entries(batch) == entries(key_by_key)
 
 
 def entries(path: str) -> dict[str, bytes]:
@@ -132,12 +199,7 @@ def test_random_sharing_is_stored_as_key_by_key(path: str, tmp_path) -> None:
     for run in range(200):
         values = random_values(rng, rng.randrange(2, 60))
         batch, key_by_key = str(tmp_path / f"batch{run}"), str(tmp_path / f"alone{run}")
-        mmapdict(batch).update(values)
-        m = mmapdict(key_by_key)
-        for key, value in values.items():
-            m[key] = value
-        m.close()
-        assert entries(batch) == entries(key_by_key), run
+        assert_batch_stored_as_key_by_key(values, batch, key_by_key)
 
 
 def test_values_read_back_as_each_pickled_alone(path: str) -> None:

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::ops::{Deref, DerefMut};
 
-use mmappickle_codec::SplitList;
+use mmappickle_codec::{EncodedValue, SplitList};
 use mmappickle_container::Batch;
 
 use super::{check_key, MmapDict, MmapDictOptions};
@@ -180,6 +180,32 @@ impl Transaction<'_> {
     /// [`Batch::expect_value_bytes`](mmappickle_container::Batch::expect_value_bytes)).
     pub fn expect_value_bytes(&mut self, value_bytes: usize) {
         self.batch.expect_value_bytes(value_bytes);
+    }
+
+    /// Stores `value`, written by a [`ValueWriter`](crate::ValueWriter), as `key`: the
+    /// bytes [`Transaction::insert_pickle`] stores for the same value's pickle, with no
+    /// pickle made or read.
+    ///
+    /// ```
+    /// use mmappickle::{MmapDict, Value, ValueWriter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("encoded.mmdpickle"))?;
+    /// let mut writer = ValueWriter::new();
+    /// writer.begin_list(2)?;
+    /// writer.int(1)?;
+    /// writer.str("two")?;
+    /// writer.end()?;
+    /// let index = writer.finish_value()?;
+    /// m.write(|tx| tx.insert_encoded("a", writer.get(index).expect("finished")))?;
+    /// assert_eq!(m.get("a")?, Value::List(vec![Value::Int(1), Value::from("two")]));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_encoded(&mut self, key: &str, value: EncodedValue<'_>) -> Result<(), Error> {
+        check_key(key)?;
+        // No memo: the entry's memo_max is its start.
+        let memo_max = self.batch.memo_start();
+        self.append_value(key, value.as_bytes(), memo_max)
     }
 
     /// Stores item `item` of `split` (the pickle of a list cut by
