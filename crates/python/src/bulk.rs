@@ -122,11 +122,14 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// The keys of `keys`, each a `str` (`TypeError` otherwise).
-    pub(crate) fn new(keys: &Bound<'_, PyList>) -> PyResult<Self> {
+    /// The keys of `keys` (about `len` of them), each a `str` (`TypeError` otherwise).
+    pub(crate) fn new<'py>(
+        keys: impl Iterator<Item = Bound<'py, PyAny>>,
+        len: usize,
+    ) -> PyResult<Self> {
         let mut all = Vec::new();
-        let mut ends = Vec::with_capacity(keys.len());
-        for key in keys.iter() {
+        let mut ends = Vec::with_capacity(len);
+        for key in keys {
             let Ok(key) = key.cast::<PyString>() else {
                 let type_name = key.get_type().name()?;
                 return Err(PyTypeError::new_err(format!(

@@ -33,7 +33,7 @@ use mmappickle::{
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::{PyOnceLock, RwLockExt};
-use pyo3::types::{PyBytes, PyList, PyString, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
 
 use crate::errors::{not_writable, to_py_err, UnsafeValueError};
 use crate::picklers::Found;
@@ -528,7 +528,8 @@ impl NativeDict {
         self.store(py, new_values)
     }
 
-    /// Stores `values[i]` under `keys[i]` (a `str`), in order, in one batch (as
+    /// Stores `values[i]` under `keys[i]` (a `str`), in order, in one batch (or with `values`
+    /// `None`, the items of the dict `keys`, without lists made of them) (as
     /// `insert_many`): a value whose type is one of `special_types` as the record
     /// `new_record(key, value)` makes (an array, a stub...), the others as generic values:
     /// plain ones written here ([`plain::write_plain`]), the rest pickled by one
@@ -536,12 +537,28 @@ impl NativeDict {
     fn insert_values(
         &self,
         py: Python<'_>,
-        keys: Bound<'_, PyList>,
-        values: Bound<'_, PyList>,
+        keys: Bound<'_, PyAny>,
+        values: Option<Bound<'_, PyList>>,
         special_types: Vec<Bound<'_, PyType>>,
         new_record: Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let keys = bulk::Keys::new(&keys)?;
+        // A dict's pairs are read from it directly: no lists are made of them.
+        let (keys, values) = match values {
+            None => {
+                let dict = keys.cast::<PyDict>()?;
+                let mut values = Vec::with_capacity(dict.len());
+                let pairs = dict.iter().map(|(key, value)| {
+                    values.push(value);
+                    key
+                });
+                (bulk::Keys::new(pairs, dict.len())?, values)
+            }
+            Some(values) => {
+                let keys = keys.cast::<PyList>()?;
+                let keys = bulk::Keys::new(keys.iter(), keys.len())?;
+                (keys, values.iter().collect::<Vec<_>>())
+            }
+        };
         if keys.len() != values.len() {
             return Err(PyValueError::new_err(format!(
                 "{} keys for {} values",
@@ -565,7 +582,7 @@ impl NativeDict {
         let mut plain = ValueWriter::with_capacity(32 * values.len(), values.len());
         let (mut seen, mut to_pickle, mut special) = (Vec::new(), Vec::new(), Vec::new());
         let mut ways = Vec::with_capacity(values.len());
-        for (index, value) in values.iter().enumerate() {
+        for (index, value) in values.into_iter().enumerate() {
             let value_type = value.get_type();
             if special_types.iter().any(|special| value_type.is(special)) {
                 ways.push(Way::Special(special.len()));
@@ -577,12 +594,7 @@ impl NativeDict {
                 to_pickle.push(value);
             }
         }
-        let to_pickle = if to_pickle.len() == values.len() {
-            values.clone()
-        } else {
-            PyList::new(py, to_pickle)?
-        };
-        let pickled = bulk::Pickled::new(py, &to_pickle)?;
+        let pickled = bulk::Pickled::new(py, &PyList::new(py, to_pickle)?)?;
         let made = special
             .iter()
             .map(|(index, value)| new_record.call1((keys.get(*index), value)))

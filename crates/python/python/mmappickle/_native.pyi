@@ -155,8 +155,8 @@ class NativeDict:
     def insert_many(self, values: list[NewValue]) -> None: ...
     def insert_values(
         self,
-        keys: list[Any],
-        values: list[Any],
+        keys: list[Any] | dict[Any, Any],
+        values: list[Any] | None,
         special_types: tuple[type, ...],
         new_record: Callable[[str, Any], NewValue],
     ) -> None: ...

@@ -680,9 +680,9 @@ class mmapdict(_MappingBase):
         all of them at once; on an error, none is stored."""
         if isinstance(other, mmapdict):
             other = other._snapshot()  # read from one state of its file
-        if type(other) is dict and not kwargs:
-            keys, values = list(other), list(other.values())
-        else:
+        keys: Any = other  # a dict, whose items the Rust half reads itself
+        values: list[Any] | None = None
+        if type(other) is not dict or kwargs:
             if isinstance(other, Mapping):
                 pairs = list(other.items())
             elif hasattr(other, "keys"):
@@ -693,12 +693,15 @@ class mmapdict(_MappingBase):
             keys = [key for key, _ in pairs]
             values = [value for _, value in pairs]
         if self._builtin_picklers:
-            # Generic values pickled by one pickle.dumps of their list, split by the Rust half
-            # (which checks the keys, and that the dict is writable, first).
+            # Plain values written by the Rust half, the other generic values pickled by one
+            # pickle.dumps of their list (the Rust half checks the keys, and that the dict is
+            # writable, first).
             self._store(
                 lambda: self._native.insert_values(keys, values, _special_types(), self._new_value)
             )
             return
+        if values is None:
+            keys, values = list(other), list(other.values())
         for key in keys:
             self._check_key(key)
         if not keys:
