@@ -39,6 +39,9 @@ use crate::split::scan_op;
 pub struct JoinedEntries {
     stream: Vec<u8>,
     len: usize,
+    /// Scratch space of [`stands_alone`], kept from value to value (no allocation per value
+    /// that opens a `MARK`).
+    stack: StackCount,
 }
 
 impl Default for JoinedEntries {
@@ -53,13 +56,14 @@ impl JoinedEntries {
         JoinedEntries {
             stream: vec![PROTO, 4, EMPTY_DICT, MARK],
             len: 0,
+            stack: StackCount::default(),
         }
     }
 
     /// Adds `key` with `value` (an entry's value bytes) if the value stands alone; `false`
     /// (and nothing added) when it does not.
     pub fn push(&mut self, key: &str, value: &[u8]) -> bool {
-        if !stands_alone(value) {
+        if !stands_alone(value, &mut self.stack) {
             return false;
         }
         self.push_key(key);
@@ -105,12 +109,12 @@ impl JoinedEntries {
 
 /// Whether the entry value bytes `value` load as one value within a stream of others (see
 /// [`JoinedEntries`]).
-fn stands_alone(value: &[u8]) -> bool {
+fn stands_alone(value: &[u8], stack: &mut StackCount) -> bool {
     // One push of a number, a string or bytes (most small values): nothing more to follow.
     if matches!(scan_op(value), Ok((None, len)) if len == value.len()) {
         return true;
     }
-    let mut stack = StackCount::default();
+    stack.clear();
     // Ordered: no hasher to seed per value, no allocation for a value without stores.
     let mut stored = BTreeSet::new();
     let mut offset = 0;

@@ -271,13 +271,19 @@ fn plan(stream: &[u8]) -> Result<(Vec<Step>, Vec<Store>), Error> {
 
 /// The unpickler's stack, counted: the items above the innermost open `MARK`,
 /// and those below each open `MARK`.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct StackCount {
     items: usize,
     below_marks: Vec<usize>,
 }
 
 impl StackCount {
+    /// Back to an empty stack (keeping the room of the marks).
+    pub(crate) fn clear(&mut self) {
+        self.items = 0;
+        self.below_marks.clear();
+    }
+
     /// Counts what `op` takes from and leaves on the stack; the problem when
     /// it takes more than there is, or when `STOP` leaves other than one value.
     pub(crate) fn apply(&mut self, op: &Op<'_>) -> Result<(), &'static str> {

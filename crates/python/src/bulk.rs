@@ -4,11 +4,7 @@
 //! (`NativeDict.insert_values`); a snapshot's entries joined into the pickle of one dict
 //! that one `pickle.loads` reads (`NativeDict.joined_items`).
 
-use std::any::Any;
-
-use mmappickle::{
-    split_list_pickle, GenericPickler, JoinedEntries, Located, ReadSnapshot, SplitList,
-};
+use mmappickle::{split_list_pickle, JoinedEntries, ReadSnapshot, SplitList};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
@@ -176,17 +172,15 @@ pub(crate) fn joined_items(
 ) -> Result<(Vec<u8>, Vec<(String, Found)>), mmappickle::Error> {
     let mut joined = JoinedEntries::new();
     let mut others = Vec::new();
-    for value in snapshot.stored_values()? {
-        let value = value?;
-        let reader = value.reader()?;
-        let kind: &dyn Any = reader;
-        let generic = kind.is::<GenericPickler>() && matches!(value.located(), Located::Value(_));
-        if generic && joined.push(value.key(), value.bytes()) {
+    for value in snapshot.generic_value_bytes()? {
+        let (key, generic) = value?;
+        if generic.is_some_and(|bytes| joined.push(key, bytes)) {
             continue;
         }
-        joined.push_none(value.key());
-        let found = picklers::read_by(snapshot, &value, reader)?;
-        others.push((value.key().to_owned(), found));
+        joined.push_none(key);
+        let value = snapshot.stored(key)?;
+        let found = picklers::read_by(snapshot, &value, value.reader()?)?;
+        others.push((key.to_owned(), found));
     }
     Ok((joined.finish(), others))
 }

@@ -194,6 +194,38 @@ impl<'d> ReadSnapshot<'d> {
         Ok(self.live_entries()?.map(|entry| self.stored_value(entry)))
     }
 
+    /// Every live key, in file order, with its value's bytes when the dict's picklers read it
+    /// as a generic value with the built-in [`GenericPickler`](crate::GenericPickler); `None`
+    /// for anything else (read it with [`ReadSnapshot::stored`]). A quick pass for readers
+    /// of every value: it locates no array and asks no pickler.
+    ///
+    /// ```
+    /// use mmappickle::MmapDict;
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let mut m = MmapDict::open(dir.path().join("glance.mmdpickle"))?;
+    /// m.insert("n", 7)?;
+    /// m.insert_array("a", &[1.0f32, 2.0], &[2])?;
+    /// let snapshot = m.read()?;
+    /// let values: Vec<_> = snapshot.generic_value_bytes()?.collect::<Result<_, _>>()?;
+    /// assert_eq!(values, [("n", Some(&b"K\x07"[..])), ("a", None)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    pub fn generic_value_bytes(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(&str, Option<&[u8]>), Error>> + '_, Error> {
+        let view = self.view()?;
+        let builtin = self.dict.options.picklers.generic_reads_builtin();
+        Ok(view.table().live_entries().map(move |entry| {
+            let bytes = view.value(entry)?;
+            // A value that fails to classify is read otherwise, which reports the error.
+            let generic =
+                builtin && matches!(classify(&mut &*bytes), Ok(ValueKind::Generic { .. }));
+            Ok((entry.key(), generic.then_some(bytes)))
+        }))
+    }
+
     fn stored_value(&self, entry: &'d Entry) -> Result<StoredValue<'_>, Error> {
         let (bytes, kind, claim) = self.claimed(entry)?;
         Ok(StoredValue {
