@@ -137,12 +137,35 @@ fn a_kind_of_ones_own_is_written_and_read_beside_the_built_in_kinds() {
     };
     assert_eq!(array.bytes(), [1, 0, 2, 0]);
 
+    // The quick pass over generic values leaves every value to the picklers when one of
+    // one's own may claim a generic-looking value.
+    let snapshot = m.read().unwrap();
+    let glanced: Vec<_> = snapshot
+        .generic_value_bytes()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(glanced, [("frame", None), ("label", None), ("grid", None)]);
+    drop(snapshot);
+
     // Without the frame pickler the same entry is a plain `bytes` value, as Python's
-    // `pickle.load` of the file sees it.
+    // `pickle.load` of the file sees it (and the quick pass gives its bytes).
     drop(m);
     let plain = MmapDict::open_readonly(&path).unwrap();
     let expected = [FRAME_MARK, &frame.pixels].concat();
     assert_eq!(plain.get("frame").unwrap(), Value::Bytes(expected));
+    let snapshot = plain.read().unwrap();
+    let glanced: Vec<_> = snapshot
+        .generic_value_bytes()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(glanced.len(), 3);
+    assert_eq!(
+        glanced[0].1,
+        Some(plain.raw_value("frame").unwrap().as_slice())
+    );
+    assert_eq!(glanced[2], ("grid", None));
 }
 
 #[test]
