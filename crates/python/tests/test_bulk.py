@@ -1,7 +1,7 @@
-"""Many values through one call of pickle: ``update`` pickles its generic values with one
-``pickle.dumps`` of their list, which the Rust half splits into one pickle per entry (what an
-entry shares with earlier ones copied in); ``items``/``values`` load every generic value with
-one ``pickle.loads``. The entries are those the Python library writes key by key, byte for
+"""Many values at once: ``update`` has the Rust half write its plain values (no pickler run)
+and pickles the other generic values with one ``pickle.dumps`` of their list, which the Rust
+half splits into one pickle per entry (what an entry shares with earlier ones copied in);
+``items``/``values`` load every generic value with one ``pickle.loads``. The entries are those the Python library writes key by key, byte for
 byte, and read back as each key alone reads."""
 
 from __future__ import annotations
