@@ -47,6 +47,7 @@ pub(crate) fn scan_reading_past(
         near,
         frontier: Cell::new(0),
         blocks: Vec::new(),
+        blocks_end: 0,
     };
     let mut scanner = Scanner::default();
     loop {
@@ -70,6 +71,9 @@ struct MapAndReads<'map> {
     frontier: Cell<u64>,
     /// Blocks read, oldest first, with their offsets.
     blocks: Vec<(u64, Vec<u8>)>,
+    /// Where the furthest block read ends: bytes from there on are in none (the run of small
+    /// entries after the last jump skips the search).
+    blocks_end: u64,
 }
 
 impl MapAndReads<'_> {
@@ -91,6 +95,7 @@ impl MapAndReads<'_> {
             self.blocks.remove(0);
         }
         self.blocks.push((start, block));
+        self.blocks_end = self.blocks_end.max(end);
         Ok(())
     }
 }
@@ -105,7 +110,12 @@ impl ByteSource for MapAndReads<'_> {
             return Ok(None);
         };
         // Newest first: the walk goes on in the block read last.
-        let in_block = self.blocks.iter().rev().find_map(|(start, block)| {
+        let blocks = if offset < self.blocks_end {
+            &self.blocks[..]
+        } else {
+            &[]
+        };
+        let in_block = blocks.iter().rev().find_map(|(start, block)| {
             let block_end = start + block.len() as u64;
             (*start <= offset && end <= block_end).then(|| {
                 let from = (offset - start) as usize;
