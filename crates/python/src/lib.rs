@@ -30,7 +30,7 @@ use std::thread::ThreadId;
 use mmappickle::{
     ArrayEncoding, EmptyArray, EncodedValue, Located, MmapDict, SplitList, ValueWriter,
 };
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyAttributeError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::{PyOnceLock, RwLockExt};
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyType};
@@ -817,6 +817,74 @@ fn pickle_loads(py: Python<'_>) -> PyResult<&Py<PyAny>> {
     LOADS.get_or_try_init(py, || Ok(py.import("pickle")?.getattr("loads")?.unbind()))
 }
 
+/// The classes of the module, made on first use rather than at import: making a class costs a
+/// new process tens of microseconds, and importing the package, opening a file and listing
+/// its keys needs none but `NativeDict`.
+const LAZY_CLASSES: [&str; 15] = [
+    "NativeDict",
+    "NativeRemote",
+    "GenericValue",
+    "ArrayPlace",
+    "MaskedPlace",
+    "RemoteArray",
+    "ArrayBytes",
+    "MaskedArrayBytes",
+    "EntrySummary",
+    "NewPickle",
+    "NewArray",
+    "NewMasked",
+    "NewStub",
+    "NewWritten",
+    "UnsafeValueError",
+];
+
+/// The class `name` of the module (one of [`LAZY_CLASSES`]), made now if it was not yet.
+fn lazy_class<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyType>> {
+    Some(match name {
+        "NativeDict" => py.get_type::<NativeDict>(),
+        "NativeRemote" => py.get_type::<remote::NativeRemote>(),
+        "GenericValue" => py.get_type::<GenericValue>(),
+        "ArrayPlace" => py.get_type::<ArrayPlace>(),
+        "MaskedPlace" => py.get_type::<MaskedPlace>(),
+        "RemoteArray" => py.get_type::<RemoteArray>(),
+        "ArrayBytes" => py.get_type::<ArrayBytes>(),
+        "MaskedArrayBytes" => py.get_type::<MaskedArrayBytes>(),
+        "EntrySummary" => py.get_type::<EntrySummary>(),
+        "NewPickle" => py.get_type::<NewPickle>(),
+        "NewArray" => py.get_type::<NewArray>(),
+        "NewMasked" => py.get_type::<NewMasked>(),
+        "NewStub" => py.get_type::<NewStub>(),
+        "NewWritten" => py.get_type::<NewWritten>(),
+        "UnsafeValueError" => py.get_type::<UnsafeValueError>(),
+        _ => return None,
+    })
+}
+
+/// The module's `__getattr__` (PEP 562): a class of [`LAZY_CLASSES`], made and added to the
+/// module, where later lookups find it.
+#[pyfunction]
+#[pyo3(pass_module, name = "__getattr__")]
+fn module_getattr<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    let class = lazy_class(module.py(), name).ok_or_else(|| {
+        PyAttributeError::new_err(format!(
+            "module 'mmappickle._native' has no attribute '{name}'"
+        ))
+    })?;
+    module.add(name, &class)?;
+    Ok(class)
+}
+
+/// The module's `__dir__`: its attributes and the classes not made yet.
+#[pyfunction]
+#[pyo3(pass_module, name = "__dir__")]
+fn module_dir(module: &Bound<'_, PyModule>) -> PyResult<Vec<String>> {
+    let mut names: Vec<String> = module.dict().keys().extract()?;
+    names.extend(LAZY_CLASSES.iter().map(|name| name.to_string()));
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
+}
+
 /// The module `mmappickle._native`.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -825,23 +893,10 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let schemes = pyo3::types::PyTuple::new(module.py(), mmappickle_remote::SCHEMES)?;
     module.add("URL_SCHEMES", schemes)?;
     module.add("UNREAD", unread_sentinel(py)?)?;
-    module.add_class::<NativeDict>()?;
-    module.add_class::<remote::NativeRemote>()?;
-    module.add_class::<GenericValue>()?;
-    module.add_class::<ArrayPlace>()?;
-    module.add_class::<MaskedPlace>()?;
-    module.add_class::<RemoteArray>()?;
-    module.add_class::<ArrayBytes>()?;
-    module.add_class::<MaskedArrayBytes>()?;
-    module.add_class::<EntrySummary>()?;
-    module.add_class::<NewPickle>()?;
-    module.add_class::<NewArray>()?;
-    module.add_class::<NewMasked>()?;
-    module.add_class::<NewStub>()?;
-    module.add_class::<NewWritten>()?;
+    module.add_function(wrap_pyfunction!(module_getattr, module)?)?;
+    module.add_function(wrap_pyfunction!(module_dir, module)?)?;
     module.add_function(wrap_pyfunction!(entry_value, module)?)?;
     module.add_function(wrap_pyfunction!(value_pickle, module)?)?;
-    module.add("UnsafeValueError", py.get_type::<UnsafeValueError>())?;
     module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
     module.add_function(wrap_pyfunction!(is_container, module)?)?;
     Ok(())

@@ -7,15 +7,17 @@ this package is the glue (``pickle.dumps``/``loads`` of generic values, ``numpy.
 of arrays). numpy is optional: without it, generic values only.
 
 ``import mmappickle`` imports what a local ``mmapdict`` needs; the remote readers
-(``RemoteDict``, ``httpdict``, ``remote``) are imported on first use.
+(``RemoteDict``, ``httpdict``, ``remote``) are imported on first use, and
+``UnsafeValueError`` is made on first use (as every class of ``mmappickle._native``).
 """
 
-from ._native import UnsafeValueError, __version__
+from ._native import __version__
 from .dict import mmapdict
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from . import remote
+    from ._native import UnsafeValueError
     from .http import httpdict
     from .remote import RemoteDict
 
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> object:
         from .remote import RemoteDict
 
         value = RemoteDict
+    elif name == "UnsafeValueError":
+        from ._native import UnsafeValueError
+
+        value = UnsafeValueError
     elif name == "httpdict":
         from .http import httpdict
 
