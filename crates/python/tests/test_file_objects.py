@@ -295,11 +295,11 @@ def test_vacuum_in_place_is_refused_while_arrays_map_the_file(path: str) -> None
 # copy back done, "fsync4" the old tail cut.
 KILLED_REWRITE = """
     import os, signal, sys
-    import mmappickle.dict
+    import mmappickle._file_objects
     from mmappickle import mmapdict
 
     path, rewrite, kill_at = sys.argv[1:4]
-    copy_bytes, fsync = mmappickle.dict._copy_bytes, os.fsync
+    copy_bytes, fsync = mmappickle._file_objects._copy_bytes, os.fsync
     calls = {"copy": 0, "fsync": 0}
 
     def kill():
@@ -318,7 +318,7 @@ KILLED_REWRITE = """
             kill()
         fsync(fd)
 
-    mmappickle.dict._copy_bytes = copy_and_kill
+    mmappickle._file_objects._copy_bytes = copy_and_kill
     os.fsync = fsync_and_kill
     with open(path, "r+b") as file:
         m = mmapdict(file)

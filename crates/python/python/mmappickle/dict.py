@@ -5,7 +5,7 @@ import os
 import pickle
 import sys
 import weakref
-from collections.abc import ItemsView, Mapping, MutableMapping, ValuesView
+from collections.abc import Mapping, MutableMapping
 
 from . import _native
 
@@ -15,16 +15,14 @@ from . import _native
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, ItemsView, Iterator, Sequence, ValuesView
     from typing import IO, Any, TypeVar
     from weakref import WeakSet
 
     _T = TypeVar("_T")
     _MappingBase = MutableMapping[str, Any]
-    _ValuesBase = ValuesView[Any]
-    _ItemsBase = ItemsView[str, Any]
 else:
-    _MappingBase, _ValuesBase, _ItemsBase = MutableMapping, ValuesView, ItemsView
+    _MappingBase = MutableMapping
 
 
 # The picklers, defined here so that opening a file imports no module of ours but this one
@@ -183,27 +181,9 @@ def _path_of(file: "Any") -> "tuple[str, str | None, bool]":
         # Absolute: arrays are mapped, and the file reopened, by this path later.
         path = os.path.abspath(os.fsdecode(os.fspath(file)))
         return path, path, False
-    fileno = getattr(file, "fileno", None)
-    if fileno is None:
-        raise TypeError(
-            f"mmapdict needs a path (str or os.PathLike) or a binary file object with "
-            f"fileno(), not {type(file).__name__}"
-        )
-    try:
-        fd = fileno()
-    except (OSError, ValueError) as error:  # io.BytesIO, closed files
-        raise TypeError(f"mmapdict needs a file object with a file descriptor: {error}") from None
-    writable = getattr(file, "writable", None)
-    readonly = writable is not None and not writable()
-    name = getattr(file, "name", None)
-    if isinstance(name, str):
-        try:
-            if os.path.samestat(os.stat(name), os.fstat(fd)):
-                return os.path.abspath(name), os.path.abspath(name), readonly
-        except OSError:
-            pass
-    # A file without a name (tempfile.TemporaryFile()): the descriptor's own path.
-    return f"/proc/self/fd/{fd}", None, readonly
+    from ._file_objects import path_of_file_object
+
+    return path_of_file_object(file)
 
 
 def _numpy() -> "Any":
@@ -230,124 +210,6 @@ def _forget_read_buffer(file: "Any") -> None:
         position = file.tell()
         file.seek(0, io.SEEK_END)
         file.seek(position)
-
-
-def _copy_bytes(source: int, target: int, length: int) -> None:
-    """Copies the first ``length`` bytes of the file ``source`` over those of ``target``."""
-    offset = 0
-    while offset < length:
-        count = min(length - offset, 1 << 24)
-        try:
-            copied = os.copy_file_range(source, target, count, offset, offset)
-        except (AttributeError, OSError):  # not Linux; file systems that refuse it
-            copied = os.pwrite(target, os.pread(source, count, offset), offset)
-        if copied == 0:
-            raise OSError(f"the file ended at byte {offset} of {length} during a copy")
-        offset += copied
-
-
-def _rewrite_in_place(
-    file: "Any", reopen_path: "str | None", rewrite: "Callable[[str], bool]"
-) -> None:
-    """Rewrites the file of the file object ``file`` in place, so that ``file`` keeps naming
-    it: the file is copied to a scratch file, ``rewrite(scratch path)`` (the Rust half: a
-    convert, a vacuum) turns the copy into the new file and returns whether it changed it,
-    the new file is copied back over the old one from byte 0 and the rest is cut.
-
-    Beside a named file, the copy is ``<path>.rewriting-<pid>``, synced and renamed
-    ``<path>.rewrite-<pid>`` once it is the whole new file. A kill before the copy back
-    leaves the file as it was; during it, the new file's head followed by the old file's
-    tail (opening it fails at the first torn entry, naming ``<path>.rewrite-<pid>``, or
-    reads it whole where the two meet between entries): ``mv`` that file over the path;
-    after it, the old tail after the new terminator, which the next read-write open cuts.
-    ``<path>.rewrite-<pid>`` is removed once the new file is synced.
-    """
-    fd = file.fileno()
-    if reopen_path is None:  # a file without a name: nothing to recover after a crash
-        import tempfile
-
-        scratch_fd, work = tempfile.mkstemp(prefix="mmappickle-rewrite-")
-        os.close(scratch_fd)
-        whole = work
-    else:
-        work = f"{reopen_path}.rewriting-{os.getpid()}"
-        whole = f"{reopen_path}.rewrite-{os.getpid()}"
-    copying_back = False
-    try:
-        with open(work, "wb") as copy:
-            _copy_bytes(fd, copy.fileno(), os.fstat(fd).st_size)
-        if not rewrite(work):
-            return
-        # The Rust half renamed the new file over the scratch path: open it again.
-        with open(work, "rb") as new:
-            length = os.fstat(new.fileno()).st_size
-            os.fsync(new.fileno())
-            if whole != work:
-                os.rename(work, whole)
-                _sync_directory(whole)
-            copying_back = True
-            _copy_bytes(new.fileno(), fd, length)
-        os.fsync(fd)
-        os.ftruncate(fd, length)
-        os.fsync(fd)
-        copying_back = False
-    except OSError as error:
-        if copying_back and reopen_path is not None:
-            raise OSError(
-                error.errno,
-                f"{error.strerror}: the file was rewritten in part; {whole} holds the whole "
-                f"new file: move it over {reopen_path}",
-            ) from error
-        raise
-    finally:
-        for scratch in {work, whole}:
-            if scratch == work or not copying_back or reopen_path is None:
-                try:
-                    os.unlink(scratch)
-                except FileNotFoundError:
-                    pass
-
-
-def _sync_directory(path: str) -> None:
-    """``fsync`` of the directory holding ``path`` (a rename into it survives a crash)."""
-    directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def _rewrite_scratch(path: "str | None") -> "str | None":
-    """The scratch file left beside ``path`` by an in-place rewrite that was killed during
-    its copy back, if any."""
-    if path is None:
-        return None
-    directory, name = os.path.split(path)
-    prefix = f"{name}.rewrite-"
-    try:
-        found = sorted(entry for entry in os.listdir(directory) if entry.startswith(prefix))
-    except OSError:
-        return None
-    return os.path.join(directory, found[-1]) if found else None
-
-
-def _convert_in_place(file: "Any", path: str, reopen_path: "str | None", portable: bool) -> None:
-    """Converts the plain pickle of a dict in the file of ``file`` in place (under the
-    file's lock, as every change): ``ValueError`` if it is not one."""
-    import fcntl
-
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-    try:
-        if _native.is_container(path):  # converted by another process meanwhile
-            return
-
-        def convert(scratch: str) -> bool:
-            _native.NativeDict(scratch, False, portable, False).close()
-            return True
-
-        _rewrite_in_place(file, reopen_path, convert)
-    finally:
-        fcntl.flock(file.fileno(), fcntl.LOCK_UN)
 
 
 class mmapdict(_MappingBase):
@@ -408,11 +270,9 @@ class mmapdict(_MappingBase):
         self._reopen_path = reopen_path
         readonly = bool(readonly) or file_readonly
         if self._fileobj is not None:
-            _flush(self._fileobj)
-            if not readonly and not _native.is_container(path) and os.stat(path).st_size:
-                # A plain pickle of a dict: converted in place, so that the caller's file
-                # object still names the file.
-                _convert_in_place(self._fileobj, path, reopen_path, encoding == "portable")
+            from ._file_objects import convert_plain_pickle
+
+            convert_plain_pickle(self._fileobj, path, reopen_path, readonly, encoding)
         try:
             self._native = _native.NativeDict(
                 path,
@@ -422,7 +282,9 @@ class mmapdict(_MappingBase):
                 [_BUILTIN_PICKLERS.get(type(pickler), pickler) for pickler in self._picklers],
             )
         except ValueError as error:
-            scratch = _rewrite_scratch(reopen_path)
+            from ._file_objects import rewrite_scratch
+
+            scratch = rewrite_scratch(reopen_path)
             if scratch is None:
                 raise
             raise ValueError(
@@ -602,26 +464,9 @@ class mmapdict(_MappingBase):
         if self._fileobj is None:
             self._native.vacuum()
             return
-        if self._maps:
-            raise ValueError(
-                f"{len(self._maps)} array(s) mapped from this file are alive: a vacuum of a "
-                "file opened from a file object rewrites it in place, under them"
-            )
-        _flush(self._fileobj)
-        try:
-            self._native.locked(
-                lambda: _rewrite_in_place(self._fileobj, self._reopen_path, self._vacuumed)
-            )
-        finally:
-            _forget_read_buffer(self._fileobj)
+        from ._file_objects import vacuum_in_place
 
-    def _vacuumed(self, scratch: str) -> bool:
-        """Vacuums the copy at ``scratch``: whether it changed."""
-        native = _native.NativeDict(scratch, False, self._encoding == "portable", False)
-        try:
-            return native.vacuum()[0] > 0
-        finally:
-            native.close()
+        vacuum_in_place(self, self._fileobj)
 
     def fsck(self) -> None:
         """Repairs a file whose end was cut (a full disk, a truncation): a last entry cut
@@ -966,26 +811,18 @@ class mmapdict(_MappingBase):
         return masked_array(self._memmap(data_place), self._memmap(mask_place))
 
 
-class _Values(_ValuesBase):
-    """``mmapdict.values()``: each iteration reads from one state of the file."""
+def _Values(mapping: "mmapdict") -> "ValuesView[Any]":
+    """``mmapdict.values()`` (its class is made on first use: see :mod:`mmappickle._views`)."""
+    from ._views import _Values
 
-    def __init__(self, mapping: "mmapdict") -> None:
-        super().__init__(mapping)
-        self._dict = mapping
-
-    def __iter__(self) -> "Iterator[Any]":
-        return iter(self._dict._snapshot().values())
+    return _Values(mapping)
 
 
-class _Items(_ItemsBase):
-    """``mmapdict.items()``: each iteration reads from one state of the file."""
+def _Items(mapping: "mmapdict") -> "ItemsView[str, Any]":
+    """``mmapdict.items()`` (its class is made on first use: see :mod:`mmappickle._views`)."""
+    from ._views import _Items
 
-    def __init__(self, mapping: "mmapdict") -> None:
-        super().__init__(mapping)
-        self._dict = mapping
-
-    def __iter__(self) -> "Iterator[tuple[str, Any]]":
-        return iter(self._dict._snapshot().items())
+    return _Items(mapping)
 
 
 def _reopen(
