@@ -19,123 +19,12 @@ if TYPE_CHECKING:
     from typing import IO, Any, TypeVar
     from weakref import WeakSet
 
+    from .picklers.base import BasePickler
+
     _T = TypeVar("_T")
     _MappingBase = MutableMapping[str, Any]
 else:
     _MappingBase = MutableMapping
-
-
-# The picklers, defined here so that opening a file imports no module of ours but this one
-# and the Rust half; their module is ``mmappickle.picklers.base``, which re-exports them.
-class BasePickler:
-    """Picklers are tried in decreasing priority order."""
-
-    __module__ = "mmappickle.picklers.base"
-
-    priority: int = 0
-
-    def __init__(self, parent_object: "mmapdict") -> None:
-        self._parent_object = weakref.ref(parent_object)
-
-    @property
-    def _file(self) -> "IO[bytes]":
-        """The dict's file object: ``seek``, ``read``, ``write``, ``tell``, ``fileno``."""
-        parent = self._parent_object()
-        if parent is None:
-            raise ValueError("the mmapdict of this pickler was freed")
-        return parent._file
-
-    def is_valid(self, offset: int, length: int) -> bool:
-        """Whether the value of ``length`` bytes at ``offset`` is one this pickler reads."""
-        return False
-
-    def is_picklable(self, obj: "Any") -> bool:
-        """Whether this pickler can write ``obj``."""
-        return False
-
-    def read(self, offset: int, length: int) -> "tuple[Any, int]":
-        """The value at ``offset`` and the length read."""
-        raise NotImplementedError("Should be subclassed")
-
-    def write(self, obj: "Any", offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
-        """Writes ``obj`` at ``offset``: ``(number of bytes, next free memo index)``."""
-        raise NotImplementedError("Should be subclassed")
-
-    def _pickle_load_fix(self, p: bytes) -> "Any":
-        """The value of the entry value bytes ``p`` (``pickle.loads`` of them made whole)."""
-        return pickle.loads(_native.value_pickle(p))
-
-    def _pickle_dump_fix(self, obj: "Any", memo_start_idx: int = 0) -> tuple[bytes, int]:
-        """``obj`` pickled as entry value bytes whose memo indices start at
-        ``memo_start_idx``: ``(bytes, next free memo index)``."""
-        return _native.entry_value(pickle.dumps(obj, 4), memo_start_idx)
-
-
-class GenericPickler(BasePickler):
-    """Any picklable value: ``pickle.dumps(value, 4)``, framed into the file by Rust."""
-
-    __module__ = "mmappickle.picklers.base"
-
-    priority = -100
-
-    def is_valid(self, offset: int, length: int) -> bool:
-        return True
-
-    def is_picklable(self, obj: "Any") -> bool:
-        return True
-
-    def read(self, offset: int, length: int) -> "tuple[Any, int]":
-        file = self._file
-        position = file.tell()
-        try:
-            file.seek(offset, io.SEEK_SET)
-            return self._pickle_load_fix(file.read(length)), length
-        finally:
-            file.seek(position)
-
-    def write(self, obj: "Any", offset: int, memo_start_idx: int = 0) -> tuple[int, int]:
-        file = self._file
-        position = file.tell()
-        try:
-            file.seek(offset, io.SEEK_SET)
-            data, memo_max = self._pickle_dump_fix(obj, memo_start_idx)
-            return file.write(data), memo_max
-        finally:
-            file.seek(position)
-
-
-class ArrayPickler(BasePickler):
-    """``numpy.ndarray``, ``numpy.memmap`` and ``EmptyNDArray`` stubs, stored
-    memory-mappable (written and read by the Rust half)."""
-
-    __module__ = "mmappickle.picklers.base"
-
-    priority = 100
-
-    def is_picklable(self, obj: "Any") -> bool:
-        numpy = sys.modules.get("numpy")
-        stubs = sys.modules.get("mmappickle.stubs.numpy")
-        types = () if numpy is None else (numpy.ndarray, numpy.memmap)
-        return type(obj) in types or (stubs is not None and type(obj) is stubs.EmptyNDArray)
-
-
-class MaskedArrayPickler(BasePickler):
-    """``numpy.ma.MaskedArray``: data and mask both memory-mappable (written and read by
-    the Rust half)."""
-
-    __module__ = "mmappickle.picklers.base"
-
-    priority = 100
-
-    def is_picklable(self, obj: "Any") -> bool:
-        ma = sys.modules.get("numpy.ma")
-        return ma is not None and type(obj) is ma.MaskedArray
-
-
-# The built-in kinds, read by the Rust half's own picklers (named for it).
-_BUILTIN_PICKLERS: dict[type, str] = {
-    pickler: pickler.__name__ for pickler in (GenericPickler, ArrayPickler, MaskedArrayPickler)
-}
 
 
 class _Replaced(Exception):
@@ -148,30 +37,25 @@ _UNREAD = _native.UNREAD
 # Tries of a read whose file vacuums keep replacing meanwhile.
 _REPLACED_TRIES = 3
 
+# The built-in picklers, highest priority first, by the names the Rust half knows them by.
+_BUILTIN_PICKLER_NAMES = ("ArrayPickler", "MaskedArrayPickler", "GenericPickler")
+
+_PICKLER_CLASSES = ("BasePickler", "GenericPickler", "ArrayPickler", "MaskedArrayPickler")
+
+
+def __getattr__(name: str) -> "type[BasePickler]":
+    """The pickler classes, names of this module too (they live in
+    :mod:`mmappickle.picklers.base`, imported on first use)."""
+    if name in _PICKLER_CLASSES:
+        from .picklers import base
+
+        pickler: type[BasePickler] = getattr(base, name)
+        return pickler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _not_writable() -> "io.UnsupportedOperation":
     return io.UnsupportedOperation("not writable")
-
-
-def _all_subclasses(cls: "type[BasePickler]") -> "list[type[BasePickler]]":
-    """Every subclass of ``cls``, depth first (the library's ``utils.all_subclasses``)."""
-    found: list[type[BasePickler]] = []
-    for subclass in cls.__subclasses__():
-        for each in (subclass, *_all_subclasses(subclass)):
-            if each not in found:
-                found.append(each)
-    return found
-
-
-def _picklers_of(parent: "mmapdict", picklers: "Sequence[type] | None") -> "list[BasePickler]":
-    """The pickler instances of ``parent``, highest priority first, as the library makes
-    them: every subclass of ``BasePickler`` when ``picklers`` is ``None``."""
-    classes = _all_subclasses(BasePickler) if picklers is None else list(picklers)
-    for cls in classes:
-        if not (isinstance(cls, type) and issubclass(cls, BasePickler)):
-            raise TypeError(f"a pickler is a subclass of BasePickler, not {cls!r}")
-    instances = [cls(parent) for cls in classes]
-    return sorted(instances, key=lambda pickler: pickler.priority, reverse=True)
 
 
 def _path_of(file: "Any") -> "tuple[str, str | None, bool]":
@@ -252,12 +136,20 @@ class mmapdict(_MappingBase):
             raise ValueError(f"encoding must be 'compatible' or 'portable', not {encoding!r}")
         path, reopen_path, file_readonly = _path_of(file)
         self._pickler_classes = None if picklers is None else list(picklers)
-        self._picklers = _picklers_of(self, picklers)
         # Only the built-in picklers: generic values go to and come from Python's pickle in
         # batches (``update``, ``items``), arrays to the Rust half.
-        self._builtin_picklers = {type(pickler) for pickler in self._picklers} == set(
-            _BUILTIN_PICKLERS
-        )
+        self._builtin_picklers = True
+        # The pickler instances (``_picklers``), and what the Rust half takes of them.
+        self._pickler_instances: list[BasePickler] | None = None
+        native_picklers: list[object] = list(_BUILTIN_PICKLER_NAMES)
+        if picklers is not None or "mmappickle.picklers.base" in sys.modules:
+            from .picklers.base import _picklers_of
+
+            self._pickler_instances, native_picklers, self._builtin_picklers = _picklers_of(
+                self, picklers
+            )
+        # Else no pickler class exists yet, so none was written for the library: the
+        # built-in ones, whose instances are made on first use.
         # The file object that picklers written for the library use (``self._file``), opened
         # when one first asks for it.
         self._pickler_file: IO[bytes] | None = None
@@ -279,7 +171,7 @@ class mmapdict(_MappingBase):
                 readonly,
                 encoding == "portable",
                 bool(allow_damaged),
-                [_BUILTIN_PICKLERS.get(type(pickler), pickler) for pickler in self._picklers],
+                native_picklers,
             )
         except ValueError as error:
             from ._file_objects import rewrite_scratch
@@ -324,6 +216,16 @@ class mmapdict(_MappingBase):
             _forget_read_buffer(self._fileobj)
 
     # ---- the Python library's API ----
+
+    @property
+    def _picklers(self) -> "list[BasePickler]":
+        """The pickler instances, highest priority first (the built-in ones are made on
+        first use)."""
+        if self._pickler_instances is None:
+            from .picklers.base import _BUILTIN_PICKLERS
+
+            self._pickler_instances = [pickler(self) for pickler in _BUILTIN_PICKLERS]
+        return self._pickler_instances
 
     @property
     def writable(self) -> bool:
@@ -680,6 +582,14 @@ class mmapdict(_MappingBase):
         """``value`` as the Rust half stores it, by the first pickler (highest priority
         first) that can pickle it, as the library chooses them."""
         kind = self._kind_of(value)
+        if self._builtin_picklers:  # their choice, without their instances
+            if kind == "array":
+                return self._new_array(key, value)
+            if kind == "masked":
+                return self._new_masked(key, value)
+            return _native.NewPickle(key, pickle.dumps(value, 4))
+        from .picklers.base import ArrayPickler, GenericPickler, MaskedArrayPickler
+
         for pickler in self._picklers:
             pickler_type = type(pickler)
             if pickler_type is GenericPickler:
@@ -922,4 +832,4 @@ def _make_array(dtype: str, shape: list[int], raw: bytes) -> "Any":
     return numpy.frombuffer(raw, dtype=_dtype_named(dtype)).reshape(shape).copy()
 
 
-__all__ = ["GenericPickler", "mmapdict"]
+__all__ = ["GenericPickler", "mmapdict"]  # noqa: F822  (GenericPickler: by __getattr__)
