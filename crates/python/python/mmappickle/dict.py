@@ -588,21 +588,9 @@ class mmapdict(_MappingBase):
             if kind == "masked":
                 return self._new_masked(key, value)
             return _native.NewPickle(key, pickle.dumps(value, 4))
-        from .picklers.base import ArrayPickler, GenericPickler, MaskedArrayPickler
+        from .picklers.base import _new_value_by
 
-        for pickler in self._picklers:
-            pickler_type = type(pickler)
-            if pickler_type is GenericPickler:
-                return _native.NewPickle(key, pickle.dumps(value, 4))
-            if pickler_type is ArrayPickler:
-                if kind == "array":
-                    return self._new_array(key, value)
-            elif pickler_type is MaskedArrayPickler:
-                if kind == "masked":
-                    return self._new_masked(key, value)
-            elif pickler.is_picklable(value):
-                return _native.NewWritten(key, self._pickler_writer(pickler, value))
-        raise TypeError(f"Could not find a pickler for element of type {type(value)}")
+        return _new_value_by(self, key, value, kind)
 
     def _new_array(self, key: str, value: "Any") -> "_native.NewValue":
         shape = [int(dim) for dim in value.shape]
@@ -620,31 +608,6 @@ class mmapdict(_MappingBase):
             _c_order_bytes(data).tobytes(),
             _c_order_bytes(mask.astype(bool, copy=False)).tobytes(),
         )
-
-    def _pickler_writer(
-        self, pickler: "BasePickler", value: "Any"
-    ) -> "Callable[[int, int, int], tuple[int, int]]":
-        """The writer of ``value`` by a pickler written for the library: its
-        ``write(obj, offset, memo_start_idx)`` through ``self._file``, whose bytes then reach
-        the file before the Rust half checks them."""
-
-        def write(fd: int, offset: int, memo_start: int) -> tuple[int, int]:
-            file = self._file
-            position = file.tell()
-            try:
-                written = pickler.write(value, offset, memo_start)
-            finally:
-                file.seek(position)
-                file.flush()
-            try:
-                length, memo_max = written
-                return int(length), int(memo_max)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"{type(pickler).__name__}.write returned {written!r}, not (length, memo_max)"
-                ) from None
-
-        return write
 
     def _memmap(self, place: "_native.ArrayPlace") -> "Any":
         """The array at ``place``: a ``numpy.memmap`` view of the handle's one map of the

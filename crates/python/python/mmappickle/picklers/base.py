@@ -27,7 +27,7 @@ from .. import _native
 
 TYPE_CHECKING = False  # no ``typing`` at run time
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import IO, Any
 
     from ..dict import mmapdict
@@ -170,3 +170,48 @@ def _picklers_of(
     ]
     builtin_only = {type(pickler) for pickler in instances} == set(_BUILTIN_PICKLERS)
     return instances, native, builtin_only
+
+
+def _new_value_by(parent: "mmapdict", key: str, value: "Any", kind: str) -> "_native.NewValue":
+    """``value`` as the Rust half stores it, by the first of ``parent``'s picklers (highest
+    priority first) that can pickle it, as the library chooses them (``kind`` is
+    ``parent._kind_of(value)``)."""
+    for pickler in parent._picklers:
+        pickler_type = type(pickler)
+        if pickler_type is GenericPickler:
+            return _native.NewPickle(key, pickle.dumps(value, 4))
+        if pickler_type is ArrayPickler:
+            if kind == "array":
+                return parent._new_array(key, value)
+        elif pickler_type is MaskedArrayPickler:
+            if kind == "masked":
+                return parent._new_masked(key, value)
+        elif pickler.is_picklable(value):
+            return _native.NewWritten(key, _writer_of(parent, pickler, value))
+    raise TypeError(f"Could not find a pickler for element of type {type(value)}")
+
+
+def _writer_of(
+    parent: "mmapdict", pickler: BasePickler, value: "Any"
+) -> "Callable[[int, int, int], tuple[int, int]]":
+    """The writer of ``value`` by a pickler written for the library: its
+    ``write(obj, offset, memo_start_idx)`` through ``parent._file``, whose bytes then reach
+    the file before the Rust half checks them."""
+
+    def write(fd: int, offset: int, memo_start: int) -> tuple[int, int]:
+        file = parent._file
+        position = file.tell()
+        try:
+            written = pickler.write(value, offset, memo_start)
+        finally:
+            file.seek(position)
+            file.flush()
+        try:
+            length, memo_max = written
+            return int(length), int(memo_max)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{type(pickler).__name__}.write returned {written!r}, not (length, memo_max)"
+            ) from None
+
+    return write
