@@ -381,3 +381,11 @@ def test_a_kill_during_an_in_place_rewrite_loses_nothing(
     else:
         # A plain pickle left whole is converted by this open; trailing old bytes are cut.
         assert contents(path) == expected
+
+
+def test_the_dict_knows_the_path_and_mode_the_rust_half_opened(path: str) -> None:
+    mmapdict(path).close()
+    with open(path, "rb") as read_only, tempfile.TemporaryFile() as unnamed:
+        for m in (mmapdict(path), mmapdict(path, True), mmapdict(read_only), mmapdict(unnamed)):
+            assert (m._path, m._readonly) == (m._native.path(), m._native.readonly())
+            m.close()

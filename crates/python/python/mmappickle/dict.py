@@ -183,8 +183,9 @@ class mmapdict(_MappingBase):
                 f"{error}; {scratch} holds the whole file as a process killed while it "
                 f"rewrote the file in place left it: move it over {reopen_path}"
             ) from error
-        self._path = self._native.path()
-        self._readonly = self._native.readonly()
+        # What the Rust half opened (``NativeDict.path()`` and ``readonly()`` answer the same).
+        self._path = path
+        self._readonly = readonly
         # A small value or an array the handle has seen is read without the lock while the
         # file shows no change (a file object's buffers are flushed first instead, under the
         # lock).
