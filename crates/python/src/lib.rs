@@ -870,7 +870,7 @@ fn module_getattr<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bo
             "module 'mmappickle._native' has no attribute '{name}'"
         ))
     })?;
-    module.add(name, &class)?;
+    module.setattr(name, &class)?;
     Ok(class)
 }
 
@@ -886,18 +886,21 @@ fn module_dir(module: &Bound<'_, PyModule>) -> PyResult<Vec<String>> {
 }
 
 /// The module `mmappickle._native`.
+///
+/// Its attributes are set, not added: `PyModule::add` keeps an `__all__`, whose first lookup
+/// fails, and taking that error makes pyo3's `PanicException` class (tens of microseconds).
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
-    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    let schemes = pyo3::types::PyTuple::new(module.py(), mmappickle_remote::SCHEMES)?;
-    module.add("URL_SCHEMES", schemes)?;
-    module.add("UNREAD", unread_sentinel(py)?)?;
-    module.add_function(wrap_pyfunction!(module_getattr, module)?)?;
-    module.add_function(wrap_pyfunction!(module_dir, module)?)?;
-    module.add_function(wrap_pyfunction!(entry_value, module)?)?;
-    module.add_function(wrap_pyfunction!(value_pickle, module)?)?;
-    module.add_function(wrap_pyfunction!(safe::safe_loads, module)?)?;
-    module.add_function(wrap_pyfunction!(is_container, module)?)?;
+    module.setattr("__version__", env!("CARGO_PKG_VERSION"))?;
+    let schemes = pyo3::types::PyTuple::new(py, mmappickle_remote::SCHEMES)?;
+    module.setattr("URL_SCHEMES", schemes)?;
+    module.setattr("UNREAD", unread_sentinel(py)?)?;
+    module.setattr("__getattr__", wrap_pyfunction!(module_getattr, module)?)?;
+    module.setattr("__dir__", wrap_pyfunction!(module_dir, module)?)?;
+    module.setattr("entry_value", wrap_pyfunction!(entry_value, module)?)?;
+    module.setattr("value_pickle", wrap_pyfunction!(value_pickle, module)?)?;
+    module.setattr("safe_loads", wrap_pyfunction!(safe::safe_loads, module)?)?;
+    module.setattr("is_container", wrap_pyfunction!(is_container, module)?)?;
     Ok(())
 }
