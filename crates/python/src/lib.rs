@@ -817,59 +817,44 @@ fn pickle_loads(py: Python<'_>) -> PyResult<&Py<PyAny>> {
     LOADS.get_or_try_init(py, || Ok(py.import("pickle")?.getattr("loads")?.unbind()))
 }
 
+/// Makes a class of the module (or finds it made).
+type ClassMaker = for<'py> fn(Python<'py>) -> Bound<'py, PyType>;
+
 /// The classes of the module, made on first use rather than at import: making a class costs a
 /// new process tens of microseconds, and importing the package, opening a file and listing
 /// its keys needs none but `NativeDict`.
-const LAZY_CLASSES: [&str; 15] = [
-    "NativeDict",
-    "NativeRemote",
-    "GenericValue",
-    "ArrayPlace",
-    "MaskedPlace",
-    "RemoteArray",
-    "ArrayBytes",
-    "MaskedArrayBytes",
-    "EntrySummary",
-    "NewPickle",
-    "NewArray",
-    "NewMasked",
-    "NewStub",
-    "NewWritten",
-    "UnsafeValueError",
+const LAZY_CLASSES: [(&str, ClassMaker); 15] = [
+    ("NativeDict", |py| py.get_type::<NativeDict>()),
+    ("NativeRemote", |py| py.get_type::<remote::NativeRemote>()),
+    ("GenericValue", |py| py.get_type::<GenericValue>()),
+    ("ArrayPlace", |py| py.get_type::<ArrayPlace>()),
+    ("MaskedPlace", |py| py.get_type::<MaskedPlace>()),
+    ("RemoteArray", |py| py.get_type::<RemoteArray>()),
+    ("ArrayBytes", |py| py.get_type::<ArrayBytes>()),
+    ("MaskedArrayBytes", |py| py.get_type::<MaskedArrayBytes>()),
+    ("EntrySummary", |py| py.get_type::<EntrySummary>()),
+    ("NewPickle", |py| py.get_type::<NewPickle>()),
+    ("NewArray", |py| py.get_type::<NewArray>()),
+    ("NewMasked", |py| py.get_type::<NewMasked>()),
+    ("NewStub", |py| py.get_type::<NewStub>()),
+    ("NewWritten", |py| py.get_type::<NewWritten>()),
+    ("UnsafeValueError", |py| py.get_type::<UnsafeValueError>()),
 ];
-
-/// The class `name` of the module (one of [`LAZY_CLASSES`]), made now if it was not yet.
-fn lazy_class<'py>(py: Python<'py>, name: &str) -> Option<Bound<'py, PyType>> {
-    Some(match name {
-        "NativeDict" => py.get_type::<NativeDict>(),
-        "NativeRemote" => py.get_type::<remote::NativeRemote>(),
-        "GenericValue" => py.get_type::<GenericValue>(),
-        "ArrayPlace" => py.get_type::<ArrayPlace>(),
-        "MaskedPlace" => py.get_type::<MaskedPlace>(),
-        "RemoteArray" => py.get_type::<RemoteArray>(),
-        "ArrayBytes" => py.get_type::<ArrayBytes>(),
-        "MaskedArrayBytes" => py.get_type::<MaskedArrayBytes>(),
-        "EntrySummary" => py.get_type::<EntrySummary>(),
-        "NewPickle" => py.get_type::<NewPickle>(),
-        "NewArray" => py.get_type::<NewArray>(),
-        "NewMasked" => py.get_type::<NewMasked>(),
-        "NewStub" => py.get_type::<NewStub>(),
-        "NewWritten" => py.get_type::<NewWritten>(),
-        "UnsafeValueError" => py.get_type::<UnsafeValueError>(),
-        _ => return None,
-    })
-}
 
 /// The module's `__getattr__` (PEP 562): a class of [`LAZY_CLASSES`], made and added to the
 /// module, where later lookups find it.
 #[pyfunction]
 #[pyo3(pass_module, name = "__getattr__")]
 fn module_getattr<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    let class = lazy_class(module.py(), name).ok_or_else(|| {
-        PyAttributeError::new_err(format!(
-            "module 'mmappickle._native' has no attribute '{name}'"
-        ))
-    })?;
+    let (_, make_class) = LAZY_CLASSES
+        .iter()
+        .find(|(class_name, _)| *class_name == name)
+        .ok_or_else(|| {
+            PyAttributeError::new_err(format!(
+                "module 'mmappickle._native' has no attribute '{name}'"
+            ))
+        })?;
+    let class = make_class(module.py());
     module.setattr(name, &class)?;
     Ok(class)
 }
@@ -879,7 +864,7 @@ fn module_getattr<'py>(module: &Bound<'py, PyModule>, name: &str) -> PyResult<Bo
 #[pyo3(pass_module, name = "__dir__")]
 fn module_dir(module: &Bound<'_, PyModule>) -> PyResult<Vec<String>> {
     let mut names: Vec<String> = module.dict().keys().extract()?;
-    names.extend(LAZY_CLASSES.iter().map(|name| name.to_string()));
+    names.extend(LAZY_CLASSES.iter().map(|(name, _)| name.to_string()));
     names.sort_unstable();
     names.dedup();
     Ok(names)
