@@ -110,7 +110,8 @@ impl Pickled {
     }
 }
 
-/// The keys of a batch in one string (one allocation, where a `String` each is one per key).
+/// Keys in one string (one allocation, where a `String` each is one per key): a batch's, or
+/// a listing's.
 pub(crate) struct Keys {
     all: String,
     /// Where each key ends in `all` (the next one starts there).
@@ -139,6 +140,19 @@ impl Keys {
         let all = String::from_utf8(all)
             .map_err(|error| PyValueError::new_err(format!("keys not in UTF-8: {error}")))?;
         Ok(Keys { all, ends })
+    }
+
+    /// The keys of `keys`, as they are.
+    pub(crate) fn of_strs<'k>(keys: impl Iterator<Item = &'k str>) -> Self {
+        let mut joined = Keys {
+            all: String::new(),
+            ends: Vec::new(),
+        };
+        for key in keys {
+            joined.all.push_str(key);
+            joined.ends.push(joined.all.len());
+        }
+        joined
     }
 
     /// The number of keys.

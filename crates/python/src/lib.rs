@@ -313,8 +313,9 @@ impl NativeDict {
     }
 
     /// The live keys in file order.
-    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.read(py, |dict| dict.keys())
+    fn keys<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let keys = self.read(py, |dict| Ok(bulk::Keys::of_strs(dict.read()?.key_strs()?)))?;
+        PyList::new(py, (0..keys.len()).map(|index| keys.get(index)))
     }
 
     /// The number of live keys.

@@ -140,7 +140,12 @@ impl<'d> ReadSnapshot<'d> {
 
     /// The live keys, in file order.
     pub fn keys(&self) -> Result<Vec<String>, Error> {
-        Ok(self.view()?.table().keys().map(str::to_owned).collect())
+        Ok(self.key_strs()?.map(str::to_owned).collect())
+    }
+
+    /// The live keys, in file order, borrowed from the snapshot (no `String` each).
+    pub fn key_strs(&self) -> Result<impl Iterator<Item = &str>, Error> {
+        Ok(self.view()?.table().keys())
     }
 
     /// The number of live keys.
