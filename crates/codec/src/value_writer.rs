@@ -445,11 +445,65 @@ mod tests {
         })
     }
 
+    /// One call of the writer, with small arguments.
+    #[derive(Debug, Clone)]
+    enum Call {
+        Int(i64),
+        Str(String),
+        BeginList(usize),
+        BeginTuple(usize),
+        BeginDict(usize),
+        End,
+        Finish,
+        Abandon,
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            any::<i64>().prop_map(Call::Int),
+            ".{0,4}".prop_map(Call::Str),
+            (0usize..6).prop_map(Call::BeginList),
+            (0usize..6).prop_map(Call::BeginTuple),
+            (0usize..4).prop_map(Call::BeginDict),
+            Just(Call::End),
+            Just(Call::Finish),
+            Just(Call::Abandon),
+        ]
+    }
+
     proptest! {
         // Any value the writer takes: the bytes of the `Value` pickler's entry mode.
         #[test]
         fn prop_written_as_encode_entry_value(value in writable_value()) {
             prop_assert_eq!(written(&value), encode_entry_value(&value, 1).0);
+        }
+
+        // Whatever the calls, right or wrong: every finished value is exactly one value,
+        // as an entry must be.
+        #[test]
+        fn prop_finished_values_always_decode(calls in proptest::collection::vec(call(), 0..40)) {
+            let mut writer = ValueWriter::new();
+            for call in calls {
+                // A refused call changes nothing: the writer goes on.
+                let _ = match call {
+                    Call::Int(int) => writer.int(int),
+                    Call::Str(text) => writer.str(&text),
+                    Call::BeginList(len) => writer.begin_list(len),
+                    Call::BeginTuple(len) => writer.begin_tuple(len),
+                    Call::BeginDict(len) => writer.begin_dict(len),
+                    Call::End => writer.end(),
+                    Call::Finish => writer.finish_value().map(drop),
+                    Call::Abandon => {
+                        writer.abandon_value();
+                        Ok(())
+                    }
+                };
+            }
+            for index in 0..writer.len() {
+                let bytes = writer.get(index).unwrap().as_bytes();
+                let decoded = crate::decode_entry_value(bytes, &crate::Limits::default());
+                prop_assert!(decoded.is_ok(), "{bytes:?}: {decoded:?}");
+            }
         }
     }
 

@@ -529,9 +529,9 @@ impl NativeDict {
         self.store(py, new_values)
     }
 
-    /// Stores `values[i]` under `keys[i]` (a `str`), in order, in one batch (or with `values`
-    /// `None`, the items of the dict `keys`, without lists made of them) (as
-    /// `insert_many`): a value whose type is one of `special_types` as the record
+    /// Stores `values[i]` under `keys[i]` (a `str`), or with `values` `None` the items of
+    /// the dict `keys` (read from it: no lists are made of them), in order and in one batch
+    /// (as `insert_many`): a value whose type is one of `special_types` as the record
     /// `new_record(key, value)` makes (an array, a stub...), the others as generic values:
     /// plain ones written here ([`plain::write_plain`]), the rest pickled by one
     /// `pickle.dumps` of their list.
@@ -543,7 +543,6 @@ impl NativeDict {
         special_types: Vec<Bound<'_, PyType>>,
         new_record: Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        // A dict's pairs are read from it directly: no lists are made of them.
         let (keys, values) = match values {
             None => {
                 let dict = keys.cast::<PyDict>()?;
