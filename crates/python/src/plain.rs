@@ -26,13 +26,11 @@ pub(crate) fn write_plain(
         seen.sort_unstable();
         seen.windows(2).all(|pair| pair[0] != pair[1])
     };
-    match written.then(|| writer.finish_value().ok()).flatten() {
-        Some(index) => Some(index),
-        None => {
-            writer.abandon_value();
-            None
-        }
+    let index = written.then(|| writer.finish_value().ok()).flatten();
+    if index.is_none() {
+        writer.abandon_value();
     }
+    index
 }
 
 fn write_object(
